@@ -1,0 +1,288 @@
+//! Validation of decoded objects: type lookup, JSON Schema, typed decoding
+//! and semantic rules, with every error located; plus the duplicate check
+//! across a set of manifests. The API server runs the same `validate_object`.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::decode::Manifest;
+use crate::diagnostic::{Class, Diagnostic};
+use crate::field_error::FieldError;
+use crate::kinds::{KindInfo, lookup};
+use crate::path::FieldPath;
+use crate::schema;
+
+/// An object that passed validation.
+#[derive(Clone, Debug)]
+pub struct Valid {
+    /// Where it came from.
+    pub manifest: Manifest,
+    /// Its kind.
+    pub info: &'static KindInfo,
+}
+
+impl Valid {
+    /// The object as written (explicit nulls removed, octal modes converted).
+    pub fn object(&self) -> &Value {
+        &self.manifest.object
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        self.object()["metadata"]["name"].as_str().unwrap_or("")
+    }
+
+    /// The object's namespace as written, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.object()["metadata"]["namespace"].as_str().filter(|n| !n.is_empty())
+    }
+}
+
+/// Removes object entries whose value is null, recursively (Kubernetes treats
+/// an explicit null like an absent field).
+pub fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// File modes written with a leading zero (`defaultMode: 0644`) are octal, as
+/// Kubernetes' YAML 1.1 decoder reads them; YAML 1.2 keeps them as strings.
+fn convert_octal_modes(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if (k == "defaultMode" || k == "mode")
+                    && let Value::String(s) = x
+                    && s.len() > 1
+                    && s.starts_with('0')
+                    && s.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                    && let Ok(n) = i64::from_str_radix(s, 8)
+                {
+                    *x = Value::from(n);
+                } else {
+                    convert_octal_modes(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(convert_octal_modes),
+        _ => {}
+    }
+}
+
+/// Validates an object of a known kind: schema first (precise paths for
+/// unknown fields and wrong types), then typed decoding and semantic rules.
+pub fn validate_object(info: &KindInfo, object: &Value) -> Vec<FieldError> {
+    let errors = schema::validate(info, object);
+    if !errors.is_empty() {
+        return errors;
+    }
+    info.check_typed(object)
+}
+
+/// `Kind namespace/name` (or `Kind name`) for messages.
+pub fn describe(object: &Value) -> Option<String> {
+    let kind = object.get("kind").and_then(Value::as_str)?;
+    let meta = object.get("metadata");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .or_else(|| meta.and_then(|m| m.get("generateName")).and_then(Value::as_str))
+        .unwrap_or("<unnamed>");
+    Some(match meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
+        Some(ns) if !ns.is_empty() => format!("{kind} {ns}/{name}"),
+        _ => format!("{kind} {name}"),
+    })
+}
+
+fn diag(m: &Manifest, path: &FieldPath, class: Class, message: String) -> Diagnostic {
+    let (line, column) = m.position(path);
+    Diagnostic {
+        file: m.file.to_string(),
+        line,
+        column,
+        document: Some(m.document),
+        object: describe(&m.object),
+        path: (!path.is_root()).then(|| match m.item {
+            Some(_) => path.to_string(),
+            None => path.to_string(),
+        }),
+        class,
+        message,
+    }
+}
+
+fn type_field(m: &Manifest, field: &str) -> Result<String, Diagnostic> {
+    match m.object.get(field) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(other) => Err(diag(
+            m,
+            &FieldPath::fields(field),
+            Class::MissingType,
+            format!("Invalid type: {field} must be a non-empty string, got {other}"),
+        )),
+        None => Err(diag(
+            m,
+            &FieldPath::root(),
+            Class::MissingType,
+            format!("Required value: missing field {field:?} (every object needs apiVersion and kind)"),
+        )),
+    }
+}
+
+/// Validates one decoded object.
+pub fn check_manifest(mut m: Manifest) -> Result<Valid, Vec<Diagnostic>> {
+    if !m.object.is_object() {
+        let got = match &m.object {
+            Value::Array(_) => "a list",
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            _ => "null",
+        };
+        return Err(vec![diag(
+            &m,
+            &FieldPath::root(),
+            Class::NotAMapping,
+            format!("document is {got}, not a mapping: a manifest must be an object with apiVersion, kind and metadata"),
+        )]);
+    }
+    let api_version = type_field(&m, "apiVersion");
+    let kind = type_field(&m, "kind");
+    let (api_version, kind) = match (api_version, kind) {
+        (Ok(a), Ok(k)) => (a, k),
+        (a, k) => return Err([a.err(), k.err()].into_iter().flatten().collect()),
+    };
+    let info = lookup(&api_version, &kind).map_err(|e| {
+        let field = match e {
+            crate::kinds::LookupError::WrongVersion { .. } => "apiVersion",
+            crate::kinds::LookupError::UnknownKind { .. } => "kind",
+        };
+        vec![diag(&m, &FieldPath::fields(field), Class::UnknownKind, e.to_string())]
+    })?;
+    convert_octal_modes(&mut m.object);
+    let errors = validate_object(info, &m.object);
+    if errors.is_empty() {
+        Ok(Valid { manifest: m, info })
+    } else {
+        Err(errors
+            .into_iter()
+            .map(|e| diag(&m, &e.path, Class::Invalid, e.message))
+            .collect())
+    }
+}
+
+/// The outcome of checking a set of manifests.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Objects that passed.
+    pub valid: Vec<Valid>,
+    /// Every problem found.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Validates manifests and reports objects defined more than once
+/// (same kind, namespace and name; a namespaced object that names no
+/// namespace is in `default_namespace`).
+pub fn check_all(manifests: Vec<Manifest>, default_namespace: &str) -> Checked {
+    let mut out = Checked::default();
+    for m in manifests {
+        match check_manifest(m) {
+            Ok(v) => out.valid.push(v),
+            Err(d) => out.diagnostics.extend(d),
+        }
+    }
+    out.diagnostics.extend(duplicates(&out.valid, default_namespace));
+    out
+}
+
+/// Diagnostics for every object that repeats an earlier one.
+pub fn duplicates(valid: &[Valid], default_namespace: &str) -> Vec<Diagnostic> {
+    let mut seen: HashMap<(String, &str, String, String), &Valid> = HashMap::new();
+    let mut out = Vec::new();
+    for v in valid {
+        if v.name().is_empty() {
+            continue;
+        }
+        let ns = if v.info.namespaced {
+            v.namespace().unwrap_or(default_namespace).to_string()
+        } else {
+            String::new()
+        };
+        let key = (v.info.group.to_string(), v.info.kind, ns, v.name().to_string());
+        if let Some(first) = seen.get(&key) {
+            let m = &v.manifest;
+            out.push(diag(
+                m,
+                &FieldPath::fields("metadata.name"),
+                Class::Duplicate,
+                format!(
+                    "duplicate object: {} is also defined at {}:{} (document {})",
+                    describe(&m.object).unwrap_or_default(),
+                    first.manifest.file,
+                    first.manifest.line(),
+                    first.manifest.document
+                ),
+            ));
+        } else {
+            seen.insert(key, v);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode_file;
+
+    fn check(text: &str) -> Checked {
+        check_all(decode_file("t.yaml", text).manifests, "default")
+    }
+
+    #[test]
+    fn a_valid_deployment_passes() {
+        let c = check(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n        volumeMounts: [{name: cfg, mountPath: /etc/cfg}]\n      volumes:\n      - name: cfg\n        configMap: {name: cfg, defaultMode: 0644}\n",
+        );
+        assert!(c.diagnostics.is_empty(), "{:#?}", c.diagnostics);
+        assert_eq!(c.valid[0].object()["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"], 420);
+    }
+
+    #[test]
+    fn errors_carry_line_object_and_path() {
+        let c = check("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: x\n    ports:\n    - containerPort: 70000\n");
+        assert_eq!(c.diagnostics.len(), 1, "{:#?}", c.diagnostics);
+        let d = &c.diagnostics[0];
+        assert_eq!((d.line, d.object.as_deref(), d.path.as_deref()), (10, Some("Pod p"), Some("spec.containers[0].ports[0].containerPort")));
+    }
+
+    #[test]
+    fn selector_must_match_template() {
+        let c = check("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: other}}\n    spec: {containers: [{name: c, image: x}]}\n");
+        assert_eq!(c.diagnostics.len(), 1, "{:#?}", c.diagnostics);
+        assert!(c.diagnostics[0].message.contains("`selector` does not match template `labels`"));
+        assert_eq!(c.diagnostics[0].line, 7);
+    }
+
+    #[test]
+    fn duplicates_are_found_across_default_namespace() {
+        let c = check("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n");
+        assert_eq!(c.diagnostics.len(), 1, "{:#?}", c.diagnostics);
+        assert_eq!(c.diagnostics[0].class, Class::Duplicate);
+        assert_eq!(c.diagnostics[0].line, 7);
+    }
+
+    #[test]
+    fn not_a_mapping_and_missing_kind() {
+        let c = check("- a\n- b\n---\napiVersion: v1\nmetadata: {name: x}\n");
+        let classes: Vec<Class> = c.diagnostics.iter().map(|d| d.class).collect();
+        assert_eq!(classes, vec![Class::NotAMapping, Class::MissingType]);
+    }
+}

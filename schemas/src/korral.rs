@@ -1,0 +1,211 @@
+//! korral.dev/v1alpha1: korral's own kinds, `GitSource` (a Git repository or
+//! folder the cluster converges to) and `DriftReport` (what differs).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+
+use crate::meta::{Condition, ObjectMeta};
+use crate::resource::impl_resource;
+use crate::time::Time;
+
+/// A source of manifests: a Git repository (`url`) or a local folder (`path` only).
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSource {
+    /// `korral.dev/v1alpha1`.
+    pub api_version: Option<String>,
+    /// `GitSource`.
+    pub kind: Option<String>,
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Where to read manifests and how to apply them.
+    pub spec: Option<GitSourceSpec>,
+    /// What the last syncs did.
+    pub status: Option<GitSourceStatus>,
+}
+impl_resource!(GitSource, group: "korral.dev", version: "v1alpha1", plural: "gitsources", namespaced: true);
+
+/// Where to read manifests and how to apply them.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSourceSpec {
+    /// Repository URL (https, file:// or a local path); unset for a folder source.
+    pub url: Option<String>,
+    /// Branch, tag or commit (default: branch `main`).
+    #[serde(rename = "ref")]
+    pub ref_: Option<GitRef>,
+    /// Sub-folder of the repository, or the folder of a folder source.
+    pub path: Option<String>,
+    /// How often to poll, e.g. `60s`, `5m` (default 60s).
+    pub interval: Option<String>,
+    /// Delete objects that left the source (default false).
+    pub prune: Option<bool>,
+    /// Undo changes made to the live objects outside the source (default false).
+    pub self_heal: Option<bool>,
+    /// Stop syncing while true.
+    pub suspend: Option<bool>,
+    /// Namespace for namespaced objects that name none (default: the source's).
+    pub target_namespace: Option<String>,
+}
+
+/// A Git reference; exactly one field is set.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitRef {
+    /// A branch.
+    pub branch: Option<String>,
+    /// A tag.
+    pub tag: Option<String>,
+    /// A commit SHA.
+    pub commit: Option<String>,
+}
+
+/// What the last syncs of a source did.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSourceStatus {
+    /// The generation observed.
+    pub observed_generation: Option<i64>,
+    /// The revision last fetched (commit SHA, or content digest for a folder).
+    pub last_fetched_revision: Option<String>,
+    /// The revision last applied successfully.
+    pub last_applied_revision: Option<String>,
+    /// When the last sync ended.
+    pub last_sync_time: Option<Time>,
+    /// Objects created or changed by the last sync.
+    pub applied: Option<i64>,
+    /// Objects already as desired in the last sync.
+    pub unchanged: Option<i64>,
+    /// Objects deleted by the last sync.
+    pub pruned: Option<i64>,
+    /// What this source owns.
+    pub inventory: Option<Vec<InventoryEntry>>,
+    /// Ready, Stalled, Reconciling.
+    pub conditions: Option<Vec<Condition>>,
+    /// Why the last sync failed.
+    pub last_error: Option<SyncError>,
+}
+
+/// One object a source owns.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InventoryEntry {
+    /// Its apiVersion.
+    pub api_version: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its namespace, if namespaced.
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+}
+
+/// The errors that stopped a sync.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncError {
+    /// The revision that failed.
+    pub revision: Option<String>,
+    /// Every error found.
+    pub errors: Option<Vec<SourceError>>,
+}
+
+/// One error in a manifest.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceError {
+    /// The file, relative to the source.
+    pub file: Option<String>,
+    /// The 1-based line.
+    pub line: Option<i64>,
+    /// The 0-based document index in the file.
+    pub document: Option<i64>,
+    /// `Kind namespace/name` where known.
+    pub object: Option<String>,
+    /// The JSON path of the field, e.g. `spec.template.spec.containers[0].image`.
+    pub path: Option<String>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// What differs between a source and the live cluster.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DriftReport {
+    /// `korral.dev/v1alpha1`.
+    pub api_version: Option<String>,
+    /// `DriftReport`.
+    pub kind: Option<String>,
+    /// Standard object metadata (named after the source).
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Which source was compared.
+    pub spec: Option<DriftReportSpec>,
+    /// The differences.
+    pub status: Option<DriftReportStatus>,
+}
+impl_resource!(DriftReport, group: "korral.dev", version: "v1alpha1", plural: "driftreports", namespaced: true);
+
+/// Which source was compared.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DriftReportSpec {
+    /// The GitSource's name (same namespace).
+    pub source: String,
+}
+
+/// The differences found.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DriftReportStatus {
+    /// The source revision compared.
+    pub revision: Option<String>,
+    /// When the comparison ran.
+    pub checked_at: Option<Time>,
+    /// Whether anything differs.
+    pub drifted: Option<bool>,
+    /// Objects in the source but not in the cluster.
+    pub missing: Option<Vec<InventoryEntry>>,
+    /// Objects the source owns in the cluster but no longer declares.
+    pub extra: Option<Vec<InventoryEntry>>,
+    /// Objects whose fields differ.
+    pub modified: Option<Vec<ObjectDrift>>,
+}
+
+/// The drifted fields of one object.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectDrift {
+    /// The object.
+    pub object: InventoryEntry,
+    /// The fields that differ.
+    pub fields: Option<Vec<FieldDrift>>,
+}
+
+/// One drifted field.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FieldDrift {
+    /// The field path.
+    pub path: String,
+    /// The value in the source (masked for Secrets).
+    pub desired: Option<serde_json::Value>,
+    /// The live value (masked for Secrets).
+    pub live: Option<serde_json::Value>,
+    /// The field manager that last set the live value.
+    pub manager: Option<String>,
+}
