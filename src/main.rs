@@ -1,2 +1,39 @@
-//! The `korral` binary: command-line wiring only; the work lives in the crates.
-fn main() {}
+//! The `korral` binary: command-line wiring only; the work lives in the crates
+//! and the per-command glue in `cli/`.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// korral: Kubernetes' architecture in one binary.
+///
+/// An API server over a real store, independent reconcilers, node daemons
+/// that run real containers, and GitOps intake built in. `kubectl` works
+/// against it.
+#[derive(Parser)]
+#[command(name = "korral", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info`, `korral=debug`.
+    #[arg(long, global = true, env = "KORRAL_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate manifests (files or folders) without a cluster.
+    ///
+    /// Exit status: 0 all valid, 1 something invalid, 2 usage or I/O error.
+    Validate(cli::validate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::logging::init(&cli.log);
+    match cli.command {
+        Command::Validate(args) => cli::validate::run(args),
+    }
+}

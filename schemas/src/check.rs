@@ -35,7 +35,9 @@ impl Valid {
 
     /// The object's namespace as written, if any.
     pub fn namespace(&self) -> Option<&str> {
-        self.object()["metadata"]["namespace"].as_str().filter(|n| !n.is_empty())
+        self.object()["metadata"]["namespace"]
+            .as_str()
+            .filter(|n| !n.is_empty())
     }
 }
 
@@ -79,11 +81,53 @@ fn convert_octal_modes(v: &mut Value) {
 /// Validates an object of a known kind: schema first (precise paths for
 /// unknown fields and wrong types), then typed decoding and semantic rules.
 pub fn validate_object(info: &KindInfo, object: &Value) -> Vec<FieldError> {
-    let errors = schema::validate(info, object);
-    if !errors.is_empty() {
-        return errors;
+    let mut errors = schema::validate(info, object);
+    if errors.is_empty() {
+        return info.check_typed(object);
     }
-    info.check_typed(object)
+    // Run the semantic rules on the object without the fields the schema
+    // rejected, so that one typo does not hide the object's other problems.
+    let bad: Vec<FieldPath> = errors.iter().map(|e| e.path.clone()).collect();
+    let mut repaired = object.clone();
+    if bad.iter().all(|p| remove_field(&mut repaired, p))
+        && schema::validate(info, &repaired).is_empty()
+    {
+        errors.extend(
+            info.check_typed(&repaired)
+                .into_iter()
+                .filter(|e| !bad.iter().any(|b| e.path.starts_with(b))),
+        );
+    }
+    errors
+}
+
+/// Removes the field at `path` (a mapping entry); false when the path ends in
+/// a list index, which cannot be removed without shifting its siblings.
+fn remove_field(v: &mut Value, path: &FieldPath) -> bool {
+    let Some((last, parent)) = path.segments().split_last() else {
+        return false;
+    };
+    let crate::path::PathSeg::Key(k) = last else {
+        return false;
+    };
+    let mut node = v;
+    for seg in parent {
+        node = match (seg, node) {
+            (crate::path::PathSeg::Key(k), Value::Object(m)) => match m.get_mut(k) {
+                Some(n) => n,
+                None => return true,
+            },
+            (crate::path::PathSeg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
+                Some(n) => n,
+                None => return true,
+            },
+            _ => return true,
+        };
+    }
+    if let Value::Object(m) = node {
+        m.remove(k);
+    }
+    true
 }
 
 /// `Kind namespace/name` (or `Kind name`) for messages.
@@ -93,46 +137,61 @@ pub fn describe(object: &Value) -> Option<String> {
     let name = meta
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
-        .or_else(|| meta.and_then(|m| m.get("generateName")).and_then(Value::as_str))
+        .or_else(|| {
+            meta.and_then(|m| m.get("generateName"))
+                .and_then(Value::as_str)
+        })
         .unwrap_or("<unnamed>");
-    Some(match meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
-        Some(ns) if !ns.is_empty() => format!("{kind} {ns}/{name}"),
-        _ => format!("{kind} {name}"),
-    })
+    Some(
+        match meta
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+        {
+            Some(ns) if !ns.is_empty() => format!("{kind} {ns}/{name}"),
+            _ => format!("{kind} {name}"),
+        },
+    )
 }
 
-fn diag(m: &Manifest, path: &FieldPath, class: Class, message: String) -> Diagnostic {
+fn diag(m: &Manifest, path: &FieldPath, class: Class, mut message: String) -> Diagnostic {
     let (line, column) = m.position(path);
+    // Show the value as written (`1.10`), not as parsed (`1.1`).
+    if let Some(at) = message.find(schema::QUOTE_HINT)
+        && let Some(raw) = m.raw_scalar(path)
+    {
+        let head = &message[..at];
+        let head = head.rfind(' ').map_or(head, |sp| &head[..sp]);
+        message = format!("{head} {raw}{}\"{raw}\")", schema::QUOTE_HINT);
+    }
     Diagnostic {
         file: m.file.to_string(),
         line,
         column,
         document: Some(m.document),
         object: describe(&m.object),
-        path: (!path.is_root()).then(|| match m.item {
-            Some(_) => path.to_string(),
-            None => path.to_string(),
-        }),
+        path: (!path.is_root()).then(|| path.to_string()),
         class,
         message,
     }
 }
 
-fn type_field(m: &Manifest, field: &str) -> Result<String, Diagnostic> {
+fn type_field(m: &Manifest, field: &str) -> Result<String, Box<Diagnostic>> {
     match m.object.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(other) => Err(diag(
+        Some(other) => Err(Box::new(diag(
             m,
             &FieldPath::fields(field),
             Class::MissingType,
             format!("Invalid type: {field} must be a non-empty string, got {other}"),
-        )),
-        None => Err(diag(
+        ))),
+        None => Err(Box::new(diag(
             m,
             &FieldPath::root(),
             Class::MissingType,
-            format!("Required value: missing field {field:?} (every object needs apiVersion and kind)"),
-        )),
+            format!(
+                "Required value: missing field {field:?} (every object needs apiVersion and kind)"
+            ),
+        ))),
     }
 }
 
@@ -150,31 +209,51 @@ pub fn check_manifest(mut m: Manifest) -> Result<Valid, Vec<Diagnostic>> {
             &m,
             &FieldPath::root(),
             Class::NotAMapping,
-            format!("document is {got}, not a mapping: a manifest must be an object with apiVersion, kind and metadata"),
+            format!(
+                "document is {got}, not a mapping: a manifest must be an object with apiVersion, kind and metadata"
+            ),
         )]);
     }
     let api_version = type_field(&m, "apiVersion");
     let kind = type_field(&m, "kind");
     let (api_version, kind) = match (api_version, kind) {
         (Ok(a), Ok(k)) => (a, k),
-        (a, k) => return Err([a.err(), k.err()].into_iter().flatten().collect()),
+        (a, k) => {
+            return Err([a.err(), k.err()]
+                .into_iter()
+                .flatten()
+                .map(|d| *d)
+                .collect());
+        }
     };
     let info = lookup(&api_version, &kind).map_err(|e| {
         let field = match e {
             crate::kinds::LookupError::WrongVersion { .. } => "apiVersion",
             crate::kinds::LookupError::UnknownKind { .. } => "kind",
         };
-        vec![diag(&m, &FieldPath::fields(field), Class::UnknownKind, e.to_string())]
+        vec![diag(
+            &m,
+            &FieldPath::fields(field),
+            Class::UnknownKind,
+            e.to_string(),
+        )]
     })?;
     convert_octal_modes(&mut m.object);
     let errors = validate_object(info, &m.object);
     if errors.is_empty() {
         Ok(Valid { manifest: m, info })
     } else {
-        Err(errors
+        let mut diags: Vec<Diagnostic> = errors
             .into_iter()
             .map(|e| diag(&m, &e.path, Class::Invalid, e.message))
-            .collect())
+            .collect();
+        diags.sort_by(|a, b| {
+            (a.line, a.column)
+                .cmp(&(b.line, b.column))
+                .then_with(|| a.path.cmp(&b.path))
+        });
+        diags.dedup();
+        Err(diags)
     }
 }
 
@@ -198,7 +277,8 @@ pub fn check_all(manifests: Vec<Manifest>, default_namespace: &str) -> Checked {
             Err(d) => out.diagnostics.extend(d),
         }
     }
-    out.diagnostics.extend(duplicates(&out.valid, default_namespace));
+    out.diagnostics
+        .extend(duplicates(&out.valid, default_namespace));
     out
 }
 
@@ -215,7 +295,12 @@ pub fn duplicates(valid: &[Valid], default_namespace: &str) -> Vec<Diagnostic> {
         } else {
             String::new()
         };
-        let key = (v.info.group.to_string(), v.info.kind, ns, v.name().to_string());
+        let key = (
+            v.info.group.to_string(),
+            v.info.kind,
+            ns,
+            v.name().to_string(),
+        );
         if let Some(first) = seen.get(&key) {
             let m = &v.manifest;
             out.push(diag(
@@ -252,28 +337,48 @@ mod tests {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n        volumeMounts: [{name: cfg, mountPath: /etc/cfg}]\n      volumes:\n      - name: cfg\n        configMap: {name: cfg, defaultMode: 0644}\n",
         );
         assert!(c.diagnostics.is_empty(), "{:#?}", c.diagnostics);
-        assert_eq!(c.valid[0].object()["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"], 420);
+        assert_eq!(
+            c.valid[0].object()["spec"]["template"]["spec"]["volumes"][0]["configMap"]["defaultMode"],
+            420
+        );
     }
 
     #[test]
     fn errors_carry_line_object_and_path() {
-        let c = check("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: x\n    ports:\n    - containerPort: 70000\n");
+        let c = check(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: x\n    ports:\n    - containerPort: 70000\n",
+        );
         assert_eq!(c.diagnostics.len(), 1, "{:#?}", c.diagnostics);
         let d = &c.diagnostics[0];
-        assert_eq!((d.line, d.object.as_deref(), d.path.as_deref()), (10, Some("Pod p"), Some("spec.containers[0].ports[0].containerPort")));
+        assert_eq!(
+            (d.line, d.object.as_deref(), d.path.as_deref()),
+            (
+                10,
+                Some("Pod p"),
+                Some("spec.containers[0].ports[0].containerPort")
+            )
+        );
     }
 
     #[test]
     fn selector_must_match_template() {
-        let c = check("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: other}}\n    spec: {containers: [{name: c, image: x}]}\n");
+        let c = check(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: other}}\n    spec: {containers: [{name: c, image: x}]}\n",
+        );
         assert_eq!(c.diagnostics.len(), 1, "{:#?}", c.diagnostics);
-        assert!(c.diagnostics[0].message.contains("`selector` does not match template `labels`"));
+        assert!(
+            c.diagnostics[0]
+                .message
+                .contains("`selector` does not match template `labels`")
+        );
         assert_eq!(c.diagnostics[0].line, 7);
     }
 
     #[test]
     fn duplicates_are_found_across_default_namespace() {
-        let c = check("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n");
+        let c = check(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n",
+        );
         assert_eq!(c.diagnostics.len(), 1, "{:#?}", c.diagnostics);
         assert_eq!(c.diagnostics[0].class, Class::Duplicate);
         assert_eq!(c.diagnostics[0].line, 7);

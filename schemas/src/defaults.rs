@@ -68,9 +68,13 @@ fn default_container(c: &mut Container) {
             set_str(&mut f.api_version, "v1");
         }
     }
-    for p in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe]
-        .into_iter()
-        .flatten()
+    for p in [
+        &mut c.liveness_probe,
+        &mut c.readiness_probe,
+        &mut c.startup_probe,
+    ]
+    .into_iter()
+    .flatten()
     {
         default_probe(p);
     }
@@ -96,7 +100,12 @@ pub fn default_pod_spec(s: &mut PodSpec) {
     if s.service_account.is_some() && s.service_account_name.is_none() {
         s.service_account_name = s.service_account.clone();
     }
-    for c in s.init_containers.iter_mut().flatten().chain(s.containers.iter_mut()) {
+    for c in s
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .chain(s.containers.iter_mut())
+    {
         default_container(c);
     }
     for v in s.volumes.iter_mut().flatten() {
@@ -172,7 +181,9 @@ impl ApplyDefaults for Service {
             set_str(&mut spec.external_traffic_policy, "Cluster");
         }
         if spec.session_affinity.as_deref() == Some("ClientIP") {
-            let cfg = spec.session_affinity_config.get_or_insert_with(Default::default);
+            let cfg = spec
+                .session_affinity_config
+                .get_or_insert_with(Default::default);
             let client = cfg.client_ip.get_or_insert_with(Default::default);
             set(&mut client.timeout_seconds, 10800);
         }
@@ -263,7 +274,10 @@ mod tests {
         assert_eq!(v["spec"]["progressDeadlineSeconds"], 600);
         assert_eq!(v["spec"]["strategy"]["type"], "RollingUpdate");
         assert_eq!(v["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
-        assert_eq!(v["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], "25%");
+        assert_eq!(
+            v["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+            "25%"
+        );
         let pod = &v["spec"]["template"]["spec"];
         assert_eq!(pod["restartPolicy"], "Always");
         assert_eq!(pod["terminationGracePeriodSeconds"], 30);

@@ -5,7 +5,11 @@ use std::time::Duration;
 
 /// Parses a Go duration string; a bare `0` is zero. Negative durations are rejected.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?}: expected a number with a unit (ns, us, ms, s, m, h), e.g. 30s, 5m or 1h30m");
+    let bad = || {
+        format!(
+            "invalid duration {s:?}: expected a number with a unit (ns, us, ms, s, m, h), e.g. 30s, 5m or 1h30m"
+        )
+    };
     if s == "0" {
         return Ok(Duration::ZERO);
     }

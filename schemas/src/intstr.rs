@@ -27,9 +27,17 @@ impl IntOrString {
                 let pct = s
                     .strip_suffix('%')
                     .and_then(|p| p.parse::<i64>().ok())
-                    .ok_or_else(|| format!("invalid value {s:?}: must be an integer or a percentage like \"25%\""))?;
+                    .ok_or_else(|| {
+                        format!(
+                            "invalid value {s:?}: must be an integer or a percentage like \"25%\""
+                        )
+                    })?;
                 let num = pct * i64::from(total);
-                let v = if round_up { (num + 99).div_euclid(100) } else { num.div_euclid(100) };
+                let v = if round_up {
+                    (num + 99).div_euclid(100)
+                } else {
+                    num.div_euclid(100)
+                };
                 i32::try_from(v).map_err(|_| format!("value {s:?} of {total} is out of range"))
             }
         }
@@ -87,6 +95,10 @@ mod tests {
         assert_eq!(p.scaled_value(10, true), Ok(3));
         assert_eq!(p.scaled_value(10, false), Ok(2));
         assert_eq!(IntOrString::Int(4).scaled_value(10, false), Ok(4));
-        assert!(IntOrString::String("x%".into()).scaled_value(10, true).is_err());
+        assert!(
+            IntOrString::String("x%".into())
+                .scaled_value(10, true)
+                .is_err()
+        );
     }
 }

@@ -158,7 +158,11 @@ pub enum LookupError {
 impl std::fmt::Display for LookupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LookupError::WrongVersion { api_version, kind, served } => write!(
+            LookupError::WrongVersion {
+                api_version,
+                kind,
+                served,
+            } => write!(
                 f,
                 "apiVersion {api_version:?} is not served for kind {kind}; use apiVersion: {served}"
             ),
@@ -179,7 +183,10 @@ impl std::fmt::Display for LookupError {
 
 /// Finds the served kind for an apiVersion and kind.
 pub fn lookup(api_version: &str, kind: &str) -> Result<&'static KindInfo, LookupError> {
-    if let Some(k) = SERVED.iter().find(|k| k.api_version == api_version && k.kind == kind) {
+    if let Some(k) = SERVED
+        .iter()
+        .find(|k| k.api_version == api_version && k.kind == kind)
+    {
         return Ok(k);
     }
     if let Some(k) = SERVED.iter().find(|k| k.kind == kind) {
@@ -229,7 +236,10 @@ impl KindInfo {
         let mut v = (self.default)(v)?;
         if self.namespaced
             && let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
-            && meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty)
+            && meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
         {
             meta.insert("namespace".into(), Value::String("default".into()));
         }
@@ -259,10 +269,19 @@ mod tests {
     #[test]
     fn every_kind_is_found_by_its_identity() {
         for k in served() {
-            assert_eq!(lookup(k.api_version, k.kind).map(|f| f.plural), Ok(k.plural));
-            assert_eq!(by_resource(k.group, k.version, k.plural).map(|f| f.kind), Some(k.kind));
+            assert_eq!(
+                lookup(k.api_version, k.kind).map(|f| f.plural),
+                Ok(k.plural)
+            );
+            assert_eq!(
+                by_resource(k.group, k.version, k.plural).map(|f| f.kind),
+                Some(k.kind)
+            );
         }
-        assert_eq!(lookup("apps/v1", "Deployment").map(|k| k.api_version), Ok("apps/v1"));
+        assert_eq!(
+            lookup("apps/v1", "Deployment").map(|k| k.api_version),
+            Ok("apps/v1")
+        );
         assert_eq!(lookup("v1", "Pod").map(|k| k.api_version), Ok("v1"));
     }
 

@@ -94,7 +94,9 @@ pub struct GitSourceStatus {
 
 /// One object a source owns.
 #[skip_serializing_none]
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InventoryEntry {
     /// Its apiVersion.

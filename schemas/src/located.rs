@@ -116,6 +116,24 @@ impl Located {
     }
 }
 
+impl Located {
+    /// The node at `path`, if the path exists.
+    pub fn node_at(&self, path: &FieldPath) -> Option<&Located> {
+        let mut node = self;
+        for seg in path.segments() {
+            node = match (seg, &node.node) {
+                (PathSeg::Key(k), Node::Map(entries)) => entries
+                    .iter()
+                    .find(|(key, _)| &key.name == k)
+                    .map(|(_, v)| v)?,
+                (PathSeg::Index(i), Node::Seq(items)) => items.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+}
+
 impl<'de> Deserialize<'de> for Located {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<Node>::deserialize(d)?;
@@ -174,7 +192,9 @@ impl<'de> Visitor<'de> for NodeVisitor {
         if v.is_finite() {
             Ok(Node::Float(v))
         } else {
-            Err(E::custom("non-finite numbers (.inf, .nan) are not valid in manifests"))
+            Err(E::custom(
+                "non-finite numbers (.inf, .nan) are not valid in manifests",
+            ))
         }
     }
 
@@ -217,7 +237,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries: Vec<(Key, Located)> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+        let mut entries: Vec<(Key, Located)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
         while let Some(key) = map.next_key::<Spanned<KeyScalar>>()? {
             let value = map.next_value::<Located>()?;
             entries.push((

@@ -61,6 +61,11 @@ impl FieldPath {
         &self.0
     }
 
+    /// Whether `prefix` is this path or one of its ancestors.
+    pub fn starts_with(&self, prefix: &FieldPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
     /// Whether this is the root.
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
@@ -116,7 +121,8 @@ impl FieldPath {
 
 fn is_plain_field(k: &str) -> bool {
     !k.is_empty()
-        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
         && !k.as_bytes()[0].is_ascii_digit()
 }
 
@@ -164,6 +170,9 @@ mod tests {
             FieldPath::from_pointer("/m/0", &v).segments()[1],
             PathSeg::Key("0".into())
         );
-        assert_eq!(FieldPath::from_pointer("/a/0/b", &v).lookup(&v), Some(&json!(1)));
+        assert_eq!(
+            FieldPath::from_pointer("/a/0/b", &v).lookup(&v),
+            Some(&json!(1))
+        );
     }
 }

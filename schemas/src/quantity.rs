@@ -10,8 +10,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The regular expression the JSON Schema uses for a quantity string.
-pub const QUANTITY_PATTERN: &str =
-    r"^[+-]?(\d+\.?\d*|\.\d+)([numkMGTPE]|[KMGTPE]i|[eE][+-]?\d+)?$";
+pub const QUANTITY_PATTERN: &str = r"^[+-]?(\d+\.?\d*|\.\d+)([numkMGTPE]|[KMGTPE]i|[eE][+-]?\d+)?$";
 
 const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
@@ -174,9 +173,7 @@ impl FromStr for Quantity {
                 (e, 0)
             }
         };
-        let mut num = mantissa
-            .checked_mul(1i128 << exp2)
-            .ok_or_else(too_large)?;
+        let mut num = mantissa.checked_mul(1i128 << exp2).ok_or_else(too_large)?;
         let mut den: i128 = 1;
         let total_exp = exp10 + 9 - scale as i32;
         if total_exp >= 0 {
@@ -312,7 +309,9 @@ mod tests {
 
     #[test]
     fn rejects_what_kubernetes_rejects() {
-        for bad in ["", "m", "1.2.3", "1Q", "1 Mi", "1mi", "e3", "1e", "1e+", "--1", "1KiB", "0x10"] {
+        for bad in [
+            "", "m", "1.2.3", "1Q", "1 Mi", "1mi", "e3", "1e", "1e+", "--1", "1KiB", "0x10",
+        ] {
             assert!(bad.parse::<Quantity>().is_err(), "{bad:?} should not parse");
         }
         assert!(matches!(

@@ -56,7 +56,8 @@ macro_rules! impl_resource {
             }
 
             fn set_type_meta(&mut self) {
-                self.api_version = Some(<Self as $crate::resource::Resource>::API_VERSION.to_string());
+                self.api_version =
+                    Some(<Self as $crate::resource::Resource>::API_VERSION.to_string());
                 self.kind = Some(stringify!($ty).to_string());
             }
         }

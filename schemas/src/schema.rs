@@ -14,6 +14,9 @@ use crate::kinds::{KindInfo, served};
 use crate::path::FieldPath;
 use crate::quantity::QUANTITY_PATTERN;
 
+/// Introduces the hint appended to "expected string, got number" errors.
+pub const QUOTE_HINT: &str = " (quote it to make it a string: ";
+
 /// Post-processes a generated root schema: pins `apiVersion` and `kind`,
 /// makes optional fields non-nullable (explicit nulls are dropped before
 /// validation, as Kubernetes treats them as unset) and records the
@@ -37,7 +40,12 @@ pub(crate) fn finish_root(schema: &mut Value, info: &KindInfo) {
         );
         let mut required = vec![Value::from("apiVersion"), Value::from("kind")];
         if let Some(Value::Array(existing)) = obj.get("required") {
-            required.extend(existing.iter().filter(|r| *r != "apiVersion" && *r != "kind").cloned());
+            required.extend(
+                existing
+                    .iter()
+                    .filter(|r| *r != "apiVersion" && *r != "kind")
+                    .cloned(),
+            );
         }
         obj.insert("required".into(), Value::Array(required));
     }
@@ -103,7 +111,10 @@ pub fn validate(info: &KindInfo, object: &Value) -> Vec<FieldError> {
         return vec![FieldError {
             path: FieldPath::root(),
             reason: Reason::Invalid,
-            message: format!("internal error: the schema of {} does not compile", info.kind),
+            message: format!(
+                "internal error: the schema of {} does not compile",
+                info.kind
+            ),
         }];
     };
     let mut out = Vec::new();
@@ -165,7 +176,11 @@ fn short_value(v: &Value) -> String {
 fn expected_types(kind: &TypeKind) -> String {
     match kind {
         TypeKind::Single(t) => json_type_name(*t).to_string(),
-        TypeKind::Multiple(set) => set.iter().map(json_type_name).collect::<Vec<_>>().join(" or "),
+        TypeKind::Multiple(set) => set
+            .iter()
+            .map(json_type_name)
+            .collect::<Vec<_>>()
+            .join(" or "),
     }
 }
 
@@ -206,7 +221,7 @@ fn translate(e: &ValidationError<'_>, root: &Value, schema: &Value, out: &mut Ve
                 short_value(value)
             );
             if expected == "string" && matches!(value, Value::Number(_) | Value::Bool(_)) {
-                message.push_str(&format!(" (quote it to make it a string: \"{value}\")"));
+                message.push_str(&format!("{QUOTE_HINT}\"{value}\")"));
             }
             out.push(FieldError {
                 path,
@@ -217,10 +232,18 @@ fn translate(e: &ValidationError<'_>, root: &Value, schema: &Value, out: &mut Ve
         ValidationErrorKind::Enum { options } => {
             let supported: Vec<String> = options
                 .as_array()
-                .map(|a| a.iter().map(|o| o.as_str().map_or(o.to_string(), str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|o| o.as_str().map_or(o.to_string(), str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             let supported: Vec<&str> = supported.iter().map(String::as_str).collect();
-            out.push(FieldError::not_supported(path, &short_value(value), &supported));
+            out.push(FieldError::not_supported(
+                path,
+                &short_value(value),
+                &supported,
+            ));
         }
         ValidationErrorKind::Pattern { pattern } if pattern == QUANTITY_PATTERN => {
             out.push(FieldError::invalid(
@@ -258,11 +281,21 @@ fn translate(e: &ValidationError<'_>, root: &Value, schema: &Value, out: &mut Ve
                 }
             }
         }
-        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => {
-            out.push(FieldError::invalid(path, short_value(value), format!("must be greater than or equal to {limit}")));
+        ValidationErrorKind::Minimum { limit }
+        | ValidationErrorKind::ExclusiveMinimum { limit } => {
+            out.push(FieldError::invalid(
+                path,
+                short_value(value),
+                format!("must be greater than or equal to {limit}"),
+            ));
         }
-        ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => {
-            out.push(FieldError::invalid(path, short_value(value), format!("must be less than or equal to {limit}")));
+        ValidationErrorKind::Maximum { limit }
+        | ValidationErrorKind::ExclusiveMaximum { limit } => {
+            out.push(FieldError::invalid(
+                path,
+                short_value(value),
+                format!("must be less than or equal to {limit}"),
+            ));
         }
         _ => out.push(FieldError {
             path,
@@ -290,7 +323,11 @@ pub fn closest(name: &str, known: &[String]) -> Option<String> {
     known
         .iter()
         .map(|k| {
-            let d = if k.to_ascii_lowercase() == lower { 0 } else { edit_distance(&lower, &k.to_ascii_lowercase()) };
+            let d = if k.to_ascii_lowercase() == lower {
+                0
+            } else {
+                edit_distance(&lower, &k.to_ascii_lowercase())
+            };
             (d, k)
         })
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
@@ -320,7 +357,11 @@ mod tests {
     use serde_json::json;
 
     fn errors(v: Value) -> Vec<String> {
-        let info = lookup(v["apiVersion"].as_str().unwrap_or(""), v["kind"].as_str().unwrap_or("")).expect("kind");
+        let info = lookup(
+            v["apiVersion"].as_str().unwrap_or(""),
+            v["kind"].as_str().unwrap_or(""),
+        )
+        .expect("kind");
         validate(info, &v).iter().map(ToString::to_string).collect()
     }
 
@@ -331,40 +372,68 @@ mod tests {
 
     #[test]
     fn unknown_fields_get_a_suggestion() {
-        let e = errors(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
-            "spec": {"containers": [{"name": "c", "imagee": "x"}]}}));
-        assert_eq!(e, vec![r#"spec.containers[0].imagee: unknown field "imagee" (did you mean "image"?)"#]);
+        let e = errors(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+            "spec": {"containers": [{"name": "c", "imagee": "x"}]}}),
+        );
+        assert_eq!(
+            e,
+            vec![r#"spec.containers[0].imagee: unknown field "imagee" (did you mean "image"?)"#]
+        );
     }
 
     #[test]
     fn wrong_types_say_what_was_expected() {
-        let e = errors(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"v": 1.5}}}));
+        let e = errors(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"v": 1.5}}}),
+        );
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].starts_with("metadata.labels.v: Invalid type: expected string, got number 1.5"), "{e:?}");
+        assert!(
+            e[0].starts_with("metadata.labels.v: Invalid type: expected string, got number 1.5"),
+            "{e:?}"
+        );
         assert!(e[0].contains("quote it"), "{e:?}");
     }
 
     #[test]
     fn int_or_string_and_quantities_report_their_forms() {
-        let e = errors(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"},
-            "spec": {"ports": [{"port": 80, "targetPort": true}]}}));
-        assert_eq!(e, vec!["spec.ports[0].targetPort: Invalid type: expected integer or string, got boolean true"]);
-        let e = errors(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
-            "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "lots"}}}]}}));
+        let e = errors(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"},
+            "spec": {"ports": [{"port": 80, "targetPort": true}]}}),
+        );
+        assert_eq!(
+            e,
+            vec![
+                "spec.ports[0].targetPort: Invalid type: expected integer or string, got boolean true"
+            ]
+        );
+        let e = errors(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "lots"}}}]}}),
+        );
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].starts_with("spec.containers[0].resources.limits.cpu: Invalid value: \"lots\": must be a quantity"), "{e:?}");
     }
 
     #[test]
     fn missing_required_fields_and_wrong_api_version() {
-        let e = errors(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
-            "spec": {"containers": [{"image": "x"}]}}));
-        assert_eq!(e, vec![r#"spec.containers[0].name: Required value: missing field "name""#]);
+        let e = errors(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+            "spec": {"containers": [{"image": "x"}]}}),
+        );
+        assert_eq!(
+            e,
+            vec![r#"spec.containers[0].name: Required value: missing field "name""#]
+        );
     }
 
     #[test]
     fn closest_finds_typos_only() {
-        let known = vec!["replicas".to_string(), "selector".to_string(), "template".to_string()];
+        let known = vec![
+            "replicas".to_string(),
+            "selector".to_string(),
+            "template".to_string(),
+        ];
         assert_eq!(closest("replica", &known), Some("replicas".into()));
         assert_eq!(closest("Replicas", &known), Some("replicas".into()));
         assert_eq!(closest("volumes", &known), None);

@@ -89,13 +89,20 @@ mod tests {
     #[test]
     fn time_writes_whole_seconds_in_utc() {
         let t: Time = serde_json::from_str("\"2024-01-02T17:04:05.789+02:00\"").expect("parse");
-        assert_eq!(serde_json::to_string(&t).expect("ser"), "\"2024-01-02T15:04:05Z\"");
+        assert_eq!(
+            serde_json::to_string(&t).expect("ser"),
+            "\"2024-01-02T15:04:05Z\""
+        );
     }
 
     #[test]
     fn micro_time_keeps_microseconds() {
-        let t: MicroTime = serde_json::from_str("\"2024-01-02T15:04:05.123456789Z\"").expect("parse");
-        assert_eq!(serde_json::to_string(&t).expect("ser"), "\"2024-01-02T15:04:05.123456Z\"");
+        let t: MicroTime =
+            serde_json::from_str("\"2024-01-02T15:04:05.123456789Z\"").expect("parse");
+        assert_eq!(
+            serde_json::to_string(&t).expect("ser"),
+            "\"2024-01-02T15:04:05.123456Z\""
+        );
     }
 
     #[test]

@@ -148,7 +148,9 @@ impl Toleration {
         }
         match self.operator.as_deref().unwrap_or("Equal") {
             "Exists" => true,
-            "" | "Equal" => self.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+            "" | "Equal" => {
+                self.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+            }
             _ => false,
         }
     }

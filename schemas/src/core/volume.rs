@@ -45,7 +45,10 @@ impl Volume {
             ("hostPath", self.host_path.is_some()),
             ("projected", self.projected.is_some()),
             ("downwardAPI", self.downward_api.is_some()),
-            ("persistentVolumeClaim", self.persistent_volume_claim.is_some()),
+            (
+                "persistentVolumeClaim",
+                self.persistent_volume_claim.is_some(),
+            ),
             ("nfs", self.nfs.is_some()),
         ];
         for (name, present) in set {

@@ -37,13 +37,22 @@ fn validate_base64(errs: &mut Errs, map: Option<&BTreeMap<String, String>>, fiel
 impl Validate for ConfigMap {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let mut total = validate_keys(&mut errs, self.data.as_ref(), "data");
         total += validate_keys(&mut errs, self.binary_data.as_ref(), "binaryData");
         validate_base64(&mut errs, self.binary_data.as_ref(), "binaryData");
         if let (Some(d), Some(b)) = (&self.data, &self.binary_data) {
             for k in d.keys().filter(|k| b.contains_key(*k)) {
-                errs.push(FieldError::invalid(FieldPath::fields("data").key(k.clone()), k, "duplicate of key present in binaryData"));
+                errs.push(FieldError::invalid(
+                    FieldPath::fields("data").key(k.clone()),
+                    k,
+                    "duplicate of key present in binaryData",
+                ));
             }
         }
         if total > MAX_DATA_BYTES {
@@ -56,15 +65,24 @@ impl Validate for ConfigMap {
 impl Validate for Secret {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let mut total = validate_keys(&mut errs, self.data.as_ref(), "data");
         total += validate_keys(&mut errs, self.string_data.as_ref(), "stringData");
         validate_base64(&mut errs, self.data.as_ref(), "data");
         if total > MAX_DATA_BYTES {
-            errs.push(FieldError::too_long(FieldPath::fields("data"), MAX_DATA_BYTES));
+            errs.push(FieldError::too_long(
+                FieldPath::fields("data"),
+                MAX_DATA_BYTES,
+            ));
         }
         let has = |k: &str| {
-            self.data.as_ref().is_some_and(|d| d.contains_key(k)) || self.string_data.as_ref().is_some_and(|d| d.contains_key(k))
+            self.data.as_ref().is_some_and(|d| d.contains_key(k))
+                || self.string_data.as_ref().is_some_and(|d| d.contains_key(k))
         };
         let required: &[&str] = match self.type_.as_deref() {
             Some("kubernetes.io/tls") => &["tls.crt", "tls.key"],
@@ -75,11 +93,23 @@ impl Validate for Secret {
         };
         for k in required {
             if !has(k) {
-                errs.push(FieldError::required(FieldPath::fields("data").key(k.to_string()), format!("a {} secret needs key {k:?}", self.type_.as_deref().unwrap_or(""))));
+                errs.push(FieldError::required(
+                    FieldPath::fields("data").key(k.to_string()),
+                    format!(
+                        "a {} secret needs key {k:?}",
+                        self.type_.as_deref().unwrap_or("")
+                    ),
+                ));
             }
         }
-        if self.type_.as_deref() == Some("kubernetes.io/basic-auth") && !has("username") && !has("password") {
-            errs.push(FieldError::required(FieldPath::fields("data"), "a kubernetes.io/basic-auth secret needs \"username\" or \"password\""));
+        if self.type_.as_deref() == Some("kubernetes.io/basic-auth")
+            && !has("username")
+            && !has("password")
+        {
+            errs.push(FieldError::required(
+                FieldPath::fields("data"),
+                "a kubernetes.io/basic-auth secret needs \"username\" or \"password\"",
+            ));
         }
         errs.0
     }

@@ -64,7 +64,11 @@ impl Errs {
         if let Some(v) = value
             && v < 0
         {
-            self.0.push(FieldError::invalid(path, v, "must be greater than or equal to 0"));
+            self.0.push(FieldError::invalid(
+                path,
+                v,
+                "must be greater than or equal to 0",
+            ));
         }
     }
 
@@ -73,7 +77,11 @@ impl Errs {
         if let Some(v) = value
             && v < min
         {
-            self.0.push(FieldError::invalid(path, v, format!("must be greater than or equal to {min}")));
+            self.0.push(FieldError::invalid(
+                path,
+                v,
+                format!("must be greater than or equal to {min}"),
+            ));
         }
     }
 }
@@ -83,7 +91,10 @@ pub(crate) fn validate_meta(errs: &mut Errs, meta: &ObjectMeta, rule: NameRule, 
     let name = meta.name.as_deref().unwrap_or("");
     if name.is_empty() {
         if meta.generate_name.as_deref().is_none_or(str::is_empty) {
-            errs.push(FieldError::required(path.key("name"), "name or generateName is required"));
+            errs.push(FieldError::required(
+                path.key("name"),
+                "name or generateName is required",
+            ));
         }
     } else {
         let check = match rule {
@@ -108,9 +119,17 @@ pub(crate) fn validate_meta(errs: &mut Errs, meta: &ObjectMeta, rule: NameRule, 
     let mut controllers = 0;
     for (i, r) in meta.owner_references.iter().flatten().enumerate() {
         let p = path.key("ownerReferences").index(i);
-        for (field, value) in [("apiVersion", &r.api_version), ("kind", &r.kind), ("name", &r.name), ("uid", &r.uid)] {
+        for (field, value) in [
+            ("apiVersion", &r.api_version),
+            ("kind", &r.kind),
+            ("name", &r.name),
+            ("uid", &r.uid),
+        ] {
             if value.is_empty() {
-                errs.push(FieldError::required(p.key(field), format!("{field} must not be empty")));
+                errs.push(FieldError::required(
+                    p.key(field),
+                    format!("{field} must not be empty"),
+                ));
             }
         }
         if r.controller == Some(true) {
@@ -130,7 +149,11 @@ pub(crate) fn validate_meta(errs: &mut Errs, meta: &ObjectMeta, rule: NameRule, 
 }
 
 /// Checks label keys and values.
-pub(crate) fn validate_labels(errs: &mut Errs, labels: &BTreeMap<String, String>, path: &FieldPath) {
+pub(crate) fn validate_labels(
+    errs: &mut Errs,
+    labels: &BTreeMap<String, String>,
+    path: &FieldPath,
+) {
     for (k, v) in labels {
         errs.check(path.clone(), k, names::qualified_name(k));
         errs.check(path.key(k.clone()), v, names::label_value(v));

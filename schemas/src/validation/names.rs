@@ -17,7 +17,10 @@ pub fn dns1123_label(s: &str) -> Option<String> {
         return Some("must be no more than 63 characters".into());
     }
     let b = s.as_bytes();
-    if !b.iter().all(|&c| alnum_lower(c) || c == b'-') || !alnum_lower(b[0]) || !alnum_lower(b[b.len() - 1]) {
+    if !b.iter().all(|&c| alnum_lower(c) || c == b'-')
+        || !alnum_lower(b[0])
+        || !alnum_lower(b[b.len() - 1])
+    {
         return Some(
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc')".into(),
         );
@@ -60,7 +63,8 @@ fn qualified_name_part(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// A qualified name (label and annotation keys): `[prefix/]name`, prefix a
@@ -116,7 +120,9 @@ pub fn iana_svc_name(s: &str) -> Option<String> {
     }
     let b = s.as_bytes();
     if !b.iter().all(|&c| alnum_lower(c) || c == b'-') {
-        return Some("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
+        return Some(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into(),
+        );
     }
     if s.contains("--") {
         return Some("must not contain consecutive hyphens".into());
@@ -144,11 +150,14 @@ pub fn ip_address(s: &str) -> Option<String> {
 
 /// A CIDR such as `10.244.0.0/24`.
 pub fn cidr(s: &str) -> Option<String> {
-    let bad = || Some("must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)".to_string());
+    let bad =
+        || Some("must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)".to_string());
     let Some((ip, bits)) = s.split_once('/') else {
         return bad();
     };
-    let Ok(ip) = ip.parse::<IpAddr>() else { return bad() };
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return bad();
+    };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     match bits.parse::<u8>() {
         Ok(b) if b <= max => None,
@@ -164,7 +173,10 @@ pub fn config_map_key(s: &str) -> Option<String> {
     if s == "." || s == ".." || s.starts_with("..") {
         return Some("must not be '.' or '..' or start with '..'".into());
     }
-    if !s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')) {
+    if !s
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    {
         return Some(
             "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name')".into(),
         );

@@ -20,7 +20,11 @@ impl Validate for Namespace {
         let mut errs = Errs::default();
         validate_meta(&mut errs, &self.metadata, NameRule::Label, &meta_path());
         if let Some(phase) = self.status.as_ref().and_then(|s| s.phase.as_deref()) {
-            errs.one_of(FieldPath::fields("status.phase"), Some(phase), &["Active", "Terminating"]);
+            errs.one_of(
+                FieldPath::fields("status.phase"),
+                Some(phase),
+                &["Active", "Terminating"],
+            );
         }
         errs.0
     }
@@ -35,7 +39,11 @@ impl Validate for Node {
                 errs.check(FieldPath::fields("spec.podCIDR"), c, names::cidr(c));
             }
             for (i, c) in spec.pod_cidrs.iter().flatten().enumerate() {
-                errs.check(FieldPath::fields("spec.podCIDRs").index(i), c, names::cidr(c));
+                errs.check(
+                    FieldPath::fields("spec.podCIDRs").index(i),
+                    c,
+                    names::cidr(c),
+                );
             }
             let mut seen = HashSet::new();
             for (i, t) in spec.taints.iter().flatten().enumerate() {
@@ -44,7 +52,11 @@ impl Validate for Node {
                 if let Some(v) = t.value.as_deref() {
                     errs.check(p.key("value"), v, names::label_value(v));
                 }
-                errs.one_of(p.key("effect"), Some(t.effect.as_str()), &["NoSchedule", "PreferNoSchedule", "NoExecute"]);
+                errs.one_of(
+                    p.key("effect"),
+                    Some(t.effect.as_str()),
+                    &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+                );
                 if !seen.insert((t.key.as_str(), t.effect.as_str())) {
                     errs.push(FieldError::duplicate(p, format!("{}:{}", t.key, t.effect)));
                 }
@@ -58,7 +70,11 @@ impl Validate for Event {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
         validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &meta_path());
-        errs.one_of(FieldPath::fields("type"), self.type_.as_deref().filter(|t| !t.is_empty()), &["Normal", "Warning"]);
+        errs.one_of(
+            FieldPath::fields("type"),
+            self.type_.as_deref().filter(|t| !t.is_empty()),
+            &["Normal", "Warning"],
+        );
         errs.0
     }
 }
@@ -68,8 +84,15 @@ impl Validate for Lease {
         let mut errs = Errs::default();
         validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &meta_path());
         if let Some(spec) = &self.spec {
-            errs.at_least(FieldPath::fields("spec.leaseDurationSeconds"), spec.lease_duration_seconds.map(i64::from), 1);
-            errs.non_negative(FieldPath::fields("spec.leaseTransitions"), spec.lease_transitions.map(i64::from));
+            errs.at_least(
+                FieldPath::fields("spec.leaseDurationSeconds"),
+                spec.lease_duration_seconds.map(i64::from),
+                1,
+            );
+            errs.non_negative(
+                FieldPath::fields("spec.leaseTransitions"),
+                spec.lease_transitions.map(i64::from),
+            );
         }
         errs.0
     }
@@ -81,37 +104,67 @@ impl Validate for GitSource {
         validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &meta_path());
         let sp = FieldPath::fields("spec");
         let Some(spec) = &self.spec else {
-            errs.push(FieldError::required(sp, "a source needs a spec with a url or a path"));
+            errs.push(FieldError::required(
+                sp,
+                "a source needs a spec with a url or a path",
+            ));
             return errs.0;
         };
         let url = spec.url.as_deref().filter(|u| !u.is_empty());
         if url.is_none() && spec.path.as_deref().is_none_or(str::is_empty) {
-            errs.push(FieldError::required(sp.key("url"), "a Git URL, or `path` alone for a folder source"));
+            errs.push(FieldError::required(
+                sp.key("url"),
+                "a Git URL, or `path` alone for a folder source",
+            ));
         }
         if let Some(r) = &spec.ref_ {
             let rp = sp.key("ref");
-            let set: Vec<&str> = [("branch", &r.branch), ("tag", &r.tag), ("commit", &r.commit)]
-                .into_iter()
-                .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
-                .map(|(k, _)| k)
-                .collect();
+            let set: Vec<&str> = [
+                ("branch", &r.branch),
+                ("tag", &r.tag),
+                ("commit", &r.commit),
+            ]
+            .into_iter()
+            .filter(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()))
+            .map(|(k, _)| k)
+            .collect();
             match set.len() {
-                0 => errs.push(FieldError::required(rp.clone(), "one of `branch`, `tag` or `commit`")),
+                0 => errs.push(FieldError::required(
+                    rp.clone(),
+                    "one of `branch`, `tag` or `commit`",
+                )),
                 1 => {}
-                _ => errs.push(FieldError::forbidden(rp.clone(), format!("only one of `branch`, `tag` or `commit` may be set, found: {}", set.join(", ")))),
+                _ => errs.push(FieldError::forbidden(
+                    rp.clone(),
+                    format!(
+                        "only one of `branch`, `tag` or `commit` may be set, found: {}",
+                        set.join(", ")
+                    ),
+                )),
             }
             if let Some(c) = r.commit.as_deref().filter(|c| !c.is_empty())
                 && !(c.len() >= 7 && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
             {
-                errs.push(FieldError::invalid(rp.key("commit"), c, "must be a hexadecimal commit SHA (7 to 40 characters)"));
+                errs.push(FieldError::invalid(
+                    rp.key("commit"),
+                    c,
+                    "must be a hexadecimal commit SHA (7 to 40 characters)",
+                ));
             }
             if url.is_none() {
-                errs.push(FieldError::forbidden(rp, "a folder source (no `url`) has no ref"));
+                errs.push(FieldError::forbidden(
+                    rp,
+                    "a folder source (no `url`) has no ref",
+                ));
             }
         }
         if let Some(i) = spec.interval.as_deref() {
             match parse_duration(i) {
-                Ok(d) if d.as_secs_f64() < 1.0 => errs.push(FieldError::invalid(sp.key("interval"), i, "must be at least 1s")),
+                Ok(d) if d.as_secs_f64() < 1.0 => errs.push(FieldError::invalid(
+                    sp.key("interval"),
+                    i,
+                    "must be at least 1s",
+                )),
                 Ok(_) => {}
                 Err(e) => errs.push(FieldError::invalid(sp.key("interval"), i, e)),
             }
@@ -123,7 +176,11 @@ impl Validate for GitSource {
             && url.is_some()
             && (p.starts_with('/') || p.split('/').any(|x| x == ".."))
         {
-            errs.push(FieldError::invalid(sp.key("path"), p, "must be a path inside the repository (relative, without '..')"));
+            errs.push(FieldError::invalid(
+                sp.key("path"),
+                p,
+                "must be a path inside the repository (relative, without '..')",
+            ));
         }
         errs.0
     }
@@ -135,7 +192,10 @@ impl Validate for DriftReport {
         validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &meta_path());
         match &self.spec {
             Some(s) if !s.source.is_empty() => {}
-            _ => errs.push(FieldError::required(FieldPath::fields("spec.source"), "the GitSource this report compares")),
+            _ => errs.push(FieldError::required(
+                FieldPath::fields("spec.source"),
+                "the GitSource this report compares",
+            )),
         }
         errs.0
     }

@@ -15,29 +15,61 @@ pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 impl Validate for Service {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Label1035, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Label1035,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let Some(spec) = &self.spec else {
             errs.push(FieldError::required(sp, "a service needs a spec"));
             return errs.0;
         };
         let ty = spec.type_.as_deref().unwrap_or("ClusterIP");
-        errs.one_of(sp.key("type"), Some(ty), &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]);
-        errs.one_of(sp.key("sessionAffinity"), spec.session_affinity.as_deref(), &["None", "ClientIP"]);
-        errs.one_of(sp.key("externalTrafficPolicy"), spec.external_traffic_policy.as_deref(), &["Cluster", "Local"]);
-        errs.one_of(sp.key("internalTrafficPolicy"), spec.internal_traffic_policy.as_deref(), &["Cluster", "Local"]);
+        errs.one_of(
+            sp.key("type"),
+            Some(ty),
+            &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"],
+        );
+        errs.one_of(
+            sp.key("sessionAffinity"),
+            spec.session_affinity.as_deref(),
+            &["None", "ClientIP"],
+        );
+        errs.one_of(
+            sp.key("externalTrafficPolicy"),
+            spec.external_traffic_policy.as_deref(),
+            &["Cluster", "Local"],
+        );
+        errs.one_of(
+            sp.key("internalTrafficPolicy"),
+            spec.internal_traffic_policy.as_deref(),
+            &["Cluster", "Local"],
+        );
         let headless = spec.cluster_ip.as_deref() == Some("None");
         match spec.cluster_ip.as_deref() {
             None | Some("") | Some("None") => {}
             Some(ip) => errs.check(sp.key("clusterIP"), ip, names::ip_address(ip)),
         }
         if headless && ty != "ClusterIP" {
-            errs.push(FieldError::invalid(sp.key("clusterIP"), "None", format!("may not be set to 'None' for {ty} services")));
+            errs.push(FieldError::invalid(
+                sp.key("clusterIP"),
+                "None",
+                format!("may not be set to 'None' for {ty} services"),
+            ));
         }
         if ty == "ExternalName" {
             match spec.external_name.as_deref() {
-                None | Some("") => errs.push(FieldError::required(sp.key("externalName"), "the DNS name this service aliases")),
-                Some(n) => errs.check(sp.key("externalName"), n, names::dns1123_subdomain(n.trim_end_matches('.'))),
+                None | Some("") => errs.push(FieldError::required(
+                    sp.key("externalName"),
+                    "the DNS name this service aliases",
+                )),
+                Some(n) => errs.check(
+                    sp.key("externalName"),
+                    n,
+                    names::dns1123_subdomain(n.trim_end_matches('.')),
+                ),
             }
         }
         if let Some(sel) = &spec.selector {
@@ -45,14 +77,20 @@ impl Validate for Service {
         }
         let ports = spec.ports.as_deref().unwrap_or_default();
         if ports.is_empty() && ty != "ExternalName" && !headless {
-            errs.push(FieldError::required(sp.key("ports"), "a service needs at least one port (or clusterIP: None)"));
+            errs.push(FieldError::required(
+                sp.key("ports"),
+                "a service needs at least one port (or clusterIP: None)",
+            ));
         }
         let mut names_seen = HashSet::new();
         let mut ports_seen = HashSet::new();
         for (i, p) in ports.iter().enumerate() {
             let pp = sp.key("ports").index(i);
             match p.name.as_deref().filter(|n| !n.is_empty()) {
-                None if ports.len() > 1 => errs.push(FieldError::required(pp.key("name"), "a name is required when a service has more than one port")),
+                None if ports.len() > 1 => errs.push(FieldError::required(
+                    pp.key("name"),
+                    "a name is required when a service has more than one port",
+                )),
                 None => {}
                 Some(n) => {
                     errs.check(pp.key("name"), n, names::dns1123_label(n));
@@ -67,7 +105,10 @@ impl Validate for Service {
             let proto = p.protocol.as_deref().unwrap_or("TCP");
             errs.one_of(pp.key("protocol"), Some(proto), &["TCP", "UDP", "SCTP"]);
             if !ports_seen.insert((p.port, proto)) {
-                errs.push(FieldError::duplicate(pp.clone(), format!("{}/{proto}", p.port)));
+                errs.push(FieldError::duplicate(
+                    pp.clone(),
+                    format!("{}/{proto}", p.port),
+                ));
             }
             match &p.target_port {
                 Some(IntOrString::Int(0)) | None => {}
@@ -76,11 +117,16 @@ impl Validate for Service {
                         errs.push(FieldError::invalid(pp.key("targetPort"), n, e));
                     }
                 }
-                Some(IntOrString::String(s)) => errs.check(pp.key("targetPort"), s, names::iana_svc_name(s)),
+                Some(IntOrString::String(s)) => {
+                    errs.check(pp.key("targetPort"), s, names::iana_svc_name(s))
+                }
             }
             if let Some(np) = p.node_port.filter(|n| *n != 0) {
                 if !matches!(ty, "NodePort" | "LoadBalancer") {
-                    errs.push(FieldError::forbidden(pp.key("nodePort"), format!("may not be used when `type` is '{ty}'")));
+                    errs.push(FieldError::forbidden(
+                        pp.key("nodePort"),
+                        format!("may not be used when `type` is '{ty}'"),
+                    ));
                 } else if !NODE_PORT_RANGE.contains(&np) {
                     errs.push(FieldError::invalid(pp.key("nodePort"), np, "provided port is not in the valid range. The range of valid ports is 30000-32767"));
                 }
@@ -93,17 +139,33 @@ impl Validate for Service {
 impl Validate for Endpoints {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         for (i, s) in self.subsets.iter().flatten().enumerate() {
             let sp = FieldPath::fields("subsets").index(i);
-            for (field, list) in [("addresses", &s.addresses), ("notReadyAddresses", &s.not_ready_addresses)] {
+            for (field, list) in [
+                ("addresses", &s.addresses),
+                ("notReadyAddresses", &s.not_ready_addresses),
+            ] {
                 for (j, a) in list.iter().flatten().enumerate() {
-                    errs.check(sp.key(field).index(j).key("ip"), &a.ip, names::ip_address(&a.ip));
+                    errs.check(
+                        sp.key(field).index(j).key("ip"),
+                        &a.ip,
+                        names::ip_address(&a.ip),
+                    );
                 }
             }
             for (j, p) in s.ports.iter().flatten().enumerate() {
                 if let Some(e) = names::port_number(p.port) {
-                    errs.push(FieldError::invalid(sp.key("ports").index(j).key("port"), p.port, e));
+                    errs.push(FieldError::invalid(
+                        sp.key("ports").index(j).key("port"),
+                        p.port,
+                        e,
+                    ));
                 }
             }
         }

@@ -1,0 +1,5 @@
+//! Glue between the command line and the crates, one module per command.
+
+pub mod logging;
+pub mod output;
+pub mod validate;
