@@ -104,7 +104,9 @@ fn parse_only(files: &[PathBuf]) -> usize {
         .par_iter()
         .map(|f| {
             let text = std::fs::read_to_string(f).unwrap_or_default();
-            schemas::decode_file(&f.display().to_string(), &text).manifests.len()
+            schemas::decode_file(&f.display().to_string(), &text)
+                .manifests
+                .len()
         })
         .sum()
 }
@@ -150,7 +152,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    eprintln!("generating {count} resources in {} files…", count.div_ceil(PER_FILE));
+    eprintln!(
+        "generating {count} resources in {} files…",
+        count.div_ceil(PER_FILE)
+    );
     let files = generate(dir.path(), count);
 
     let (parsed, parse_1) = time_in(1, || parse_only(&files));
@@ -162,8 +167,14 @@ fn main() {
 
     let rate = |d: Duration| count as f64 / d.as_secs_f64();
     let parse_rate = rate(parse_1);
-    println!("korral validate benchmark: {count} resources, {} files, {cores} cores", files.len());
-    println!("{:<38} {:>9} {:>12} {:>12} {:>12} {:>14}", "measurement", "seconds", "resources/s", "per core", "vs parse", "vs kubeconform");
+    println!(
+        "korral validate benchmark: {count} resources, {} files, {cores} cores",
+        files.len()
+    );
+    println!(
+        "{:<38} {:>9} {:>12} {:>12} {:>12} {:>14}",
+        "measurement", "seconds", "resources/s", "per core", "vs parse", "vs kubeconform"
+    );
     let row = |name: &str, d: Duration, threads: usize| {
         let r = rate(d);
         let per_core = r / threads as f64;
@@ -181,6 +192,11 @@ fn main() {
     row(&format!("full validation ({cores} cores)"), valid_n, cores);
     println!(
         "{:<38} {:>9} {:>12.0} {:>12.0} {:>12} {:>14}",
-        "kubeconform, published (4 cores)", "6.700", 50_714.0 / 6.7, KUBECONFORM_PER_CORE, "-", "1.00x"
+        "kubeconform, published (4 cores)",
+        "6.700",
+        50_714.0 / 6.7,
+        KUBECONFORM_PER_CORE,
+        "-",
+        "1.00x"
     );
 }
