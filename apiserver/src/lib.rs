@@ -1,7 +1,21 @@
 //! The API server: the only component that touches the cluster store.
 //!
-//! [`store`] holds the revisioned key-value `Store` trait with its embedded
-//! (redb) and etcd backends; the REST API, watch, admission, authn/authz, TLS
-//! and kubeconfig writing live beside it.
+//! Start reading at [`http`] (routing and the resource endpoints), then
+//! [`registry`] (the object lifecycle over the [`store`]) and [`admission`]
+//! (what every write goes through).
 
+pub mod admission;
+pub mod auth;
+pub mod discovery;
+pub mod errors;
+pub mod http;
+pub mod kubeconfig;
+pub mod metrics;
+pub mod objects;
+pub mod openapi;
+pub mod pki;
+pub mod registry;
+pub mod selectors;
 pub mod store;
+pub mod tables;
+pub mod target;

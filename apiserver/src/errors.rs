@@ -1,0 +1,359 @@
+//! API errors as Kubernetes returns them: a `Status` object with a reason, an
+//! HTTP code, a message kubectl prints verbatim, and `details.causes`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use schemas::meta::{Status, StatusCause, StatusDetails};
+use schemas::{FieldError, KindInfo};
+
+use crate::store::StoreError;
+
+/// An API error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// Kubernetes reason (`NotFound`, `Invalid`, ...).
+    pub reason: &'static str,
+    /// The message kubectl prints.
+    pub message: String,
+    /// The object concerned and the causes.
+    pub details: Option<Box<StatusDetails>>,
+}
+
+/// A `Result` with an [`ApiError`].
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `Deployment.apps` for grouped kinds, `Pod` for core: how Kubernetes names a kind in messages.
+pub fn qualified_kind(info: &KindInfo) -> String {
+    if info.group.is_empty() {
+        info.kind.to_string()
+    } else {
+        format!("{}.{}", info.kind, info.group)
+    }
+}
+
+/// `deployments.apps` for grouped resources, `pods` for core.
+pub fn qualified_resource(info: &KindInfo) -> String {
+    if info.group.is_empty() {
+        info.plural.to_string()
+    } else {
+        format!("{}.{}", info.plural, info.group)
+    }
+}
+
+fn details(info: &KindInfo, name: &str) -> StatusDetails {
+    StatusDetails {
+        name: Some(name.to_string()),
+        group: Some(info.group.to_string()),
+        kind: Some(info.plural.to_string()),
+        ..Default::default()
+    }
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// 400 BadRequest.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 401 Unauthorized.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 Forbidden with Kubernetes' wording.
+    pub fn forbidden(
+        user: &str,
+        verb: &str,
+        resource: &str,
+        group: &str,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        why: &str,
+    ) -> Self {
+        let subject = match name {
+            Some(n) => format!("{resource} \"{n}\""),
+            None => resource.to_string(),
+        };
+        let scope = match namespace {
+            Some(ns) => format!(" in the namespace \"{ns}\""),
+            None => " at the cluster scope".to_string(),
+        };
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        };
+        let mut e = Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\"{scope}{why}"
+            ),
+        );
+        e.details = Some(Box::new(StatusDetails {
+            name: name.map(str::to_string),
+            group: Some(group.to_string()),
+            kind: Some(resource.to_string()),
+            ..Default::default()
+        }));
+        e
+    }
+
+    /// 403 Forbidden with a complete message.
+    pub fn forbidden_message(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+
+    /// 404 NotFound for an object.
+    pub fn not_found(info: &KindInfo, name: &str) -> Self {
+        let mut e = Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified_resource(info)),
+        );
+        e.details = Some(Box::new(details(info, name)));
+        e
+    }
+
+    /// 404 NotFound for a path that serves nothing.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+    }
+
+    /// 405 MethodNotAllowed.
+    pub fn method_not_allowed(what: &str) -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({what})"),
+        )
+    }
+
+    /// 409 AlreadyExists.
+    pub fn already_exists(info: &KindInfo, name: &str) -> Self {
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified_resource(info)),
+        );
+        e.details = Some(Box::new(details(info, name)));
+        e
+    }
+
+    /// 409 Conflict on a stale resourceVersion.
+    pub fn conflict(info: &KindInfo, name: &str) -> Self {
+        let mut e = Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                qualified_resource(info)
+            ),
+        );
+        e.details = Some(Box::new(details(info, name)));
+        e
+    }
+
+    /// 409 Conflict with a custom explanation (e.g. a failed precondition).
+    pub fn conflict_because(info: &KindInfo, name: &str, why: &str) -> Self {
+        let mut e = Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified_resource(info)
+            ),
+        );
+        e.details = Some(Box::new(details(info, name)));
+        e
+    }
+
+    /// 410 Gone: a resourceVersion older than the compacted history.
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    /// 413 RequestEntityTooLarge.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
+    /// 415 UnsupportedMediaType.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(415, "UnsupportedMediaType", message)
+    }
+
+    /// 422 Invalid with one cause per field error.
+    pub fn invalid(info: &KindInfo, name: &str, errors: &[FieldError]) -> Self {
+        let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let summary = if rendered.len() == 1 {
+            rendered[0].clone()
+        } else {
+            format!("[{}]", rendered.join(", "))
+        };
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{} \"{name}\" is invalid: {summary}", qualified_kind(info)),
+        );
+        e.details = Some(Box::new(StatusDetails {
+            name: Some(name.to_string()),
+            group: Some(info.group.to_string()),
+            kind: Some(info.kind.to_string()),
+            causes: Some(
+                errors
+                    .iter()
+                    .map(|fe| StatusCause {
+                        reason: Some(fe.reason.cause().to_string()),
+                        message: Some(fe.message.clone()),
+                        field: Some(fe.path.to_string()),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }));
+        e
+    }
+
+    /// 500 InternalError.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
+    }
+
+    /// 503 ServiceUnavailable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message)
+    }
+
+    /// 504 Timeout (e.g. a resourceVersion newer than the store's).
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(504, "Timeout", message)
+    }
+
+    /// The `Status` object.
+    pub fn status(&self) -> Status {
+        Status {
+            api_version: Some("v1".into()),
+            kind: Some("Status".into()),
+            metadata: Some(Default::default()),
+            status: Some("Failure".into()),
+            message: Some(self.message.clone()),
+            reason: Some(self.reason.to_string()),
+            details: self.details.as_deref().cloned(),
+            code: Some(i32::from(self.code)),
+        }
+    }
+
+    /// Maps a store error on an object to the API error Kubernetes returns.
+    pub fn from_store(info: &KindInfo, name: &str, e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists { .. } => Self::already_exists(info, name),
+            StoreError::NotFound { .. } => Self::not_found(info, name),
+            StoreError::Conflict { .. } => Self::conflict(info, name),
+            other => Self::from(other),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Compacted {
+                requested,
+                compacted,
+            } => Self::gone(format!(
+                "too old resource version: {requested} ({compacted})"
+            )),
+            StoreError::FutureRevision { requested, current } => Self::timeout(format!(
+                "Too large resource version: {requested}, current: {current}"
+            )),
+            StoreError::Unavailable(m) => {
+                Self::unavailable(format!("the cluster store is unavailable: {m}"))
+            }
+            other => Self::internal(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.reason, self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self.status()).unwrap_or_default();
+        (
+            code,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::FieldPath;
+
+    #[test]
+    fn messages_match_kubernetes() {
+        let deploy = schemas::lookup("apps/v1", "Deployment").expect("kind");
+        let pod = schemas::lookup("v1", "Pod").expect("kind");
+        assert_eq!(
+            ApiError::not_found(deploy, "web").message,
+            "deployments.apps \"web\" not found"
+        );
+        assert_eq!(
+            ApiError::already_exists(pod, "p").message,
+            "pods \"p\" already exists"
+        );
+        let e = ApiError::invalid(
+            deploy,
+            "web",
+            &[FieldError::invalid(
+                FieldPath::fields("spec.replicas"),
+                -1,
+                "must be greater than or equal to 0",
+            )],
+        );
+        assert_eq!(
+            e.message,
+            "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        );
+        let s = e.status();
+        assert_eq!(s.code, Some(422));
+        assert_eq!(s.details.and_then(|d| d.causes).map(|c| c.len()), Some(1));
+        let f = ApiError::forbidden("viewer", "create", "pods", "", Some("default"), None, "");
+        assert_eq!(
+            f.message,
+            "pods is forbidden: User \"viewer\" cannot create resource \"pods\" in API group \"\" in the namespace \"default\""
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! Authorising resource requests, including the conditional rules of node
+//! identities (a pod bound to the node, a Secret one of its pods uses), and
+//! the SelfSubjectAccessReview / SelfSubjectRulesReview `kubectl auth can-i` calls.
+
+use serde_json::{Value, json};
+
+use crate::auth::{Attributes, Condition, Decision, Identity, Role, authorize};
+use crate::errors::{ApiError, ApiResult};
+use crate::registry::{ListOptions, Registry};
+use crate::selectors::{FieldSelector, Selectors};
+use crate::target::Target;
+
+/// A request's access decision: allowed, or allowed once a condition is checked.
+pub enum Access {
+    /// Nothing more to check.
+    Granted,
+    /// The handler must check this with the objects involved.
+    Conditional(Condition),
+}
+
+/// Authorises a request or returns the 403.
+pub fn check(id: &Identity, verb: &str, target: &Target) -> ApiResult<Access> {
+    let attrs = Attributes {
+        verb,
+        group: target.info.group,
+        resource: target.info.plural,
+        subresource: target.subresource.as_deref(),
+        namespace: target.namespace.as_deref(),
+        name: target.name.as_deref(),
+    };
+    match authorize(id, &attrs) {
+        Decision::Allow => Ok(Access::Granted),
+        Decision::AllowIf(c) => Ok(Access::Conditional(c)),
+        Decision::Deny(why) => Err(forbidden(id, verb, target, &why)),
+    }
+}
+
+fn forbidden(id: &Identity, verb: &str, target: &Target, why: &str) -> ApiError {
+    let resource = match &target.subresource {
+        Some(s) => format!("{}/{s}", target.info.plural),
+        None => target.info.plural.to_string(),
+    };
+    ApiError::forbidden(
+        &id.name,
+        verb,
+        &resource,
+        target.info.group,
+        target.namespace.as_deref(),
+        target.name.as_deref(),
+        why,
+    )
+}
+
+fn bound_to(pod: &Value) -> Option<&str> {
+    pod.get("spec")?.get("nodeName")?.as_str()
+}
+
+/// Checks a pod-on-node condition against a pod.
+pub fn check_pod(
+    id: &Identity,
+    verb: &str,
+    target: &Target,
+    pod: &Value,
+    node: &str,
+) -> ApiResult<()> {
+    if bound_to(pod) == Some(node) {
+        Ok(())
+    } else {
+        Err(forbidden(
+            id,
+            verb,
+            target,
+            &format!("the pod is not bound to node {node:?}"),
+        ))
+    }
+}
+
+/// Checks that a list or watch selects `spec.nodeName=<node>`.
+pub fn check_selects_node(
+    id: &Identity,
+    verb: &str,
+    target: &Target,
+    fields: &FieldSelector,
+    node: &str,
+) -> ApiResult<()> {
+    if fields.equals("spec.nodeName") == Some(node) {
+        Ok(())
+    } else {
+        Err(forbidden(
+            id,
+            verb,
+            target,
+            &format!("node {node:?} may only {verb} pods with fieldSelector spec.nodeName={node}"),
+        ))
+    }
+}
+
+/// Whether a pod spec refers to a ConfigMap (`secret = false`) or Secret by name.
+fn pod_uses(pod: &Value, name: &str, secret: bool) -> bool {
+    let spec = pod.get("spec").unwrap_or(&Value::Null);
+    let eq = |v: Option<&Value>| v.and_then(Value::as_str) == Some(name);
+    let volumes = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for v in volumes {
+        let direct = if secret {
+            eq(v.pointer("/secret/secretName"))
+        } else {
+            eq(v.pointer("/configMap/name"))
+        };
+        let projected = v
+            .pointer("/projected/sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|s| {
+                eq(s.pointer(if secret {
+                    "/secret/name"
+                } else {
+                    "/configMap/name"
+                }))
+            });
+        if direct || projected {
+            return true;
+        }
+    }
+    let containers = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|f| spec.get(*f).and_then(Value::as_array))
+        .flatten();
+    for c in containers {
+        let env = c.get("env").and_then(Value::as_array).into_iter().flatten();
+        for e in env {
+            let p = if secret {
+                "/valueFrom/secretKeyRef/name"
+            } else {
+                "/valueFrom/configMapKeyRef/name"
+            };
+            if eq(e.pointer(p)) {
+                return true;
+            }
+        }
+        let env_from = c
+            .get("envFrom")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        for e in env_from {
+            if eq(e.pointer(if secret {
+                "/secretRef/name"
+            } else {
+                "/configMapRef/name"
+            })) {
+                return true;
+            }
+        }
+    }
+    secret
+        && spec
+            .get("imagePullSecrets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|s| eq(s.get("name")))
+}
+
+/// Checks that a ConfigMap/Secret is used by a pod bound to `node`; for a
+/// list or watch, that it selects one such object by name.
+pub async fn check_used_by_node(
+    registry: &Registry,
+    id: &Identity,
+    verb: &str,
+    target: &Target,
+    name: Option<&str>,
+    node: &str,
+) -> ApiResult<()> {
+    let Some(name) = name else {
+        return Err(forbidden(
+            id,
+            verb,
+            target,
+            "a node may only read the ConfigMaps and Secrets its pods use, by name (fieldSelector metadata.name=NAME)",
+        ));
+    };
+    let pods_info = schemas::lookup("v1", "Pod").map_err(|e| ApiError::internal(e.to_string()))?;
+    let pods_target = Target {
+        info: pods_info,
+        ..target.clone()
+    };
+    let fields = FieldSelector::parse(&format!("spec.nodeName={node}"), pods_info)?;
+    let page = registry
+        .list(
+            pods_info,
+            target.namespace.as_deref(),
+            &ListOptions {
+                selectors: Selectors {
+                    fields,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await?;
+    let secret = target.info.kind == "Secret";
+    if page.items.iter().any(|p| pod_uses(p, name, secret)) {
+        Ok(())
+    } else {
+        let _ = pods_target;
+        Err(forbidden(
+            id,
+            verb,
+            target,
+            &format!("no pod bound to node {node:?} uses it"),
+        ))
+    }
+}
+
+/// Answers a SelfSubjectAccessReview (`kubectl auth can-i VERB RESOURCE`).
+pub fn access_review(id: &Identity, body: &Value) -> ApiResult<Value> {
+    let attrs = body.pointer("/spec/resourceAttributes").ok_or_else(|| {
+        ApiError::bad_request(
+            "spec.resourceAttributes is required (non-resource URLs are always allowed)",
+        )
+    })?;
+    let get = |f: &str| attrs.get(f).and_then(Value::as_str).unwrap_or("");
+    let verb = get("verb");
+    let resource = get("resource");
+    let a = Attributes {
+        verb,
+        group: get("group"),
+        resource,
+        subresource: Some(get("subresource")).filter(|s| !s.is_empty()),
+        namespace: Some(get("namespace")).filter(|s| !s.is_empty()),
+        name: Some(get("name")).filter(|s| !s.is_empty()),
+    };
+    let (allowed, reason) = if verb == "*" || resource == "*" {
+        (
+            matches!(id.role, Role::Admin | Role::Controller | Role::Intake),
+            String::new(),
+        )
+    } else {
+        match authorize(id, &a) {
+            Decision::Allow => (true, String::new()),
+            Decision::AllowIf(c) => (true, format!("allowed when {c:?}")),
+            Decision::Deny(why) => (false, why),
+        }
+    };
+    let mut out = body.clone();
+    out["apiVersion"] = json!("authorization.k8s.io/v1");
+    out["kind"] = json!("SelfSubjectAccessReview");
+    out["status"] = json!({"allowed": allowed, "reason": reason});
+    Ok(out)
+}
+
+/// Answers a SelfSubjectRulesReview (`kubectl auth can-i --list`).
+pub fn rules_review(id: &Identity, body: &Value) -> Value {
+    let rules = match &id.role {
+        Role::Admin | Role::Controller | Role::Intake => {
+            vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})]
+        }
+        Role::Viewer => {
+            let resources: Vec<&str> = schemas::served()
+                .iter()
+                .map(|k| k.plural)
+                .filter(|p| *p != "secrets")
+                .collect();
+            vec![
+                json!({"verbs": ["get", "list", "watch"], "apiGroups": ["*"], "resources": resources}),
+            ]
+        }
+        Role::Node(_) => vec![
+            json!({"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["nodes", "services", "endpoints", "namespaces"]}),
+            json!({"verbs": ["create", "update", "patch"], "apiGroups": [""], "resources": ["nodes", "nodes/status", "events"]}),
+            json!({"verbs": ["get", "create", "update", "patch"], "apiGroups": ["coordination.k8s.io"], "resources": ["leases"]}),
+        ],
+    };
+    let mut out = body.clone();
+    out["apiVersion"] = json!("authorization.k8s.io/v1");
+    out["kind"] = json!("SelfSubjectRulesReview");
+    out["status"] = json!({"resourceRules": rules, "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["*"]}], "incomplete": false});
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_references_are_found_everywhere_they_can_be() {
+        let pod = json!({"spec": {
+            "volumes": [{"name": "a", "secret": {"secretName": "vol-secret"}}, {"name": "b", "projected": {"sources": [{"configMap": {"name": "proj-cm"}}]}}],
+            "containers": [{"name": "c", "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "env-secret", "key": "k"}}}],
+                            "envFrom": [{"configMapRef": {"name": "envfrom-cm"}}]}],
+            "imagePullSecrets": [{"name": "pull"}]}});
+        for (name, secret) in [
+            ("vol-secret", true),
+            ("proj-cm", false),
+            ("env-secret", true),
+            ("envfrom-cm", false),
+            ("pull", true),
+        ] {
+            assert!(pod_uses(&pod, name, secret), "{name}");
+        }
+        assert!(!pod_uses(&pod, "vol-secret", false));
+        assert!(!pod_uses(&pod, "other", true));
+    }
+
+    #[test]
+    fn access_reviews_answer_per_role() {
+        let viewer = Identity {
+            name: "v".into(),
+            role: Role::Viewer,
+        };
+        let body = json!({"spec": {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "default"}}});
+        assert_eq!(
+            access_review(&viewer, &body).expect("review")["status"]["allowed"],
+            false
+        );
+        let body = json!({"spec": {"resourceAttributes": {"verb": "list", "resource": "pods"}}});
+        assert_eq!(
+            access_review(&viewer, &body).expect("review")["status"]["allowed"],
+            true
+        );
+    }
+}

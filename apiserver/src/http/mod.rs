@@ -1,0 +1,282 @@
+//! The HTTP API: routing, authentication, discovery, OpenAPI, health and
+//! metrics endpoints, and the resource endpoints in `resources`.
+
+pub mod access;
+pub mod managed;
+pub mod request;
+pub mod resources;
+pub mod subresources;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::Value;
+
+use crate::auth::{Identity, TokenFile};
+use crate::discovery;
+use crate::errors::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use resources::{Req, json_response};
+
+/// Everything a request handler needs.
+pub struct App {
+    /// Objects over the store.
+    pub registry: Registry,
+    /// Bearer tokens.
+    pub tokens: TokenFile,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// `host:port` clients reach the server at (for `/api`).
+    pub server_address: String,
+}
+
+fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Identity> {
+    let token = request::bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    app.tokens
+        .authenticate(token)
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// The router of the whole API.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(ready))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+        .route("/openapi/v3", get(openapi_root))
+        .route("/openapi/v3/{*path}", get(openapi_doc))
+        .route("/api", get(api_root))
+        .route("/apis", get(apis_root))
+        .route("/api/{*rest}", any(core_api))
+        .route("/apis/{*rest}", any(grouped_api))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    match app.registry.store().current_revision().await {
+        Ok(_) => "ok".into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("[-]store failed: {e}\nreadyz check failed"),
+        )
+            .into_response(),
+    }
+}
+
+async fn version() -> Response {
+    json_response(StatusCode::OK, &discovery::version())
+}
+
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    match authenticate(&app, &headers) {
+        Ok(_) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            app.metrics.render(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn not_found(uri: Uri) -> Response {
+    ApiError::no_route(uri.path()).into_response()
+}
+
+fn discovery_response(headers: &HeaderMap, core: bool, legacy: Value) -> Response {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if discovery::wants_aggregated(accept) {
+        let body = serde_json::to_vec(&discovery::aggregated(core)).unwrap_or_default();
+        return (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, discovery::AGGREGATED_V2)],
+            body,
+        )
+            .into_response();
+    }
+    json_response(StatusCode::OK, &legacy)
+}
+
+async fn api_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authenticate(&app, &headers) {
+        return e.into_response();
+    }
+    discovery_response(
+        &headers,
+        true,
+        discovery::core_versions(&app.server_address),
+    )
+}
+
+async fn apis_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authenticate(&app, &headers) {
+        return e.into_response();
+    }
+    discovery_response(&headers, false, discovery::group_list())
+}
+
+async fn openapi_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authenticate(&app, &headers) {
+        return e.into_response();
+    }
+    json_response(StatusCode::OK, &crate::openapi::root())
+}
+
+async fn openapi_doc(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+) -> Response {
+    if let Err(e) = authenticate(&app, &headers) {
+        return e.into_response();
+    }
+    match crate::openapi::group_version_doc(&path) {
+        Some(doc) => json_response(StatusCode::OK, &doc),
+        None => ApiError::no_route(&format!("/openapi/v3/{path}")).into_response(),
+    }
+}
+
+async fn core_api(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(rest): Path<String>,
+    body: Body,
+) -> Response {
+    api(app, method, uri, headers, rest, false, body).await
+}
+
+async fn grouped_api(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(rest): Path<String>,
+    body: Body,
+) -> Response {
+    api(app, method, uri, headers, rest, true, body).await
+}
+
+/// The verb Kubernetes' metrics and audit use for a request.
+fn verb_of(method: &Method, named: bool, watch: bool) -> &'static str {
+    match (method, named) {
+        (&Method::GET, _) if watch => "WATCH",
+        (&Method::GET, true) => "GET",
+        (&Method::GET, false) => "LIST",
+        (&Method::POST, _) => "POST",
+        (&Method::PUT, _) => "PUT",
+        (&Method::PATCH, _) => "PATCH",
+        (&Method::DELETE, true) => "DELETE",
+        (&Method::DELETE, false) => "DELETECOLLECTION",
+        _ => "OTHER",
+    }
+}
+
+async fn api(
+    app: Arc<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    rest: String,
+    grouped: bool,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let query = request::Query::parse(uri.query());
+    let id = match authenticate(&app, &headers) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    // discovery documents of one group or group/version
+    if method == Method::GET {
+        let doc = match (grouped, segs.as_slice()) {
+            (false, [v]) => discovery::resource_list("", v),
+            (true, [g]) => discovery::group(g),
+            (true, [g, v]) => discovery::resource_list(g, v),
+            _ => None,
+        };
+        if let Some(doc) = doc {
+            return json_response(StatusCode::OK, &doc);
+        }
+    }
+    if grouped && method == Method::POST {
+        match segs.as_slice() {
+            ["authorization.k8s.io", "v1", "selfsubjectaccessreviews"] => {
+                return review(&id, body, true).await;
+            }
+            ["authorization.k8s.io", "v1", "selfsubjectrulesreviews"] => {
+                return review(&id, body, false).await;
+            }
+            _ => {}
+        }
+    }
+    let target = match crate::target::parse(&rest, grouped) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let verb = verb_of(&method, target.name.is_some(), query.flag("watch"));
+    let resource = match &target.subresource {
+        Some(s) => format!("{}/{s}", target.info.plural),
+        None => target.info.plural.to_string(),
+    };
+    let format = request::format(&headers);
+    let req = Req {
+        app: app.clone(),
+        id,
+        target,
+        query,
+        headers,
+        format,
+    };
+    let response = match resources::serve(req, method, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.code >= 500 {
+                tracing::error!(code = e.code, message = %e.message, "request failed");
+            }
+            e.into_response()
+        }
+    };
+    app.metrics
+        .observe(verb, &resource, response.status().as_u16(), started);
+    response
+}
+
+async fn review(id: &Identity, body: Body, access_review: bool) -> Response {
+    let result = async {
+        let bytes = request::read_body(body).await?;
+        let v = request::decode_object(&bytes, "application/json")?;
+        if access_review {
+            access::access_review(id, &v)
+        } else {
+            Ok(access::rules_review(id, &v))
+        }
+    }
+    .await;
+    match result {
+        Ok(v) => json_response(StatusCode::CREATED, &v),
+        Err(e) => e.into_response(),
+    }
+}

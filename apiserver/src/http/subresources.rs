@@ -1,0 +1,306 @@
+//! Subresources beyond status: `scale` (Deployments, ReplicaSets), `binding`
+//! and `eviction` (Pods), `log`/`exec` (Pods, served by the node), and
+//! `sync` (GitSources: ask intake to sync now).
+
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::errors::{ApiError, ApiResult};
+use crate::http::access;
+use crate::http::request;
+use crate::http::resources::{Req, json_response};
+use crate::objects;
+use crate::registry::{DeleteOptions, WriteOptions};
+
+/// The `Scale` view of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let meta = obj.get("metadata").cloned().unwrap_or_default();
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+        "status": {"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0), "selector": selector},
+    })
+}
+
+fn replicas_from_scale(scale: &Value) -> ApiResult<i64> {
+    let r = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "spec.replicas: Required value: the Scale body must set spec.replicas",
+            )
+        })?;
+    if r < 0 {
+        return Err(ApiError::bad_request(format!(
+            "spec.replicas: Invalid value: {r}: must be greater than or equal to 0"
+        )));
+    }
+    Ok(r)
+}
+
+async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Response> {
+    let info = req.target.info;
+    let ns = req.target.namespace.as_deref();
+    let name = req.target.name.as_deref().unwrap_or("");
+    let verb = match method {
+        Method::GET => "get",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        m => {
+            return Err(ApiError::method_not_allowed(&format!(
+                "{m} {}/scale",
+                info.plural
+            )));
+        }
+    };
+    access::check(&req.id, verb, &req.target)?;
+    if method == Method::GET {
+        let obj = req.app.registry.get(info, ns, name).await?;
+        return Ok(json_response(StatusCode::OK, &scale_of(&obj)));
+    }
+    let content_type = request::content_type(&req.headers);
+    let manager = request::field_manager(&req.query, &req.headers)?;
+    let precondition = if method == Method::PUT {
+        let s = request::decode_object(&body, &content_type)?;
+        objects::meta_str(&s, "resourceVersion").map(str::to_string)
+    } else {
+        None
+    };
+    let opts = WriteOptions {
+        dry_run: req.query.dry_run()?,
+    };
+    let updated = req
+        .app
+        .registry
+        .update_with(
+            info,
+            ns,
+            name,
+            Some("scale"),
+            &opts,
+            precondition.as_deref(),
+            |old| {
+                let new_scale = if method == Method::PUT {
+                    request::decode_object(&body, &content_type)?
+                } else {
+                    crate::http::managed::apply_patch(
+                        info,
+                        &scale_of(old),
+                        &content_type,
+                        &body,
+                        &manager,
+                        req.query.flag("force"),
+                        Some("scale"),
+                    )?
+                };
+                let replicas = replicas_from_scale(&new_scale)?;
+                let mut new = old.clone();
+                new["spec"]["replicas"] = json!(replicas);
+                Ok(new)
+            },
+            |old, new| {
+                crate::http::managed::record_update(info, Some(old), new, &manager, Some("scale"))
+            },
+        )
+        .await?;
+    Ok(json_response(StatusCode::OK, &scale_of(&updated)))
+}
+
+async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
+    access::check(&req.id, "create", &req.target)?;
+    let b = request::decode_object(&body, &request::content_type(&req.headers))?;
+    let node = b
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("target.name: Required value: the node to bind to"))?
+        .to_string();
+    let name = req.target.name.as_deref().unwrap_or("");
+    let info = req.target.info;
+    req.app
+        .registry
+        .update_with(
+            info,
+            req.target.namespace.as_deref(),
+            name,
+            Some("binding"),
+            &WriteOptions {
+                dry_run: req.query.dry_run()?,
+            },
+            None,
+            |old| {
+                if objects::is_deleting(old) {
+                    return Err(ApiError::conflict_because(
+                        info,
+                        name,
+                        "pod is being deleted, cannot be assigned to a host",
+                    ));
+                }
+                if let Some(current) = old
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                {
+                    return Err(ApiError::conflict_because(
+                        info,
+                        name,
+                        &format!("pod {name} is already assigned to node \"{current}\""),
+                    ));
+                }
+                let mut new = old.clone();
+                new["spec"]["nodeName"] = json!(node);
+                set_pod_scheduled(&mut new);
+                Ok(new)
+            },
+            |_, _| Ok(()),
+        )
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+fn set_pod_scheduled(pod: &mut Value) {
+    let now = schemas::Time::now().to_string();
+    let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+    let status = pod
+        .as_object_mut()
+        .map(|m| m.entry("status").or_insert_with(|| json!({})));
+    let Some(Value::Object(status)) = status else {
+        return;
+    };
+    let conds = status.entry("conditions").or_insert_with(|| json!([]));
+    if let Value::Array(list) = conds {
+        list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+        list.push(cond);
+    }
+}
+
+async fn eviction(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
+    access::check(&req.id, "create", &req.target)?;
+    let mut opts = DeleteOptions {
+        dry_run: req.query.dry_run()?,
+        ..Default::default()
+    };
+    if !body.is_empty() {
+        let ev: schemas::core::Eviction = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the Eviction body is not valid: {e}")))?;
+        if let Some(d) = ev.delete_options {
+            opts.grace_period_seconds = d.grace_period_seconds;
+            opts.propagation_policy = d.propagation_policy;
+            if let Some(p) = d.preconditions {
+                opts.precondition_uid = p.uid;
+                opts.precondition_resource_version = p.resource_version;
+            }
+            if d.dry_run.is_some_and(|x| x.iter().any(|v| v == "All")) {
+                opts.dry_run = true;
+            }
+        }
+    }
+    req.app
+        .registry
+        .delete(
+            req.target.info,
+            req.target.namespace.as_deref(),
+            req.target.name.as_deref().unwrap_or(""),
+            &opts,
+        )
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
+    access::check(&req.id, "get", &req.target)?;
+    let name = req.target.name.as_deref().unwrap_or("");
+    let pod = req
+        .app
+        .registry
+        .get(req.target.info, req.target.namespace.as_deref(), name)
+        .await?;
+    match pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        None => Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        ))),
+        Some(node) => Err(ApiError::unavailable(format!(
+            "{what} for pod {name} are served by the node daemon of node {node:?}, which does not serve them yet"
+        ))),
+    }
+}
+
+async fn sync(req: &Req) -> ApiResult<Response> {
+    access::check(&req.id, "create", &req.target)?;
+    let info = req.target.info;
+    let now = schemas::MicroTime::now().to_string();
+    let updated = req
+        .app
+        .registry
+        .update_with(
+            info,
+            req.target.namespace.as_deref(),
+            req.target.name.as_deref().unwrap_or(""),
+            None,
+            &WriteOptions::default(),
+            None,
+            |old| {
+                let mut new = old.clone();
+                objects::meta_mut(&mut new)
+                    .entry("annotations")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .map(|a| a.insert("korral.dev/sync-requested-at".into(), json!(now)));
+                Ok(new)
+            },
+            |_, _| Ok(()),
+        )
+        .await?;
+    Ok(json_response(StatusCode::ACCEPTED, &updated))
+}
+
+/// Serves a subresource request.
+pub async fn serve(
+    req: &Req,
+    method: Method,
+    sub: &str,
+    body: bytes::Bytes,
+) -> ApiResult<Response> {
+    match (sub, &method) {
+        ("scale", _) => scale(req, method, body).await,
+        ("binding", &Method::POST) => binding(req, body).await,
+        ("eviction", &Method::POST) => eviction(req, body).await,
+        ("log", &Method::GET) => node_served(req, "logs").await,
+        ("exec", &Method::GET | &Method::POST) => node_served(req, "exec sessions").await,
+        ("sync", &Method::POST) => sync(req).await,
+        (sub, m) => Err(ApiError::method_not_allowed(&format!(
+            "{m} {}/{sub}",
+            req.target.info.plural
+        ))),
+    }
+}

@@ -1,0 +1,193 @@
+//! Generic access to objects as JSON values: metadata fields, store keys, and
+//! the encoding objects are stored in (JSON without `resourceVersion`, which
+//! is the store's `mod_revision` and filled in on read).
+
+use serde_json::{Map, Value};
+
+use schemas::KindInfo;
+
+use crate::errors::{ApiError, ApiResult};
+use crate::store::KeyValue;
+
+/// The store key of an object: `<plural>/<namespace>/<name>`, or `<plural>/<name>` when cluster-scoped.
+pub fn key(info: &KindInfo, namespace: Option<&str>, name: &str) -> String {
+    match namespace.filter(|_| info.namespaced) {
+        Some(ns) => format!("{}/{ns}/{name}", info.plural),
+        None => format!("{}/{name}", info.plural),
+    }
+}
+
+/// The store prefix of a kind, or of a kind in one namespace.
+pub fn prefix(info: &KindInfo, namespace: Option<&str>) -> String {
+    match namespace.filter(|_| info.namespaced) {
+        Some(ns) => format!("{}/{ns}/", info.plural),
+        None => format!("{}/", info.plural),
+    }
+}
+
+/// The object's `metadata`, created if missing.
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
+    }
+    let Value::Object(root) = obj else {
+        unreachable!("just made an object")
+    };
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    match meta {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+/// A string field of `metadata`.
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+/// The object's name ("" when unset).
+pub fn name(obj: &Value) -> &str {
+    meta_str(obj, "name").unwrap_or("")
+}
+
+/// The object's namespace, if set.
+pub fn namespace(obj: &Value) -> Option<&str> {
+    meta_str(obj, "namespace").filter(|n| !n.is_empty())
+}
+
+/// The object's uid ("" when unset).
+pub fn uid(obj: &Value) -> &str {
+    meta_str(obj, "uid").unwrap_or("")
+}
+
+/// The object's labels as pairs.
+pub fn labels(obj: &Value) -> std::collections::BTreeMap<String, String> {
+    obj.get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The object's finalizers.
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    obj.get("metadata")
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sets the finalizers (removing the field when empty).
+pub fn set_finalizers(obj: &mut Value, finalizers: &[String]) {
+    let meta = meta_mut(obj);
+    if finalizers.is_empty() {
+        meta.remove("finalizers");
+    } else {
+        meta.insert("finalizers".into(), Value::from(finalizers.to_vec()));
+    }
+}
+
+/// Whether deletion has been requested.
+pub fn is_deleting(obj: &Value) -> bool {
+    meta_str(obj, "deletionTimestamp").is_some()
+}
+
+/// The object's generation (0 when unset).
+pub fn generation(obj: &Value) -> i64 {
+    obj.get("metadata")
+        .and_then(|m| m.get("generation"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// Decodes a stored value and sets `metadata.resourceVersion` from its revision.
+pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
+    let mut v: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+    meta_mut(&mut v).insert(
+        "resourceVersion".into(),
+        Value::String(kv.mod_revision.to_string()),
+    );
+    Ok(v)
+}
+
+/// Encodes an object for the store (without `metadata.resourceVersion`).
+pub fn encode(obj: &Value) -> ApiResult<Vec<u8>> {
+    let mut v = obj.clone();
+    meta_mut(&mut v).remove("resourceVersion");
+    serde_json::to_vec(&v).map_err(|e| ApiError::internal(format!("cannot encode object: {e}")))
+}
+
+/// Parses a `resourceVersion` string.
+pub fn parse_rv(rv: &str) -> ApiResult<i64> {
+    rv.parse::<i64>().ok().filter(|r| *r >= 0).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "invalid resource version {rv:?}: must be a non-negative integer"
+        ))
+    })
+}
+
+/// A random name suffix as Kubernetes makes them (5 characters without vowels or look-alikes).
+pub fn random_suffix(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_and_prefixes() {
+        let pod = schemas::lookup("v1", "Pod").expect("pod");
+        let node = schemas::lookup("v1", "Node").expect("node");
+        assert_eq!(key(pod, Some("default"), "web"), "pods/default/web");
+        assert_eq!(key(node, Some("ignored"), "n1"), "nodes/n1");
+        assert_eq!(prefix(pod, Some("default")), "pods/default/");
+        assert_eq!(prefix(pod, None), "pods/");
+    }
+
+    #[test]
+    fn encode_strips_and_decode_restores_the_resource_version() {
+        let obj = json!({"metadata": {"name": "a", "resourceVersion": "7"}});
+        let bytes = encode(&obj).expect("encode");
+        assert!(!String::from_utf8_lossy(&bytes).contains("resourceVersion"));
+        let kv = KeyValue {
+            key: "x".into(),
+            value: bytes,
+            create_revision: 3,
+            mod_revision: 9,
+            version: 2,
+        };
+        assert_eq!(
+            decode(&kv).expect("decode")["metadata"]["resourceVersion"],
+            "9"
+        );
+    }
+
+    #[test]
+    fn random_suffixes_use_kubernetes_alphabet() {
+        let s = random_suffix(5);
+        assert_eq!(s.len(), 5);
+        assert!(s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+    }
+}

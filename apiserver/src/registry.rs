@@ -1,0 +1,792 @@
+//! The object lifecycle over the store, as Kubernetes' generic registry does
+//! it: get, paginated list at one revision, create, optimistic update and
+//! read-modify-write, graceful and finalizer-aware delete, dry runs, and the
+//! watch with selector-aware ADDED/MODIFIED/DELETED translation.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use schemas::{KindInfo, Time};
+
+use crate::admission;
+use crate::errors::{ApiError, ApiResult};
+use crate::objects::{self, meta_mut};
+use crate::selectors::Selectors;
+use crate::store::{
+    EventType, KeyValue, ListRequest, Revision, Store, StoreError, WatchItem, WatchStream,
+};
+
+/// How many times a read-modify-write retries on a conflicting concurrent write.
+const MAX_RETRIES: usize = 32;
+/// Page size of store reads behind a selective list.
+const STORE_PAGE: usize = 500;
+
+/// The generic registry over one store.
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn Store>,
+}
+
+/// Options of a list.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    /// Label and field selectors.
+    pub selectors: Selectors,
+    /// Page size.
+    pub limit: Option<usize>,
+    /// Continue token from a previous page.
+    pub continue_token: Option<String>,
+    /// `resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `resourceVersionMatch` (`Exact` or `NotOlderThan`).
+    pub resource_version_match: Option<String>,
+}
+
+/// A page of objects.
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    /// The objects, in key order.
+    pub items: Vec<Value>,
+    /// The revision read at.
+    pub resource_version: Revision,
+    /// Token for the next page.
+    pub continue_token: Option<String>,
+}
+
+/// Options of a write.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// `dryRun=All`: run admission, store nothing.
+    pub dry_run: bool,
+}
+
+/// Options of a delete (from the query and the `DeleteOptions` body).
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    /// Seconds of grace; `Some(0)` deletes at once.
+    pub grace_period_seconds: Option<i64>,
+    /// `Orphan`, `Background` or `Foreground`.
+    pub propagation_policy: Option<String>,
+    /// Required uid.
+    pub precondition_uid: Option<String>,
+    /// Required resourceVersion.
+    pub precondition_resource_version: Option<String>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// The outcome of a delete.
+#[derive(Clone, Debug)]
+pub enum DeleteOutcome {
+    /// The object is gone; this is what it was.
+    Deleted(Value),
+    /// Deletion is pending (finalizers or a grace period); this is the object now.
+    Pending(Value),
+}
+
+/// One watch event as the API returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchEvent {
+    /// `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK` or `ERROR`.
+    pub kind: &'static str,
+    /// The object (a `Status` for `ERROR`).
+    pub object: Value,
+}
+
+fn encode_continue(rv: Revision, start: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string())
+}
+
+fn decode_continue(token: &str) -> ApiResult<(Revision, String)> {
+    let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    Ok((rv, start.to_string()))
+}
+
+fn expired_continue() -> ApiError {
+    ApiError::gone(
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+    )
+}
+
+impl Registry {
+    /// A registry over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Registry { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    async fn get_kv(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<KeyValue> {
+        self.store
+            .get(&objects::key(info, namespace, name))
+            .await?
+            .ok_or_else(|| ApiError::not_found(info, name))
+    }
+
+    /// Reads one object.
+    pub async fn get(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Value> {
+        objects::decode(&self.get_kv(info, namespace, name).await?)
+    }
+
+    /// Lists objects (all namespaces when `namespace` is `None`).
+    pub async fn list(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<ListPage> {
+        let prefix = objects::prefix(info, namespace);
+        let (mut revision, mut start_after) = match &opts.continue_token {
+            Some(t) => {
+                let (rv, start) = decode_continue(t)?;
+                if !start.starts_with(&prefix) {
+                    return Err(ApiError::bad_request(
+                        "the continue token does not belong to this list",
+                    ));
+                }
+                (Some(rv), Some(start))
+            }
+            None => (None, None),
+        };
+        if revision.is_none()
+            && let Some(rv) = opts.resource_version.as_deref().filter(|r| !r.is_empty())
+        {
+            let rv = objects::parse_rv(rv)?;
+            match opts.resource_version_match.as_deref() {
+                Some("Exact") => revision = Some(rv),
+                Some("NotOlderThan") | None => {
+                    let current = self.store.current_revision().await?;
+                    if rv > current {
+                        return Err(ApiError::timeout(format!(
+                            "Too large resource version: {rv}, current: {current}"
+                        )));
+                    }
+                }
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                    )));
+                }
+            }
+        }
+        // a single name via fieldSelector=metadata.name=X reads one key
+        let mut items = Vec::new();
+        let limit = opts.limit.filter(|l| *l > 0);
+        let mut read_revision;
+        let mut more;
+        loop {
+            let page = self
+                .store
+                .list(ListRequest {
+                    prefix: prefix.clone(),
+                    revision,
+                    limit: Some(limit.map_or(STORE_PAGE, |l| l.clamp(1, STORE_PAGE * 10))),
+                    start_after: start_after.clone(),
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Compacted { .. } if opts.continue_token.is_some() => {
+                        expired_continue()
+                    }
+                    other => ApiError::from(other),
+                })?;
+            read_revision = page.revision;
+            revision = Some(page.revision);
+            more = page.more;
+            let mut last_key = None;
+            for kv in &page.kvs {
+                last_key = Some(kv.key.clone());
+                let obj = objects::decode(kv)?;
+                if opts.selectors.matches(&obj) {
+                    items.push(obj);
+                    if limit.is_some_and(|l| items.len() >= l) {
+                        break;
+                    }
+                }
+            }
+            let page_exhausted = last_key.as_ref() == page.kvs.last().map(|kv| &kv.key);
+            if !page_exhausted {
+                more = true;
+            }
+            start_after = last_key.or(start_after);
+            if !more || limit.is_some_and(|l| items.len() >= l) {
+                break;
+            }
+        }
+        let continue_token = match (&start_after, more, limit) {
+            (Some(start), true, Some(_)) => Some(encode_continue(read_revision, start)),
+            _ => None,
+        };
+        Ok(ListPage {
+            items,
+            resource_version: read_revision,
+            continue_token,
+        })
+    }
+
+    async fn check_namespace(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<()> {
+        let Some(ns) = namespace.filter(|_| info.namespaced) else {
+            return Ok(());
+        };
+        let ns_info =
+            schemas::lookup("v1", "Namespace").map_err(|e| ApiError::internal(e.to_string()))?;
+        match self.store.get(&objects::key(ns_info, None, ns)).await? {
+            None => Err(ApiError::not_found(ns_info, ns)),
+            Some(kv) => {
+                let obj = objects::decode(&kv)?;
+                if objects::is_deleting(&obj) {
+                    Err(ApiError::forbidden_message(format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        crate::errors::qualified_resource(info),
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Creates an object from a request body; `mutate` runs after server-set
+    /// fields and defaulting (managed fields, allocations) and before the write.
+    pub async fn create(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+        mutate: impl FnOnce(&mut Value) -> ApiResult<()>,
+    ) -> ApiResult<Value> {
+        admission::prepare_create(info, &mut obj, namespace)?;
+        let mut obj = admission::default_and_validate(info, obj)?;
+        let name = objects::name(&obj).to_string();
+        if name.is_empty() {
+            return Err(ApiError::invalid(
+                info,
+                "",
+                &[schemas::FieldError::required(
+                    schemas::FieldPath::fields("metadata.name"),
+                    "name or generateName is required",
+                )],
+            ));
+        }
+        self.check_namespace(info, objects::namespace(&obj), &name)
+            .await?;
+        mutate(&mut obj)?;
+        if opts.dry_run {
+            if self
+                .store
+                .get(&objects::key(info, objects::namespace(&obj), &name))
+                .await?
+                .is_some()
+            {
+                return Err(ApiError::already_exists(info, &name));
+            }
+            return Ok(obj);
+        }
+        let key = objects::key(info, objects::namespace(&obj), &name);
+        let kv = self
+            .store
+            .create(&key, objects::encode(&obj)?)
+            .await
+            .map_err(|e| ApiError::from_store(info, &name, e))?;
+        objects::decode(&kv)
+    }
+
+    /// Replaces an object (PUT). A `resourceVersion` in the body must match.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        new: Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+        mutate: impl Fn(&Value, &mut Value) -> ApiResult<()>,
+    ) -> ApiResult<Value> {
+        let precondition = objects::meta_str(&new, "resourceVersion").map(str::to_string);
+        self.update_with(
+            info,
+            namespace,
+            name,
+            subresource,
+            opts,
+            precondition.as_deref(),
+            |_| Ok(new.clone()),
+            mutate,
+        )
+        .await
+    }
+
+    /// Read-modify-write: `change` computes the new object from the current
+    /// one; retried on concurrent writes unless `precondition` pins a resourceVersion.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_with(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+        precondition: Option<&str>,
+        change: impl Fn(&Value) -> ApiResult<Value>,
+        mutate: impl Fn(&Value, &mut Value) -> ApiResult<()>,
+    ) -> ApiResult<Value> {
+        let key = objects::key(info, namespace, name);
+        for _ in 0..MAX_RETRIES {
+            let kv = self.get_kv(info, namespace, name).await?;
+            if let Some(rv) = precondition.filter(|r| !r.is_empty())
+                && objects::parse_rv(rv)? != kv.mod_revision
+            {
+                return Err(ApiError::conflict(info, name));
+            }
+            let old = objects::decode(&kv)?;
+            let mut new = change(&old)?;
+            admission::prepare_update(info, &old, &mut new, subresource)?;
+            let mut new = admission::default_and_validate(info, new)?;
+            mutate(&old, &mut new)?;
+            meta_mut(&mut new).insert(
+                "resourceVersion".into(),
+                Value::String(kv.mod_revision.to_string()),
+            );
+            if new == old {
+                return Ok(old);
+            }
+            if opts.dry_run {
+                return Ok(new);
+            }
+            if finalization_complete(info, &new) {
+                return match self.store.delete(&key, Some(kv.mod_revision)).await {
+                    Ok(_) => Ok(new),
+                    Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
+                    Err(e) => Err(ApiError::from_store(info, name, e)),
+                };
+            }
+            match self
+                .store
+                .update(&key, objects::encode(&new)?, kv.mod_revision)
+                .await
+            {
+                Ok(kv) => return objects::decode(&kv),
+                Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(info, name, e)),
+            }
+        }
+        Err(ApiError::conflict(info, name))
+    }
+
+    /// Deletes an object, honouring preconditions, finalizers, propagation
+    /// policy and (for pods) graceful termination.
+    pub async fn delete(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<DeleteOutcome> {
+        let key = objects::key(info, namespace, name);
+        for _ in 0..MAX_RETRIES {
+            let kv = self.get_kv(info, namespace, name).await?;
+            let old = objects::decode(&kv)?;
+            if let Some(uid) = opts.precondition_uid.as_deref()
+                && uid != objects::uid(&old)
+            {
+                return Err(ApiError::conflict_because(
+                    info,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        objects::uid(&old)
+                    ),
+                ));
+            }
+            if let Some(rv) = opts.precondition_resource_version.as_deref()
+                && objects::parse_rv(rv)? != kv.mod_revision
+            {
+                return Err(ApiError::conflict_because(
+                    info,
+                    name,
+                    &format!(
+                        "Precondition failed: the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
+                        kv.mod_revision
+                    ),
+                ));
+            }
+            let mut new = old.clone();
+            let mut finalizers = objects::finalizers(&old);
+            match opts.propagation_policy.as_deref() {
+                Some("Orphan") => add_unique(&mut finalizers, "orphan"),
+                Some("Foreground") => add_unique(&mut finalizers, "foregroundDeletion"),
+                Some("Background") | None => {}
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "propagationPolicy: Unsupported value: {other:?}: supported values: \"Orphan\", \"Background\", \"Foreground\""
+                    )));
+                }
+            }
+            objects::set_finalizers(&mut new, &finalizers);
+            let grace = graceful_period(info, &old, opts.grace_period_seconds);
+            let pending =
+                !finalizers.is_empty() || namespace_finalizers_pending(info, &old) || grace > 0;
+            if !pending {
+                if opts.dry_run {
+                    return Ok(DeleteOutcome::Deleted(old));
+                }
+                match self.store.delete(&key, Some(kv.mod_revision)).await {
+                    Ok(_) => return Ok(DeleteOutcome::Deleted(old)),
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(ApiError::from_store(info, name, e)),
+                }
+            }
+            mark_deleting(info, &old, &mut new, grace);
+            if new == old {
+                return Ok(DeleteOutcome::Pending(old));
+            }
+            if opts.dry_run {
+                return Ok(DeleteOutcome::Pending(new));
+            }
+            match self
+                .store
+                .update(&key, objects::encode(&new)?, kv.mod_revision)
+                .await
+            {
+                Ok(kv) => return Ok(DeleteOutcome::Pending(objects::decode(&kv)?)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(ApiError::from_store(info, name, e)),
+            }
+        }
+        Err(ApiError::conflict(info, name))
+    }
+
+    /// Watches objects; see [`WatchOptions`].
+    pub async fn watch(
+        &self,
+        info: &'static KindInfo,
+        namespace: Option<&str>,
+        opts: WatchOptions,
+    ) -> ApiResult<tokio::sync::mpsc::Receiver<WatchEvent>> {
+        let prefix = objects::prefix(info, namespace);
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let rv = opts.resource_version.as_deref().filter(|r| !r.is_empty());
+        let (initial, start) = match rv {
+            None | Some("0") => {
+                let page = self
+                    .list(
+                        info,
+                        namespace,
+                        &ListOptions {
+                            selectors: opts.selectors.clone(),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                (page.items, page.resource_version + 1)
+            }
+            Some(rv) => (Vec::new(), objects::parse_rv(rv)? + 1),
+        };
+        let stream = match self.store.watch(&prefix, start).await {
+            Ok(s) => Some(s),
+            Err(StoreError::Compacted {
+                requested,
+                compacted,
+            }) => {
+                let e = ApiError::gone(format!(
+                    "too old resource version: {} ({compacted})",
+                    requested - 1
+                ));
+                let _ = tx
+                    .send(WatchEvent {
+                        kind: "ERROR",
+                        object: serde_json::to_value(e.status()).unwrap_or_default(),
+                    })
+                    .await;
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(stream) = stream {
+            tokio::spawn(pump_watch(info, stream, initial, opts, tx));
+        }
+        Ok(rx)
+    }
+}
+
+/// Options of a watch.
+#[derive(Clone, Debug, Default)]
+pub struct WatchOptions {
+    /// Label and field selectors.
+    pub selectors: Selectors,
+    /// Start after this revision; unset or "0" starts with the current objects as ADDED.
+    pub resource_version: Option<String>,
+    /// Send BOOKMARK events.
+    pub bookmarks: bool,
+}
+
+async fn pump_watch(
+    info: &'static KindInfo,
+    mut stream: WatchStream,
+    initial: Vec<Value>,
+    opts: WatchOptions,
+    tx: tokio::sync::mpsc::Sender<WatchEvent>,
+) {
+    for obj in initial {
+        if tx
+            .send(WatchEvent {
+                kind: "ADDED",
+                object: obj,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    while let Some(item) = stream.next().await {
+        let event = match item {
+            Ok(WatchItem::Event(e)) => translate_event(&e, &opts.selectors),
+            Ok(WatchItem::Progress(rev)) if opts.bookmarks => Some(WatchEvent {
+                kind: "BOOKMARK",
+                object: json!({"kind": info.kind, "apiVersion": info.api_version, "metadata": {"resourceVersion": rev.to_string()}}),
+            }),
+            Ok(WatchItem::Progress(_)) => None,
+            Err(e) => {
+                let status = ApiError::from(e).status();
+                let _ = tx
+                    .send(WatchEvent {
+                        kind: "ERROR",
+                        object: serde_json::to_value(status).unwrap_or_default(),
+                    })
+                    .await;
+                return;
+            }
+        };
+        if let Some(ev) = event
+            && tx.send(ev).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn translate_event(e: &crate::store::Event, selectors: &Selectors) -> Option<WatchEvent> {
+    let prev = e.prev.as_ref().and_then(|kv| objects::decode(kv).ok());
+    match e.kind {
+        EventType::Deleted => {
+            let mut obj = prev?;
+            if !selectors.matches(&obj) {
+                return None;
+            }
+            meta_mut(&mut obj).insert(
+                "resourceVersion".into(),
+                Value::String(e.revision().to_string()),
+            );
+            Some(WatchEvent {
+                kind: "DELETED",
+                object: obj,
+            })
+        }
+        EventType::Added | EventType::Modified => {
+            let obj = objects::decode(&e.kv).ok()?;
+            let now = selectors.matches(&obj);
+            let before = prev.as_ref().is_some_and(|p| selectors.matches(p));
+            let kind = match (before, now) {
+                (true, true) => "MODIFIED",
+                (false, true) => "ADDED",
+                (true, false) => "DELETED",
+                (false, false) => return None,
+            };
+            Some(WatchEvent { kind, object: obj })
+        }
+    }
+}
+
+fn add_unique(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|f| f == item) {
+        list.push(item.to_string());
+    }
+}
+
+fn namespace_finalizers_pending(info: &KindInfo, obj: &Value) -> bool {
+    info.kind == "Namespace"
+        && info.group.is_empty()
+        && obj
+            .get("spec")
+            .and_then(|s| s.get("finalizers"))
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+}
+
+/// The grace period a delete gets: pods bound to a node and not finished get
+/// theirs (the request's, else `terminationGracePeriodSeconds`); everything else 0.
+fn graceful_period(info: &KindInfo, obj: &Value, requested: Option<i64>) -> i64 {
+    if !(info.group.is_empty() && info.kind == "Pod") {
+        return 0;
+    }
+    let bound = obj
+        .get("spec")
+        .and_then(|s| s.get("nodeName"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = obj
+        .get("status")
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !bound || matches!(phase, "Succeeded" | "Failed") {
+        return 0;
+    }
+    let default = obj
+        .get("spec")
+        .and_then(|s| s.get("terminationGracePeriodSeconds"))
+        .and_then(Value::as_i64)
+        .unwrap_or(30);
+    let grace = requested.unwrap_or(default).max(0);
+    // a pod already being deleted keeps the shorter of the two periods
+    match obj
+        .get("metadata")
+        .and_then(|m| m.get("deletionGracePeriodSeconds"))
+        .and_then(Value::as_i64)
+    {
+        Some(existing) => grace.min(existing),
+        None => grace,
+    }
+}
+
+/// Sets deletionTimestamp/deletionGracePeriodSeconds (and the Terminating
+/// phase of a namespace) on an object whose deletion must wait.
+fn mark_deleting(info: &KindInfo, old: &Value, new: &mut Value, grace: i64) {
+    let already = objects::is_deleting(old);
+    let old_grace = old
+        .get("metadata")
+        .and_then(|m| m.get("deletionGracePeriodSeconds"))
+        .and_then(Value::as_i64);
+    let meta = meta_mut(new);
+    if !already || old_grace.is_some_and(|g| grace < g) {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+        meta.insert(
+            "deletionTimestamp".into(),
+            Value::String(Time::from(at).to_string()),
+        );
+        meta.insert("deletionGracePeriodSeconds".into(), Value::from(grace));
+        if meta.get("generation").is_some() {
+            let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+            meta.insert("generation".into(), Value::from(g));
+        }
+    }
+    if info.kind == "Namespace"
+        && info.group.is_empty()
+        && let Value::Object(root) = new
+    {
+        let status = root.entry("status").or_insert_with(|| json!({}));
+        if let Value::Object(s) = status {
+            s.insert("phase".into(), Value::String("Terminating".into()));
+        }
+    }
+}
+
+/// Whether an object being deleted has nothing left holding it.
+fn finalization_complete(info: &KindInfo, obj: &Value) -> bool {
+    if !objects::is_deleting(obj)
+        || !objects::finalizers(obj).is_empty()
+        || namespace_finalizers_pending(info, obj)
+    {
+        return false;
+    }
+    // a pod in its grace period is removed by the node (or a grace-0 delete), not by an update
+    let grace = obj
+        .get("metadata")
+        .and_then(|m| m.get("deletionGracePeriodSeconds"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    grace == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let t = encode_continue(42, "pods/default/web");
+        assert_eq!(
+            decode_continue(&t).expect("decode"),
+            (42, "pods/default/web".to_string())
+        );
+        assert_eq!(
+            decode_continue("not a token").expect_err("garbage").code,
+            400
+        );
+    }
+
+    #[test]
+    fn grace_applies_to_bound_running_pods_only() {
+        let pod = schemas::lookup("v1", "Pod").expect("pod");
+        let cm = schemas::lookup("v1", "ConfigMap").expect("cm");
+        let bound = json!({"spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 10}, "status": {"phase": "Running"}});
+        assert_eq!(graceful_period(pod, &bound, None), 10);
+        assert_eq!(graceful_period(pod, &bound, Some(0)), 0);
+        assert_eq!(graceful_period(pod, &json!({"spec": {}}), None), 0);
+        assert_eq!(graceful_period(cm, &bound, Some(5)), 0);
+    }
+
+    #[test]
+    fn selector_changes_become_added_and_deleted() {
+        let sel = Selectors {
+            labels: crate::selectors::LabelSelector::parse("app=web").expect("selector"),
+            ..Default::default()
+        };
+        let kv = |labels: Value, rev| KeyValue {
+            key: "pods/default/p".into(),
+            value: serde_json::to_vec(&json!({"metadata": {"name": "p", "labels": labels}}))
+                .expect("json"),
+            create_revision: 1,
+            mod_revision: rev,
+            version: 1,
+        };
+        let moved_out = crate::store::Event {
+            kind: EventType::Modified,
+            kv: kv(json!({"app": "db"}), 3),
+            prev: Some(kv(json!({"app": "web"}), 2)),
+        };
+        assert_eq!(
+            translate_event(&moved_out, &sel).map(|e| e.kind),
+            Some("DELETED")
+        );
+        let moved_in = crate::store::Event {
+            kind: EventType::Modified,
+            kv: kv(json!({"app": "web"}), 4),
+            prev: Some(kv(json!({"app": "db"}), 3)),
+        };
+        assert_eq!(
+            translate_event(&moved_in, &sel).map(|e| e.kind),
+            Some("ADDED")
+        );
+    }
+}
