@@ -26,6 +26,12 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub mod etcd;
+pub mod local;
+
+pub use etcd::{EtcdAuth, EtcdOptions, EtcdStore, EtcdTls};
+pub use local::{CompactionPolicy, LocalOptions, LocalStore};
+
 /// A store revision (etcd's `revision`, Kubernetes' `resourceVersion`).
 pub type Revision = i64;
 
