@@ -28,6 +28,19 @@ enum Command {
     ///
     /// Exit status: 0 all valid, 1 something invalid, 2 usage or I/O error.
     Validate(cli::validate::Args),
+    /// Run the control plane: the API server over the embedded store or etcd.
+    ///
+    /// Writes DIR/kubeconfig.yaml (admin) for kubectl.
+    Server(cli::server::Args),
+    /// Manage identities in a server's token file.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Add an identity (or reuse it) and print its token or write a kubeconfig.
+    Create(cli::token::CreateArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +48,7 @@ fn main() -> ExitCode {
     cli::logging::init(&cli.log);
     match cli.command {
         Command::Validate(args) => cli::validate::run(args),
+        Command::Server(args) => cli::server::run(args),
+        Command::Token(TokenCommand::Create(args)) => cli::token::create(args),
     }
 }

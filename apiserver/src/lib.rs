@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod pki;
 pub mod registry;
 pub mod selectors;
+pub mod server;
 pub mod store;
 pub mod tables;
 pub mod target;

@@ -2,4 +2,6 @@
 
 pub mod logging;
 pub mod output;
+pub mod server;
+pub mod token;
 pub mod validate;

@@ -1,0 +1,259 @@
+//! Starting the API server: data directory (CA, certificates, tokens,
+//! kubeconfigs), the store (embedded by default, etcd when asked), the system
+//! namespaces, and the HTTPS listener (plus an optional loopback HTTP one).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::auth::{Role, TokenFile};
+use crate::http::App;
+use crate::metrics::{MeteredStore, Metrics};
+use crate::registry::{Registry, WriteOptions};
+use crate::store::{EtcdOptions, EtcdStore, LocalOptions, LocalStore, Store};
+
+/// How to run the server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// HTTPS address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Where the CA, certificates, tokens, kubeconfigs and the embedded store live.
+    pub data_dir: PathBuf,
+    /// Use etcd instead of the embedded store.
+    pub etcd: Option<EtcdOptions>,
+    /// A plain-HTTP listener, loopback only (tokens are still required).
+    pub insecure_listen: Option<SocketAddr>,
+    /// Extra names and IPs for the serving certificate.
+    pub extra_sans: Vec<String>,
+}
+
+impl ServerConfig {
+    /// Defaults: `127.0.0.1:6443`, embedded store in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 6443)),
+            data_dir: data_dir.into(),
+            etcd: None,
+            insecure_listen: None,
+            extra_sans: Vec::new(),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Certificates or tokens.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// The store.
+    #[error("the cluster store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// Listening.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// `https://host:port`.
+    pub url: String,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The shared state (registry, tokens, metrics).
+    pub app: Arc<App>,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting requests, lets open ones finish (up to 5 s), and returns.
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops on its own (a listener error).
+    pub async fn wait(self) -> Result<(), ServerError> {
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServerError::Other(format!(
+                "the HTTPS listener failed: {e}"
+            ))),
+            Err(e) => Err(ServerError::Other(format!(
+                "the HTTPS listener panicked: {e}"
+            ))),
+        }
+    }
+}
+
+async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError> {
+    match &config.etcd {
+        Some(opts) => {
+            tracing::info!(endpoints = ?opts.endpoints, "using etcd");
+            Ok(Arc::new(EtcdStore::connect(opts.clone()).await?))
+        }
+        None => {
+            let path = config.data_dir.join("store.redb");
+            tracing::info!(path = %path.display(), "using the embedded store");
+            Ok(Arc::new(LocalStore::open(LocalOptions::new(path)).await?))
+        }
+    }
+}
+
+/// The namespaces every cluster has.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+async fn bootstrap(registry: &Registry) -> Result<(), ServerError> {
+    let ns = schemas::lookup("v1", "Namespace").map_err(|e| ServerError::Other(e.to_string()))?;
+    for name in SYSTEM_NAMESPACES {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match registry
+            .create(ns, None, obj, &WriteOptions::default(), |_| Ok(()))
+            .await
+        {
+            Ok(_) => tracing::info!(namespace = name, "created system namespace"),
+            Err(e) if e.code == 409 => {}
+            Err(e) => {
+                return Err(ServerError::Other(format!(
+                    "cannot create namespace {name}: {}",
+                    e.message
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn client_host(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+/// Starts the server and returns once it is listening.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| crate::pki::PkiError::Io {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let mut sans = config.extra_sans.clone();
+    if !config.listen.ip().is_unspecified() {
+        sans.push(config.listen.ip().to_string());
+    }
+    let pki = crate::pki::load_or_create(&config.data_dir.join("pki"), &sans)?;
+    let tokens = TokenFile::load_or_create(&config.data_dir)?;
+    let metrics = Arc::new(Metrics::default());
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(
+        open_store(&config).await?,
+        metrics.clone(),
+    ));
+    let registry = Registry::new(store);
+    bootstrap(&registry).await?;
+
+    let std_listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let bound = std_listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let host = client_host(bound);
+    let url = format!("https://{host}");
+    let app = Arc::new(App {
+        registry,
+        tokens,
+        metrics,
+        server_address: host,
+    });
+
+    // kubeconfigs for the admin and for korral's own components
+    let kubeconfig = config.data_dir.join("kubeconfig.yaml");
+    for (file, role, user) in [
+        ("kubeconfig.yaml", Role::Admin, "admin"),
+        (
+            "controller.kubeconfig",
+            Role::Controller,
+            "korral-controller",
+        ),
+        ("intake.kubeconfig", Role::Intake, "korral-intake"),
+    ] {
+        let token = match app.tokens.token_for_role(&role) {
+            Some(t) => t,
+            None => app.tokens.ensure(user, &role)?,
+        };
+        crate::kubeconfig::write(
+            &config.data_dir.join(file),
+            &url,
+            &pki.ca_cert_pem,
+            user,
+            &token,
+        )?;
+    }
+
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+        pki.serving_cert_pem.clone().into_bytes(),
+        pki.serving_key_pem.clone().into_bytes(),
+    )
+    .await
+    .map_err(|e| ServerError::Other(format!("TLS configuration: {e}")))?;
+    let handle = axum_server::Handle::new();
+    let router = crate::http::router(app.clone());
+    let server = axum_server::from_tcp_rustls(std_listener, tls)
+        .map_err(|source| ServerError::Listen {
+            addr: bound,
+            source,
+        })?
+        .handle(handle.clone());
+    let task = tokio::spawn(server.serve(router.clone().into_make_service()));
+
+    if let Some(addr) = config.insecure_listen {
+        if !addr.ip().is_loopback() {
+            return Err(ServerError::Other(format!(
+                "--insecure-port must listen on loopback, not {addr}"
+            )));
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Listen { addr, source })?;
+        tracing::warn!(%addr, "serving plain HTTP on loopback (tokens still required)");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router.into_make_service()).await {
+                tracing::error!(error = %e, "the plain-HTTP listener failed");
+            }
+        });
+    }
+    tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server listening");
+    Ok(RunningServer {
+        url,
+        kubeconfig,
+        app,
+        handle,
+        task,
+    })
+}

@@ -1,0 +1,129 @@
+//! `korral server`: the control plane (API server over the embedded store or
+//! etcd); writes `DIR/kubeconfig.yaml` for kubectl.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use apiserver::server::{ServerConfig, start};
+use apiserver::store::{EtcdAuth, EtcdOptions, EtcdTls};
+
+use crate::cli::output;
+
+/// Arguments of `korral server`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where the CA, certificates, tokens, kubeconfigs and the embedded store live.
+    #[arg(long, default_value = ".korral", env = "KORRAL_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// HTTPS address to listen on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// etcd client URLs (comma-separated); the embedded store is used when unset.
+    #[arg(long, value_delimiter = ',', value_name = "URLS")]
+    pub etcd_servers: Vec<String>,
+    /// Key prefix in etcd.
+    #[arg(long, default_value = "/registry/")]
+    pub etcd_prefix: String,
+    /// CA certificate of etcd's server certificates.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd.
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// etcd user (with `--etcd-password` or `KORRAL_ETCD_PASSWORD`).
+    #[arg(long)]
+    pub etcd_user: Option<String>,
+    /// etcd password.
+    #[arg(long, env = "KORRAL_ETCD_PASSWORD", hide_env_values = true)]
+    pub etcd_password: Option<String>,
+    /// Also serve plain HTTP on this loopback port (tokens are still required).
+    #[arg(long, value_name = "PORT")]
+    pub insecure_port: Option<u16>,
+    /// Extra names or IPs for the serving certificate (repeatable).
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
+}
+
+impl Args {
+    /// The server configuration these flags describe.
+    pub fn config(&self) -> ServerConfig {
+        let mut config = ServerConfig::new(&self.data_dir);
+        config.listen = self.listen;
+        config.extra_sans = self.tls_sans.clone();
+        config.insecure_listen = self
+            .insecure_port
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+        if !self.etcd_servers.is_empty() {
+            let mut opts = EtcdOptions::new(self.etcd_servers.clone());
+            opts.prefix = self.etcd_prefix.clone();
+            if self.etcd_cafile.is_some() || self.etcd_certfile.is_some() {
+                opts.tls = Some(EtcdTls {
+                    ca_file: self.etcd_cafile.clone(),
+                    cert_file: self.etcd_certfile.clone(),
+                    key_file: self.etcd_keyfile.clone(),
+                    domain_name: None,
+                });
+            }
+            if let Some(user) = &self.etcd_user {
+                opts.auth = Some(EtcdAuth {
+                    user: user.clone(),
+                    password: self.etcd_password.clone().unwrap_or_default(),
+                });
+            }
+            config.etcd = Some(opts);
+        }
+        config
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("korral server: cannot start the async runtime: {e}");
+            return ExitCode::from(output::ERROR);
+        }
+    };
+    runtime.block_on(async move {
+        let server = match start(args.config()).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("korral server: {e}");
+                return ExitCode::from(output::ERROR);
+            }
+        };
+        eprintln!("korral server listening on {}", server.url);
+        eprintln!(
+            "  kubectl --kubeconfig {} get all -A",
+            server.kubeconfig.display()
+        );
+        shutdown_signal().await;
+        eprintln!("korral server: shutting down");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
