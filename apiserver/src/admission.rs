@@ -312,6 +312,9 @@ pub fn prepare_update(
         }
         _ => {}
     }
+    if info.group.is_empty() && info.kind == "Service" {
+        keep_allocations(old, new);
+    }
     let mut errors = Vec::new();
     if subresource != Some("binding") {
         check_immutable(info, old, new, &mut errors);
@@ -324,6 +327,63 @@ pub fn prepare_update(
         meta_mut(new).insert("generation".into(), Value::from(g));
     }
     Ok(())
+}
+
+/// A Service update that leaves out its cluster IP or node ports keeps the
+/// allocated ones (as Kubernetes does), so re-applying a manifest changes nothing.
+fn keep_allocations(old: &Value, new: &mut Value) {
+    let Some(new_spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(old_spec) = old.get("spec") else {
+        return;
+    };
+    let new_type = new_spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if new_type != "ExternalName"
+        && new_spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            if let Some(v) = old_spec.get(f) {
+                new_spec.insert(f.into(), v.clone());
+            }
+        }
+    }
+    if matches!(new_type.as_str(), "NodePort" | "LoadBalancer") {
+        let old_ports = old_spec
+            .get("ports")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(Value::Array(ports)) = new_spec.get_mut("ports") {
+            for p in ports.iter_mut() {
+                let missing = p
+                    .get("nodePort")
+                    .and_then(Value::as_i64)
+                    .is_none_or(|n| n == 0);
+                let port = p.get("port").cloned();
+                let proto = p.get("protocol").cloned().unwrap_or(json!("TCP"));
+                if missing
+                    && let Some(np) = old_ports
+                        .iter()
+                        .find(|o| {
+                            o.get("port") == port.as_ref()
+                                && o.get("protocol").cloned().unwrap_or(json!("TCP")) == proto
+                        })
+                        .and_then(|o| o.get("nodePort"))
+                    && let Some(m) = p.as_object_mut()
+                {
+                    m.insert("nodePort".into(), np.clone());
+                }
+            }
+        }
+    }
 }
 
 fn check_immutable(info: &KindInfo, old: &Value, new: &Value, errors: &mut Vec<FieldError>) {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod discovery;
 pub mod errors;
 pub mod http;
+pub mod ipam;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod objects;

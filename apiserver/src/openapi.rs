@@ -11,6 +11,39 @@ use serde_json::{Map, Value, json};
 
 use schemas::KindInfo;
 
+/// The media type of the protobuf OpenAPI v2 document client-go asks for.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2` as protobuf (gnostic `openapi_v2.Document`): a document
+/// without definitions. kubectl uses v2 only as a fallback — for client-side
+/// validation of kinds the server does not validate (`kind: List`), and for
+/// patch metadata; with no definitions it skips both and relies on the
+/// server, which validates strictly and knows every kind's merge keys.
+pub fn v2_protobuf() -> Vec<u8> {
+    fn field(num: u8, bytes: &[u8], out: &mut Vec<u8>) {
+        out.push((num << 3) | 2);
+        out.push(u8::try_from(bytes.len()).unwrap_or(0));
+        out.extend_from_slice(bytes);
+    }
+    let version = format!(
+        "v{}.{}.0",
+        crate::discovery::KUBE_MAJOR,
+        crate::discovery::KUBE_MINOR
+    );
+    let mut info = Vec::new();
+    field(1, b"Kubernetes", &mut info);
+    field(2, version.as_bytes(), &mut info);
+    let mut doc = Vec::new();
+    field(1, b"2.0", &mut doc);
+    field(2, &info, &mut doc);
+    doc
+}
+
+/// `/openapi/v2` as JSON (same content as [`v2_protobuf`]).
+pub fn v2_json() -> Value {
+    json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", crate::discovery::KUBE_MAJOR, crate::discovery::KUBE_MINOR)}, "paths": {}, "definitions": {}})
+}
+
 /// `/openapi/v3`: where each group/version's document is.
 pub fn root() -> Value {
     let mut paths = Map::new();

@@ -12,6 +12,7 @@ use schemas::{KindInfo, Time};
 
 use crate::admission;
 use crate::errors::{ApiError, ApiResult};
+use crate::ipam::{Ipam, IpamConfig};
 use crate::objects::{self, meta_mut};
 use crate::selectors::Selectors;
 use crate::store::{
@@ -27,6 +28,7 @@ const STORE_PAGE: usize = 500;
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
+    ipam: Ipam,
 }
 
 /// Options of a list.
@@ -118,9 +120,22 @@ fn expired_continue() -> ApiError {
 }
 
 impl Registry {
-    /// A registry over `store`.
+    /// A registry over `store`, allocating addresses from the default ranges.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Registry { store }
+        Self::with_ipam(store.clone(), IpamConfig::default())
+    }
+
+    /// A registry over `store` with these address ranges.
+    pub fn with_ipam(store: Arc<dyn Store>, config: IpamConfig) -> Self {
+        Registry {
+            ipam: Ipam::new(store.clone(), config),
+            store,
+        }
+    }
+
+    /// The address allocator.
+    pub fn ipam(&self) -> &Ipam {
+        &self.ipam
     }
 
     /// The store.
@@ -311,12 +326,17 @@ impl Registry {
             return Ok(obj);
         }
         let key = objects::key(info, objects::namespace(&obj), &name);
-        let kv = self
-            .store
-            .create(&key, objects::encode(&obj)?)
-            .await
-            .map_err(|e| ApiError::from_store(info, &name, e))?;
-        objects::decode(&kv)
+        if self.store.get(&key).await?.is_some() {
+            return Err(ApiError::already_exists(info, &name));
+        }
+        let taken = self.ipam.allocate(info, &mut obj, None).await?;
+        match self.store.create(&key, objects::encode(&obj)?).await {
+            Ok(kv) => objects::decode(&kv),
+            Err(e) => {
+                self.ipam.release_keys(&taken).await;
+                Err(ApiError::from_store(info, &name, e))
+            }
+        }
     }
 
     /// Replaces an object (PUT). A `resourceVersion` in the body must match.
@@ -460,7 +480,10 @@ impl Registry {
                     return Ok(DeleteOutcome::Deleted(old));
                 }
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
-                    Ok(_) => return Ok(DeleteOutcome::Deleted(old)),
+                    Ok(_) => {
+                        self.ipam.release(info, &old, None).await;
+                        return Ok(DeleteOutcome::Deleted(old));
+                    }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(ApiError::from_store(info, name, e)),
                 }

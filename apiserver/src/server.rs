@@ -116,7 +116,7 @@ async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError
 /// The namespaces every cluster has.
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-async fn bootstrap(registry: &Registry) -> Result<(), ServerError> {
+async fn bootstrap(registry: &Registry, listen: SocketAddr) -> Result<(), ServerError> {
     let ns = schemas::lookup("v1", "Namespace").map_err(|e| ServerError::Other(e.to_string()))?;
     for name in SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -130,6 +130,70 @@ async fn bootstrap(registry: &Registry) -> Result<(), ServerError> {
                 return Err(ServerError::Other(format!(
                     "cannot create namespace {name}: {}",
                     e.message
+                )));
+            }
+        }
+    }
+    kubernetes_service(registry, listen).await
+}
+
+/// The `kubernetes` Service and Endpoints in `default`: the API server's
+/// address inside the cluster (the first service IP), kept current on restart.
+async fn kubernetes_service(registry: &Registry, listen: SocketAddr) -> Result<(), ServerError> {
+    let lookup = |k| schemas::lookup("v1", k).map_err(|e| ServerError::Other(e.to_string()));
+    let (svc, ep) = (lookup("Service")?, lookup("Endpoints")?);
+    let ip = registry.ipam().first_service_ip().to_string();
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        listen.ip().to_string()
+    };
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": listen.port()}]}});
+    let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes"},
+        "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": listen.port(), "protocol": "TCP"}]}]});
+    for (info, obj) in [(svc, service), (ep, endpoints)] {
+        let opts = WriteOptions::default();
+        match registry
+            .create(info, Some("default"), obj.clone(), &opts, |_| Ok(()))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {
+                let field = if info.kind == "Endpoints" {
+                    "/subsets"
+                } else {
+                    "/spec/ports"
+                };
+                let refresh = |old: &serde_json::Value| {
+                    let mut new = old.clone();
+                    if let (Some(slot), Some(v)) = (new.pointer_mut(field), obj.pointer(field)) {
+                        *slot = v.clone();
+                    }
+                    Ok(new)
+                };
+                let result = registry
+                    .update_with(
+                        info,
+                        Some("default"),
+                        "kubernetes",
+                        None,
+                        &opts,
+                        None,
+                        refresh,
+                        |_, _| Ok(()),
+                    )
+                    .await;
+                if let Err(e) = result {
+                    tracing::warn!(kind = info.kind, error = %e.message, "cannot refresh the kubernetes service");
+                }
+            }
+            Err(e) => {
+                return Err(ServerError::Other(format!(
+                    "cannot create the kubernetes {}: {}",
+                    info.kind, e.message
                 )));
             }
         }
@@ -164,8 +228,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         metrics.clone(),
     ));
     let registry = Registry::new(store);
-    bootstrap(&registry).await?;
-
     let std_listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Listen {
             addr: config.listen,
@@ -183,6 +245,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             addr: config.listen,
             source,
         })?;
+    bootstrap(&registry, bound).await?;
     let host = client_host(bound);
     let url = format!("https://{host}");
     let app = Arc::new(App {

@@ -53,6 +53,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(ready))
         .route("/version", get(version))
         .route("/metrics", get(metrics))
+        .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*path}", get(openapi_doc))
         .route("/api", get(api_root))
@@ -133,6 +134,28 @@ async fn apis_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
         return e.into_response();
     }
     discovery_response(&headers, false, discovery::group_list())
+}
+
+async fn openapi_v2(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authenticate(&app, &headers) {
+        return e.into_response();
+    }
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("protobuf") {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::openapi::V2_PROTOBUF,
+            )],
+            crate::openapi::v2_protobuf(),
+        )
+            .into_response()
+    } else {
+        json_response(StatusCode::OK, &crate::openapi::v2_json())
+    }
 }
 
 async fn openapi_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
