@@ -1,0 +1,231 @@
+//! Shared helpers for the end-to-end tests: start a real `korral server` on a
+//! free port in a temporary directory, wait for it, run kubectl against it,
+//! and stop it when the test ends (even when it fails).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `korral server`.
+pub struct Server {
+    /// Its data directory.
+    pub dir: tempfile::TempDir,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    child: Child,
+}
+
+/// The `korral` binary under test.
+pub fn korral_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_korral")
+}
+
+/// The repository root (for fixtures).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Waits for `cond` to hold, polling every 50 ms, up to `timeout`; panics with `what` otherwise.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+fn server_url(kubeconfig: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(kubeconfig).ok()?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("server: ").map(str::to_string))
+}
+
+impl Server {
+    /// Starts a server with the embedded store.
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra flags.
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let child = Command::new(korral_bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .env("KORRAL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start korral server");
+        let kubeconfig = dir.path().join("kubeconfig.yaml");
+        let mut server = Server {
+            url: String::new(),
+            kubeconfig,
+            dir,
+            child,
+        };
+        let kc = server.kubeconfig.clone();
+        wait_for("the server's kubeconfig", Duration::from_secs(30), || {
+            server_url(&kc).is_some()
+        });
+        server.url = server_url(&server.kubeconfig).unwrap_or_default();
+        let url = server.url.clone();
+        wait_for("/readyz", Duration::from_secs(30), || {
+            Command::new("curl")
+                .args(["-sk", "--max-time", "2", &format!("{url}/readyz")])
+                .output()
+                .is_ok_and(|o| o.stdout == b"ok")
+        });
+        server
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs kubectl against the server.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with(args, &[], None)
+    }
+
+    /// Runs kubectl with environment variables and optional stdin.
+    pub fn kubectl_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .current_dir(root());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if let Some(input) = stdin {
+            use std::io::Write;
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("run kubectl");
+            if let Some(mut s) = child.stdin.take() {
+                s.write_all(input.as_bytes()).expect("write kubectl stdin");
+            }
+            return child.wait_with_output().expect("kubectl output");
+        }
+        cmd.output().expect("run kubectl")
+    }
+
+    /// Runs kubectl, asserts it succeeded, returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.kubectl(args);
+        assert!(
+            o.status.success(),
+            "kubectl {} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// A token for an identity with `role` (via `korral token create`).
+    pub fn token(&self, role: &str) -> String {
+        let o = Command::new(korral_bin())
+            .args(["token", "create", "--role", role, "--data-dir"])
+            .arg(self.dir.path())
+            .output()
+            .expect("korral token create");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// A kubeconfig file for an identity with `role`.
+    pub fn kubeconfig_for(&self, role: &str) -> PathBuf {
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}.kubeconfig", role.replace(':', "-")));
+        let o = Command::new(korral_bin())
+            .args(["token", "create", "--role", role, "--data-dir"])
+            .arg(self.dir.path())
+            .arg("--kubeconfig-out")
+            .arg(&path)
+            .output()
+            .expect("korral token create");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        path
+    }
+
+    /// An HTTP request with curl: returns (status code, body).
+    pub fn curl(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sk",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+            "-H",
+            &format!("Content-Type: {content_type}"),
+        ]);
+        if let Some(t) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        let body_file = self.dir.path().join(format!("body-{}", rand_suffix()));
+        if let Some(b) = body {
+            std::fs::write(&body_file, b).expect("write body");
+            cmd.arg("--data-binary")
+                .arg(format!("@{}", body_file.display()));
+        }
+        cmd.arg(format!("{}{path}", self.url));
+        let o = cmd.output().expect("curl");
+        let _ = std::fs::remove_file(&body_file);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// stdout of a finished command as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr of a finished command as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
