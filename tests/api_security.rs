@@ -1,0 +1,281 @@
+//! Authentication, authorisation and bad input against a real server: every
+//! refusal is a clean 4xx `Status` and changes nothing.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::Server;
+
+fn status(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not a Status object ({e}): {body}"))
+}
+
+#[test]
+fn no_token_is_401_and_a_bad_token_too() {
+    let s = Server::start();
+    let (code, body) = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/pods",
+        None,
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(status(&body)["reason"], "Unauthorized");
+    let (code, _) = s.curl(
+        "GET",
+        "/api/v1/pods",
+        Some("not-a-token"),
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 401);
+}
+
+#[test]
+fn roles_are_enforced_with_kubernetes_messages() {
+    let s = Server::start();
+    let viewer = s.token("viewer");
+    let admin = s.token("admin");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}).to_string();
+
+    // a viewer reads but does not write
+    let (code, body) = s.curl(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(&viewer),
+        "application/json",
+        Some(cm.as_bytes()),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        status(&body)["message"],
+        "configmaps is forbidden: User \"viewer\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"default\""
+    );
+    let (code, _) = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        Some(&viewer),
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 200);
+
+    // secrets are hidden from viewers
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"password": "hunter2"}}).to_string();
+    let (code, body) = s.curl(
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        Some(&admin),
+        "application/json",
+        Some(secret.as_bytes()),
+    );
+    assert_eq!(code, 201, "{body}");
+    for path in [
+        "/api/v1/namespaces/default/secrets/s",
+        "/api/v1/namespaces/default/secrets",
+        "/api/v1/secrets",
+    ] {
+        let (code, body) = s.curl("GET", path, Some(&viewer), "application/json", None);
+        assert_eq!(code, 403, "{path}: {body}");
+        assert!(!body.contains("aHVudGVyMg"), "secret data leaked: {body}");
+    }
+
+    // a node may only touch pods bound to it
+    for (name, node) in [("on-a", "a"), ("on-b", "b")] {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}})
+        .to_string();
+        let (code, body) = s.curl(
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            Some(&admin),
+            "application/json",
+            Some(pod.as_bytes()),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    let node_a = s.token("node:a");
+    let (code, body) = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/pods/on-b",
+        Some(&node_a),
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 403, "{body}");
+    let (_, on_b) = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/pods/on-b",
+        Some(&admin),
+        "application/json",
+        None,
+    );
+    let mut on_b: Value = serde_json::from_str(&on_b).expect("pod");
+    on_b["status"]["phase"] = json!("Running");
+    let (code, body) = s.curl(
+        "PUT",
+        "/api/v1/namespaces/default/pods/on-b/status",
+        Some(&node_a),
+        "application/json",
+        Some(on_b.to_string().as_bytes()),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        status(&body)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("system:node:a")),
+        "{body}"
+    );
+    let (_, on_a) = s.curl(
+        "GET",
+        "/api/v1/namespaces/default/pods/on-a",
+        Some(&node_a),
+        "application/json",
+        None,
+    );
+    let mut on_a: Value = serde_json::from_str(&on_a).expect("pod");
+    on_a["status"]["phase"] = json!("Running");
+    let (code, body) = s.curl(
+        "PUT",
+        "/api/v1/namespaces/default/pods/on-a/status",
+        Some(&node_a),
+        "application/json",
+        Some(on_a.to_string().as_bytes()),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = s.curl(
+        "GET",
+        "/api/v1/pods?fieldSelector=spec.nodeName%3Da",
+        Some(&node_a),
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 200);
+    let (code, _) = s.curl(
+        "GET",
+        "/api/v1/pods",
+        Some(&node_a),
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 403, "a node may not list every pod");
+}
+
+#[test]
+fn bad_bodies_get_clean_errors_and_change_nothing() {
+    let s = Server::start();
+    let admin = s.token("admin");
+    let path = "/api/v1/namespaces/default/configmaps";
+
+    // 10 MiB
+    let big = format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"a\":\"{}\"}}}}",
+        "x".repeat(10 * 1024 * 1024)
+    );
+    let (code, body) = s.curl(
+        "POST",
+        path,
+        Some(&admin),
+        "application/json",
+        Some(big.as_bytes()),
+    );
+    assert_eq!(code, 413, "{}", &body[..body.len().min(300)]);
+    assert_eq!(status(&body)["reason"], "RequestEntityTooLarge");
+
+    // malformed JSON
+    let (code, body) = s.curl(
+        "POST",
+        path,
+        Some(&admin),
+        "application/json",
+        Some(b"{\"apiVersion\": \"v1\", "),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(status(&body)["reason"], "BadRequest");
+
+    // unknown field, wrong type: 422 with the field paths
+    let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad", "labelz": {}}, "data": {"a": 1}}).to_string();
+    let (code, body) = s.curl(
+        "POST",
+        path,
+        Some(&admin),
+        "application/json",
+        Some(bad.as_bytes()),
+    );
+    assert_eq!(code, 422, "{body}");
+    let st = status(&body);
+    assert_eq!(st["reason"], "Invalid");
+    let fields: Vec<&str> = st["details"]["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    assert!(
+        fields.contains(&"metadata.labelz") && fields.contains(&"data.a"),
+        "{fields:?}"
+    );
+
+    // a stale resourceVersion is a conflict
+    let good = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good"}, "data": {"a": "1"}}).to_string();
+    let (code, created) = s.curl(
+        "POST",
+        path,
+        Some(&admin),
+        "application/json",
+        Some(good.as_bytes()),
+    );
+    assert_eq!(code, 201, "{created}");
+    let mut obj: Value = serde_json::from_str(&created).expect("object");
+    obj["data"]["a"] = json!("2");
+    let (code, _) = s.curl(
+        "PUT",
+        &format!("{path}/good"),
+        Some(&admin),
+        "application/json",
+        Some(obj.to_string().as_bytes()),
+    );
+    assert_eq!(code, 200);
+    obj["data"]["a"] = json!("3");
+    let (code, body) = s.curl(
+        "PUT",
+        &format!("{path}/good"),
+        Some(&admin),
+        "application/json",
+        Some(obj.to_string().as_bytes()),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(status(&body)["reason"], "Conflict");
+
+    // a patch that would break the schema is refused and changes nothing
+    let (code, body) = s.curl(
+        "PATCH",
+        &format!("{path}/good"),
+        Some(&admin),
+        "application/merge-patch+json",
+        Some(br#"{"data":{"a":{"nested":true}}}"#),
+    );
+    assert_eq!(code, 422, "{body}");
+    let (_, now) = s.curl(
+        "GET",
+        &format!("{path}/good"),
+        Some(&admin),
+        "application/json",
+        None,
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&now).expect("object")["data"]["a"],
+        "2"
+    );
+
+    // nothing else was created
+    let (_, list) = s.curl("GET", path, Some(&admin), "application/json", None);
+    let names: Vec<String> = serde_json::from_str::<Value>(&list).expect("list")["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names, vec!["good"]);
+}
