@@ -4,4 +4,5 @@
 //! (redb) and etcd backends; the REST API, watch, admission, authn/authz, TLS
 //! and kubeconfig writing live beside it.
 
+pub mod patch;
 pub mod store;
