@@ -74,6 +74,14 @@ impl ApplyError {
             ApplyError::Patch(e) => e.reason(),
         }
     }
+
+    /// The `Status` object to answer with.
+    pub fn to_status(&self) -> Status {
+        match self {
+            ApplyError::Conflicts(c) => conflict_status(c),
+            ApplyError::Patch(e) => e.to_status(),
+        }
+    }
 }
 
 /// Kubernetes' message for apply conflicts, word for word:

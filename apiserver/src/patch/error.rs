@@ -1,5 +1,7 @@
 //! Why a patch could not be applied, with the HTTP status each case maps to.
 
+use schemas::meta::Status;
+
 /// A patch that could not be applied. The HTTP layer turns it into a
 /// `Status` with [`PatchError::code`] and [`PatchError::reason`] and the
 /// message as is.
@@ -42,5 +44,48 @@ impl PatchError {
             PatchError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             PatchError::TooLarge(_) => "RequestEntityTooLarge",
         }
+    }
+
+    /// The `Status` object to answer with.
+    pub fn to_status(&self) -> Status {
+        Status {
+            api_version: Some("v1".into()),
+            kind: Some("Status".into()),
+            metadata: Some(Default::default()),
+            status: Some("Failure".into()),
+            message: Some(self.to_string()),
+            reason: Some(self.reason().into()),
+            details: None,
+            code: Some(i32::from(self.code())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_carry_code_reason_and_message() {
+        let s = PatchError::Unprocessable("json patch operation 0 (test /a): test failed".into())
+            .to_status();
+        assert_eq!(s.code, Some(422));
+        assert_eq!(s.reason.as_deref(), Some("Invalid"));
+        assert_eq!(s.status.as_deref(), Some("Failure"));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("json patch operation 0 (test /a): test failed")
+        );
+        assert_eq!(
+            PatchError::BadRequest(String::new()).to_status().code,
+            Some(400)
+        );
+        assert_eq!(
+            PatchError::TooLarge(String::new())
+                .to_status()
+                .reason
+                .as_deref(),
+            Some("RequestEntityTooLarge")
+        );
     }
 }

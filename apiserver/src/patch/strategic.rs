@@ -461,6 +461,15 @@ mod tests {
         strategic_merge_patch(&original, &patch, kind(kind_.0, kind_.1))
     }
 
+    /// (description, kind, original, patch, expected)
+    type Case = (
+        &'static str,
+        (&'static str, &'static str),
+        Value,
+        Value,
+        Value,
+    );
+
     const DEPLOY: (&str, &str) = ("apps/v1", "Deployment");
     const POD: (&str, &str) = ("v1", "Pod");
 
@@ -483,8 +492,7 @@ mod tests {
     fn table_of_kubernetes_behaviours() {
         // Note Kubernetes' ordering: items only in the patch that the live
         // list cannot place come before the live-only items.
-        // (description, kind, original, patch, expected)
-        let cases: Vec<(&str, (&str, &str), Value, Value, Value)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "delete a container with $patch: delete",
                 POD,

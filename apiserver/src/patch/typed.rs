@@ -246,16 +246,14 @@ pub fn remove_where(
             let Some(list) = granular_list(ty) else {
                 return;
             };
-            let mut i = 0;
             let mut kept = Vec::with_capacity(items.len());
-            for mut item in std::mem::take(items) {
+            for (i, mut item) in std::mem::take(items).into_iter().enumerate() {
                 path.push(PathElement::for_item(list, i, &item));
                 if !remove(path) {
                     remove_where(&mut item, list.elem, path, remove);
                     kept.push(item);
                 }
                 path.pop();
-                i += 1;
             }
             *items = kept;
         }
