@@ -12,7 +12,7 @@ use schemas::meta::{Status, StatusCause, StatusDetails};
 use schemas::{KindInfo, Time};
 
 use super::error::PatchError;
-use super::fieldset::{FieldSet, PathElement, render_path};
+use super::fieldset::{FieldSet, PathElement, canonical_json, render_path};
 use super::managed::{
     BEFORE_FIRST_APPLY, Entry, decode, encode_into, record_update, server_fields, tracked,
     tracked_changes, without_managed_fields,
@@ -277,11 +277,13 @@ pub fn apply(
     let changes = tracked_changes(&live_obj, &merged, ty, kind, None);
     let changed = changes.changed();
     let mut conflicts = Vec::new();
+    let mut clashes = FieldSet::new();
     for (i, e) in entries.iter_mut().enumerate() {
         if i == own {
             continue;
         }
         let clash = e.fields.intersection(&changed);
+        clashes = clashes.union(&clash);
         conflicts.extend(clash.paths().iter().map(|p| Conflict {
             manager: e.manager.clone(),
             operation: e.operation.clone(),
@@ -290,15 +292,79 @@ pub fn apply(
         }));
         e.fields = e.fields.difference(&clash).difference(&changes.removed);
     }
-    if !force && !conflicts.is_empty() {
+    if !force && !conflicts.is_empty() && !allowed_by_last_applied(&live_obj, manager, &clashes, ty)
+    {
         conflicts.sort_by(|a, b| a.manager.cmp(&b.manager));
         return Err(ApplyError::Conflicts(conflicts));
     }
     if own_is_new || !json_equal(&live_obj, &merged) {
         entries[own].time = Some(now.to_string());
     }
+    if manager == KUBECTL {
+        sync_last_applied(&mut merged, &config);
+    }
     encode_into(&mut merged, entries);
     Ok(merged)
+}
+
+/// The field manager of `kubectl apply --server-side`, which Kubernetes
+/// helps migrate from client-side apply.
+const KUBECTL: &str = "kubectl";
+/// Client-side apply's record of the last applied configuration.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Kubernetes' `lastAppliedManager`: for `kubectl`, conflicts only on fields
+/// listed in the client-side apply annotation are forced, so that switching
+/// from `kubectl apply` to `kubectl apply --server-side` takes over what the
+/// client-side applies owned.
+fn allowed_by_last_applied(live: &Value, manager: &str, clashes: &FieldSet, ty: Type) -> bool {
+    if manager != KUBECTL {
+        return false;
+    }
+    let Some(last) = live
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(LAST_APPLIED))
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    else {
+        return false;
+    };
+    clashes
+        .difference(&FieldSet::from_value(&last, ty))
+        .is_empty()
+}
+
+/// Kubernetes' `lastAppliedUpdater`: after `kubectl` applies server-side, an
+/// existing client-side apply annotation is rewritten to the configuration
+/// just applied (Go's encoding: sorted keys, trailing newline), so a later
+/// client-side apply computes its patch from it.
+fn sync_last_applied(merged: &mut Value, config: &Value) {
+    let Some(annotations) = merged
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if !annotations.contains_key(LAST_APPLIED) {
+        return;
+    }
+    let mut applied = config.clone();
+    if let Some(meta) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.shift_remove(LAST_APPLIED);
+        }
+        if meta
+            .get("annotations")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
+            meta.shift_remove("annotations");
+        }
+    }
+    annotations.insert(
+        LAST_APPLIED.into(),
+        Value::String(format!("{}\n", canonical_json(&applied))),
+    );
 }
 
 /// Removes what the manager applied last time (`last`) and no longer
@@ -519,6 +585,60 @@ mod tests {
         let ok =
             run(Some(&live), &config(Some(4), "nginx:1"), "kubectl", false).expect("same values");
         assert_eq!(entry(&ok, "before-first-apply")["operation"], "Update");
+    }
+
+    #[test]
+    fn kubectl_takes_over_from_client_side_apply() {
+        // created by `kubectl apply` (client-side): the annotation and an
+        // Update entry of kubectl-client-side-apply
+        let mut csa = config(Some(2), "nginx:1");
+        let last = canonical_json(&csa);
+        csa["metadata"]["annotations"] = json!({LAST_APPLIED: last});
+        let v1 = update_managed_fields(
+            None,
+            &csa,
+            "kubectl-client-side-apply",
+            None,
+            deployment(),
+            "apps/v1",
+            now(),
+        );
+
+        // another manager cannot change replicas without force
+        let err = run(Some(&v1), &config(Some(3), "nginx:1"), "helm", false).expect_err("conflict");
+        assert!(
+            err.to_string()
+                .contains("\"kubectl-client-side-apply\" using apps/v1"),
+            "{err}"
+        );
+
+        // kubectl --server-side may: replicas is in the last applied configuration
+        let v2 = run(Some(&v1), &config(Some(3), "nginx:2"), "kubectl", false).expect("migration");
+        assert_eq!(v2["spec"]["replicas"], 3);
+        let annotation = v2["metadata"]["annotations"][LAST_APPLIED]
+            .as_str()
+            .expect("annotation");
+        let synced: Value = serde_json::from_str(annotation).expect("JSON");
+        assert_eq!(synced, config(Some(3), "nginx:2"));
+        assert!(annotation.ends_with('\n') && annotation.starts_with("{\"apiVersion\""));
+
+        // ... but not fields the client-side apply never applied
+        let mut other = v1.clone();
+        other["spec"]["paused"] = json!(true);
+        let v3 = update_managed_fields(
+            Some(&v1),
+            &other,
+            "kubectl-edit",
+            None,
+            deployment(),
+            "apps/v1",
+            now(),
+        );
+        let mut unpause = config(Some(2), "nginx:1");
+        unpause["spec"]["paused"] = json!(false);
+        let err = run(Some(&v3), &unpause, "kubectl", false)
+            .expect_err("paused is not in the annotation");
+        assert!(err.to_string().ends_with(": .spec.paused"), "{err}");
     }
 
     #[test]
