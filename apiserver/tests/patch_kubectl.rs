@@ -205,7 +205,7 @@ fn server_side_apply_lifecycle_like_kubectl() {
     assert_eq!(err.code(), 409);
     assert_eq!(
         err.to_string(),
-        "Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.replicas"
+        "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas"
     );
 
     // --force-conflicts takes replicas back

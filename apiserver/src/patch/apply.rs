@@ -30,19 +30,25 @@ pub struct Conflict {
     pub operation: String,
     /// The apiVersion of its entry.
     pub api_version: String,
+    /// The subresource its entry was written through, if any.
+    pub subresource: Option<String>,
     /// The field, as Kubernetes prints it: `.spec.replicas`.
     pub path: String,
 }
 
 impl Conflict {
     /// The manager as Kubernetes names it in messages: `"kubectl"` for an
-    /// applier, `"kubectl-edit" using apps/v1` for an updater.
+    /// applier, `"kubectl-edit" using apps/v1` for an updater,
+    /// `"kubectl" with subresource "scale" using apps/v1` through a subresource.
     pub fn manager_display(&self) -> String {
-        if self.operation == "Update" {
-            format!("{:?} using {}", self.manager, self.api_version)
-        } else {
-            format!("{:?}", self.manager)
+        let mut s = format!("{:?}", self.manager);
+        if let Some(sub) = &self.subresource {
+            s.push_str(&format!(" with subresource {sub:?}"));
         }
+        if self.operation == "Update" {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
     }
 }
 
@@ -288,13 +294,14 @@ pub fn apply(
             manager: e.manager.clone(),
             operation: e.operation.clone(),
             api_version: e.api_version.clone(),
+            subresource: e.subresource.clone(),
             path: render_path(p),
         }));
         e.fields = e.fields.difference(&clash).difference(&changes.removed);
     }
     if !force && !conflicts.is_empty() && !allowed_by_last_applied(&live_obj, manager, &clashes, ty)
     {
-        conflicts.sort_by(|a, b| a.manager.cmp(&b.manager));
+        conflicts.sort_by(|a, b| (&a.manager, &a.operation).cmp(&(&b.manager, &b.operation)));
         return Err(ApplyError::Conflicts(conflicts));
     }
     if own_is_new || !json_equal(&live_obj, &merged) {

@@ -158,10 +158,26 @@ fn merge_map(
             ));
         };
         if let Some(Value::Array(items)) = original.get_mut(&field) {
-            items.retain(|x| !remove.iter().any(|r| json_equal(r, x)));
+            delete_from_primitive_list(items, &remove);
         }
     }
     Ok(original)
+}
+
+/// strategicpatch's `deleteFromSlice`: removes the values, and — as
+/// Kubernetes does — leaves the rest deduplicated and sorted by their text.
+fn delete_from_primitive_list(items: &mut Vec<Value>, remove: &[Value]) {
+    let mut kept: Vec<Value> = Vec::with_capacity(items.len());
+    for x in items.drain(..) {
+        if !remove.iter().any(|r| json_equal(r, &x)) && !kept.iter().any(|k| json_equal(k, &x)) {
+            kept.push(x);
+        }
+    }
+    kept.sort_by_cached_key(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    *items = kept;
 }
 
 fn retain_keys(
@@ -522,11 +538,11 @@ mod tests {
                 json!({"spec": {"tolerations": [{"key": "b"}], "containers": [{"name": "c", "args": ["z"]}]}}),
             ),
             (
-                "finalizers union, $deleteFromPrimitiveList removes",
+                "finalizers union; $deleteFromPrimitiveList removes and sorts the rest",
                 POD,
-                json!({"metadata": {"finalizers": ["a", "b"]}}),
+                json!({"metadata": {"finalizers": ["z", "b", "a"]}}),
                 json!({"metadata": {"finalizers": ["c", "a"], "$deleteFromPrimitiveList/finalizers": ["b"]}}),
-                json!({"metadata": {"finalizers": ["c", "a"]}}),
+                json!({"metadata": {"finalizers": ["a", "c", "z"]}}),
             ),
             (
                 "env merges by name, ports by containerPort, volumeMounts by mountPath",
