@@ -2,11 +2,20 @@
 //! JSON values: JSON patch (RFC 6902), JSON merge patch (RFC 7386),
 //! strategic merge patch, and server-side apply with `managedFields`.
 //!
-//! The HTTP layer picks the [`PatchType`] from the request's Content-Type,
-//! calls [`patch_object`] (or [`apply::apply`] for apply patches), and
-//! records field ownership of ordinary writes with
-//! [`managed::update_managed_fields`]. Errors carry the HTTP status they
-//! map to ([`PatchError::code`], [`PatchError::reason`]).
+//! How the HTTP layer uses it:
+//! - PATCH: [`PatchType::from_content_type`] (415 if unknown); for JSON,
+//!   merge and strategic patches [`patch_object`] on the stored object, then
+//!   defaults and validation, then [`update_managed_fields`] (old, new,
+//!   `fieldManager`) before storing; for apply patches [`decode_apply_body`]
+//!   then [`apply()`] (live object or `None` to create, `force` from the
+//!   query), then defaults and validation. Defaults are applied after the
+//!   patch so that an applier never owns them, and before
+//!   `update_managed_fields` so that an updater does, as in Kubernetes.
+//! - POST/PUT (and `/status`, `/scale` writes): [`update_managed_fields`]
+//!   with the subresource, after defaulting.
+//! - Errors carry their HTTP status: [`PatchError::code`]/[`PatchError::reason`]/
+//!   [`PatchError::to_status`], and [`ApplyError::to_status`] (409 with one
+//!   `FieldManagerConflict` cause per field).
 
 pub mod apply;
 pub mod error;
