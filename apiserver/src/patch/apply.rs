@@ -14,8 +14,8 @@ use schemas::{KindInfo, Time};
 use super::error::PatchError;
 use super::fieldset::{FieldSet, PathElement, canonical_json, render_path};
 use super::managed::{
-    BEFORE_FIRST_APPLY, Entry, decode, encode_into, record_update, server_fields, tracked,
-    tracked_changes, without_managed_fields,
+    BEFORE_FIRST_APPLY, Entry, cap_update_managers, decode, encode_into, record_update,
+    server_fields, tracked, tracked_changes, without_managed_fields,
 };
 use super::merge_keys::{Type, root_type};
 use super::typed::{merge, remove_where};
@@ -310,6 +310,7 @@ pub fn apply(
     if manager == KUBECTL {
         sync_last_applied(&mut merged, &config);
     }
+    cap_update_managers(&mut entries);
     encode_into(&mut merged, entries);
     Ok(merged)
 }

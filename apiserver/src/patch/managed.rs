@@ -252,8 +252,50 @@ pub fn update_managed_fields(
         api_version,
         now,
     );
+    cap_update_managers(&mut entries);
     encode_into(&mut out, entries);
     out
+}
+
+/// Kubernetes keeps at most this many `Update` entries; older ones are
+/// folded into [`ANCIENT_CHANGES`].
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+/// The entry the oldest updaters' fields are folded into.
+pub const ANCIENT_CHANGES: &str = "ancient-changes";
+
+/// Folds the oldest `Update` entries into `ancient-changes` until at most
+/// [`MAX_UPDATE_MANAGERS`] remain (Kubernetes' `capManagersManager`).
+pub fn cap_update_managers(entries: &mut Vec<Entry>) {
+    loop {
+        let updaters = entries.iter().filter(|e| e.operation == "Update").count();
+        if updaters <= MAX_UPDATE_MANAGERS {
+            return;
+        }
+        let Some(oldest) = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.operation == "Update" && e.manager != ANCIENT_CHANGES)
+            .min_by(|(_, a), (_, b)| a.time.cmp(&b.time))
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        let old = entries.remove(oldest);
+        match entries
+            .iter_mut()
+            .find(|e| e.is(ANCIENT_CHANGES, "Update", &old.api_version, None))
+        {
+            Some(bucket) => {
+                bucket.fields = bucket.fields.union(&old.fields);
+                bucket.time = bucket.time.clone().max(old.time);
+            }
+            None => entries.push(Entry {
+                manager: ANCIENT_CHANGES.into(),
+                subresource: None,
+                ..old
+            }),
+        }
+    }
 }
 
 /// Moves ownership for an `Update` by `manager` with these changes.
@@ -443,6 +485,36 @@ mod tests {
             ctl.fields.to_fields_v1(),
             json!({"f:status": {"f:readyReplicas": {}}})
         );
+    }
+
+    #[test]
+    fn at_most_ten_updaters_are_kept() {
+        let d = kind("v1", "ConfigMap");
+        let mut obj =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+        for i in 0..12 {
+            let mut next = obj.clone();
+            next["data"][format!("k{i}")] = json!("v");
+            let time = t(&format!("2024-01-01T00:00:{i:02}Z"));
+            let old = Some(&obj).filter(|_| i > 0);
+            obj = update_managed_fields(old, &next, &format!("m{i:02}"), None, d, "v1", time);
+        }
+        let entries = decode(&obj);
+        assert_eq!(entries.len(), 10);
+        let ancient = entries
+            .iter()
+            .find(|e| e.manager == ANCIENT_CHANGES)
+            .expect("bucket");
+        assert_eq!(
+            ancient.fields.to_fields_v1(),
+            json!({"f:data": {".": {}, "f:k0": {}, "f:k1": {}, "f:k2": {}}})
+        );
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.manager != "m00" && e.manager != "m02")
+        );
+        assert!(entries.iter().any(|e| e.manager == "m11"));
     }
 
     #[test]
