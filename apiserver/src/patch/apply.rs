@@ -17,7 +17,7 @@ use super::managed::{
     BEFORE_FIRST_APPLY, Entry, cap_update_managers, decode, encode_into, record_update,
     server_fields, tracked, tracked_changes, without_managed_fields,
 };
-use super::merge_keys::{Type, root_type};
+use super::merge_keys::{ListKind, Type, root_type};
 use super::typed::{merge, remove_where};
 use super::values::{drop_nulls, json_equal, type_name};
 
@@ -209,6 +209,51 @@ fn check_config(config: &Value, kind: &KindInfo) -> Result<(), PatchError> {
     Ok(())
 }
 
+/// Checks what structured-merge-diff checks when typing a configuration:
+/// items of keyed lists have their key fields, and no two share a key.
+fn check_list_keys(v: &Value, ty: Type, path: &mut Vec<PathElement>) -> Result<(), String> {
+    match v {
+        Value::Object(m) if !ty.is_atomic() => {
+            for (k, child) in m {
+                path.push(PathElement::Field(k.clone()));
+                check_list_keys(child, ty.field(k), path)?;
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            let Some(list) = ty.list().filter(|l| l.kind != ListKind::Atomic) else {
+                return Ok(());
+            };
+            let mut seen: Vec<PathElement> = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                if let ListKind::Map(keys) = list.kind
+                    && let Some(missing) = keys
+                        .iter()
+                        .find(|k| **k != "protocol" && item.get(**k).is_none())
+                {
+                    return Err(format!(
+                        "{}: element {i}: associative list with keys has an element that omits key field {missing:?} (and doesn't have default value)",
+                        render_path(path)
+                    ));
+                }
+                let pe = PathElement::for_item(list, i, item);
+                if seen.contains(&pe) {
+                    return Err(format!(
+                        "{}: duplicate entries for key {pe}",
+                        render_path(path)
+                    ));
+                }
+                path.push(pe.clone());
+                check_list_keys(item, list.elem, path)?;
+                path.pop();
+                seen.push(pe);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Server-side apply of `config` by `manager` to `live` (`None` creates).
 ///
 /// Returns the new object with `metadata.managedFields` updated: the
@@ -231,6 +276,20 @@ pub fn apply(
     let (ty, _) = root_type(kind);
     let mut config = config.clone();
     drop_nulls(&mut config);
+    check_list_keys(&config, ty, &mut Vec::new()).map_err(|e| {
+        let meta = |k: &str| {
+            config
+                .pointer(&format!("/metadata/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (ns, name) = (meta("namespace"), meta("name"));
+        let (group_version, k) = (kind.api_version, kind.kind);
+        PatchError::Unprocessable(format!(
+            "failed to create typed patch object ({ns}/{name}; {group_version}, Kind={k}): {e}"
+        ))
+    })?;
     if kind.subresources.contains(&"status")
         && let Some(m) = config.as_object_mut()
     {
@@ -647,6 +706,30 @@ mod tests {
         let err = run(Some(&v3), &unpause, "kubectl", false)
             .expect_err("paused is not in the annotation");
         assert!(err.to_string().ends_with(": .spec.paused"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_or_keyless_list_items_are_refused() {
+        let mut c = config(Some(1), "nginx:1");
+        c["spec"]["template"]["spec"]["containers"] =
+            json!([{"name": "web", "image": "a"}, {"name": "web", "image": "b"}]);
+        let e = run(None, &c, "kubectl", false).expect_err("duplicates");
+        assert_eq!(e.code(), 422);
+        assert_eq!(
+            e.to_string(),
+            "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers: duplicate entries for key [name=\"web\"]"
+        );
+        c["spec"]["template"]["spec"]["containers"] = json!([{"image": "a"}]);
+        let e = run(None, &c, "kubectl", false).expect_err("no key");
+        assert!(
+            e.to_string().contains(
+                "element 0: associative list with keys has an element that omits key field \"name\""
+            ),
+            "{e}"
+        );
+        // a port without protocol takes the default TCP as its key
+        c["spec"]["template"]["spec"]["containers"] = json!([{"name": "web", "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "UDP"}]}]);
+        assert!(run(None, &c, "kubectl", false).is_ok());
     }
 
     #[test]
