@@ -14,6 +14,7 @@ pub mod kubeconfig;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
+pub mod patch;
 pub mod pki;
 pub mod registry;
 pub mod selectors;
