@@ -300,7 +300,7 @@ fn child(dir: &Path) {
                     writeln!(out, "ACK {rev} {key} {value}").expect("child: print ack");
                     out.flush().expect("child: flush ack");
                 };
-                for i in 0..50_000 {
+                for i in 0..50_000u32 {
                     if Instant::now() > stop {
                         break;
                     }
@@ -317,7 +317,7 @@ fn child(dir: &Path) {
                         .await
                         .expect("update");
                     ack(kv.mod_revision, &key, &v2);
-                    if i % 3 == 0 {
+                    if i.is_multiple_of(3) {
                         let d = store
                             .delete(&key, Some(kv.mod_revision))
                             .await

@@ -435,7 +435,7 @@ async fn churn(store: &dyn Store, prefix: &str, n: usize, tag: &str) -> Vec<Ack>
                 let kv = store.create(&key, value.clone()).await.expect("create");
                 (kv.mod_revision, key, Some(value))
             }
-            Some(cur) if i % 5 == 0 => {
+            Some(cur) if i.is_multiple_of(5) => {
                 let d = store
                     .delete(&key, Some(cur.mod_revision))
                     .await
@@ -451,7 +451,7 @@ async fn churn(store: &dyn Store, prefix: &str, n: usize, tag: &str) -> Vec<Ack>
             }
         };
         acks.push(ack);
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let other = format!("other/{tag}-{i}");
             store
                 .create(&other, bytes("x"))
@@ -545,7 +545,7 @@ async fn pagination_is_a_snapshot_while_writes_continue(store: Arc<dyn Store>) {
                         let kv = store.create(&key, value.clone()).await.expect("create");
                         (kv.mod_revision, key, Some(value))
                     }
-                    Some(_) if i % 4 == 0 => {
+                    Some(_) if i.is_multiple_of(4) => {
                         let d = store.delete(&key, None).await.expect("delete");
                         (d.revision, key, None)
                     }
