@@ -256,3 +256,77 @@ async fn tls_with_client_certificates() {
         .expect("missing CA file");
     assert!(err.to_string().contains("nope.crt"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_member_cluster_survives_losing_a_member() {
+    let mut cluster = common::etcd::EtcdCluster::start(3)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a 3-member etcd cluster: {e}"));
+    // Member 0 is the one the store talks to first; make it a follower, so
+    // killing it loses no leader (writes in flight during a leader election
+    // may time out with an unknown outcome, and are then the caller's to retry).
+    let endpoints = cluster.endpoints();
+    let mut first = Client::connect([endpoints[0].as_str()], None)
+        .await
+        .expect("raw client of member 0");
+    let status = first.status().await.expect("status");
+    let me = status.header().expect("status header").member_id();
+    if status.leader() == me {
+        let mut second = Client::connect([endpoints[1].as_str()], None)
+            .await
+            .expect("raw client of member 1");
+        let target = second
+            .status()
+            .await
+            .expect("status")
+            .header()
+            .expect("header")
+            .member_id();
+        first
+            .move_leader(target)
+            .await
+            .expect("move the leader off member 0");
+    }
+    common::eventually("member 0 is a follower", || {
+        let mut first = first.clone();
+        async move {
+            match first.status().await {
+                Ok(s) => s.leader() != 0 && s.leader() != s.header().map_or(0, |h| h.member_id()),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+
+    let store = EtcdStore::connect(EtcdOptions::new(endpoints.clone()))
+        .await
+        .expect("connect to the cluster");
+    // Requests and the watch go to the first member until it dies.
+    let mut w = Watcher::new(store.watch("ha/", 0).await.expect("watch"));
+    let mut written = Vec::new();
+    for i in 0..5 {
+        written.push(
+            store
+                .create(&format!("ha/{i}"), b"1".to_vec())
+                .await
+                .expect("create"),
+        );
+    }
+    w.until_revision(written[4].mod_revision).await;
+    cluster.members[0].kill();
+    // Every write succeeds without the caller retrying: the store moves on.
+    for i in 5..15 {
+        written.push(
+            store
+                .create(&format!("ha/{i}"), b"1".to_vec())
+                .await
+                .expect("create with one member down"),
+        );
+    }
+    let listed = store.list(ListRequest::default()).await.expect("list");
+    assert_eq!(listed.kvs.len(), 15);
+    w.until_revision(written[14].mod_revision).await;
+    let got: Vec<_> = w.events.iter().map(|e| &e.kv).collect();
+    let want: Vec<_> = written.iter().collect();
+    assert_eq!(got, want, "every event once, in order, across the failover");
+}

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
 
 /// How long etcd may take to answer after it was started.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -136,6 +136,9 @@ pub struct EtcdProcess {
     client_port: u16,
     peer_port: u16,
     tls: Option<TestTls>,
+    /// The member name and the `--initial-cluster` it starts with.
+    name: String,
+    initial_cluster: Option<String>,
 }
 
 impl EtcdProcess {
@@ -161,6 +164,8 @@ impl EtcdProcess {
                 client_port: free_port()?,
                 peer_port: free_port()?,
                 tls: tls.clone(),
+                name: "korral-test".into(),
+                initial_cluster: None,
             };
             etcd.spawn()?;
             match etcd.wait_ready().await {
@@ -202,14 +207,19 @@ impl EtcdProcess {
                 .arg(format!("--trusted-ca-file={}", tls.ca.display()))
                 .arg("--client-cert-auth");
         }
+        let initial_cluster = self
+            .initial_cluster
+            .clone()
+            .unwrap_or_else(|| format!("{}={peer}", self.name));
         let child = command
-            .arg("--name=korral-test")
+            .arg(format!("--name={}", self.name))
             .arg(format!("--data-dir={}", self.dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=korral-test={peer}"))
+            .arg(format!("--initial-cluster={initial_cluster}"))
+            .arg("--initial-cluster-token=korral-test")
             .arg("--initial-cluster-state=new")
             // Idle watches get progress notifications quickly (Kubernetes runs 5s).
             .arg("--experimental-watch-progress-notify-interval=500ms")
@@ -250,7 +260,11 @@ impl EtcdProcess {
                 opts = opts.with_tls(tls.client_options().map_err(|e| (false, e))?);
             }
             match Client::connect([self.endpoint()], Some(opts)).await {
-                Ok(mut client) => match client.status().await {
+                // A linearizable read: answers only once the member has a leader.
+                Ok(mut client) => match client
+                    .get("ready", Some(GetOptions::new().with_count_only()))
+                    .await
+                {
                     Ok(_) => return Ok(()),
                     Err(e) => last = e.to_string(),
                 },
@@ -290,6 +304,51 @@ impl EtcdProcess {
         self.kill();
         self.spawn()?;
         self.wait_ready().await.map_err(|(_, e)| e)
+    }
+}
+
+/// A cluster of etcd members on loopback ports.
+pub struct EtcdCluster {
+    /// The members, in the order of `endpoints`.
+    pub members: Vec<EtcdProcess>,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until each answers a linearizable read.
+    pub async fn start(n: usize) -> Result<EtcdCluster, String> {
+        let mut members = Vec::new();
+        for i in 0..n {
+            members.push(EtcdProcess {
+                child: None,
+                dir: tempfile::Builder::new()
+                    .prefix("korral-etcd-")
+                    .tempdir()
+                    .map_err(|e| format!("cannot create a temporary directory for etcd: {e}"))?,
+                client_port: free_port()?,
+                peer_port: free_port()?,
+                tls: None,
+                name: format!("member{i}"),
+                initial_cluster: None,
+            });
+        }
+        let initial: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect();
+        let initial = initial.join(",");
+        for m in &mut members {
+            m.initial_cluster = Some(initial.clone());
+            m.spawn()?;
+        }
+        for m in &mut members {
+            m.wait_ready().await.map_err(|(_, e)| e)?;
+        }
+        Ok(EtcdCluster { members })
+    }
+
+    /// The members' client URLs.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(EtcdProcess::endpoint).collect()
     }
 }
 
