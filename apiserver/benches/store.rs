@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apiserver::store::{EtcdOptions, EtcdStore, LocalOptions, LocalStore, Store, WatchItem};
-use etcd_client::Client;
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+
+/// The physical limit's row.
+const RAW_PUT: &str = "raw etcd put (etcd-client)";
 
 /// How long each measurement writes.
 const RUN: Duration = Duration::from_secs(3);
@@ -115,7 +118,9 @@ async fn measure_store(name: &str, store: Arc<dyn Store>, writers: usize, run: u
 }
 
 /// Raw etcd puts (no compare, no watch) at the same concurrency.
-async fn measure_raw_etcd(endpoint: &str, writers: usize, run: usize) -> Row {
+/// With `txn`, each write is the same compare-and-create `Txn` EtcdStore
+/// sends, to separate etcd's cost of a transaction from the store's own.
+async fn measure_raw_etcd(endpoint: &str, writers: usize, run: usize, txn: bool) -> Row {
     let client = Client::connect([endpoint], None).await.expect("raw client");
     let base = Instant::now();
     let deadline = base + RUN;
@@ -125,10 +130,15 @@ async fn measure_raw_etcd(endpoint: &str, writers: usize, run: usize) -> Row {
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < deadline {
-                client
-                    .put(format!("/raw/{run}/{t}/{n}"), value(base), None)
-                    .await
-                    .expect("put");
+                let key = format!("/raw/{run}/{t}/{n}");
+                if txn {
+                    let txn = Txn::new()
+                        .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                        .and_then([TxnOp::put(key.as_str(), value(base), None)]);
+                    client.txn(txn).await.expect("txn");
+                } else {
+                    client.put(key, value(base), None).await.expect("put");
+                }
                 n += 1;
             }
             n
@@ -139,7 +149,11 @@ async fn measure_raw_etcd(endpoint: &str, writers: usize, run: usize) -> Row {
         total += t.await.expect("writer");
     }
     Row {
-        name: "raw etcd put (etcd-client)".into(),
+        name: if txn {
+            "raw etcd compare-and-create txn".into()
+        } else {
+            RAW_PUT.into()
+        },
         writers,
         writes_per_sec: total as f64 / base.elapsed().as_secs_f64(),
         latency: None,
@@ -206,12 +220,14 @@ fn main() {
         let mut run = 0;
         for writers in WRITERS {
             run += 1;
-            let raw = measure_raw_etcd(&etcd.endpoint(), writers, run).await;
+            let raw = measure_raw_etcd(&etcd.endpoint(), writers, run, false).await;
+            run += 1;
+            let raw_txn = measure_raw_etcd(&etcd.endpoint(), writers, run, true).await;
             run += 1;
             let e = measure_store("EtcdStore", remote.clone(), writers, run).await;
             run += 1;
             let l = measure_store("LocalStore (redb)", local.clone(), writers, run).await;
-            rows.extend([raw, e, l]);
+            rows.extend([raw, raw_txn, e, l]);
         }
         let etcdctl = measure_etcdctl(&etcd.endpoint());
         print_table(&rows, etcdctl.as_ref());
@@ -231,7 +247,7 @@ fn print_table(rows: &[Row], etcdctl: Option<&Row>) {
     for writers in WRITERS {
         let raw = rows
             .iter()
-            .find(|r| r.writers == writers && r.latency.is_none())
+            .find(|r| r.writers == writers && r.name == RAW_PUT)
             .map_or(f64::NAN, |r| r.writes_per_sec);
         for r in rows.iter().filter(|r| r.writers == writers) {
             let (p50, p99) = r
