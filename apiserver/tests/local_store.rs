@@ -125,6 +125,46 @@ async fn periodic_compaction_bounds_history() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_compaction_runs_while_writes_never_stop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut options = local_options(dir.path());
+    options.compaction = Some(CompactionPolicy {
+        interval: Duration::from_millis(50),
+        max_revisions: i64::MAX / 2,
+    });
+    let store = std::sync::Arc::new(LocalStore::open(options).await.expect("open"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for t in 0..32 {
+        let (store, stop) = (store.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                store
+                    .create(&format!("w/{t}/{i}"), b"v".to_vec())
+                    .await
+                    .expect("create");
+                i += 1;
+            }
+        }));
+    }
+    eventually("a periodic compaction under load", || async {
+        store.compacted_revision().await.expect("compacted") > 0
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let compacted = store.compacted_revision().await.expect("compacted");
+    let current = store.current_revision().await.expect("rev");
+    assert!(
+        compacted < current,
+        "compaction keeps the last interval of history"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_watcher_whose_history_is_gone_ends_with_compacted() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = LocalStore::open(local_options(dir.path()))

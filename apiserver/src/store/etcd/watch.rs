@@ -112,7 +112,13 @@ impl EtcdWatch {
                     Ok(Some(resp)) => {
                         match self.handle(resp).await {
                             Ok(()) => *healthy = true,
-                            Err(end) => return end,
+                            Err(end) => {
+                                if matches!(end, End::Retry(_)) {
+                                    // e.g. the member lost its leader.
+                                    self.pool.fail_over(member);
+                                }
+                                return end;
+                            }
                         }
                     }
                     Ok(None) => {

@@ -76,26 +76,29 @@ impl Writer {
         let mut previous_run: Option<Revision> = None;
         let mut last_batch = 1;
         loop {
-            let first = match next_compaction {
-                Some(at) => match self
+            // Compaction is due whether or not writes keep coming.
+            if let Some(at) = next_compaction
+                && Instant::now() >= at
+            {
+                self.periodic_compaction(&mut previous_run);
+                next_compaction = self
+                    .compaction
+                    .as_ref()
+                    .map(|p| Instant::now() + p.interval);
+            }
+            let received = match next_compaction {
+                Some(at) => self
                     .requests
-                    .recv_timeout(at.saturating_duration_since(Instant::now()))
-                {
-                    Ok(r) => r,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.periodic_compaction(&mut previous_run);
-                        next_compaction = self
-                            .compaction
-                            .as_ref()
-                            .map(|p| Instant::now() + p.interval);
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                },
-                None => match self.requests.recv() {
-                    Ok(r) => r,
-                    Err(_) => break,
-                },
+                    .recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => self
+                    .requests
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let first = match received {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
             };
             let batch = self.gather(first, last_batch);
             last_batch = batch.len();
