@@ -330,3 +330,22 @@ async fn a_three_member_cluster_survives_losing_a_member() {
     let want: Vec<_> = written.iter().collect();
     assert_eq!(got, want, "every event once, in order, across the failover");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_end_when_the_store_is_dropped() {
+    let etcd = start_etcd().await;
+    let store = EtcdStore::connect(EtcdOptions::new([etcd.endpoint()]))
+        .await
+        .expect("connect");
+    let mut w = Watcher::new(store.watch("", 0).await.expect("watch"));
+    let kv = store.create("a", b"1".to_vec()).await.expect("create");
+    w.until_revision(kv.mod_revision).await;
+    drop(store);
+    loop {
+        match w.next().await {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("dropping the store is not an error: {e}"),
+            None => break,
+        }
+    }
+}

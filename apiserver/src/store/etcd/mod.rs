@@ -111,6 +111,8 @@ pub struct EtcdStore {
     progress_request_interval: Option<Duration>,
     /// The highest compacted revision seen so far (compaction only grows).
     compacted_hint: Arc<AtomicI64>,
+    /// Dropped with the store, which ends its watches.
+    shutdown: tokio::sync::watch::Sender<()>,
 }
 
 impl EtcdStore {
@@ -149,6 +151,7 @@ impl EtcdStore {
             page_size: options.page_size.max(1),
             progress_request_interval: options.progress_request_interval,
             compacted_hint: Arc::new(AtomicI64::new(0)),
+            shutdown: tokio::sync::watch::channel(()).0,
         };
         let revision = tokio::time::timeout(deadline, store.current_revision())
             .await
@@ -527,6 +530,7 @@ impl Store for EtcdStore {
             next,
             out,
             progress_request_interval: self.progress_request_interval,
+            shutdown: self.shutdown.subscribe(),
         };
         tokio::spawn(task.run());
         Ok(WatchStream::new(rx))

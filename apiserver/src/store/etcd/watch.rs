@@ -45,6 +45,8 @@ pub(super) struct EtcdWatch {
     pub next: Revision,
     pub out: mpsc::Sender<Result<WatchItem, StoreError>>,
     pub progress_request_interval: Option<Duration>,
+    /// Resolves (with an error) when the store is dropped: the watch ends.
+    pub shutdown: tokio::sync::watch::Receiver<()>,
 }
 
 impl EtcdWatch {
@@ -68,6 +70,7 @@ impl EtcdWatch {
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = self.out.closed() => return,
+                        _ = self.shutdown.changed() => return,
                     }
                     backoff = (backoff * 2).min(BACKOFF.1);
                 }
@@ -99,6 +102,7 @@ impl EtcdWatch {
                 }
             },
             () = self.out.closed() => return End::Done,
+            _ = self.shutdown.changed() => return End::Done,
         };
         let (mut requests, mut responses) = stream.split();
         let mut ticker = self.progress_request_interval.map(|every| {
@@ -136,6 +140,7 @@ impl EtcdWatch {
                     }
                 }
                 () = self.out.closed() => return End::Done,
+                _ = self.shutdown.changed() => return End::Done,
             }
         }
     }
