@@ -435,7 +435,7 @@ async fn churn(store: &dyn Store, prefix: &str, n: usize, tag: &str) -> Vec<Ack>
                 let kv = store.create(&key, value.clone()).await.expect("create");
                 (kv.mod_revision, key, Some(value))
             }
-            Some(cur) if i % 5 == 0 => {
+            Some(cur) if i.is_multiple_of(5) => {
                 let d = store
                     .delete(&key, Some(cur.mod_revision))
                     .await
@@ -451,7 +451,7 @@ async fn churn(store: &dyn Store, prefix: &str, n: usize, tag: &str) -> Vec<Ack>
             }
         };
         acks.push(ack);
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let other = format!("other/{tag}-{i}");
             store
                 .create(&other, bytes("x"))
@@ -478,17 +478,36 @@ fn assert_events_match(events: &[apiserver::store::Event], acks: &[Ack]) {
 
 async fn watch_from_behind_catches_up_while_writes_continue(store: Arc<dyn Store>) {
     let early = churn(&*store, "w/", 120, "early").await;
-    let start = early[40].0;
     let writer = {
         let store = store.clone();
         tokio::spawn(async move { churn(&*store, "w/", 120, "late").await })
     };
-    let mut w = Watcher::new(store.watch("w/", start).await.expect("watch"));
+    // Watchers start one after another while the writer runs, each from an
+    // older revision, so their hand-over from history to live events lands
+    // at different moments of the write stream.
+    let mut watchers = Vec::new();
+    for (n, from) in [40, 10, 70, 0, 100, 55].into_iter().enumerate() {
+        let start = early[from].0;
+        watchers.push((
+            from,
+            Watcher::new(store.watch("w/", start).await.expect("watch")),
+        ));
+        let seen = store.current_revision().await.expect("rev");
+        if n % 2 == 1 {
+            eventually("the writer to move on", || {
+                let store = store.clone();
+                async move { store.current_revision().await.expect("rev") >= seen + 3 }
+            })
+            .await;
+        }
+    }
     let late = writer.await.expect("writer");
     let last = late.last().expect("late writes").0;
-    w.until_revision(last).await;
-    let expected: Vec<Ack> = early[40..].iter().chain(&late).cloned().collect();
-    assert_events_match(&w.events, &expected);
+    for (from, mut w) in watchers {
+        w.until_revision(last).await;
+        let expected: Vec<Ack> = early[from..].iter().chain(&late).cloned().collect();
+        assert_events_match(&w.events, &expected);
+    }
 }
 
 async fn slow_watcher_loses_nothing(store: Arc<dyn Store>) {
@@ -545,7 +564,7 @@ async fn pagination_is_a_snapshot_while_writes_continue(store: Arc<dyn Store>) {
                         let kv = store.create(&key, value.clone()).await.expect("create");
                         (kv.mod_revision, key, Some(value))
                     }
-                    Some(_) if i % 4 == 0 => {
+                    Some(_) if i.is_multiple_of(4) => {
                         let d = store.delete(&key, None).await.expect("delete");
                         (d.revision, key, None)
                     }

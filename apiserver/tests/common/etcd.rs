@@ -12,10 +12,122 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
 
 /// How long etcd may take to answer after it was started.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Certificates for an etcd that serves TLS and requires client certificates.
+#[derive(Clone, Debug)]
+pub struct TestTls {
+    /// The CA that signed both sides.
+    pub ca: PathBuf,
+    /// etcd's certificate (for 127.0.0.1) and key.
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// A client certificate and key.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TestTls {
+    /// Makes a CA, a server certificate for 127.0.0.1 and a client
+    /// certificate in `dir` with the `openssl` command.
+    pub fn generate(dir: &std::path::Path) -> Result<TestTls, String> {
+        let p = |name: &str| dir.join(name);
+        let openssl = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .map_err(|e| {
+                    format!("cannot run openssl (install Debian's openssl package): {e}")
+                })?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "openssl {args:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=korral-test-ca",
+        ]);
+        openssl(&ca)?;
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let (key, csr, crt, extfile) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            std::fs::write(p(&extfile), ext).map_err(|e| format!("cannot write {extfile}: {e}"))?;
+            let subject = format!("/CN=korral-test-{name}");
+            let mut req = vec!["req"];
+            req.extend(ec);
+            req.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
+            openssl(&req)?;
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &extfile,
+            ])?;
+        }
+        Ok(TestTls {
+            ca: p("ca.crt"),
+            server_cert: p("server.crt"),
+            server_key: p("server.key"),
+            client_cert: p("client.crt"),
+            client_key: p("client.key"),
+        })
+    }
+
+    fn client_options(&self) -> Result<TlsOptions, String> {
+        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        Ok(TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(read(&self.ca)?))
+            .identity(Identity::from_pem(
+                read(&self.client_cert)?,
+                read(&self.client_key)?,
+            )))
+    }
+}
 
 /// A running etcd process.
 pub struct EtcdProcess {
@@ -23,12 +135,21 @@ pub struct EtcdProcess {
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    tls: Option<TestTls>,
+    /// The member name and the `--initial-cluster` it starts with.
+    name: String,
+    initial_cluster: Option<String>,
 }
 
 impl EtcdProcess {
     /// Starts etcd (the `ETCD_BIN` binary, or `etcd` on PATH) and waits until
     /// it answers. The error says why and includes etcd's log.
     pub async fn start() -> Result<EtcdProcess, String> {
+        Self::start_with(None).await
+    }
+
+    /// Like `start`, serving TLS with these certificates when given.
+    pub async fn start_with(tls: Option<TestTls>) -> Result<EtcdProcess, String> {
         let mut last_error = String::new();
         // Ports are picked free but could be taken before etcd binds them:
         // retry (with new ports) when etcd exits early.
@@ -42,6 +163,9 @@ impl EtcdProcess {
                 dir,
                 client_port: free_port()?,
                 peer_port: free_port()?,
+                tls: tls.clone(),
+                name: "korral-test".into(),
+                initial_cluster: None,
             };
             etcd.spawn()?;
             match etcd.wait_ready().await {
@@ -55,7 +179,8 @@ impl EtcdProcess {
 
     /// The client URL.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     fn log_path(&self) -> PathBuf {
@@ -74,14 +199,27 @@ impl EtcdProcess {
             .map_err(|e| format!("cannot share etcd's log file: {e}"))?;
         let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new(&binary)
-            .arg("--name=korral-test")
+        let mut command = Command::new(&binary);
+        if let Some(tls) = &self.tls {
+            command
+                .arg(format!("--cert-file={}", tls.server_cert.display()))
+                .arg(format!("--key-file={}", tls.server_key.display()))
+                .arg(format!("--trusted-ca-file={}", tls.ca.display()))
+                .arg("--client-cert-auth");
+        }
+        let initial_cluster = self
+            .initial_cluster
+            .clone()
+            .unwrap_or_else(|| format!("{}={peer}", self.name));
+        let child = command
+            .arg(format!("--name={}", self.name))
             .arg(format!("--data-dir={}", self.dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=korral-test={peer}"))
+            .arg(format!("--initial-cluster={initial_cluster}"))
+            .arg("--initial-cluster-token=korral-test")
             .arg("--initial-cluster-state=new")
             // Idle watches get progress notifications quickly (Kubernetes runs 5s).
             .arg("--experimental-watch-progress-notify-interval=500ms")
@@ -115,11 +253,18 @@ impl EtcdProcess {
                     ),
                 ));
             }
-            let opts = ConnectOptions::new()
+            let mut opts = ConnectOptions::new()
                 .with_connect_timeout(Duration::from_millis(500))
                 .with_timeout(Duration::from_secs(1));
+            if let Some(tls) = &self.tls {
+                opts = opts.with_tls(tls.client_options().map_err(|e| (false, e))?);
+            }
             match Client::connect([self.endpoint()], Some(opts)).await {
-                Ok(mut client) => match client.status().await {
+                // A linearizable read: answers only once the member has a leader.
+                Ok(mut client) => match client
+                    .get("ready", Some(GetOptions::new().with_count_only()))
+                    .await
+                {
                     Ok(_) => return Ok(()),
                     Err(e) => last = e.to_string(),
                 },
@@ -159,6 +304,51 @@ impl EtcdProcess {
         self.kill();
         self.spawn()?;
         self.wait_ready().await.map_err(|(_, e)| e)
+    }
+}
+
+/// A cluster of etcd members on loopback ports.
+pub struct EtcdCluster {
+    /// The members, in the order of `endpoints`.
+    pub members: Vec<EtcdProcess>,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until each answers a linearizable read.
+    pub async fn start(n: usize) -> Result<EtcdCluster, String> {
+        let mut members = Vec::new();
+        for i in 0..n {
+            members.push(EtcdProcess {
+                child: None,
+                dir: tempfile::Builder::new()
+                    .prefix("korral-etcd-")
+                    .tempdir()
+                    .map_err(|e| format!("cannot create a temporary directory for etcd: {e}"))?,
+                client_port: free_port()?,
+                peer_port: free_port()?,
+                tls: None,
+                name: format!("member{i}"),
+                initial_cluster: None,
+            });
+        }
+        let initial: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect();
+        let initial = initial.join(",");
+        for m in &mut members {
+            m.initial_cluster = Some(initial.clone());
+            m.spawn()?;
+        }
+        for m in &mut members {
+            m.wait_ready().await.map_err(|(_, e)| e)?;
+        }
+        Ok(EtcdCluster { members })
+    }
+
+    /// The members' client URLs.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(EtcdProcess::endpoint).collect()
     }
 }
 

@@ -114,6 +114,12 @@ impl Watcher {
                     "event at revision {rev} after Progress({}) promised everything up to it",
                     self.progress
                 );
+                if let Some(prev) = self.events.last() {
+                    assert!(
+                        !(prev.revision() == rev && prev.kv.key == ev.kv.key),
+                        "duplicate event: {ev:?}"
+                    );
+                }
                 self.last_event = rev;
                 self.events.push(ev.clone());
             }

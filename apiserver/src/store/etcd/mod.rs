@@ -9,6 +9,7 @@
 //! resume after a dropped connection ([`watch`]).
 
 mod convert;
+mod pool;
 mod watch;
 
 use std::path::PathBuf;
@@ -18,12 +19,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
-    KvClient, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    Certificate, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, GetResponse,
+    Identity, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
 use tokio::sync::mpsc;
 
 use self::convert::{is_compacted, is_future, map_err, prefix_range_end};
+use self::pool::{Pool, Retry};
 use crate::store::{
     Deleted, KeyValue, ListRequest, ListResponse, Result, Revision, Store, StoreError, WatchStream,
 };
@@ -103,12 +105,14 @@ impl EtcdOptions {
 
 /// The etcd backend.
 pub struct EtcdStore {
-    client: Client,
+    pool: Arc<Pool>,
     prefix: String,
     page_size: i64,
     progress_request_interval: Option<Duration>,
     /// The highest compacted revision seen so far (compaction only grows).
     compacted_hint: Arc<AtomicI64>,
+    /// Dropped with the store, which ends its watches.
+    shutdown: tokio::sync::watch::Sender<()>,
 }
 
 impl EtcdStore {
@@ -122,7 +126,10 @@ impl EtcdStore {
             .with_connect_timeout(options.connect_timeout)
             .with_timeout(options.request_timeout)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-            .with_keep_alive_while_idle(true);
+            .with_keep_alive_while_idle(true)
+            // A member cut off from the others refuses requests (and ends
+            // watches), so they move to a member that has a leader.
+            .with_require_leader(true);
         if let Some(tls) = &options.tls {
             connect = connect.with_tls(tls_options(tls)?);
         }
@@ -131,26 +138,20 @@ impl EtcdStore {
                 .with_user(auth.user.clone(), auth.password.clone())
                 .with_auto_token_refresh(true);
         }
-        let deadline = options.connect_timeout + options.request_timeout;
-        let client =
-            tokio::time::timeout(deadline, Client::connect(&options.endpoints, Some(connect)))
-                .await
-                .map_err(|_| {
-                    StoreError::Unavailable(format!(
-                        "etcd at {endpoints} did not answer within {deadline:?}"
-                    ))
-                })?
-                .map_err(|e| map_err(e, &format!("connecting to etcd at {endpoints}")))?;
+        let deadline = (options.connect_timeout + options.request_timeout)
+            * u32::try_from(options.endpoints.len()).unwrap_or(u32::MAX);
+        let pool = Arc::new(Pool::new(&options.endpoints, connect));
         let mut prefix = options.prefix.clone();
         if !prefix.ends_with('/') {
             prefix.push('/');
         }
         let store = EtcdStore {
-            client,
+            pool,
             prefix,
             page_size: options.page_size.max(1),
             progress_request_interval: options.progress_request_interval,
             compacted_hint: Arc::new(AtomicI64::new(0)),
+            shutdown: tokio::sync::watch::channel(()).0,
         };
         let revision = tokio::time::timeout(deadline, store.current_revision())
             .await
@@ -177,8 +178,18 @@ impl EtcdStore {
         &self.prefix
     }
 
-    fn kv(&self) -> KvClient {
-        self.client.kv_client()
+    /// A range read on whichever member answers.
+    async fn range(
+        &self,
+        key: Vec<u8>,
+        opts: Option<GetOptions>,
+    ) -> std::result::Result<GetResponse, etcd_client::Error> {
+        self.pool
+            .call(Retry::Read, |c| {
+                let (key, opts) = (key.clone(), opts.clone());
+                async move { c.kv_client().get(key, opts).await }
+            })
+            .await
     }
 
     fn full(&self, key: &str) -> String {
@@ -188,7 +199,10 @@ impl EtcdStore {
     /// Whether a read at `revision` is still possible.
     async fn readable(&self, revision: Revision) -> Result<bool> {
         let opts = GetOptions::new().with_revision(revision).with_count_only();
-        match self.kv().get(self.prefix.as_str(), Some(opts)).await {
+        match self
+            .range(self.prefix.clone().into_bytes(), Some(opts))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if is_compacted(&e) => Ok(false),
             Err(e) => Err(map_err(e, "reading at a revision")),
@@ -217,7 +231,13 @@ impl EtcdStore {
     }
 
     async fn txn(&self, txn: Txn, what: &str) -> Result<TxnResponse> {
-        self.kv().txn(txn).await.map_err(|e| map_err(e, what))
+        self.pool
+            .call(Retry::Write, |c| {
+                let txn = txn.clone();
+                async move { c.kv_client().txn(txn).await }
+            })
+            .await
+            .map_err(|e| map_err(e, what))
     }
 }
 
@@ -277,9 +297,8 @@ fn else_kv(resp: &TxnResponse, prefix: &str) -> Result<Option<KeyValue>> {
 impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<Revision> {
         let resp = self
-            .kv()
-            .get(
-                self.prefix.as_str(),
+            .range(
+                self.prefix.clone().into_bytes(),
                 Some(GetOptions::new().with_count_only()),
             )
             .await
@@ -310,8 +329,7 @@ impl Store for EtcdStore {
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let resp = self
-            .kv()
-            .get(self.full(key), None)
+            .range(self.full(key).into_bytes(), None)
             .await
             .map_err(|e| map_err(e, "reading a key"))?;
         resp.kvs()
@@ -349,7 +367,7 @@ impl Store for EtcdStore {
             if let Some(r) = revision {
                 opts = opts.with_revision(r);
             }
-            let resp = match self.kv().get(from.clone(), Some(opts)).await {
+            let resp = match self.range(from.clone(), Some(opts)).await {
                 Ok(resp) => resp,
                 Err(e) => {
                     let requested = revision.unwrap_or(0);
@@ -506,19 +524,26 @@ impl Store for EtcdStore {
         }
         let (out, rx) = mpsc::channel(256);
         let task = watch::EtcdWatch {
-            client: self.client.clone(),
+            pool: self.pool.clone(),
             store_prefix: self.prefix.clone(),
             watch_prefix: self.full(prefix),
             next,
             out,
             progress_request_interval: self.progress_request_interval,
+            shutdown: self.shutdown.subscribe(),
         };
         tokio::spawn(task.run());
         Ok(WatchStream::new(rx))
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        match self.kv().compact(revision, None).await {
+        let compacted = self
+            .pool
+            .call(Retry::Read, |c| async move {
+                c.kv_client().compact(revision, None).await
+            })
+            .await;
+        match compacted {
             Ok(_) => {
                 self.compacted_hint.fetch_max(revision, Ordering::AcqRel);
                 Ok(())

@@ -11,11 +11,14 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, WatchOptions, WatchResponse};
+use std::sync::Arc;
+
+use etcd_client::{WatchOptions, WatchResponse};
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::convert;
+use super::pool::Pool;
 use crate::store::{Revision, StoreError, WatchItem};
 
 /// First and longest wait before re-opening a failed watch.
@@ -33,7 +36,7 @@ enum End {
 
 /// The state of one watch.
 pub(super) struct EtcdWatch {
-    pub client: Client,
+    pub pool: Arc<Pool>,
     /// The store's prefix, taken off keys.
     pub store_prefix: String,
     /// The full etcd prefix watched.
@@ -42,6 +45,8 @@ pub(super) struct EtcdWatch {
     pub next: Revision,
     pub out: mpsc::Sender<Result<WatchItem, StoreError>>,
     pub progress_request_interval: Option<Duration>,
+    /// Resolves (with an error) when the store is dropped: the watch ends.
+    pub shutdown: tokio::sync::watch::Receiver<()>,
 }
 
 impl EtcdWatch {
@@ -65,6 +70,7 @@ impl EtcdWatch {
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = self.out.closed() => return,
+                        _ = self.shutdown.changed() => return,
                     }
                     backoff = (backoff * 2).min(BACKOFF.1);
                 }
@@ -79,13 +85,24 @@ impl EtcdWatch {
             .with_prev_key()
             .with_progress_notify()
             .with_start_revision(self.next);
-        let mut watch_client = self.client.watch_client();
+        let member = self.pool.preferred();
+        let opened = async {
+            let client = self.pool.client(member).await?;
+            client
+                .watch_client()
+                .watch(self.watch_prefix.as_str(), Some(options))
+                .await
+        };
         let stream = tokio::select! {
-            opened = watch_client.watch(self.watch_prefix.as_str(), Some(options)) => match opened {
+            opened = opened => match opened {
                 Ok(s) => s,
-                Err(e) => return End::Retry(format!("cannot open watch: {e}")),
+                Err(e) => {
+                    self.pool.fail_over(member);
+                    return End::Retry(format!("cannot open watch on {}: {e}", self.pool.endpoint(member)));
+                }
             },
             () = self.out.closed() => return End::Done,
+            _ = self.shutdown.changed() => return End::Done,
         };
         let (mut requests, mut responses) = stream.split();
         let mut ticker = self.progress_request_interval.map(|every| {
@@ -99,11 +116,23 @@ impl EtcdWatch {
                     Ok(Some(resp)) => {
                         match self.handle(resp).await {
                             Ok(()) => *healthy = true,
-                            Err(end) => return end,
+                            Err(end) => {
+                                if matches!(end, End::Retry(_)) {
+                                    // e.g. the member lost its leader.
+                                    self.pool.fail_over(member);
+                                }
+                                return end;
+                            }
                         }
                     }
-                    Ok(None) => return End::Retry("etcd closed the watch stream".into()),
-                    Err(e) => return End::Retry(e.to_string()),
+                    Ok(None) => {
+                        self.pool.fail_over(member);
+                        return End::Retry("etcd closed the watch stream".into());
+                    }
+                    Err(e) => {
+                        self.pool.fail_over(member);
+                        return End::Retry(e.to_string());
+                    }
                 },
                 () = tick(&mut ticker) => {
                     if let Err(e) = requests.request_progress().await {
@@ -111,6 +140,7 @@ impl EtcdWatch {
                     }
                 }
                 () = self.out.closed() => return End::Done,
+                _ = self.shutdown.changed() => return End::Done,
             }
         }
     }

@@ -344,3 +344,56 @@ impl Store for LocalStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::WatchItem;
+
+    /// The hand-over race made deterministic: the live receiver already holds
+    /// every event that history replay will deliver, and must skip them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hand_over_from_history_to_live_delivers_each_event_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut options = LocalOptions::new(dir.path().join("store.redb"));
+        options.compaction = None;
+        let store = LocalStore::open(options).await.expect("open");
+        let live = store.events.subscribe();
+        for i in 0..10 {
+            store
+                .create(&format!("k/{i}"), b"v".to_vec())
+                .await
+                .expect("create");
+        }
+        let (out, mut rx) = mpsc::channel(64);
+        let task = watch::WatchTask {
+            shared: Arc::downgrade(&store.shared),
+            live,
+            prefix: "k/".into(),
+            next: 2,
+            out,
+            progress_interval: Duration::from_secs(60),
+        };
+        tokio::spawn(task.run());
+        let mut revisions = Vec::new();
+        let mut extra_written = false;
+        while revisions.len() < 11 {
+            let item = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("the watch answers")
+                .expect("the watch goes on")
+                .expect("no error");
+            match item {
+                WatchItem::Event(ev) => revisions.push(ev.revision()),
+                WatchItem::Progress(p) => {
+                    // Caught up: everything replayed, then one live write.
+                    assert_eq!(p, 11);
+                    assert!(!extra_written);
+                    extra_written = true;
+                    store.create("k/x", b"v".to_vec()).await.expect("create");
+                }
+            }
+        }
+        assert_eq!(revisions, (2..=12).collect::<Vec<_>>());
+    }
+}

@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Instant;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
 
 use redb::{ReadableTable, Table};
 use tokio::sync::{broadcast, oneshot};
@@ -23,6 +23,8 @@ use crate::store::{Deleted, Event, KeyValue, Revision, StoreError};
 
 /// Most requests applied in one transaction.
 pub(super) const MAX_BATCH: usize = 256;
+/// Longest wait for the rest of a group of writers (well below one fsync).
+const LINGER: Duration = Duration::from_micros(200);
 
 /// A write.
 pub(super) enum Op {
@@ -72,38 +74,61 @@ impl Writer {
             .map(|p| Instant::now() + p.interval);
         // The revision that was current at the previous periodic run.
         let mut previous_run: Option<Revision> = None;
+        let mut last_batch = 1;
         loop {
-            let first = match next_compaction {
-                Some(at) => match self
-                    .requests
-                    .recv_timeout(at.saturating_duration_since(Instant::now()))
-                {
-                    Ok(r) => r,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.periodic_compaction(&mut previous_run);
-                        next_compaction = self
-                            .compaction
-                            .as_ref()
-                            .map(|p| Instant::now() + p.interval);
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                },
-                None => match self.requests.recv() {
-                    Ok(r) => r,
-                    Err(_) => break,
-                },
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match self.requests.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
+            // Compaction is due whether or not writes keep coming.
+            if let Some(at) = next_compaction
+                && Instant::now() >= at
+            {
+                self.periodic_compaction(&mut previous_run);
+                next_compaction = self
+                    .compaction
+                    .as_ref()
+                    .map(|p| Instant::now() + p.interval);
             }
+            let received = match next_compaction {
+                Some(at) => self
+                    .requests
+                    .recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => self
+                    .requests
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let first = match received {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let batch = self.gather(first, last_batch);
+            last_batch = batch.len();
             self.apply_batch(batch);
         }
         tracing::debug!("store writer stopped");
+    }
+
+    /// The batch that starts with `first`: whatever else is waiting, and,
+    /// when the previous batch had several writers, up to [`LINGER`] more for
+    /// them to send their next writes (they were answered together, so they
+    /// come back together; without the wait every other batch would hold
+    /// only the quickest of them). A lone writer never waits.
+    fn gather(&self, first: Request, last_batch: usize) -> Vec<Request> {
+        let mut batch = vec![first];
+        let linger_until = Instant::now() + LINGER;
+        while batch.len() < MAX_BATCH {
+            match self.requests.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(TryRecvError::Empty) if batch.len() < last_batch => {
+                    let left = linger_until.saturating_duration_since(Instant::now());
+                    match self.requests.recv_timeout(left) {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        batch
     }
 
     /// Kubernetes-style: compact to the revision that was current one interval
