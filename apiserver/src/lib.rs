@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod pki;
+pub mod protobuf;
 pub mod registry;
 pub mod selectors;
 pub mod server;
