@@ -196,7 +196,7 @@ fn repeated(ty: Ty, value: wire::Value<'_>, depth: usize) -> Result<Vec<Value>, 
 fn packed_fixed<const N: usize>(
     buf: &[u8],
 ) -> Result<impl Iterator<Item = [u8; N]> + '_, ProtobufError> {
-    if buf.len() % N != 0 {
+    if !buf.len().is_multiple_of(N) {
         return Err(ProtobufError::malformed(format!(
             "a packed run of {N}-byte values is {} bytes long",
             buf.len()
