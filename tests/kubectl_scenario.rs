@@ -284,9 +284,27 @@ fn label_annotate_scale_patch_edit_diff_delete() {
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("hello again"), "{}", stdout(&o));
 
-    // delete: orphaning keeps dependents; the default deletes
-    let out = s.ok(&["delete", "cm", "hello-page", "--cascade=orphan"]);
+    // delete: orphaning marks the object and leaves it to the garbage
+    // collector (not running in this test) to release dependents and finish
+    let out = s.ok(&[
+        "delete",
+        "cm",
+        "hello-page",
+        "--cascade=orphan",
+        "--wait=false",
+    ]);
     assert!(out.contains("configmap \"hello-page\" deleted"), "{out}");
+    let pending = s.ok(&[
+        "get",
+        "cm",
+        "hello-page",
+        "-o",
+        "jsonpath={.metadata.finalizers}/{.metadata.deletionTimestamp}",
+    ]);
+    assert!(
+        pending.starts_with("[\"orphan\"]/") && pending.len() > "[\"orphan\"]/".len(),
+        "{pending}"
+    );
     let out = s.ok(&["delete", "-f", "fixtures/demo/service.yaml"]);
     assert!(out.contains("service \"hello\" deleted"), "{out}");
     let o = s.kubectl(&["get", "svc", "hello"]);
@@ -325,15 +343,17 @@ fn watch_prints_changes_made_by_another_client() {
         }
     });
     let mut lines: Vec<String> = Vec::new();
-    let mut collect = |lines: &mut Vec<String>| {
+    let collect = |lines: &mut Vec<String>| {
         while let Ok(l) = rx.try_recv() {
             lines.push(l);
         }
     };
-    // the header (and kube-root objects, if any) first
-    wait_for("the watch header", Duration::from_secs(20), || {
-        collect(&mut lines);
-        lines.iter().any(|l| l.contains("NAME"))
+    // the watch is open once the server counts it
+    wait_for("the watch to open", Duration::from_secs(20), || {
+        let m = s.kubectl(&["get", "--raw", "/metrics"]);
+        stdout(&m)
+            .lines()
+            .any(|l| l.starts_with("apiserver_longrunning_watches ") && !l.ends_with(" 0"))
     });
     s.ok(&["create", "configmap", "watched", "--from-literal=a=1"]);
     s.ok(&[

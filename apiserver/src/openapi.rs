@@ -191,7 +191,95 @@ fn add_kind_schemas(info: &KindInfo, schemas: &mut Map<String, Value>) -> String
     rewrite(&mut root, &names);
     let name = format!("{}.{}", kind_namespace(info), info.kind);
     schemas.insert(name.clone(), root);
+    let (ty, _) = crate::patch::merge_keys::root_type(info);
+    annotate_lists(schemas, &name, ty, &mut std::collections::HashSet::new());
     name
+}
+
+/// The component a property schema refers to (directly, through `allOf`,
+/// or through a list's `items` / a map's `additionalProperties`).
+fn referenced(prop: &Value) -> Option<String> {
+    let r = prop
+        .get("$ref")
+        .or_else(|| prop.pointer("/allOf/0/$ref"))
+        .or_else(|| prop.pointer("/items/$ref"))
+        .or_else(|| prop.pointer("/items/allOf/0/$ref"))
+        .or_else(|| prop.pointer("/additionalProperties/$ref"))?;
+    r.as_str()?
+        .strip_prefix("#/components/schemas/")
+        .map(str::to_string)
+}
+
+/// Marks list properties with the strategic-merge and apply metadata kubectl
+/// reads (`x-kubernetes-patch-merge-key`, `x-kubernetes-patch-strategy`,
+/// `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`), from the same
+/// table the server patches with.
+fn annotate_lists(
+    schemas: &mut Map<String, Value>,
+    component: &str,
+    ty: crate::patch::merge_keys::Type,
+    seen: &mut std::collections::HashSet<String>,
+) {
+    use crate::patch::merge_keys::{ListKind, PatchStrategy, Type};
+    if matches!(ty, Type::Any) || !seen.insert(component.to_string()) {
+        return;
+    }
+    let Some(props) = schemas
+        .get(component)
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+        .cloned()
+    else {
+        return;
+    };
+    let mut children = Vec::new();
+    let mut updates = Vec::new();
+    for (field, schema) in &props {
+        let t = ty.field(field);
+        if let Some(list) = t.list() {
+            let mut ext = Map::new();
+            if list.strategy == PatchStrategy::Merge {
+                ext.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+            }
+            if let Some(k) = list.merge_key {
+                ext.insert("x-kubernetes-patch-merge-key".into(), json!(k));
+            }
+            match list.kind {
+                ListKind::Atomic => {
+                    ext.insert("x-kubernetes-list-type".into(), json!("atomic"));
+                }
+                ListKind::Set => {
+                    ext.insert("x-kubernetes-list-type".into(), json!("set"));
+                }
+                ListKind::Map(keys) => {
+                    ext.insert("x-kubernetes-list-type".into(), json!("map"));
+                    ext.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+                }
+            }
+            updates.push((field.clone(), ext));
+        }
+        if let Some(child) = referenced(schema) {
+            let child_ty = match t {
+                Type::List(l) => l.elem,
+                Type::Map(_) => t.field("*"),
+                other => other,
+            };
+            children.push((child, child_ty));
+        }
+    }
+    if let Some(Value::Object(p)) = schemas
+        .get_mut(component)
+        .and_then(|s| s.get_mut("properties"))
+    {
+        for (field, ext) in updates {
+            if let Some(Value::Object(f)) = p.get_mut(&field) {
+                f.extend(ext);
+            }
+        }
+    }
+    for (child, t) in children {
+        annotate_lists(schemas, &child, t, seen);
+    }
 }
 
 fn param(name: &str, description: &str) -> Value {
@@ -409,5 +497,18 @@ mod tests {
                 .is_none()
         );
         assert!(group_version_doc("apis/nope/v1").is_none());
+    }
+
+    #[test]
+    fn lists_carry_their_merge_keys() {
+        let doc = group_version_doc("api/v1").expect("core doc");
+        let s = &doc["components"]["schemas"];
+        let containers = &s["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        let ports = &s["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ports"];
+        assert_eq!(ports["x-kubernetes-patch-merge-key"], "port");
+        let env = &s["io.k8s.api.core.v1.Container"]["properties"]["env"];
+        assert_eq!(env["x-kubernetes-patch-merge-key"], "name");
     }
 }

@@ -247,10 +247,10 @@ async fn api(
     if grouped && method == Method::POST {
         match segs.as_slice() {
             ["authorization.k8s.io", "v1", "selfsubjectaccessreviews"] => {
-                return review(&id, body, true).await;
+                return review(&id, &headers, body, true).await;
             }
             ["authorization.k8s.io", "v1", "selfsubjectrulesreviews"] => {
-                return review(&id, body, false).await;
+                return review(&id, &headers, body, false).await;
             }
             _ => {}
         }
@@ -287,10 +287,10 @@ async fn api(
     response
 }
 
-async fn review(id: &Identity, body: Body, access_review: bool) -> Response {
+async fn review(id: &Identity, headers: &HeaderMap, body: Body, access_review: bool) -> Response {
     let result = async {
         let bytes = request::read_body(body).await?;
-        let v = request::decode_object(&bytes, "application/json")?;
+        let v = request::decode_object(&bytes, &request::content_type(headers))?;
         if access_review {
             access::access_review(id, &v)
         } else {

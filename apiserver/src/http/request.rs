@@ -171,7 +171,11 @@ pub fn decode_object(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
             "the request body is empty; an object was expected",
         ));
     }
-    let v: Value = if content_type.contains("yaml") {
+    let v: Value = if crate::protobuf::is_protobuf(content_type) {
+        crate::protobuf::decode_request(bytes).map_err(|e| {
+            ApiError::bad_request(format!("the protobuf request body cannot be decoded: {e}"))
+        })?
+    } else if content_type.contains("yaml") {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
         serde_saphyr::from_str(text).map_err(|e| {

@@ -42,14 +42,15 @@ fn scale_of(obj: &Value) -> Value {
 }
 
 fn replicas_from_scale(scale: &Value) -> ApiResult<i64> {
-    let r = scale
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "spec.replicas: Required value: the Scale body must set spec.replicas",
-            )
-        })?;
+    // an absent spec.replicas is 0 (protobuf and Go's omitempty drop zeros)
+    let r = match scale.pointer("/spec/replicas") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_i64().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "spec.replicas: Invalid value: {v}: must be an integer"
+            ))
+        })?,
+    };
     if r < 0 {
         return Err(ApiError::bad_request(format!(
             "spec.replicas: Invalid value: {r}: must be greater than or equal to 0"
