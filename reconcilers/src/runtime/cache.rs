@@ -24,7 +24,10 @@ pub struct ObjectRef {
 impl ObjectRef {
     /// A reference.
     pub fn new(namespace: Option<&str>, name: &str) -> Self {
-        ObjectRef { namespace: namespace.filter(|n| !n.is_empty()).map(str::to_string), name: name.to_string() }
+        ObjectRef {
+            namespace: namespace.filter(|n| !n.is_empty()).map(str::to_string),
+            name: name.to_string(),
+        }
     }
 
     /// The reference of an object.
@@ -67,7 +70,11 @@ pub struct Cache<K> {
 
 impl<K> Clone for Cache<K> {
     fn clone(&self) -> Self {
-        Cache { inner: self.inner.clone(), index_fns: self.index_fns.clone(), synced: self.synced.clone() }
+        Cache {
+            inner: self.inner.clone(),
+            index_fns: self.index_fns.clone(),
+            synced: self.synced.clone(),
+        }
     }
 }
 
@@ -79,12 +86,31 @@ pub struct Writer<K> {
 
 fn default_indexes<K: Resource>() -> Vec<(&'static str, IndexFn<K>)> {
     vec![
-        (BY_NAMESPACE, Arc::new(|k: &K| k.metadata().namespace.clone().into_iter().collect())),
+        (
+            BY_NAMESPACE,
+            Arc::new(|k: &K| k.metadata().namespace.clone().into_iter().collect()),
+        ),
         (
             BY_OWNER,
-            Arc::new(|k: &K| k.metadata().owner_references.iter().flatten().map(|o| o.uid.clone()).collect()),
+            Arc::new(|k: &K| {
+                k.metadata()
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .map(|o| o.uid.clone())
+                    .collect()
+            }),
         ),
-        (BY_LABEL, Arc::new(|k: &K| k.metadata().labels().iter().map(|(a, b)| format!("{a}={b}")).collect())),
+        (
+            BY_LABEL,
+            Arc::new(|k: &K| {
+                k.metadata()
+                    .labels()
+                    .iter()
+                    .map(|(a, b)| format!("{a}={b}"))
+                    .collect()
+            }),
+        ),
     ]
 }
 
@@ -94,7 +120,10 @@ pub fn new_cache<K: Resource>(extra: Vec<(&'static str, IndexFn<K>)>) -> (Cache<
     fns.extend(extra);
     let (tx, rx) = watch::channel(false);
     let cache = Cache {
-        inner: Arc::new(RwLock::new(Inner { objects: HashMap::new(), indexes: HashMap::new() })),
+        inner: Arc::new(RwLock::new(Inner {
+            objects: HashMap::new(),
+            indexes: HashMap::new(),
+        })),
         index_fns: Arc::new(fns),
         synced: rx,
     };
@@ -133,7 +162,10 @@ impl<K: Resource> Writer<K> {
         let fns = self.cache.index_fns.clone();
         match event {
             Event::Restarted(objs) => {
-                let mut fresh = Inner { objects: HashMap::with_capacity(objs.len()), indexes: HashMap::new() };
+                let mut fresh = Inner {
+                    objects: HashMap::with_capacity(objs.len()),
+                    indexes: HashMap::new(),
+                };
                 for o in objs {
                     let r = ObjectRef::of(o);
                     fresh.index(&fns, &r, o);
@@ -179,7 +211,10 @@ impl<K: Resource> Cache<K> {
 
     /// Every object.
     pub fn all(&self) -> Vec<Arc<K>> {
-        self.inner.read().map(|g| g.objects.values().cloned().collect()).unwrap_or_default()
+        self.inner
+            .read()
+            .map(|g| g.objects.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// How many objects.
@@ -194,11 +229,17 @@ impl<K: Resource> Cache<K> {
 
     /// Objects under `value` in index `index`.
     pub fn by_index(&self, index: &str, value: &str) -> Vec<Arc<K>> {
-        let Ok(g) = self.inner.read() else { return Vec::new() };
+        let Ok(g) = self.inner.read() else {
+            return Vec::new();
+        };
         g.indexes
             .get(index)
             .and_then(|idx| idx.get(value))
-            .map(|set| set.iter().filter_map(|r| g.objects.get(r).cloned()).collect())
+            .map(|set| {
+                set.iter()
+                    .filter_map(|r| g.objects.get(r).cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -248,14 +289,26 @@ mod tests {
     }
 
     fn node_index() -> Vec<(&'static str, IndexFn<Pod>)> {
-        vec![("node", Arc::new(|p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone()).into_iter().collect()))]
+        vec![(
+            "node",
+            Arc::new(|p: &Pod| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .into_iter()
+                    .collect()
+            }),
+        )]
     }
 
     #[tokio::test]
     async fn indexes_follow_updates_deletes_and_relists() {
         let (cache, mut w) = new_cache::<Pod>(node_index());
         assert!(!cache.is_synced());
-        w.apply(&Event::Restarted(vec![pod("a", "p1", "n1", "u1", "web"), pod("b", "p2", "n2", "u1", "db")]));
+        w.apply(&Event::Restarted(vec![
+            pod("a", "p1", "n1", "u1", "web"),
+            pod("b", "p2", "n2", "u1", "db"),
+        ]));
         cache.wait_synced().await;
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.in_namespace("a").len(), 1);

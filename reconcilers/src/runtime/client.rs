@@ -185,7 +185,8 @@ impl Client {
             .tcp_keepalive(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(90));
         if let Some(ca) = &kc.ca_pem {
-            let cert = reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| ClientError::Config(format!("the CA certificate: {e}")))?;
+            let cert = reqwest::Certificate::from_pem(ca.as_bytes())
+                .map_err(|e| ClientError::Config(format!("the CA certificate: {e}")))?;
             b = b.add_root_certificate(cert);
         }
         if kc.insecure {
@@ -309,7 +310,10 @@ impl<K: Resource> Api<K> {
 
     fn item(&self, name: &str) -> Result<String> {
         if K::NAMESPACED && self.namespace.is_none() {
-            return Err(ClientError::Config(format!("{} {name:?}: a namespace is needed", K::KIND)));
+            return Err(ClientError::Config(format!(
+                "{} {name:?}: a namespace is needed",
+                K::KIND
+            )));
         }
         Ok(format!("{}/{name}", self.collection()))
     }
@@ -326,7 +330,11 @@ impl<K: Resource> Api<K> {
 
     /// Reads an object.
     pub async fn get(&self, name: &str) -> Result<K> {
-        decode(self.client.send(self.client.req(reqwest::Method::GET, &self.item(name)?)).await?)
+        decode(
+            self.client
+                .send(self.client.req(reqwest::Method::GET, &self.item(name)?))
+                .await?,
+        )
     }
 
     /// Reads an object, `None` when it does not exist.
@@ -362,15 +370,29 @@ impl<K: Resource> Api<K> {
     pub async fn list(&self, p: &ListParams) -> Result<ObjectList<K>> {
         let v = self
             .client
-            .send(self.client.req(reqwest::Method::GET, &self.collection()).query(&Self::list_query(p)))
+            .send(
+                self.client
+                    .req(reqwest::Method::GET, &self.collection())
+                    .query(&Self::list_query(p)),
+            )
             .await?;
-        let rv = v["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
-        let cont = v["metadata"]["continue"].as_str().filter(|c| !c.is_empty()).map(str::to_string);
+        let rv = v["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let cont = v["metadata"]["continue"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
         let items = match v.get("items") {
             Some(Value::Array(a)) => a.iter().cloned().map(decode).collect::<Result<Vec<K>>>()?,
             _ => Vec::new(),
         };
-        Ok(ObjectList { items, resource_version: rv, continue_token: cont })
+        Ok(ObjectList {
+            items,
+            resource_version: rv,
+            continue_token: cont,
+        })
     }
 
     /// Lists everything, following continue tokens; returns the items and the resourceVersion.
@@ -383,31 +405,53 @@ impl<K: Resource> Api<K> {
             all.extend(page.items);
             match page.continue_token {
                 Some(c) => params.continue_token = Some(c),
-                None => return Ok(ObjectList { items: all, resource_version: page.resource_version, continue_token: None }),
+                None => {
+                    return Ok(ObjectList {
+                        items: all,
+                        resource_version: page.resource_version,
+                        continue_token: None,
+                    });
+                }
             }
         }
     }
 
     /// Creates an object.
     pub async fn create(&self, obj: &K, p: &WriteParams) -> Result<K> {
-        let r = self.client.req(reqwest::Method::POST, &self.collection()).query(&write_query(p)).json(obj);
+        let r = self
+            .client
+            .req(reqwest::Method::POST, &self.collection())
+            .query(&write_query(p))
+            .json(obj);
         decode(self.client.send(r).await?)
     }
 
     /// Replaces an object (optimistic concurrency on its resourceVersion).
     pub async fn replace(&self, name: &str, obj: &K, p: &WriteParams) -> Result<K> {
-        let r = self.client.req(reqwest::Method::PUT, &self.item(name)?).query(&write_query(p)).json(obj);
+        let r = self
+            .client
+            .req(reqwest::Method::PUT, &self.item(name)?)
+            .query(&write_query(p))
+            .json(obj);
         decode(self.client.send(r).await?)
     }
 
     /// Replaces an object's status.
     pub async fn replace_status(&self, name: &str, obj: &K, p: &WriteParams) -> Result<K> {
-        let r = self.client.req(reqwest::Method::PUT, &format!("{}/status", self.item(name)?)).query(&write_query(p)).json(obj);
+        let r = self
+            .client
+            .req(
+                reqwest::Method::PUT,
+                &format!("{}/status", self.item(name)?),
+            )
+            .query(&write_query(p))
+            .json(obj);
         decode(self.client.send(r).await?)
     }
 
     async fn patch_at(&self, path: String, patch: &Patch, p: &WriteParams) -> Result<Value> {
-        let body = serde_json::to_vec(patch.body()).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let body =
+            serde_json::to_vec(patch.body()).map_err(|e| ClientError::Decode(e.to_string()))?;
         let r = self
             .client
             .req(reqwest::Method::PATCH, &path)
@@ -424,17 +468,33 @@ impl<K: Resource> Api<K> {
 
     /// Patches an object's status.
     pub async fn patch_status(&self, name: &str, patch: &Patch, p: &WriteParams) -> Result<K> {
-        decode(self.patch_at(format!("{}/status", self.item(name)?), patch, p).await?)
+        decode(
+            self.patch_at(format!("{}/status", self.item(name)?), patch, p)
+                .await?,
+        )
     }
 
     /// Patches a subresource (e.g. `scale`) and returns its raw answer.
-    pub async fn patch_subresource(&self, name: &str, sub: &str, patch: &Patch, p: &WriteParams) -> Result<Value> {
-        self.patch_at(format!("{}/{sub}", self.item(name)?), patch, p).await
+    pub async fn patch_subresource(
+        &self,
+        name: &str,
+        sub: &str,
+        patch: &Patch,
+        p: &WriteParams,
+    ) -> Result<Value> {
+        self.patch_at(format!("{}/{sub}", self.item(name)?), patch, p)
+            .await
     }
 
     /// POSTs to a subresource (`binding`, `eviction`, `sync`).
     pub async fn create_subresource(&self, name: &str, sub: &str, body: &Value) -> Result<Value> {
-        let r = self.client.req(reqwest::Method::POST, &format!("{}/{sub}", self.item(name)?)).json(body);
+        let r = self
+            .client
+            .req(
+                reqwest::Method::POST,
+                &format!("{}/{sub}", self.item(name)?),
+            )
+            .json(body);
         self.client.send(r).await
     }
 
@@ -450,64 +510,104 @@ impl<K: Resource> Api<K> {
         if p.precondition_uid.is_some() || p.precondition_resource_version.is_some() {
             body["preconditions"] = serde_json::json!({"uid": p.precondition_uid, "resourceVersion": p.precondition_resource_version});
         }
-        let r = self.client.req(reqwest::Method::DELETE, &self.item(name)?).json(&body);
+        let r = self
+            .client
+            .req(reqwest::Method::DELETE, &self.item(name)?)
+            .json(&body);
         self.client.send(r).await.map(|_| ())
     }
 
     /// Opens a watch from `resource_version`; the stream ends when the server
     /// closes it, after an `Error` event, or after `idle` without any bytes.
-    pub async fn watch(&self, p: &ListParams, resource_version: &str, idle: Duration) -> Result<impl Stream<Item = Result<WatchEvent<K>>> + Send + use<K>> {
-        let mut q = Self::list_query(&ListParams { limit: None, continue_token: None, resource_version: None, ..p.clone() });
+    pub async fn watch(
+        &self,
+        p: &ListParams,
+        resource_version: &str,
+        idle: Duration,
+    ) -> Result<impl Stream<Item = Result<WatchEvent<K>>> + Send + use<K>> {
+        let mut q = Self::list_query(&ListParams {
+            limit: None,
+            continue_token: None,
+            resource_version: None,
+            ..p.clone()
+        });
         q.push(("watch", "1".into()));
         q.push(("allowWatchBookmarks", "true".into()));
         q.push(("resourceVersion", resource_version.to_string()));
         if let Some(t) = p.timeout_seconds {
             q.push(("timeoutSeconds", t.to_string()));
         }
-        let resp = self.client.req(reqwest::Method::GET, &self.collection()).query(&q).send().await.map_err(transport)?;
+        let resp = self
+            .client
+            .req(reqwest::Method::GET, &self.collection())
+            .query(&q)
+            .send()
+            .await
+            .map_err(transport)?;
         if !resp.status().is_success() {
             let code = resp.status().as_u16();
             let bytes = resp.bytes().await.map_err(transport)?;
-            let status: Status = serde_json::from_slice(&bytes).unwrap_or_else(|_| Status { code: Some(i32::from(code)), ..Default::default() });
+            let status: Status = serde_json::from_slice(&bytes).unwrap_or_else(|_| Status {
+                code: Some(i32::from(code)),
+                ..Default::default()
+            });
             return Err(ClientError::Api(Box::new(status)));
         }
         let bytes = resp.bytes_stream();
         let state = (bytes, Vec::<u8>::new(), false);
-        Ok(futures_util::stream::unfold(state, move |(mut bytes, mut buf, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).collect();
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
+        Ok(futures_util::stream::unfold(
+            state,
+            move |(mut bytes, mut buf, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=pos).collect();
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        let ev = parse_event::<K>(&line);
+                        let end = matches!(ev, Ok(WatchEvent::Error(_)) | Err(_));
+                        return Some((ev, (bytes, buf, end)));
                     }
-                    let ev = parse_event::<K>(&line);
-                    let end = matches!(ev, Ok(WatchEvent::Error(_)) | Err(_));
-                    return Some((ev, (bytes, buf, end)));
+                    match tokio::time::timeout(idle, bytes.next()).await {
+                        Ok(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
+                        Ok(Some(Err(e))) => return Some((Err(transport(e)), (bytes, buf, true))),
+                        Ok(None) => return None,
+                        Err(_) => {
+                            return Some((
+                                Err(ClientError::Transport(format!("watch idle for {idle:?}"))),
+                                (bytes, buf, true),
+                            ));
+                        }
+                    }
                 }
-                match tokio::time::timeout(idle, bytes.next()).await {
-                    Ok(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
-                    Ok(Some(Err(e))) => return Some((Err(transport(e)), (bytes, buf, true))),
-                    Ok(None) => return None,
-                    Err(_) => return Some((Err(ClientError::Transport(format!("watch idle for {idle:?}"))), (bytes, buf, true))),
-                }
-            }
-        }))
+            },
+        ))
     }
 }
 
 fn parse_event<K: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<K>> {
-    let v: Value = serde_json::from_slice(line).map_err(|e| ClientError::Decode(format!("watch event: {e}")))?;
+    let v: Value = serde_json::from_slice(line)
+        .map_err(|e| ClientError::Decode(format!("watch event: {e}")))?;
     let object = v.get("object").cloned().unwrap_or(Value::Null);
     match v.get("type").and_then(Value::as_str).unwrap_or("") {
         "ADDED" => Ok(WatchEvent::Added(decode(object)?)),
         "MODIFIED" => Ok(WatchEvent::Modified(decode(object)?)),
         "DELETED" => Ok(WatchEvent::Deleted(decode(object)?)),
-        "BOOKMARK" => Ok(WatchEvent::Bookmark(object["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string())),
-        "ERROR" => Ok(WatchEvent::Error(Box::new(serde_json::from_value(object).unwrap_or_default()))),
-        other => Err(ClientError::Decode(format!("unknown watch event type {other:?}"))),
+        "BOOKMARK" => Ok(WatchEvent::Bookmark(
+            object["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )),
+        "ERROR" => Ok(WatchEvent::Error(Box::new(
+            serde_json::from_value(object).unwrap_or_default(),
+        ))),
+        other => Err(ClientError::Decode(format!(
+            "unknown watch event type {other:?}"
+        ))),
     }
 }
 
@@ -520,19 +620,39 @@ mod tests {
     fn watch_lines_decode_into_events() {
         let ev = parse_event::<ConfigMap>(br#"{"type":"ADDED","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}}"#).expect("added");
         assert!(matches!(ev, WatchEvent::Added(cm) if cm.metadata.name() == "a"));
-        let ev = parse_event::<ConfigMap>(br#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"42"}}}"#).expect("bookmark");
+        let ev = parse_event::<ConfigMap>(
+            br#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"42"}}}"#,
+        )
+        .expect("bookmark");
         assert!(matches!(ev, WatchEvent::Bookmark(rv) if rv == "42"));
-        let ev = parse_event::<ConfigMap>(br#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}"#).expect("error");
+        let ev = parse_event::<ConfigMap>(
+            br#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}"#,
+        )
+        .expect("error");
         assert!(matches!(ev, WatchEvent::Error(s) if s.code == Some(410)));
         assert!(parse_event::<ConfigMap>(b"{nope").is_err());
     }
 
     #[test]
     fn errors_classify_by_status() {
-        let e = ClientError::Api(Box::new(Status { code: Some(409), reason: Some("Conflict".into()), ..Default::default() }));
+        let e = ClientError::Api(Box::new(Status {
+            code: Some(409),
+            reason: Some("Conflict".into()),
+            ..Default::default()
+        }));
         assert!(e.is_conflict() && !e.is_already_exists());
-        let e = ClientError::Api(Box::new(Status { code: Some(409), reason: Some("AlreadyExists".into()), ..Default::default() }));
+        let e = ClientError::Api(Box::new(Status {
+            code: Some(409),
+            reason: Some("AlreadyExists".into()),
+            ..Default::default()
+        }));
         assert!(e.is_already_exists() && !e.is_conflict());
-        assert!(ClientError::Api(Box::new(Status { code: Some(410), ..Default::default() })).is_gone());
+        assert!(
+            ClientError::Api(Box::new(Status {
+                code: Some(410),
+                ..Default::default()
+            }))
+            .is_gone()
+        );
     }
 }

@@ -98,10 +98,10 @@ pub fn resolve_path(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
-    if let Some(env) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-        if let Some(first) = std::env::split_paths(&env).next() {
-            return first;
-        }
+    if let Some(env) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty())
+        && let Some(first) = std::env::split_paths(&env).next()
+    {
+        return first;
     }
     PathBuf::from(".korral/kubeconfig.yaml")
 }
@@ -109,11 +109,18 @@ pub fn resolve_path(explicit: Option<&Path>) -> PathBuf {
 impl KubeConfig {
     /// Reads a kubeconfig file and resolves its current context.
     pub fn load(path: &Path) -> Result<KubeConfig, KubeConfigError> {
-        let err = |message: String| KubeConfigError { path: path.to_path_buf(), message };
+        let err = |message: String| KubeConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let file: File = serde_saphyr::from_str(&text).map_err(|e| err(format!("not a kubeconfig: {e}")))?;
+        let file: File =
+            serde_saphyr::from_str(&text).map_err(|e| err(format!("not a kubeconfig: {e}")))?;
         let ctx_name = if file.current_context.is_empty() {
-            file.contexts.first().map(|c| c.name.clone()).unwrap_or_default()
+            file.contexts
+                .first()
+                .map(|c| c.name.clone())
+                .unwrap_or_default()
         } else {
             file.current_context.clone()
         };
@@ -129,9 +136,16 @@ impl KubeConfig {
             .find(|c| c.name == ctx.cluster)
             .map(|c| &c.cluster)
             .ok_or_else(|| err(format!("cluster {:?} not found", ctx.cluster)))?;
-        let user = file.users.iter().find(|u| u.name == ctx.user).map(|u| &u.user);
+        let user = file
+            .users
+            .iter()
+            .find(|u| u.name == ctx.user)
+            .map(|u| &u.user);
         let base = path.parent().unwrap_or(Path::new("."));
-        let ca_pem = match (&cluster.certificate_authority_data, &cluster.certificate_authority) {
+        let ca_pem = match (
+            &cluster.certificate_authority_data,
+            &cluster.certificate_authority,
+        ) {
             (Some(data), _) => Some(
                 base64::engine::general_purpose::STANDARD
                     .decode(data.trim())
@@ -140,13 +154,17 @@ impl KubeConfig {
                     .ok_or_else(|| err("certificate-authority-data is not base64 PEM".into()))?,
             ),
             (None, Some(file)) => Some(
-                std::fs::read_to_string(base.join(file)).map_err(|e| err(format!("certificate-authority {}: {e}", file.display())))?,
+                std::fs::read_to_string(base.join(file))
+                    .map_err(|e| err(format!("certificate-authority {}: {e}", file.display())))?,
             ),
             (None, None) => None,
         };
         let token = match user {
             Some(User { token: Some(t), .. }) => Some(t.clone()),
-            Some(User { token_file: Some(f), .. }) => Some(
+            Some(User {
+                token_file: Some(f),
+                ..
+            }) => Some(
                 std::fs::read_to_string(base.join(f))
                     .map_err(|e| err(format!("token-file {}: {e}", f.display())))?
                     .trim()
@@ -172,7 +190,8 @@ mod tests {
     fn reads_the_current_context() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("kc.yaml");
-        let ca = base64::engine::general_purpose::STANDARD.encode("-----BEGIN CERTIFICATE-----\nX\n");
+        let ca =
+            base64::engine::general_purpose::STANDARD.encode("-----BEGIN CERTIFICATE-----\nX\n");
         std::fs::write(
             &path,
             format!(
@@ -184,7 +203,11 @@ mod tests {
         assert_eq!(kc.server, "https://10.0.0.1:6443");
         assert_eq!(kc.token.as_deref(), Some("t0k"));
         assert_eq!(kc.namespace, "team");
-        assert!(kc.ca_pem.as_deref().is_some_and(|c| c.starts_with("-----BEGIN")));
+        assert!(
+            kc.ca_pem
+                .as_deref()
+                .is_some_and(|c| c.starts_with("-----BEGIN"))
+        );
         assert!(KubeConfig::load(&dir.path().join("missing")).is_err());
     }
 }
