@@ -406,3 +406,62 @@ fn auth_can_i_answers_per_identity() {
         .expect("kubectl");
     assert_eq!(stdout(&o).trim(), "yes", "{}", stderr(&o));
 }
+
+#[test]
+fn every_installed_kubectl_version_works() {
+    let s = Server::start();
+    let real = std::fs::canonicalize(which_kubectl()).expect("kubectl on PATH");
+    let dir = real.parent().expect("kubectl's directory").to_path_buf();
+    let mut versions: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .expect("read kubectl's directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("kubectl.1."))
+        })
+        .collect();
+    versions.sort();
+    assert!(
+        versions.len() >= 3,
+        "expected versioned kubectl copies beside {}: {versions:?}",
+        real.display()
+    );
+    for k in versions {
+        let run = |args: &[&str]| {
+            Command::new(&k)
+                .arg("--kubeconfig")
+                .arg(&s.kubeconfig)
+                .args(args)
+                .current_dir(support::root())
+                .output()
+                .expect("kubectl")
+        };
+        let o = run(&["get", "ns", "-o", "name"]);
+        assert!(
+            stdout(&o).contains("namespace/kube-system"),
+            "{}: {}{}",
+            k.display(),
+            stdout(&o),
+            stderr(&o)
+        );
+        let o = run(&["apply", "-f", "fixtures/demo", "--dry-run=server"]);
+        assert!(
+            o.status.success()
+                && stdout(&o).contains("deployment.apps/hello created (server dry run)"),
+            "{}: {}{}",
+            k.display(),
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+}
+
+fn which_kubectl() -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.exists())
+        .expect("kubectl on PATH")
+}
