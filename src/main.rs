@@ -32,6 +32,8 @@ enum Command {
     ///
     /// Writes DIR/kubeconfig.yaml (admin) for kubectl.
     Server(cli::server::Args),
+    /// Run the reconcilers as a separate process (leader-elected).
+    Controllers(cli::controllers::Args),
     /// Manage identities in a server's token file.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => cli::validate::run(args),
         Command::Server(args) => cli::server::run(args),
+        Command::Controllers(args) => cli::controllers::run(args),
         Command::Token(TokenCommand::Create(args)) => cli::token::create(args),
     }
 }

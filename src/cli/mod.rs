@@ -1,5 +1,6 @@
 //! Glue between the command line and the crates, one module per command.
 
+pub mod controllers;
 pub mod logging;
 pub mod output;
 pub mod server;

@@ -43,6 +43,9 @@ pub struct Args {
     /// Also serve plain HTTP on this loopback port (tokens are still required).
     #[arg(long, value_name = "PORT")]
     pub insecure_port: Option<u16>,
+    /// Controllers to run in this process: all, none, or a comma-separated list.
+    #[arg(long, default_value = "all")]
+    pub controllers: String,
     /// Extra names or IPs for the serving certificate (repeatable).
     #[arg(long = "tls-san", value_name = "NAME")]
     pub tls_sans: Vec<String>,
@@ -100,6 +103,18 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(output::ERROR);
             }
         };
+        let controllers = match crate::cli::controllers::start_in_process(
+            &args.data_dir.join("controller.kubeconfig"),
+            &args.controllers,
+            crate::cli::controllers::default_identity(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("korral server: --controllers: {e}");
+                server.shutdown().await;
+                return ExitCode::from(output::ERROR);
+            }
+        };
         eprintln!("korral server listening on {}", server.url);
         eprintln!(
             "  kubectl --kubeconfig {} get all -A",
@@ -107,6 +122,8 @@ pub fn run(args: Args) -> ExitCode {
         );
         shutdown_signal().await;
         eprintln!("korral server: shutting down");
+        let _ = controllers.0.send(true);
+        let _ = controllers.1.await;
         server.shutdown().await;
         ExitCode::SUCCESS
     })

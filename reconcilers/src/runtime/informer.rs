@@ -32,6 +32,7 @@ pub enum Change<K> {
 pub struct Informer<K> {
     cache: Cache<K>,
     changes: broadcast::Sender<Arc<Change<K>>>,
+    task: tokio::task::AbortHandle,
 }
 
 impl<K> Clone for Informer<K> {
@@ -39,6 +40,7 @@ impl<K> Clone for Informer<K> {
         Informer {
             cache: self.cache.clone(),
             changes: self.changes.clone(),
+            task: self.task.clone(),
         }
     }
 }
@@ -55,7 +57,7 @@ impl<K: Resource> Informer<K> {
         let (changes, _) = broadcast::channel(4096);
         let tx = changes.clone();
         let mut events = watcher::watcher(api, config);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
                 let change = match &ev {
                     Event::Applied(o) => Change::Applied {
@@ -70,7 +72,16 @@ impl<K: Resource> Informer<K> {
                 let _ = tx.send(Arc::new(change));
             }
         });
-        Informer { cache, changes }
+        Informer {
+            cache,
+            changes,
+            task: task.abort_handle(),
+        }
+    }
+
+    /// Stops watching (the cache keeps its last state).
+    pub fn stop(&self) {
+        self.task.abort();
     }
 
     /// The cache.

@@ -1,0 +1,152 @@
+//! The controllers, one module each, and the manager that runs the enabled
+//! ones on shared informers (one watch per kind for all controllers),
+//! optionally behind leader election.
+
+pub mod informers;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::runtime::{Client, ControllerMetrics};
+
+pub use informers::Informers;
+
+/// Every controller korral has, by name (`--controllers` accepts these).
+pub const ALL: &[&str] = &[];
+
+/// What every controller gets.
+#[derive(Clone)]
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Shared informers.
+    pub informers: Informers,
+    /// Controller metrics.
+    pub metrics: Arc<ControllerMetrics>,
+    /// Resolves when the controllers must stop.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Context {
+    /// A future that resolves on shutdown.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.clone();
+        async move {
+            while !*rx.borrow_and_update() {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Parses `--controllers`: `all`, `none`, or a comma-separated list (a name
+/// prefixed with `-` removes it from `all`, as kube-controller-manager does).
+pub fn select(spec: &str) -> Result<Vec<&'static str>, String> {
+    let spec = spec.trim();
+    if spec == "none" || spec.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<&'static str> = Vec::new();
+    let mut removed = Vec::new();
+    for part in spec.split(',').map(str::trim) {
+        match part {
+            "all" | "*" => out.extend(ALL.iter().copied()),
+            p if p.starts_with('-') => removed.push(p.trim_start_matches('-').to_string()),
+            p => match ALL.iter().find(|c| **c == p) {
+                Some(c) => out.push(c),
+                None => {
+                    return Err(format!(
+                        "unknown controller {p:?}; known: {}",
+                        ALL.join(", ")
+                    ));
+                }
+            },
+        }
+    }
+    out.retain(|c| !removed.iter().any(|r| r == c));
+    out.dedup();
+    Ok(out)
+}
+
+/// Runs the named controllers until `ctx` shuts down.
+pub async fn run(ctx: Context, enabled: &[&'static str]) {
+    let mut tasks = Vec::new();
+    for name in enabled {
+        let ctx = ctx.clone();
+        let name: &'static str = name;
+        tasks.push(tokio::spawn(async move {
+            tracing::info!(controller = name, "starting");
+            start(name, ctx).await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn start(name: &'static str, ctx: Context) {
+    match name {
+        other => {
+            tracing::error!(controller = other, "no such controller");
+            ctx.stopped().await;
+        }
+    }
+}
+
+/// Runs the controllers while this process leads (Lease `korral-controllers`
+/// in `kube-system`); a standby waits and takes over when the leader's lease
+/// expires; the lease is released on shutdown.
+pub async fn run_elected(
+    client: Client,
+    enabled: Vec<&'static str>,
+    identity: String,
+    metrics: Arc<ControllerMetrics>,
+    shutdown: watch::Receiver<bool>,
+) {
+    use crate::runtime::{LeaderElector, Timing};
+    let api = client.api::<schemas::coordination::Lease>(Some("kube-system"));
+    let mut elector = LeaderElector::new(api, "korral-controllers", &identity, Timing::default());
+    let stopped = |rx: watch::Receiver<bool>| {
+        let mut rx = rx;
+        async move {
+            while !*rx.borrow_and_update() {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = stopped(shutdown.clone()) => return,
+        }
+        metrics.set_leader(true);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let informers = Informers::new(client.clone());
+        let ctx = Context {
+            client: client.clone(),
+            informers: informers.clone(),
+            metrics: metrics.clone(),
+            shutdown: stop_rx,
+        };
+        let enabled_now = enabled.clone();
+        let running = tokio::spawn(async move { run(ctx, &enabled_now).await });
+        let shutting_down = tokio::select! {
+            _ = elector.hold() => false,
+            _ = stopped(shutdown.clone()) => true,
+        };
+        let _ = stop_tx.send(true);
+        let _ = running.await;
+        informers.stop();
+        metrics.set_leader(false);
+        if shutting_down {
+            elector.release().await;
+            return;
+        }
+        tracing::warn!(identity = %identity, "leadership lost; controllers stopped, standing by");
+    }
+}

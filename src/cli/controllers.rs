@@ -1,0 +1,123 @@
+//! `korral controllers`: the reconcilers as their own process (leader-elected,
+//! so several can run against one cluster), and the in-process start used by
+//! `korral server` and `korral up`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use reconcilers::controllers;
+use reconcilers::runtime::{Client, ControllerMetrics};
+use tokio::sync::watch;
+
+use crate::cli::output;
+
+/// Arguments of `korral controllers`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The kubeconfig to use (default: $KUBECONFIG, then ./.korral/kubeconfig.yaml).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Which controllers: all, none, or a comma-separated list (`-NAME` removes one).
+    #[arg(long, default_value = "all")]
+    controllers: String,
+    /// This process's identity in leader election (default: hostname and pid).
+    #[arg(long)]
+    identity: Option<String>,
+    /// Serve Prometheus metrics here.
+    #[arg(long, default_value = "127.0.0.1:10257")]
+    metrics_addr: SocketAddr,
+}
+
+/// The default leader-election identity.
+pub fn default_identity() -> String {
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+    format!("{}_{}", host.trim(), std::process::id())
+}
+
+/// Starts the selected controllers in this process; returns a sender that stops them.
+pub fn start_in_process(
+    kubeconfig: &Path,
+    spec: &str,
+    identity: String,
+) -> Result<(watch::Sender<bool>, tokio::task::JoinHandle<()>), String> {
+    let enabled = controllers::select(spec)?;
+    let client = Client::from_kubeconfig(Some(kubeconfig), "korral-controllers")
+        .map_err(|e| e.to_string())?;
+    let (tx, rx) = watch::channel(false);
+    let metrics = ControllerMetrics::new();
+    let handle = tokio::spawn(controllers::run_elected(
+        client, enabled, identity, metrics, rx,
+    ));
+    Ok((tx, handle))
+}
+
+async fn serve_metrics(addr: SocketAddr, metrics: Arc<ControllerMetrics>) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = metrics.clone();
+            async move { m.render() }
+        }),
+    );
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => {
+            if let Err(e) = axum::serve(l, app).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        }
+        Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics"),
+    }
+}
+
+/// Runs the controllers until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> ExitCode {
+    let enabled = match controllers::select(&args.controllers) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("korral controllers: {e}");
+            return ExitCode::from(output::ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("korral controllers: cannot start the async runtime: {e}");
+            return ExitCode::from(output::ERROR);
+        }
+    };
+    runtime.block_on(async move {
+        let client = match Client::from_kubeconfig(args.kubeconfig.as_deref(), "korral-controllers")
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("korral controllers: {e}");
+                return ExitCode::from(output::ERROR);
+            }
+        };
+        let metrics = ControllerMetrics::new();
+        tokio::spawn(serve_metrics(args.metrics_addr, metrics.clone()));
+        let (tx, rx) = watch::channel(false);
+        let identity = args.identity.unwrap_or_else(default_identity);
+        eprintln!(
+            "korral controllers ({identity}): {}",
+            if enabled.is_empty() {
+                "none".to_string()
+            } else {
+                enabled.join(", ")
+            }
+        );
+        let run = tokio::spawn(controllers::run_elected(
+            client, enabled, identity, metrics, rx,
+        ));
+        crate::cli::server::shutdown_signal().await;
+        let _ = tx.send(true);
+        let _ = run.await;
+        ExitCode::SUCCESS
+    })
+}
