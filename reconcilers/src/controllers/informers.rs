@@ -15,12 +15,15 @@ use crate::runtime::{Client, Informer};
 /// The pods-by-node index name.
 pub const PODS_BY_NODE: &str = "node";
 
+/// Stops one informer.
+type Stopper = Box<dyn Fn() + Send + Sync>;
+
 /// The process's informers.
 #[derive(Clone)]
 pub struct Informers {
     client: Client,
     started: Arc<Mutex<HashMap<&'static str, Arc<dyn Any + Send + Sync>>>>,
-    stoppers: Arc<Mutex<Vec<Box<dyn Fn() + Send + Sync>>>>,
+    stoppers: Arc<Mutex<Vec<Stopper>>>,
 }
 
 impl Informers {
