@@ -2,7 +2,10 @@
 //! ones on shared informers (one watch per kind for all controllers),
 //! optionally behind leader election.
 
+pub mod expectations;
 pub mod informers;
+pub mod podutil;
+pub mod replicaset;
 
 use std::sync::Arc;
 
@@ -13,7 +16,7 @@ use crate::runtime::{Client, ControllerMetrics};
 pub use informers::Informers;
 
 /// Every controller korral has, by name (`--controllers` accepts these).
-pub const ALL: &[&str] = &[];
+pub const ALL: &[&str] = &["replicaset"];
 
 /// What every controller gets.
 #[derive(Clone)]
@@ -87,9 +90,9 @@ pub async fn run(ctx: Context, enabled: &[&'static str]) {
     }
 }
 
-#[allow(clippy::match_single_binding)] // the controllers' arms are being added
 async fn start(name: &'static str, ctx: Context) {
     match name {
+        "replicaset" => replicaset::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;
