@@ -2,8 +2,12 @@
 //! ones on shared informers (one watch per kind for all controllers),
 //! optionally behind leader election.
 
+pub mod deployment;
+pub mod events;
 pub mod expectations;
+pub mod garbage_collector;
 pub mod informers;
+pub mod namespace;
 pub mod podutil;
 pub mod replicaset;
 
@@ -13,10 +17,11 @@ use tokio::sync::watch;
 
 use crate::runtime::{Client, ControllerMetrics};
 
+pub use events::record_event;
 pub use informers::Informers;
 
 /// Every controller korral has, by name (`--controllers` accepts these).
-pub const ALL: &[&str] = &["replicaset"];
+pub const ALL: &[&str] = &["replicaset", "deployment", "garbage-collector", "namespace"];
 
 /// What every controller gets.
 #[derive(Clone)]
@@ -93,6 +98,9 @@ pub async fn run(ctx: Context, enabled: &[&'static str]) {
 async fn start(name: &'static str, ctx: Context) {
     match name {
         "replicaset" => replicaset::run(ctx).await,
+        "deployment" => deployment::run(ctx).await,
+        "garbage-collector" => garbage_collector::run(ctx).await,
+        "namespace" => namespace::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;
