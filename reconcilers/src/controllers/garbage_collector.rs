@@ -84,12 +84,10 @@ fn feed<K: Resource>(
         let enqueue_all = |q: &Queue<String>| {
             for o in cache.all() {
                 let m = o.metadata();
-                if m.owner_references.as_ref().is_some_and(|r| !r.is_empty())
-                    || m.deletion_timestamp.is_some()
-                {
-                    if let Some(uid) = &m.uid {
-                        q.add(uid.clone());
-                    }
+                let interesting = m.owner_references.as_ref().is_some_and(|r| !r.is_empty())
+                    || m.deletion_timestamp.is_some();
+                if interesting && let Some(uid) = &m.uid {
+                    q.add(uid.clone());
                 }
             }
         };
