@@ -162,3 +162,22 @@ pub async fn run_elected(
         tracing::warn!(identity = %identity, "leadership lost; controllers stopped, standing by");
     }
 }
+
+/// A merge patch that replaces an object's `status` with `new`: fields the
+/// old status had and the new one omits are set to null (a merge patch
+/// would otherwise keep them).
+pub fn status_patch<T: serde::Serialize>(old: Option<&T>, new: &T) -> crate::runtime::Patch {
+    let new_v = serde_json::to_value(new).unwrap_or(serde_json::Value::Null);
+    let mut status = new_v.clone();
+    if let (Some(serde_json::Value::Object(old_m)), serde_json::Value::Object(new_m)) = (
+        old.map(|o| serde_json::to_value(o).unwrap_or_default()),
+        &mut status,
+    ) {
+        for k in old_m.keys() {
+            if !new_m.contains_key(k) {
+                new_m.insert(k.clone(), serde_json::Value::Null);
+            }
+        }
+    }
+    crate::runtime::Patch::Merge(serde_json::json!({ "status": status }))
+}

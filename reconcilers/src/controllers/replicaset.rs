@@ -165,7 +165,7 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let status = compute_status(rs.as_ref(), &active, create_error.as_ref());
     if rs.status.as_ref() != Some(&status) {
-        let patch = Patch::Merge(json!({"status": status}));
+        let patch = crate::controllers::status_patch(rs.status.as_ref(), &status);
         match state
             .ctx
             .client

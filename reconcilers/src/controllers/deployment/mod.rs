@@ -754,7 +754,7 @@ impl Sync<'_> {
             self.cleanup(&old).await?;
         }
         if self.d.status.as_ref() != Some(&s) {
-            let patch = Patch::Merge(json!({"status": s}));
+            let patch = crate::controllers::status_patch(self.d.status.as_ref(), &s);
             match self
                 .state
                 .ctx
