@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reconcilers::controllers;
-use reconcilers::runtime::{Client, ControllerMetrics};
+use reconcilers::runtime::{Client, ControllerMetrics, Timing};
 use tokio::sync::watch;
 
 use crate::cli::output;
@@ -28,6 +29,19 @@ pub struct Args {
     /// Serve Prometheus metrics here.
     #[arg(long, default_value = "127.0.0.1:10257")]
     metrics_addr: SocketAddr,
+    /// How long a leader's lease is valid without renewal.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_elect_lease_duration: Duration,
+    /// How long the leader tries to renew before giving up leadership.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    leader_elect_renew_deadline: Duration,
+    /// How often candidates retry and the leader renews.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    leader_elect_retry_period: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    schemas::duration::parse_duration(s)
 }
 
 /// The default leader-election identity.
@@ -49,7 +63,12 @@ pub fn start_in_process(
     let (tx, rx) = watch::channel(false);
     let metrics = ControllerMetrics::new();
     let handle = tokio::spawn(controllers::run_elected(
-        client, enabled, identity, metrics, rx,
+        client,
+        enabled,
+        identity,
+        Timing::default(),
+        metrics,
+        rx,
     ));
     Ok((tx, handle))
 }
@@ -112,8 +131,13 @@ pub fn run(args: Args) -> ExitCode {
                 enabled.join(", ")
             }
         );
+        let timing = Timing {
+            lease_duration: args.leader_elect_lease_duration,
+            renew_deadline: args.leader_elect_renew_deadline,
+            retry_period: args.leader_elect_retry_period,
+        };
         let run = tokio::spawn(controllers::run_elected(
-            client, enabled, identity, metrics, rx,
+            client, enabled, identity, timing, metrics, rx,
         ));
         crate::cli::server::shutdown_signal().await;
         let _ = tx.send(true);

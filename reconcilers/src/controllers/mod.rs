@@ -115,12 +115,17 @@ pub async fn run_elected(
     client: Client,
     enabled: Vec<&'static str>,
     identity: String,
+    timing: crate::runtime::Timing,
     metrics: Arc<ControllerMetrics>,
     shutdown: watch::Receiver<bool>,
 ) {
-    use crate::runtime::{LeaderElector, Timing};
+    use crate::runtime::LeaderElector;
+    if enabled.is_empty() {
+        // nothing to run: do not take the lease from processes that have controllers
+        return;
+    }
     let api = client.api::<schemas::coordination::Lease>(Some("kube-system"));
-    let mut elector = LeaderElector::new(api, "korral-controllers", &identity, Timing::default());
+    let mut elector = LeaderElector::new(api, "korral-controllers", &identity, timing);
     let stopped = |rx: watch::Receiver<bool>| {
         let mut rx = rx;
         async move {
