@@ -61,7 +61,7 @@ pub async fn run(ctx: Context) {
                 .map(|rs| ObjectRef::of(rs.as_ref()))
                 .collect()
         })
-        .workers(4);
+        .workers(16);
     let state = Arc::new(State {
         ctx: ctx.clone(),
         replicasets: rs_cache,

@@ -80,7 +80,7 @@ pub async fn run(ctx: Context) {
             };
             crate::runtime::controller::controller_owner::<Deployment, ReplicaSet>(rs.as_ref())
         })
-        .workers(4);
+        .workers(8);
     let state = Arc::new(State {
         ctx: ctx.clone(),
         deployments: d_informer.cache(),
