@@ -34,6 +34,13 @@ enum Command {
     Server(cli::server::Args),
     /// Run the reconcilers as a separate process (leader-elected).
     Controllers(cli::controllers::Args),
+    /// Run a node daemon: register the Node, heartbeat, run the pods bound to it.
+    ///
+    /// `--simulate N` runs N simulated nodes in one process.
+    Node(cli::node::Args),
+    /// The process runtime's per-container shim (started by `korral node`).
+    #[command(hide = true)]
+    NodeShim(cli::node::ShimArgs),
     /// Manage identities in a server's token file.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -53,5 +60,7 @@ fn main() -> ExitCode {
         Command::Server(args) => cli::server::run(args),
         Command::Controllers(args) => cli::controllers::run(args),
         Command::Token(TokenCommand::Create(args)) => cli::token::create(args),
+        Command::Node(args) => cli::node::run(args),
+        Command::NodeShim(args) => cli::node::shim(args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod controllers;
 pub mod logging;
+pub mod node;
 pub mod output;
 pub mod server;
 pub mod token;
