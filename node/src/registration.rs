@@ -245,12 +245,15 @@ pub async fn register(client: &Client, config: &NodeConfig, facts: &NodeFacts) -
 /// status when they change or `status_report` has passed.
 pub async fn status_loop(client: Client, config: Arc<NodeConfig>, facts: NodeFacts) {
     let api = client.api::<Node>(None);
-    let mut last_written = Instant::now();
+    let mut last_written: Option<Instant> = None;
     let mut last = machine::pressure(&config.data_dir);
     loop {
-        tokio::time::sleep(config.timings.status_check).await;
+        // the first pass writes at once (the runtime version is known only now)
+        if last_written.is_some() {
+            tokio::time::sleep(config.timings.status_check).await;
+        }
         let now = machine::pressure(&config.data_dir);
-        if now == last && last_written.elapsed() < config.timings.status_report {
+        if now == last && last_written.is_some_and(|t| t.elapsed() < config.timings.status_report) {
             continue;
         }
         let old = api.get(&config.name).await.ok().and_then(|n| n.status);
@@ -261,7 +264,7 @@ pub async fn status_loop(client: Client, config: Arc<NodeConfig>, facts: NodeFac
         {
             Ok(_) => {
                 last = now;
-                last_written = Instant::now();
+                last_written = Some(Instant::now());
             }
             Err(e) => {
                 tracing::warn!(node = %config.name, error = %e, "cannot update the node status");
