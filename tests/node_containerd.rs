@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use node_support::{NodeProc, container_id, http_get, jsonpath, ready, restarts, wait_node, wait_ready};
+use node_support::{
+    NodeProc, container_id, http_get, jsonpath, ready, restarts, wait_node, wait_ready,
+};
 use support::{Server, korral_bin, wait_for};
 
 /// A private containerd, torn down (with everything it ran) on drop.
@@ -29,14 +31,24 @@ struct Containerd {
 
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
     match Command::new(cmd).args(args).output() {
-        Ok(o) => (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))),
+        Ok(o) => (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        ),
         Err(e) => (false, e.to_string()),
     }
 }
 
 impl Containerd {
     fn start(dir: &Path, node: &str) -> Containerd {
-        assert!(run("containerd", &["--version"]).0, "containerd is not installed (.ci/run installs containerd and runc)");
+        assert!(
+            run("containerd", &["--version"]).0,
+            "containerd is not installed (.ci/run installs containerd and runc)"
+        );
         let sock = dir.join("containerd.sock");
         let config = format!(
             "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
@@ -68,7 +80,12 @@ impl Containerd {
     }
 
     fn ctr(&self, args: &[&str]) -> (bool, String) {
-        let mut all = vec!["--address", self.sock.to_str().unwrap_or(""), "--namespace", self.namespace.as_str()];
+        let mut all = vec![
+            "--address",
+            self.sock.to_str().unwrap_or(""),
+            "--namespace",
+            self.namespace.as_str(),
+        ];
         all.extend_from_slice(args);
         run("ctr", &all)
     }
@@ -86,7 +103,11 @@ impl Containerd {
     }
 
     fn container_count(&self) -> usize {
-        self.ctr(&["containers", "ls", "-q"]).1.lines().filter(|l| !l.trim().is_empty()).count()
+        self.ctr(&["containers", "ls", "-q"])
+            .1
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
     }
 }
 
@@ -108,7 +129,8 @@ impl Drop for Containerd {
             for e in rd.flatten() {
                 let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
                 let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                if text.contains("containerd-shim") && text.contains(&sock)
+                if text.contains("containerd-shim")
+                    && text.contains(&sock)
                     && let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>()
                 {
                     let _ = run("kill", &["-9", &pid.to_string()]);
@@ -131,11 +153,25 @@ impl Drop for Containerd {
         if let Ok(rd) = std::fs::read_dir(self.dir.join("node-data/ipam")) {
             for e in rd.flatten() {
                 if let Ok(uid) = std::fs::read_to_string(e.path()) {
-                    let _ = run("ip", &["netns", "del", &node::runtime::containerd::network::netns_name(uid.trim())]);
+                    let _ = run(
+                        "ip",
+                        &[
+                            "netns",
+                            "del",
+                            &node::runtime::containerd::network::netns_name(uid.trim()),
+                        ],
+                    );
                 }
             }
         }
-        let _ = run("ip", &["link", "del", &node::runtime::containerd::network::bridge_name(&self.node)]);
+        let _ = run(
+            "ip",
+            &[
+                "link",
+                "del",
+                &node::runtime::containerd::network::bridge_name(&self.node),
+            ],
+        );
         // runc leaves the cgroup parents
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for ctl in rd.flatten() {
@@ -196,7 +232,11 @@ fn page(body: &str) -> String {
 
 fn apply(s: &Server, yaml: &str) {
     let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
-    assert!(o.status.success(), "apply failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "apply failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -225,24 +265,55 @@ fn containerd_node_runs_pods_with_their_own_ips() {
         .output()
         .expect("import");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(ctd.ctr(&["images", "ls", "-q"]).1.contains("docker.io/library/busybox:1.36"));
+    assert!(
+        ctd.ctr(&["images", "ls", "-q"])
+            .1
+            .contains("docker.io/library/busybox:1.36")
+    );
 
     let kc = s.kubeconfig_for(&format!("node:{node_name}"));
     let data = ctd_dir.join("node-data");
     let args: Vec<String> = [
-        "--kubeconfig", &kc.to_string_lossy(), "--name", &node_name, "--runtime", "containerd",
-        "--containerd-address", &ctd.sock.to_string_lossy(), "--containerd-namespace", &ctd.namespace,
-        "--listen", "127.0.0.1:0", "--data-dir", &data.to_string_lossy(), "--heartbeat-interval", "1s",
-        "--sync-period", "1s", "--backoff-base", "1s",
+        "--kubeconfig",
+        &kc.to_string_lossy(),
+        "--name",
+        &node_name,
+        "--runtime",
+        "containerd",
+        "--containerd-address",
+        &ctd.sock.to_string_lossy(),
+        "--containerd-namespace",
+        &ctd.namespace,
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.to_string_lossy(),
+        "--heartbeat-interval",
+        "1s",
+        "--sync-period",
+        "1s",
+        "--backoff-base",
+        "1s",
     ]
     .iter()
     .map(|a| a.to_string())
     .collect();
     let mut node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
     wait_node(&s, &node, &node_name);
-    assert!(jsonpath(&s, "node", &node_name, "{.status.nodeInfo.containerRuntimeVersion}").starts_with("containerd://1."));
+    assert!(
+        jsonpath(
+            &s,
+            "node",
+            &node_name,
+            "{.status.nodeInfo.containerRuntimeVersion}"
+        )
+        .starts_with("containerd://1.")
+    );
     let cidr = jsonpath(&s, "node", &node_name, "{.spec.podCIDR}");
-    let prefix = cidr.rsplit_once('.').map(|(p, _)| format!("{p}.")).expect("pod CIDR");
+    let prefix = cidr
+        .rsplit_once('.')
+        .map(|(p, _)| format!("{p}."))
+        .expect("pod CIDR");
 
     apply(&s, &page("index.html: \"hello from containerd\""));
     for i in 0..3 {
@@ -254,8 +325,14 @@ fn containerd_node_runs_pods_with_their_own_ips() {
         let pod = format!("web-{i}");
         wait_ready(&s, &node, &pod, Duration::from_secs(60));
         let ip = jsonpath(&s, "pod", &pod, "{.status.podIP}");
-        assert!(ip.starts_with(&prefix), "pod IP {ip} from the node's pod CIDR {cidr}");
-        assert_eq!(http_get(&format!("http://{ip}:8080/index.html")), "hello from containerd");
+        assert!(
+            ip.starts_with(&prefix),
+            "pod IP {ip} from the node's pod CIDR {cidr}"
+        );
+        assert_eq!(
+            http_get(&format!("http://{ip}:8080/index.html")),
+            "hello from containerd"
+        );
         ips.push(ip);
     }
     ips.sort();
@@ -265,7 +342,10 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     // the memory limit is a cgroup limit
     let id0 = container_id(&s, "web-0");
     let id0 = id0.trim_start_matches("containerd://");
-    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/korral-{node_name}/{id0}/memory.limit_in_bytes")).expect("memory cgroup");
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/korral-{node_name}/{id0}/memory.limit_in_bytes"
+    ))
+    .expect("memory cgroup");
     assert_eq!(limit.trim(), (64u64 << 20).to_string());
 
     // logs through the API server
@@ -276,35 +356,71 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     let pid = ctd.task_pid(id0);
     assert!(pid > 0, "task pid of {id0}");
     let _ = run("kill", &["-9", &pid.to_string()]);
-    wait_for("web-0 to restart", Duration::from_secs(30), || restarts(&s, "web-0") == 1 && ready(&s, "web-0") == "True");
+    wait_for("web-0 to restart", Duration::from_secs(30), || {
+        restarts(&s, "web-0") == 1 && ready(&s, "web-0") == "True"
+    });
 
     // a failing liveness probe (exec through containerd) restarts the container once
-    wait_for("live to be restarted by its liveness probe", Duration::from_secs(40), || restarts(&s, "live") >= 1);
+    wait_for(
+        "live to be restarted by its liveness probe",
+        Duration::from_secs(40),
+        || restarts(&s, "live") >= 1,
+    );
     wait_ready(&s, &node, "live", Duration::from_secs(30));
 
     // a failing readiness probe makes pods NotReady, and Ready again
     apply(&s, &page("other.html: \"x\""));
-    wait_for("web-1 NotReady", Duration::from_secs(20), || ready(&s, "web-1") == "False");
+    wait_for("web-1 NotReady", Duration::from_secs(20), || {
+        ready(&s, "web-1") == "False"
+    });
     apply(&s, &page("index.html: \"back\""));
-    wait_for("web-1 Ready", Duration::from_secs(20), || ready(&s, "web-1") == "True");
+    wait_for("web-1 Ready", Duration::from_secs(20), || {
+        ready(&s, "web-1") == "True"
+    });
 
     // the daemon restarts and adopts: same container ids, no restarts, no duplicates
-    let before: Vec<(String, i64)> = (0..3).map(|i| (container_id(&s, &format!("web-{i}")), restarts(&s, &format!("web-{i}")))).collect();
+    let before: Vec<(String, i64)> = (0..3)
+        .map(|i| {
+            (
+                container_id(&s, &format!("web-{i}")),
+                restarts(&s, &format!("web-{i}")),
+            )
+        })
+        .collect();
     node.restart();
     apply(&s, &web_pod(&node_name, "web-3"));
     wait_ready(&s, &node, "web-3", Duration::from_secs(60));
-    let after: Vec<(String, i64)> = (0..3).map(|i| (container_id(&s, &format!("web-{i}")), restarts(&s, &format!("web-{i}")))).collect();
+    let after: Vec<(String, i64)> = (0..3)
+        .map(|i| {
+            (
+                container_id(&s, &format!("web-{i}")),
+                restarts(&s, &format!("web-{i}")),
+            )
+        })
+        .collect();
     assert_eq!(before, after, "containers were adopted, not restarted");
-    assert_eq!(ctd.container_count(), 7, "web-0..3 and live, plus the previous attempts of web-0 and live");
+    assert_eq!(
+        ctd.container_count(),
+        7,
+        "web-0..3 and live, plus the previous attempts of web-0 and live"
+    );
 
     // deleting a pod stops its container within the grace period (3 s; httpd as PID 1 ignores SIGTERM)
     let id2 = container_id(&s, "web-2");
     let id2 = id2.trim_start_matches("containerd://").to_string();
     let started = Instant::now();
     s.ok(&["delete", "pod", "web-2", "--wait=false"]);
-    wait_for("web-2's container to go", Duration::from_secs(15), || ctd.task_pid(&id2) == 0);
-    assert!(started.elapsed() < Duration::from_secs(10), "stopped after {:?}", started.elapsed());
-    wait_for("web-2 to be gone", Duration::from_secs(10), || !s.kubectl(&["get", "pod", "web-2"]).status.success());
+    wait_for("web-2's container to go", Duration::from_secs(15), || {
+        ctd.task_pid(&id2) == 0
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    wait_for("web-2 to be gone", Duration::from_secs(10), || {
+        !s.kubectl(&["get", "pod", "web-2"]).status.success()
+    });
     drop(node);
     drop(ctd);
 }

@@ -10,7 +10,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use node_support::{NodeProc, alive, container_id, http_get, jsonpath, ready, restarts, wait_node, wait_ready};
+use node_support::{
+    NodeProc, alive, container_id, http_get, jsonpath, ready, restarts, wait_node, wait_ready,
+};
 use support::{Server, wait_for};
 
 const NODE: &str = "proc-1";
@@ -57,7 +59,11 @@ fn page(body: &str) -> String {
 
 fn apply(s: &Server, yaml: &str) {
     let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
-    assert!(o.status.success(), "apply failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "apply failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn pid_of(node: &NodeProc, s: &Server, pod: &str) -> i32 {
@@ -76,8 +82,13 @@ impl Drop for Reaper {
     fn drop(&mut self) {
         if let Ok(rd) = std::fs::read_dir(self.0.join("containers")) {
             for e in rd.flatten() {
-                if let Some(pid) = std::fs::read_to_string(e.path().join("pid")).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
-                    let _ = std::process::Command::new("kill").args(["-9", "--", &format!("-{pid}")]).status();
+                if let Some(pid) = std::fs::read_to_string(e.path().join("pid"))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok())
+                {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", "--", &format!("-{pid}")])
+                        .status();
                 }
             }
         }
@@ -93,9 +104,26 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     let data = data.canonicalize().expect("canonical");
     let _reaper = Reaper(data.clone());
     let args: Vec<String> = [
-        "--kubeconfig", &kc.to_string_lossy(), "--name", NODE, "--runtime", "process", "--process-pod-ips", "loopback",
-        "--listen", "127.0.0.1:0", "--data-dir", &data.to_string_lossy(), "--heartbeat-interval", "1s",
-        "--sync-period", "1s", "--backoff-base", "1s", "--label", "tier=test",
+        "--kubeconfig",
+        &kc.to_string_lossy(),
+        "--name",
+        NODE,
+        "--runtime",
+        "process",
+        "--process-pod-ips",
+        "loopback",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.to_string_lossy(),
+        "--heartbeat-interval",
+        "1s",
+        "--sync-period",
+        "1s",
+        "--backoff-base",
+        "1s",
+        "--label",
+        "tier=test",
     ]
     .iter()
     .map(|a| a.to_string())
@@ -103,10 +131,21 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     let mut node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
     wait_node(&s, &node, NODE);
     // capacity from the machine, labels from flags
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    assert_eq!(jsonpath(&s, "node", NODE, "{.status.capacity.cpu}"), cpus.to_string());
-    assert_eq!(jsonpath(&s, "node", NODE, "{.metadata.labels.tier}"), "test");
-    assert!(!jsonpath(&s, "node", NODE, "{.spec.podCIDR}").is_empty(), "the API server allocates a pod CIDR");
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    assert_eq!(
+        jsonpath(&s, "node", NODE, "{.status.capacity.cpu}"),
+        cpus.to_string()
+    );
+    assert_eq!(
+        jsonpath(&s, "node", NODE, "{.metadata.labels.tier}"),
+        "test"
+    );
+    assert!(
+        !jsonpath(&s, "node", NODE, "{.spec.podCIDR}").is_empty(),
+        "the API server allocates a pod CIDR"
+    );
 
     apply(&s, &page("index.html: \"hello from korral\""));
     for i in 0..3 {
@@ -119,7 +158,10 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
         wait_ready(&s, &node, &pod, Duration::from_secs(30));
         let ip = jsonpath(&s, "pod", &pod, "{.status.podIP}");
         assert!(ip.starts_with("127."), "loopback pod IP, got {ip:?}");
-        assert_eq!(http_get(&format!("http://{ip}:8080/index.html")), "hello from korral");
+        assert_eq!(
+            http_get(&format!("http://{ip}:8080/index.html")),
+            "hello from korral"
+        );
         ips.push(ip);
     }
     ips.sort();
@@ -135,9 +177,18 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     // a killed container is restarted
     let pid = pid_of(&node, &s, "web-0");
     assert!(pid > 0 && alive(pid));
-    let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
-    wait_for("web-0 to restart", Duration::from_secs(20), || restarts(&s, "web-0") == 1 && ready(&s, "web-0") == "True");
-    let last = jsonpath(&s, "pod", "web-0", "{.status.containerStatuses[0].lastState.terminated.exitCode}");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    wait_for("web-0 to restart", Duration::from_secs(20), || {
+        restarts(&s, "web-0") == 1 && ready(&s, "web-0") == "True"
+    });
+    let last = jsonpath(
+        &s,
+        "pod",
+        "web-0",
+        "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+    );
     assert_eq!(last, "137", "lastState records the SIGKILL");
     let prev = s.ok(&["logs", "web-0", "--previous"]);
     assert!(prev.contains("response:200"), "previous logs: {prev}");
@@ -146,36 +197,83 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     wait_ready(&s, &node, "live", Duration::from_secs(30));
     let uid = jsonpath(&s, "pod", "live", "{.metadata.uid}");
     let health = data.join("pods").join(&uid).join("volumes/state/healthz");
-    assert!(health.exists(), "the emptyDir volume lives under the node's data dir");
+    assert!(
+        health.exists(),
+        "the emptyDir volume lives under the node's data dir"
+    );
     std::fs::remove_file(&health).expect("remove healthz");
-    wait_for("live to be restarted by its liveness probe", Duration::from_secs(20), || restarts(&s, "live") >= 1);
-    wait_for("live to recreate its health file", Duration::from_secs(10), || health.exists());
+    wait_for(
+        "live to be restarted by its liveness probe",
+        Duration::from_secs(20),
+        || restarts(&s, "live") >= 1,
+    );
+    wait_for(
+        "live to recreate its health file",
+        Duration::from_secs(10),
+        || health.exists(),
+    );
 
     // a failing readiness probe (the page leaves the ConfigMap) makes the pods NotReady
     apply(&s, &page("other.html: \"x\""));
-    wait_for("web-1 NotReady", Duration::from_secs(20), || ready(&s, "web-1") == "False");
+    wait_for("web-1 NotReady", Duration::from_secs(20), || {
+        ready(&s, "web-1") == "False"
+    });
     assert_eq!(jsonpath(&s, "pod", "web-1", "{.status.phase}"), "Running");
     apply(&s, &page("index.html: \"hello again\""));
-    wait_for("web-1 Ready again", Duration::from_secs(20), || ready(&s, "web-1") == "True");
-    assert_eq!(http_get(&format!("http://{}:8080/index.html", jsonpath(&s, "pod", "web-1", "{.status.podIP}"))), "hello again");
+    wait_for("web-1 Ready again", Duration::from_secs(20), || {
+        ready(&s, "web-1") == "True"
+    });
+    assert_eq!(
+        http_get(&format!(
+            "http://{}:8080/index.html",
+            jsonpath(&s, "pod", "web-1", "{.status.podIP}")
+        )),
+        "hello again"
+    );
 
     // restarting the daemon adopts the running containers: same ids, no restarts
-    let before: Vec<(String, i64)> = (0..3).map(|i| (container_id(&s, &format!("web-{i}")), restarts(&s, &format!("web-{i}")))).collect();
+    let before: Vec<(String, i64)> = (0..3)
+        .map(|i| {
+            (
+                container_id(&s, &format!("web-{i}")),
+                restarts(&s, &format!("web-{i}")),
+            )
+        })
+        .collect();
     node.restart();
     apply(&s, &web_pod("web-3"));
     wait_ready(&s, &node, "web-3", Duration::from_secs(30));
-    let after: Vec<(String, i64)> = (0..3).map(|i| (container_id(&s, &format!("web-{i}")), restarts(&s, &format!("web-{i}")))).collect();
+    let after: Vec<(String, i64)> = (0..3)
+        .map(|i| {
+            (
+                container_id(&s, &format!("web-{i}")),
+                restarts(&s, &format!("web-{i}")),
+            )
+        })
+        .collect();
     assert_eq!(before, after, "containers were adopted, not restarted");
-    let containers = std::fs::read_dir(data.join("containers")).expect("containers").count();
-    assert_eq!(containers, 4 + 1 + 1 + 1, "web-0..3, live (two attempts each for web-0 and live): no duplicates");
+    let containers = std::fs::read_dir(data.join("containers"))
+        .expect("containers")
+        .count();
+    assert_eq!(
+        containers,
+        4 + 1 + 1 + 1,
+        "web-0..3, live (two attempts each for web-0 and live): no duplicates"
+    );
 
     // deleting a pod stops its container within the grace period (5 s)
     let pid = pid_of(&node, &s, "web-2");
     assert!(alive(pid));
     let started = Instant::now();
     s.ok(&["delete", "pod", "web-2", "--wait=false"]);
-    wait_for("web-2's process to stop", Duration::from_secs(8), || !alive(pid));
-    assert!(started.elapsed() < Duration::from_secs(7), "stopped after {:?}", started.elapsed());
+    wait_for("web-2's process to stop", Duration::from_secs(8), || {
+        !alive(pid)
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "stopped after {:?}",
+        started.elapsed()
+    );
     wait_for("web-2 to be gone", Duration::from_secs(10), || {
         !s.kubectl(&["get", "pod", "web-2"]).status.success()
     });

@@ -20,8 +20,10 @@ use crate::runtime::Runtime;
 use crate::server;
 
 /// Makes the runtime once the node is registered (it may need the pod CIDR).
-pub type RuntimeFactory =
-    Box<dyn FnOnce(Registered) -> Pin<Box<dyn Future<Output = Result<Arc<dyn Runtime>, String>> + Send>> + Send>;
+pub type RuntimeFactory = Box<
+    dyn FnOnce(Registered) -> Pin<Box<dyn Future<Output = Result<Arc<dyn Runtime>, String>> + Send>>
+        + Send,
+>;
 
 /// What a daemon needs to run.
 pub struct Daemon {
@@ -63,7 +65,10 @@ pub async fn cleanup_orphans(ctx: &PodContext) {
         let infos = ctx.runtime.list_pod(&uid).await.unwrap_or_default();
         for c in &infos {
             if c.is_running() {
-                let _ = ctx.runtime.stop(&c.id, std::time::Duration::from_secs(2)).await;
+                let _ = ctx
+                    .runtime
+                    .stop(&c.id, std::time::Duration::from_secs(2))
+                    .await;
             }
             let _ = ctx.runtime.remove(&c.id).await;
         }
@@ -96,7 +101,12 @@ impl Daemon {
         let endpoint = match (&config.listen, &ca_pem) {
             (Some(addr), Some(ca)) => {
                 let ep = server::bind(*addr)?;
-                let mut sans = vec![config.name.clone(), host_ip.clone(), "localhost".into(), "127.0.0.1".into()];
+                let mut sans = vec![
+                    config.name.clone(),
+                    host_ip.clone(),
+                    "localhost".into(),
+                    "127.0.0.1".into(),
+                ];
                 sans.dedup();
                 let cert = server::tls::load_or_create(&config.data_dir.join("pki"), &sans)?;
                 let tls = server::tls::server_config(&cert, ca)?;
@@ -117,7 +127,11 @@ impl Daemon {
         let registered = registration::register(&client, &config, &facts).await?;
         let runtime = runtime(registered.clone()).await?;
         facts.runtime_version = runtime.version().await;
-        tasks.push(tokio::spawn(registration::status_loop(client.clone(), config.clone(), facts)));
+        tasks.push(tokio::spawn(registration::status_loop(
+            client.clone(),
+            config.clone(),
+            facts,
+        )));
         tasks.push(tokio::spawn(crate::lease::heartbeat(
             client.clone(),
             config.name.clone(),

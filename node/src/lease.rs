@@ -23,7 +23,12 @@ fn spec(node: &str, duration: Duration) -> LeaseSpec {
 }
 
 /// Renews the lease once (creating it if needed); returns the stored lease.
-pub async fn renew(client: &Client, node: &str, duration: Duration, cached: Option<Lease>) -> Result<Lease, String> {
+pub async fn renew(
+    client: &Client,
+    node: &str,
+    duration: Duration,
+    cached: Option<Lease>,
+) -> Result<Lease, String> {
     let api = client.api::<Lease>(Some(NAMESPACE));
     let params = WriteParams {
         field_manager: Some("korral-node".into()),
@@ -31,7 +36,10 @@ pub async fn renew(client: &Client, node: &str, duration: Duration, cached: Opti
     };
     let current = match cached {
         Some(l) => Some(l),
-        None => api.get_opt(node).await.map_err(|e| format!("reading lease: {e}"))?,
+        None => api
+            .get_opt(node)
+            .await
+            .map_err(|e| format!("reading lease: {e}"))?,
     };
     match current {
         Some(mut l) => {
@@ -75,7 +83,9 @@ pub async fn renew(client: &Client, node: &str, duration: Duration, cached: Opti
             };
             match api.create(&lease, &params).await {
                 Ok(l) => Ok(l),
-                Err(e) if e.is_already_exists() => Box::pin(renew(client, node, duration, None)).await,
+                Err(e) if e.is_already_exists() => {
+                    Box::pin(renew(client, node, duration, None)).await
+                }
                 Err(e) => Err(format!("creating lease: {e}")),
             }
         }

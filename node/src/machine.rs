@@ -78,7 +78,12 @@ pub fn pressure(data_dir: &Path) -> Pressure {
         let used = std::fs::read_dir("/proc")
             .ok()?
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
             .count();
         Some(i64::try_from(used).ok()? * 10 > max * 9)
     })()
@@ -137,7 +142,11 @@ pub fn address_towards(server: &str) -> Option<IpAddr> {
             host_port.to_socket_addrs().ok()?.next()?
         }
     };
-    let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let bind = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
     let s = UdpSocket::bind(bind).ok()?;
     s.connect(addr).ok()?;
     Some(s.local_addr().ok()?.ip())

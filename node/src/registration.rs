@@ -72,7 +72,13 @@ fn quantities(cpu_millis: i64, memory: i64, storage: i64, pods: i64) -> BTreeMap
     m
 }
 
-fn cond(type_: &str, ok_status: bool, reason: &str, message: &str, old: Option<&NodeStatus>) -> NodeCondition {
+fn cond(
+    type_: &str,
+    ok_status: bool,
+    reason: &str,
+    message: &str,
+    old: Option<&NodeStatus>,
+) -> NodeCondition {
     let status = if ok_status { "True" } else { "False" };
     let now = Time::now();
     let prev = old
@@ -97,29 +103,64 @@ pub fn conditions(p: Pressure, old: Option<&NodeStatus>) -> Vec<NodeCondition> {
         cond(
             "MemoryPressure",
             p.memory,
-            if p.memory { "KubeletHasInsufficientMemory" } else { "KubeletHasSufficientMemory" },
-            if p.memory { "node has memory pressure" } else { "node has sufficient memory available" },
+            if p.memory {
+                "KubeletHasInsufficientMemory"
+            } else {
+                "KubeletHasSufficientMemory"
+            },
+            if p.memory {
+                "node has memory pressure"
+            } else {
+                "node has sufficient memory available"
+            },
             old,
         ),
         cond(
             "DiskPressure",
             p.disk,
-            if p.disk { "KubeletHasDiskPressure" } else { "KubeletHasNoDiskPressure" },
-            if p.disk { "node has disk pressure" } else { "node has no disk pressure" },
+            if p.disk {
+                "KubeletHasDiskPressure"
+            } else {
+                "KubeletHasNoDiskPressure"
+            },
+            if p.disk {
+                "node has disk pressure"
+            } else {
+                "node has no disk pressure"
+            },
             old,
         ),
         cond(
             "PIDPressure",
             p.pid,
-            if p.pid { "KubeletHasInsufficientPID" } else { "KubeletHasSufficientPID" },
-            if p.pid { "node has PID pressure" } else { "node has sufficient PID available" },
+            if p.pid {
+                "KubeletHasInsufficientPID"
+            } else {
+                "KubeletHasSufficientPID"
+            },
+            if p.pid {
+                "node has PID pressure"
+            } else {
+                "node has sufficient PID available"
+            },
             old,
         ),
-        cond("Ready", true, "KubeletReady", "korral node daemon is posting ready status", old),
+        cond(
+            "Ready",
+            true,
+            "KubeletReady",
+            "korral node daemon is posting ready status",
+            old,
+        ),
     ]
 }
 
-fn status(config: &NodeConfig, facts: &NodeFacts, pressure: Pressure, old: Option<&NodeStatus>) -> (NodeStatus, i64, i64) {
+fn status(
+    config: &NodeConfig,
+    facts: &NodeFacts,
+    pressure: Pressure,
+    old: Option<&NodeStatus>,
+) -> (NodeStatus, i64, i64) {
     let cap = if config.cpu_millis.is_some() && config.memory_bytes.is_some() {
         machine::Capacity {
             cpu_millis: config.cpu_millis.unwrap_or(0),
@@ -140,8 +181,18 @@ fn status(config: &NodeConfig, facts: &NodeFacts, pressure: Pressure, old: Optio
     let alloc_mem = (cap.memory_bytes - 100 * 1024 * 1024).max(0);
     let (machine_id, boot_id, kernel, os_image, arch) = machine::system_info();
     let s = NodeStatus {
-        capacity: Some(quantities(cap.cpu_millis, cap.memory_bytes, cap.ephemeral_storage_bytes, config.max_pods)),
-        allocatable: Some(quantities(cap.cpu_millis, alloc_mem, cap.ephemeral_storage_bytes * 9 / 10, config.max_pods)),
+        capacity: Some(quantities(
+            cap.cpu_millis,
+            cap.memory_bytes,
+            cap.ephemeral_storage_bytes,
+            config.max_pods,
+        )),
+        allocatable: Some(quantities(
+            cap.cpu_millis,
+            alloc_mem,
+            cap.ephemeral_storage_bytes * 9 / 10,
+            config.max_pods,
+        )),
         conditions: Some(conditions(pressure, old)),
         addresses: Some(vec![
             NodeAddress {
@@ -193,7 +244,11 @@ fn labels(config: &NodeConfig) -> BTreeMap<String, String> {
 }
 
 /// Registers the node (or refreshes its labels and annotation) and writes its status.
-pub async fn register(client: &Client, config: &NodeConfig, facts: &NodeFacts) -> Result<Registered, String> {
+pub async fn register(
+    client: &Client,
+    config: &NodeConfig,
+    facts: &NodeFacts,
+) -> Result<Registered, String> {
     let api = client.api::<Node>(None);
     let mut annotations = BTreeMap::new();
     if let Some(fp) = &facts.cert_sha256 {
@@ -228,9 +283,18 @@ pub async fn register(client: &Client, config: &NodeConfig, facts: &NodeFacts) -
         }
         Err(e) => return Err(format!("registering node {}: {e}", config.name)),
     };
-    let (st, cpu, mem) = status(config, facts, machine::pressure(&config.data_dir), existing.status.as_ref());
+    let (st, cpu, mem) = status(
+        config,
+        facts,
+        machine::pressure(&config.data_dir),
+        existing.status.as_ref(),
+    );
     existing = api
-        .patch_status(&config.name, &Patch::Merge(serde_json::json!({"status": st})), &field_manager())
+        .patch_status(
+            &config.name,
+            &Patch::Merge(serde_json::json!({"status": st})),
+            &field_manager(),
+        )
         .await
         .map_err(|e| format!("writing node {} status: {e}", config.name))?;
     Ok(Registered {
@@ -259,7 +323,11 @@ pub async fn status_loop(client: Client, config: Arc<NodeConfig>, facts: NodeFac
         let old = api.get(&config.name).await.ok().and_then(|n| n.status);
         let (st, _, _) = status(&config, &facts, now, old.as_ref());
         match api
-            .patch_status(&config.name, &Patch::Merge(serde_json::json!({"status": st})), &field_manager())
+            .patch_status(
+                &config.name,
+                &Patch::Merge(serde_json::json!({"status": st})),
+                &field_manager(),
+            )
             .await
         {
             Ok(_) => {

@@ -45,7 +45,10 @@ pub fn import(args: ImportArgs) -> ExitCode {
             return ExitCode::from(output::ERROR);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("korral image import: {e}");
@@ -53,7 +56,12 @@ pub fn import(args: ImportArgs) -> ExitCode {
         }
     };
     let snap = Some(args.snapshotter.as_str()).filter(|s| *s != "none");
-    match rt.block_on(node::runtime::containerd::import(&args.containerd_address, &args.namespace, &tar, snap)) {
+    match rt.block_on(node::runtime::containerd::import(
+        &args.containerd_address,
+        &args.namespace,
+        &tar,
+        snap,
+    )) {
         Ok(names) => {
             for n in names {
                 println!("imported {n}");
@@ -69,9 +77,9 @@ pub fn import(args: ImportArgs) -> ExitCode {
 
 /// Runs `korral image build-busybox`.
 pub fn build_busybox(args: BuildBusyboxArgs) -> ExitCode {
-    match node::runtime::containerd::busybox::build(&args.busybox, &args.tags)
-        .and_then(|tar| std::fs::write(&args.out, tar).map_err(|e| format!("{}: {e}", args.out.display())))
-    {
+    match node::runtime::containerd::busybox::build(&args.busybox, &args.tags).and_then(|tar| {
+        std::fs::write(&args.out, tar).map_err(|e| format!("{}: {e}", args.out.display()))
+    }) {
         Ok(()) => {
             println!("wrote {} ({})", args.out.display(), args.tags.join(", "));
             ExitCode::SUCCESS

@@ -46,7 +46,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .find(|c: char| c.is_ascii_alphabetic())
         .map(|i| s.split_at(i))
         .unwrap_or((s, "s"));
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 10s, 500ms, 2m"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 10s, 500ms, 2m"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -199,12 +201,14 @@ fn factory(args: &Args, config: &NodeConfig) -> Result<RuntimeFactory, String> {
             let delay = config.timings.simulated_start;
             Box::new(move |reg| {
                 Box::pin(async move {
-                    Ok(Arc::new(Simulated::new(delay, reg.pod_cidr.as_deref())) as Arc<dyn Runtime>)
+                    Ok(Arc::new(Simulated::new(delay, reg.pod_cidr.as_deref()))
+                        as Arc<dyn Runtime>)
                 })
             })
         }
         RuntimeKind::Process => {
-            let exe = std::env::current_exe().map_err(|e| format!("cannot find the korral binary: {e}"))?;
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the korral binary: {e}"))?;
             let mode = args.process_pod_ips;
             Box::new(move |reg| {
                 Box::pin(async move {
@@ -250,7 +254,10 @@ fn factory(args: &Args, config: &NodeConfig) -> Result<RuntimeFactory, String> {
 
 /// Runs `korral node` until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("korral node: cannot start the async runtime: {e}");
@@ -291,8 +298,12 @@ async fn run_async(mut args: Args) -> Result<(), String> {
             cfg.workers = 2;
         }
         if args.runtime != RuntimeKind::Simulated {
-            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
-            cfg.data_dir = cfg.data_dir.canonicalize().map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
+            std::fs::create_dir_all(&cfg.data_dir)
+                .map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
+            cfg.data_dir = cfg
+                .data_dir
+                .canonicalize()
+                .map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
         }
         let daemon = Daemon {
             client: client.clone(),
@@ -341,7 +352,9 @@ async fn run_async(mut args: Args) -> Result<(), String> {
 }
 
 /// Resolves when the first daemon fails (with its error).
-async fn futures_first(tasks: &mut [tokio::task::JoinHandle<Result<(), String>>]) -> Option<String> {
+async fn futures_first(
+    tasks: &mut [tokio::task::JoinHandle<Result<(), String>>],
+) -> Option<String> {
     if tasks.is_empty() {
         std::future::pending::<()>().await;
     }

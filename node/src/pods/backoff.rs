@@ -14,7 +14,13 @@ pub struct CrashBackoff {
 
 impl CrashBackoff {
     /// The delay before the next restart, given how long the last run lasted.
-    pub fn delay(&mut self, ran_for: Duration, base: Duration, max: Duration, reset: Duration) -> Duration {
+    pub fn delay(
+        &mut self,
+        ran_for: Duration,
+        base: Duration,
+        max: Duration,
+        reset: Duration,
+    ) -> Duration {
         if ran_for >= reset {
             self.consecutive = 0;
         }
@@ -50,6 +56,9 @@ mod tests {
             b.restarted();
         }
         assert_eq!(seen, vec![0, 10, 20, 40, 80, 160, 300, 300]);
-        assert_eq!(b.delay(Duration::from_secs(601), base, max, reset), Duration::ZERO);
+        assert_eq!(
+            b.delay(Duration::from_secs(601), base, max, reset),
+            Duration::ZERO
+        );
     }
 }

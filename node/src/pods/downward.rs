@@ -70,7 +70,11 @@ pub fn resource(
         Some(name) => pod
             .spec
             .iter()
-            .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
             .find(|c| c.name == name)
             .ok_or_else(|| format!("resourceFieldRef: no container named {name:?}"))?,
     };

@@ -59,18 +59,23 @@ pub async fn build(
 ) -> Result<Vec<(String, String)>, EnvError> {
     let mut order: Vec<String> = Vec::new();
     let mut vars: HashMap<String, String> = HashMap::new();
-    let set = |order: &mut Vec<String>, vars: &mut HashMap<String, String>, k: String, v: String| {
-        if !vars.contains_key(&k) {
-            order.push(k.clone());
-        }
-        vars.insert(k, v);
-    };
+    let set =
+        |order: &mut Vec<String>, vars: &mut HashMap<String, String>, k: String, v: String| {
+            if !vars.contains_key(&k) {
+                order.push(k.clone());
+            }
+            vars.insert(k, v);
+        };
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (name, optional, data) = if let Some(r) = &from.config_map_ref {
             let name = r.name.clone().unwrap_or_default();
             let data = sources.config_map(&name).await?.clone();
-            (format!("configmap {name}"), r.optional.unwrap_or(false), data)
+            (
+                format!("configmap {name}"),
+                r.optional.unwrap_or(false),
+                data,
+            )
         } else if let Some(r) = &from.secret_ref {
             let name = r.name.clone().unwrap_or_default();
             let data = sources.secret(&name).await?.clone();
@@ -105,7 +110,11 @@ pub async fn build(
                         _ if k.optional.unwrap_or(false) => None,
                         None => return Err(format!("configmap {name:?} not found")),
                         Some(None) => {
-                            return Err(format!("couldn't find key {} in ConfigMap {}/{name}", k.key, pod.metadata.namespace()));
+                            return Err(format!(
+                                "couldn't find key {} in ConfigMap {}/{name}",
+                                k.key,
+                                pod.metadata.namespace()
+                            ));
                         }
                     }
                 } else if let Some(k) = &from.secret_key_ref {
@@ -116,7 +125,11 @@ pub async fn build(
                         _ if k.optional.unwrap_or(false) => None,
                         None => return Err(format!("secret {name:?} not found")),
                         Some(None) => {
-                            return Err(format!("couldn't find key {} in Secret {}/{name}", k.key, pod.metadata.namespace()));
+                            return Err(format!(
+                                "couldn't find key {} in Secret {}/{name}",
+                                k.key,
+                                pod.metadata.namespace()
+                            ));
                         }
                     }
                 } else {
@@ -148,10 +161,12 @@ mod tests {
 
     #[test]
     fn expansion_follows_kubernetes_rules() {
-        let vars: HashMap<String, String> =
-            [("A".to_string(), "1".to_string()), ("B".into(), "x y".into())]
-                .into_iter()
-                .collect();
+        let vars: HashMap<String, String> = [
+            ("A".to_string(), "1".to_string()),
+            ("B".into(), "x y".into()),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(expand("$(A)-$(B)", &vars), "1-x y");
         assert_eq!(expand("$(MISSING)", &vars), "$(MISSING)");
         assert_eq!(expand("$$(A)", &vars), "$(A)");

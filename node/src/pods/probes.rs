@@ -99,8 +99,19 @@ pub async fn run_once(probe: &Probe, c: &Container, t: &Target) -> Result<(), St
         let host = h.host.clone().unwrap_or_else(|| t.pod_ip.clone());
         let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
         let path = h.path.clone().unwrap_or_else(|| "/".into());
-        let host_part = if host.contains(':') { format!("[{host}]") } else { host };
-        let url = format!("{scheme}://{host_part}:{port}{}", if path.starts_with('/') { path } else { format!("/{path}") });
+        let host_part = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let url = format!(
+            "{scheme}://{host_part}:{port}{}",
+            if path.starts_with('/') {
+                path
+            } else {
+                format!("/{path}")
+            }
+        );
         let client = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
             .timeout(timeout)
@@ -196,7 +207,8 @@ impl Probes {
             );
         }
         if let Ok(mut g) = self.inner.lock() {
-            g.verdicts.insert(key.clone(), (target.container_id.clone(), verdict));
+            g.verdicts
+                .insert(key.clone(), (target.container_id.clone(), verdict));
             g.tasks.insert(key, handles);
         }
     }
@@ -243,7 +255,12 @@ impl Probes {
         self.inner
             .lock()
             .ok()
-            .and_then(|g| g.verdicts.get(key).filter(|(cid, _)| cid == id).map(|(_, v)| v.started))
+            .and_then(|g| {
+                g.verdicts
+                    .get(key)
+                    .filter(|(cid, _)| cid == id)
+                    .map(|(_, v)| v.started)
+            })
             .unwrap_or(false)
     }
 
@@ -294,8 +311,12 @@ impl Probes {
                 Kind::Startup if failures >= failure_needed => {
                     self.update(&key, &id, |v| v.unhealthy = true)
                 }
-                Kind::Readiness if successes >= success_needed => self.update(&key, &id, |v| v.ready = true),
-                Kind::Readiness if failures >= failure_needed => self.update(&key, &id, |v| v.ready = false),
+                Kind::Readiness if successes >= success_needed => {
+                    self.update(&key, &id, |v| v.ready = true)
+                }
+                Kind::Readiness if failures >= failure_needed => {
+                    self.update(&key, &id, |v| v.ready = false)
+                }
                 Kind::Liveness if failures >= failure_needed => {
                     tracing::info!(pod_uid = %key.0, container = %key.1, "liveness probe failed; the container will be restarted");
                     self.update(&key, &id, |v| v.unhealthy = true)

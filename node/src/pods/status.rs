@@ -62,20 +62,22 @@ fn terminated(c: &ContainerInfo, kind: &str) -> Option<ContainerState> {
             code,
             finished_at,
             reason,
-        } => Some(ContainerState {
-            terminated: Some(ContainerStateTerminated {
-                exit_code: *code,
-                signal: None,
-                reason: Some(reason.clone().unwrap_or_else(|| {
-                    if *code == 0 { "Completed" } else { "Error" }.to_string()
-                })),
-                message: None,
-                started_at: c.started_at.map(Time::from),
-                finished_at: Some(Time::from(*finished_at)),
-                container_id: Some(format!("{kind}://{}", c.id)),
-            }),
-            ..Default::default()
-        }),
+        } => {
+            Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: *code,
+                    signal: None,
+                    reason: Some(reason.clone().unwrap_or_else(|| {
+                        if *code == 0 { "Completed" } else { "Error" }.to_string()
+                    })),
+                    message: None,
+                    started_at: c.started_at.map(Time::from),
+                    finished_at: Some(Time::from(*finished_at)),
+                    container_id: Some(format!("{kind}://{}", c.id)),
+                }),
+                ..Default::default()
+            })
+        }
         _ => None,
     }
 }
@@ -213,7 +215,11 @@ pub fn qos_class(pod: &Pod) -> &'static str {
     let containers: Vec<&Container> = pod
         .spec
         .iter()
-        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
         .collect();
     let mut any = false;
     let mut guaranteed = true;
@@ -246,7 +252,9 @@ pub fn compute(pod: &Pod, o: &Observed<'_>) -> PodStatus {
     let old = pod.status.as_ref();
     let empty = Vec::new();
     let spec = pod.spec.as_ref();
-    let inits = spec.and_then(|s| s.init_containers.as_ref()).unwrap_or(&empty);
+    let inits = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .unwrap_or(&empty);
     let containers = spec.map(|s| &s.containers).unwrap_or(&empty);
     let policy = restart_policy(pod);
     let exited_ok = |name: &str| {
@@ -293,9 +301,10 @@ pub fn compute(pod: &Pod, o: &Observed<'_>) -> PodStatus {
     }
     let phase = if init_failed {
         "Failed"
-    } else if !initialized || o.pod_ip.is_none() {
-        "Pending"
-    } else if waiting_n > 0 && running == 0 && restarting == 0 {
+    } else if !initialized
+        || o.pod_ip.is_none()
+        || (waiting_n > 0 && running == 0 && restarting == 0)
+    {
         "Pending"
     } else if running > 0 || restarting > 0 || waiting_n > 0 {
         "Running"
@@ -323,7 +332,12 @@ pub fn compute(pod: &Pod, o: &Observed<'_>) -> PodStatus {
         .unwrap_or_else(|| condition("PodScheduled", true, None, None));
     let conditions = vec![
         condition("PodReadyToStartContainers", o.pod_ip.is_some(), None, old),
-        condition("Initialized", initialized, Some("ContainersNotInitialized"), old),
+        condition(
+            "Initialized",
+            initialized,
+            Some("ContainersNotInitialized"),
+            old,
+        ),
         condition("Ready", containers_ready, not_ready(()), old),
         condition("ContainersReady", containers_ready, not_ready(()), old),
         scheduled,
@@ -339,7 +353,11 @@ pub fn compute(pod: &Pod, o: &Observed<'_>) -> PodStatus {
         pod_ip: o.pod_ip.map(str::to_string),
         pod_ips: o.pod_ip.map(|ip| vec![PodIp { ip: ip.to_string() }]),
         start_time: Some(old.and_then(|s| s.start_time).unwrap_or(o.start_time)),
-        init_container_statuses: if inits.is_empty() { None } else { Some(init_statuses) },
+        init_container_statuses: if inits.is_empty() {
+            None
+        } else {
+            Some(init_statuses)
+        },
         container_statuses: Some(statuses),
         qos_class: Some(qos_class(pod).to_string()),
         ..Default::default()
@@ -425,17 +443,28 @@ mod tests {
             finished_at: Utc::now(),
             reason: None,
         };
-        let s = observe(&p, &[info(0, exited.clone()), info(1, State::Running)], true);
+        let s = observe(
+            &p,
+            &[info(0, exited.clone()), info(1, State::Running)],
+            true,
+        );
         let cs = &s.container_statuses.as_ref().expect("statuses")[0];
         assert_eq!(cs.restart_count, 1);
-        let last = cs.last_state.as_ref().and_then(|l| l.terminated.as_ref()).expect("last state");
+        let last = cs
+            .last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .expect("last state");
         assert_eq!(last.exit_code, 137);
         // exited and waiting to restart: CrashLoopBackOff, still Running
         let s = observe(&p, &[info(0, exited)], true);
         assert_eq!(s.phase.as_deref(), Some("Running"));
         let cs = &s.container_statuses.as_ref().expect("statuses")[0];
         assert_eq!(
-            cs.state.as_ref().and_then(|x| x.waiting.as_ref()).and_then(|w| w.reason.as_deref()),
+            cs.state
+                .as_ref()
+                .and_then(|x| x.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref()),
             Some("CrashLoopBackOff")
         );
     }
@@ -447,10 +476,33 @@ mod tests {
             finished_at: Utc::now(),
             reason: None,
         };
-        assert_eq!(observe(&pod("Never"), &[info(0, done(0))], true).phase.as_deref(), Some("Succeeded"));
-        assert_eq!(observe(&pod("Never"), &[info(0, done(1))], true).phase.as_deref(), Some("Failed"));
-        assert_eq!(observe(&pod("OnFailure"), &[info(0, done(0))], true).phase.as_deref(), Some("Succeeded"));
-        assert_eq!(observe(&pod("OnFailure"), &[info(0, done(2))], true).phase.as_deref(), Some("Running"));
-        assert_eq!(observe(&pod("Always"), &[], true).phase.as_deref(), Some("Pending"));
+        assert_eq!(
+            observe(&pod("Never"), &[info(0, done(0))], true)
+                .phase
+                .as_deref(),
+            Some("Succeeded")
+        );
+        assert_eq!(
+            observe(&pod("Never"), &[info(0, done(1))], true)
+                .phase
+                .as_deref(),
+            Some("Failed")
+        );
+        assert_eq!(
+            observe(&pod("OnFailure"), &[info(0, done(0))], true)
+                .phase
+                .as_deref(),
+            Some("Succeeded")
+        );
+        assert_eq!(
+            observe(&pod("OnFailure"), &[info(0, done(2))], true)
+                .phase
+                .as_deref(),
+            Some("Running")
+        );
+        assert_eq!(
+            observe(&pod("Always"), &[], true).phase.as_deref(),
+            Some("Pending")
+        );
     }
 }

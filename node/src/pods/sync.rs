@@ -22,7 +22,9 @@ use crate::pods::probes::{Probes, Target};
 use crate::pods::sources::Sources;
 use crate::pods::status::{self, Attempts, Observed};
 use crate::pods::{env, volumes};
-use crate::runtime::{ContainerConfig, ContainerInfo, Mount, PodSandbox, Runtime, RuntimeError, State};
+use crate::runtime::{
+    ContainerConfig, ContainerInfo, Mount, PodSandbox, Runtime, RuntimeError, State,
+};
 
 /// What the reconciler remembers about a pod between runs.
 #[derive(Default)]
@@ -67,6 +69,7 @@ pub struct PodContext {
 
 impl PodContext {
     /// A context; `queue` is set once the controller exists.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         node: String,
         client: Client,
@@ -108,7 +111,10 @@ impl PodContext {
 
     /// The pod uids the reconciler currently tracks.
     pub fn tracked_uids(&self) -> Vec<String> {
-        self.uids.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        self.uids
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn take(&self, key: &ObjectRef) -> Option<PodState> {
@@ -148,9 +154,15 @@ pub async fn reconcile(ctx: Arc<PodContext>, key: ObjectRef) -> Result<Action, S
                 Some(st) if st.uid == uid => st,
                 Some(stale) => {
                     teardown(&ctx, &stale.uid, Duration::from_secs(2)).await?;
-                    PodState { uid: uid.clone(), ..Default::default() }
+                    PodState {
+                        uid: uid.clone(),
+                        ..Default::default()
+                    }
                 }
-                None => PodState { uid: uid.clone(), ..Default::default() },
+                None => PodState {
+                    uid: uid.clone(),
+                    ..Default::default()
+                },
             };
             if pod.metadata.deletion_timestamp.is_some() {
                 terminate(&ctx, &pod, st).await?;
@@ -182,7 +194,10 @@ async fn teardown(ctx: &PodContext, uid: &str, grace: Duration) -> Result<(), St
             tracing::warn!(pod_uid = uid, container = %c.name, error = %e, "removing a container failed");
         }
     }
-    ctx.runtime.remove_sandbox(uid).await.map_err(|e| e.to_string())?;
+    ctx.runtime
+        .remove_sandbox(uid)
+        .await
+        .map_err(|e| e.to_string())?;
     if ctx.materialize {
         let _ = std::fs::remove_dir_all(ctx.pod_dir(uid));
     }
@@ -195,7 +210,11 @@ async fn terminate(ctx: &PodContext, pod: &Pod, st: PodState) -> Result<(), Stri
     let grace = pod
         .metadata
         .deletion_grace_period_seconds
-        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
         .unwrap_or(30)
         .max(0);
     let grace = Duration::from_secs(u64::try_from(grace).unwrap_or(0)).max(Duration::from_secs(1));
@@ -231,13 +250,21 @@ async fn sync(
     let spec = pod.spec.clone().unwrap_or_default();
     let pod_dir = ctx.pod_dir(&uid);
     if st.start_time.is_none() {
-        st.start_time = Some(pod.status.as_ref().and_then(|s| s.start_time).unwrap_or_else(Time::now));
+        st.start_time = Some(
+            pod.status
+                .as_ref()
+                .and_then(|s| s.start_time)
+                .unwrap_or_else(Time::now),
+        );
     }
     let sandbox = PodSandbox {
         uid: uid.clone(),
         namespace: pod.metadata.namespace().to_string(),
         name: pod.metadata.name().to_string(),
-        hostname: spec.hostname.clone().unwrap_or_else(|| pod.metadata.name().to_string()),
+        hostname: spec
+            .hostname
+            .clone()
+            .unwrap_or_else(|| pod.metadata.name().to_string()),
         host_network: spec.host_network.unwrap_or(false),
         dir: pod_dir.clone(),
     };
@@ -250,8 +277,16 @@ async fn sync(
             Ok(ip) => st.ip = Some(ip),
             Err(e) => {
                 tracing::warn!(pod = %key, error = %e, "cannot set up the pod sandbox");
-                for c in spec.init_containers.iter().flatten().chain(&spec.containers) {
-                    st.waiting.insert(c.name.clone(), ("ContainerCreating".into(), format!("pod sandbox: {e}")));
+                for c in spec
+                    .init_containers
+                    .iter()
+                    .flatten()
+                    .chain(&spec.containers)
+                {
+                    st.waiting.insert(
+                        c.name.clone(),
+                        ("ContainerCreating".into(), format!("pod sandbox: {e}")),
+                    );
                 }
                 requeue = Duration::from_secs(2).min(requeue);
             }
@@ -262,7 +297,9 @@ async fn sync(
     let mut sources = Sources::new(&ctx.client, pod.metadata.namespace());
     if ctx.materialize
         && st.ip.is_some()
-        && st.volumes_synced.is_none_or(|t| t.elapsed() >= ctx.timings.pod_sync)
+        && st
+            .volumes_synced
+            .is_none_or(|t| t.elapsed() >= ctx.timings.pod_sync)
     {
         match volumes::prepare(pod, &pod_dir, &facts, &mut sources).await {
             Ok(v) => {
@@ -277,7 +314,11 @@ async fn sync(
             }
         }
     }
-    let infos = ctx.runtime.list_pod(&uid).await.map_err(|e| e.to_string())?;
+    let infos = ctx
+        .runtime
+        .list_pod(&uid)
+        .await
+        .map_err(|e| e.to_string())?;
     let attempts = status::by_name(&infos);
     let policy = status::restart_policy(pod).to_string();
     let ready_to_start = st.ip.is_some() && st.volume_error.is_none();
@@ -303,7 +344,8 @@ async fn sync(
             Some(State::Exited { .. }) | None => {
                 initialized = false;
                 if ready_to_start {
-                    let wake = restart_or_start(ctx, pod, &sandbox, c, &a, st, &mut sources, &facts).await;
+                    let wake =
+                        restart_or_start(ctx, pod, &sandbox, c, &a, st, &mut sources, &facts).await;
                     if let Some(w) = wake {
                         requeue = requeue.min(w);
                     }
@@ -314,7 +356,10 @@ async fn sync(
     }
 
     // the containers, once initialized
-    let pod_terminal = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+    let pod_terminal = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
     if initialized && !terminal && !pod_terminal {
         for c in &spec.containers {
             let a = attempts.get(&c.name).cloned().unwrap_or_default();
@@ -345,14 +390,19 @@ async fn sync(
                         State::Exited { code, .. } => code,
                         _ => 0,
                     };
-                    if status::restarts(&policy, code) && ready_to_start {
-                        if let Some(w) = restart_or_start(ctx, pod, &sandbox, c, &a, st, &mut sources, &facts).await {
-                            requeue = requeue.min(w);
-                        }
+                    if status::restarts(&policy, code)
+                        && ready_to_start
+                        && let Some(w) =
+                            restart_or_start(ctx, pod, &sandbox, c, &a, st, &mut sources, &facts)
+                                .await
+                    {
+                        requeue = requeue.min(w);
                     }
                 }
                 None if ready_to_start => {
-                    if let Some(w) = restart_or_start(ctx, pod, &sandbox, c, &a, st, &mut sources, &facts).await {
+                    if let Some(w) =
+                        restart_or_start(ctx, pod, &sandbox, c, &a, st, &mut sources, &facts).await
+                    {
                         requeue = requeue.min(w);
                     }
                 }
@@ -362,16 +412,25 @@ async fn sync(
     }
 
     // status
-    let infos = ctx.runtime.list_pod(&uid).await.map_err(|e| e.to_string())?;
+    let infos = ctx
+        .runtime
+        .list_pod(&uid)
+        .await
+        .map_err(|e| e.to_string())?;
     let attempts = status::by_name(&infos);
     let mut waiting = st.waiting.clone();
     if let Some(e) = &st.volume_error {
         for c in inits.iter().chain(&spec.containers) {
-            waiting.entry(c.name.clone()).or_insert_with(|| ("ContainerCreating".into(), format!("volumes: {e}")));
+            waiting
+                .entry(c.name.clone())
+                .or_insert_with(|| ("ContainerCreating".into(), format!("volumes: {e}")));
         }
     }
-    let backoff_until: HashMap<String, DateTime<Utc>> =
-        st.backoff_until.iter().map(|(k, (_, t))| (k.clone(), *t)).collect();
+    let backoff_until: HashMap<String, DateTime<Utc>> = st
+        .backoff_until
+        .iter()
+        .map(|(k, (_, t))| (k.clone(), *t))
+        .collect();
     let probes = ctx.probes.clone();
     let probe_fn = move |c: &Container, info: &ContainerInfo| {
         let v = probes.verdict(&info.pod_uid, c, &info.id);
@@ -396,11 +455,21 @@ async fn sync(
     Ok(Action::Requeue(requeue.max(Duration::from_millis(50))))
 }
 
-async fn write_status(ctx: &PodContext, pod: &Pod, status: &schemas::core::PodStatus) -> Result<(), String> {
+async fn write_status(
+    ctx: &PodContext,
+    pod: &Pod,
+    status: &schemas::core::PodStatus,
+) -> Result<(), String> {
     let api = ctx.client.api::<Pod>(Some(pod.metadata.namespace()));
     let mut body = serde_json::json!({"status": status});
     // make absent fields explicit so a merge patch clears them
-    for f in ["podIP", "podIPs", "initContainerStatuses", "message", "reason"] {
+    for f in [
+        "podIP",
+        "podIPs",
+        "initContainerStatuses",
+        "message",
+        "reason",
+    ] {
         if body["status"].get(f).is_none() {
             body["status"][f] = serde_json::Value::Null;
         }
@@ -409,14 +478,24 @@ async fn write_status(ctx: &PodContext, pod: &Pod, status: &schemas::core::PodSt
         field_manager: Some("korral-node".into()),
         ..Default::default()
     };
-    match api.patch_status(pod.metadata.name(), &Patch::Merge(body), &params).await {
+    match api
+        .patch_status(pod.metadata.name(), &Patch::Merge(body), &params)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(format!("writing the status: {e}")),
     }
 }
 
-fn start_probes(ctx: &Arc<PodContext>, key: &ObjectRef, uid: &str, c: &Container, l: &ContainerInfo, ip: Option<&str>) {
+fn start_probes(
+    ctx: &Arc<PodContext>,
+    key: &ObjectRef,
+    uid: &str,
+    c: &Container,
+    l: &ContainerInfo,
+    ip: Option<&str>,
+) {
     let queue = ctx.queue.get().cloned();
     let key = key.clone();
     let poke: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -463,13 +542,15 @@ async fn restart_or_start(
                         .map(|s| (finished_at - s).to_std().unwrap_or_default())
                         .unwrap_or_default();
                     let t = &ctx.timings;
-                    let delay = st
-                        .backoff
-                        .entry(c.name.clone())
-                        .or_default()
-                        .delay(ran, t.backoff_base, t.backoff_max, t.backoff_reset);
+                    let delay = st.backoff.entry(c.name.clone()).or_default().delay(
+                        ran,
+                        t.backoff_base,
+                        t.backoff_max,
+                        t.backoff_reset,
+                    );
                     let until = finished_at + chrono::Duration::from_std(delay).unwrap_or_default();
-                    st.backoff_until.insert(c.name.clone(), (l.id.clone(), until));
+                    st.backoff_until
+                        .insert(c.name.clone(), (l.id.clone(), until));
                     until
                 }
             };
@@ -483,7 +564,8 @@ async fn restart_or_start(
     let config = match container_config(ctx, pod, c, attempt, st, sources, facts).await {
         Ok(cfg) => cfg,
         Err(msg) => {
-            st.waiting.insert(c.name.clone(), ("CreateContainerConfigError".into(), msg));
+            st.waiting
+                .insert(c.name.clone(), ("CreateContainerConfigError".into(), msg));
             return Some(Duration::from_secs(2));
         }
     };
@@ -510,7 +592,8 @@ async fn restart_or_start(
                 _ => "RunContainerError",
             };
             tracing::warn!(pod = %ObjectRef::of(pod), container = %c.name, error = %e, "cannot start the container");
-            st.waiting.insert(c.name.clone(), (reason.into(), e.to_string()));
+            st.waiting
+                .insert(c.name.clone(), (reason.into(), e.to_string()));
             Some(Duration::from_secs(2))
         }
     }
@@ -519,9 +602,16 @@ async fn restart_or_start(
 fn run_as(pod: &Pod, c: &Container) -> Option<(u32, Option<u32>)> {
     let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let csc = c.security_context.as_ref();
-    let uid = csc.and_then(|s| s.run_as_user).or_else(|| psc.and_then(|s| s.run_as_user))?;
-    let gid = csc.and_then(|s| s.run_as_group).or_else(|| psc.and_then(|s| s.run_as_group));
-    Some((u32::try_from(uid).ok()?, gid.and_then(|g| u32::try_from(g).ok())))
+    let uid = csc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| psc.and_then(|s| s.run_as_user))?;
+    let gid = csc
+        .and_then(|s| s.run_as_group)
+        .or_else(|| psc.and_then(|s| s.run_as_group));
+    Some((
+        u32::try_from(uid).ok()?,
+        gid.and_then(|g| u32::try_from(g).ok()),
+    ))
 }
 
 /// The runtime configuration of a container from the pod spec.

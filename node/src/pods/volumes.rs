@@ -24,17 +24,23 @@ pub fn volumes_dir(pod_dir: &Path) -> PathBuf {
 }
 
 fn mode_of(m: Option<i32>, default: u32) -> u32 {
-    m.and_then(|m| u32::try_from(m).ok()).map(|m| m & 0o7777).unwrap_or(default)
+    m.and_then(|m| u32::try_from(m).ok())
+        .map(|m| m & 0o7777)
+        .unwrap_or(default)
 }
 
 fn safe_rel(p: &str) -> Result<(), String> {
     let path = Path::new(p);
     if p.is_empty()
         || path.is_absolute()
-        || path.components().any(|c| !matches!(c, Component::Normal(_)))
+        || path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
         || p.starts_with("..")
     {
-        return Err(format!("volume path {p:?} must be relative and must not contain '..'"));
+        return Err(format!(
+            "volume path {p:?} must be relative and must not contain '..'"
+        ));
     }
     Ok(())
 }
@@ -89,30 +95,70 @@ pub async fn desired_files(
         let name = cm.name.clone().unwrap_or_default();
         let data = sources.config_map(&name).await?.clone();
         let mode = mode_of(cm.default_mode, DEFAULT_MODE);
-        project(&mut files, &format!("configmap {name:?}"), &data, cm.items.as_ref(), cm.optional.unwrap_or(false), mode)?;
+        project(
+            &mut files,
+            &format!("configmap {name:?}"),
+            &data,
+            cm.items.as_ref(),
+            cm.optional.unwrap_or(false),
+            mode,
+        )?;
     } else if let Some(s) = &v.secret {
         let name = s.secret_name.clone().unwrap_or_default();
         let data = sources.secret(&name).await?.clone();
         let mode = mode_of(s.default_mode, DEFAULT_MODE);
-        project(&mut files, &format!("secret {name:?}"), &data, s.items.as_ref(), s.optional.unwrap_or(false), mode)?;
+        project(
+            &mut files,
+            &format!("secret {name:?}"),
+            &data,
+            s.items.as_ref(),
+            s.optional.unwrap_or(false),
+            mode,
+        )?;
     } else if let Some(d) = &v.downward_api {
         let mode = mode_of(d.default_mode, DEFAULT_MODE);
-        downward_files(pod, &mut files, d.items.as_deref().unwrap_or(&[]), mode, facts)?;
+        downward_files(
+            pod,
+            &mut files,
+            d.items.as_deref().unwrap_or(&[]),
+            mode,
+            facts,
+        )?;
     } else if let Some(p) = &v.projected {
         let mode = mode_of(p.default_mode, DEFAULT_MODE);
         for src in p.sources.iter().flatten() {
             if let Some(cm) = &src.config_map {
                 let name = cm.name.clone().unwrap_or_default();
                 let data = sources.config_map(&name).await?.clone();
-                project(&mut files, &format!("configmap {name:?}"), &data, cm.items.as_ref(), cm.optional.unwrap_or(false), mode)?;
+                project(
+                    &mut files,
+                    &format!("configmap {name:?}"),
+                    &data,
+                    cm.items.as_ref(),
+                    cm.optional.unwrap_or(false),
+                    mode,
+                )?;
             }
             if let Some(s) = &src.secret {
                 let name = s.name.clone().unwrap_or_default();
                 let data = sources.secret(&name).await?.clone();
-                project(&mut files, &format!("secret {name:?}"), &data, s.items.as_ref(), s.optional.unwrap_or(false), mode)?;
+                project(
+                    &mut files,
+                    &format!("secret {name:?}"),
+                    &data,
+                    s.items.as_ref(),
+                    s.optional.unwrap_or(false),
+                    mode,
+                )?;
             }
             if let Some(d) = &src.downward_api {
-                downward_files(pod, &mut files, d.items.as_deref().unwrap_or(&[]), mode, facts)?;
+                downward_files(
+                    pod,
+                    &mut files,
+                    d.items.as_deref().unwrap_or(&[]),
+                    mode,
+                    facts,
+                )?;
             }
         }
     } else {
@@ -143,7 +189,10 @@ fn downward_files(
         } else {
             continue;
         };
-        files.insert(it.path.clone(), (value.into_bytes(), mode_of(it.mode, mode)));
+        files.insert(
+            it.path.clone(),
+            (value.into_bytes(), mode_of(it.mode, mode)),
+        );
     }
     Ok(())
 }
@@ -184,10 +233,7 @@ pub fn write_atomic(dir: &Path, files: &Files) -> Result<bool, String> {
     if current_files(dir).as_ref() == Some(files) {
         return Ok(false);
     }
-    let stamp = format!(
-        "..{}",
-        chrono::Utc::now().format("%Y_%m_%d_%H_%M_%S.%9f")
-    );
+    let stamp = format!("..{}", chrono::Utc::now().format("%Y_%m_%d_%H_%M_%S.%9f"));
     let ts_dir = dir.join(&stamp);
     std::fs::create_dir_all(&ts_dir).map_err(|e| io(&ts_dir, e))?;
     for (rel, (bytes, mode)) in files {
@@ -196,7 +242,8 @@ pub fn write_atomic(dir: &Path, files: &Files) -> Result<bool, String> {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
         }
         std::fs::write(&p, bytes).map_err(|e| io(&p, e))?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).map_err(|e| io(&p, e))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))
+            .map_err(|e| io(&p, e))?;
     }
     let old = std::fs::read_link(dir.join("..data")).ok();
     let tmp = dir.join("..data_tmp");
@@ -253,7 +300,8 @@ fn host_path(v: &schemas::core::HostPathVolumeSource) -> Result<PathBuf, String>
             }
         }
         t => {
-            let m = meta.map_err(|_| format!("hostPath type check failed: {} is not a {t}", v.path))?;
+            let m =
+                meta.map_err(|_| format!("hostPath type check failed: {} is not a {t}", v.path))?;
             let ft = m.file_type();
             let ok = match t {
                 "Directory" => ft.is_dir(),
@@ -264,7 +312,10 @@ fn host_path(v: &schemas::core::HostPathVolumeSource) -> Result<PathBuf, String>
                 other => return Err(format!("unknown hostPath type {other:?}")),
             };
             if !ok {
-                return Err(format!("hostPath type check failed: {} is not a {t}", v.path));
+                return Err(format!(
+                    "hostPath type check failed: {} is not a {t}",
+                    v.path
+                ));
             }
         }
     }
@@ -321,7 +372,10 @@ mod tests {
         assert!(write_atomic(&d, &files).expect("write"));
         assert_eq!(std::fs::read(d.join("a.txt")).expect("read a"), b"one");
         assert_eq!(std::fs::read(d.join("sub/b")).expect("read b"), b"two");
-        let mode = std::fs::metadata(d.join("sub/b")).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(d.join("sub/b"))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o400);
         // unchanged contents are not rewritten
         assert!(!write_atomic(&d, &files).expect("rewrite"));

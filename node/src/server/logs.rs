@@ -64,11 +64,22 @@ pub fn tail(data: &[u8], n: usize) -> &[u8] {
     data
 }
 
-async fn locate(ctx: &PodContext, ns: &str, pod: &str, container: &str, previous: bool) -> Result<(PathBuf, String), Response> {
+async fn locate(
+    ctx: &PodContext,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+) -> Result<(PathBuf, String), Response> {
     let p = ctx
         .cache
         .get(&ObjectRef::new(Some(ns), pod))
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} is not on this node")))?;
+        .ok_or_else(|| {
+            err(
+                StatusCode::NOT_FOUND,
+                format!("pod {ns}/{pod} is not on this node"),
+            )
+        })?;
     let uid = p.metadata.uid.clone().unwrap_or_default();
     let infos = ctx
         .runtime
@@ -79,7 +90,9 @@ async fn locate(ctx: &PodContext, ns: &str, pod: &str, container: &str, previous
     let a = attempts.get(container).ok_or_else(|| {
         err(
             StatusCode::BAD_REQUEST,
-            format!("container {container:?} in pod {pod:?} is waiting to start: ContainerCreating"),
+            format!(
+                "container {container:?} in pod {pod:?} is waiting to start: ContainerCreating"
+            ),
         )
     })?;
     let c = if previous {
@@ -90,7 +103,9 @@ async fn locate(ctx: &PodContext, ns: &str, pod: &str, container: &str, previous
             )
         })?
     } else {
-        a.latest.as_ref().ok_or_else(|| err(StatusCode::BAD_REQUEST, "no container".into()))?
+        a.latest
+            .as_ref()
+            .ok_or_else(|| err(StatusCode::BAD_REQUEST, "no container".into()))?
     };
     Ok((c.log_path.clone(), c.id.clone()))
 }
@@ -109,7 +124,12 @@ pub async fn container_logs(
     let data = match tokio::fs::read(&path).await {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", path.display())),
+        Err(e) => {
+            return err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{}: {e}", path.display()),
+            );
+        }
     };
     let mut body: Vec<u8> = match q.tail_lines {
         Some(n) if n >= 0 => tail(&data, usize::try_from(n).unwrap_or(usize::MAX)).to_vec(),
@@ -132,7 +152,10 @@ pub async fn container_logs(
             let id = id.clone();
             async move {
                 if let Some(b) = first {
-                    return Some((Ok::<Bytes, std::io::Error>(Bytes::from(b)), (None, offset, path, false)));
+                    return Some((
+                        Ok::<Bytes, std::io::Error>(Bytes::from(b)),
+                        (None, offset, path, false),
+                    ));
                 }
                 if done {
                     return None;
@@ -161,7 +184,12 @@ pub async fn container_logs(
             }
         },
     );
-    (StatusCode::OK, [("content-type", "text/plain")], Body::from_stream(stream)).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@ use crate::pods::PodContext;
 pub fn router(ctx: Arc<PodContext>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/containerLogs/{namespace}/{pod}/{container}", get(logs::container_logs))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(logs::container_logs),
+        )
         .with_state(ctx)
 }
 
@@ -30,7 +33,8 @@ pub struct Endpoint {
 
 /// Binds the endpoint's port (0 picks one).
 pub fn bind(addr: SocketAddr) -> Result<Endpoint, String> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     Ok(Endpoint { listener, addr })

@@ -33,13 +33,18 @@ pub fn fingerprint(der: &[u8]) -> String {
 }
 
 fn fp_of_pem(pem: &str) -> Result<String, String> {
-    let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("serving certificate: {e}"))?;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| format!("serving certificate: {e}"))?;
     Ok(fingerprint(&der))
 }
 
 /// Loads the serving certificate from `dir`, or makes one for `sans`.
 pub fn load_or_create(dir: &Path, sans: &[String]) -> Result<ServingCert, String> {
-    let (cp, kp, sp) = (dir.join("node.crt"), dir.join("node.key"), dir.join("node.sans"));
+    let (cp, kp, sp) = (
+        dir.join("node.crt"),
+        dir.join("node.key"),
+        dir.join("node.sans"),
+    );
     let wanted = sans.join(",");
     if let (Ok(c), Ok(k), Ok(s)) = (
         std::fs::read_to_string(&cp),
@@ -48,10 +53,15 @@ pub fn load_or_create(dir: &Path, sans: &[String]) -> Result<ServingCert, String
     ) && s.trim() == wanted
     {
         let sha256 = fp_of_pem(&c)?;
-        return Ok(ServingCert { cert_pem: c, key_pem: k, sha256 });
+        return Ok(ServingCert {
+            cert_pem: c,
+            key_pem: k,
+            sha256,
+        });
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let ck = rcgen::generate_simple_self_signed(sans.to_vec()).map_err(|e| format!("generating the node certificate: {e}"))?;
+    let ck = rcgen::generate_simple_self_signed(sans.to_vec())
+        .map_err(|e| format!("generating the node certificate: {e}"))?;
     let (c, k) = (ck.cert.pem(), ck.signing_key.serialize_pem());
     for (p, body, mode) in [(&kp, &k, 0o600), (&cp, &c, 0o644), (&sp, &wanted, 0o644)] {
         std::fs::write(p, body).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -59,11 +69,18 @@ pub fn load_or_create(dir: &Path, sans: &[String]) -> Result<ServingCert, String
         let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
     }
     let sha256 = fingerprint(ck.cert.der());
-    Ok(ServingCert { cert_pem: c, key_pem: k, sha256 })
+    Ok(ServingCert {
+        cert_pem: c,
+        key_pem: k,
+        sha256,
+    })
 }
 
 /// The rustls server configuration: our certificate, client certificates required and verified against `ca_pem`.
-pub fn server_config(cert: &ServingCert, ca_pem: &str) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn server_config(
+    cert: &ServingCert,
+    ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -73,10 +90,12 @@ pub fn server_config(cert: &ServingCert, ca_pem: &str) -> Result<Arc<rustls::Ser
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| format!("client verifier: {e}"))?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("serving certificate: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).map_err(|e| format!("serving key: {e}"))?;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("serving certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
+        .map_err(|e| format!("serving key: {e}"))?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

@@ -3,9 +3,7 @@
 //! snapshots are never garbage-collected), errors become readable, and
 //! content blobs are read and written whole.
 
-use containerd_client::services::v1::{
-    ReadContentRequest, WriteAction, WriteContentRequest,
-};
+use containerd_client::services::v1::{ReadContentRequest, WriteAction, WriteContentRequest};
 use containerd_client::tonic::{Code, Request, Status};
 use containerd_client::{Client, services::v1::leases_client::LeasesClient};
 
@@ -75,7 +73,9 @@ impl Api {
 
     /// Reads a whole blob.
     pub async fn read_blob(&self, digest: &str) -> Result<Vec<u8>, String> {
-        let mut c = containerd_client::services::v1::content_client::ContentClient::new(self.channel.clone());
+        let mut c = containerd_client::services::v1::content_client::ContentClient::new(
+            self.channel.clone(),
+        );
         let mut stream = c
             .read(self.req(ReadContentRequest {
                 digest: digest.to_string(),
@@ -86,7 +86,11 @@ impl Api {
             .map_err(|s| err(&format!("reading {digest}"), s))?
             .into_inner();
         let mut out = Vec::new();
-        while let Some(chunk) = stream.message().await.map_err(|s| err(&format!("reading {digest}"), s))? {
+        while let Some(chunk) = stream
+            .message()
+            .await
+            .map_err(|s| err(&format!("reading {digest}"), s))?
+        {
             out.extend_from_slice(&chunk.data);
         }
         Ok(out)
@@ -94,9 +98,13 @@ impl Api {
 
     /// Writes a blob (a no-op when it exists).
     pub async fn write_blob(&self, digest: &str, data: Vec<u8>) -> Result<(), String> {
-        let mut c = containerd_client::services::v1::content_client::ContentClient::new(self.channel.clone());
+        let mut c = containerd_client::services::v1::content_client::ContentClient::new(
+            self.channel.clone(),
+        );
         let info = c
-            .info(self.req(containerd_client::services::v1::InfoRequest { digest: digest.to_string() }))
+            .info(self.req(containerd_client::services::v1::InfoRequest {
+                digest: digest.to_string(),
+            }))
             .await;
         if info.is_ok() {
             return Ok(());

@@ -9,7 +9,11 @@ pub enum Entry<'a> {
     /// A directory.
     Dir { path: &'a str, mode: u32 },
     /// A regular file.
-    File { path: &'a str, mode: u32, data: &'a [u8] },
+    File {
+        path: &'a str,
+        mode: u32,
+        data: &'a [u8],
+    },
     /// A symbolic link.
     Symlink { path: &'a str, target: &'a str },
 }
@@ -96,10 +100,14 @@ pub fn read_files(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
         if h.iter().all(|b| *b == 0) {
             break;
         }
-        let size = usize::try_from(parse_octal(&h[124..136])?).map_err(|_| "tar: entry too large".to_string())?;
+        let size = usize::try_from(parse_octal(&h[124..136])?)
+            .map_err(|_| "tar: entry too large".to_string())?;
         let typ = h[156];
         let body_start = pos + 512;
-        let body_end = body_start.checked_add(size).filter(|e| *e <= data.len()).ok_or("tar: truncated archive")?;
+        let body_end = body_start
+            .checked_add(size)
+            .filter(|e| *e <= data.len())
+            .ok_or("tar: truncated archive")?;
         let body = &data[body_start..body_end];
         let mut name = cstr(&h[0..100]);
         let prefix = cstr(&h[345..500]);
@@ -140,14 +148,35 @@ mod tests {
     #[test]
     fn round_trips() {
         let mut w = Writer::default();
-        w.add(Entry::Dir { path: "bin/", mode: 0o755 }).expect("dir");
-        w.add(Entry::File { path: "bin/busybox", mode: 0o755, data: b"ELF..." }).expect("file");
-        w.add(Entry::Symlink { path: "bin/sh", target: "busybox" }).expect("link");
-        w.add(Entry::File { path: "./blobs/sha256/abc", mode: 0o644, data: &[7u8; 1000] }).expect("file");
+        w.add(Entry::Dir {
+            path: "bin/",
+            mode: 0o755,
+        })
+        .expect("dir");
+        w.add(Entry::File {
+            path: "bin/busybox",
+            mode: 0o755,
+            data: b"ELF...",
+        })
+        .expect("file");
+        w.add(Entry::Symlink {
+            path: "bin/sh",
+            target: "busybox",
+        })
+        .expect("link");
+        w.add(Entry::File {
+            path: "./blobs/sha256/abc",
+            mode: 0o644,
+            data: &[7u8; 1000],
+        })
+        .expect("file");
         let tar = w.finish();
         assert_eq!(tar.len() % 512, 0);
         let files = read_files(&tar).expect("read");
-        assert_eq!(files.get("bin/busybox").map(Vec::as_slice), Some(&b"ELF..."[..]));
+        assert_eq!(
+            files.get("bin/busybox").map(Vec::as_slice),
+            Some(&b"ELF..."[..])
+        );
         assert_eq!(files.get("blobs/sha256/abc").map(Vec::len), Some(1000));
         assert!(!files.contains_key("bin/sh"));
         assert!(read_files(&tar[..700]).is_err());

@@ -24,7 +24,8 @@ pub fn normalize(reference: &str) -> String {
         None => (reference, None),
     };
     let first = name.split('/').next().unwrap_or("");
-    let has_domain = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let mut full = if has_domain {
         name.to_string()
     } else if name.contains('/') {
@@ -44,7 +45,12 @@ pub fn normalize(reference: &str) -> String {
 
 /// Builds the archive from the busybox binary at `busybox`, naming the image `tags`.
 pub fn build(busybox: &Path, tags: &[String]) -> Result<Vec<u8>, String> {
-    let bin = std::fs::read(busybox).map_err(|e| format!("{}: {e} (install Debian's busybox-static)", busybox.display()))?;
+    let bin = std::fs::read(busybox).map_err(|e| {
+        format!(
+            "{}: {e} (install Debian's busybox-static)",
+            busybox.display()
+        )
+    })?;
     let list = std::process::Command::new(busybox)
         .arg("--list")
         .output()
@@ -55,19 +61,51 @@ pub fn build(busybox: &Path, tags: &[String]) -> Result<Vec<u8>, String> {
     let applets: Vec<String> = String::from_utf8_lossy(&list.stdout)
         .lines()
         .map(str::trim)
-        .filter(|a| !a.is_empty() && *a != "busybox" && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.[".contains(&b)))
+        .filter(|a| {
+            !a.is_empty()
+                && *a != "busybox"
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.[".contains(&b))
+        })
         .map(str::to_string)
         .collect();
     let mut layer = Writer::default();
-    for (d, mode) in [("bin/", 0o755), ("etc/", 0o755), ("tmp/", 0o1777), ("root/", 0o700), ("var/", 0o755), ("var/www/", 0o755), ("proc/", 0o555), ("sys/", 0o555), ("dev/", 0o755), ("run/", 0o755)] {
+    for (d, mode) in [
+        ("bin/", 0o755),
+        ("etc/", 0o755),
+        ("tmp/", 0o1777),
+        ("root/", 0o700),
+        ("var/", 0o755),
+        ("var/www/", 0o755),
+        ("proc/", 0o555),
+        ("sys/", 0o555),
+        ("dev/", 0o755),
+        ("run/", 0o755),
+    ] {
         layer.add(Entry::Dir { path: d, mode })?;
     }
-    layer.add(Entry::File { path: "bin/busybox", mode: 0o755, data: &bin })?;
+    layer.add(Entry::File {
+        path: "bin/busybox",
+        mode: 0o755,
+        data: &bin,
+    })?;
     for a in &applets {
-        layer.add(Entry::Symlink { path: &format!("bin/{a}"), target: "busybox" })?;
+        layer.add(Entry::Symlink {
+            path: &format!("bin/{a}"),
+            target: "busybox",
+        })?;
     }
-    layer.add(Entry::File { path: "etc/passwd", mode: 0o644, data: b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n" })?;
-    layer.add(Entry::File { path: "etc/group", mode: 0o644, data: b"root:x:0:\nnogroup:x:65534:\n" })?;
+    layer.add(Entry::File {
+        path: "etc/passwd",
+        mode: 0o644,
+        data:
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    })?;
+    layer.add(Entry::File {
+        path: "etc/group",
+        mode: 0o644,
+        data: b"root:x:0:\nnogroup:x:65534:\n",
+    })?;
     let layer = layer.finish();
     let layer_digest = digest(&layer);
     let config = serde_json::to_vec(&json!({
@@ -100,13 +138,35 @@ pub fn build(busybox: &Path, tags: &[String]) -> Result<Vec<u8>, String> {
     let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}))
         .map_err(|e| e.to_string())?;
     let mut out = Writer::default();
-    out.add(Entry::File { path: "oci-layout", mode: 0o644, data: br#"{"imageLayoutVersion":"1.0.0"}"# })?;
-    out.add(Entry::File { path: "index.json", mode: 0o644, data: &index })?;
-    out.add(Entry::Dir { path: "blobs/", mode: 0o755 })?;
-    out.add(Entry::Dir { path: "blobs/sha256/", mode: 0o755 })?;
-    for (d, body) in [(&layer_digest, &layer), (&config_digest, &config), (&manifest_digest, &manifest)] {
+    out.add(Entry::File {
+        path: "oci-layout",
+        mode: 0o644,
+        data: br#"{"imageLayoutVersion":"1.0.0"}"#,
+    })?;
+    out.add(Entry::File {
+        path: "index.json",
+        mode: 0o644,
+        data: &index,
+    })?;
+    out.add(Entry::Dir {
+        path: "blobs/",
+        mode: 0o755,
+    })?;
+    out.add(Entry::Dir {
+        path: "blobs/sha256/",
+        mode: 0o755,
+    })?;
+    for (d, body) in [
+        (&layer_digest, &layer),
+        (&config_digest, &config),
+        (&manifest_digest, &manifest),
+    ] {
         let hex = d.trim_start_matches("sha256:");
-        out.add(Entry::File { path: &format!("blobs/sha256/{hex}"), mode: 0o644, data: body })?;
+        out.add(Entry::File {
+            path: &format!("blobs/sha256/{hex}"),
+            mode: 0o644,
+            data: body,
+        })?;
     }
     Ok(out.finish())
 }
@@ -120,19 +180,26 @@ mod tests {
         assert_eq!(normalize("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(normalize("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(normalize("team/app"), "docker.io/team/app:latest");
-        assert_eq!(normalize("registry.local:5000/app:v1"), "registry.local:5000/app:v1");
+        assert_eq!(
+            normalize("registry.local:5000/app:v1"),
+            "registry.local:5000/app:v1"
+        );
         assert_eq!(normalize("localhost/app"), "localhost/app:latest");
     }
 
     #[test]
     fn builds_an_oci_layout_from_busybox() {
         let busybox = Path::new("/bin/busybox");
-        let tar = build(busybox, &["busybox:latest".into(), "busybox:1.36".into()]).expect("build (needs busybox-static)");
+        let tar = build(busybox, &["busybox:latest".into(), "busybox:1.36".into()])
+            .expect("build (needs busybox-static)");
         let files = crate::runtime::containerd::archive::read_files(&tar).expect("read");
-        let index: serde_json::Value = serde_json::from_slice(files.get("index.json").expect("index")).expect("json");
+        let index: serde_json::Value =
+            serde_json::from_slice(files.get("index.json").expect("index")).expect("json");
         assert_eq!(index["manifests"].as_array().map(Vec::len), Some(2));
         let m = index["manifests"][0]["digest"].as_str().expect("digest");
-        let manifest = files.get(&format!("blobs/sha256/{}", m.trim_start_matches("sha256:"))).expect("manifest blob");
+        let manifest = files
+            .get(&format!("blobs/sha256/{}", m.trim_start_matches("sha256:")))
+            .expect("manifest blob");
         assert_eq!(digest(manifest), m, "blobs are content-addressed");
     }
 }

@@ -12,7 +12,8 @@ use containerd_client::services::v1::snapshots::{
     CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{
-    ApplyRequest, CreateImageRequest, GetImageRequest, Image, UpdateImageRequest, diff_client::DiffClient,
+    ApplyRequest, CreateImageRequest, GetImageRequest, Image, UpdateImageRequest,
+    diff_client::DiffClient,
 };
 use containerd_client::types::Descriptor;
 use serde_json::Value;
@@ -49,7 +50,11 @@ pub struct Resolved {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -74,7 +79,8 @@ pub async fn import(api: &Api, tar: &[u8]) -> Result<Vec<String>, String> {
         let index: Value = serde_json::from_slice(index).map_err(|e| format!("index.json: {e}"))?;
         for (path, body) in &files {
             if let Some(hex) = path.strip_prefix("blobs/sha256/") {
-                api.write_blob(&format!("sha256:{hex}"), body.clone()).await?;
+                api.write_blob(&format!("sha256:{hex}"), body.clone())
+                    .await?;
             }
         }
         for m in index["manifests"].as_array().into_iter().flatten() {
@@ -96,10 +102,13 @@ pub async fn import(api: &Api, tar: &[u8]) -> Result<Vec<String>, String> {
         }
     } else if let Some(manifest) = files.get("manifest.json") {
         // docker save: config and uncompressed layers by path; build a schema 2 manifest
-        let list: Value = serde_json::from_slice(manifest).map_err(|e| format!("manifest.json: {e}"))?;
+        let list: Value =
+            serde_json::from_slice(manifest).map_err(|e| format!("manifest.json: {e}"))?;
         for entry in list.as_array().into_iter().flatten() {
             let config_path = entry["Config"].as_str().ok_or("manifest.json: no Config")?;
-            let config = files.get(config_path).ok_or_else(|| format!("{config_path} missing"))?;
+            let config = files
+                .get(config_path)
+                .ok_or_else(|| format!("{config_path} missing"))?;
             let config_digest = digest(config);
             api.write_blob(&config_digest, config.clone()).await?;
             let mut layers = Vec::new();
@@ -173,7 +182,10 @@ pub async fn import(api: &Api, tar: &[u8]) -> Result<Vec<String>, String> {
 pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, String> {
     let name = normalize(reference);
     let mut images = ImagesClient::new(api.channel.clone());
-    let image = match images.get(api.req(GetImageRequest { name: name.clone() })).await {
+    let image = match images
+        .get(api.req(GetImageRequest { name: name.clone() }))
+        .await
+    {
         Ok(r) => r.into_inner().image,
         Err(s) if not_found(&s) => return Ok(None),
         Err(s) => return Err(err(&format!("image {name}"), s)),
@@ -183,7 +195,8 @@ pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, Str
     };
     let mut desc = (target.media_type, target.digest);
     if desc.0 == OCI_INDEX || desc.0 == DOCKER_LIST {
-        let index: Value = serde_json::from_slice(&api.read_blob(&desc.1).await?).map_err(|e| format!("index {}: {e}", desc.1))?;
+        let index: Value = serde_json::from_slice(&api.read_blob(&desc.1).await?)
+            .map_err(|e| format!("index {}: {e}", desc.1))?;
         let ms = index["manifests"].as_array().cloned().unwrap_or_default();
         let pick = ms
             .iter()
@@ -191,17 +204,28 @@ pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, Str
             .or_else(|| ms.first())
             .ok_or_else(|| format!("image {name}: empty index"))?;
         desc = (
-            pick["mediaType"].as_str().unwrap_or(OCI_MANIFEST).to_string(),
+            pick["mediaType"]
+                .as_str()
+                .unwrap_or(OCI_MANIFEST)
+                .to_string(),
             pick["digest"].as_str().unwrap_or("").to_string(),
         );
     }
-    let manifest: Value = serde_json::from_slice(&api.read_blob(&desc.1).await?).map_err(|e| format!("manifest {}: {e}", desc.1))?;
-    let config_digest = manifest["config"]["digest"].as_str().ok_or("manifest without config")?;
-    let config: Value = serde_json::from_slice(&api.read_blob(config_digest).await?).map_err(|e| format!("config: {e}"))?;
+    let manifest: Value = serde_json::from_slice(&api.read_blob(&desc.1).await?)
+        .map_err(|e| format!("manifest {}: {e}", desc.1))?;
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .ok_or("manifest without config")?;
+    let config: Value = serde_json::from_slice(&api.read_blob(config_digest).await?)
+        .map_err(|e| format!("config: {e}"))?;
     let diff_ids = strings(&config["rootfs"]["diff_ids"]);
     let layers_json = manifest["layers"].as_array().cloned().unwrap_or_default();
     if diff_ids.len() != layers_json.len() {
-        return Err(format!("image {name}: {} layers but {} diff ids", layers_json.len(), diff_ids.len()));
+        return Err(format!(
+            "image {name}: {} layers but {} diff ids",
+            layers_json.len(),
+            diff_ids.len()
+        ));
     }
     let layers = layers_json
         .iter()
@@ -247,7 +271,11 @@ pub async fn unpack(api: &Api, snapshotter: &str, image: &Resolved) -> Result<()
             Err(s) => return Err(err("stat snapshot", s)),
         }
         let key = format!("extract-{:016x}-{chain}", rand::random::<u64>());
-        let parent = if i == 0 { String::new() } else { chains[i - 1].clone() };
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            chains[i - 1].clone()
+        };
         let mounts = snaps
             .prepare(api.req(PrepareSnapshotRequest {
                 snapshotter: snapshotter.into(),
@@ -289,7 +317,6 @@ pub async fn unpack(api: &Api, snapshotter: &str, image: &Resolved) -> Result<()
                 name: chain.clone(),
                 key: key.clone(),
                 labels: labels.into_iter().collect(),
-                ..Default::default()
             }))
             .await;
         match committed {

@@ -25,15 +25,16 @@ use containerd_client::services::v1::snapshots::{PrepareSnapshotRequest, RemoveS
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::{
-    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteProcessRequest,
-    DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest, KillRequest, ListContainersRequest,
-    StartRequest, WaitRequest, container::Runtime as CRuntime,
+    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest,
+    KillRequest, ListContainersRequest, StartRequest, WaitRequest, container::Runtime as CRuntime,
 };
 use containerd_client::tonic::Code;
 use tokio::sync::broadcast;
 
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, ExecOutput, PodSandbox, Result, Runtime, RuntimeError, State, event_channel, labels,
+    ContainerConfig, ContainerInfo, ExecOutput, PodSandbox, Result, Runtime, RuntimeError, State,
+    event_channel, labels,
 };
 use api::{Api, err, not_found};
 
@@ -69,12 +70,16 @@ fn other(e: String) -> RuntimeError {
 
 fn ts(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     let t = t?;
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)).filter(|d| d.timestamp() > 0)
+    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+        .filter(|d| d.timestamp() > 0)
 }
 
 impl Containerd {
     /// Connects to containerd; pods get IPs from `pod_cidr` (without one, pods use the host network).
-    pub async fn connect(opts: Options, pod_cidr: Option<&str>) -> std::result::Result<Containerd, String> {
+    pub async fn connect(
+        opts: Options,
+        pod_cidr: Option<&str>,
+    ) -> std::result::Result<Containerd, String> {
         let api = Api::connect(&opts.address, &opts.namespace).await?;
         let network = match pod_cidr {
             Some(c) => Some(network::Network::new(&opts.node, c, &opts.data_dir)?),
@@ -112,7 +117,12 @@ impl Containerd {
 
     /// Waits for a task to exit, then tells the reconciler.
     fn watch(&self, id: &str, uid: &str) {
-        let (api, events, id, uid) = (self.api.clone(), self.events.clone(), id.to_string(), uid.to_string());
+        let (api, events, id, uid) = (
+            self.api.clone(),
+            self.events.clone(),
+            id.to_string(),
+            uid.to_string(),
+        );
         tokio::spawn(async move {
             let mut tasks = TasksClient::new(api.channel.clone());
             let _ = tasks
@@ -148,7 +158,10 @@ impl Containerd {
                 }
             }
             Err(s) if not_found(&s) => State::Exited {
-                code: l.get("io.korral.exit-code").and_then(|c| c.parse().ok()).unwrap_or(255),
+                code: l
+                    .get("io.korral.exit-code")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(255),
                 finished_at: ts(c.updated_at.as_ref()).unwrap_or_else(Utc::now),
                 reason: Some("Unknown".into()),
             },
@@ -160,7 +173,10 @@ impl Containerd {
             pod_namespace: l.get(labels::POD_NAMESPACE).cloned().unwrap_or_default(),
             pod_name: l.get(labels::POD_NAME).cloned().unwrap_or_default(),
             name: l.get(labels::CONTAINER)?.clone(),
-            attempt: l.get(labels::ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(0),
+            attempt: l
+                .get(labels::ATTEMPT)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0),
             image: c.image.clone(),
             image_id: l.get("io.korral.image.id").cloned().unwrap_or_default(),
             state,
@@ -172,7 +188,11 @@ impl Containerd {
         })
     }
 
-    fn pod_files(&self, sb: &PodSandbox, ip: &str) -> std::result::Result<Vec<(&'static str, String)>, String> {
+    fn pod_files(
+        &self,
+        sb: &PodSandbox,
+        ip: &str,
+    ) -> std::result::Result<Vec<(&'static str, String)>, String> {
         let etc = sb.dir.join("etc");
         std::fs::create_dir_all(&etc).map_err(|e| format!("{}: {e}", etc.display()))?;
         let hosts = format!(
@@ -216,7 +236,7 @@ impl Containerd {
             container_id: id.to_string(),
             exec_id: String::new(),
         }));
-        matches!(tokio::time::timeout(limit, wait).await, Ok(_))
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
 }
 
@@ -236,7 +256,11 @@ impl Runtime for Containerd {
 
     async fn run_sandbox(&self, sb: &PodSandbox) -> Result<String> {
         match (&self.network, sb.host_network) {
-            (Some(net), false) => net.setup(&sb.uid).await.map(|ip| ip.to_string()).map_err(other),
+            (Some(net), false) => net
+                .setup(&sb.uid)
+                .await
+                .map(|ip| ip.to_string())
+                .map_err(other),
             _ => Ok(crate::machine::address_towards("https://1.1.1.1:443")
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| "127.0.0.1".into())),
@@ -255,7 +279,9 @@ impl Runtime for Containerd {
             .await
             .map_err(other)?
             .ok_or_else(|| RuntimeError::ImageNotPresent(c.image.clone()))?;
-        image::unpack(&self.api, &self.opts.snapshotter, &image).await.map_err(other)?;
+        image::unpack(&self.api, &self.opts.snapshotter, &image)
+            .await
+            .map_err(other)?;
         let id = format!("{:016x}", rand::random::<u64>());
         let ip = c.pod_ip.clone().unwrap_or_default();
         let netns = match (&self.network, sb.host_network) {
@@ -270,7 +296,10 @@ impl Runtime for Containerd {
         };
         let oci = spec::build(c, &image, &files);
         if spec::args(c, &image).is_empty() {
-            return Err(RuntimeError::Invalid(format!("container {:?}: no command and the image has no entrypoint or cmd", c.name)));
+            return Err(RuntimeError::Invalid(format!(
+                "container {:?}: no command and the image has no entrypoint or cmd",
+                c.name
+            )));
         }
         let mounts = self
             .snapshots()
@@ -294,7 +323,10 @@ impl Runtime for Containerd {
         l.insert(labels::STARTED.into(), Utc::now().to_rfc3339());
         l.insert(labels::POD_IP.into(), ip);
         l.insert("io.korral.image.id".into(), image.id.clone());
-        l.insert("io.korral.log".into(), c.log_path.to_string_lossy().into_owned());
+        l.insert(
+            "io.korral.log".into(),
+            c.log_path.to_string_lossy().into_owned(),
+        );
         let container = Container {
             id: id.clone(),
             labels: l,
@@ -314,22 +346,30 @@ impl Runtime for Containerd {
         let cleanup = |me: &Self, id: String| {
             let (api, snap) = (me.api.clone(), me.opts.snapshotter.clone());
             async move {
-                let _ = ContainersClient::new(api.channel.clone()).delete(api.req(DeleteContainerRequest { id: id.clone() })).await;
+                let _ = ContainersClient::new(api.channel.clone())
+                    .delete(api.req(DeleteContainerRequest { id: id.clone() }))
+                    .await;
                 let _ = SnapshotsClient::new(api.channel.clone())
-                    .remove(api.req(RemoveSnapshotRequest { snapshotter: snap, key: id }))
+                    .remove(api.req(RemoveSnapshotRequest {
+                        snapshotter: snap,
+                        key: id,
+                    }))
                     .await;
             }
         };
         if let Err(s) = self
             .containers()
-            .create(self.api.req(CreateContainerRequest { container: Some(container) }))
+            .create(self.api.req(CreateContainerRequest {
+                container: Some(container),
+            }))
             .await
         {
             cleanup(self, id.clone()).await;
             return Err(other(err("creating the container", s)));
         }
         if let Some(parent) = c.log_path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| other(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| other(format!("{}: {e}", parent.display())))?;
         }
         let log_uri = format!("file://{}", c.log_path.display());
         let created = self
@@ -356,7 +396,12 @@ impl Runtime for Containerd {
             }))
             .await
         {
-            let _ = self.tasks().delete(self.api.req(DeleteTaskRequest { container_id: id.clone() })).await;
+            let _ = self
+                .tasks()
+                .delete(self.api.req(DeleteTaskRequest {
+                    container_id: id.clone(),
+                }))
+                .await;
             cleanup(self, id.clone()).await;
             return Err(other(err("starting the task", s)));
         }
@@ -369,7 +414,7 @@ impl Runtime for Containerd {
             .into_inner()
             .container
             .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
-        self.info(&got).await.ok_or_else(|| RuntimeError::NotFound(id))
+        self.info(&got).await.ok_or(RuntimeError::NotFound(id))
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
@@ -385,12 +430,22 @@ impl Runtime for Containerd {
     async fn remove(&self, id: &str) -> Result<()> {
         let _ = self.kill(id, 9, true).await;
         self.wait_exit(id, Duration::from_secs(10)).await;
-        match self.tasks().delete(self.api.req(DeleteTaskRequest { container_id: id.to_string() })).await {
+        match self
+            .tasks()
+            .delete(self.api.req(DeleteTaskRequest {
+                container_id: id.to_string(),
+            }))
+            .await
+        {
             Ok(_) => {}
             Err(s) if not_found(&s) => {}
             Err(s) => return Err(other(err(&format!("deleting task {id}"), s))),
         }
-        match self.containers().delete(self.api.req(DeleteContainerRequest { id: id.to_string() })).await {
+        match self
+            .containers()
+            .delete(self.api.req(DeleteContainerRequest { id: id.to_string() }))
+            .await
+        {
             Ok(_) => {}
             Err(s) if not_found(&s) => {}
             Err(s) => return Err(other(err(&format!("deleting container {id}"), s))),
@@ -409,7 +464,9 @@ impl Runtime for Containerd {
         let filter = format!("labels.\"{}\"=={}", labels::NODE, self.opts.node);
         let cs = self
             .containers()
-            .list(self.api.req(ListContainersRequest { filters: vec![filter] }))
+            .list(self.api.req(ListContainersRequest {
+                filters: vec![filter],
+            }))
             .await
             .map_err(|s| other(err("listing containers", s)))?
             .into_inner()
@@ -428,7 +485,13 @@ impl Runtime for Containerd {
             .containers()
             .get(self.api.req(GetContainerRequest { id: id.to_string() }))
             .await
-            .map_err(|s| if not_found(&s) { RuntimeError::NotFound(id.into()) } else { other(err("reading the container", s)) })?
+            .map_err(|s| {
+                if not_found(&s) {
+                    RuntimeError::NotFound(id.into())
+                } else {
+                    other(err("reading the container", s))
+                }
+            })?
             .into_inner()
             .container
             .ok_or_else(|| RuntimeError::NotFound(id.into()))?;
@@ -460,7 +523,10 @@ impl Runtime for Containerd {
             let (api, id, exec_id) = (me.api.clone(), id.to_string(), exec_id.clone());
             async move {
                 let _ = TasksClient::new(api.channel.clone())
-                    .delete_process(api.req(DeleteProcessRequest { container_id: id, exec_id }))
+                    .delete_process(api.req(DeleteProcessRequest {
+                        container_id: id,
+                        exec_id,
+                    }))
                     .await;
             }
         };
@@ -477,7 +543,8 @@ impl Runtime for Containerd {
             }));
             let (w, s) = tokio::join!(wait, start);
             s.map_err(|s| other(err("starting exec", s)))?;
-            w.map(|r| r.into_inner().exit_status).map_err(|s| other(err("waiting for exec", s)))
+            w.map(|r| r.into_inner().exit_status)
+                .map_err(|s| other(err("waiting for exec", s)))
         };
         let result = tokio::time::timeout(timeout, waited).await;
         if result.is_err() {
@@ -500,7 +567,9 @@ impl Runtime for Containerd {
                 output,
             }),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(other(format!("exec {command:?}: timed out after {timeout:?}"))),
+            Err(_) => Err(other(format!(
+                "exec {command:?}: timed out after {timeout:?}"
+            ))),
         }
     }
 
@@ -510,7 +579,12 @@ impl Runtime for Containerd {
 }
 
 /// Imports an image archive into containerd (`korral image import`).
-pub async fn import(address: &std::path::Path, namespace: &str, tar: &[u8], unpack_with: Option<&str>) -> std::result::Result<Vec<String>, String> {
+pub async fn import(
+    address: &std::path::Path,
+    namespace: &str,
+    tar: &[u8],
+    unpack_with: Option<&str>,
+) -> std::result::Result<Vec<String>, String> {
     let api = Api::connect(address, namespace).await?;
     let names = image::import(&api, tar).await?;
     if let Some(snapshotter) = unpack_with {

@@ -21,7 +21,11 @@ pub struct Network {
 
 fn short_hash(s: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    d.as_ref().iter().take(5).map(|b| format!("{b:02x}")).collect()
+    d.as_ref()
+        .iter()
+        .take(5)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The bridge name of a node (`kr-` + 8 hex digits; Linux allows 15 characters).
@@ -104,10 +108,14 @@ impl Network {
                 Ok(_) => continue,
                 Err(_) => {}
             }
-            let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&f);
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&f);
             if let Ok(mut file) = created {
                 use std::io::Write;
-                file.write_all(uid.as_bytes()).map_err(|e| format!("{}: {e}", f.display()))?;
+                file.write_all(uid.as_bytes())
+                    .map_err(|e| format!("{}: {e}", f.display()))?;
                 return Ok(addr);
             }
         }
@@ -160,7 +168,16 @@ impl Network {
             ip(&["-n", &ns, "addr", "add", &cidr, "dev", "eth0"]).await?;
             ip(&["-n", &ns, "link", "set", "eth0", "up"]).await?;
             ip(&["-n", &ns, "link", "set", "lo", "up"]).await?;
-            ip(&["-n", &ns, "route", "add", "default", "via", &self.gateway().to_string()]).await?;
+            ip(&[
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &self.gateway().to_string(),
+            ])
+            .await?;
             Ok::<(), String>(())
         }
         .await;

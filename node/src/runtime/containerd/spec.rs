@@ -11,8 +11,20 @@ use crate::runtime::containerd::image::Resolved;
 
 /// Docker's and containerd's default capabilities.
 const CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 ];
 
 /// The process to run: Kubernetes' rules for command/args over entrypoint/cmd.
@@ -29,7 +41,10 @@ pub fn env(c: &ContainerConfig, image: &Resolved, hostname: &str) -> Vec<String>
     let mut out: Vec<(String, String)> = image
         .env
         .iter()
-        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect();
     let mut set = |k: &str, v: &str| match out.iter_mut().find(|(ek, _)| ek == k) {
         Some(slot) => slot.1 = v.to_string(),
@@ -40,7 +55,10 @@ pub fn env(c: &ContainerConfig, image: &Resolved, hostname: &str) -> Vec<String>
         set(k, v);
     }
     if !out.iter().any(|(k, _)| k == "PATH") {
-        out.push(("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()));
+        out.push((
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ));
     }
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
@@ -90,7 +108,12 @@ pub fn build(c: &ContainerConfig, image: &Resolved, pod: &PodFiles<'_>) -> Value
         let mode = if m.read_only { "ro" } else { "rw" };
         mounts.push(json!({"destination": m.container_path, "type": "bind", "source": m.host_path, "options": ["rbind", "rprivate", mode]}));
     }
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     if let Some(ns) = &pod.netns {
         namespaces.push(json!({"type": "network", "path": ns}));
     }
@@ -169,7 +192,11 @@ mod tests {
             env: vec![("A".into(), "1".into()), ("PATH".into(), "/bin".into())],
             working_dir: None,
             run_as: Some((1000, None)),
-            mounts: vec![Mount { container_path: "/data".into(), host_path: PathBuf::from("/var/x"), read_only: true }],
+            mounts: vec![Mount {
+                container_path: "/data".into(),
+                host_path: PathBuf::from("/var/x"),
+                read_only: true,
+            }],
             cpu_limit_millis: Some(500),
             cpu_request_millis: Some(250),
             memory_limit_bytes: Some(64 << 20),
@@ -187,17 +214,40 @@ mod tests {
             working_dir: "/work".into(),
             ..Default::default()
         };
-        let s = build(&config(), &image, &PodFiles { hostname: "p", etc: vec![], netns: Some("/run/netns/kr-u".into()), cgroup: "/korral/x".into() });
+        let s = build(
+            &config(),
+            &image,
+            &PodFiles {
+                hostname: "p",
+                etc: vec![],
+                netns: Some("/run/netns/kr-u".into()),
+                cgroup: "/korral/x".into(),
+            },
+        );
         assert_eq!(s["process"]["args"], json!(["/bin/sh", "-c", "echo hi"]));
         assert_eq!(s["process"]["cwd"], "/work");
         assert_eq!(s["process"]["user"]["uid"], 1000);
         let env = s["process"]["env"].as_array().expect("env");
-        assert!(env.contains(&json!("PATH=/bin")) && env.contains(&json!("LANG=C")) && env.contains(&json!("A=1")));
+        assert!(
+            env.contains(&json!("PATH=/bin"))
+                && env.contains(&json!("LANG=C"))
+                && env.contains(&json!("A=1"))
+        );
         assert_eq!(s["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(s["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(s["linux"]["resources"]["cpu"]["shares"], 256);
         let mounts = s["mounts"].as_array().expect("mounts");
-        assert!(mounts.iter().any(|m| m["destination"] == "/data" && m["options"][2] == "ro"));
-        assert!(s["linux"]["namespaces"].as_array().expect("ns").iter().any(|n| n["path"] == "/run/netns/kr-u"));
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["destination"] == "/data" && m["options"][2] == "ro")
+        );
+        assert!(
+            s["linux"]["namespaces"]
+                .as_array()
+                .expect("ns")
+                .iter()
+                .any(|n| n["path"] == "/run/netns/kr-u")
+        );
     }
 }

@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, ExecOutput, Mount, PodSandbox, Result, Runtime, RuntimeError, State,
-    event_channel,
+    ContainerConfig, ContainerInfo, ExecOutput, Mount, PodSandbox, Result, Runtime, RuntimeError,
+    State, event_channel,
 };
 
 /// How the process runtime gives pods IPs.
@@ -90,7 +90,8 @@ impl Process {
     /// launching containers through `shim` (e.g. `[korral, node-shim]`).
     pub fn new(root: &Path, shim: Vec<String>, ips: PodIps) -> Result<Self> {
         for d in ["containers", "sandboxes"] {
-            std::fs::create_dir_all(root.join(d)).map_err(|e| RuntimeError::Other(format!("{}: {e}", root.display())))?;
+            std::fs::create_dir_all(root.join(d))
+                .map_err(|e| RuntimeError::Other(format!("{}: {e}", root.display())))?;
         }
         let rt = Process {
             root: root.to_path_buf(),
@@ -117,12 +118,18 @@ impl Process {
     }
 
     fn record(&self, dir: &Path) -> Result<Record> {
-        let body = std::fs::read(dir.join("record.json")).map_err(|e| RuntimeError::Other(format!("{}: {e}", dir.display())))?;
-        serde_json::from_slice(&body).map_err(|e| RuntimeError::Other(format!("{}: {e}", dir.display())))
+        let body = std::fs::read(dir.join("record.json"))
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", dir.display())))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", dir.display())))
     }
 
     fn pid(dir: &Path) -> Option<i32> {
-        std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()
+        std::fs::read_to_string(dir.join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     fn exit(dir: &Path) -> Option<shim::ExitRecord> {
@@ -217,7 +224,9 @@ impl Process {
                         return Ok(ip);
                     }
                 }
-                Err(RuntimeError::Other(format!("no loopback pod IP left for pod {uid}")))
+                Err(RuntimeError::Other(format!(
+                    "no loopback pod IP left for pod {uid}"
+                )))
             }
         }
     }
@@ -239,7 +248,8 @@ impl Runtime for Process {
             return Ok(ip.trim().to_string());
         }
         let ip = self.ip_for(&sandbox.uid)?;
-        shim::write_atomic(&f, ip.as_bytes()).map_err(|e| RuntimeError::Other(format!("{}: {e}", f.display())))?;
+        shim::write_atomic(&f, ip.as_bytes())
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", f.display())))?;
         Ok(ip)
     }
 
@@ -259,13 +269,23 @@ impl Runtime for Process {
         let mut mounts: Vec<(String, PathBuf)> = c
             .mounts
             .iter()
-            .map(|Mount { container_path, host_path, .. }| (container_path.clone(), host_path.clone()))
+            .map(
+                |Mount {
+                     container_path,
+                     host_path,
+                     ..
+                 }| (container_path.clone(), host_path.clone()),
+            )
             .collect();
         mounts.sort_by_key(|(mp, _)| std::cmp::Reverse(mp.len()));
         for a in &mut argv {
             *a = rewrite(a, &mounts);
         }
-        let mut env: Vec<(String, String)> = c.env.iter().map(|(k, v)| (k.clone(), rewrite(v, &mounts))).collect();
+        let mut env: Vec<(String, String)> = c
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), rewrite(v, &mounts)))
+            .collect();
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
@@ -275,7 +295,8 @@ impl Runtime for Process {
         let cwd = c.working_dir.as_deref().map(|w| rewrite(w, &mounts));
         let id = format!("{:016x}", rand::random::<u64>());
         let dir = self.dir(&id);
-        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::Other(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", dir.display())))?;
         let started = Utc::now();
         let rec = Record {
             id: id.clone(),
@@ -292,9 +313,11 @@ impl Runtime for Process {
             mounts: mounts.clone(),
         };
         let body = serde_json::to_vec(&rec).map_err(|e| RuntimeError::Other(e.to_string()))?;
-        shim::write_atomic(&dir.join("record.json"), &body).map_err(|e| RuntimeError::Other(e.to_string()))?;
+        shim::write_atomic(&dir.join("record.json"), &body)
+            .map_err(|e| RuntimeError::Other(e.to_string()))?;
         if let Some(parent) = c.log_path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| RuntimeError::Other(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| RuntimeError::Other(format!("{}: {e}", parent.display())))?;
         }
         let (prog, pre) = self
             .shim
@@ -334,7 +357,10 @@ impl Runtime for Process {
         while Self::pid(&dir).is_none() && !dir.join("exit").exists() {
             if tokio::time::Instant::now() > deadline {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(RuntimeError::Other(format!("the shim did not start {:?} within 10 s", c.name)));
+                return Err(RuntimeError::Other(format!(
+                    "the shim did not start {:?} within 10 s",
+                    c.name
+                )));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -378,7 +404,8 @@ impl Runtime for Process {
 
     async fn list(&self) -> Result<Vec<ContainerInfo>> {
         let mut out = Vec::new();
-        let rd = std::fs::read_dir(self.root.join("containers")).map_err(|e| RuntimeError::Other(e.to_string()))?;
+        let rd = std::fs::read_dir(self.root.join("containers"))
+            .map_err(|e| RuntimeError::Other(e.to_string()))?;
         for e in rd.flatten() {
             if let Ok(i) = self.info(&e.path()) {
                 out.push(i);
@@ -389,7 +416,9 @@ impl Runtime for Process {
 
     async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
         let dir = self.dir(id);
-        let rec = self.record(&dir).map_err(|_| RuntimeError::NotFound(id.into()))?;
+        let rec = self
+            .record(&dir)
+            .map_err(|_| RuntimeError::NotFound(id.into()))?;
         let argv: Vec<String> = command.iter().map(|a| rewrite(a, &rec.mounts)).collect();
         let (prog, args) = argv
             .split_first()
@@ -414,7 +443,9 @@ impl Runtime for Process {
                 code: 127,
                 output: format!("cannot run {prog:?}: {e}").into_bytes(),
             }),
-            Err(_) => Err(RuntimeError::Other(format!("exec {prog:?}: timed out after {timeout:?}"))),
+            Err(_) => Err(RuntimeError::Other(format!(
+                "exec {prog:?}: timed out after {timeout:?}"
+            ))),
         }
     }
 

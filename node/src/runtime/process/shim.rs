@@ -59,10 +59,19 @@ pub fn run(dir: &Path, log: &Path, argv: &[String]) -> i32 {
     if let Some(parent) = log.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    let out = match std::fs::OpenOptions::new().create(true).append(true).open(log) {
+    let out = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
         Ok(f) => f,
         Err(e) => {
-            record_exit(dir, 126, None, Some(format!("log file {}: {e}", log.display())));
+            record_exit(
+                dir,
+                126,
+                None,
+                Some(format!("log file {}: {e}", log.display())),
+            );
             return 1;
         }
     };
@@ -83,7 +92,11 @@ pub fn run(dir: &Path, log: &Path, argv: &[String]) -> i32 {
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
             let msg = format!("cannot run {program:?}: {e}");
             if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
                 let _ = writeln!(f, "{msg}");
