@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -84,7 +86,12 @@ pub fn jsonpath(s: &Server, kind: &str, name: &str, path: &str) -> String {
 
 /// The pod's Ready condition status.
 pub fn ready(s: &Server, pod: &str) -> String {
-    jsonpath(s, "pod", pod, "{.status.conditions[?(@.type==\"Ready\")].status}")
+    jsonpath(
+        s,
+        "pod",
+        pod,
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+    )
 }
 
 /// The restart count of the pod's first container.
@@ -121,22 +128,44 @@ pub fn wait_node(s: &Server, node: &NodeProc, name: &str) {
     let mut last = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
-        last = jsonpath(s, "node", name, "{.status.conditions[?(@.type==\"Ready\")].status}");
+        last = jsonpath(
+            s,
+            "node",
+            name,
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        );
         if last == "True" {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(last, "True", "node {name} not Ready; log:\n{}", tail(&node.log_text(), 40));
+    assert_eq!(
+        last,
+        "True",
+        "node {name} not Ready; log:\n{}",
+        tail(&node.log_text(), 40)
+    );
     let renew = || {
-        let o = s.kubectl(&["get", "lease", name, "-n", "kube-node-lease", "-o", "jsonpath={.spec.renewTime}"]);
+        let o = s.kubectl(&[
+            "get",
+            "lease",
+            name,
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ]);
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     let first = renew();
-    wait_for("the node's lease to be renewed", Duration::from_secs(15), || {
-        let now = renew();
-        !now.is_empty() && now != first && !first.is_empty()
-    });
+    wait_for(
+        "the node's lease to be renewed",
+        Duration::from_secs(15),
+        || {
+            let now = renew();
+            !now.is_empty() && now != first && !first.is_empty()
+        },
+    );
 }
 
 /// The last `n` lines of a text.
