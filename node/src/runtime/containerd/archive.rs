@@ -95,9 +95,11 @@ pub fn read_files(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let mut out = BTreeMap::new();
     let mut pos = 0usize;
     let mut long_name: Option<String> = None;
+    let mut ended = false;
     while pos + 512 <= data.len() {
         let h = &data[pos..pos + 512];
         if h.iter().all(|b| *b == 0) {
+            ended = true;
             break;
         }
         let size = usize::try_from(parse_octal(&h[124..136])?)
@@ -137,6 +139,9 @@ pub fn read_files(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
             _ => {}
         }
         pos = body_start + size.div_ceil(512) * 512;
+    }
+    if !ended && pos != data.len() {
+        return Err("tar: truncated archive".into());
     }
     Ok(out)
 }
