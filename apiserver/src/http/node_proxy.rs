@@ -68,7 +68,11 @@ pub async fn endpoint(app: &App, node: &str) -> ApiResult<NodeEndpoint> {
             ))
         })?
         .to_ascii_lowercase();
-    let host = if address.contains(':') { format!("[{address}]") } else { address.to_string() };
+    let host = if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    };
     Ok(NodeEndpoint {
         base: format!("https://{host}:{port}"),
         sha256,
@@ -114,7 +118,12 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -123,20 +132,26 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 /// An HTTPS client that trusts only `ep`'s certificate and presents the API server's client certificate.
 pub fn client(app: &App, ep: &NodeEndpoint) -> ApiResult<reqwest::Client> {
-    let (cert_pem, key_pem) = app
-        .node_client
-        .as_ref()
-        .ok_or_else(|| ApiError::unavailable("this API server has no client certificate for node daemons"))?;
+    let (cert_pem, key_pem) = app.node_client.as_ref().ok_or_else(|| {
+        ApiError::unavailable("this API server has no client certificate for node daemons")
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<_, _>>()
@@ -163,12 +178,23 @@ pub fn client(app: &App, ep: &NodeEndpoint) -> ApiResult<reqwest::Client> {
 }
 
 /// The log query parameters passed through to the node.
-const LOG_PARAMS: &[&str] = &["follow", "previous", "tailLines", "limitBytes", "timestamps", "sinceSeconds", "sinceTime"];
+const LOG_PARAMS: &[&str] = &[
+    "follow",
+    "previous",
+    "tailLines",
+    "limitBytes",
+    "timestamps",
+    "sinceSeconds",
+    "sinceTime",
+];
 
 /// Which container a log or exec request is for: `container=`, else the
 /// only one, else the `kubectl.kubernetes.io/default-container` annotation.
 pub fn pick_container(pod: &Value, requested: Option<&str>) -> ApiResult<String> {
-    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let names: Vec<&str> = ["/spec/initContainers", "/spec/containers"]
         .iter()
         .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
@@ -186,7 +212,9 @@ pub fn pick_container(pod: &Value, requested: Option<&str>) -> ApiResult<String>
         return if names.contains(&c) {
             Ok(c.to_string())
         } else {
-            Err(ApiError::bad_request(format!("container {c} is not valid for pod {name}")))
+            Err(ApiError::bad_request(format!(
+                "container {c} is not valid for pod {name}"
+            )))
         };
     }
     if main.len() == 1 {
@@ -206,12 +234,27 @@ pub fn pick_container(pod: &Value, requested: Option<&str>) -> ApiResult<String>
 }
 
 /// Proxies a log request for `pod` (running on `node`).
-pub async fn logs(app: &App, pod: &Value, node: &str, query: &[(String, String)]) -> ApiResult<Response> {
-    let requested = query.iter().rev().find(|(k, _)| k == "container").map(|(_, v)| v.as_str());
+pub async fn logs(
+    app: &App,
+    pod: &Value,
+    node: &str,
+    query: &[(String, String)],
+) -> ApiResult<Response> {
+    let requested = query
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "container")
+        .map(|(_, v)| v.as_str());
     let container = pick_container(pod, requested)?;
     let ep = endpoint(app, node).await?;
-    let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
-    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let ns = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let forwarded: Vec<(&str, &str)> = query
         .iter()
         .filter(|(k, _)| LOG_PARAMS.contains(&k.as_str()))
@@ -223,7 +266,9 @@ pub async fn logs(app: &App, pod: &Value, node: &str, query: &[(String, String)]
         .query(&forwarded)
         .send()
         .await
-        .map_err(|e| ApiError::unavailable(format!("cannot reach node {node:?} at {}: {e}", ep.base)))?;
+        .map_err(|e| {
+            ApiError::unavailable(format!("cannot reach node {node:?} at {}: {e}", ep.base))
+        })?;
     let code = resp.status();
     if !code.is_success() {
         let text = resp.text().await.unwrap_or_default();
