@@ -343,7 +343,10 @@ async fn run_async(mut args: Args) -> Result<(), String> {
     }
     let _ = stop_tx.send(true);
     for t in tasks {
-        let _ = t.await;
+        // the one that failed has already been awaited by select_all
+        if !t.is_finished() {
+            let _ = t.await;
+        }
     }
     match failed {
         Some(e) => Err(e),
