@@ -313,6 +313,7 @@ fn compute_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pods_come_from_the_template_with_a_controller_reference() {
