@@ -2,7 +2,8 @@
 //! `korral server` and a separate `korral controllers` process; 1,000
 //! Deployments × 10 replicas are created through the API and the clock runs
 //! until all 10,000 pods exist. Prints reconciles/s, the convergence time,
-//! and the controller process's resident memory.
+//! the controller process's resident memory, and as the peer the rate at
+//! which 16 clients create the same kind of pods straight through the API.
 //!
 //! `cargo bench --bench controllers` (`-- --deployments N` to change the size).
 
@@ -10,7 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reconcilers::runtime::{Client, ListParams, WriteParams};
+use futures_util::StreamExt;
+use reconcilers::runtime::{Client, ListParams, WatchEvent, WriteParams};
 use schemas::apps::Deployment;
 use schemas::core::Pod;
 
@@ -109,6 +111,34 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         rss_kib(controllers.id())
     };
+    // Pods are counted from a watch opened before the first create: polling
+    // lists of 10,000 pods would load the server more than the controllers.
+    let pods = client.api::<Pod>(Some("default"));
+    let want = count * usize::try_from(replicas).unwrap_or(0);
+    let since = pods
+        .list(&ListParams {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("list pods")
+        .resource_version;
+    let stream = pods
+        .watch(&ListParams::default(), &since, Duration::from_secs(120))
+        .await
+        .expect("watch pods");
+    let counter = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut seen = 0usize;
+        while seen < want {
+            match stream.next().await {
+                Some(Ok(WatchEvent::Added(_))) => seen += 1,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("pod watch failed after {seen}/{want} pods: {e}"),
+                None => panic!("pod watch ended after {seen}/{want} pods"),
+            }
+        }
+    });
     eprintln!("creating {count} deployments × {replicas} replicas…");
     let start = Instant::now();
     let api = client.api::<Deployment>(Some("default"));
@@ -127,25 +157,16 @@ async fn main() {
         t.await.expect("task");
     }
     let created = start.elapsed();
-    let pods = client.api::<Pod>(Some("default"));
-    let want = count * usize::try_from(replicas).unwrap_or(0);
     let mut peak_rss = 0;
-    loop {
+    while !counter.is_finished() {
         peak_rss = peak_rss.max(rss_kib(controllers.id()));
-        let n = pods
-            .list_all(&ListParams::default())
-            .await
-            .map(|l| l.items.len())
-            .unwrap_or(0);
-        if n >= want {
-            break;
-        }
         assert!(
             start.elapsed() < Duration::from_secs(1800),
-            "did not converge: {n}/{want} pods"
+            "did not converge within 30 minutes"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    counter.await.expect("pod counter");
     let converged = start.elapsed();
     let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await
@@ -154,6 +175,13 @@ async fn main() {
         .await
         .expect("text");
     let reconciles = metric(&text, "controller_reconciles_total");
+    // The peer in the same run: the same pods created straight through the
+    // API by 16 clients with the controllers stopped — the ceiling the
+    // controllers' pod creation can reach on this server.
+    let _ = controllers.kill();
+    let _ = controllers.wait();
+    let direct_count = want.min(5000);
+    let direct = direct_creates(&client, direct_count).await;
     println!(
         "korral controllers benchmark: {count} Deployments × {replicas} replicas ({want} pods), 2 processes on this machine"
     );
@@ -171,6 +199,20 @@ async fn main() {
         "{:<52} {:>12}",
         "pods created per second",
         format!("{:.0}", want as f64 / converged.as_secs_f64())
+    );
+    let direct_rate = direct_count as f64 / direct.as_secs_f64();
+    println!(
+        "{:<52} {:>12}",
+        format!("peer: {direct_count} pods created directly, 16 clients"),
+        format!("{direct_rate:.0}/s")
+    );
+    println!(
+        "{:<52} {:>12}",
+        "controllers' pod creation rate ÷ direct API rate",
+        format!(
+            "{:.2}x",
+            want as f64 / converged.as_secs_f64() / direct_rate
+        )
     );
     println!(
         "{:<52} {:>12}",
@@ -192,8 +234,41 @@ async fn main() {
         "controller process RSS, peak while converging",
         format!("{} MiB", peak_rss / 1024)
     );
-    let _ = controllers.kill();
     let _ = server.kill();
-    let _ = controllers.wait();
     let _ = server.wait();
+}
+
+/// Creates `n` bare pods in the `direct` namespace with 16 concurrent
+/// clients and returns how long it took.
+async fn direct_creates(client: &Client, n: usize) -> Duration {
+    let ns: schemas::core::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "direct"}}))
+            .expect("namespace");
+    client
+        .api::<schemas::core::Namespace>(None)
+        .create(&ns, &WriteParams::default())
+        .await
+        .expect("create namespace");
+    let api = client.api::<Pod>(Some("direct"));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(16) {
+                let pod: Pod = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("direct-{i:05}"), "labels": {"app": "direct"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}
+                }))
+                .expect("pod");
+                api.create(&pod, &WriteParams::default())
+                    .await
+                    .expect("create pod");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    start.elapsed()
 }

@@ -14,7 +14,9 @@ pub mod queue;
 pub mod watcher;
 
 pub use cache::{Cache, ObjectRef};
-pub use client::{Api, Client, ClientError, DeleteParams, ListParams, Patch, WriteParams};
+pub use client::{
+    Api, Client, ClientError, DeleteParams, ListParams, Patch, WatchEvent, WriteParams,
+};
 pub use controller::{Action, Controller};
 pub use informer::{Change, Informer};
 pub use leader::{LeaderElector, Timing};
