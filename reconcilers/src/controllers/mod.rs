@@ -2,7 +2,12 @@
 //! ones on shared informers (one watch per kind for all controllers),
 //! optionally behind leader election.
 
+pub mod endpoints;
+pub mod events;
 pub mod informers;
+pub mod node_health;
+pub mod options;
+pub mod scheduler;
 
 use std::sync::Arc;
 
@@ -11,9 +16,10 @@ use tokio::sync::watch;
 use crate::runtime::{Client, ControllerMetrics};
 
 pub use informers::Informers;
+pub use options::ControllerOptions;
 
 /// Every controller korral has, by name (`--controllers` accepts these).
-pub const ALL: &[&str] = &[];
+pub const ALL: &[&str] = &["scheduler", "node-health", "endpoints"];
 
 /// What every controller gets.
 #[derive(Clone)]
@@ -26,6 +32,8 @@ pub struct Context {
     pub metrics: Arc<ControllerMetrics>,
     /// Resolves when the controllers must stop.
     pub shutdown: watch::Receiver<bool>,
+    /// Tunables (grace periods, timeouts).
+    pub options: Arc<ControllerOptions>,
 }
 
 impl Context {
@@ -87,9 +95,11 @@ pub async fn run(ctx: Context, enabled: &[&'static str]) {
     }
 }
 
-#[allow(clippy::match_single_binding)] // the controllers' arms are being added
 async fn start(name: &'static str, ctx: Context) {
     match name {
+        "scheduler" => scheduler::run(ctx).await,
+        "node-health" => node_health::run(ctx).await,
+        "endpoints" => endpoints::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;
@@ -107,6 +117,20 @@ pub async fn run_elected(
     metrics: Arc<ControllerMetrics>,
     shutdown: watch::Receiver<bool>,
 ) {
+    let options = ControllerOptions::default();
+    run_elected_with(client, enabled, identity, metrics, shutdown, options).await;
+}
+
+/// [`run_elected`] with explicit [`ControllerOptions`].
+pub async fn run_elected_with(
+    client: Client,
+    enabled: Vec<&'static str>,
+    identity: String,
+    metrics: Arc<ControllerMetrics>,
+    shutdown: watch::Receiver<bool>,
+    options: ControllerOptions,
+) {
+    let options = Arc::new(options);
     use crate::runtime::{LeaderElector, Timing};
     let api = client.api::<schemas::coordination::Lease>(Some("kube-system"));
     let mut elector = LeaderElector::new(api, "korral-controllers", &identity, Timing::default());
@@ -133,6 +157,7 @@ pub async fn run_elected(
             informers: informers.clone(),
             metrics: metrics.clone(),
             shutdown: stop_rx,
+            options: options.clone(),
         };
         let enabled_now = enabled.clone();
         let running = tokio::spawn(async move { run(ctx, &enabled_now).await });
