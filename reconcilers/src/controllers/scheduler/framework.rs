@@ -507,7 +507,7 @@ mod tests {
     #[test]
     fn sampling_follows_percentage_of_nodes_to_score() {
         assert_eq!(feasible_nodes_to_find(50, 0), 50);
-        assert_eq!(feasible_nodes_to_find(100, 0), 50.max(100));
+        assert_eq!(feasible_nodes_to_find(100, 0), 100);
         // 1000 nodes: 50 - 8 = 42%
         assert_eq!(feasible_nodes_to_find(1000, 0), 420);
         // 5000 nodes: 50 - 40 = 10%

@@ -149,7 +149,7 @@ impl SchedulingQueue {
         self.seq
     }
 
-    fn to_active(&mut self, key: &ObjectRef, now: Instant) {
+    fn move_to_active(&mut self, key: &ObjectRef, now: Instant) {
         let seq = self.next_seq();
         let Some(e) = self.entries.get_mut(key) else {
             return;
@@ -165,7 +165,7 @@ impl SchedulingQueue {
         });
     }
 
-    fn to_backoff(&mut self, key: &ObjectRef) {
+    fn move_to_backoff(&mut self, key: &ObjectRef) {
         let seq = self.next_seq();
         let Some(e) = self.entries.get_mut(key) else {
             return;
@@ -194,9 +194,9 @@ impl SchedulingQueue {
                 e.info = info;
                 if changed && e.stage == Stage::Unschedulable {
                     if e.backoff_until > now {
-                        self.to_backoff(&key);
+                        self.move_to_backoff(&key);
                     } else {
-                        self.to_active(&key, now);
+                        self.move_to_active(&key, now);
                     }
                 }
             }
@@ -216,7 +216,7 @@ impl SchedulingQueue {
                         popped_at_moves: 0,
                     },
                 );
-                self.to_active(&key, now);
+                self.move_to_active(&key, now);
             }
         }
     }
@@ -249,7 +249,7 @@ impl SchedulingQueue {
                 .get(&key)
                 .is_some_and(|e| e.seq == seq && e.stage == Stage::Backoff)
             {
-                self.to_active(&key, now);
+                self.move_to_active(&key, now);
             }
         }
         let stale: Vec<ObjectRef> = self
@@ -262,7 +262,7 @@ impl SchedulingQueue {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
-            self.to_active(&k, now);
+            self.move_to_active(&k, now);
         }
     }
 
@@ -308,7 +308,7 @@ impl SchedulingQueue {
         e.backoff_until = now + backoff.unwrap_or_default();
         e.plugins = plugins;
         if e.popped_at_moves != moves {
-            self.to_backoff(key);
+            self.move_to_backoff(key);
         } else {
             let seq = self.next_seq();
             if let Some(e) = self.entries.get_mut(key) {
@@ -325,7 +325,7 @@ impl SchedulingQueue {
         if let Some(e) = self.entries.get_mut(key) {
             e.backoff_until = now + backoff.unwrap_or_default();
         }
-        self.to_backoff(key);
+        self.move_to_backoff(key);
     }
 
     /// Re-queues a pod whose binding failed (it had left the queue).
@@ -353,9 +353,9 @@ impl SchedulingQueue {
         for k in keys {
             let in_backoff = self.entries.get(&k).is_some_and(|e| e.backoff_until > now);
             if in_backoff {
-                self.to_backoff(&k);
+                self.move_to_backoff(&k);
             } else {
-                self.to_active(&k, now);
+                self.move_to_active(&k, now);
             }
         }
     }
@@ -446,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn an_event_during_the_attempt_sends_the_pod_to_backoff() {
+    fn an_event_during_the_attempt_sends_the_pod_move_to_backoff() {
         let mut q = q();
         let t = Instant::now();
         let p = info("p", 0);
