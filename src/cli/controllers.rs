@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use reconcilers::controllers;
+use std::time::Duration;
+
+use reconcilers::controllers::{self, ControllerOptions};
 use reconcilers::runtime::{Client, ControllerMetrics};
 use tokio::sync::watch;
 
@@ -28,6 +30,38 @@ pub struct Args {
     /// Serve Prometheus metrics here.
     #[arg(long, default_value = "127.0.0.1:10257")]
     metrics_addr: SocketAddr,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    schemas::duration::parse_duration(s)
+}
+
+/// Timing flags of the controllers (as kube-controller-manager's).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Tuning {
+    /// How long a node may go without heartbeats before it is marked NotReady (Unknown) and tainted unreachable.
+    #[arg(long, default_value = "40s", value_parser = duration)]
+    pub node_monitor_grace_period: Duration,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub node_monitor_period: Duration,
+    /// How long pods without a toleration for the not-ready/unreachable taints stay on such a node (pods with one use its tolerationSeconds).
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub pod_eviction_timeout: Duration,
+}
+
+impl Tuning {
+    /// The controller options these flags describe.
+    pub fn options(&self) -> ControllerOptions {
+        ControllerOptions {
+            node_monitor_grace_period: self.node_monitor_grace_period,
+            node_monitor_period: self.node_monitor_period,
+            pod_eviction_timeout: self.pod_eviction_timeout,
+            ..ControllerOptions::default()
+        }
+    }
 }
 
 /// The default leader-election identity.
@@ -42,14 +76,15 @@ pub fn start_in_process(
     kubeconfig: &Path,
     spec: &str,
     identity: String,
+    options: ControllerOptions,
 ) -> Result<(watch::Sender<bool>, tokio::task::JoinHandle<()>), String> {
     let enabled = controllers::select(spec)?;
     let client = Client::from_kubeconfig(Some(kubeconfig), "korral-controllers")
         .map_err(|e| e.to_string())?;
     let (tx, rx) = watch::channel(false);
     let metrics = ControllerMetrics::new();
-    let handle = tokio::spawn(controllers::run_elected(
-        client, enabled, identity, metrics, rx,
+    let handle = tokio::spawn(controllers::run_elected_with(
+        client, enabled, identity, metrics, rx, options,
     ));
     Ok((tx, handle))
 }
@@ -112,8 +147,9 @@ pub fn run(args: Args) -> ExitCode {
                 enabled.join(", ")
             }
         );
-        let run = tokio::spawn(controllers::run_elected(
-            client, enabled, identity, metrics, rx,
+        let options = args.tuning.options();
+        let run = tokio::spawn(controllers::run_elected_with(
+            client, enabled, identity, metrics, rx, options,
         ));
         crate::cli::server::shutdown_signal().await;
         let _ = tx.send(true);

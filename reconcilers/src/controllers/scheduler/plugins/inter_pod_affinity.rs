@@ -116,20 +116,6 @@ impl Plugin for InterPodAffinity {
         let Some(st) = cx.state.get::<FilterState>(FILTER_STATE) else {
             return Ok(());
         };
-        if !st.existing_anti.is_empty() {
-            let hit = node.labels().iter().any(|(k, v)| {
-                st.existing_anti
-                    .get(&(k.clone(), v.clone()))
-                    .is_some_and(|c| *c > 0)
-            });
-            if hit {
-                return Err(Rejection::new(
-                    self.name(),
-                    Code::Unschedulable,
-                    EXISTING_ANTI_AFFINITY_REASON,
-                ));
-            }
-        }
         let pod = cx.pod;
         if !pod.required_affinity.is_empty() {
             let all_met = pod.required_affinity.iter().all(|t| {
@@ -167,6 +153,20 @@ impl Plugin for InterPodAffinity {
                 Code::Unschedulable,
                 ANTI_AFFINITY_REASON,
             ));
+        }
+        if !st.existing_anti.is_empty() {
+            let hit = node.labels().iter().any(|(k, v)| {
+                st.existing_anti
+                    .get(&(k.clone(), v.clone()))
+                    .is_some_and(|c| *c > 0)
+            });
+            if hit {
+                return Err(Rejection::new(
+                    self.name(),
+                    Code::Unschedulable,
+                    EXISTING_ANTI_AFFINITY_REASON,
+                ));
+            }
         }
         Ok(())
     }
