@@ -3,10 +3,10 @@
 //! optionally behind leader election.
 
 pub mod endpoints;
-pub mod events;
 pub mod informers;
 pub mod node_health;
 pub mod options;
+pub mod recorder;
 pub mod scheduler;
 
 use std::sync::Arc;

@@ -23,8 +23,8 @@ use schemas::coordination::Lease;
 use schemas::core::{Node, NodeCondition, Pod, Taint, Toleration};
 
 use super::Context;
-use super::events::{NORMAL, Recorder, WARNING};
 use super::informers::PODS_BY_NODE;
+use super::recorder::{NORMAL, Recorder, WARNING};
 use crate::runtime::{DeleteParams, Patch, WriteParams};
 
 /// The namespace of node heartbeat Leases.

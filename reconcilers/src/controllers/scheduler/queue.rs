@@ -5,7 +5,7 @@
 //! their affinity or spreading needs) or, at the latest, 5 minutes.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,9 @@ pub struct SchedulingQueue {
     entries: HashMap<ObjectRef, Entry>,
     active: BinaryHeap<ActiveItem>,
     backoff: BinaryHeap<Reverse<(Instant, u64, ObjectRef)>>,
+    /// Keys in the Unschedulable stage (so events need not scan everything).
+    unschedulable: HashSet<ObjectRef>,
+    last_stale_scan: Option<Instant>,
     seq: u64,
     moves: u64,
     initial_backoff: Duration,
@@ -137,6 +140,8 @@ impl SchedulingQueue {
             entries: HashMap::new(),
             active: BinaryHeap::new(),
             backoff: BinaryHeap::new(),
+            unschedulable: HashSet::new(),
+            last_stale_scan: None,
             seq: 0,
             moves: 0,
             initial_backoff,
@@ -150,6 +155,7 @@ impl SchedulingQueue {
     }
 
     fn move_to_active(&mut self, key: &ObjectRef, now: Instant) {
+        self.unschedulable.remove(key);
         let seq = self.next_seq();
         let Some(e) = self.entries.get_mut(key) else {
             return;
@@ -166,6 +172,7 @@ impl SchedulingQueue {
     }
 
     fn move_to_backoff(&mut self, key: &ObjectRef) {
+        self.unschedulable.remove(key);
         let seq = self.next_seq();
         let Some(e) = self.entries.get_mut(key) else {
             return;
@@ -223,6 +230,7 @@ impl SchedulingQueue {
 
     /// Removes a pod (deleted, bound elsewhere, or no longer ours).
     pub fn remove(&mut self, key: &ObjectRef) {
+        self.unschedulable.remove(key);
         self.entries.remove(key);
     }
 
@@ -252,14 +260,23 @@ impl SchedulingQueue {
                 self.move_to_active(&key, now);
             }
         }
+        // the long-waiting scan runs at most once a second
+        if self
+            .last_stale_scan
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_stale_scan = Some(now);
         let stale: Vec<ObjectRef> = self
-            .entries
+            .unschedulable
             .iter()
-            .filter(|(_, e)| {
-                e.stage == Stage::Unschedulable
-                    && now.duration_since(e.unschedulable_since) >= MAX_IN_UNSCHEDULABLE
+            .filter(|k| {
+                self.entries.get(*k).is_some_and(|e| {
+                    now.saturating_duration_since(e.unschedulable_since) >= MAX_IN_UNSCHEDULABLE
+                })
             })
-            .map(|(k, _)| k.clone())
+            .cloned()
             .collect();
         for k in stale {
             self.move_to_active(&k, now);
@@ -289,6 +306,7 @@ impl SchedulingQueue {
 
     /// The pod was placed: it leaves the queue.
     pub fn done(&mut self, key: &ObjectRef) {
+        self.unschedulable.remove(key);
         self.entries.remove(key);
     }
 
@@ -315,6 +333,7 @@ impl SchedulingQueue {
                 e.stage = Stage::Unschedulable;
                 e.unschedulable_since = now;
                 e.seq = seq;
+                self.unschedulable.insert(key.clone());
             }
         }
     }
@@ -345,10 +364,14 @@ impl SchedulingQueue {
     pub fn on_event(&mut self, event: ClusterEvent, now: Instant) {
         self.moves += 1;
         let keys: Vec<ObjectRef> = self
-            .entries
+            .unschedulable
             .iter()
-            .filter(|(_, e)| e.stage == Stage::Unschedulable && event.may_help(&e.plugins))
-            .map(|(k, _)| k.clone())
+            .filter(|k| {
+                self.entries
+                    .get(*k)
+                    .is_some_and(|e| event.may_help(&e.plugins))
+            })
+            .cloned()
             .collect();
         for k in keys {
             let in_backoff = self.entries.get(&k).is_some_and(|e| e.backoff_until > now);

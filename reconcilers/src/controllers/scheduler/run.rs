@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use schemas::core::{Namespace, Node, Pod, PodCondition, Service};
 
 use crate::controllers::Context;
-use crate::controllers::events::{NORMAL, Recorder, WARNING};
+use crate::controllers::recorder::{NORMAL, Recorder, WARNING};
 use crate::runtime::{Change, ClientError, Informer, ObjectRef, Patch, WriteParams};
 
 use super::core::{Outcome, Scheduler};

@@ -133,13 +133,10 @@ impl Plugin for BalancedAllocation {
                 node.allocatable.memory,
             ),
         ];
-        let fractions: Vec<f64> = pairs
-            .iter()
-            .filter(|(_, cap)| *cap > 0)
-            .map(|(req, cap)| (*req as f64 / *cap as f64).min(1.0))
-            .collect();
-        let std = match fractions.as_slice() {
-            [a, b] => (a - b).abs() / 2.0,
+        let fraction =
+            |(req, cap): (i64, i64)| (cap > 0).then(|| (req as f64 / cap as f64).min(1.0));
+        let std = match (fraction(pairs[0]), fraction(pairs[1])) {
+            (Some(a), Some(b)) => (a - b).abs() / 2.0,
             _ => 0.0,
         };
         ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
