@@ -389,6 +389,13 @@ impl Registry {
             }
             let old = objects::decode(&kv)?;
             let mut new = change(&old)?;
+            // a resourceVersion the change set (a PUT body, or a patch that
+            // names one) must be the current one, as in Kubernetes
+            if let Some(rv) = objects::meta_str(&new, "resourceVersion").filter(|r| !r.is_empty())
+                && objects::parse_rv(rv)? != kv.mod_revision
+            {
+                return Err(ApiError::conflict(info, name));
+            }
             admission::prepare_update(info, &old, &mut new, subresource)?;
             let mut new = admission::default_and_validate(info, new)?;
             mutate(&old, &mut new)?;

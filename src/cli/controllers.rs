@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use reconcilers::controllers::{self, ControllerOptions};
-use reconcilers::runtime::{Client, ControllerMetrics};
+use reconcilers::runtime::{Client, ControllerMetrics, Timing};
 use tokio::sync::watch;
 
 use crate::cli::output;
@@ -30,11 +29,20 @@ pub struct Args {
     /// Serve Prometheus metrics here.
     #[arg(long, default_value = "127.0.0.1:10257")]
     metrics_addr: SocketAddr,
+    /// How long a leader's lease is valid without renewal.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_elect_lease_duration: Duration,
+    /// How long the leader tries to renew before giving up leadership.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    leader_elect_renew_deadline: Duration,
+    /// How often candidates retry and the leader renews.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    leader_elect_retry_period: Duration,
     #[command(flatten)]
     tuning: Tuning,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     schemas::duration::parse_duration(s)
 }
 
@@ -42,13 +50,13 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[derive(clap::Args, Clone, Debug)]
 pub struct Tuning {
     /// How long a node may go without heartbeats before it is marked NotReady (Unknown) and tainted unreachable.
-    #[arg(long, default_value = "40s", value_parser = duration)]
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
     pub node_monitor_grace_period: Duration,
     /// How often node health is checked.
-    #[arg(long, default_value = "5s", value_parser = duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub node_monitor_period: Duration,
     /// How long pods without a toleration for the not-ready/unreachable taints stay on such a node (pods with one use its tolerationSeconds).
-    #[arg(long, default_value = "5m", value_parser = duration)]
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub pod_eviction_timeout: Duration,
 }
 
@@ -84,7 +92,13 @@ pub fn start_in_process(
     let (tx, rx) = watch::channel(false);
     let metrics = ControllerMetrics::new();
     let handle = tokio::spawn(controllers::run_elected_with(
-        client, enabled, identity, metrics, rx, options,
+        client,
+        enabled,
+        identity,
+        Timing::default(),
+        metrics,
+        rx,
+        options,
     ));
     Ok((tx, handle))
 }
@@ -147,9 +161,19 @@ pub fn run(args: Args) -> ExitCode {
                 enabled.join(", ")
             }
         );
-        let options = args.tuning.options();
+        let timing = Timing {
+            lease_duration: args.leader_elect_lease_duration,
+            renew_deadline: args.leader_elect_renew_deadline,
+            retry_period: args.leader_elect_retry_period,
+        };
         let run = tokio::spawn(controllers::run_elected_with(
-            client, enabled, identity, metrics, rx, options,
+            client,
+            enabled,
+            identity,
+            timing,
+            metrics,
+            rx,
+            args.tuning.options(),
         ));
         crate::cli::server::shutdown_signal().await;
         let _ = tx.send(true);

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_kubelet;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -228,4 +230,22 @@ pub fn stdout(o: &Output) -> String {
 /// stderr of a finished command as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A child process killed (and reaped) when the guard drops, even when the
+/// test panics.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Kills the process now.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

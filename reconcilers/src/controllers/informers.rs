@@ -38,6 +38,13 @@ impl Informers {
 
     /// The informer of kind `K` (all namespaces), started on first use.
     pub fn get<K: Resource>(&self) -> Informer<K> {
+        // pods always carry the by-node index, whoever asks first
+        if K::PLURAL == "pods" && K::GROUP.is_empty() {
+            let any: Box<dyn Any> = Box::new(self.pods());
+            if let Ok(informer) = any.downcast::<Informer<K>>() {
+                return *informer;
+            }
+        }
         let extra: Vec<(&'static str, IndexFn<K>)> = Vec::new();
         self.get_with(extra)
     }

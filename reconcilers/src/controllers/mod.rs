@@ -2,11 +2,18 @@
 //! ones on shared informers (one watch per kind for all controllers),
 //! optionally behind leader election.
 
+pub mod deployment;
 pub mod endpoints;
+pub mod events;
+pub mod expectations;
+pub mod garbage_collector;
 pub mod informers;
+pub mod namespace;
 pub mod node_health;
 pub mod options;
+pub mod podutil;
 pub mod recorder;
+pub mod replicaset;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -15,11 +22,20 @@ use tokio::sync::watch;
 
 use crate::runtime::{Client, ControllerMetrics};
 
+pub use events::record_event;
 pub use informers::Informers;
 pub use options::ControllerOptions;
 
 /// Every controller korral has, by name (`--controllers` accepts these).
-pub const ALL: &[&str] = &["scheduler", "node-health", "endpoints"];
+pub const ALL: &[&str] = &[
+    "replicaset",
+    "deployment",
+    "garbage-collector",
+    "namespace",
+    "scheduler",
+    "node-health",
+    "endpoints",
+];
 
 /// What every controller gets.
 #[derive(Clone)]
@@ -97,6 +113,10 @@ pub async fn run(ctx: Context, enabled: &[&'static str]) {
 
 async fn start(name: &'static str, ctx: Context) {
     match name {
+        "replicaset" => replicaset::run(ctx).await,
+        "deployment" => deployment::run(ctx).await,
+        "garbage-collector" => garbage_collector::run(ctx).await,
+        "namespace" => namespace::run(ctx).await,
         "scheduler" => scheduler::run(ctx).await,
         "node-health" => node_health::run(ctx).await,
         "endpoints" => endpoints::run(ctx).await,
@@ -114,11 +134,15 @@ pub async fn run_elected(
     client: Client,
     enabled: Vec<&'static str>,
     identity: String,
+    timing: crate::runtime::Timing,
     metrics: Arc<ControllerMetrics>,
     shutdown: watch::Receiver<bool>,
 ) {
     let options = ControllerOptions::default();
-    run_elected_with(client, enabled, identity, metrics, shutdown, options).await;
+    run_elected_with(
+        client, enabled, identity, timing, metrics, shutdown, options,
+    )
+    .await;
 }
 
 /// [`run_elected`] with explicit [`ControllerOptions`].
@@ -126,14 +150,19 @@ pub async fn run_elected_with(
     client: Client,
     enabled: Vec<&'static str>,
     identity: String,
+    timing: crate::runtime::Timing,
     metrics: Arc<ControllerMetrics>,
     shutdown: watch::Receiver<bool>,
     options: ControllerOptions,
 ) {
     let options = Arc::new(options);
-    use crate::runtime::{LeaderElector, Timing};
+    use crate::runtime::LeaderElector;
+    if enabled.is_empty() {
+        // nothing to run: do not take the lease from processes that have controllers
+        return;
+    }
     let api = client.api::<schemas::coordination::Lease>(Some("kube-system"));
-    let mut elector = LeaderElector::new(api, "korral-controllers", &identity, Timing::default());
+    let mut elector = LeaderElector::new(api, "korral-controllers", &identity, timing);
     let stopped = |rx: watch::Receiver<bool>| {
         let mut rx = rx;
         async move {
@@ -175,4 +204,23 @@ pub async fn run_elected_with(
         }
         tracing::warn!(identity = %identity, "leadership lost; controllers stopped, standing by");
     }
+}
+
+/// A merge patch that replaces an object's `status` with `new`: fields the
+/// old status had and the new one omits are set to null (a merge patch
+/// would otherwise keep them).
+pub fn status_patch<T: serde::Serialize>(old: Option<&T>, new: &T) -> crate::runtime::Patch {
+    let new_v = serde_json::to_value(new).unwrap_or(serde_json::Value::Null);
+    let mut status = new_v.clone();
+    if let (Some(serde_json::Value::Object(old_m)), serde_json::Value::Object(new_m)) = (
+        old.map(|o| serde_json::to_value(o).unwrap_or_default()),
+        &mut status,
+    ) {
+        for k in old_m.keys() {
+            if !new_m.contains_key(k) {
+                new_m.insert(k.clone(), serde_json::Value::Null);
+            }
+        }
+    }
+    crate::runtime::Patch::Merge(serde_json::json!({ "status": status }))
 }

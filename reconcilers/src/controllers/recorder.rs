@@ -1,4 +1,4 @@
-//! An Event recorder as client-go's: core/v1 Events about an object, named
+//! An Event recorder as client-go's (`record.EventRecorder`): core/v1 Events about an object, named
 //! `<object>.<hex nanos>`, with the component as `source` and
 //! `reportingComponent`, and repeats of the same event (same object, type,
 //! reason and message) folded into one Event whose `count` and

@@ -60,6 +60,8 @@ pub const BY_NAMESPACE: &str = "namespace";
 pub const BY_OWNER: &str = "owner";
 /// Index by `key=value` label pairs.
 pub const BY_LABEL: &str = "label";
+/// Index by the object's own uid.
+pub const BY_UID: &str = "uid";
 
 /// A read handle on the cache (cheap to clone).
 pub struct Cache<K> {
@@ -110,6 +112,10 @@ fn default_indexes<K: Resource>() -> Vec<(&'static str, IndexFn<K>)> {
                     .map(|(a, b)| format!("{a}={b}"))
                     .collect()
             }),
+        ),
+        (
+            BY_UID,
+            Arc::new(|k: &K| k.metadata().uid.clone().into_iter().collect()),
         ),
     ]
 }
@@ -251,6 +257,11 @@ impl<K: Resource> Cache<K> {
     /// Objects that name `uid` as an owner.
     pub fn owned_by(&self, uid: &str) -> Vec<Arc<K>> {
         self.by_index(BY_OWNER, uid)
+    }
+
+    /// The object with this uid.
+    pub fn by_uid(&self, uid: &str) -> Option<Arc<K>> {
+        self.by_index(BY_UID, uid).into_iter().next()
     }
 
     /// Objects with label `key=value`.

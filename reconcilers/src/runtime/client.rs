@@ -656,3 +656,125 @@ mod tests {
         );
     }
 }
+
+/// The API of a kind known only at run time (the garbage collector, the
+/// namespace controller): the same verbs on JSON values.
+#[derive(Clone)]
+pub struct DynApi {
+    client: Client,
+    info: &'static schemas::KindInfo,
+    namespace: Option<String>,
+}
+
+impl Client {
+    /// A dynamic API for `info` in `namespace` (`None`: all namespaces / cluster-scoped).
+    pub fn dynamic(&self, info: &'static schemas::KindInfo, namespace: Option<&str>) -> DynApi {
+        DynApi {
+            client: self.clone(),
+            info,
+            namespace: namespace.filter(|_| info.namespaced).map(str::to_string),
+        }
+    }
+}
+
+impl DynApi {
+    fn collection(&self) -> String {
+        let base = if self.info.group.is_empty() {
+            format!("/api/{}", self.info.version)
+        } else {
+            format!("/apis/{}/{}", self.info.group, self.info.version)
+        };
+        match &self.namespace {
+            Some(ns) => format!("{base}/namespaces/{ns}/{}", self.info.plural),
+            None => format!("{base}/{}", self.info.plural),
+        }
+    }
+
+    fn item(&self, name: &str) -> String {
+        format!("{}/{name}", self.collection())
+    }
+
+    /// Reads an object; `None` when it does not exist.
+    pub async fn get_opt(&self, name: &str) -> Result<Option<Value>> {
+        match self
+            .client
+            .send(self.client.req(reqwest::Method::GET, &self.item(name)))
+            .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists every object (following continue tokens).
+    pub async fn list_all(&self) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut cont: Option<String> = None;
+        loop {
+            let mut q = vec![("limit", "500".to_string())];
+            if let Some(c) = &cont {
+                q.push(("continue", c.clone()));
+            }
+            let v = self
+                .client
+                .send(
+                    self.client
+                        .req(reqwest::Method::GET, &self.collection())
+                        .query(&q),
+                )
+                .await?;
+            if let Some(Value::Array(items)) = v.get("items") {
+                out.extend(items.iter().cloned());
+            }
+            cont = v["metadata"]["continue"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            if cont.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Patches an object.
+    pub async fn patch(&self, name: &str, patch: &Patch, p: &WriteParams) -> Result<Value> {
+        let body =
+            serde_json::to_vec(patch.body()).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let r = self
+            .client
+            .req(reqwest::Method::PATCH, &self.item(name))
+            .query(&write_query(p))
+            .header(reqwest::header::CONTENT_TYPE, patch.content_type())
+            .body(body);
+        self.client.send(r).await
+    }
+
+    /// Deletes an object; `Ok(())` also when deletion is pending.
+    pub async fn delete(&self, name: &str, p: &DeleteParams) -> Result<()> {
+        let mut body = serde_json::json!({"kind": "DeleteOptions", "apiVersion": "v1"});
+        if let Some(pp) = &p.propagation_policy {
+            body["propagationPolicy"] = serde_json::json!(pp);
+        }
+        if let Some(g) = p.grace_period_seconds {
+            body["gracePeriodSeconds"] = serde_json::json!(g);
+        }
+        if p.precondition_uid.is_some() || p.precondition_resource_version.is_some() {
+            body["preconditions"] = serde_json::json!({"uid": p.precondition_uid, "resourceVersion": p.precondition_resource_version});
+        }
+        let r = self
+            .client
+            .req(reqwest::Method::DELETE, &self.item(name))
+            .json(&body);
+        self.client.send(r).await.map(|_| ())
+    }
+
+    /// Replaces a subresource (e.g. a namespace's `finalize`).
+    pub async fn replace_subresource(&self, name: &str, sub: &str, obj: &Value) -> Result<Value> {
+        let r = self
+            .client
+            .req(reqwest::Method::PUT, &format!("{}/{sub}", self.item(name)))
+            .json(obj);
+        self.client.send(r).await
+    }
+}

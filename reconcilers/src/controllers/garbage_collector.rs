@@ -1,0 +1,378 @@
+//! The garbage collector, after Kubernetes': objects whose owners (by
+//! ownerReferences) are all gone are deleted; owners deleted in the
+//! foreground (`foregroundDeletion` finalizer) wait until their dependents
+//! are gone; owners deleted with `orphan` have their dependents' references
+//! to them removed, then lose the finalizer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use schemas::{KindInfo, OwnerReference, Resource};
+
+use crate::controllers::Context;
+use crate::runtime::{Cache, ClientError, DeleteParams, Informer, Patch, Queue, WriteParams};
+
+const MANAGER: &str = "garbage-collector";
+
+/// What the collector knows of any object.
+#[derive(Clone, Debug)]
+struct Node {
+    info: &'static KindInfo,
+    namespace: Option<String>,
+    name: String,
+    uid: String,
+    owners: Vec<OwnerReference>,
+    deleting: bool,
+    finalizers: Vec<String>,
+}
+
+/// One kind's cache, seen through [`Node`]s.
+trait Graph: Send + Sync {
+    fn by_uid(&self, uid: &str) -> Option<Node>;
+    fn owned_by(&self, uid: &str) -> Vec<Node>;
+}
+
+struct Typed<K> {
+    cache: Cache<K>,
+    info: &'static KindInfo,
+}
+
+fn node<K: Resource>(k: &K, info: &'static KindInfo) -> Node {
+    let m = k.metadata();
+    Node {
+        info,
+        namespace: m.namespace.clone().filter(|_| K::NAMESPACED),
+        name: m.name().to_string(),
+        uid: m.uid.clone().unwrap_or_default(),
+        owners: m.owner_references.clone().unwrap_or_default(),
+        deleting: m.deletion_timestamp.is_some(),
+        finalizers: m.finalizers.clone().unwrap_or_default(),
+    }
+}
+
+impl<K: Resource> Graph for Typed<K> {
+    fn by_uid(&self, uid: &str) -> Option<Node> {
+        self.cache.by_uid(uid).map(|k| node(k.as_ref(), self.info))
+    }
+    fn owned_by(&self, uid: &str) -> Vec<Node> {
+        self.cache
+            .owned_by(uid)
+            .iter()
+            .map(|k| node(k.as_ref(), self.info))
+            .collect()
+    }
+}
+
+struct State {
+    ctx: Context,
+    graphs: Vec<Arc<dyn Graph>>,
+    queue: Queue<String>,
+}
+
+fn feed<K: Resource>(
+    informer: &Informer<K>,
+    queue: Queue<String>,
+    graphs: Arc<Vec<Arc<dyn Graph>>>,
+) {
+    let mut rx = informer.subscribe();
+    let cache = informer.cache();
+    tokio::spawn(async move {
+        cache.wait_synced().await;
+        let enqueue_all = |q: &Queue<String>| {
+            for o in cache.all() {
+                let m = o.metadata();
+                let interesting = m.owner_references.as_ref().is_some_and(|r| !r.is_empty())
+                    || m.deletion_timestamp.is_some();
+                if interesting && let Some(uid) = &m.uid {
+                    q.add(uid.clone());
+                }
+            }
+        };
+        enqueue_all(&queue);
+        loop {
+            match rx.recv().await {
+                Ok(change) => match change.as_ref() {
+                    crate::runtime::Change::Applied { new, .. } => {
+                        if let Some(uid) = &new.metadata().uid {
+                            queue.add(uid.clone());
+                        }
+                    }
+                    crate::runtime::Change::Deleted(o) => {
+                        // its dependents may now be orphaned
+                        if let Some(uid) = &o.metadata().uid {
+                            for g in graphs.iter() {
+                                for d in g.owned_by(uid) {
+                                    queue.add(d.uid);
+                                }
+                            }
+                        }
+                    }
+                    crate::runtime::Change::Resynced => enqueue_all(&queue),
+                },
+                Err(RecvError::Lagged(_)) => enqueue_all(&queue),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// Runs the collector until shutdown.
+pub async fn run(ctx: Context) {
+    use schemas::apps::{Deployment, ReplicaSet};
+    use schemas::coordination::Lease;
+    use schemas::core::{ConfigMap, Endpoints, Namespace, Node as CoreNode, Pod, Secret, Service};
+    use schemas::korral::{DriftReport, GitSource};
+
+    macro_rules! kinds {
+        ($($k:ty),*) => {{
+            let mut graphs: Vec<Arc<dyn Graph>> = Vec::new();
+            let mut starters: Vec<Box<dyn Fn(Queue<String>, Arc<Vec<Arc<dyn Graph>>>) + Send>> = Vec::new();
+            $(
+                let inf = ctx.informers.get::<$k>();
+                if let Ok(info) = schemas::lookup(<$k as Resource>::API_VERSION, <$k as Resource>::KIND) {
+                    graphs.push(Arc::new(Typed { cache: inf.cache(), info }));
+                    starters.push(Box::new(move |q, g| feed(&inf, q, g)));
+                }
+            )*
+            (graphs, starters)
+        }};
+    }
+    let (graphs, starters) = kinds!(
+        Pod,
+        ReplicaSet,
+        Deployment,
+        Service,
+        Endpoints,
+        ConfigMap,
+        Secret,
+        Namespace,
+        CoreNode,
+        Lease,
+        GitSource,
+        DriftReport
+    );
+    let queue: Queue<String> = Queue::new();
+    let shared = Arc::new(graphs.clone());
+    for s in starters {
+        s(queue.clone(), shared.clone());
+    }
+    let state = Arc::new(State {
+        ctx: ctx.clone(),
+        graphs,
+        queue: queue.clone(),
+    });
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let state = state.clone();
+        workers.push(tokio::spawn(async move {
+            while let Some(uid) = state.queue.get().await {
+                let started = std::time::Instant::now();
+                let result = process(&state, &uid).await;
+                state.ctx.metrics.reconciled("garbage-collector", started.elapsed(), result.is_err());
+                match result {
+                    Ok(Some(after)) => {
+                        state.queue.forget(&uid);
+                        state.queue.add_after(uid.clone(), after);
+                    }
+                    Ok(None) => state.queue.forget(&uid),
+                    Err(e) => {
+                        tracing::warn!(uid = %uid, error = %e, "garbage collection failed; will retry");
+                        state.queue.add_rate_limited(uid.clone());
+                    }
+                }
+                state.queue.done(&uid);
+                let (adds, retries) = state.queue.counters();
+                state.ctx.metrics.queue("garbage-collector", state.queue.len(), adds, retries);
+            }
+        }));
+    }
+    ctx.stopped().await;
+    queue.shutdown();
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
+impl State {
+    fn find(&self, uid: &str) -> Option<Node> {
+        self.graphs.iter().find_map(|g| g.by_uid(uid))
+    }
+
+    fn dependents(&self, uid: &str) -> Vec<Node> {
+        self.graphs.iter().flat_map(|g| g.owned_by(uid)).collect()
+    }
+
+    /// Whether an owner reference points at a live object, confirmed with the
+    /// API when the cache does not have it (it may just be slow).
+    async fn owner_exists(
+        &self,
+        dependent: &Node,
+        owner: &OwnerReference,
+    ) -> Result<bool, ClientError> {
+        if self.find(&owner.uid).is_some() {
+            return Ok(true);
+        }
+        let Ok(info) = schemas::lookup(&owner.api_version, &owner.kind) else {
+            // a kind korral does not serve cannot exist here
+            return Ok(false);
+        };
+        let ns = dependent.namespace.as_deref().filter(|_| info.namespaced);
+        match self
+            .ctx
+            .client
+            .dynamic(info, ns)
+            .get_opt(&owner.name)
+            .await?
+        {
+            Some(v) => {
+                Ok(v.pointer("/metadata/uid").and_then(Value::as_str) == Some(owner.uid.as_str()))
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn remove_finalizer(&self, n: &Node, finalizer: &str) -> Result<(), ClientError> {
+        let remaining: Vec<&String> = n.finalizers.iter().filter(|f| *f != finalizer).collect();
+        let api = self.ctx.client.dynamic(n.info, n.namespace.as_deref());
+        let Some(current) = api.get_opt(&n.name).await? else {
+            return Ok(());
+        };
+        let rv = current
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let patch = json!({"metadata": {"finalizers": if remaining.is_empty() { Value::Null } else { json!(remaining) }, "resourceVersion": rv}});
+        match api
+            .patch(
+                &n.name,
+                &Patch::Merge(patch),
+                &WriteParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn drop_owner_refs(&self, d: &Node, gone: &[String]) -> Result<(), ClientError> {
+        let keep: Vec<&OwnerReference> =
+            d.owners.iter().filter(|o| !gone.contains(&o.uid)).collect();
+        let api = self.ctx.client.dynamic(d.info, d.namespace.as_deref());
+        let patch = json!({"metadata": {"ownerReferences": if keep.is_empty() { Value::Null } else { json!(keep) }, "uid": d.uid}});
+        match api
+            .patch(
+                &d.name,
+                &Patch::Merge(patch),
+                &WriteParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete(&self, n: &Node, policy: &str) -> Result<(), ClientError> {
+        tracing::info!(kind = n.info.kind, namespace = ?n.namespace, name = %n.name, policy, "deleting dependent whose owners are gone");
+        let dp = DeleteParams {
+            propagation_policy: Some(policy.into()),
+            precondition_uid: Some(n.uid.clone()),
+            ..Default::default()
+        };
+        match self
+            .ctx
+            .client
+            .dynamic(n.info, n.namespace.as_deref())
+            .delete(&n.name, &dp)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One object's collection; `Some(d)` asks to look again after `d`.
+async fn process(state: &State, uid: &str) -> Result<Option<Duration>, ClientError> {
+    let Some(n) = state.find(uid) else {
+        return Ok(None);
+    };
+    // as an owner being deleted
+    if n.deleting {
+        if n.finalizers.iter().any(|f| f == "orphan") {
+            for d in state.dependents(&n.uid) {
+                state
+                    .drop_owner_refs(&d, std::slice::from_ref(&n.uid))
+                    .await?;
+            }
+            state.remove_finalizer(&n, "orphan").await?;
+            return Ok(None);
+        }
+        if n.finalizers.iter().any(|f| f == "foregroundDeletion") {
+            let deps = state.dependents(&n.uid);
+            let blocking: Vec<&Node> = deps
+                .iter()
+                .filter(|d| {
+                    d.owners
+                        .iter()
+                        .any(|o| o.uid == n.uid && o.block_owner_deletion == Some(true))
+                })
+                .collect();
+            for d in &deps {
+                if !d.deleting {
+                    let has_own = !state.dependents(&d.uid).is_empty();
+                    state
+                        .delete(d, if has_own { "Foreground" } else { "Background" })
+                        .await?;
+                }
+            }
+            if blocking.is_empty() {
+                state.remove_finalizer(&n, "foregroundDeletion").await?;
+                return Ok(None);
+            }
+            // dependents are going; their deletions requeue this owner
+            return Ok(Some(Duration::from_secs(2)));
+        }
+    }
+    // as a dependent
+    if n.owners.is_empty() {
+        return Ok(None);
+    }
+    let mut gone = Vec::new();
+    let mut foreground_owner = false;
+    for o in &n.owners {
+        if state.owner_exists(&n, o).await? {
+            if let Some(owner) = state.find(&o.uid)
+                && owner.deleting
+                && owner.finalizers.iter().any(|f| f == "foregroundDeletion")
+            {
+                foreground_owner = true;
+            }
+        } else {
+            gone.push(o.uid.clone());
+        }
+    }
+    if gone.len() == n.owners.len() {
+        if !n.deleting {
+            state.delete(&n, "Background").await?;
+        }
+    } else if !gone.is_empty() {
+        state.drop_owner_refs(&n, &gone).await?;
+    } else if foreground_owner && !n.deleting {
+        state.delete(&n, "Background").await?;
+    }
+    Ok(None)
+}
