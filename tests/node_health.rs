@@ -1,9 +1,10 @@
 //! Node health end to end: three simulated nodes heartbeat through their
 //! Leases; one stops. After the (shortened) grace period it turns
 //! NotReady/Unknown with the unreachable taints, its pods are marked not
-//! ready and evicted once their `tolerationSeconds` run out, a replacement
-//! is scheduled on the healthy nodes, and when the heartbeat resumes the
-//! node recovers. Cordon, drain and uncordon work with the real kubectl.
+//! ready and evicted once their `tolerationSeconds` run out, the replicaset
+//! controller replaces them and the scheduler puts the replacements on the
+//! healthy nodes; when the heartbeat resumes the node recovers. Cordon,
+//! drain and uncordon work with the real kubectl.
 
 mod sim;
 mod support;
@@ -58,6 +59,30 @@ fn terminating(sim: &Sim, pod: &str) -> bool {
         .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
 }
 
+/// The Deployment's pods: (name, node, terminating).
+fn web_pods(sim: &Sim) -> Vec<(String, String, bool)> {
+    let params = reconcilers::runtime::ListParams {
+        label_selector: Some("app=web".into()),
+        ..Default::default()
+    };
+    sim.block(
+        sim.client
+            .api::<schemas::core::Pod>(Some("default"))
+            .list(&params),
+    )
+    .expect("list pods")
+    .items
+    .into_iter()
+    .map(|p| {
+        (
+            p.metadata.name().to_string(),
+            node_of(&p),
+            p.metadata.deletion_timestamp.is_some(),
+        )
+    })
+    .collect()
+}
+
 fn pod_ready(sim: &Sim, pod: &str) -> Option<String> {
     sim.pod("default", pod)?
         .status?
@@ -71,7 +96,7 @@ fn pod_ready(sim: &Sim, pod: &str) -> Option<String> {
 fn a_silent_node_turns_not_ready_and_its_pods_are_evicted_and_replaced() {
     let s = Server::start_with(&[
         "--controllers",
-        "scheduler,node-health",
+        "scheduler,node-health,replicaset,deployment",
         "--node-monitor-grace-period",
         "2s",
         "--node-monitor-period",
@@ -86,27 +111,37 @@ fn a_silent_node_turns_not_ready_and_its_pods_are_evicted_and_replaced() {
     let on_n3 = "  nodeSelector: {kubernetes.io/hostname: n3}\n";
     let short = "  tolerations:\n  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}\n  - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}\n";
     let forever = "  tolerations: [{operator: Exists}]\n";
+    // three replicas of 1 CPU on three 4-CPU nodes: one per node
+    let template_tolerations: String = short.lines().map(|l| format!("    {l}\n")).collect();
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n        resources: {{requests: {{cpu: \"1\"}}}}\n{template_tolerations}---\n"
+    );
     let yaml = [
-        pod_yaml("victim", &format!("{on_n3}{short}")),
+        deployment,
         // the API server gives it the default 300 s tolerations
         pod_yaml("patient", on_n3),
         pod_yaml("stubborn", &format!("{on_n3}{forever}")),
-        pod_yaml(
-            "bystander",
-            "  nodeSelector: {kubernetes.io/hostname: n1}\n",
-        ),
     ]
     .concat();
     apply(&s, &yaml);
     wait_for("the pods to be bound", WAIT, || {
-        ["victim", "patient", "stubborn", "bystander"]
-            .iter()
-            .all(|p| {
+        let web = web_pods(&sim);
+        web.len() == 3
+            && web.iter().all(|(_, node, _)| !node.is_empty())
+            && ["patient", "stubborn"].iter().all(|p| {
                 sim.pod("default", p)
                     .is_some_and(|p| !node_of(&p).is_empty())
             })
     });
-    sim.pod_status("default", "victim", "10.244.3.2", true);
+    let mut nodes: Vec<String> = web_pods(&sim).into_iter().map(|(_, n, _)| n).collect();
+    nodes.sort();
+    assert_eq!(nodes, vec!["n1", "n2", "n3"], "one replica per node");
+    let victim = web_pods(&sim)
+        .into_iter()
+        .find(|(_, n, _)| n == "n3")
+        .map(|(name, _, _)| name)
+        .expect("a replica on n3");
+    sim.pod_status("default", &victim, "10.244.3.2", true);
     sim.pod_status("default", "patient", "10.244.3.3", true);
     // with heartbeats, nodes stay Ready and untainted
     assert_eq!(ready(&sim, "n3"), "True");
@@ -136,33 +171,32 @@ fn a_silent_node_turns_not_ready_and_its_pods_are_evicted_and_replaced() {
     });
 
     // evicted once its 2 s toleration runs out; the others stay
-    wait_for("the victim to be evicted", WAIT, || {
-        terminating(&sim, "victim")
+    wait_for("the replica on n3 to be evicted", WAIT, || {
+        terminating(&sim, &victim)
     });
     assert!(
         !terminating(&sim, "patient"),
         "300 s toleration: still there"
     );
     assert!(!terminating(&sim, "stubborn"), "tolerates everything");
-    assert!(!terminating(&sim, "bystander"), "on a healthy node");
     let events = s.ok(&[
         "get",
         "events",
         "--field-selector",
-        "involvedObject.name=victim,reason=TaintManagerEviction",
+        &format!("involvedObject.name={victim},reason=TaintManagerEviction"),
         "-o",
         "jsonpath={.items[*].message}",
     ]);
-    assert_eq!(events, "Marking for deletion Pod default/victim");
+    assert_eq!(events, format!("Marking for deletion Pod default/{victim}"));
 
-    // its replacement goes to a healthy node
-    apply(&s, &pod_yaml("victim-2", short));
-    wait_for("the replacement to be bound", WAIT, || {
-        sim.pod("default", "victim-2")
-            .is_some_and(|p| !node_of(&p).is_empty())
+    // the replicaset controller replaces it; the scheduler keeps it off n3
+    wait_for("a replacement on a healthy node", WAIT, || {
+        let live: Vec<(String, String, bool)> = web_pods(&sim)
+            .into_iter()
+            .filter(|(_, _, terminating)| !terminating)
+            .collect();
+        live.len() == 3 && live.iter().all(|(_, n, _)| n == "n1" || n == "n2")
     });
-    let placed = node_of(&sim.pod("default", "victim-2").expect("victim-2"));
-    assert!(placed == "n1" || placed == "n2", "placed on {placed}");
 
     // the heartbeat resumes: Ready again, taints gone
     beat.resume("n3");
