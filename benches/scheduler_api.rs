@@ -1,11 +1,11 @@
 //! Benchmark of the scheduler end to end through the API, on this machine:
 //! a `korral server` and a separate `korral controllers --controllers
 //! scheduler` process; simulated nodes (Node objects only, no containers)
-//! from scheduler_perf's `node-default.yaml`; 1,000 pods placed first, then
-//! 10,000 pods from its `pod-default.yaml` created through the API as fast as
-//! 16 clients can, while a watch records when each is bound. Prints pods
-//! bound per second and the p50/p99 of creation → bound, for 100, 1,000 and
-//! 5,000 nodes.
+//! from scheduler_perf's `node-default.yaml`; 1,000 pods already bound, then
+//! 10,000 pods from its `pod-default.yaml`, either all created before the
+//! scheduler starts (backlog: binding throughput) or created by 16 clients
+//! while it runs (streaming: creation → bound latency); a watch records when
+//! each is bound. For 100, 1,000 and 5,000 nodes.
 //!
 //! `cargo bench --bench scheduler_api` (`-- --quick`: 1,000 pods;
 //! `-- --nodes N` for one size).
@@ -45,6 +45,8 @@ fn node(i: usize, cpu: &str, memory: &str) -> Node {
     let capacity = json!({"pods": "110", "cpu": cpu, "memory": memory});
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+        // simulated nodes bring their own pod CIDR, as kwok's do
+        "spec": {"podCIDR": format!("100.{}.{}.0/24", 64 + i / 256, i % 256)},
         "status": {"capacity": capacity, "allocatable": capacity,
             "conditions": [{"type": "Ready", "status": "True"}], "phase": "Running"}
     }))
@@ -101,14 +103,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 struct Row {
     nodes: usize,
+    mode: &'static str,
     bound: usize,
     window: Duration,
     p50: Duration,
     p99: Duration,
-    create_rate: f64,
+    create_rate: Option<f64>,
 }
 
-async fn run(nodes: usize, init: usize, measured: usize) -> Row {
+/// One run: `backlog` creates every pod before the scheduler starts (pure
+/// scheduling + binding throughput through the API, like scheduler_perf's);
+/// otherwise pods are created while it runs (creation → bound latency).
+async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mut server = spawn(
@@ -145,20 +151,23 @@ async fn run(nodes: usize, init: usize, measured: usize) -> Row {
         None,
     )
     .await;
-    let mut scheduler = spawn(
-        &[
-            "controllers",
-            "--controllers",
-            "scheduler",
-            "--kubeconfig",
-            &dir.path().join("controller.kubeconfig").to_string_lossy(),
-            "--metrics-addr",
-            &format!("127.0.0.1:{}", free_port()),
-        ],
-        &dir.path().join("scheduler.log"),
-    );
     let pods = client.api::<Pod>(Some("default"));
-    // the watch starts before any pod exists, so it sees every binding
+    // the init pods arrive bound (spread round-robin), taking their share of the nodes
+    create_all(
+        pods.clone(),
+        (0..init)
+            .map(|i| {
+                let mut p = pod("init", i);
+                if let Some(s) = p.spec.as_mut() {
+                    s.node_name = Some(format!("scheduler-perf-{}", i % nodes));
+                }
+                p
+            })
+            .collect(),
+        None,
+    )
+    .await;
+    // the watch starts before any measured pod exists, so it sees every binding
     let rv = pods
         .list(&ListParams::default())
         .await
@@ -169,26 +178,62 @@ async fn run(nodes: usize, init: usize, measured: usize) -> Row {
             .await
             .expect("watch"),
     );
-    create_all(
-        pods.clone(),
-        (0..init).map(|i| pod("init", i)).collect(),
-        None,
-    )
-    .await;
+    let start_scheduler = || {
+        spawn(
+            &[
+                "controllers",
+                "--controllers",
+                "scheduler",
+                "--kubeconfig",
+                &dir.path().join("controller.kubeconfig").to_string_lossy(),
+                "--metrics-addr",
+                &format!("127.0.0.1:{}", free_port()),
+            ],
+            &dir.path().join("scheduler.log"),
+        )
+    };
     let created = Arc::new(Mutex::new(HashMap::with_capacity(measured)));
-    let mut bound_at: HashMap<String, Instant> = HashMap::with_capacity(measured);
-    let mut init_bound = 0;
-    let start = Instant::now();
-    let creating = tokio::spawn(create_all(
-        pods.clone(),
-        (0..measured).map(|i| pod("measured", i)).collect(),
-        Some(created.clone()),
-    ));
-    let limit = Instant::now() + Duration::from_secs(1800);
-    while bound_at.len() < measured || init_bound < init {
-        let ev = tokio::time::timeout(Duration::from_secs(60), stream.next())
+    let measured_pods: Vec<Pod> = (0..measured).map(|i| pod("measured", i)).collect();
+    let scheduler;
+    let mut creating = None;
+    let start;
+    if backlog {
+        start = Instant::now();
+        create_all(pods.clone(), measured_pods, Some(created.clone())).await;
+        scheduler = start_scheduler();
+    } else {
+        scheduler = start_scheduler();
+        // wait until the scheduler leads and has synced: it binds a probe pod
+        pods.create(&pod("probe", 0), &WriteParams::default())
             .await
-            .expect("a watch event within 60 s")
+            .expect("probe");
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(120), stream.next())
+                .await
+                .expect("the probe bound within 120 s")
+                .expect("the watch ended")
+                .expect("watch event");
+            if let WatchEvent::Modified(p) = ev
+                && p.metadata.name() == "probe-0"
+                && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+            {
+                break;
+            }
+        }
+        start = Instant::now();
+        creating = Some(tokio::spawn(create_all(
+            pods.clone(),
+            measured_pods,
+            Some(created.clone()),
+        )));
+    }
+    let mut bound_at: HashMap<String, Instant> = HashMap::with_capacity(measured);
+    let mut first_bound: Option<Instant> = None;
+    let limit = Instant::now() + Duration::from_secs(1800);
+    while bound_at.len() < measured {
+        let ev = tokio::time::timeout(Duration::from_secs(120), stream.next())
+            .await
+            .expect("a watch event within 120 s")
             .expect("the watch ended")
             .expect("watch event");
         if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev {
@@ -199,15 +244,17 @@ async fn run(nodes: usize, init: usize, measured: usize) -> Row {
                 .is_some_and(|n| !n.is_empty());
             let name = p.metadata.name().to_string();
             if bound && name.starts_with("measured-") {
-                bound_at.entry(name).or_insert_with(Instant::now);
-            } else if bound && name.starts_with("init-") {
-                init_bound += 1;
+                let now = Instant::now();
+                first_bound.get_or_insert(now);
+                bound_at.entry(name).or_insert(now);
             }
         }
         assert!(Instant::now() < limit, "not all pods were bound");
     }
     let done = Instant::now();
-    creating.await.expect("creates");
+    if let Some(c) = creating {
+        c.await.expect("creates");
+    }
     let created = created.lock().map(|m| m.clone()).unwrap_or_default();
     let create_done = created.values().max().copied().unwrap_or(start);
     let mut latencies: Vec<Duration> = bound_at
@@ -215,17 +262,25 @@ async fn run(nodes: usize, init: usize, measured: usize) -> Row {
         .filter_map(|(n, b)| created.get(n).map(|c| b.saturating_duration_since(*c)))
         .collect();
     latencies.sort();
+    let mut scheduler = scheduler;
     let _ = scheduler.kill();
-    let _ = server.kill();
     let _ = scheduler.wait();
+    let _ = server.kill();
     let _ = server.wait();
+    let window = if backlog {
+        done.duration_since(first_bound.unwrap_or(start))
+    } else {
+        done.duration_since(start)
+    };
     Row {
         nodes,
+        mode: if backlog { "backlog" } else { "streaming" },
         bound: bound_at.len(),
-        window: done.duration_since(start),
+        window,
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
-        create_rate: measured as f64 / create_done.duration_since(start).as_secs_f64(),
+        create_rate: (!backlog)
+            .then(|| measured as f64 / create_done.duration_since(start).as_secs_f64()),
     }
 }
 
@@ -244,21 +299,35 @@ async fn main() {
         None => vec![100, 1000, 5000],
     };
     println!(
-        "korral scheduler through the API: server + scheduler processes, simulated nodes, 1,000 init pods, \
-         {measured} measured pods created by {CLIENTS} clients; this machine's cores shared by all three\n"
+        "korral scheduler through the API: a server and a scheduler process, simulated nodes, 1,000 pods already bound, \
+         {measured} measured pods; all processes share this machine's cores\n\
+         backlog: every pod exists before the scheduler starts (throughput from first to last binding, as scheduler_perf counts it);\n\
+         streaming: {CLIENTS} clients create pods while it runs (throughput and latency from creation to bound)\n"
     );
-    println!("| nodes | pods bound | pods/s (first create → last bound) | pods created/s | create → bound p50 | create → bound p99 |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| nodes | mode | pods bound | pods/s | pods created/s | create → bound p50 | create → bound p99 |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|");
     for n in sizes {
-        let r = run(n, 1_000, measured).await;
-        println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} ms | {:.0} ms |",
-            r.nodes,
-            r.bound,
-            r.bound as f64 / r.window.as_secs_f64(),
-            r.create_rate,
-            r.p50.as_secs_f64() * 1e3,
-            r.p99.as_secs_f64() * 1e3,
-        );
+        for backlog in [true, false] {
+            let r = run(n, 1_000, measured, backlog).await;
+            let latency = |d: Duration| {
+                if backlog {
+                    "—".to_string()
+                } else {
+                    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+                }
+            };
+            println!(
+                "| {} | {} | {} | {:.0} | {} | {} | {} |",
+                r.nodes,
+                r.mode,
+                r.bound,
+                r.bound as f64 / r.window.as_secs_f64(),
+                r.create_rate.map_or("—".to_string(), |c| format!("{c:.0}")),
+                latency(r.p50),
+                latency(r.p99),
+            );
+        }
     }
 }
