@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reconcilers::runtime::client::WatchEvent;
-use reconcilers::runtime::{Client, ListParams, WriteParams};
+use reconcilers::runtime::{Client, DeleteParams, ListParams, WriteParams};
 use schemas::core::{Node, Pod};
 use serde_json::json;
 
@@ -207,10 +207,11 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
         pods.create(&pod("probe", 0), &WriteParams::default())
             .await
             .expect("probe");
+        let probe_deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let ev = tokio::time::timeout(Duration::from_secs(120), stream.next())
                 .await
-                .expect("the probe bound within 120 s")
+                .expect("a watch event within 120 s")
                 .expect("the watch ended")
                 .expect("watch event");
             if let WatchEvent::Modified(p) = ev
@@ -219,7 +220,14 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
             {
                 break;
             }
+            assert!(Instant::now() < probe_deadline, "the probe was not bound");
         }
+        // give its slot back: on 100 nodes the measured pods fill every one
+        let now = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        pods.delete("probe-0", &now).await.expect("delete probe");
         start = Instant::now();
         creating = Some(tokio::spawn(create_all(
             pods.clone(),
