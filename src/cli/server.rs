@@ -49,6 +49,8 @@ pub struct Args {
     /// Extra names or IPs for the serving certificate (repeatable).
     #[arg(long = "tls-san", value_name = "NAME")]
     pub tls_sans: Vec<String>,
+    #[command(flatten)]
+    pub tuning: crate::cli::controllers::Tuning,
 }
 
 impl Args {
@@ -107,6 +109,7 @@ pub fn run(args: Args) -> ExitCode {
             &args.data_dir.join("controller.kubeconfig"),
             &args.controllers,
             crate::cli::controllers::default_identity(),
+            args.tuning.options(),
         ) {
             Ok(c) => c,
             Err(e) => {
