@@ -210,4 +210,6 @@ pub struct FieldDrift {
     pub live: Option<serde_json::Value>,
     /// The field manager that last set the live value.
     pub manager: Option<String>,
+    /// When that manager last wrote the object (from `managedFields`).
+    pub time: Option<Time>,
 }
