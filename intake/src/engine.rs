@@ -41,6 +41,17 @@ pub fn default_namespace(source: &GitSource) -> String {
         .unwrap_or_else(|| source.metadata.namespace().to_string())
 }
 
+/// The annotation `POST …/gitsources/NAME/sync` sets.
+pub const SYNC_REQUESTED: &str = "korral.dev/sync-requested-at";
+
+/// Marks the source's current sync request (if any) as handled in `status`.
+fn handled(source: &GitSource, mut status: GitSourceStatus) -> GitSourceStatus {
+    if let Some(r) = source.metadata.annotations().get(SYNC_REQUESTED) {
+        status.last_handled_sync_request = Some(r.clone());
+    }
+    status
+}
+
 /// What a sync came to.
 #[derive(Debug)]
 pub enum Outcome {
@@ -94,7 +105,11 @@ impl Engine {
     }
 
     /// Reads the source's current revision (or `revision`) off the async workers.
-    pub async fn snapshot(&self, source: &GitSource, revision: Option<&str>) -> Result<Snapshot, FetchError> {
+    pub async fn snapshot(
+        &self,
+        source: &GitSource,
+        revision: Option<&str>,
+    ) -> Result<Snapshot, FetchError> {
         let location = Self::location(source)?;
         let cache = self.cache_dir.clone();
         let revision = revision.map(str::to_string);
@@ -107,7 +122,11 @@ impl Engine {
     }
 
     /// Renders a snapshot for `source` off the async workers (validation uses every core).
-    pub async fn render(&self, source: &GitSource, snapshot: Snapshot) -> Result<Desired, Vec<Diagnostic>> {
+    pub async fn render(
+        &self,
+        source: &GitSource,
+        snapshot: Snapshot,
+    ) -> Result<Desired, Vec<Diagnostic>> {
         let owner = owner_of(source);
         let ns = default_namespace(source);
         tokio::task::spawn_blocking(move || render(&snapshot, &owner, &ns))
@@ -127,7 +146,11 @@ impl Engine {
     }
 
     /// Writes a new status for `source` (a merge patch against its current one).
-    pub async fn write_status(&self, source: &GitSource, new: &GitSourceStatus) -> Result<GitSource, ClientError> {
+    pub async fn write_status(
+        &self,
+        source: &GitSource,
+        new: &GitSourceStatus,
+    ) -> Result<GitSource, ClientError> {
         self.client
             .api::<GitSource>(Some(source.metadata.namespace()))
             .patch_status(
@@ -170,8 +193,11 @@ impl Engine {
                     Ok(report) => Outcome::Synced { report, desired },
                     Err(f) => {
                         let (failure, errors) = match f {
-                            SyncFailure::Rejected(ref e) => (Failure::ValidationFailed, e.clone()),
-                            SyncFailure::Apply { ref errors, .. } => (Failure::ApplyFailed, errors.clone()),
+                            // the cluster may change (a namespace appears): retried, not stalled
+                            SyncFailure::Rejected(ref e) => (Failure::ApplyFailed, e.clone()),
+                            SyncFailure::Apply { ref errors, .. } => {
+                                (Failure::ApplyFailed, errors.clone())
+                            }
                             SyncFailure::Client(_) => (Failure::ApplyFailed, Vec::new()),
                         };
                         Outcome::Failed {
@@ -192,8 +218,16 @@ impl Engine {
                 failure,
                 summary,
                 errors,
-            } => status::failed(&old, revision.as_deref(), *failure, summary, errors, generation),
+            } => status::failed(
+                &old,
+                revision.as_deref(),
+                *failure,
+                summary,
+                errors,
+                generation,
+            ),
         };
+        let new = handled(source, new);
         let key = owner_of(source).to_string();
         let result = match &outcome {
             Outcome::Synced { report, .. } => {
@@ -201,7 +235,12 @@ impl Engine {
                     unchanged = report.unchanged, pruned = report.pruned.len(), "synced");
                 "synced"
             }
-            Outcome::Failed { failure, summary, errors, .. } => {
+            Outcome::Failed {
+                failure,
+                summary,
+                errors,
+                ..
+            } => {
                 tracing::warn!(source = %key, ?failure, errors = errors.len(), "sync failed: {summary}");
                 match failure {
                     Failure::ValidationFailed => "invalid",
@@ -210,7 +249,8 @@ impl Engine {
                 }
             }
         };
-        self.metrics.synced(&key, result, started.elapsed().as_secs_f64());
+        self.metrics
+            .synced(&key, result, started.elapsed().as_secs_f64());
         if let Err(e) = self.write_status(source, &new).await {
             tracing::warn!(source = %key, error = %e, "cannot record the sync's status");
         }
@@ -220,8 +260,23 @@ impl Engine {
     /// Records a failed fetch.
     pub async fn fetch_failed(&self, source: &GitSource, e: &FetchError) -> Outcome {
         let old = source.status.clone().unwrap_or_default();
-        let summary = format!("cannot read {}: {e}", Self::location(source).map(|l| l.describe()).unwrap_or_default());
-        let new = status::failed(&old, None, Failure::FetchFailed, &summary, &[], source.metadata.generation);
+        let summary = format!(
+            "cannot read {}: {e}",
+            Self::location(source)
+                .map(|l| l.describe())
+                .unwrap_or_default()
+        );
+        let new = handled(
+            source,
+            status::failed(
+                &old,
+                None,
+                Failure::FetchFailed,
+                &summary,
+                &[],
+                source.metadata.generation,
+            ),
+        );
         let key = owner_of(source).to_string();
         tracing::warn!(source = %key, "{summary}");
         self.metrics.synced(&key, "fetch_failed", 0.0);
@@ -246,7 +301,12 @@ impl Engine {
 
     /// Compares `desired` with the cluster; with `publish`, writes the
     /// DriftReport and the metric.
-    pub async fn check(&self, source: &GitSource, desired: &Desired, publish: bool) -> Result<Drift, ClientError> {
+    pub async fn check(
+        &self,
+        source: &GitSource,
+        desired: &Desired,
+        publish: bool,
+    ) -> Result<Drift, ClientError> {
         let owner = owner_of(source);
         let inventory = source
             .status
@@ -286,7 +346,15 @@ impl Engine {
                 healed.fields.join("; ")
             );
             tracing::info!(source = %key, "self-heal: {message}");
-            reconcilers::controllers::record_event(&self.client, source, "Normal", "SelfHealed", &message, MANAGER).await;
+            reconcilers::controllers::record_event(
+                &self.client,
+                source,
+                "Normal",
+                "SelfHealed",
+                &message,
+                MANAGER,
+            )
+            .await;
         }
         for e in &healed.errors {
             tracing::warn!(source = %key, "self-heal failed: {e}");

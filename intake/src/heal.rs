@@ -51,14 +51,22 @@ fn pointer_order(a: &str, b: &str) -> std::cmp::Ordering {
     sb.len().cmp(&sa.len())
 }
 
-async fn json_patch(client: &Client, o: &DesiredObject, ops: Vec<Value>) -> Result<Value, ClientError> {
+async fn json_patch(
+    client: &Client,
+    o: &DesiredObject,
+    ops: Vec<Value>,
+) -> Result<Value, ClientError> {
     client
         .dynamic(o.info, o.key.namespace.as_deref())
         .patch(&o.key.name, &Patch::Json(Value::Array(ops)), &params())
         .await
 }
 
-async fn heal_object(client: &Client, o: &DesiredObject, fields: &mut Vec<String>) -> Result<(), ClientError> {
+async fn heal_object(
+    client: &Client,
+    o: &DesiredObject,
+    fields: &mut Vec<String>,
+) -> Result<(), ClientError> {
     let api = client.dynamic(o.info, o.key.namespace.as_deref());
     let Some(live) = api.get_opt(&o.key.name).await? else {
         apply_one(client, o, false).await?;
@@ -73,14 +81,21 @@ async fn heal_object(client: &Client, o: &DesiredObject, fields: &mut Vec<String
             "{} {}{}",
             o.key,
             c.path,
-            c.manager.as_deref().map(|m| format!(" (by {m})")).unwrap_or_default()
+            c.manager
+                .as_deref()
+                .map(|m| format!(" (by {m})"))
+                .unwrap_or_default()
         ));
     }
     let mut live = live;
     if changes.iter().any(|c| !c.is_extra()) {
         live = apply_one(client, o, false).await?;
     }
-    let rv = |v: &Value| v.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
+    let rv = |v: &Value| {
+        v.pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     // fields someone else added
     let mut extra: Vec<String> = diff_object(o, &live)
         .into_iter()
@@ -89,7 +104,8 @@ async fn heal_object(client: &Client, o: &DesiredObject, fields: &mut Vec<String
         .collect();
     extra.sort_by(|a, b| pointer_order(a, b));
     if !extra.is_empty() {
-        let mut ops = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv(&live)})];
+        let mut ops =
+            vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv(&live)})];
         ops.extend(extra.iter().map(|p| json!({"op": "remove", "path": p})));
         live = json_patch(client, o, ops).await?;
     }
@@ -97,10 +113,14 @@ async fn heal_object(client: &Client, o: &DesiredObject, fields: &mut Vec<String
     let rest: Vec<Value> = diff_object(o, &live)
         .into_iter()
         .filter(|c| c.live.is_some())
-        .filter_map(|c| c.desired.map(|d| json!({"op": "replace", "path": c.live_pointer, "value": d})))
+        .filter_map(|c| {
+            c.desired
+                .map(|d| json!({"op": "replace", "path": c.live_pointer, "value": d}))
+        })
         .collect();
     if !rest.is_empty() {
-        let mut ops = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv(&live)})];
+        let mut ops =
+            vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv(&live)})];
         ops.extend(rest);
         json_patch(client, o, ops).await?;
     }
@@ -133,8 +153,21 @@ mod tests {
 
     #[test]
     fn later_elements_are_removed_first() {
-        let mut p = vec!["/spec/a/1/env", "/spec/a/10/env", "/spec/a/2", "/metadata/labels/x"];
+        let mut p = vec![
+            "/spec/a/1/env",
+            "/spec/a/10/env",
+            "/spec/a/2",
+            "/metadata/labels/x",
+        ];
         p.sort_by(|a, b| pointer_order(a, b));
-        assert_eq!(p, vec!["/spec/a/10/env", "/spec/a/2", "/spec/a/1/env", "/metadata/labels/x"]);
+        assert_eq!(
+            p,
+            vec![
+                "/spec/a/10/env",
+                "/spec/a/2",
+                "/spec/a/1/env",
+                "/metadata/labels/x"
+            ]
+        );
     }
 }

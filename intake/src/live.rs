@@ -29,11 +29,11 @@ const LIST_INSTEAD_OF_GETS: usize = 32;
 pub fn kinds_of(desired: &Desired, inventory: &[InventoryEntry]) -> Vec<&'static KindInfo> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    let all = desired
-        .objects
-        .iter()
-        .map(|o| o.info)
-        .chain(inventory.iter().filter_map(|e| ObjectKey::from_entry(e).map(|(i, _)| i)));
+    let all = desired.objects.iter().map(|o| o.info).chain(
+        inventory
+            .iter()
+            .filter_map(|e| ObjectKey::from_entry(e).map(|(i, _)| i)),
+    );
     for info in all {
         if seen.insert((info.group, info.kind)) {
             out.push(info);
@@ -53,14 +53,23 @@ pub async fn read(
 ) -> Result<LiveObjects, ClientError> {
     let selector = owner.selector();
     let kinds = kinds_of(desired, inventory);
-    let lists = stream::iter(kinds.iter().map(|info| {
-        let api = client.dynamic(info, None);
-        let selector = selector.clone();
-        async move { api.list_selected(Some(&selector)).await.map(|items| (*info, items)) }
-    }))
-    .buffer_unordered(CONCURRENCY)
-    .collect::<Vec<_>>()
-    .await;
+    let futures: Vec<_> = kinds
+        .iter()
+        .map(|info| {
+            let info: &'static KindInfo = info;
+            let api = client.dynamic(info, None);
+            let selector = selector.clone();
+            async move {
+                api.list_selected(Some(&selector))
+                    .await
+                    .map(|items| (info, items))
+            }
+        })
+        .collect();
+    let lists = stream::iter(futures)
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
     let mut live = LiveObjects::new();
     for r in lists {
         let (info, items) = r?;
@@ -80,7 +89,10 @@ pub async fn read(
         .collect();
     let mut by_kind: HashMap<(&str, &str), Vec<_>> = HashMap::new();
     for o in &absent {
-        by_kind.entry((o.info.group, o.info.kind)).or_default().push(*o);
+        by_kind
+            .entry((o.info.group, o.info.kind))
+            .or_default()
+            .push(*o);
     }
     for objs in by_kind.values() {
         let info = objs[0].info;
@@ -94,13 +106,18 @@ pub async fn read(
             }
             continue;
         }
-        let found = stream::iter(objs.iter().map(|o| {
-            let api = client.dynamic(info, o.key.namespace.as_deref());
-            async move { api.get_opt(&o.key.name).await.map(|v| (o.key.clone(), v)) }
-        }))
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
+        let futures: Vec<_> = objs
+            .iter()
+            .map(|o| {
+                let api = client.dynamic(info, o.key.namespace.as_deref());
+                let key = o.key.clone();
+                async move { api.get_opt(&key.name).await.map(|v| (key, v)) }
+            })
+            .collect();
+        let found = stream::iter(futures)
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
         for r in found {
             if let (key, Some(obj)) = r? {
                 live.insert(key, obj);

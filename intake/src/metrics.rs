@@ -106,7 +106,9 @@ impl IntakeMetrics {
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "cannot encode intake metrics");
         }
-        out.strip_suffix("# EOF\n").map(str::to_string).unwrap_or(out)
+        out.strip_suffix("# EOF\n")
+            .map(str::to_string)
+            .unwrap_or(out)
     }
 }
 
@@ -120,8 +122,14 @@ mod tests {
         m.set_drift("default/demo", 2);
         m.synced("default/demo", "synced", 0.5);
         let text = m.render();
-        assert!(text.contains("korral_drift_objects{source=\"default/demo\"} 2"), "{text}");
-        assert!(text.contains("korral_intake_syncs_total{source=\"default/demo\",result=\"synced\"} 1"), "{text}");
+        assert!(
+            text.contains("korral_drift_objects{source=\"default/demo\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("korral_intake_syncs_total{source=\"default/demo\",result=\"synced\"} 1"),
+            "{text}"
+        );
         assert!(!text.contains("# EOF"));
         m.forget("default/demo");
         assert!(!m.render().contains("korral_drift_objects{"));

@@ -174,8 +174,10 @@ mod tests {
     #[test]
     fn stamping_records_owner_and_an_order_independent_digest() {
         let owner = Owner::new("default", "demo");
-        let mut a = json!({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1", "b": "2"}});
-        let mut b = json!({"data": {"b": "2", "a": "1"}, "metadata": {"name": "x"}, "kind": "ConfigMap"});
+        let mut a =
+            json!({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1", "b": "2"}});
+        let mut b =
+            json!({"data": {"b": "2", "a": "1"}, "metadata": {"name": "x"}, "kind": "ConfigMap"});
         stamp(&mut a, &owner);
         stamp(&mut b, &owner);
         assert_eq!(applied_digest(&a), applied_digest(&b));

@@ -135,9 +135,8 @@ pub fn render(
             }
         })
         .collect();
-    objects.sort_by(|a, b| {
-        (apply_rank(&a.key.kind), &a.key).cmp(&(apply_rank(&b.key.kind), &b.key))
-    });
+    objects
+        .sort_by(|a, b| (apply_rank(&a.key.kind), &a.key).cmp(&(apply_rank(&b.key.kind), &b.key)));
     Ok(Desired {
         revision: snapshot.revision.clone(),
         objects,
@@ -169,7 +168,10 @@ mod tests {
                 "app.yaml",
                 "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: other}\n",
             ),
-            ("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n"),
+            (
+                "ns.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
+            ),
         ]);
         let d = render(&s, &Owner::new("team", "src"), "team").expect("valid");
         let keys: Vec<String> = d.objects.iter().map(|o| o.key.to_string()).collect();
@@ -187,12 +189,18 @@ mod tests {
     #[test]
     fn every_error_is_reported_with_its_location_and_nothing_renders() {
         let s = snap(&[
-            ("a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n"),
+            (
+                "a.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
+            ),
             (
                 "deploy/web.yaml",
                 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: -1\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers: [{name: c, image: x}]\n",
             ),
-            ("b.yaml", "apiVersion: v1\nkind: Nope\nmetadata: {name: x}\n"),
+            (
+                "b.yaml",
+                "apiVersion: v1\nkind: Nope\nmetadata: {name: x}\n",
+            ),
         ]);
         let errs = render(&s, &Owner::new("default", "s"), "default").expect_err("invalid");
         let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();

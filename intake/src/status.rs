@@ -72,7 +72,11 @@ pub fn fetched(old: &GitSourceStatus, revision: &str) -> GitSourceStatus {
 }
 
 /// The status after a successful sync.
-pub fn synced(old: &GitSourceStatus, report: &SyncReport, generation: Option<i64>) -> GitSourceStatus {
+pub fn synced(
+    old: &GitSourceStatus,
+    report: &SyncReport,
+    generation: Option<i64>,
+) -> GitSourceStatus {
     let mut s = old.clone();
     s.observed_generation = generation;
     s.last_fetched_revision = Some(report.revision.clone());
@@ -91,7 +95,14 @@ pub fn synced(old: &GitSourceStatus, report: &SyncReport, generation: Option<i64
         report.unchanged,
         report.pruned.len()
     );
-    set_condition(&mut conditions, "Ready", true, "Synced", message, generation);
+    set_condition(
+        &mut conditions,
+        "Ready",
+        true,
+        "Synced",
+        message,
+        generation,
+    );
     set_condition(
         &mut conditions,
         "Stalled",
@@ -120,7 +131,11 @@ pub fn failed(
         s.last_fetched_revision = Some(r.to_string());
     }
     s.last_sync_time = Some(Time::now());
-    let mut list: Vec<SourceError> = errors.iter().take(MAX_ERRORS).map(SourceError::from).collect();
+    let mut list: Vec<SourceError> = errors
+        .iter()
+        .take(MAX_ERRORS)
+        .map(SourceError::from)
+        .collect();
     if errors.len() > MAX_ERRORS {
         list.push(SourceError {
             message: format!("... and {} more errors", errors.len() - MAX_ERRORS),
@@ -141,13 +156,23 @@ pub fn failed(
         Some(r) => format!("the cluster stays at revision {}", short_revision(r)),
         None => "nothing has been applied yet".to_string(),
     };
-    let first = errors.first().map(|d| format!("; first: {d}")).unwrap_or_default();
+    let first = errors
+        .first()
+        .map(|d| format!("; first: {d}"))
+        .unwrap_or_default();
     let message = match revision {
         Some(r) => format!("revision {}: {summary}; {stays}{first}", short_revision(r)),
         None => format!("{summary}; {stays}"),
     };
     let mut conditions = s.conditions.take().unwrap_or_default();
-    set_condition(&mut conditions, "Ready", false, failure.reason(), message.clone(), generation);
+    set_condition(
+        &mut conditions,
+        "Ready",
+        false,
+        failure.reason(),
+        message.clone(),
+        generation,
+    );
     let stalled = failure == Failure::ValidationFailed;
     set_condition(
         &mut conditions,
@@ -205,14 +230,34 @@ mod tests {
             &[d],
             Some(2),
         );
-        assert_eq!(bad.last_applied_revision.as_deref(), Some("aaaaaaaaaaaaaaaa"));
-        assert_eq!(bad.last_fetched_revision.as_deref(), Some("bbbbbbbbbbbbbbbb"));
-        let e = &bad.last_error.as_ref().and_then(|e| e.errors.clone()).expect("errors")[0];
-        assert_eq!((e.file.as_deref(), e.line, e.path.as_deref()), (Some("web.yaml"), Some(7), Some("spec.replicas")));
+        assert_eq!(
+            bad.last_applied_revision.as_deref(),
+            Some("aaaaaaaaaaaaaaaa")
+        );
+        assert_eq!(
+            bad.last_fetched_revision.as_deref(),
+            Some("bbbbbbbbbbbbbbbb")
+        );
+        let e = &bad
+            .last_error
+            .as_ref()
+            .and_then(|e| e.errors.clone())
+            .expect("errors")[0];
+        assert_eq!(
+            (e.file.as_deref(), e.line, e.path.as_deref()),
+            (Some("web.yaml"), Some(7), Some("spec.replicas"))
+        );
         let r = ready(&bad).expect("ready");
         assert_eq!(r.status, "False");
-        assert!(r.message.as_deref().is_some_and(|m| m.contains("stays at revision aaaaaaaaaaaa") && m.contains("web.yaml:7")));
-        let stalled = bad.conditions.iter().flatten().find(|c| c.type_ == "Stalled").expect("stalled");
+        assert!(r.message.as_deref().is_some_and(
+            |m| m.contains("stays at revision aaaaaaaaaaaa") && m.contains("web.yaml:7")
+        ));
+        let stalled = bad
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Stalled")
+            .expect("stalled");
         assert_eq!(stalled.status, "True");
     }
 }

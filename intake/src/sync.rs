@@ -137,10 +137,18 @@ fn apply_params(dry_run: bool) -> WriteParams {
 }
 
 /// Server-side applies one object.
-pub async fn apply_one(client: &Client, o: &DesiredObject, dry_run: bool) -> Result<Value, ClientError> {
+pub async fn apply_one(
+    client: &Client,
+    o: &DesiredObject,
+    dry_run: bool,
+) -> Result<Value, ClientError> {
     client
         .dynamic(o.info, o.key.namespace.as_deref())
-        .patch(&o.key.name, &Patch::Apply(o.object.clone()), &apply_params(dry_run))
+        .patch(
+            &o.key.name,
+            &Patch::Apply(o.object.clone()),
+            &apply_params(dry_run),
+        )
         .await
 }
 
@@ -161,17 +169,21 @@ where
     F: Fn(&'a T) -> Fut,
     Fut: std::future::Future<Output = R>,
 {
-    stream::iter(items.into_iter().map(|item| {
-        let fut = f(item);
-        async move {
-            let r = fut.await;
-            tracker.inc();
-            (item, r)
-        }
-    }))
-    .buffer_unordered(n.max(1))
-    .collect()
-    .await
+    let futures: Vec<_> = items
+        .into_iter()
+        .map(|item| {
+            let fut = f(item);
+            async move {
+                let r = fut.await;
+                tracker.inc();
+                (item, r)
+            }
+        })
+        .collect();
+    stream::iter(futures)
+        .buffer_unordered(n.max(1))
+        .collect()
+        .await
 }
 
 /// Syncs `desired` for `owner`, given what it owned before.
@@ -219,7 +231,10 @@ pub async fn sync(
         })
         .collect();
     let tracker = opts.progress.start("dry run", checkable.len());
-    let checked = run_all(checkable, opts.concurrency, &tracker, |o| apply_one(client, o, true)).await;
+    let checked = run_all(checkable, opts.concurrency, &tracker, |o| {
+        apply_one(client, o, true)
+    })
+    .await;
     tracker.finish();
     let mut refused: Vec<Diagnostic> = checked
         .iter()
@@ -244,7 +259,10 @@ pub async fn sync(
         if batch.is_empty() {
             continue;
         }
-        let done = run_all(batch, opts.concurrency, &tracker, |o| apply_one(client, o, false)).await;
+        let done = run_all(batch, opts.concurrency, &tracker, |o| {
+            apply_one(client, o, false)
+        })
+        .await;
         for (o, r) in done {
             match r {
                 Ok(obj) => {

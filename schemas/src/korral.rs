@@ -90,6 +90,9 @@ pub struct GitSourceStatus {
     pub conditions: Option<Vec<Condition>>,
     /// Why the last sync failed.
     pub last_error: Option<SyncError>,
+    /// The `korral.dev/sync-requested-at` annotation value of the last sync
+    /// request handled (so a client knows when its request is done).
+    pub last_handled_sync_request: Option<String>,
 }
 
 /// One object a source owns.

@@ -95,7 +95,8 @@ pub fn compare(desired: &Value, live: &Value) -> Vec<FieldChange> {
         }
     }
     for (k, lv) in l {
-        if d.contains_key(k) || matches!(k.as_str(), "status" | "apiVersion" | "kind" | "metadata") {
+        if d.contains_key(k) || matches!(k.as_str(), "status" | "apiVersion" | "kind" | "metadata")
+        {
             continue;
         }
         let steps = [Step::Key(k)];
@@ -150,7 +151,13 @@ impl Walker<'_> {
             let saved = ptr.len();
             ptr.push('/');
             ptr.push_str(&escape(k));
-            self.walk(dv, l.and_then(|l| l.get(k)), format!("metadata.{k}"), steps, ptr);
+            self.walk(
+                dv,
+                l.and_then(|l| l.get(k)),
+                format!("metadata.{k}"),
+                steps,
+                ptr,
+            );
             ptr.truncate(saved);
             steps.pop();
         }
@@ -167,7 +174,14 @@ impl Walker<'_> {
         }
     }
 
-    fn record(&mut self, path: String, ptr: &str, d: Option<&Value>, l: Option<&Value>, steps: &[Step<'_>]) {
+    fn record(
+        &mut self,
+        path: String,
+        ptr: &str,
+        d: Option<&Value>,
+        l: Option<&Value>,
+        steps: &[Step<'_>],
+    ) {
         let blame = l.and_then(|_| self.owners.blame(steps));
         self.out.push(FieldChange {
             path,
@@ -259,7 +273,10 @@ impl Walker<'_> {
         for de in d {
             let dk = key_of(de);
             let label = element_label(keys[0], &dk[0]);
-            let found = l.iter().enumerate().find(|(i, le)| !matched[*i] && key_of(le) == dk);
+            let found = l
+                .iter()
+                .enumerate()
+                .find(|(i, le)| !matched[*i] && key_of(le) == dk);
             match found {
                 Some((i, le)) => {
                     matched[i] = true;
@@ -346,8 +363,9 @@ pub fn equal(a: &Value, b: &Value, quantity: bool) -> bool {
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
                 && x.iter().all(|(k, xv)| {
-                    y.get(k)
-                        .is_some_and(|yv| equal(xv, yv, quantity || QUANTITY_PARENTS.contains(&k.as_str())))
+                    y.get(k).is_some_and(|yv| {
+                        equal(xv, yv, quantity || QUANTITY_PARENTS.contains(&k.as_str()))
+                    })
                 })
         }
         (Value::Array(x), Value::Array(y)) => {
@@ -444,7 +462,10 @@ mod tests {
         assert_eq!(changes[0].live, Some(json!(5)));
         assert!(changes[1].is_extra());
         assert_eq!(changes[1].manager.as_deref(), Some("kubectl-edit"));
-        assert_eq!(changes[1].live_pointer, "/spec/template/spec/containers/0/env");
+        assert_eq!(
+            changes[1].live_pointer,
+            "/spec/template/spec/containers/0/env"
+        );
     }
 
     #[test]
@@ -466,6 +487,9 @@ mod tests {
         let live = json!({"metadata": {"name": "a", "labels": {"app.kubernetes.io/name": "y"}}});
         let changes = compare(&desired, &live);
         assert_eq!(changes[0].path, "metadata.labels[app.kubernetes.io/name]");
-        assert_eq!(changes[0].live_pointer, "/metadata/labels/app.kubernetes.io~1name");
+        assert_eq!(
+            changes[0].live_pointer,
+            "/metadata/labels/app.kubernetes.io~1name"
+        );
     }
 }

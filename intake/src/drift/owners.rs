@@ -182,7 +182,10 @@ mod tests {
         let replicas = [Step::Key("spec"), Step::Key("replicas")];
         let e = o.blame(&replicas).expect("owner");
         assert_eq!(e.manager, "kubectl-scale");
-        assert_eq!(e.time.map(|t| t.to_string()).as_deref(), Some("2024-01-01T00:01:00Z"));
+        assert_eq!(
+            e.time.map(|t| t.to_string()).as_deref(),
+            Some("2024-01-01T00:01:00Z")
+        );
         let web = json!({"name": "web", "image": "x"});
         let image = [
             Step::Key("spec"),
@@ -205,6 +208,9 @@ mod tests {
         ];
         assert!(o.blame(&rev).is_some());
         assert!(o.foreign_owner(&rev).is_none(), "controllers are not drift");
-        assert!(o.blame(&[Step::Key("status"), Step::Key("replicas")]).is_none());
+        assert!(
+            o.blame(&[Step::Key("status"), Step::Key("replicas")])
+                .is_none()
+        );
     }
 }

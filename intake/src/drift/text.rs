@@ -161,7 +161,10 @@ mod tests {
                 || first == "~ Deployment/web spec.replicas: 3 → 5 (by kubectl-scale, 13s ago)",
             "{text}"
         );
-        assert!(text.contains("1 object drifted from revision 0123456789ab"), "{text}");
+        assert!(
+            text.contains("1 object drifted from revision 0123456789ab"),
+            "{text}"
+        );
         assert_eq!(show(Some(&json!("two words"))), "\"two words\"");
         assert_eq!(show(None), "(absent)");
     }

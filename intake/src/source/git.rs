@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use git2::{AutotagOption, FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository, TreeWalkMode};
+use git2::{
+    AutotagOption, FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository, TreeWalkMode,
+};
 use git2::{Cred, TreeWalkResult};
 use ring::digest::{SHA256, digest};
 
@@ -74,9 +76,10 @@ impl Mirror {
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             .take(40)
             .collect();
-        let dir = cache_dir
-            .join("git")
-            .join(format!("{}-{}", &hash[..16], tail.trim_start_matches('.')));
+        let dir =
+            cache_dir
+                .join("git")
+                .join(format!("{}-{}", &hash[..16], tail.trim_start_matches('.')));
         let lock = lock_for(&dir);
         {
             let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -104,7 +107,8 @@ impl Mirror {
 
     fn callbacks(&self) -> RemoteCallbacks<'static> {
         let mut cb = RemoteCallbacks::new();
-        let userinfo = split_userinfo(&self.url).map(|(u, p, _)| (u.to_string(), p.map(str::to_string)));
+        let userinfo =
+            split_userinfo(&self.url).map(|(u, p, _)| (u.to_string(), p.map(str::to_string)));
         cb.credentials(move |_url, username, allowed| {
             if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT)
                 && let Some((user, Some(pass))) = &userinfo
@@ -121,7 +125,12 @@ impl Mirror {
 
     /// Fetches `refspecs`, shallowly when `shallow` (falling back to a full
     /// fetch when the transport cannot), and never downloading other tags.
-    fn fetch_refspecs(&self, repo: &Repository, refspecs: &[String], shallow: bool) -> Result<(), FetchError> {
+    fn fetch_refspecs(
+        &self,
+        repo: &Repository,
+        refspecs: &[String],
+        shallow: bool,
+    ) -> Result<(), FetchError> {
         let run = |depth: Option<i32>| -> Result<(), git2::Error> {
             let mut remote = repo.remote_anonymous(&self.url)?;
             let mut fo = FetchOptions::new();
@@ -167,11 +176,16 @@ impl Mirror {
                 return self.ensure_commit(c);
             }
         };
-        self.fetch_refspecs(&repo, &[refspec], true)
-            .map_err(|e| FetchError::Git(format!("fetching {reference} from {}: {}", redact(&self.url), strip(&e))))?;
-        let r = repo
-            .find_reference(&local)
-            .map_err(|_| FetchError::Git(format!("{reference} not found in {}", redact(&self.url))))?;
+        self.fetch_refspecs(&repo, &[refspec], true).map_err(|e| {
+            FetchError::Git(format!(
+                "fetching {reference} from {}: {}",
+                redact(&self.url),
+                strip(&e)
+            ))
+        })?;
+        let r = repo.find_reference(&local).map_err(|_| {
+            FetchError::Git(format!("{reference} not found in {}", redact(&self.url)))
+        })?;
         let commit = r.peel_to_commit().map_err(git_err)?;
         Ok(commit.id())
     }
