@@ -129,7 +129,7 @@ impl Engine {
     ) -> Result<Desired, Vec<Diagnostic>> {
         let owner = owner_of(source);
         let ns = default_namespace(source);
-        tokio::task::spawn_blocking(move || render(&snapshot, &owner, &ns))
+        tokio::task::spawn_blocking(move || render(&snapshot, Some(&owner), &ns))
             .await
             .unwrap_or_else(|e| {
                 Err(vec![Diagnostic {

@@ -9,6 +9,7 @@
 //! publishes the result and [`heal`] reverts it when asked.
 
 pub mod controller;
+pub mod diff;
 pub mod drift;
 pub mod engine;
 pub mod files;

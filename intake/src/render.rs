@@ -77,11 +77,12 @@ pub struct Desired {
     pub objects: Vec<DesiredObject>,
 }
 
-/// Renders a snapshot for `owner`; namespaced objects that name none go to
+/// Renders a snapshot for `owner` (stamped on every object; `None` leaves
+/// them unstamped); namespaced objects that name none go to
 /// `default_namespace`. Returns every problem found when anything is wrong.
 pub fn render(
     snapshot: &Snapshot,
-    owner: &Owner,
+    owner: Option<&Owner>,
     default_namespace: &str,
 ) -> Result<Desired, Vec<Diagnostic>> {
     if snapshot.files.is_empty() {
@@ -126,7 +127,9 @@ pub fn render(
                     meta.remove("namespace");
                 }
             }
-            stamp(&mut object, owner);
+            if let Some(owner) = owner {
+                stamp(&mut object, owner);
+            }
             DesiredObject {
                 info: v.info,
                 key: ObjectKey::of(v.info, &object),
@@ -173,7 +176,7 @@ mod tests {
                 "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
             ),
         ]);
-        let d = render(&s, &Owner::new("team", "src"), "team").expect("valid");
+        let d = render(&s, Some(&Owner::new("team", "src")), "team").expect("valid");
         let keys: Vec<String> = d.objects.iter().map(|o| o.key.to_string()).collect();
         assert_eq!(
             keys,
@@ -202,7 +205,7 @@ mod tests {
                 "apiVersion: v1\nkind: Nope\nmetadata: {name: x}\n",
             ),
         ]);
-        let errs = render(&s, &Owner::new("default", "s"), "default").expect_err("invalid");
+        let errs = render(&s, Some(&Owner::new("default", "s")), "default").expect_err("invalid");
         let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(errs.len(), 2, "{shown:?}");
         assert!(shown[0].starts_with("b.yaml:2:"), "{shown:?}");
@@ -210,7 +213,7 @@ mod tests {
             shown[1].starts_with("deploy/web.yaml:5:") && shown[1].contains("spec.replicas"),
             "{shown:?}"
         );
-        assert!(render(&snap(&[]), &Owner::new("d", "s"), "d").is_err());
+        assert!(render(&snap(&[]), None, "d").is_err());
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! Glue between the command line and the crates, one module per command.
 
 pub mod controllers;
+pub mod diff;
+pub mod drift;
 pub mod logging;
 pub mod output;
 pub mod server;
+pub mod sources;
+pub mod sync;
 pub mod token;
+pub mod up;
 pub mod validate;

@@ -319,7 +319,7 @@ fn child(path: &str, key: &str) -> String {
 
 /// The key fields of an associative list: the first candidate every element
 /// has, with no two desired elements sharing a key.
-fn list_key(d: &[Value], l: &[Value]) -> Option<&'static [&'static str]> {
+pub(crate) fn list_key(d: &[Value], l: &[Value]) -> Option<&'static [&'static str]> {
     if d.is_empty() || !d.iter().chain(l).all(Value::is_object) {
         return None;
     }
