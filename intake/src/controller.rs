@@ -390,9 +390,16 @@ async fn reconcile(ctx: Ctx, key: ObjectRef) -> Result<Action, String> {
                 let observed = source.status.as_ref().and_then(|s| s.observed_generation);
                 let new_revision = applied.as_deref() != Some(snapshot.revision.as_str());
                 let known_bad = failed_revision.as_deref() == Some(snapshot.revision.as_str());
+                // back at the applied revision after a failed one (a bad file removed again)
+                let recovering = !new_revision
+                    && source
+                        .status
+                        .as_ref()
+                        .is_some_and(|s| s.last_error.is_some());
                 let needs_sync = requested
                     || (spec_changed && observed != generation)
-                    || (new_revision && !known_bad);
+                    || (new_revision && !known_bad)
+                    || recovering;
                 if needs_sync {
                     let outcome = ctx.engine.sync_snapshot(&source, snapshot).await;
                     let (synced, failed_rev) = match outcome {

@@ -14,7 +14,7 @@ use schemas::korral::InventoryEntry;
 use crate::drift::compare::{equal, list_key};
 use crate::drift::mask;
 use crate::object::ObjectKey;
-use crate::owner::{Owner, owner_of, stamp};
+use crate::owner::{DIGEST_ANNOTATION, Owner, owner_of, stamp};
 use crate::render::Desired;
 use crate::sync::{apply_one, error_diagnostics};
 
@@ -100,6 +100,10 @@ pub fn field_updates(from: &Value, to: &Value) -> Vec<FieldUpdate> {
                 let mut m = v.and_then(Value::as_object).cloned().unwrap_or_default();
                 for f in IGNORED_METADATA {
                     m.remove(*f);
+                }
+                // the digest follows the content, which is compared itself
+                if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+                    a.remove(DIGEST_ANNOTATION);
                 }
                 Value::Object(m)
             };

@@ -1,0 +1,105 @@
+//! `korral up` as a newcomer runs it from a checkout: one process serves the
+//! API, runs the controllers and intake, syncs `fixtures/demo`, writes the
+//! kubeconfig kubectl uses, reports what it does, and stops cleanly on Ctrl-C.
+
+mod intake_common;
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::{korral_bin, root, stdout, wait_for};
+
+#[test]
+fn up_serves_the_demo_and_stops_on_ctrl_c() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let log_path = data.path().join("up.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut child = Command::new(korral_bin())
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "1s",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("korral up");
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(self.0.to_string())
+                .status();
+        }
+    }
+    let guard = Kill(child.id());
+    let kubeconfig = data.path().join("kubeconfig.yaml");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for(
+        "korral up to say it is ready",
+        Duration::from_secs(30),
+        || log().contains("korral up: ready"),
+    );
+    assert!(
+        log().contains(&format!(
+            "kubectl --kubeconfig {} get pods",
+            kubeconfig.display()
+        )),
+        "{}",
+        log()
+    );
+    let kubectl = |args: &[&str]| {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl")
+    };
+    wait_for("the demo's pods", Duration::from_secs(30), || {
+        let o = kubectl(&["get", "pods", "--no-headers"]);
+        stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("hello-"))
+            .count()
+            == 2
+    });
+    let o = kubectl(&[
+        "get",
+        "gitsource",
+        "demo",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(stdout(&o), "True");
+    wait_for("the sync to be reported", Duration::from_secs(10), || {
+        log().contains("source default/demo: synced")
+    });
+
+    let o = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(o.success());
+    let mut status = None;
+    wait_for("korral up to stop", Duration::from_secs(30), || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    });
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{:?}\n{}",
+        status,
+        log()
+    );
+    assert!(log().contains("korral up: stopped"), "{}", log());
+    drop(guard);
+}
