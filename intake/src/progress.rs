@@ -70,7 +70,7 @@ impl Tracker {
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(b) = &self.bar {
             b.inc(1);
-        } else if self.log && self.total >= 1000 && n % (self.total / 10) == 0 {
+        } else if self.log && self.total >= 1000 && n.is_multiple_of(self.total / 10) {
             tracing::info!(phase = %self.what, done = n, total = self.total, "progress");
         }
     }

@@ -95,7 +95,7 @@ fn authorised(secret: Option<&str>, headers: &HeaderMap, body: &[u8]) -> bool {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
