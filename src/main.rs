@@ -52,9 +52,27 @@ enum Command {
     ///
     /// Exit status: 0 no drift, 1 drift, 2 error.
     Drift(cli::drift::Args),
+    /// Run a node daemon: register the Node, heartbeat, run the pods bound to it.
+    ///
+    /// `--simulate N` runs N simulated nodes in one process.
+    Node(cli::node::Args),
+    /// The process runtime's per-container shim (started by `korral node`).
+    #[command(hide = true)]
+    NodeShim(cli::node::ShimArgs),
+    /// Images for the containerd runtime: import archives, build a busybox image.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Manage identities in a server's token file.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Load an OCI or docker-archive tarball into containerd (no registry needed).
+    Import(cli::image::ImportArgs),
+    /// Write an OCI archive of a tiny busybox image built from busybox-static.
+    BuildBusybox(cli::image::BuildBusyboxArgs),
 }
 
 #[derive(Subcommand)]
@@ -76,5 +94,9 @@ fn main() -> ExitCode {
         Command::Diff(args) => cli::diff::run(args),
         Command::Drift(args) => cli::drift::run(args),
         Command::Token(TokenCommand::Create(args)) => cli::token::create(args),
+        Command::Node(args) => cli::node::run(args),
+        Command::Image(ImageCommand::Import(args)) => cli::image::import(args),
+        Command::Image(ImageCommand::BuildBusybox(args)) => cli::image::build_busybox(args),
+        Command::NodeShim(args) => cli::node::shim(args),
     }
 }

@@ -9,18 +9,18 @@ mod support;
 mod etcd;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::fake_kubelet::FakeKubelet;
-use support::{Server, stdout, wait_for};
+use support::{ChildGuard, Server, stdout, wait_for};
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn controllers(kubeconfig: &Path, identity: &str, log: &Path) -> Child {
-    Command::new(support::korral_bin())
+fn controllers(kubeconfig: &Path, identity: &str, log: &Path) -> ChildGuard {
+    let child = Command::new(support::korral_bin())
         .args(["controllers", "--kubeconfig"])
         .arg(kubeconfig)
         .args(["--identity", identity, "--metrics-addr", "127.0.0.1:0"])
@@ -36,7 +36,8 @@ fn controllers(kubeconfig: &Path, identity: &str, log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log file"))
         .spawn()
-        .expect("start korral controllers")
+        .expect("start korral controllers");
+    ChildGuard(child)
 }
 
 fn holder(s: &Server) -> String {
@@ -157,10 +158,9 @@ fn a_controller_restarted_mid_rollout_finishes_it_without_duplicates() {
         ]))
         .contains("nginx:2")
     });
-    let _ = c.kill();
-    let _ = c.wait();
+    c.kill();
     let _kubelet = FakeKubelet::start(&s.kubeconfig);
-    let mut c = controllers(&kc, "solo", &s.dir.path().join("c2.log"));
+    let _c = controllers(&kc, "solo", &s.dir.path().join("c2.log"));
     wait_for("v2 rolled out after the restart", LONG, || {
         rollout_done(&s, "nginx:2", 4)
     });
@@ -171,8 +171,6 @@ fn a_controller_restarted_mid_rollout_finishes_it_without_duplicates() {
     );
     let rs = stdout(&s.kubectl(&["get", "rs", "-l", "app=web", "-o", "name"]));
     assert_eq!(rs.lines().count(), 2, "one replica set per template: {rs}");
-    let _ = c.kill();
-    let _ = c.wait();
 }
 
 #[test]
@@ -212,8 +210,7 @@ fn two_controller_processes_on_etcd_hand_over_when_the_leader_dies() {
     } else {
         (&mut b, "ctrl-a")
     };
-    let _ = dead.kill();
-    let _ = dead.wait();
+    dead.kill();
     wait_for(
         "the standby to take the lease",
         Duration::from_secs(20),
@@ -228,8 +225,4 @@ fn two_controller_processes_on_etcd_hand_over_when_the_leader_dies() {
     wait_for("the new leader to roll out v2", LONG, || {
         rollout_done(&s, "nginx:2", 3)
     });
-    let _ = a.kill();
-    let _ = b.kill();
-    let _ = a.wait();
-    let _ = b.wait();
 }

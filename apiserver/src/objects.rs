@@ -129,7 +129,43 @@ pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
 pub fn encode(obj: &Value) -> ApiResult<Vec<u8>> {
     let mut v = obj.clone();
     meta_mut(&mut v).remove("resourceVersion");
-    serde_json::to_vec(&v).map_err(|e| ApiError::internal(format!("cannot encode object: {e}")))
+    // apiVersion, kind and metadata first: `with_resource_version` relies on
+    // the first `"metadata":{` being the object's own
+    let Value::Object(mut m) = v else {
+        return Err(ApiError::internal(
+            "cannot encode an object that is not a JSON object",
+        ));
+    };
+    let mut ordered = Map::with_capacity(m.len());
+    for k in ["apiVersion", "kind", "metadata"] {
+        if let Some(x) = m.shift_remove(k) {
+            ordered.insert(k.to_string(), x);
+        }
+    }
+    ordered.extend(m);
+    serde_json::to_vec(&Value::Object(ordered))
+        .map_err(|e| ApiError::internal(format!("cannot encode object: {e}")))
+}
+
+/// A stored object's JSON with `metadata.resourceVersion` spliced in, without
+/// decoding it (stored objects start with apiVersion, kind and metadata).
+pub fn with_resource_version(kv: &KeyValue) -> ApiResult<Vec<u8>> {
+    const META: &[u8] = b"\"metadata\":{";
+    let bytes = &kv.value;
+    let Some(at) = bytes.windows(META.len()).position(|w| w == META) else {
+        // not in the expected shape (written by an older version): decode
+        return serde_json::to_vec(&decode(kv)?).map_err(|e| ApiError::internal(e.to_string()));
+    };
+    let split = at + META.len();
+    let rv = format!("\"resourceVersion\":\"{}\"", kv.mod_revision);
+    let mut out = Vec::with_capacity(bytes.len() + rv.len() + 1);
+    out.extend_from_slice(&bytes[..split]);
+    out.extend_from_slice(rv.as_bytes());
+    if bytes.get(split) != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(&bytes[split..]);
+    Ok(out)
 }
 
 /// Parses a `resourceVersion` string.
@@ -182,6 +218,27 @@ mod tests {
             decode(&kv).expect("decode")["metadata"]["resourceVersion"],
             "9"
         );
+    }
+
+    #[test]
+    fn resource_versions_splice_into_stored_bytes() {
+        for obj in [
+            json!({"spec": {"template": {"metadata": {"name": "inner"}}}, "metadata": {"name": "a"}, "kind": "Pod", "apiVersion": "v1"}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {}}),
+        ] {
+            let kv = KeyValue {
+                key: "k".into(),
+                value: encode(&obj).expect("encode"),
+                create_revision: 1,
+                mod_revision: 42,
+                version: 1,
+            };
+            let spliced: Value =
+                serde_json::from_slice(&with_resource_version(&kv).expect("splice"))
+                    .expect("valid JSON");
+            assert_eq!(spliced["metadata"]["resourceVersion"], "42");
+            assert_eq!(spliced, decode(&kv).expect("decode"));
+        }
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct ServerPki {
     pub serving_cert_pem: String,
     /// The serving certificate's private key (PEM).
     pub serving_key_pem: String,
+    /// The client certificate the API server presents to node daemons (logs, exec) (PEM).
+    pub kubelet_client_cert_pem: String,
+    /// Its private key (PEM).
+    pub kubelet_client_key_pem: String,
     /// The CA's private key (PEM), to sign node serving certificates.
     ca_key_pem: String,
 }
@@ -143,10 +147,25 @@ pub fn load_or_create(dir: &Path, extra_sans: &[String]) -> Result<ServerPki, Pk
             (c, k)
         }
     };
+    // the only client-auth certificate the CA signs: node daemons accept it and nothing else
+    let kc_cert_path = dir.join("kubelet-client.crt");
+    let kc_key_path = dir.join("kubelet-client.key");
+    let (kubelet_client_cert_pem, kubelet_client_key_pem) =
+        match (read(&kc_cert_path)?, read(&kc_key_path)?) {
+            (Some(c), Some(k)) => (c, k),
+            _ => {
+                let (c, k) = issue(&ca_key_pem, "korral-apiserver-kubelet-client", &[], false)?;
+                write_private(&kc_key_path, &k)?;
+                write_private(&kc_cert_path, &c)?;
+                (c, k)
+            }
+        };
     Ok(ServerPki {
         ca_cert_pem,
         serving_cert_pem,
         serving_key_pem,
+        kubelet_client_cert_pem,
+        kubelet_client_key_pem,
         ca_key_pem,
     })
 }

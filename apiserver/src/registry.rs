@@ -44,6 +44,9 @@ pub struct ListOptions {
     pub resource_version: Option<String>,
     /// `resourceVersionMatch` (`Exact` or `NotOlderThan`).
     pub resource_version_match: Option<String>,
+    /// Return stored JSON as is (`ListPage::raw_items`) when no selector needs
+    /// the objects decoded.
+    pub raw: bool,
 }
 
 /// A page of objects.
@@ -51,6 +54,8 @@ pub struct ListOptions {
 pub struct ListPage {
     /// The objects, in key order.
     pub items: Vec<Value>,
+    /// The objects as JSON bytes, when `ListOptions::raw` allowed it.
+    pub raw_items: Vec<Vec<u8>>,
     /// The revision read at.
     pub resource_version: Revision,
     /// Token for the next page.
@@ -206,7 +211,8 @@ impl Registry {
                 }
             }
         }
-        // a single name via fieldSelector=metadata.name=X reads one key
+        let raw = opts.raw && opts.selectors.labels.is_empty() && opts.selectors.fields.is_empty();
+        let mut raw_items = Vec::new();
         let mut items = Vec::new();
         let limit = opts.limit.filter(|l| *l > 0);
         let mut read_revision;
@@ -233,6 +239,13 @@ impl Registry {
             let mut last_key = None;
             for kv in &page.kvs {
                 last_key = Some(kv.key.clone());
+                if raw {
+                    raw_items.push(objects::with_resource_version(kv)?);
+                    if limit.is_some_and(|l| raw_items.len() >= l) {
+                        break;
+                    }
+                    continue;
+                }
                 let obj = objects::decode(kv)?;
                 if opts.selectors.matches(&obj) {
                     items.push(obj);
@@ -246,7 +259,7 @@ impl Registry {
                 more = true;
             }
             start_after = last_key.or(start_after);
-            if !more || limit.is_some_and(|l| items.len() >= l) {
+            if !more || limit.is_some_and(|l| items.len() + raw_items.len() >= l) {
                 break;
             }
         }
@@ -256,6 +269,7 @@ impl Registry {
         };
         Ok(ListPage {
             items,
+            raw_items,
             resource_version: read_revision,
             continue_token,
         })

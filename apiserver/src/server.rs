@@ -253,6 +253,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tokens,
         metrics,
         server_address: host,
+        node_client: Some((
+            pki.kubelet_client_cert_pem.clone(),
+            pki.kubelet_client_key_pem.clone(),
+        )),
     });
 
     // kubeconfigs for the admin and for korral's own components

@@ -1,3 +1,19 @@
 //! The node daemon: registers its Node, heartbeats a Lease, converges the pods
-//! bound to it through a `Runtime` (containerd, process, simulated), runs
-//! probes, reports status and programs the service proxy (iptables).
+//! bound to it through a [`runtime::Runtime`] (containerd, process,
+//! simulated), runs probes, reports status, and serves container logs to the
+//! API server over HTTPS.
+//!
+//! Start reading at [`daemon`] (the wiring), then [`pods::sync`] (the pod
+//! reconciler) and [`runtime`] (the trait and its implementations).
+
+pub mod config;
+pub mod daemon;
+pub mod lease;
+pub mod machine;
+pub mod pods;
+pub mod registration;
+pub mod runtime;
+pub mod server;
+
+pub use config::{NodeConfig, Timings};
+pub use daemon::Daemon;

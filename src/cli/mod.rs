@@ -3,7 +3,9 @@
 pub mod controllers;
 pub mod diff;
 pub mod drift;
+pub mod image;
 pub mod logging;
+pub mod node;
 pub mod output;
 pub mod server;
 pub mod sources;

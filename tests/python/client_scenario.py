@@ -17,7 +17,7 @@ def main(kubeconfig: str) -> None:
     core = client.CoreV1Api()
     ns = "default"
 
-    labels = {"app": "py"}
+    labels = {"app": "py-web"}
     dep = client.V1Deployment(
         metadata=client.V1ObjectMeta(name="py-web", labels=labels),
         spec=client.V1DeploymentSpec(
@@ -39,7 +39,7 @@ def main(kubeconfig: str) -> None:
     print("read deployment: ok")
 
     # pods with and without the label
-    for name, lbl in [("py-a", labels), ("py-b", labels), ("other", {"app": "other"})]:
+    for name, lbl in [("py-a", {"app": "py"}), ("py-b", {"app": "py"}), ("other", {"app": "other"})]:
         pod = client.V1Pod(
             metadata=client.V1ObjectMeta(name=name, labels=lbl),
             spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),

@@ -231,3 +231,21 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A child process killed (and reaped) when the guard drops, even when the
+/// test panics.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Kills the process now.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod managed;
+pub mod node_proxy;
 pub mod request;
 pub mod resources;
 pub mod subresources;
@@ -36,6 +37,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// `host:port` clients reach the server at (for `/api`).
     pub server_address: String,
+    /// The client certificate and key (PEM) presented to node daemons when proxying logs and exec.
+    pub node_client: Option<(String, String)>,
 }
 
 fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Identity> {

@@ -92,6 +92,30 @@ impl Req {
                     self.query.get("includeObject").unwrap_or("Metadata"),
                 ),
             ),
+            Format::Json if !page.raw_items.is_empty() => {
+                // stored JSON spliced into the list without decoding it
+                let head = json!({
+                    "kind": format!("{}List", self.target.info.kind),
+                    "apiVersion": self.target.info.api_version,
+                    "metadata": meta,
+                });
+                let mut body = serde_json::to_vec(&head).unwrap_or_default();
+                body.pop();
+                body.extend_from_slice(b",\"items\":[");
+                for (i, item) in page.raw_items.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(item);
+                }
+                body.extend_from_slice(b"]}");
+                (
+                    StatusCode::OK,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response()
+            }
             Format::Json => json_response(
                 StatusCode::OK,
                 &json!({
@@ -172,6 +196,7 @@ impl Req {
                 .get("resourceVersionMatch")
                 .filter(|m| !m.is_empty())
                 .map(str::to_string),
+            raw: false,
         })
     }
 
@@ -212,6 +237,10 @@ impl Req {
     async fn list(&self) -> ApiResult<Response> {
         let opts = self.list_options()?;
         self.authorize_collection("list", &opts).await?;
+        let opts = ListOptions {
+            raw: self.format == Format::Json,
+            ..opts
+        };
         let page = self
             .app
             .registry
@@ -437,6 +466,7 @@ impl Req {
             }
         }
         Ok(self.list_response(ListPage {
+            raw_items: Vec::new(),
             items,
             resource_version: page.resource_version,
             continue_token: None,

@@ -1,5 +1,5 @@
 //! Subresources beyond status: `scale` (Deployments, ReplicaSets), `binding`
-//! and `eviction` (Pods), `log`/`exec` (Pods, served by the node), and
+//! and `eviction` (Pods), `log`/`exec` (Pods, proxied to the node daemon), and
 //! `sync` (GitSources: ask intake to sync now).
 
 use axum::http::{Method, StatusCode};
@@ -234,7 +234,9 @@ async fn eviction(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
     ))
 }
 
-async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
+/// `pods/log` and `pods/exec`: proxied to the node daemon running the pod
+/// (see `node_proxy` for how the node is found and authenticated).
+async fn node_served(req: &Req, what: &str, method: Method) -> ApiResult<Response> {
     access::check(&req.id, "get", &req.target)?;
     let name = req.target.name.as_deref().unwrap_or("");
     let pod = req
@@ -242,16 +244,16 @@ async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
         .registry
         .get(req.target.info, req.target.namespace.as_deref(), name)
         .await?;
-    match pod
+    let node = pod
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
-    {
-        None => Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        ))),
-        Some(node) => Err(ApiError::unavailable(format!(
-            "{what} for pod {name} are served by the node daemon of node {node:?}, which does not serve them yet"
+        .ok_or_else(|| ApiError::bad_request(format!("pod {name} does not have a host assigned")))?
+        .to_string();
+    match what {
+        "log" => crate::http::node_proxy::logs(&req.app, &pod, &node, &req.query.0).await,
+        _ => Err(ApiError::unavailable(format!(
+            "{method} exec for pod {name}: exec sessions are not served by korral's node daemons"
         ))),
     }
 }
@@ -296,8 +298,8 @@ pub async fn serve(
         ("scale", _) => scale(req, method, body).await,
         ("binding", &Method::POST) => binding(req, body).await,
         ("eviction", &Method::POST) => eviction(req, body).await,
-        ("log", &Method::GET) => node_served(req, "logs").await,
-        ("exec", &Method::GET | &Method::POST) => node_served(req, "exec sessions").await,
+        ("log", &Method::GET) => node_served(req, "log", method).await,
+        ("exec", &Method::GET | &Method::POST) => node_served(req, "exec", method).await,
         ("sync", &Method::POST) => sync(req).await,
         (sub, m) => Err(ApiError::method_not_allowed(&format!(
             "{m} {}/{sub}",

@@ -2,6 +2,7 @@
 //! ones on shared informers (one watch per kind for all controllers),
 //! optionally behind leader election.
 
+pub mod claim;
 pub mod deployment;
 pub mod events;
 pub mod expectations;

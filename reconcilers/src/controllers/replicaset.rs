@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
 use schemas::apps::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use schemas::core::Pod;
 use schemas::{ObjectMeta, Time};
@@ -22,7 +20,7 @@ use crate::controllers::podutil::{
     seconds_until_available,
 };
 use crate::runtime::{
-    Action, Cache, ClientError, Controller, DeleteParams, ObjectRef, Patch, WriteParams,
+    Action, Cache, ClientError, Controller, DeleteParams, ObjectRef, WriteParams,
 };
 
 /// At most this many pods are created or deleted per sync (Kubernetes' burstReplicas).
@@ -61,7 +59,7 @@ pub async fn run(ctx: Context) {
                 .map(|rs| ObjectRef::of(rs.as_ref()))
                 .collect()
         })
-        .workers(4);
+        .workers(16);
     let state = Arc::new(State {
         ctx: ctx.clone(),
         replicasets: rs_cache,
@@ -89,34 +87,16 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     };
     let ns = ns_of(&key).to_string();
     let spec = rs.spec.clone().unwrap_or_default();
-    let uid = rs.metadata.uid.clone().unwrap_or_default();
     let pod_api = state.ctx.client.api::<Pod>(Some(&ns));
 
-    // claim: owned pods, adopt matching orphans, release non-matching owned
-    let mut owned: Vec<Arc<Pod>> = Vec::new();
-    for p in state.pods.in_namespace(&ns) {
-        let matches = !spec.selector.is_empty() && spec.selector.matches(p.metadata.labels());
-        match controller_of(&p.metadata) {
-            Some(r) if r.uid == uid => {
-                if matches || rs.metadata.deletion_timestamp.is_some() {
-                    owned.push(p);
-                } else {
-                    release(&pod_api, &p, &uid).await?;
-                }
-            }
-            None if matches
-                && rs.metadata.deletion_timestamp.is_none()
-                && p.metadata.deletion_timestamp.is_none() =>
-            {
-                match adopt(&pod_api, &p, rs.as_ref()).await {
-                    Ok(adopted) => owned.push(Arc::new(adopted)),
-                    Err(e) if e.is_not_found() || e.is_conflict() => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            _ => {}
-        }
-    }
+    let owned = crate::controllers::claim::claim(
+        rs.as_ref(),
+        &spec.selector,
+        state.pods.in_namespace(&ns),
+        &pod_api,
+        MANAGER,
+    )
+    .await?;
 
     let pods_cache = state.pods.clone();
     let ready_to_act = state.expectations.satisfied(
@@ -269,68 +249,6 @@ async fn create_pods(
     Ok(())
 }
 
-async fn adopt(
-    pod_api: &crate::runtime::Api<Pod>,
-    p: &Pod,
-    rs: &ReplicaSet,
-) -> Result<Pod, ClientError> {
-    let mut refs = p.metadata.owner_references.clone().unwrap_or_default();
-    refs.push(controller_ref(rs));
-    let patch = Patch::Merge(json!({"metadata": {"ownerReferences": refs, "uid": p.metadata.uid}}));
-    tracing::info!(
-        pod = p.metadata.name(),
-        replicaset = rs.metadata.name(),
-        "adopting pod"
-    );
-    pod_api
-        .patch(
-            p.metadata.name(),
-            &patch,
-            &WriteParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            },
-        )
-        .await
-}
-
-async fn release(
-    pod_api: &crate::runtime::Api<Pod>,
-    p: &Pod,
-    owner_uid: &str,
-) -> Result<(), ClientError> {
-    let refs: Vec<_> = p
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .filter(|r| r.uid != owner_uid)
-        .cloned()
-        .collect();
-    let patch = Patch::Merge(
-        json!({"metadata": {"ownerReferences": if refs.is_empty() { serde_json::Value::Null } else { json!(refs) }, "uid": p.metadata.uid}}),
-    );
-    tracing::info!(
-        pod = p.metadata.name(),
-        "releasing pod that no longer matches its replicaset"
-    );
-    match pod_api
-        .patch(
-            p.metadata.name(),
-            &patch,
-            &WriteParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            },
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 fn labels_superset(have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> bool {
     want.iter().all(|(k, v)| have.get(k) == Some(v))
 }
@@ -395,6 +313,7 @@ fn compute_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pods_come_from_the_template_with_a_controller_reference() {

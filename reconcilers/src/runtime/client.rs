@@ -129,6 +129,23 @@ pub struct DeleteParams {
     pub precondition_resource_version: Option<String>,
 }
 
+impl DeleteParams {
+    /// The `DeleteOptions` body.
+    fn body(&self) -> Value {
+        let mut body = serde_json::json!({"kind": "DeleteOptions", "apiVersion": "v1"});
+        if let Some(pp) = &self.propagation_policy {
+            body["propagationPolicy"] = serde_json::json!(pp);
+        }
+        if let Some(g) = self.grace_period_seconds {
+            body["gracePeriodSeconds"] = serde_json::json!(g);
+        }
+        if self.precondition_uid.is_some() || self.precondition_resource_version.is_some() {
+            body["preconditions"] = serde_json::json!({"uid": self.precondition_uid, "resourceVersion": self.precondition_resource_version});
+        }
+        body
+    }
+}
+
 /// Parameters of a list or watch.
 #[derive(Clone, Debug, Default)]
 pub struct ListParams {
@@ -500,16 +517,7 @@ impl<K: Resource> Api<K> {
 
     /// Deletes an object; `Ok(())` also when deletion is pending (finalizers, grace).
     pub async fn delete(&self, name: &str, p: &DeleteParams) -> Result<()> {
-        let mut body = serde_json::json!({"kind": "DeleteOptions", "apiVersion": "v1"});
-        if let Some(pp) = &p.propagation_policy {
-            body["propagationPolicy"] = serde_json::json!(pp);
-        }
-        if let Some(g) = p.grace_period_seconds {
-            body["gracePeriodSeconds"] = serde_json::json!(g);
-        }
-        if p.precondition_uid.is_some() || p.precondition_resource_version.is_some() {
-            body["preconditions"] = serde_json::json!({"uid": p.precondition_uid, "resourceVersion": p.precondition_resource_version});
-        }
+        let body = p.body();
         let r = self
             .client
             .req(reqwest::Method::DELETE, &self.item(name)?)
@@ -760,16 +768,7 @@ impl DynApi {
 
     /// Deletes an object; `Ok(())` also when deletion is pending.
     pub async fn delete(&self, name: &str, p: &DeleteParams) -> Result<()> {
-        let mut body = serde_json::json!({"kind": "DeleteOptions", "apiVersion": "v1"});
-        if let Some(pp) = &p.propagation_policy {
-            body["propagationPolicy"] = serde_json::json!(pp);
-        }
-        if let Some(g) = p.grace_period_seconds {
-            body["gracePeriodSeconds"] = serde_json::json!(g);
-        }
-        if p.precondition_uid.is_some() || p.precondition_resource_version.is_some() {
-            body["preconditions"] = serde_json::json!({"uid": p.precondition_uid, "resourceVersion": p.precondition_resource_version});
-        }
+        let body = p.body();
         let r = self
             .client
             .req(reqwest::Method::DELETE, &self.item(name))

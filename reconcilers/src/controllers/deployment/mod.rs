@@ -20,6 +20,7 @@ use schemas::core::{Pod, PodTemplateSpec};
 use schemas::meta::LabelSelector;
 
 use crate::controllers::Context;
+use crate::controllers::claim::ignore_gone;
 use crate::controllers::podutil::{controller_of, controller_ref};
 use crate::runtime::{
     Action, Api, Cache, ClientError, Controller, DeleteParams, ObjectRef, Patch, WriteParams,
@@ -80,7 +81,7 @@ pub async fn run(ctx: Context) {
             };
             crate::runtime::controller::controller_owner::<Deployment, ReplicaSet>(rs.as_ref())
         })
-        .workers(4);
+        .workers(8);
     let state = Arc::new(State {
         ctx: ctx.clone(),
         deployments: d_informer.cache(),
@@ -104,51 +105,15 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     let ns = key.namespace.clone().unwrap_or_else(|| "default".into());
     let spec = d.spec.clone().unwrap_or_default();
     let rs_api = state.ctx.client.api::<ReplicaSet>(Some(&ns));
-    let uid = d.metadata.uid.clone().unwrap_or_default();
 
-    // claim ReplicaSets: owned, adopt matching orphans, release non-matching
-    let mut owned: Vec<Arc<ReplicaSet>> = Vec::new();
-    for rs in state.replicasets.in_namespace(&ns) {
-        let matches = !spec.selector.is_empty() && spec.selector.matches(rs.metadata.labels());
-        match controller_of(&rs.metadata) {
-            Some(r) if r.uid == uid => {
-                if matches || d.metadata.deletion_timestamp.is_some() {
-                    owned.push(rs);
-                } else {
-                    let refs: Vec<_> = rs
-                        .metadata
-                        .owner_references
-                        .iter()
-                        .flatten()
-                        .filter(|r| r.uid != uid)
-                        .cloned()
-                        .collect();
-                    let patch = json!({"metadata": {"ownerReferences": if refs.is_empty() { serde_json::Value::Null } else { json!(refs) }, "uid": rs.metadata.uid}});
-                    ignore_gone(
-                        rs_api
-                            .patch(rs.metadata.name(), &Patch::Merge(patch), &wp())
-                            .await,
-                    )?;
-                }
-            }
-            None if matches
-                && d.metadata.deletion_timestamp.is_none()
-                && rs.metadata.deletion_timestamp.is_none() =>
-            {
-                let mut refs = rs.metadata.owner_references.clone().unwrap_or_default();
-                refs.push(controller_ref(d.as_ref()));
-                let patch = json!({"metadata": {"ownerReferences": refs, "uid": rs.metadata.uid}});
-                if let Some(adopted) = ignore_gone(
-                    rs_api
-                        .patch(rs.metadata.name(), &Patch::Merge(patch), &wp())
-                        .await,
-                )? {
-                    owned.push(Arc::new(adopted));
-                }
-            }
-            _ => {}
-        }
-    }
+    let owned = crate::controllers::claim::claim(
+        d.as_ref(),
+        &spec.selector,
+        state.replicasets.in_namespace(&ns),
+        &rs_api,
+        MANAGER,
+    )
+    .await?;
 
     let mut sync = Sync {
         state: &state,
@@ -173,14 +138,6 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
         sync.rollout_recreate().await
     } else {
         sync.rollout_rolling().await
-    }
-}
-
-fn ignore_gone<T>(r: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
-    match r {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.is_not_found() || e.is_conflict() => Ok(None),
-        Err(e) => Err(e),
     }
 }
 

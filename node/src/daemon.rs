@@ -1,0 +1,209 @@
+//! One node daemon, wired: register the Node, pick the runtime (which needs
+//! the pod CIDR the API server allocated), heartbeat the Lease, keep node
+//! conditions current, watch the pods bound to the node, reconcile them,
+//! clean up containers of pods that are gone, and serve logs over HTTPS.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use reconcilers::runtime::watcher::Config as WatchConfig;
+use reconcilers::runtime::{Client, Controller, ControllerMetrics, Informer, ObjectRef};
+use schemas::core::Pod;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::config::NodeConfig;
+use crate::pods::downward::Facts;
+use crate::pods::{PodContext, reconcile};
+use crate::registration::{self, NodeFacts, Registered};
+use crate::runtime::Runtime;
+use crate::server;
+
+/// Makes the runtime once the node is registered (it may need the pod CIDR).
+pub type RuntimeFactory = Box<
+    dyn FnOnce(Registered) -> Pin<Box<dyn Future<Output = Result<Arc<dyn Runtime>, String>> + Send>>
+        + Send,
+>;
+
+/// What a daemon needs to run.
+pub struct Daemon {
+    /// The API client, with the node's identity.
+    pub client: Client,
+    /// The cluster CA (PEM) from the kubeconfig: callers of the endpoint must hold a certificate it signed.
+    pub ca_pem: Option<String>,
+    /// Settings.
+    pub config: NodeConfig,
+    /// Makes the runtime.
+    pub runtime: RuntimeFactory,
+    /// Shared controller metrics (one set for all simulated nodes of a process).
+    pub metrics: Arc<ControllerMetrics>,
+    /// Whether to write volumes and resolve env (false for simulated nodes).
+    pub materialize: bool,
+}
+
+/// Removes the containers of pods that no longer exist (after a restart, or a missed delete).
+pub async fn cleanup_orphans(ctx: &PodContext) {
+    let live: std::collections::HashSet<String> = ctx
+        .cache
+        .all()
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    let Ok(all) = ctx.runtime.list().await else {
+        return;
+    };
+    let mut orphans: Vec<String> = all
+        .iter()
+        .map(|c| c.pod_uid.clone())
+        .filter(|u| !live.contains(u))
+        .collect();
+    orphans.sort();
+    orphans.dedup();
+    for uid in orphans {
+        tracing::info!(pod_uid = %uid, "removing containers of a pod that no longer exists");
+        ctx.probes.stop_pod(&uid);
+        let infos = ctx.runtime.list_pod(&uid).await.unwrap_or_default();
+        for c in &infos {
+            if c.is_running() {
+                let _ = ctx
+                    .runtime
+                    .stop(&c.id, std::time::Duration::from_secs(2))
+                    .await;
+            }
+            let _ = ctx.runtime.remove(&c.id).await;
+        }
+        let _ = ctx.runtime.remove_sandbox(&uid).await;
+        if ctx.materialize {
+            let _ = std::fs::remove_dir_all(ctx.pod_dir(&uid));
+        }
+    }
+}
+
+impl Daemon {
+    /// Runs until `shutdown` resolves. Containers keep running when the daemon stops
+    /// (a restarted daemon adopts them), as with the kubelet.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), String> {
+        let Daemon {
+            client,
+            ca_pem,
+            config,
+            runtime,
+            metrics,
+            materialize,
+        } = self;
+        let config = Arc::new(config);
+        let host_ip = config
+            .node_ip
+            .or_else(|| crate::machine::address_towards(client.base_url()))
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+        let endpoint = match (&config.listen, &ca_pem) {
+            (Some(addr), Some(ca)) => {
+                let ep = server::bind(*addr)?;
+                let mut sans = vec![
+                    config.name.clone(),
+                    host_ip.clone(),
+                    "localhost".into(),
+                    "127.0.0.1".into(),
+                ];
+                sans.dedup();
+                let cert = server::tls::load_or_create(&config.data_dir.join("pki"), &sans)?;
+                let tls = server::tls::server_config(&cert, ca)?;
+                Some((ep, tls, cert.sha256))
+            }
+            (Some(_), None) => {
+                tracing::warn!("the kubeconfig names no CA: the logs/exec endpoint is disabled");
+                None
+            }
+            _ => None,
+        };
+        let mut facts = NodeFacts {
+            host_ip: host_ip.clone(),
+            port: endpoint.as_ref().map(|e| e.0.addr.port()).unwrap_or(0),
+            runtime_version: String::new(),
+            cert_sha256: endpoint.as_ref().map(|e| e.2.clone()),
+        };
+        let registered = registration::register(&client, &config, &facts).await?;
+        let runtime = runtime(registered.clone()).await?;
+        facts.runtime_version = runtime.version().await;
+        tasks.push(tokio::spawn(registration::status_loop(
+            client.clone(),
+            config.clone(),
+            facts,
+        )));
+        tasks.push(tokio::spawn(crate::lease::heartbeat(
+            client.clone(),
+            config.name.clone(),
+            config.timings.heartbeat,
+            config.timings.lease_duration,
+        )));
+        let informer = Informer::start(
+            client.api::<Pod>(None),
+            WatchConfig {
+                field_selector: Some(format!("spec.nodeName={}", config.name)),
+                ..Default::default()
+            },
+            Vec::new(),
+        );
+        let ctx = Arc::new(PodContext::new(
+            config.name.clone(),
+            client.clone(),
+            informer.cache(),
+            runtime.clone(),
+            config.timings.clone(),
+            config.data_dir.clone(),
+            Facts {
+                pod_ip: None,
+                host_ip,
+                node_cpu_millis: registered.cpu_millis,
+                node_memory_bytes: registered.memory_bytes,
+            },
+            materialize,
+        ));
+        let controller = Controller::new("node-pods", &informer).workers(config.workers);
+        let queue = controller.queue();
+        let _ = ctx.queue.set(queue.clone());
+        {
+            let (ctx, mut events, cache) = (ctx.clone(), runtime.events(), informer.cache());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(uid) => ctx.poke_uid(&uid),
+                        Err(RecvError::Lagged(_)) => {
+                            for p in cache.all() {
+                                queue.add(ObjectRef::of(p.as_ref()));
+                            }
+                        }
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            }));
+        }
+        {
+            let ctx = ctx.clone();
+            let period = config.timings.pod_sync * 6;
+            tasks.push(tokio::spawn(async move {
+                ctx.cache.wait_synced().await;
+                loop {
+                    cleanup_orphans(&ctx).await;
+                    tokio::time::sleep(period).await;
+                }
+            }));
+        }
+        if let Some((ep, tls, _)) = endpoint {
+            tracing::info!(node = %config.name, addr = %ep.addr, "serving logs over HTTPS");
+            tasks.push(tokio::spawn(ep.serve(tls, ctx.clone())));
+        }
+        tracing::info!(node = %config.name, runtime = runtime.kind(), "node daemon running");
+        let rctx = ctx.clone();
+        controller
+            .run(move |key| reconcile(rctx.clone(), key), metrics, shutdown)
+            .await;
+        informer.stop();
+        for t in tasks {
+            t.abort();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! Pod convergence: the reconciler that makes the runtime run what the pods
+//! bound to this node ask for, and the pieces it uses — env, volumes,
+//! downward API, probes, crash-loop back-off, status.
+
+pub mod backoff;
+pub mod downward;
+pub mod env;
+pub mod probes;
+pub mod sources;
+pub mod status;
+pub mod sync;
+pub mod volumes;
+
+pub use sync::{PodContext, reconcile};

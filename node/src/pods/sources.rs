@@ -1,0 +1,83 @@
+//! The ConfigMaps and Secrets a pod's env and volumes read, fetched by name
+//! (all a node identity may do) and remembered for the length of one sync.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine;
+use reconcilers::runtime::Client;
+use schemas::core::{ConfigMap, Secret};
+
+/// The data of a ConfigMap or Secret as bytes, or `None` when it does not exist.
+pub type Data = Option<BTreeMap<String, Vec<u8>>>;
+
+/// Fetches ConfigMaps and Secrets of one namespace, each at most once.
+pub struct Sources<'a> {
+    client: &'a Client,
+    namespace: String,
+    config_maps: HashMap<String, Data>,
+    secrets: HashMap<String, Data>,
+}
+
+impl<'a> Sources<'a> {
+    /// A fetcher for `namespace`.
+    pub fn new(client: &'a Client, namespace: &str) -> Self {
+        Sources {
+            client,
+            namespace: namespace.to_string(),
+            config_maps: HashMap::new(),
+            secrets: HashMap::new(),
+        }
+    }
+
+    /// A ConfigMap's data and binaryData.
+    pub async fn config_map(&mut self, name: &str) -> Result<&Data, String> {
+        if !self.config_maps.contains_key(name) {
+            let api = self.client.api::<ConfigMap>(Some(&self.namespace));
+            let got = api
+                .get_opt(name)
+                .await
+                .map_err(|e| format!("configmap {:?}: {e}", name))?;
+            let data = got.map(|cm| {
+                let mut out: BTreeMap<String, Vec<u8>> = cm
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                for (k, v) in cm.binary_data.unwrap_or_default() {
+                    if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(v.trim()) {
+                        out.insert(k, b);
+                    }
+                }
+                out
+            });
+            self.config_maps.insert(name.to_string(), data);
+        }
+        Ok(self.config_maps.get(name).unwrap_or(&None))
+    }
+
+    /// A Secret's data, decoded.
+    pub async fn secret(&mut self, name: &str) -> Result<&Data, String> {
+        if !self.secrets.contains_key(name) {
+            let api = self.client.api::<Secret>(Some(&self.namespace));
+            let got = api
+                .get_opt(name)
+                .await
+                .map_err(|e| format!("secret {:?}: {e}", name))?;
+            let data = got.map(|s| {
+                let mut out: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+                for (k, v) in s.data.unwrap_or_default() {
+                    if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(v.trim()) {
+                        out.insert(k, b);
+                    }
+                }
+                for (k, v) in s.string_data.unwrap_or_default() {
+                    out.insert(k, v.into_bytes());
+                }
+                out
+            });
+            self.secrets.insert(name.to_string(), data);
+        }
+        Ok(self.secrets.get(name).unwrap_or(&None))
+    }
+}

@@ -1,0 +1,598 @@
+//! The `containerd` runtime: containers created through containerd's gRPC
+//! API (the `containerd-client` crate) and run by runc. Images come from
+//! archives imported locally ([`image`]); each container gets a snapshot of
+//! its image and an OCI spec built from the pod spec ([`spec`]); all
+//! containers of a pod join the pod's network namespace ([`network`]);
+//! stdout/stderr go to the log file through the shim's `file://` IO, which
+//! survives daemon restarts. Containers carry korral labels, so a restarted
+//! daemon lists and adopts them instead of starting duplicates.
+
+pub mod api;
+pub mod archive;
+pub mod busybox;
+pub mod image;
+pub mod network;
+pub mod spec;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
+use containerd_client::services::v1::snapshots::{PrepareSnapshotRequest, RemoveSnapshotRequest};
+use containerd_client::services::v1::tasks_client::TasksClient;
+use containerd_client::services::v1::version_client::VersionClient;
+use containerd_client::services::v1::{
+    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest,
+    KillRequest, ListContainersRequest, StartRequest, WaitRequest, container::Runtime as CRuntime,
+};
+use containerd_client::tonic::Code;
+use tokio::sync::broadcast;
+
+use crate::runtime::{
+    ContainerConfig, ContainerInfo, ExecOutput, PodSandbox, Result, Runtime, RuntimeError, State,
+    event_channel, labels,
+};
+use api::{Api, err, not_found};
+
+/// How to reach containerd and where this node keeps things.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// containerd's gRPC socket.
+    pub address: PathBuf,
+    /// The containerd namespace of this node's images and containers.
+    pub namespace: String,
+    /// The snapshotter (`overlayfs`, `native`).
+    pub snapshotter: String,
+    /// The node's name (labels, bridge and cgroup names).
+    pub node: String,
+    /// The node's data directory (pod files, IP leases).
+    pub data_dir: PathBuf,
+}
+
+/// The containerd runtime of one node.
+pub struct Containerd {
+    api: Api,
+    opts: Options,
+    network: Option<network::Network>,
+    events: broadcast::Sender<String>,
+}
+
+const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+
+fn other(e: String) -> RuntimeError {
+    RuntimeError::Other(e)
+}
+
+fn ts(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    let t = t?;
+    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+        .filter(|d| d.timestamp() > 0)
+}
+
+impl Containerd {
+    /// Connects to containerd; pods get IPs from `pod_cidr` (without one, pods use the host network).
+    pub async fn connect(
+        opts: Options,
+        pod_cidr: Option<&str>,
+    ) -> std::result::Result<Containerd, String> {
+        let api = Api::connect(&opts.address, &opts.namespace).await?;
+        let network = match pod_cidr {
+            Some(c) => Some(network::Network::new(&opts.node, c, &opts.data_dir)?),
+            None => {
+                tracing::warn!("the Node has no pod CIDR: pods use the host network");
+                None
+            }
+        };
+        let rt = Containerd {
+            api,
+            opts,
+            network,
+            events: event_channel(),
+        };
+        // wait for the exits of containers a previous daemon started
+        for c in rt.list().await.map_err(|e| e.to_string())? {
+            if c.is_running() {
+                rt.watch(&c.id, &c.pod_uid);
+            }
+        }
+        Ok(rt)
+    }
+
+    fn tasks(&self) -> TasksClient<containerd_client::tonic::transport::Channel> {
+        TasksClient::new(self.api.channel.clone())
+    }
+
+    fn containers(&self) -> ContainersClient<containerd_client::tonic::transport::Channel> {
+        ContainersClient::new(self.api.channel.clone())
+    }
+
+    fn snapshots(&self) -> SnapshotsClient<containerd_client::tonic::transport::Channel> {
+        SnapshotsClient::new(self.api.channel.clone())
+    }
+
+    /// Waits for a task to exit, then tells the reconciler.
+    fn watch(&self, id: &str, uid: &str) {
+        let (api, events, id, uid) = (
+            self.api.clone(),
+            self.events.clone(),
+            id.to_string(),
+            uid.to_string(),
+        );
+        tokio::spawn(async move {
+            let mut tasks = TasksClient::new(api.channel.clone());
+            let _ = tasks
+                .wait(api.req(WaitRequest {
+                    container_id: id,
+                    exec_id: String::new(),
+                }))
+                .await;
+            let _ = events.send(uid);
+        });
+    }
+
+    async fn info(&self, c: &Container) -> Option<ContainerInfo> {
+        let l = &c.labels;
+        let state = match self
+            .tasks()
+            .get(self.api.req(GetRequest {
+                container_id: c.id.clone(),
+                exec_id: String::new(),
+            }))
+            .await
+        {
+            Ok(r) => {
+                let p = r.into_inner().process.unwrap_or_default();
+                match p.status {
+                    1 => State::Created,
+                    2 | 4 | 5 => State::Running,
+                    _ => State::Exited {
+                        code: i32::try_from(p.exit_status).unwrap_or(255),
+                        finished_at: ts(p.exited_at.as_ref()).unwrap_or_else(Utc::now),
+                        reason: None,
+                    },
+                }
+            }
+            Err(s) if not_found(&s) => State::Exited {
+                code: l
+                    .get("io.korral.exit-code")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(255),
+                finished_at: ts(c.updated_at.as_ref()).unwrap_or_else(Utc::now),
+                reason: Some("Unknown".into()),
+            },
+            Err(_) => return None,
+        };
+        Some(ContainerInfo {
+            id: c.id.clone(),
+            pod_uid: l.get(labels::POD_UID)?.clone(),
+            pod_namespace: l.get(labels::POD_NAMESPACE).cloned().unwrap_or_default(),
+            pod_name: l.get(labels::POD_NAME).cloned().unwrap_or_default(),
+            name: l.get(labels::CONTAINER)?.clone(),
+            attempt: l
+                .get(labels::ATTEMPT)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0),
+            image: c.image.clone(),
+            image_id: l.get("io.korral.image.id").cloned().unwrap_or_default(),
+            state,
+            started_at: l
+                .get(labels::STARTED)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            log_path: PathBuf::from(l.get("io.korral.log").cloned().unwrap_or_default()),
+        })
+    }
+
+    fn pod_files(
+        &self,
+        sb: &PodSandbox,
+        ip: &str,
+    ) -> std::result::Result<Vec<(&'static str, String)>, String> {
+        let etc = sb.dir.join("etc");
+        std::fs::create_dir_all(&etc).map_err(|e| format!("{}: {e}", etc.display()))?;
+        let hosts = format!(
+            "# Kubernetes-managed hosts file (korral).\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{}\n",
+            sb.hostname
+        );
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut out = Vec::new();
+        for (dest, name, body) in [
+            ("/etc/hosts", "hosts", hosts),
+            ("/etc/resolv.conf", "resolv.conf", resolv),
+            ("/etc/hostname", "hostname", format!("{}\n", sb.hostname)),
+        ] {
+            let p = etc.join(name);
+            std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
+            out.push((dest, p.to_string_lossy().into_owned()));
+        }
+        Ok(out)
+    }
+
+    async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        match self
+            .tasks()
+            .kill(self.api.req(KillRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+                signal,
+                all,
+            }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if not_found(&s) || s.code() == Code::FailedPrecondition => Ok(()),
+            Err(s) => Err(other(err(&format!("signal {signal} to {id}"), s))),
+        }
+    }
+
+    async fn wait_exit(&self, id: &str, limit: Duration) -> bool {
+        let mut tasks = self.tasks();
+        let wait = tasks.wait(self.api.req(WaitRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+        }));
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for Containerd {
+    fn kind(&self) -> &'static str {
+        "containerd"
+    }
+
+    async fn version(&self) -> String {
+        let mut v = VersionClient::new(self.api.channel.clone());
+        match v.version(()).await {
+            Ok(r) => format!("containerd://{}", r.into_inner().version),
+            Err(_) => "containerd://unknown".into(),
+        }
+    }
+
+    async fn run_sandbox(&self, sb: &PodSandbox) -> Result<String> {
+        match (&self.network, sb.host_network) {
+            (Some(net), false) => net
+                .setup(&sb.uid)
+                .await
+                .map(|ip| ip.to_string())
+                .map_err(other),
+            _ => Ok(crate::machine::address_towards("https://1.1.1.1:443")
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "127.0.0.1".into())),
+        }
+    }
+
+    async fn remove_sandbox(&self, uid: &str) -> Result<()> {
+        if let Some(net) = &self.network {
+            net.teardown(uid).await;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, sb: &PodSandbox, c: &ContainerConfig) -> Result<ContainerInfo> {
+        let image = image::resolve(&self.api, &c.image)
+            .await
+            .map_err(other)?
+            .ok_or_else(|| RuntimeError::ImageNotPresent(c.image.clone()))?;
+        image::unpack(&self.api, &self.opts.snapshotter, &image)
+            .await
+            .map_err(other)?;
+        let id = format!("{:016x}", rand::random::<u64>());
+        let ip = c.pod_ip.clone().unwrap_or_default();
+        let netns = match (&self.network, sb.host_network) {
+            (Some(_), false) => Some(network::netns_path(&sb.uid).to_string_lossy().into_owned()),
+            _ => None,
+        };
+        let files = spec::PodFiles {
+            hostname: &sb.hostname,
+            etc: self.pod_files(sb, &ip).map_err(other)?,
+            netns,
+            cgroup: format!("/korral-{}/{id}", self.opts.node),
+        };
+        let oci = spec::build(c, &image, &files);
+        if spec::args(c, &image).is_empty() {
+            return Err(RuntimeError::Invalid(format!(
+                "container {:?}: no command and the image has no entrypoint or cmd",
+                c.name
+            )));
+        }
+        let mounts = self
+            .snapshots()
+            .prepare(self.api.req(PrepareSnapshotRequest {
+                snapshotter: self.opts.snapshotter.clone(),
+                key: id.clone(),
+                parent: image.chain_id.clone(),
+                labels: Default::default(),
+            }))
+            .await
+            .map_err(|s| other(err("preparing the container snapshot", s)))?
+            .into_inner()
+            .mounts;
+        let mut l: HashMap<String, String> = HashMap::new();
+        l.insert(labels::NODE.into(), self.opts.node.clone());
+        l.insert(labels::POD_UID.into(), c.pod_uid.clone());
+        l.insert(labels::POD_NAMESPACE.into(), c.pod_namespace.clone());
+        l.insert(labels::POD_NAME.into(), c.pod_name.clone());
+        l.insert(labels::CONTAINER.into(), c.name.clone());
+        l.insert(labels::ATTEMPT.into(), c.attempt.to_string());
+        l.insert(labels::STARTED.into(), Utc::now().to_rfc3339());
+        l.insert(labels::POD_IP.into(), ip);
+        l.insert("io.korral.image.id".into(), image.id.clone());
+        l.insert(
+            "io.korral.log".into(),
+            c.log_path.to_string_lossy().into_owned(),
+        );
+        let container = Container {
+            id: id.clone(),
+            labels: l,
+            image: image::normalize_ref(&c.image),
+            runtime: Some(CRuntime {
+                name: "io.containerd.runc.v2".into(),
+                options: None,
+            }),
+            spec: Some(prost_types::Any {
+                type_url: SPEC_TYPE.into(),
+                value: serde_json::to_vec(&oci).map_err(|e| other(e.to_string()))?,
+            }),
+            snapshotter: self.opts.snapshotter.clone(),
+            snapshot_key: id.clone(),
+            ..Default::default()
+        };
+        let cleanup = |me: &Self, id: String| {
+            let (api, snap) = (me.api.clone(), me.opts.snapshotter.clone());
+            async move {
+                let _ = ContainersClient::new(api.channel.clone())
+                    .delete(api.req(DeleteContainerRequest { id: id.clone() }))
+                    .await;
+                let _ = SnapshotsClient::new(api.channel.clone())
+                    .remove(api.req(RemoveSnapshotRequest {
+                        snapshotter: snap,
+                        key: id,
+                    }))
+                    .await;
+            }
+        };
+        if let Err(s) = self
+            .containers()
+            .create(self.api.req(CreateContainerRequest {
+                container: Some(container),
+            }))
+            .await
+        {
+            cleanup(self, id.clone()).await;
+            return Err(other(err("creating the container", s)));
+        }
+        if let Some(parent) = c.log_path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| other(format!("{}: {e}", parent.display())))?;
+        }
+        let log_uri = format!("file://{}", c.log_path.display());
+        let created = self
+            .tasks()
+            .create(self.api.req(CreateTaskRequest {
+                container_id: id.clone(),
+                rootfs: mounts,
+                stdin: String::new(),
+                stdout: log_uri.clone(),
+                stderr: log_uri,
+                terminal: false,
+                ..Default::default()
+            }))
+            .await;
+        if let Err(s) = created {
+            cleanup(self, id.clone()).await;
+            return Err(other(err("creating the task", s)));
+        }
+        if let Err(s) = self
+            .tasks()
+            .start(self.api.req(StartRequest {
+                container_id: id.clone(),
+                exec_id: String::new(),
+            }))
+            .await
+        {
+            let _ = self
+                .tasks()
+                .delete(self.api.req(DeleteTaskRequest {
+                    container_id: id.clone(),
+                }))
+                .await;
+            cleanup(self, id.clone()).await;
+            return Err(other(err("starting the task", s)));
+        }
+        self.watch(&id, &c.pod_uid);
+        let got = self
+            .containers()
+            .get(self.api.req(GetContainerRequest { id: id.clone() }))
+            .await
+            .map_err(|s| other(err("reading the container", s)))?
+            .into_inner()
+            .container
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        self.info(&got).await.ok_or(RuntimeError::NotFound(id))
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        self.kill(id, 15, false).await?;
+        if !self.wait_exit(id, grace).await {
+            tracing::info!(container = id, "grace period over; sending SIGKILL");
+            self.kill(id, 9, true).await?;
+            self.wait_exit(id, Duration::from_secs(10)).await;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let _ = self.kill(id, 9, true).await;
+        self.wait_exit(id, Duration::from_secs(10)).await;
+        match self
+            .tasks()
+            .delete(self.api.req(DeleteTaskRequest {
+                container_id: id.to_string(),
+            }))
+            .await
+        {
+            Ok(_) => {}
+            Err(s) if not_found(&s) => {}
+            Err(s) => return Err(other(err(&format!("deleting task {id}"), s))),
+        }
+        match self
+            .containers()
+            .delete(self.api.req(DeleteContainerRequest { id: id.to_string() }))
+            .await
+        {
+            Ok(_) => {}
+            Err(s) if not_found(&s) => {}
+            Err(s) => return Err(other(err(&format!("deleting container {id}"), s))),
+        }
+        let _ = self
+            .snapshots()
+            .remove(self.api.req(RemoveSnapshotRequest {
+                snapshotter: self.opts.snapshotter.clone(),
+                key: id.to_string(),
+            }))
+            .await;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>> {
+        let filter = format!("labels.\"{}\"=={}", labels::NODE, self.opts.node);
+        let cs = self
+            .containers()
+            .list(self.api.req(ListContainersRequest {
+                filters: vec![filter],
+            }))
+            .await
+            .map_err(|s| other(err("listing containers", s)))?
+            .into_inner()
+            .containers;
+        let mut out = Vec::new();
+        for c in &cs {
+            if let Some(i) = self.info(c).await {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
+        let c = self
+            .containers()
+            .get(self.api.req(GetContainerRequest { id: id.to_string() }))
+            .await
+            .map_err(|s| {
+                if not_found(&s) {
+                    RuntimeError::NotFound(id.into())
+                } else {
+                    other(err("reading the container", s))
+                }
+            })?
+            .into_inner()
+            .container
+            .ok_or_else(|| RuntimeError::NotFound(id.into()))?;
+        let cspec: serde_json::Value = c
+            .spec
+            .as_ref()
+            .and_then(|a| serde_json::from_slice(&a.value).ok())
+            .unwrap_or_default();
+        let process = spec::exec_process(&cspec, command);
+        let exec_id = format!("exec-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        let out_file = std::env::temp_dir().join(format!("korral-{exec_id}.out"));
+        let uri = format!("file://{}", out_file.display());
+        self.tasks()
+            .exec(self.api.req(ExecProcessRequest {
+                container_id: id.to_string(),
+                stdin: String::new(),
+                stdout: uri.clone(),
+                stderr: uri,
+                terminal: false,
+                spec: Some(prost_types::Any {
+                    type_url: PROCESS_TYPE.into(),
+                    value: serde_json::to_vec(&process).map_err(|e| other(e.to_string()))?,
+                }),
+                exec_id: exec_id.clone(),
+            }))
+            .await
+            .map_err(|s| other(err("exec", s)))?;
+        let del = |me: &Self| {
+            let (api, id, exec_id) = (me.api.clone(), id.to_string(), exec_id.clone());
+            async move {
+                let _ = TasksClient::new(api.channel.clone())
+                    .delete_process(api.req(DeleteProcessRequest {
+                        container_id: id,
+                        exec_id,
+                    }))
+                    .await;
+            }
+        };
+        let waited = async {
+            // Wait is registered before Start so a fast exit is not missed
+            let (mut t1, mut t2) = (self.tasks(), self.tasks());
+            let wait = t1.wait(self.api.req(WaitRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.clone(),
+            }));
+            let start = t2.start(self.api.req(StartRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.clone(),
+            }));
+            let (w, s) = tokio::join!(wait, start);
+            s.map_err(|s| other(err("starting exec", s)))?;
+            w.map(|r| r.into_inner().exit_status)
+                .map_err(|s| other(err("waiting for exec", s)))
+        };
+        let result = tokio::time::timeout(timeout, waited).await;
+        if result.is_err() {
+            let _ = self
+                .tasks()
+                .kill(self.api.req(KillRequest {
+                    container_id: id.to_string(),
+                    exec_id: exec_id.clone(),
+                    signal: 9,
+                    all: false,
+                }))
+                .await;
+        }
+        del(self).await;
+        let output = std::fs::read(&out_file).unwrap_or_default();
+        let _ = std::fs::remove_file(&out_file);
+        match result {
+            Ok(Ok(code)) => Ok(ExecOutput {
+                code: i32::try_from(code).unwrap_or(255),
+                output,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(other(format!(
+                "exec {command:?}: timed out after {timeout:?}"
+            ))),
+        }
+    }
+
+    fn events(&self) -> broadcast::Receiver<String> {
+        self.events.subscribe()
+    }
+}
+
+/// Imports an image archive into containerd (`korral image import`).
+pub async fn import(
+    address: &std::path::Path,
+    namespace: &str,
+    tar: &[u8],
+    unpack_with: Option<&str>,
+) -> std::result::Result<Vec<String>, String> {
+    let api = Api::connect(address, namespace).await?;
+    let names = image::import(&api, tar).await?;
+    if let Some(snapshotter) = unpack_with {
+        for n in &names {
+            if let Some(r) = image::resolve(&api, n).await? {
+                image::unpack(&api, snapshotter, &r).await?;
+            }
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,233 @@
+//! The `Runtime` trait the pod reconciler drives, and what flows through it:
+//! a pod sandbox (network), containers built from the pod spec, their
+//! observed state, exec for probes and `kubectl exec`. Three implementations:
+//! [`containerd`], [`process`], [`simulated`].
+
+pub mod containerd;
+pub mod process;
+pub mod simulated;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+/// Why a runtime call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The image is not on the node (no registry is reached: import it).
+    #[error("image {0:?} is not present on the node; import it with `korral image import`")]
+    ImageNotPresent(String),
+    /// No such container.
+    #[error("container {0} not found")]
+    NotFound(String),
+    /// The configuration cannot run here.
+    #[error("{0}")]
+    Invalid(String),
+    /// Anything else (I/O, gRPC, commands).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A `Result` with a [`RuntimeError`].
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+/// Labels korral puts on runtime objects so a restarted daemon finds them.
+pub mod labels {
+    /// The node daemon that made it.
+    pub const NODE: &str = "io.korral.node";
+    /// The pod's uid.
+    pub const POD_UID: &str = "io.korral.pod.uid";
+    /// The pod's namespace.
+    pub const POD_NAMESPACE: &str = "io.korral.pod.namespace";
+    /// The pod's name.
+    pub const POD_NAME: &str = "io.korral.pod.name";
+    /// The container's name in the pod spec.
+    pub const CONTAINER: &str = "io.korral.container.name";
+    /// The restart attempt (0 for the first run).
+    pub const ATTEMPT: &str = "io.korral.container.attempt";
+    /// When the container was started (RFC 3339).
+    pub const STARTED: &str = "io.korral.container.started";
+    /// The pod's IP.
+    pub const POD_IP: &str = "io.korral.pod.ip";
+}
+
+/// A pod's sandbox: what its containers share (the network).
+#[derive(Clone, Debug)]
+pub struct PodSandbox {
+    /// The pod's uid.
+    pub uid: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// Its hostname.
+    pub hostname: String,
+    /// Use the host's network.
+    pub host_network: bool,
+    /// The pod's directory on the node (volumes, logs, hosts files).
+    pub dir: PathBuf,
+}
+
+/// A volume mounted into a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Where in the container.
+    pub container_path: String,
+    /// The node path (a directory or file).
+    pub host_path: PathBuf,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+/// Everything needed to run one container.
+#[derive(Clone, Debug)]
+pub struct ContainerConfig {
+    /// The pod's uid.
+    pub pod_uid: String,
+    /// The pod's namespace.
+    pub pod_namespace: String,
+    /// The pod's name.
+    pub pod_name: String,
+    /// The container's name.
+    pub name: String,
+    /// Restart attempt (0 first).
+    pub attempt: u32,
+    /// The image reference.
+    pub image: String,
+    /// `command` (replaces the image's entrypoint when set).
+    pub command: Vec<String>,
+    /// `args` (replace the image's cmd when set).
+    pub args: Vec<String>,
+    /// Resolved environment, in order.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// User and group ids.
+    pub run_as: Option<(u32, Option<u32>)>,
+    /// Volume mounts.
+    pub mounts: Vec<Mount>,
+    /// cpu limit in millicores.
+    pub cpu_limit_millis: Option<i64>,
+    /// cpu request in millicores (cpu shares).
+    pub cpu_request_millis: Option<i64>,
+    /// Memory limit in bytes.
+    pub memory_limit_bytes: Option<i64>,
+    /// Where stdout and stderr go.
+    pub log_path: PathBuf,
+    /// The pod's IP (for adoption records).
+    pub pod_ip: Option<String>,
+}
+
+/// A container's state as the runtime sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Created, not yet running.
+    Created,
+    /// Running.
+    Running,
+    /// Exited.
+    Exited {
+        /// Exit code (128 + signal when killed).
+        code: i32,
+        /// When it exited.
+        finished_at: DateTime<Utc>,
+        /// `OOMKilled` when the memory limit killed it.
+        reason: Option<String>,
+    },
+}
+
+/// One container the runtime holds.
+#[derive(Clone, Debug)]
+pub struct ContainerInfo {
+    /// Runtime id.
+    pub id: String,
+    /// The pod's uid.
+    pub pod_uid: String,
+    /// The pod's namespace.
+    pub pod_namespace: String,
+    /// The pod's name.
+    pub pod_name: String,
+    /// Container name in the pod spec.
+    pub name: String,
+    /// Restart attempt.
+    pub attempt: u32,
+    /// The image reference.
+    pub image: String,
+    /// The image's id (digest).
+    pub image_id: String,
+    /// State.
+    pub state: State,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Its log file.
+    pub log_path: PathBuf,
+}
+
+impl ContainerInfo {
+    /// Whether it is running (or about to).
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, State::Running | State::Created)
+    }
+}
+
+/// The result of running a command in a container.
+#[derive(Clone, Debug)]
+pub struct ExecOutput {
+    /// Exit code.
+    pub code: i32,
+    /// stdout and stderr, interleaved.
+    pub output: Vec<u8>,
+}
+
+/// What a runtime does for the pod reconciler. Every call is idempotent
+/// where it can be (a sandbox that exists is returned, a container already
+/// stopped stops at once).
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// `containerd`, `process` or `simulated` (the scheme of container ids).
+    fn kind(&self) -> &'static str;
+
+    /// `NAME://VERSION` for `nodeInfo.containerRuntimeVersion`.
+    async fn version(&self) -> String;
+
+    /// Sets up (or finds) the pod's sandbox; returns the pod's IP.
+    async fn run_sandbox(&self, sandbox: &PodSandbox) -> Result<String>;
+
+    /// Tears down the pod's sandbox (after its containers are gone).
+    async fn remove_sandbox(&self, pod_uid: &str) -> Result<()>;
+
+    /// Creates and starts a container.
+    async fn start(&self, sandbox: &PodSandbox, config: &ContainerConfig) -> Result<ContainerInfo>;
+
+    /// Stops a container: the stop signal (SIGTERM), then SIGKILL after `grace`.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
+
+    /// Removes a stopped container (its log file stays until the pod goes).
+    async fn remove(&self, id: &str) -> Result<()>;
+
+    /// Every container of every pod this node runs.
+    async fn list(&self) -> Result<Vec<ContainerInfo>>;
+
+    /// The containers of one pod.
+    async fn list_pod(&self, pod_uid: &str) -> Result<Vec<ContainerInfo>> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|c| c.pod_uid == pod_uid)
+            .collect())
+    }
+
+    /// Runs a command in a running container, up to `timeout`.
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput>;
+
+    /// Pod uids whose containers changed state (exited): the reconciler resyncs them.
+    fn events(&self) -> broadcast::Receiver<String>;
+}
+
+/// A broadcast channel for runtime events (pod uids).
+pub fn event_channel() -> broadcast::Sender<String> {
+    broadcast::channel(1024).0
+}

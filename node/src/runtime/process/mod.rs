@@ -1,0 +1,473 @@
+//! The `process` runtime: each container's command runs as a host process
+//! (no image, no root, no isolation), under a detached shim ([`shim`]) so it
+//! survives daemon restarts and is adopted afterwards.
+//!
+//! Volumes: they are materialised under the node's data directory and
+//! container paths are rewritten — every command/args word, env value and
+//! working directory equal to a `mountPath` or under it is pointed at the
+//! volume's node directory (`/www/index.html` → `DATA/pods/UID/volumes/page/index.html`).
+//! Pod IPs: the host's IP by default (like hostNetwork: pods on one node
+//! must use distinct ports); `loopback` gives each pod its own 127.x.y.z
+//! address (from the node's pod CIDR) for processes that bind `$(POD_IP)`.
+//! cpu and memory limits are not enforced (no cgroups without root).
+
+pub mod shim;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use crate::runtime::{
+    ContainerConfig, ContainerInfo, ExecOutput, Mount, PodSandbox, Result, Runtime, RuntimeError,
+    State, event_channel,
+};
+
+/// How the process runtime gives pods IPs.
+#[derive(Clone, Debug)]
+pub enum PodIps {
+    /// Every pod has the host's IP.
+    Host(String),
+    /// Each pod gets 127.B.C.D where B.C.D are the last octets of a pod-CIDR address.
+    Loopback([u8; 2]),
+}
+
+/// The process runtime of one node.
+pub struct Process {
+    root: PathBuf,
+    shim: Vec<String>,
+    ips: PodIps,
+    events: broadcast::Sender<String>,
+}
+
+/// What the runtime keeps about a container (`ROOT/containers/ID/record.json`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Record {
+    id: String,
+    pod_uid: String,
+    pod_namespace: String,
+    pod_name: String,
+    name: String,
+    attempt: u32,
+    image: String,
+    started_at: String,
+    log_path: PathBuf,
+    env: Vec<(String, String)>,
+    working_dir: Option<String>,
+    mounts: Vec<(String, PathBuf)>,
+}
+
+/// The default `PATH` of a container.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Rewrites a container path to the node path of the volume it is in.
+pub fn rewrite(s: &str, mounts: &[(String, PathBuf)]) -> String {
+    for (mp, host) in mounts {
+        let mp = mp.trim_end_matches('/');
+        if mp.is_empty() {
+            continue;
+        }
+        if s == mp {
+            return host.to_string_lossy().into_owned();
+        }
+        if let Some(rest) = s.strip_prefix(mp)
+            && rest.starts_with('/')
+        {
+            return format!("{}{rest}", host.to_string_lossy());
+        }
+    }
+    s.to_string()
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+impl Process {
+    /// A runtime keeping its records under `root` (the node's data dir),
+    /// launching containers through `shim` (e.g. `[korral, node-shim]`).
+    pub fn new(root: &Path, shim: Vec<String>, ips: PodIps) -> Result<Self> {
+        for d in ["containers", "sandboxes"] {
+            std::fs::create_dir_all(root.join(d))
+                .map_err(|e| RuntimeError::Other(format!("{}: {e}", root.display())))?;
+        }
+        let rt = Process {
+            root: root.to_path_buf(),
+            shim,
+            ips,
+            events: event_channel(),
+        };
+        // watch the containers a previous daemon left running
+        if let Ok(rd) = std::fs::read_dir(rt.root.join("containers")) {
+            for e in rd.flatten() {
+                let dir = e.path();
+                if !dir.join("exit").exists()
+                    && let Ok(rec) = rt.record(&dir)
+                {
+                    rt.watch(dir, rec.pod_uid);
+                }
+            }
+        }
+        Ok(rt)
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    fn record(&self, dir: &Path) -> Result<Record> {
+        let body = std::fs::read(dir.join("record.json"))
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", dir.display())))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", dir.display())))
+    }
+
+    fn pid(dir: &Path) -> Option<i32> {
+        std::fs::read_to_string(dir.join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn exit(dir: &Path) -> Option<shim::ExitRecord> {
+        serde_json::from_slice(&std::fs::read(dir.join("exit")).ok()?).ok()
+    }
+
+    fn info(&self, dir: &Path) -> Result<ContainerInfo> {
+        let r = self.record(dir)?;
+        let started = DateTime::parse_from_rfc3339(&r.started_at)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now());
+        let state = match Self::exit(dir) {
+            Some(x) => State::Exited {
+                code: x.code,
+                finished_at: DateTime::parse_from_rfc3339(&x.finished_at)
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_else(|_| Utc::now()),
+                reason: x.message.map(|_| "StartError".to_string()),
+            },
+            None => match Self::pid(dir) {
+                Some(pid) if alive(pid) => State::Running,
+                Some(_) => State::Exited {
+                    code: 255,
+                    finished_at: Utc::now(),
+                    reason: Some("Unknown".into()),
+                },
+                None if Utc::now() - started > chrono::Duration::seconds(30) => State::Exited {
+                    code: 255,
+                    finished_at: started,
+                    reason: Some("StartError".into()),
+                },
+                None => State::Created,
+            },
+        };
+        Ok(ContainerInfo {
+            id: r.id,
+            pod_uid: r.pod_uid,
+            pod_namespace: r.pod_namespace,
+            pod_name: r.pod_name,
+            name: r.name,
+            attempt: r.attempt,
+            image_id: format!("process://{}", r.image),
+            image: r.image,
+            state,
+            started_at: Some(started),
+            log_path: r.log_path,
+        })
+    }
+
+    /// Polls for the exit record and tells the reconciler.
+    fn watch(&self, dir: PathBuf, uid: String) {
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if !dir.exists() {
+                    return;
+                }
+                let pid_gone = Self::pid(&dir).is_some_and(|p| !alive(p));
+                if dir.join("exit").exists() || pid_gone {
+                    let _ = events.send(uid);
+                    return;
+                }
+            }
+        });
+    }
+
+    fn signal(dir: &Path, sig: i32) {
+        if let Some(pid) = Self::pid(dir) {
+            // SAFETY: signalling the container's process group (it leads its own group).
+            unsafe {
+                libc::kill(-pid, sig);
+            }
+        }
+    }
+
+    fn ip_for(&self, uid: &str) -> Result<String> {
+        match &self.ips {
+            PodIps::Host(ip) => Ok(ip.clone()),
+            PodIps::Loopback([b, c]) => {
+                let dir = self.root.join("sandboxes");
+                let taken: std::collections::HashSet<String> = std::fs::read_dir(&dir)
+                    .map(|rd| {
+                        rd.flatten()
+                            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for d in 2u8..255 {
+                    let ip = format!("127.{b}.{c}.{d}");
+                    if !taken.contains(&ip) {
+                        return Ok(ip);
+                    }
+                }
+                Err(RuntimeError::Other(format!(
+                    "no loopback pod IP left for pod {uid}"
+                )))
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for Process {
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+
+    async fn version(&self) -> String {
+        format!("process://{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    async fn run_sandbox(&self, sandbox: &PodSandbox) -> Result<String> {
+        let f = self.root.join("sandboxes").join(&sandbox.uid);
+        if let Ok(ip) = std::fs::read_to_string(&f) {
+            return Ok(ip.trim().to_string());
+        }
+        let ip = self.ip_for(&sandbox.uid)?;
+        shim::write_atomic(&f, ip.as_bytes())
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", f.display())))?;
+        Ok(ip)
+    }
+
+    async fn remove_sandbox(&self, pod_uid: &str) -> Result<()> {
+        let _ = std::fs::remove_file(self.root.join("sandboxes").join(pod_uid));
+        Ok(())
+    }
+
+    async fn start(&self, sandbox: &PodSandbox, c: &ContainerConfig) -> Result<ContainerInfo> {
+        let mut argv: Vec<String> = c.command.iter().chain(&c.args).cloned().collect();
+        if argv.is_empty() {
+            return Err(RuntimeError::Invalid(format!(
+                "container {:?}: the process runtime runs `command`/`args` on the host and has no image entrypoint; set a command",
+                c.name
+            )));
+        }
+        let mut mounts: Vec<(String, PathBuf)> = c
+            .mounts
+            .iter()
+            .map(
+                |Mount {
+                     container_path,
+                     host_path,
+                     ..
+                 }| (container_path.clone(), host_path.clone()),
+            )
+            .collect();
+        mounts.sort_by_key(|(mp, _)| std::cmp::Reverse(mp.len()));
+        for a in &mut argv {
+            *a = rewrite(a, &mounts);
+        }
+        let mut env: Vec<(String, String)> = c
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), rewrite(v, &mounts)))
+            .collect();
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+            env.push(("HOSTNAME".into(), sandbox.hostname.clone()));
+        }
+        let cwd = c.working_dir.as_deref().map(|w| rewrite(w, &mounts));
+        let id = format!("{:016x}", rand::random::<u64>());
+        let dir = self.dir(&id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", dir.display())))?;
+        let started = Utc::now();
+        let rec = Record {
+            id: id.clone(),
+            pod_uid: c.pod_uid.clone(),
+            pod_namespace: c.pod_namespace.clone(),
+            pod_name: c.pod_name.clone(),
+            name: c.name.clone(),
+            attempt: c.attempt,
+            image: c.image.clone(),
+            started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            log_path: c.log_path.clone(),
+            env: env.clone(),
+            working_dir: cwd.clone(),
+            mounts: mounts.clone(),
+        };
+        let body = serde_json::to_vec(&rec).map_err(|e| RuntimeError::Other(e.to_string()))?;
+        shim::write_atomic(&dir.join("record.json"), &body)
+            .map_err(|e| RuntimeError::Other(e.to_string()))?;
+        if let Some(parent) = c.log_path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| RuntimeError::Other(format!("{}: {e}", parent.display())))?;
+        }
+        let (prog, pre) = self
+            .shim
+            .split_first()
+            .ok_or_else(|| RuntimeError::Other("no shim program configured".into()))?;
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(pre)
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--log-file")
+            .arg(&c.log_path)
+            .arg("--")
+            .args(&argv)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(false);
+        let workdir = cwd.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+        if !workdir.is_dir() {
+            return Err(RuntimeError::Invalid(format!(
+                "working directory {} does not exist on the node",
+                workdir.display()
+            )));
+        }
+        cmd.current_dir(&workdir);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| RuntimeError::Other(format!("cannot start the shim {prog}: {e}")))?;
+        // reap the shim when it ends (it ends when the container does)
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        // wait for the pid (or an early exit record)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while Self::pid(&dir).is_none() && !dir.join("exit").exists() {
+            if tokio::time::Instant::now() > deadline {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(RuntimeError::Other(format!(
+                    "the shim did not start {:?} within 10 s",
+                    c.name
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.watch(dir.clone(), c.pod_uid.clone());
+        self.info(&dir)
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let dir = self.dir(id);
+        if !dir.exists() {
+            return Err(RuntimeError::NotFound(id.into()));
+        }
+        let done = |d: &Path| d.join("exit").exists() || Self::pid(d).is_none_or(|p| !alive(p));
+        if done(&dir) {
+            return Ok(());
+        }
+        Self::signal(&dir, libc::SIGTERM);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !done(&dir) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !done(&dir) {
+            tracing::info!(container = id, "grace period over; sending SIGKILL");
+            Self::signal(&dir, libc::SIGKILL);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !dir.join("exit").exists() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        if Self::exit(&dir).is_none() && Self::pid(&dir).is_some_and(alive) {
+            self.stop(id, Duration::from_secs(1)).await?;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>> {
+        let mut out = Vec::new();
+        let rd = std::fs::read_dir(self.root.join("containers"))
+            .map_err(|e| RuntimeError::Other(e.to_string()))?;
+        for e in rd.flatten() {
+            if let Ok(i) = self.info(&e.path()) {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
+        let dir = self.dir(id);
+        let rec = self
+            .record(&dir)
+            .map_err(|_| RuntimeError::NotFound(id.into()))?;
+        let argv: Vec<String> = command.iter().map(|a| rewrite(a, &rec.mounts)).collect();
+        let (prog, args) = argv
+            .split_first()
+            .ok_or_else(|| RuntimeError::Invalid("exec: empty command".into()))?;
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(args)
+            .env_clear()
+            .envs(rec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(rec.working_dir.as_deref().unwrap_or("/"))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        match tokio::time::timeout(timeout, cmd.output()).await {
+            Ok(Ok(o)) => {
+                let mut output = o.stdout;
+                output.extend_from_slice(&o.stderr);
+                Ok(ExecOutput {
+                    code: o.status.code().unwrap_or(-1),
+                    output,
+                })
+            }
+            Ok(Err(e)) => Ok(ExecOutput {
+                code: 127,
+                output: format!("cannot run {prog:?}: {e}").into_bytes(),
+            }),
+            Err(_) => Err(RuntimeError::Other(format!(
+                "exec {prog:?}: timed out after {timeout:?}"
+            ))),
+        }
+    }
+
+    fn events(&self) -> broadcast::Receiver<String> {
+        self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_mounts_are_rewritten() {
+        let mounts = vec![
+            ("/www/sub".to_string(), PathBuf::from("/data/b")),
+            ("/www".to_string(), PathBuf::from("/data/a")),
+        ];
+        assert_eq!(rewrite("/www", &mounts), "/data/a");
+        assert_eq!(rewrite("/www/index.html", &mounts), "/data/a/index.html");
+        assert_eq!(rewrite("/www/sub/x", &mounts), "/data/b/x");
+        assert_eq!(rewrite("/wwwx", &mounts), "/wwwx");
+        assert_eq!(rewrite("8080", &mounts), "8080");
+    }
+}

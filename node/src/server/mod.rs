@@ -1,0 +1,58 @@
+//! The node's HTTPS endpoint (the kubelet's port): container logs and exec,
+//! reached only through the API server's `pods/log` and `pods/exec`
+//! proxies. See [`tls`] for how both ends authenticate.
+
+pub mod logs;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::pods::PodContext;
+
+/// The endpoint's routes.
+pub fn router(ctx: Arc<PodContext>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(logs::container_logs),
+        )
+        .with_state(ctx)
+}
+
+/// A bound, not yet serving, endpoint.
+pub struct Endpoint {
+    listener: std::net::TcpListener,
+    /// The bound address (the port goes into the Node status).
+    pub addr: SocketAddr,
+}
+
+/// Binds the endpoint's port (0 picks one).
+pub fn bind(addr: SocketAddr) -> Result<Endpoint, String> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok(Endpoint { listener, addr })
+}
+
+impl Endpoint {
+    /// Serves until the task is dropped.
+    pub async fn serve(self, tls: Arc<rustls::ServerConfig>, ctx: Arc<PodContext>) {
+        let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+        let server = match axum_server::from_tcp_rustls(self.listener, config) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "the node endpoint cannot serve");
+                return;
+            }
+        };
+        if let Err(e) = server.serve(router(ctx).into_make_service()).await {
+            tracing::error!(error = %e, "the node endpoint failed");
+        }
+    }
+}

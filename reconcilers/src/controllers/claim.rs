@@ -1,0 +1,91 @@
+//! Claiming children, as Kubernetes' controller-ref manager does: a
+//! controller owns the objects that name it as controller and match its
+//! selector, adopts matching orphans, and releases owned objects that stopped
+//! matching.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use schemas::Resource;
+use schemas::meta::LabelSelector;
+
+use crate::controllers::podutil::{controller_of, controller_ref};
+use crate::runtime::{Api, ClientError, Patch, WriteParams};
+
+/// The children of `owner` among `candidates` (objects in its namespace),
+/// after adopting and releasing as needed.
+pub async fn claim<P: Resource, C: Resource>(
+    owner: &P,
+    selector: &LabelSelector,
+    candidates: Vec<Arc<C>>,
+    api: &Api<C>,
+    manager: &str,
+) -> Result<Vec<Arc<C>>, ClientError> {
+    let uid = owner.metadata().uid.clone().unwrap_or_default();
+    let deleting = owner.metadata().deletion_timestamp.is_some();
+    let wp = WriteParams {
+        field_manager: Some(manager.into()),
+        ..Default::default()
+    };
+    let mut owned = Vec::new();
+    for c in candidates {
+        let m = c.metadata();
+        let matches = !selector.is_empty() && selector.matches(m.labels());
+        match controller_of(m) {
+            Some(r) if r.uid == uid => {
+                if matches || deleting {
+                    owned.push(c);
+                } else {
+                    let keep: Vec<_> = m
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .filter(|r| r.uid != uid)
+                        .cloned()
+                        .collect();
+                    let refs = if keep.is_empty() {
+                        Value::Null
+                    } else {
+                        json!(keep)
+                    };
+                    tracing::info!(
+                        kind = C::KIND,
+                        name = m.name(),
+                        owner = owner.metadata().name(),
+                        "releasing: no longer matches the selector"
+                    );
+                    let patch =
+                        Patch::Merge(json!({"metadata": {"ownerReferences": refs, "uid": m.uid}}));
+                    ignore_gone(api.patch(m.name(), &patch, &wp).await)?;
+                }
+            }
+            None if matches && !deleting && m.deletion_timestamp.is_none() => {
+                let mut refs = m.owner_references.clone().unwrap_or_default();
+                refs.push(controller_ref(owner));
+                tracing::info!(
+                    kind = C::KIND,
+                    name = m.name(),
+                    owner = owner.metadata().name(),
+                    "adopting"
+                );
+                let patch =
+                    Patch::Merge(json!({"metadata": {"ownerReferences": refs, "uid": m.uid}}));
+                if let Some(adopted) = ignore_gone(api.patch(m.name(), &patch, &wp).await)? {
+                    owned.push(Arc::new(adopted));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(owned)
+}
+
+/// `None` for a 404 or 409 (the object went or changed), the result otherwise.
+pub fn ignore_gone<T>(r: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
+    match r {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_not_found() || e.is_conflict() => Ok(None),
+        Err(e) => Err(e),
+    }
+}

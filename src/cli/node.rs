@@ -1,0 +1,385 @@
+//! `korral node`: the node daemon (one node, or `--simulate N` simulated
+//! nodes in one process), and the hidden `korral node-shim` the process
+//! runtime launches containers through.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use node::config::{parse_label, parse_taint};
+use node::daemon::{Daemon, RuntimeFactory};
+use node::runtime::Runtime;
+use node::runtime::process::{PodIps, Process};
+use node::runtime::simulated::Simulated;
+use node::{NodeConfig, Timings};
+use reconcilers::runtime::kubeconfig::{KubeConfig, resolve_path};
+use reconcilers::runtime::{Client, ControllerMetrics};
+
+use crate::cli::output;
+
+/// Which runtime runs the containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// containerd + runc (root; images imported with `korral image import`).
+    Containerd,
+    /// Host processes (no root; the command runs on the host).
+    Process,
+    /// No processes; pods turn Running/Ready after a delay.
+    Simulated,
+}
+
+/// Pod IPs of the process runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProcessIps {
+    /// Every pod has the node's IP.
+    Host,
+    /// Each pod gets its own 127.x.y.z address.
+    Loopback,
+}
+
+/// Parses `10s`, `500ms`, `2m`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 10s, 500ms, 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Arguments of `korral node`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The kubeconfig (a `node:NAME` identity; `--simulate` needs one that may write every Node, e.g. admin).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The Node's name (default: the hostname); with --simulate, the prefix of the names.
+    #[arg(long)]
+    name: Option<String>,
+    /// The container runtime.
+    #[arg(long, value_enum, default_value = "process")]
+    runtime: RuntimeKind,
+    /// Run COUNT simulated nodes (NAME-0 … NAME-COUNT-1) in this process.
+    #[arg(long, value_name = "COUNT")]
+    simulate: Option<usize>,
+    /// Where pod volumes, logs and container records live (default ./.korral/nodes/NAME).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The logs/exec endpoint (HTTPS; port 0 picks a free one).
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    listen: SocketAddr,
+    /// The node's IP (default: the local address that routes to the API server).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// A label for the Node, `key=value` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// A taint to register with, `key[=value]:Effect` (repeatable).
+    #[arg(long = "taint", value_name = "TAINT")]
+    taints: Vec<String>,
+    /// The most pods the node runs.
+    #[arg(long, default_value_t = 110)]
+    max_pods: i64,
+    /// cpu capacity to report (e.g. 4 or 500m; default: the machine's).
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Memory capacity to report (e.g. 8Gi; default: the machine's).
+    #[arg(long)]
+    memory: Option<String>,
+    /// Lease renewal period.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// How often node conditions are checked.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    status_interval: Duration,
+    /// How often every pod is re-synced (volumes refreshed).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    sync_period: Duration,
+    /// First crash-loop back-off delay (doubles per crash).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    backoff_base: Duration,
+    /// Longest crash-loop back-off delay.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    backoff_max: Duration,
+    /// Delay before a simulated container runs.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    simulated_start_delay: Duration,
+    /// containerd's gRPC socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_address: PathBuf,
+    /// containerd namespace for this node's containers and images.
+    #[arg(long, default_value = "korral")]
+    containerd_namespace: String,
+    /// containerd snapshotter.
+    #[arg(long, default_value = "overlayfs")]
+    snapshotter: String,
+    /// Pod IPs of the process runtime.
+    #[arg(long, value_enum, default_value = "host")]
+    process_pod_ips: ProcessIps,
+}
+
+/// Arguments of the hidden `korral node-shim`.
+#[derive(clap::Args)]
+pub struct ShimArgs {
+    /// The container's record directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The log file.
+    #[arg(long)]
+    log_file: PathBuf,
+    /// The command.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Runs the shim.
+pub fn shim(args: ShimArgs) -> ExitCode {
+    let code = node::runtime::process::shim::run(&args.dir, &args.log_file, &args.command);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn quantity(s: &Option<String>, millis: bool) -> Result<Option<i64>, String> {
+    s.as_ref()
+        .map(|v| {
+            v.parse::<schemas::Quantity>()
+                .map(|q| if millis { q.millis() } else { q.value() })
+                .map_err(|e| e.to_string())
+        })
+        .transpose()
+}
+
+fn config(args: &Args, name: &str) -> Result<NodeConfig, String> {
+    let data_dir = match (&args.data_dir, args.simulate) {
+        (Some(d), Some(_)) => d.join(name),
+        (Some(d), None) => d.clone(),
+        (None, _) => PathBuf::from(".korral/nodes").join(name),
+    };
+    let mut c = NodeConfig::new(name, data_dir);
+    for l in &args.labels {
+        let (k, v) = parse_label(l)?;
+        c.labels.insert(k, v);
+    }
+    for t in &args.taints {
+        c.taints.push(parse_taint(t)?);
+    }
+    c.node_ip = args.node_ip;
+    c.listen = Some(args.listen);
+    c.max_pods = args.max_pods;
+    c.cpu_millis = quantity(&args.cpu, true)?;
+    c.memory_bytes = quantity(&args.memory, false)?;
+    c.timings = Timings {
+        heartbeat: args.heartbeat_interval,
+        status_check: args.status_interval,
+        pod_sync: args.sync_period,
+        backoff_base: args.backoff_base,
+        backoff_max: args.backoff_max,
+        simulated_start: args.simulated_start_delay,
+        ..Timings::default()
+    };
+    Ok(c)
+}
+
+fn factory(args: &Args, config: &NodeConfig) -> Result<RuntimeFactory, String> {
+    let data_dir = config.data_dir.clone();
+    Ok(match args.runtime {
+        RuntimeKind::Simulated => {
+            let delay = config.timings.simulated_start;
+            Box::new(move |reg| {
+                Box::pin(async move {
+                    Ok(Arc::new(Simulated::new(delay, reg.pod_cidr.as_deref()))
+                        as Arc<dyn Runtime>)
+                })
+            })
+        }
+        RuntimeKind::Process => {
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the korral binary: {e}"))?;
+            let mode = args.process_pod_ips;
+            Box::new(move |reg| {
+                Box::pin(async move {
+                    let ips = match mode {
+                        ProcessIps::Host => PodIps::Host(reg.host_ip.clone()),
+                        ProcessIps::Loopback => {
+                            let o = reg
+                                .pod_cidr
+                                .as_deref()
+                                .and_then(|c| c.split('/').next())
+                                .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+                                .map(|ip| ip.octets())
+                                .unwrap_or([10, 244, 0, 0]);
+                            PodIps::Loopback([o[1], o[2]])
+                        }
+                    };
+                    let shim = vec![exe.to_string_lossy().into_owned(), "node-shim".to_string()];
+                    Process::new(&data_dir, shim, ips)
+                        .map(|p| Arc::new(p) as Arc<dyn Runtime>)
+                        .map_err(|e| e.to_string())
+                })
+            })
+        }
+        RuntimeKind::Containerd => {
+            let opts = node::runtime::containerd::Options {
+                address: args.containerd_address.clone(),
+                namespace: args.containerd_namespace.clone(),
+                snapshotter: args.snapshotter.clone(),
+                node: config.name.clone(),
+                data_dir: data_dir.clone(),
+            };
+            Box::new(move |reg| {
+                Box::pin(async move {
+                    node::runtime::containerd::Containerd::connect(opts, reg.pod_cidr.as_deref())
+                        .await
+                        .map(|c| Arc::new(c) as Arc<dyn Runtime>)
+                        .map_err(|e| e.to_string())
+                })
+            })
+        }
+    })
+}
+
+/// Runs `korral node` until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("korral node: cannot start the async runtime: {e}");
+            return ExitCode::from(output::ERROR);
+        }
+    };
+    runtime.block_on(async move {
+        match run_async(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("korral node: {e}");
+                ExitCode::from(output::ERROR)
+            }
+        }
+    })
+}
+
+async fn run_async(mut args: Args) -> Result<(), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let path = resolve_path(args.kubeconfig.as_deref());
+    let kc = KubeConfig::load(&path).map_err(|e| e.to_string())?;
+    let client = Client::new(&kc, "korral-node").map_err(|e| e.to_string())?;
+    let base = args.name.clone().unwrap_or_else(node::machine::hostname);
+    let names: Vec<String> = match args.simulate {
+        Some(n) => {
+            args.runtime = RuntimeKind::Simulated;
+            (0..n).map(|i| format!("{base}-{i}")).collect()
+        }
+        None => vec![base],
+    };
+    let metrics = ControllerMetrics::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for name in &names {
+        let mut cfg = config(&args, name)?;
+        if args.simulate.is_some() {
+            cfg.listen = None;
+            cfg.workers = 2;
+        }
+        if args.runtime != RuntimeKind::Simulated {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
+            cfg.data_dir = cfg
+                .data_dir
+                .canonicalize()
+                .map_err(|e| format!("{}: {e}", cfg.data_dir.display()))?;
+        }
+        let daemon = Daemon {
+            client: client.clone(),
+            ca_pem: kc.ca_pem.clone(),
+            runtime: factory(&args, &cfg)?,
+            config: cfg,
+            metrics: metrics.clone(),
+            materialize: args.runtime != RuntimeKind::Simulated,
+        };
+        let mut rx = stop_rx.clone();
+        let name = name.clone();
+        tasks.push(tokio::spawn(async move {
+            let stopped = async move {
+                while !*rx.borrow_and_update() {
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            if let Err(e) = daemon.run(stopped).await {
+                eprintln!("korral node {name}: {e}");
+                return Err(e);
+            }
+            Ok(())
+        }));
+    }
+    eprintln!(
+        "korral node: {} node(s) ({}), runtime {:?}",
+        names.len(),
+        names.first().cloned().unwrap_or_default(),
+        args.runtime
+    );
+    let mut failed = None;
+    tokio::select! {
+        _ = crate::cli::server::shutdown_signal() => {}
+        r = futures_first(&mut tasks) => failed = r,
+    }
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        // the one that failed has already been awaited by select_all
+        if !t.is_finished() {
+            let _ = t.await;
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Resolves when the first daemon fails (with its error).
+async fn futures_first(
+    tasks: &mut [tokio::task::JoinHandle<Result<(), String>>],
+) -> Option<String> {
+    if tasks.is_empty() {
+        std::future::pending::<()>().await;
+    }
+    let (r, _, _) = futures_util::future::select_all(tasks.iter_mut()).await;
+    match r {
+        Ok(Ok(())) => std::future::pending().await,
+        Ok(Err(e)) => Some(e),
+        Err(e) => Some(format!("a node daemon panicked: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! End to end with real containerd + runc (root): the test starts its own
+//! containerd (own root, state, sockets; CRI disabled), builds a busybox
+//! image from busybox-static and imports it, then a `korral node` with the
+//! containerd runtime runs httpd pods, each with its own IP from the node's
+//! pod CIDR; logs, restart of a killed container, liveness and readiness
+//! probes, cgroup memory limits, graceful delete and adoption after a daemon
+//! restart are checked. Everything the test created (containers, shims,
+//! mounts, network namespaces, the bridge, cgroups) is removed even when it
+//! fails.
+
+mod node_support;
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use node_support::containerd::{Containerd, run};
+use node_support::{
+    NodeProc, container_id, http_get, jsonpath, ready, restarts, wait_node, wait_ready,
+};
+use support::{Server, korral_bin, wait_for};
+
+fn web_pod(node: &str, name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: web}}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]
+    readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1, failureThreshold: 1}}
+    resources: {{limits: {{memory: 64Mi, cpu: 500m}}}}
+    volumeMounts: [{{name: page, mountPath: /www, readOnly: true}}]
+  volumes: [{{name: page, configMap: {{name: page}}}}]
+"#
+    )
+}
+
+fn live_pod(node: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: live}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: live
+    image: busybox:1.36
+    command: ["sh", "-c", "echo ok > /tmp/healthz; if [ ! -e /state/once ]; then touch /state/once; (sleep 2; rm /tmp/healthz) & fi; exec httpd -f -p 8081 -h /tmp"]
+    livenessProbe: {{exec: {{command: ["cat", "/tmp/healthz"]}}, periodSeconds: 1, failureThreshold: 1}}
+    volumeMounts: [{{name: state, mountPath: /state}}]
+  volumes: [{{name: state, emptyDir: {{}}}}]
+"#
+    )
+}
+
+fn page(body: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: page}}\ndata:\n  {body}\n")
+}
+
+fn apply(s: &Server, yaml: &str) {
+    let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
+    assert!(
+        o.status.success(),
+        "apply failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn containerd_node_runs_pods_with_their_own_ips() {
+    let s = Server::start();
+    let node_name = format!("ctd-{}", std::process::id());
+    let ctd_dir = s.dir.path().join("ctd");
+    std::fs::create_dir_all(&ctd_dir).expect("dir");
+    let ctd = Containerd::start(&ctd_dir, &node_name);
+
+    // the image: built from busybox-static, imported through containerd's content and images services
+    let tar = ctd_dir.join("busybox.tar");
+    let o = Command::new(korral_bin())
+        .args(["image", "build-busybox"])
+        .arg(&tar)
+        .args(["--tag", "busybox:1.36"])
+        .output()
+        .expect("build-busybox");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(korral_bin())
+        .args(["image", "import"])
+        .arg(&tar)
+        .arg("--containerd-address")
+        .arg(&ctd.sock)
+        .args(["--namespace", &ctd.namespace])
+        .output()
+        .expect("import");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        ctd.ctr(&["images", "ls", "-q"])
+            .1
+            .contains("docker.io/library/busybox:1.36")
+    );
+
+    let kc = s.kubeconfig_for(&format!("node:{node_name}"));
+    let data = ctd_dir.join("node-data");
+    let args: Vec<String> = [
+        "--kubeconfig",
+        &kc.to_string_lossy(),
+        "--name",
+        &node_name,
+        "--runtime",
+        "containerd",
+        "--containerd-address",
+        &ctd.sock.to_string_lossy(),
+        "--containerd-namespace",
+        &ctd.namespace,
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.to_string_lossy(),
+        "--heartbeat-interval",
+        "1s",
+        "--sync-period",
+        "1s",
+        "--backoff-base",
+        "1s",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
+    wait_node(&s, &node, &node_name);
+    assert!(
+        jsonpath(
+            &s,
+            "node",
+            &node_name,
+            "{.status.nodeInfo.containerRuntimeVersion}"
+        )
+        .starts_with("containerd://1.")
+    );
+    let cidr = jsonpath(&s, "node", &node_name, "{.spec.podCIDR}");
+    let prefix = cidr
+        .rsplit_once('.')
+        .map(|(p, _)| format!("{p}."))
+        .expect("pod CIDR");
+
+    apply(&s, &page("index.html: \"hello from containerd\""));
+    for i in 0..3 {
+        apply(&s, &web_pod(&node_name, &format!("web-{i}")));
+    }
+    apply(&s, &live_pod(&node_name));
+    let mut ips = Vec::new();
+    for i in 0..3 {
+        let pod = format!("web-{i}");
+        wait_ready(&s, &node, &pod, Duration::from_secs(60));
+        let ip = jsonpath(&s, "pod", &pod, "{.status.podIP}");
+        assert!(
+            ip.starts_with(&prefix),
+            "pod IP {ip} from the node's pod CIDR {cidr}"
+        );
+        assert_eq!(
+            http_get(&format!("http://{ip}:8080/index.html")),
+            "hello from containerd"
+        );
+        ips.push(ip);
+    }
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 3, "each pod has its own IP");
+
+    // the memory limit is a cgroup limit
+    let id0 = container_id(&s, "web-0");
+    let id0 = id0.trim_start_matches("containerd://");
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/korral-{node_name}/{id0}/memory.limit_in_bytes"
+    ))
+    .expect("memory cgroup");
+    assert_eq!(limit.trim(), (64u64 << 20).to_string());
+
+    // logs through the API server
+    let logs = s.ok(&["logs", "web-0"]);
+    assert!(logs.contains("response:200"), "logs: {logs}");
+
+    // killing the container's process restarts it
+    let pid = ctd.task_pid(id0);
+    assert!(pid > 0, "task pid of {id0}");
+    let _ = run("kill", &["-9", &pid.to_string()]);
+    wait_for("web-0 to restart", Duration::from_secs(30), || {
+        restarts(&s, "web-0") == 1 && ready(&s, "web-0") == "True"
+    });
+
+    // a failing liveness probe (exec through containerd) restarts the container once
+    wait_for(
+        "live to be restarted by its liveness probe",
+        Duration::from_secs(40),
+        || restarts(&s, "live") >= 1,
+    );
+    wait_ready(&s, &node, "live", Duration::from_secs(30));
+
+    // a failing readiness probe makes pods NotReady, and Ready again
+    apply(&s, &page("other.html: \"x\""));
+    wait_for("web-1 NotReady", Duration::from_secs(20), || {
+        ready(&s, "web-1") == "False"
+    });
+    apply(&s, &page("index.html: \"back\""));
+    wait_for("web-1 Ready", Duration::from_secs(20), || {
+        ready(&s, "web-1") == "True"
+    });
+
+    // the daemon restarts and adopts: same container ids, no restarts, no duplicates
+    let before: Vec<(String, i64)> = (0..3)
+        .map(|i| {
+            (
+                container_id(&s, &format!("web-{i}")),
+                restarts(&s, &format!("web-{i}")),
+            )
+        })
+        .collect();
+    node.restart();
+    apply(&s, &web_pod(&node_name, "web-3"));
+    wait_ready(&s, &node, "web-3", Duration::from_secs(60));
+    let after: Vec<(String, i64)> = (0..3)
+        .map(|i| {
+            (
+                container_id(&s, &format!("web-{i}")),
+                restarts(&s, &format!("web-{i}")),
+            )
+        })
+        .collect();
+    assert_eq!(before, after, "containers were adopted, not restarted");
+    assert_eq!(
+        ctd.container_count(),
+        7,
+        "web-0..3 and live, plus the previous attempts of web-0 and live"
+    );
+
+    // deleting a pod stops its container within the grace period (3 s; httpd as PID 1 ignores SIGTERM)
+    let id2 = container_id(&s, "web-2");
+    let id2 = id2.trim_start_matches("containerd://").to_string();
+    let started = Instant::now();
+    s.ok(&["delete", "pod", "web-2", "--wait=false"]);
+    wait_for("web-2's container to go", Duration::from_secs(15), || {
+        ctd.task_pid(&id2) == 0
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    wait_for("web-2 to be gone", Duration::from_secs(10), || {
+        !s.kubectl(&["get", "pod", "web-2"]).status.success()
+    });
+    drop(node);
+    drop(ctd);
+}

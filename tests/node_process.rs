@@ -1,0 +1,280 @@
+//! End to end, without root: a `korral node` with the process runtime runs
+//! three busybox httpd pods (each on its own loopback pod IP), serves their
+//! logs through the API server, restarts a killed container, restarts one
+//! whose liveness probe fails, marks pods NotReady when their readiness
+//! probe fails (after a ConfigMap update reaches the volume), stops a
+//! deleted pod within its grace period, and adopts its pods after a restart.
+
+mod node_support;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use node_support::{
+    NodeProc, alive, container_id, http_get, jsonpath, ready, restarts, wait_node, wait_ready,
+};
+use support::{Server, wait_for};
+
+const NODE: &str = "proc-1";
+
+fn web_pod(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: web}}}}
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: web
+    image: busybox
+    command: ["busybox", "httpd", "-f", "-v", "-p", "$(POD_IP):8080", "-h", "/www"]
+    env: [{{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}]
+    readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1, failureThreshold: 1}}
+    volumeMounts: [{{name: page, mountPath: /www}}]
+  volumes: [{{name: page, configMap: {{name: page}}}}]
+"#
+    )
+}
+
+const LIVE_POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  nodeName: proc-1
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: live
+    image: busybox
+    command: ["sh", "-c", "echo ok > \"$1/healthz\"; exec busybox httpd -f -p \"$2\" -h \"$1\"", "sh", "/state", "$(POD_IP):8081"]
+    env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+    livenessProbe: {exec: {command: ["test", "-e", "/state/healthz"]}, periodSeconds: 1, failureThreshold: 1}
+    volumeMounts: [{name: state, mountPath: /state}]
+  volumes: [{name: state, emptyDir: {}}]
+"#;
+
+fn page(body: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: page}}\ndata:\n  {body}\n")
+}
+
+fn apply(s: &Server, yaml: &str) {
+    let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
+    assert!(
+        o.status.success(),
+        "apply failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn pid_of(node: &NodeProc, s: &Server, pod: &str) -> i32 {
+    let id = container_id(s, pod);
+    let id = id.trim_start_matches("process://");
+    std::fs::read_to_string(node.data_dir.join("containers").join(id).join("pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Kills every container process the node started (they outlive the daemon by design).
+struct Reaper(std::path::PathBuf);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(self.0.join("containers")) {
+            for e in rd.flatten() {
+                if let Some(pid) = std::fs::read_to_string(e.path().join("pid"))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok())
+                {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", "--", &format!("-{pid}")])
+                        .status();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn process_node_runs_probes_restarts_and_adopts_pods() {
+    let s = Server::start();
+    let kc = s.kubeconfig_for(&format!("node:{NODE}"));
+    let data = s.dir.path().join("node-data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let data = data.canonicalize().expect("canonical");
+    let _reaper = Reaper(data.clone());
+    let args: Vec<String> = [
+        "--kubeconfig",
+        &kc.to_string_lossy(),
+        "--name",
+        NODE,
+        "--runtime",
+        "process",
+        "--process-pod-ips",
+        "loopback",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.to_string_lossy(),
+        "--heartbeat-interval",
+        "1s",
+        "--sync-period",
+        "1s",
+        "--backoff-base",
+        "1s",
+        "--label",
+        "tier=test",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
+    wait_node(&s, &node, NODE);
+    // capacity from the machine, labels from flags
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    assert_eq!(
+        jsonpath(&s, "node", NODE, "{.status.capacity.cpu}"),
+        cpus.to_string()
+    );
+    assert_eq!(
+        jsonpath(&s, "node", NODE, "{.metadata.labels.tier}"),
+        "test"
+    );
+    assert!(
+        !jsonpath(&s, "node", NODE, "{.spec.podCIDR}").is_empty(),
+        "the API server allocates a pod CIDR"
+    );
+
+    apply(&s, &page("index.html: \"hello from korral\""));
+    for i in 0..3 {
+        apply(&s, &web_pod(&format!("web-{i}")));
+    }
+    apply(&s, LIVE_POD);
+    let mut ips = Vec::new();
+    for i in 0..3 {
+        let pod = format!("web-{i}");
+        wait_ready(&s, &node, &pod, Duration::from_secs(30));
+        let ip = jsonpath(&s, "pod", &pod, "{.status.podIP}");
+        assert!(ip.starts_with("127."), "loopback pod IP, got {ip:?}");
+        assert_eq!(
+            http_get(&format!("http://{ip}:8080/index.html")),
+            "hello from korral"
+        );
+        ips.push(ip);
+    }
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 3, "each pod has its own IP");
+
+    // logs through the API server (httpd -v logs each request)
+    let logs = s.ok(&["logs", "web-0"]);
+    assert!(logs.contains("response:200"), "logs: {logs}");
+    let tail = s.ok(&["logs", "web-0", "--tail", "1"]);
+    assert_eq!(tail.lines().count(), 1, "--tail 1: {tail}");
+
+    // a killed container is restarted
+    let pid = pid_of(&node, &s, "web-0");
+    assert!(pid > 0 && alive(pid));
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    wait_for("web-0 to restart", Duration::from_secs(20), || {
+        restarts(&s, "web-0") == 1 && ready(&s, "web-0") == "True"
+    });
+    let last = jsonpath(
+        &s,
+        "pod",
+        "web-0",
+        "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+    );
+    assert_eq!(last, "137", "lastState records the SIGKILL");
+    let prev = s.ok(&["logs", "web-0", "--previous"]);
+    assert!(prev.contains("response:200"), "previous logs: {prev}");
+
+    // a failing liveness probe restarts the container
+    wait_ready(&s, &node, "live", Duration::from_secs(30));
+    let uid = jsonpath(&s, "pod", "live", "{.metadata.uid}");
+    let health = data.join("pods").join(&uid).join("volumes/state/healthz");
+    assert!(
+        health.exists(),
+        "the emptyDir volume lives under the node's data dir"
+    );
+    std::fs::remove_file(&health).expect("remove healthz");
+    wait_for(
+        "live to be restarted by its liveness probe",
+        Duration::from_secs(20),
+        || restarts(&s, "live") >= 1,
+    );
+    wait_for(
+        "live to recreate its health file",
+        Duration::from_secs(10),
+        || health.exists(),
+    );
+
+    // a failing readiness probe (the page leaves the ConfigMap) makes the pods NotReady
+    apply(&s, &page("other.html: \"x\""));
+    wait_for("web-1 NotReady", Duration::from_secs(20), || {
+        ready(&s, "web-1") == "False"
+    });
+    assert_eq!(jsonpath(&s, "pod", "web-1", "{.status.phase}"), "Running");
+    apply(&s, &page("index.html: \"hello again\""));
+    wait_for("web-1 Ready again", Duration::from_secs(20), || {
+        ready(&s, "web-1") == "True"
+    });
+    assert_eq!(
+        http_get(&format!(
+            "http://{}:8080/index.html",
+            jsonpath(&s, "pod", "web-1", "{.status.podIP}")
+        )),
+        "hello again"
+    );
+
+    // restarting the daemon adopts the running containers: same ids, no restarts
+    let before: Vec<(String, i64)> = (0..3)
+        .map(|i| {
+            (
+                container_id(&s, &format!("web-{i}")),
+                restarts(&s, &format!("web-{i}")),
+            )
+        })
+        .collect();
+    node.restart();
+    apply(&s, &web_pod("web-3"));
+    wait_ready(&s, &node, "web-3", Duration::from_secs(30));
+    let after: Vec<(String, i64)> = (0..3)
+        .map(|i| {
+            (
+                container_id(&s, &format!("web-{i}")),
+                restarts(&s, &format!("web-{i}")),
+            )
+        })
+        .collect();
+    assert_eq!(before, after, "containers were adopted, not restarted");
+    let containers = std::fs::read_dir(data.join("containers"))
+        .expect("containers")
+        .count();
+    assert_eq!(
+        containers,
+        4 + 1 + 1 + 1,
+        "web-0..3, live (two attempts each for web-0 and live): no duplicates"
+    );
+
+    // deleting a pod stops its container within the grace period (5 s)
+    let pid = pid_of(&node, &s, "web-2");
+    assert!(alive(pid));
+    let started = Instant::now();
+    s.ok(&["delete", "pod", "web-2", "--wait=false"]);
+    wait_for("web-2's process to stop", Duration::from_secs(8), || {
+        !alive(pid)
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    wait_for("web-2 to be gone", Duration::from_secs(10), || {
+        !s.kubectl(&["get", "pod", "web-2"]).status.success()
+    });
+}

@@ -1,0 +1,104 @@
+//! End to end: `korral node --simulate 20` registers twenty nodes from one
+//! process, each heartbeating its own Lease; pods bound to them become
+//! Running and Ready after the simulated start delay, and deleted pods go.
+
+mod node_support;
+mod support;
+
+use std::time::Duration;
+
+use node_support::jsonpath;
+use support::{Server, wait_for};
+
+#[test]
+fn simulated_nodes_register_heartbeat_and_run_pods() {
+    let s = Server::start();
+    let log = std::fs::File::create(s.dir.path().join("sim.log")).expect("log");
+    let mut child = std::process::Command::new(support::korral_bin())
+        .arg("node")
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args([
+            "--simulate",
+            "20",
+            "--name",
+            "sim",
+            "--heartbeat-interval",
+            "1s",
+            "--simulated-start-delay",
+            "200ms",
+        ])
+        .arg("--data-dir")
+        .arg(s.dir.path().join("sim"))
+        .env("KORRAL_LOG", "info")
+        .stderr(log)
+        .spawn()
+        .expect("korral node --simulate");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _k = Kill(&mut child);
+    wait_for("20 Ready nodes", Duration::from_secs(60), || {
+        let o = s.kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .filter(|x| *x == "True")
+            .count()
+            == 20
+    });
+    let leases = s.ok(&["get", "leases", "-n", "kube-node-lease", "-o", "name"]);
+    assert_eq!(leases.lines().count(), 20, "{leases}");
+    assert_eq!(
+        jsonpath(
+            &s,
+            "node",
+            "sim-7",
+            "{.status.nodeInfo.containerRuntimeVersion}"
+        )
+        .split(':')
+        .next(),
+        Some("simulated")
+    );
+    let mut manifest = String::new();
+    for i in 0..20 {
+        manifest.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec:\n  nodeName: sim-{}\n  containers: [{{name: c, image: busybox, readinessProbe: {{exec: {{command: [\"true\"]}}, periodSeconds: 1}}}}]\n",
+            i % 20
+        ));
+    }
+    let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(&manifest));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for("20 Ready pods", Duration::from_secs(60), || {
+        let o = s.kubectl(&[
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .filter(|x| *x == "True")
+            .count()
+            == 20
+    });
+    let ip = jsonpath(&s, "pod", "p3", "{.status.podIP}");
+    let cidr = jsonpath(&s, "node", "sim-3", "{.spec.podCIDR}");
+    assert_eq!(
+        ip.rsplit_once('.').map(|x| x.0),
+        cidr.rsplit_once('.').map(|x| x.0),
+        "pod IP {ip} in {cidr}"
+    );
+    s.ok(&["delete", "pod", "p0", "--wait=false"]);
+    wait_for("p0 to be gone", Duration::from_secs(20), || {
+        !s.kubectl(&["get", "pod", "p0"]).status.success()
+    });
+}

@@ -1,0 +1,189 @@
+//! Helpers for the node end-to-end tests: start a `korral node` process
+//! against a test server (and stop it, even when the test fails), read pod
+//! fields with kubectl, and wait for pod states.
+
+#![allow(dead_code)]
+
+pub mod containerd;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{Server, korral_bin, wait_for};
+
+/// A running `korral node`.
+pub struct NodeProc {
+    child: Option<Child>,
+    /// The node's data directory.
+    pub data_dir: PathBuf,
+    /// Its log file.
+    pub log: PathBuf,
+    args: Vec<String>,
+}
+
+impl NodeProc {
+    /// Starts `korral node` with `args` (kubeconfig, name and data dir included by the caller).
+    pub fn start(data_dir: &Path, log: &Path, args: &[String]) -> NodeProc {
+        let mut n = NodeProc {
+            child: None,
+            data_dir: data_dir.to_path_buf(),
+            log: log.to_path_buf(),
+            args: args.to_vec(),
+        };
+        n.spawn();
+        n
+    }
+
+    fn spawn(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("node log");
+        let child = Command::new(korral_bin())
+            .arg("node")
+            .args(&self.args)
+            .env("KORRAL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("start korral node");
+        self.child = Some(child);
+    }
+
+    /// Kills the daemon (SIGKILL: nothing is cleaned up) and starts it again.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Kills the daemon.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The daemon's log.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `kubectl get KIND NAME -o jsonpath=PATH`, or "" on failure.
+pub fn jsonpath(s: &Server, kind: &str, name: &str, path: &str) -> String {
+    let o = s.kubectl(&["get", kind, name, "-o", &format!("jsonpath={path}")]);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The pod's Ready condition status.
+pub fn ready(s: &Server, pod: &str) -> String {
+    jsonpath(
+        s,
+        "pod",
+        pod,
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+    )
+}
+
+/// The restart count of the pod's first container.
+pub fn restarts(s: &Server, pod: &str) -> i64 {
+    jsonpath(s, "pod", pod, "{.status.containerStatuses[0].restartCount}")
+        .parse()
+        .unwrap_or(-1)
+}
+
+/// The container id of the pod's first container.
+pub fn container_id(s: &Server, pod: &str) -> String {
+    jsonpath(s, "pod", pod, "{.status.containerStatuses[0].containerID}")
+}
+
+/// Waits until the pod is Running and Ready.
+pub fn wait_ready(s: &Server, node: &NodeProc, pod: &str, timeout: Duration) {
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if jsonpath(s, "pod", pod, "{.status.phase}") == "Running" && ready(s, pod) == "True" {
+            return;
+        }
+        last = jsonpath(s, "pod", pod, "{.status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "pod {pod} not Running/Ready after {timeout:?}; status: {last}\nnode log tail:\n{}",
+        tail(&node.log_text(), 40)
+    );
+}
+
+/// Waits until the Node is Ready and its Lease renews.
+pub fn wait_node(s: &Server, node: &NodeProc, name: &str) {
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        last = jsonpath(
+            s,
+            "node",
+            name,
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        );
+        if last == "True" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        last,
+        "True",
+        "node {name} not Ready; log:\n{}",
+        tail(&node.log_text(), 40)
+    );
+    let renew = || {
+        let o = s.kubectl(&[
+            "get",
+            "lease",
+            name,
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let first = renew();
+    wait_for(
+        "the node's lease to be renewed",
+        Duration::from_secs(15),
+        || {
+            let now = renew();
+            !now.is_empty() && now != first && !first.is_empty()
+        },
+    );
+}
+
+/// The last `n` lines of a text.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// HTTP GET with curl (short timeout): the body, or "" on failure.
+pub fn http_get(url: &str) -> String {
+    let o = Command::new("curl")
+        .args(["-s", "--max-time", "2", url])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Whether a process with this pid exists.
+pub fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
