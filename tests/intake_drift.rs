@@ -83,7 +83,7 @@ fn drift_names_fields_and_managers_and_self_heal_reverts() {
         &["edit", "deployment", "hello"],
         &[(
             "KUBE_EDITOR",
-            "sed -i -e 's/image: busybox:1.36/image: busybox:1.37/' -e 's/        name: web/        name: web\\n        env:\\n        - name: DEBUG\\n          value: \"1\"/'",
+            "sed -i -e 's/image: busybox:1.36/image: busybox:1.37/' -e 's/^        env:$/        env:\\n        - name: DEBUG\\n          value: \"1\"/'",
         )],
         None,
     );
@@ -100,7 +100,9 @@ fn drift_names_fields_and_managers_and_self_heal_reverts() {
         "{out}"
     );
     assert!(
-        out.contains("spec.template.spec.containers[name=web].env: (absent) →"),
+        out.contains(
+            "spec.template.spec.containers[name=web].env[name=DEBUG]: (absent) → {\"name\":\"DEBUG\",\"value\":\"1\"} (by kubectl-edit,"
+        ),
         "{out}"
     );
 
@@ -171,10 +173,9 @@ fn drift_names_fields_and_managers_and_self_heal_reverts() {
         d["spec"]["template"]["spec"]["containers"][0]["image"],
         "busybox:1.36"
     );
-    assert!(
-        d["spec"]["template"]["spec"]["containers"][0]["env"].is_null(),
-        "{d:#}"
-    );
+    let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env.as_array().map(Vec::len), Some(1), "{d:#}");
+    assert_eq!(env[0]["name"], "POD_IP");
     assert!(get(&server, "configmap", "hello-page")["metadata"]["labels"]["team"].is_null());
     wait_for("the drift metric at 0 again", SYNC, || {
         metric(&server) == Some(0)

@@ -1,6 +1,7 @@
 //! `korral up [PATH | GIT-URL]`: everything in one process for a first run —
-//! the API server on the embedded store, the controllers, the intake
-//! reconciler with a source for PATH (default `fixtures/demo`) — printing
+//! the API server on the embedded store, the controllers, one node (process
+//! runtime), the intake reconciler with a source for PATH (default
+//! `fixtures/demo`) — printing
 //! what it does and how to reach it, until Ctrl-C stops it all. Also the
 //! in-process start of intake that `korral server` uses.
 
@@ -82,6 +83,132 @@ pub fn start_intake(
         stop,
         task,
         webhook,
+    })
+}
+
+/// Starts one node daemon with the process runtime in this process (its
+/// own `node:NAME` identity; each pod gets its own loopback IP, so pods
+/// that bind `$(POD_IP)` do not collide); returns a sender that stops it.
+/// A node daemon running in this process.
+struct LocalNode {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    runtime: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<dyn node::runtime::Runtime>>>>,
+}
+
+impl LocalNode {
+    /// Stops the daemon, then the containers it ran (a daemon alone leaves
+    /// them running for its successor; `korral up` stops everything).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        let runtime = self.runtime.lock().ok().and_then(|r| r.clone());
+        let Some(rt) = runtime else { return };
+        let containers = rt.list().await.unwrap_or_default();
+        let mut pods: Vec<String> = Vec::new();
+        for c in &containers {
+            if c.is_running() {
+                let _ = rt.stop(&c.id, Duration::from_secs(2)).await;
+            }
+            let _ = rt.remove(&c.id).await;
+            pods.push(c.pod_uid.clone());
+        }
+        pods.sort();
+        pods.dedup();
+        for uid in pods {
+            let _ = rt.remove_sandbox(&uid).await;
+        }
+        if !containers.is_empty() {
+            eprintln!("korral up: stopped {} container(s)", containers.len());
+        }
+    }
+}
+
+fn start_node(server: &RunningServer, data_dir: &Path, name: &str) -> Result<LocalNode, String> {
+    use apiserver::auth::Role;
+    use node::daemon::Daemon;
+    use node::runtime::Runtime;
+    use node::runtime::process::{PodIps, Process};
+
+    let token = server
+        .app
+        .tokens
+        .ensure(
+            &format!("system:node:{name}"),
+            &Role::Node(name.to_string()),
+        )
+        .map_err(|e| format!("node identity: {e}"))?;
+    let ca_path = data_dir.join("pki").join("ca.crt");
+    let ca =
+        std::fs::read_to_string(&ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
+    let kubeconfig = data_dir.join("node.kubeconfig");
+    apiserver::kubeconfig::write(
+        &kubeconfig,
+        &server.url,
+        &ca,
+        &format!("system:node:{name}"),
+        &token,
+    )
+    .map_err(|e| format!("node kubeconfig: {e}"))?;
+    let client = Client::from_kubeconfig(Some(&kubeconfig), "korral-node")
+        .map_err(|e| format!("node: {e}"))?;
+    let node_dir = data_dir.join("nodes").join(name);
+    std::fs::create_dir_all(&node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
+    let node_dir = node_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", node_dir.display()))?;
+    let mut config = node::NodeConfig::new(name, node_dir.clone());
+    config.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.node_ip = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the korral binary: {e}"))?;
+    let slot: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<dyn Runtime>>>> =
+        Default::default();
+    let keep = slot.clone();
+    let runtime: node::daemon::RuntimeFactory = Box::new(move |reg| {
+        Box::pin(async move {
+            let o = reg
+                .pod_cidr
+                .as_deref()
+                .and_then(|c| c.split('/').next())
+                .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+                .map(|ip| ip.octets())
+                .unwrap_or([10, 244, 0, 0]);
+            let shim = vec![exe.to_string_lossy().into_owned(), "node-shim".to_string()];
+            let rt = Process::new(&node_dir, shim, PodIps::Loopback([o[1], o[2]]))
+                .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn Runtime>)
+                .map_err(|e| e.to_string())?;
+            if let Ok(mut k) = keep.lock() {
+                *k = Some(rt.clone());
+            }
+            Ok(rt)
+        })
+    });
+    let daemon = Daemon {
+        client,
+        ca_pem: Some(ca),
+        config,
+        runtime,
+        metrics: ControllerMetrics::new(),
+        materialize: true,
+    };
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut rx = rx;
+        let stopped = async move {
+            while !*rx.borrow_and_update() {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if let Err(e) = daemon.run(stopped).await {
+            eprintln!("korral up: the node daemon stopped: {e}");
+        }
+    });
+    Ok(LocalNode {
+        stop,
+        task,
+        runtime: slot,
     })
 }
 
@@ -218,12 +345,7 @@ async fn report_progress(client: &Client, ns: &str, name: &str, seen: &mut Seen)
             .count();
         let line = format!("pods: {running}/{total} running");
         if total > 0 && seen.pods.as_deref() != Some(line.as_str()) {
-            let note = if running < total {
-                "  (no node runs in this process yet, so pods stay Pending)"
-            } else {
-                ""
-            };
-            eprintln!("{line}{note}");
+            eprintln!("{line}");
             seen.pods = Some(line);
         }
     }
@@ -280,7 +402,20 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(output::ERROR);
             }
         };
-        eprintln!("korral up: no node daemon runs in this process yet: pods are scheduled by nobody and stay Pending");
+        let node_name = node::machine::hostname();
+        let node = match start_node(&server, &args.data_dir, &node_name) {
+            Ok(n) => {
+                eprintln!("korral up: node {node_name} running pods as host processes (data in {})", args.data_dir.join("nodes").display());
+                Some(n)
+            }
+            Err(e) => {
+                eprintln!("korral up: no node: {e}");
+                None
+            }
+        };
+        if !reconcilers::controllers::ALL.contains(&"scheduler") {
+            eprintln!("korral up: this build has no scheduler yet: pods stay Pending until something binds them to {node_name}");
+        }
         let admin = match Client::from_kubeconfig(Some(&server.kubeconfig), "korral-up") {
             Ok(c) => c,
             Err(e) => {
@@ -311,6 +446,9 @@ pub fn run(args: Args) -> ExitCode {
         }
         eprintln!("korral up: stopping");
         intake.stop().await;
+        if let Some(n) = node {
+            n.stop().await;
+        }
         let _ = controllers.0.send(true);
         let _ = controllers.1.await;
         server.shutdown().await;
