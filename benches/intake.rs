@@ -295,7 +295,6 @@ async fn main() {
     // the same objects created through the API without intake
     eprintln!("creating the same objects through the API (no intake)…");
     let api_ns = "api";
-    let t0 = Instant::now();
     let plain = intake::render::render(
         &intake::source::Snapshot {
             revision: "x".into(),

@@ -152,6 +152,15 @@ pub async fn apply_one(
         .await
 }
 
+/// Runs CPU-heavy work (all cores, via rayon) without stalling the async
+/// workers: `block_in_place` on a multi-threaded runtime.
+fn cpu_bound<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Whether a live object already matches a declared one.
 fn unchanged(o: &DesiredObject, live: &Value) -> bool {
     applied_digest(live) == applied_digest(&o.object)
@@ -198,11 +207,13 @@ pub async fn sync(
         .await
         .map_err(SyncFailure::Client)?;
 
-    let decisions: Vec<bool> = desired
-        .objects
-        .par_iter()
-        .map(|o| live.get(&o.key).is_none_or(|l| !unchanged(o, l)))
-        .collect();
+    let decisions: Vec<bool> = cpu_bound(|| {
+        desired
+            .objects
+            .par_iter()
+            .map(|o| live.get(&o.key).is_none_or(|l| !unchanged(o, l)))
+            .collect()
+    });
     let to_apply: Vec<&DesiredObject> = desired
         .objects
         .iter()

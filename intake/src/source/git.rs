@@ -291,6 +291,61 @@ fn strip(e: &FetchError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let o = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@korral.invalid", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git");
+        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn fetches_branches_tags_and_commits_and_reads_trees_without_a_checkout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("deploy/.hidden")).expect("mkdir");
+        git(&work, &["init", "-q"]);
+        std::fs::write(work.join("deploy/a.yaml"), "a: 1\n").expect("write");
+        std::fs::write(work.join("deploy/.hidden/x.yaml"), "x").expect("write");
+        std::fs::write(work.join("deploy/notes.md"), "x").expect("write");
+        std::fs::write(work.join("top.yaml"), "t: 1\n").expect("write");
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", "one"]);
+        let first = git(&work, &["rev-parse", "HEAD"]);
+        git(&work, &["tag", "v1"]);
+        std::fs::write(work.join("deploy/a.yaml"), "a: 2\n").expect("write");
+        git(&work, &["commit", "-q", "-am", "two"]);
+        let second = git(&work, &["rev-parse", "HEAD"]);
+        let url = format!("file://{}", work.display());
+        let cache = dir.path().join("cache");
+
+        let m = Mirror::open(&cache, &url).expect("mirror");
+        let head = m.fetch(&GitReference::Branch("main".into())).expect("branch");
+        assert_eq!(head.to_string(), second);
+        let s = m.snapshot(&head, "deploy").expect("tree");
+        let names: Vec<&str> = s.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(names, vec!["deploy/a.yaml"], "hidden and non-manifest files skipped");
+        assert_eq!(s.files[0].data, b"a: 2\n");
+        assert_eq!(s.revision, second);
+        assert_eq!(m.snapshot(&head, "").expect("root").files.len(), 2);
+        assert!(m.snapshot(&head, "missing").is_err());
+
+        let tagged = m.fetch(&GitReference::Tag("v1".into())).expect("tag");
+        assert_eq!(tagged.to_string(), first);
+        let old = m.snapshot(&tagged, "deploy").expect("old tree");
+        assert_eq!(old.files[0].data, b"a: 1\n");
+        let again = Mirror::open(&cache, &url).expect("reopen");
+        assert_eq!(again.ensure_commit(&first[..10]).expect("short sha").to_string(), first);
+        assert!(m.fetch(&GitReference::Branch("nope".into())).is_err());
+        assert!(m.ensure_commit("0123456789abcdef0123456789abcdef01234567").is_err());
+        // no working tree in the mirror
+        assert!(!m.dir().join("deploy").exists());
+    }
 
     #[test]
     fn passwords_are_redacted() {
