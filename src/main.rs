@@ -34,6 +34,24 @@ enum Command {
     Server(cli::server::Args),
     /// Run the reconcilers as a separate process (leader-elected).
     Controllers(cli::controllers::Args),
+    /// Everything in one process: server, controllers and a source for PATH (default fixtures/demo).
+    Up(cli::up::Args),
+    /// Sync a GitSource now (creating or updating it with --url/--path).
+    ///
+    /// Exit status: 0 synced, 1 invalid manifests (nothing applied), 2 other errors.
+    Sync(cli::sync::Args),
+    /// List GitSources with their status.
+    ///
+    /// Exit status: 0 all ready, 1 some not ready, 2 error.
+    Sources(cli::sources::Args),
+    /// Show what syncing manifests at PATH would change, before committing them.
+    ///
+    /// Exit status: 0 no change, 1 changes, 2 error.
+    Diff(cli::diff::Args),
+    /// Compare a GitSource with the cluster: drifted fields and who changed them.
+    ///
+    /// Exit status: 0 no drift, 1 drift, 2 error.
+    Drift(cli::drift::Args),
     /// Run a node daemon: register the Node, heartbeat, run the pods bound to it.
     ///
     /// `--simulate N` runs N simulated nodes in one process.
@@ -70,6 +88,11 @@ fn main() -> ExitCode {
         Command::Validate(args) => cli::validate::run(args),
         Command::Server(args) => cli::server::run(args),
         Command::Controllers(args) => cli::controllers::run(args),
+        Command::Up(args) => cli::up::run(args),
+        Command::Sync(args) => cli::sync::run(args),
+        Command::Sources(args) => cli::sources::run(args),
+        Command::Diff(args) => cli::diff::run(args),
+        Command::Drift(args) => cli::drift::run(args),
         Command::Token(TokenCommand::Create(args)) => cli::token::create(args),
         Command::Node(args) => cli::node::run(args),
         Command::Image(ImageCommand::Import(args)) => cli::image::import(args),

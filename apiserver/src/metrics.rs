@@ -42,9 +42,13 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// Renders other components' metrics (text format) into `/metrics`.
+type Collector = Box<dyn Fn() -> String + Send + Sync>;
+
 /// The API server's metrics.
 pub struct Metrics {
     registry: Registry,
+    collectors: std::sync::RwLock<Vec<Collector>>,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily<LatencyLabels>,
     watches: Gauge<i64, AtomicI64>,
@@ -91,6 +95,7 @@ impl Default for Metrics {
         );
         Metrics {
             registry,
+            collectors: Default::default(),
             requests,
             latency,
             watches,
@@ -123,11 +128,31 @@ impl Metrics {
         WatchGuard(self.watches.clone())
     }
 
+    /// Adds metrics of a component running in this process (e.g. intake),
+    /// rendered in the text format, to `/metrics`.
+    pub fn add_collector(&self, render: impl Fn() -> String + Send + Sync + 'static) {
+        self.collectors
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(render));
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "cannot encode metrics");
+        }
+        let collectors = self.collectors.read().unwrap_or_else(|p| p.into_inner());
+        if !collectors.is_empty() {
+            const EOF: &str = "# EOF\n";
+            let mut merged = out.strip_suffix(EOF).unwrap_or(&out).to_string();
+            for c in collectors.iter() {
+                let text = c();
+                merged.push_str(text.strip_suffix(EOF).unwrap_or(&text));
+            }
+            merged.push_str(EOF);
+            out = merged;
         }
         out
     }

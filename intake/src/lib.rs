@@ -1,8 +1,28 @@
 //! GitOps intake: Git and folder sources, render, validate, apply with an
 //! inventory and prune, drift reports and self-heal.
 //!
-//! Today: [`files`] finds and reads manifest files, [`validate`] decodes and
-//! checks them on all cores.
+//! Start at [`engine`] (the steps of one sync) and [`controller`] (the
+//! GitSource reconciler that runs them). A revision flows:
+//! [`source`] (a snapshot of files) → [`render`] (validated objects, via
+//! [`validate`]) → [`sync`] (dry run, server-side apply, prune) → [`status`];
+//! then [`drift`] compares it with the cluster ([`live`]), [`report`]
+//! publishes the result and [`heal`] reverts it when asked.
 
+pub mod controller;
+pub mod diff;
+pub mod drift;
+pub mod engine;
 pub mod files;
+pub mod heal;
+pub mod live;
+pub mod metrics;
+pub mod object;
+pub mod owner;
+pub mod progress;
+pub mod render;
+pub mod report;
+pub mod source;
+pub mod status;
+pub mod sync;
 pub mod validate;
+pub mod webhook;

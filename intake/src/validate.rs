@@ -29,56 +29,85 @@ impl Report {
 /// Reads, decodes and validates files; `default_namespace` places namespaced
 /// objects that name none (for the duplicate check).
 pub fn validate_files(files: &[PathBuf], default_namespace: &str) -> Report {
-    let per_file: Vec<(usize, Vec<Valid>, Vec<Diagnostic>)> = files
+    let per_file: Vec<FileVerdict> = files
         .par_iter()
         .map(|path| {
             let name = path.display().to_string();
-            let text = match std::fs::read(path) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        return (
-                            0,
-                            Vec::new(),
-                            vec![io_diag(
-                                &name,
-                                format!(
-                                    "not UTF-8 text (invalid byte at offset {})",
-                                    e.utf8_error().valid_up_to()
-                                ),
-                            )],
-                        );
-                    }
-                },
-                Err(e) => {
-                    return (
-                        0,
-                        Vec::new(),
-                        vec![io_diag(&name, format!("cannot read: {e}"))],
-                    );
-                }
-            };
-            let decoded = decode_file(&name, &text);
-            let mut diags = decoded.errors;
-            let objects = decoded.manifests.len() + diags.len();
-            let mut valid = Vec::new();
-            for m in decoded.manifests {
-                match schemas::check_manifest(m) {
-                    Ok(v) => valid.push(v),
-                    Err(d) => diags.extend(d),
-                }
+            match std::fs::read(path) {
+                Ok(bytes) => check_text(&name, &bytes),
+                Err(e) => FileVerdict::failed(io_diag(&name, format!("cannot read: {e}"))),
             }
-            (objects, valid, diags)
         })
         .collect();
+    combine(per_file, default_namespace)
+}
+
+/// Decodes and validates files already in memory (a Git tree, a folder
+/// snapshot): `(name, contents)` pairs, checked on all cores.
+pub fn validate_texts(files: &[(&str, &[u8])], default_namespace: &str) -> Report {
+    let per_file: Vec<FileVerdict> = files
+        .par_iter()
+        .map(|(name, bytes)| check_text(name, bytes))
+        .collect();
+    combine(per_file, default_namespace)
+}
+
+/// What one file yielded.
+struct FileVerdict {
+    objects: usize,
+    valid: Vec<Valid>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl FileVerdict {
+    fn failed(d: Diagnostic) -> Self {
+        FileVerdict {
+            objects: 0,
+            valid: Vec::new(),
+            diagnostics: vec![d],
+        }
+    }
+}
+
+fn check_text(name: &str, bytes: &[u8]) -> FileVerdict {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return FileVerdict::failed(io_diag(
+                name,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
+            ));
+        }
+    };
+    let decoded = decode_file(name, text);
+    let mut diagnostics = decoded.errors;
+    let objects = decoded.manifests.len() + diagnostics.len();
+    let mut valid = Vec::new();
+    for m in decoded.manifests {
+        match schemas::check_manifest(m) {
+            Ok(v) => valid.push(v),
+            Err(d) => diagnostics.extend(d),
+        }
+    }
+    FileVerdict {
+        objects,
+        valid,
+        diagnostics,
+    }
+}
+
+fn combine(per_file: Vec<FileVerdict>, default_namespace: &str) -> Report {
     let mut report = Report {
-        files: files.len(),
+        files: per_file.len(),
         ..Default::default()
     };
-    for (objects, valid, diags) in per_file {
-        report.objects += objects;
-        report.valid.extend(valid);
-        report.diagnostics.extend(diags);
+    for f in per_file {
+        report.objects += f.objects;
+        report.valid.extend(f.valid);
+        report.diagnostics.extend(f.diagnostics);
     }
     report
         .diagnostics

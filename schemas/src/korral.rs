@@ -90,6 +90,9 @@ pub struct GitSourceStatus {
     pub conditions: Option<Vec<Condition>>,
     /// Why the last sync failed.
     pub last_error: Option<SyncError>,
+    /// The `korral.dev/sync-requested-at` annotation value of the last sync
+    /// request handled (so a client knows when its request is done).
+    pub last_handled_sync_request: Option<String>,
 }
 
 /// One object a source owns.
@@ -210,4 +213,6 @@ pub struct FieldDrift {
     pub live: Option<serde_json::Value>,
     /// The field manager that last set the live value.
     pub manager: Option<String>,
+    /// When that manager last wrote the object (from `managedFields`).
+    pub time: Option<Time>,
 }

@@ -1,10 +1,15 @@
 //! Glue between the command line and the crates, one module per command.
 
 pub mod controllers;
+pub mod diff;
+pub mod drift;
 pub mod image;
 pub mod logging;
 pub mod node;
 pub mod output;
 pub mod server;
+pub mod sources;
+pub mod sync;
 pub mod token;
+pub mod up;
 pub mod validate;

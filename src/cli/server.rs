@@ -51,6 +51,15 @@ pub struct Args {
     pub tls_sans: Vec<String>,
     #[command(flatten)]
     pub tuning: crate::cli::controllers::Tuning,
+    /// Run the GitOps intake (the GitSource reconciler) in this process.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub intake: bool,
+    /// Serve the Git push webhook (`POST /hooks/git`) on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub intake_webhook_listen: Option<SocketAddr>,
+    /// A file holding the webhook's secret (GitHub HMAC or GitLab token).
+    #[arg(long, value_name = "FILE")]
+    pub intake_webhook_secret_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -118,6 +127,36 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(output::ERROR);
             }
         };
+        let intake = if args.intake {
+            let secret = match &args.intake_webhook_secret_file {
+                Some(f) => match std::fs::read_to_string(f) {
+                    Ok(s) => Some(s.trim().to_string()),
+                    Err(e) => {
+                        eprintln!(
+                            "korral server: --intake-webhook-secret-file {}: {e}",
+                            f.display()
+                        );
+                        return ExitCode::from(output::ERROR);
+                    }
+                },
+                None => None,
+            };
+            match crate::cli::up::start_intake(
+                &server,
+                &args.data_dir,
+                args.intake_webhook_listen,
+                secret,
+                crate::cli::controllers::default_identity(),
+            ) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    eprintln!("korral server: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         eprintln!("korral server listening on {}", server.url);
         eprintln!(
             "  kubectl --kubeconfig {} get all -A",
@@ -125,6 +164,9 @@ pub fn run(args: Args) -> ExitCode {
         );
         shutdown_signal().await;
         eprintln!("korral server: shutting down");
+        if let Some(i) = intake {
+            i.stop().await;
+        }
         let _ = controllers.0.send(true);
         let _ = controllers.1.await;
         server.shutdown().await;

@@ -717,10 +717,18 @@ impl DynApi {
 
     /// Lists every object (following continue tokens).
     pub async fn list_all(&self) -> Result<Vec<Value>> {
+        self.list_selected(None).await
+    }
+
+    /// Lists every object matching a label selector (following continue tokens).
+    pub async fn list_selected(&self, label_selector: Option<&str>) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         let mut cont: Option<String> = None;
         loop {
             let mut q = vec![("limit", "500".to_string())];
+            if let Some(s) = label_selector {
+                q.push(("labelSelector", s.to_string()));
+            }
             if let Some(c) = &cont {
                 q.push(("continue", c.clone()));
             }

@@ -1,0 +1,389 @@
+//! The steps the reconciler and the command line share, for one GitSource:
+//! fetch (off the async workers), render, sync and record the status, check
+//! drift and write the DriftReport and metric, heal. Each step is a method
+//! so callers choose when to run which.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+
+use reconcilers::controllers::status_patch;
+use reconcilers::runtime::{Client, ClientError, WriteParams};
+use schemas::Diagnostic;
+use schemas::korral::{GitSource, GitSourceStatus};
+
+use crate::drift::{self, Drift};
+use crate::heal::{self, Healed};
+use crate::live;
+use crate::metrics::IntakeMetrics;
+use crate::owner::{MANAGER, Owner};
+use crate::progress::Progress;
+use crate::render::{Desired, render};
+use crate::report;
+use crate::source::{self, FetchError, Location, Snapshot};
+use crate::status::{self, Failure};
+use crate::sync::{SyncFailure, SyncOptions, SyncReport, sync};
+
+/// The owner of a GitSource's objects.
+pub fn owner_of(source: &GitSource) -> Owner {
+    Owner::new(source.metadata.namespace(), source.metadata.name())
+}
+
+/// Where a source's namespaced objects go when they name no namespace.
+pub fn default_namespace(source: &GitSource) -> String {
+    source
+        .spec
+        .as_ref()
+        .and_then(|s| s.target_namespace.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| source.metadata.namespace().to_string())
+}
+
+/// The annotation `POST …/gitsources/NAME/sync` sets.
+pub const SYNC_REQUESTED: &str = "korral.dev/sync-requested-at";
+
+/// Marks the source's current sync request (if any) as handled in `status`.
+fn handled(source: &GitSource, mut status: GitSourceStatus) -> GitSourceStatus {
+    if let Some(r) = source.metadata.annotations().get(SYNC_REQUESTED) {
+        status.last_handled_sync_request = Some(r.clone());
+    }
+    status
+}
+
+/// What a sync came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The revision is applied.
+    Synced {
+        /// What the sync did.
+        report: SyncReport,
+        /// What was applied.
+        desired: Desired,
+    },
+    /// Nothing (or not everything) was applied.
+    Failed {
+        /// The revision tried, if it was fetched.
+        revision: Option<String>,
+        /// Which step failed.
+        failure: Failure,
+        /// One line.
+        summary: String,
+        /// Every problem, located.
+        errors: Vec<Diagnostic>,
+    },
+}
+
+/// Shared by every step.
+#[derive(Clone)]
+pub struct Engine {
+    /// The API client (intake's identity).
+    pub client: Client,
+    /// Where Git mirrors live.
+    pub cache_dir: PathBuf,
+    /// Metrics.
+    pub metrics: Arc<IntakeMetrics>,
+    /// How sync progress is shown.
+    pub progress: Progress,
+}
+
+impl Engine {
+    /// An engine with fresh metrics and no progress display.
+    pub fn new(client: Client, cache_dir: PathBuf) -> Engine {
+        Engine {
+            client,
+            cache_dir,
+            metrics: IntakeMetrics::new(),
+            progress: Progress::Silent,
+        }
+    }
+
+    /// The source's location.
+    pub fn location(source: &GitSource) -> Result<Location, FetchError> {
+        Location::from_spec(&source.spec.clone().unwrap_or_default())
+    }
+
+    /// Reads the source's current revision (or `revision`) off the async workers.
+    pub async fn snapshot(
+        &self,
+        source: &GitSource,
+        revision: Option<&str>,
+    ) -> Result<Snapshot, FetchError> {
+        let location = Self::location(source)?;
+        let cache = self.cache_dir.clone();
+        let revision = revision.map(str::to_string);
+        tokio::task::spawn_blocking(move || match revision {
+            Some(r) => source::fetch_revision(&location, &cache, &r),
+            None => source::fetch(&location, &cache),
+        })
+        .await
+        .map_err(|e| FetchError::Io(format!("the fetch task failed: {e}")))?
+    }
+
+    /// Renders a snapshot for `source` off the async workers (validation uses every core).
+    pub async fn render(
+        &self,
+        source: &GitSource,
+        snapshot: Snapshot,
+    ) -> Result<Desired, Vec<Diagnostic>> {
+        let owner = owner_of(source);
+        let ns = default_namespace(source);
+        tokio::task::spawn_blocking(move || render(&snapshot, Some(&owner), &ns))
+            .await
+            .unwrap_or_else(|e| {
+                Err(vec![Diagnostic {
+                    file: String::new(),
+                    line: 0,
+                    column: 0,
+                    document: None,
+                    object: None,
+                    path: None,
+                    class: schemas::Class::Io,
+                    message: format!("the render task failed: {e}"),
+                }])
+            })
+    }
+
+    /// Writes a new status for `source` (a merge patch against its current one).
+    pub async fn write_status(
+        &self,
+        source: &GitSource,
+        new: &GitSourceStatus,
+    ) -> Result<GitSource, ClientError> {
+        self.client
+            .api::<GitSource>(Some(source.metadata.namespace()))
+            .patch_status(
+                source.metadata.name(),
+                &status_patch(source.status.as_ref(), new),
+                &WriteParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+
+    /// Renders and applies `snapshot`, then records the status. Nothing is
+    /// applied when anything is invalid.
+    pub async fn sync_snapshot(&self, source: &GitSource, snapshot: Snapshot) -> Outcome {
+        let started = Instant::now();
+        let revision = snapshot.revision.clone();
+        let spec = source.spec.clone().unwrap_or_default();
+        let old = source.status.clone().unwrap_or_default();
+        let outcome = match self.render(source, snapshot).await {
+            Err(errors) => Outcome::Failed {
+                revision: Some(revision),
+                failure: Failure::ValidationFailed,
+                summary: format!(
+                    "{} error{} in the manifests; nothing applied",
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                ),
+                errors,
+            },
+            Ok(desired) => {
+                let opts = SyncOptions {
+                    prune: spec.prune.unwrap_or(false),
+                    progress: self.progress,
+                    ..Default::default()
+                };
+                let previous = old.inventory.clone().unwrap_or_default();
+                match sync(&self.client, &owner_of(source), &desired, &previous, &opts).await {
+                    Ok(report) => Outcome::Synced { report, desired },
+                    Err(f) => {
+                        let (failure, errors) = match f {
+                            // the cluster may change (a namespace appears): retried, not stalled
+                            SyncFailure::Rejected(ref e) => (Failure::ApplyFailed, e.clone()),
+                            SyncFailure::Apply { ref errors, .. } => {
+                                (Failure::ApplyFailed, errors.clone())
+                            }
+                            SyncFailure::Client(_) => (Failure::ApplyFailed, Vec::new()),
+                        };
+                        Outcome::Failed {
+                            revision: Some(revision),
+                            failure,
+                            summary: f.to_string(),
+                            errors,
+                        }
+                    }
+                }
+            }
+        };
+        let generation = source.metadata.generation;
+        let new = match &outcome {
+            Outcome::Synced { report, .. } => status::synced(&old, report, generation),
+            Outcome::Failed {
+                revision,
+                failure,
+                summary,
+                errors,
+            } => status::failed(
+                &old,
+                revision.as_deref(),
+                *failure,
+                summary,
+                errors,
+                generation,
+            ),
+        };
+        let new = handled(source, new);
+        let key = owner_of(source).to_string();
+        let result = match &outcome {
+            Outcome::Synced { report, .. } => {
+                tracing::info!(source = %key, revision = %report.revision, applied = report.applied.len(),
+                    unchanged = report.unchanged, pruned = report.pruned.len(), "synced");
+                "synced"
+            }
+            Outcome::Failed {
+                failure,
+                summary,
+                errors,
+                ..
+            } => {
+                tracing::warn!(source = %key, ?failure, errors = errors.len(), "sync failed: {summary}");
+                match failure {
+                    Failure::ValidationFailed => "invalid",
+                    Failure::FetchFailed => "fetch_failed",
+                    Failure::ApplyFailed => "apply_failed",
+                }
+            }
+        };
+        self.metrics
+            .synced(&key, result, started.elapsed().as_secs_f64());
+        if let Err(e) = self.write_status(source, &new).await {
+            tracing::warn!(source = %key, error = %e, "cannot record the sync's status");
+        }
+        outcome
+    }
+
+    /// Records a failed fetch.
+    pub async fn fetch_failed(&self, source: &GitSource, e: &FetchError) -> Outcome {
+        let old = source.status.clone().unwrap_or_default();
+        let summary = format!(
+            "cannot read {}: {e}",
+            Self::location(source)
+                .map(|l| l.describe())
+                .unwrap_or_default()
+        );
+        let new = handled(
+            source,
+            status::failed(
+                &old,
+                None,
+                Failure::FetchFailed,
+                &summary,
+                &[],
+                source.metadata.generation,
+            ),
+        );
+        let key = owner_of(source).to_string();
+        tracing::warn!(source = %key, "{summary}");
+        self.metrics.synced(&key, "fetch_failed", 0.0);
+        if let Err(e) = self.write_status(source, &new).await {
+            tracing::warn!(source = %key, error = %e, "cannot record the fetch failure");
+        }
+        Outcome::Failed {
+            revision: None,
+            failure: Failure::FetchFailed,
+            summary,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Fetches and syncs `source` now.
+    pub async fn sync_now(&self, source: &GitSource) -> Outcome {
+        match self.snapshot(source, None).await {
+            Ok(s) => self.sync_snapshot(source, s).await,
+            Err(e) => self.fetch_failed(source, &e).await,
+        }
+    }
+
+    /// Compares `desired` with the cluster; with `publish`, writes the
+    /// DriftReport and the metric.
+    pub async fn check(
+        &self,
+        source: &GitSource,
+        desired: &Desired,
+        publish: bool,
+    ) -> Result<Drift, ClientError> {
+        let owner = owner_of(source);
+        let inventory = source
+            .status
+            .as_ref()
+            .and_then(|s| s.inventory.clone())
+            .unwrap_or_default();
+        let live = live::read(&self.client, &owner, desired, &inventory, true).await?;
+        let desired_c = desired.clone();
+        let owner_c = owner.clone();
+        let drift = tokio::task::spawn_blocking(move || drift::detect(&desired_c, &live, &owner_c))
+            .await
+            .map_err(|e| ClientError::Decode(format!("the drift task failed: {e}")))?;
+        if publish {
+            self.publish(source, &drift).await;
+        }
+        Ok(drift)
+    }
+
+    /// Writes the DriftReport and the metric for `drift`.
+    pub async fn publish(&self, source: &GitSource, drift: &Drift) {
+        let key = owner_of(source).to_string();
+        self.metrics.set_drift(&key, drift.count());
+        if let Err(e) = report::write(&self.client, source, drift).await {
+            tracing::warn!(source = %key, error = %e, "cannot write the DriftReport");
+        }
+    }
+
+    /// Heals `drift`, recording an Event on the source.
+    pub async fn heal(&self, source: &GitSource, desired: &Desired, drift: &Drift) -> Healed {
+        let healed = heal::heal(&self.client, desired, drift).await;
+        let key = owner_of(source).to_string();
+        if !healed.objects.is_empty() {
+            let message = format!(
+                "reverted {} object{}: {}",
+                healed.objects.len(),
+                if healed.objects.len() == 1 { "" } else { "s" },
+                healed.fields.join("; ")
+            );
+            tracing::info!(source = %key, "self-heal: {message}");
+            reconcilers::controllers::record_event(
+                &self.client,
+                source,
+                "Normal",
+                "SelfHealed",
+                &message,
+                MANAGER,
+            )
+            .await;
+        }
+        for e in &healed.errors {
+            tracing::warn!(source = %key, "self-heal failed: {e}");
+        }
+        healed
+    }
+}
+
+/// The JSON form of an outcome (for `-o json`).
+pub fn outcome_json(outcome: &Outcome) -> serde_json::Value {
+    match outcome {
+        Outcome::Synced { report, .. } => json!({
+            "synced": true,
+            "revision": report.revision,
+            "applied": report.applied.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "unchanged": report.unchanged,
+            "pruned": report.pruned.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
+        Outcome::Failed {
+            revision,
+            failure,
+            summary,
+            errors,
+        } => json!({
+            "synced": false,
+            "revision": revision,
+            "reason": format!("{failure:?}"),
+            "message": summary,
+            "errors": errors,
+        }),
+    }
+}

@@ -1,0 +1,150 @@
+//! `korral diff PATH`: what syncing the manifests at PATH (a folder or a
+//! file) would change in the cluster, before committing them: server-side
+//! dry runs compared with the live objects. With `--source NAME` the
+//! objects are that source's and what would be pruned is listed too.
+//! Exit status: 0 no change, 1 changes, 2 error (including invalid manifests).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use intake::engine::{default_namespace, owner_of};
+use intake::source::{Snapshot, SourceFile};
+
+use crate::cli::output::{self, Format};
+use crate::cli::sources::{client, get_source, runtime, split_source};
+
+/// Arguments of `korral diff`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A folder (searched recursively for *.yaml, *.yml, *.json) or a file.
+    path: PathBuf,
+    /// Namespace of namespaced objects that name none (default: the source's, else the kubeconfig's).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// The GitSource these manifests belong to (NAME or NAMESPACE/NAME).
+    #[arg(long)]
+    source: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
+    output: Format,
+    /// The kubeconfig to use (default: $KUBECONFIG, then ./.korral/kubeconfig.yaml).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+fn read(path: &PathBuf) -> Result<Snapshot, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.is_dir() {
+        return intake::source::folder::snapshot(path).map_err(|e| e.to_string());
+    }
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let files = vec![SourceFile {
+        path: path.display().to_string(),
+        data,
+    }];
+    Ok(Snapshot {
+        revision: intake::source::folder::digest_of(&files),
+        files,
+    })
+}
+
+/// Runs `korral diff`.
+pub fn run(args: Args) -> ExitCode {
+    let snapshot = match read(&args.path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("korral diff: {e}");
+            return ExitCode::from(output::ERROR);
+        }
+    };
+    let rt = match runtime("diff") {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    rt.block_on(async move {
+        let client = match client("diff", args.kubeconfig.as_deref()) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        let source = match &args.source {
+            Some(s) => {
+                let (ns, name) = split_source(s, args.namespace.as_deref(), &client);
+                match get_source("diff", &client, &ns, &name).await {
+                    Ok(src) => Some(src),
+                    Err(code) => return code,
+                }
+            }
+            None => None,
+        };
+        let owner = source.as_ref().map(owner_of);
+        let ns = match (&args.namespace, &source) {
+            (Some(n), _) => n.clone(),
+            (None, Some(s)) => default_namespace(s),
+            (None, None) => client.default_namespace().to_string(),
+        };
+        let desired = match tokio::task::spawn_blocking({
+            let owner = owner.clone();
+            move || intake::render::render(&snapshot, owner.as_ref(), &ns)
+        })
+        .await
+        {
+            Ok(Ok(d)) => d,
+            Ok(Err(errors)) => {
+                for d in &errors {
+                    println!("{d}");
+                }
+                eprintln!(
+                    "korral diff: {} error{} in the manifests: a sync would apply nothing",
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                );
+                return ExitCode::from(output::ERROR);
+            }
+            Err(e) => {
+                eprintln!("korral diff: {e}");
+                return ExitCode::from(output::ERROR);
+            }
+        };
+        let (inventory, prune) = source
+            .as_ref()
+            .map(|s| {
+                (
+                    s.status
+                        .as_ref()
+                        .and_then(|st| st.inventory.clone())
+                        .unwrap_or_default(),
+                    s.spec.as_ref().and_then(|sp| sp.prune).unwrap_or(false),
+                )
+            })
+            .unwrap_or_default();
+        let plan =
+            match intake::diff::plan(&client, owner.as_ref(), &desired, &inventory, prune).await {
+                Ok(p) => p,
+                Err(errors) => {
+                    for d in &errors {
+                        println!("{d}");
+                    }
+                    eprintln!(
+                        "korral diff: the API server refused {} object(s) in the dry run",
+                        errors.len()
+                    );
+                    return ExitCode::from(output::ERROR);
+                }
+            };
+        match args.output {
+            Format::Json => {
+                let v = serde_json::to_value(&plan).unwrap_or_default();
+                let printed = output::print_json(&v);
+                if printed != ExitCode::SUCCESS {
+                    return printed;
+                }
+            }
+            Format::Text => print!("{}", intake::diff::render_text(&plan)),
+        }
+        ExitCode::from(if plan.changes_anything() {
+            output::FOUND
+        } else {
+            output::OK
+        })
+    })
+}

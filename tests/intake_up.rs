@@ -1,0 +1,185 @@
+//! `korral up` as a newcomer runs it from a checkout: one process serves the
+//! API, runs the controllers, a node (process runtime) and intake, syncs
+//! `fixtures/demo` whose pods then run and serve the page, writes the
+//! kubeconfig kubectl uses, reports what it does, and stops everything
+//! (the pods' processes too) on Ctrl-C.
+
+mod intake_common;
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::{korral_bin, root, stdout, wait_for};
+
+/// Kills the child if the test fails before stopping it.
+struct Kill(u32);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-9")
+            .arg(self.0.to_string())
+            .status();
+    }
+}
+
+fn curl_page(ip: &str) -> std::process::Output {
+    Command::new("curl")
+        .args(["-s", "--max-time", "3"])
+        .arg(format!("http://{ip}:8080/index.html"))
+        .output()
+        .expect("curl")
+}
+
+#[test]
+fn up_serves_the_demo_and_stops_on_ctrl_c() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let log_path = data.path().join("up.log");
+    let log_file = std::fs::File::create(&log_path).expect("log");
+    let mut child = Command::new(korral_bin())
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "1s",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("korral up");
+    let guard = Kill(child.id());
+    let kubeconfig = data.path().join("kubeconfig.yaml");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for(
+        "korral up to say it is ready",
+        Duration::from_secs(30),
+        || log().contains("korral up: ready"),
+    );
+    assert!(
+        log().contains(&format!(
+            "kubectl --kubeconfig {} get pods",
+            kubeconfig.display()
+        )),
+        "{}",
+        log()
+    );
+    let kubectl = |args: &[&str]| {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl")
+    };
+    wait_for("the demo's pods", Duration::from_secs(30), || {
+        let o = kubectl(&["get", "pods", "--no-headers"]);
+        stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("hello-"))
+            .count()
+            == 2
+    });
+    let o = kubectl(&[
+        "get",
+        "gitsource",
+        "demo",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(stdout(&o), "True");
+    wait_for("the sync to be reported", Duration::from_secs(10), || {
+        log().contains("source default/demo: synced")
+    });
+
+    // until korral has a scheduler, bind the pods to the local node as one would
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    wait_for("the local node", Duration::from_secs(30), || {
+        kubectl(&["get", "node", &node]).status.success()
+    });
+    let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+    let find = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
+            .expect("kubeconfig field")
+    };
+    let (server, token) = (find("server:"), find("token:"));
+    let o = kubectl(&[
+        "get",
+        "pods",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+    ]);
+    for line in stdout(&o).lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(pod), None) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"Binding","metadata":{{"name":"{pod}"}},"target":{{"apiVersion":"v1","kind":"Node","name":"{node}"}}}}"#
+        );
+        let o = Command::new("curl")
+            .args([
+                "-sk",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+            ])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args(["--data-binary", &body])
+            .arg(format!(
+                "{server}/api/v1/namespaces/default/pods/{pod}/binding"
+            ))
+            .output()
+            .expect("curl");
+        assert!(o.status.success());
+    }
+    wait_for(
+        "the demo's pods running and ready",
+        Duration::from_secs(60),
+        || {
+            let o = kubectl(&["get", "pods", "--no-headers"]);
+            stdout(&o)
+                .lines()
+                .filter(|l| l.starts_with("hello-") && l.contains("1/1") && l.contains("Running"))
+                .count()
+                == 2
+        },
+    );
+    let o = kubectl(&["get", "pods", "-o", "jsonpath={.items[0].status.podIP}"]);
+    let ip = stdout(&o);
+    let page = curl_page(&ip);
+    assert!(
+        stdout(&page).contains("hello from korral"),
+        "{}",
+        stdout(&page)
+    );
+
+    let o = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(o.success());
+    let mut status = None;
+    wait_for("korral up to stop", Duration::from_secs(30), || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    });
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{}", log());
+    assert!(log().contains("korral up: stopped"), "{}", log());
+    assert!(
+        !curl_page(&ip).status.success(),
+        "the pods' processes stop with korral up"
+    );
+    drop(guard);
+}
