@@ -384,6 +384,7 @@ pub fn run(args: Args) -> ExitCode {
             &args.data_dir.join("controller.kubeconfig"),
             "all",
             identity.clone(),
+            reconcilers::controllers::ControllerOptions::default(),
         ) {
             Ok(c) => c,
             Err(e) => {
