@@ -185,10 +185,6 @@ pub async fn check_used_by_node(
         ));
     };
     let pods_info = schemas::lookup("v1", "Pod").map_err(|e| ApiError::internal(e.to_string()))?;
-    let pods_target = Target {
-        info: pods_info,
-        ..target.clone()
-    };
     let fields = FieldSelector::parse(&format!("spec.nodeName={node}"), pods_info)?;
     let page = registry
         .list(
@@ -207,7 +203,6 @@ pub async fn check_used_by_node(
     if page.items.iter().any(|p| pod_uses(p, name, secret)) {
         Ok(())
     } else {
-        let _ = pods_target;
         Err(forbidden(
             id,
             verb,

@@ -74,7 +74,7 @@ pub fn apply_patch(
     match ty {
         PatchType::Apply => {
             let config = patch::decode_apply_body(body).map_err(from_patch_error)?;
-            check_apply_identity(info, &config, objects::name(old))?;
+            check_apply_identity(&config, objects::name(old))?;
             patch::apply(
                 Some(old),
                 &config,
@@ -90,14 +90,13 @@ pub fn apply_patch(
     }
 }
 
-fn check_apply_identity(info: &KindInfo, config: &Value, url_name: &str) -> ApiResult<()> {
+fn check_apply_identity(config: &Value, url_name: &str) -> ApiResult<()> {
     let name = objects::name(config);
     if !name.is_empty() && name != url_name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({name}) does not match the name on the URL ({url_name})"
         )));
     }
-    let _ = info;
     Ok(())
 }
 
@@ -111,7 +110,7 @@ pub fn apply_to_new(
     force: bool,
 ) -> ApiResult<Value> {
     let config = patch::decode_apply_body(body).map_err(from_patch_error)?;
-    check_apply_identity(info, &config, name)?;
+    check_apply_identity(&config, name)?;
     let mut obj = patch::apply(
         None,
         &config,

@@ -89,3 +89,35 @@ pub fn ignore_gone<T>(r: Result<T, ClientError>) -> Result<Option<T>, ClientErro
         Err(e) => Err(e),
     }
 }
+
+/// The objects worth examining for `owner`'s claim: those it already owns,
+/// and those carrying one of its selector's labels (found through the cache's
+/// indexes, so a claim does not scan a whole namespace); without
+/// `matchLabels`, everything in the namespace.
+pub fn candidates<C: Resource>(
+    cache: &crate::runtime::Cache<C>,
+    namespace: &str,
+    owner_uid: &str,
+    selector: &LabelSelector,
+) -> Vec<Arc<C>> {
+    let in_ns = |c: &Arc<C>| c.metadata().namespace() == namespace;
+    let mut out: Vec<Arc<C>> = cache
+        .owned_by(owner_uid)
+        .into_iter()
+        .filter(in_ns)
+        .collect();
+    match selector.match_labels.as_ref().and_then(|m| m.iter().next()) {
+        Some((k, v)) => out.extend(cache.with_label(k, v).into_iter().filter(in_ns)),
+        None => out.extend(cache.in_namespace(namespace)),
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| {
+        seen.insert(
+            c.metadata()
+                .uid
+                .clone()
+                .unwrap_or_else(|| c.metadata().name().to_string()),
+        )
+    });
+    out
+}

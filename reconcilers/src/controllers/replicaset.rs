@@ -92,7 +92,12 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     let owned = crate::controllers::claim::claim(
         rs.as_ref(),
         &spec.selector,
-        state.pods.in_namespace(&ns),
+        crate::controllers::claim::candidates(
+            &state.pods,
+            &ns,
+            rs.metadata.uid.as_deref().unwrap_or(""),
+            &spec.selector,
+        ),
         &pod_api,
         MANAGER,
     )

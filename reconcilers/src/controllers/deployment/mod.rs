@@ -109,7 +109,12 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     let owned = crate::controllers::claim::claim(
         d.as_ref(),
         &spec.selector,
-        state.replicasets.in_namespace(&ns),
+        crate::controllers::claim::candidates(
+            &state.replicasets,
+            &ns,
+            d.metadata.uid.as_deref().unwrap_or(""),
+            &spec.selector,
+        ),
         &rs_api,
         MANAGER,
     )
