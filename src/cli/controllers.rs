@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reconcilers::controllers;
+use reconcilers::controllers::{self, ControllerOptions};
 use reconcilers::runtime::{Client, ControllerMetrics, Timing};
 use tokio::sync::watch;
 
@@ -38,10 +38,38 @@ pub struct Args {
     /// How often candidates retry and the leader renews.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     leader_elect_retry_period: Duration,
+    #[command(flatten)]
+    tuning: Tuning,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     schemas::duration::parse_duration(s)
+}
+
+/// Timing flags of the controllers (as kube-controller-manager's).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Tuning {
+    /// How long a node may go without heartbeats before it is marked NotReady (Unknown) and tainted unreachable.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+    /// How long pods without a toleration for the not-ready/unreachable taints stay on such a node (pods with one use its tolerationSeconds).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub pod_eviction_timeout: Duration,
+}
+
+impl Tuning {
+    /// The controller options these flags describe.
+    pub fn options(&self) -> ControllerOptions {
+        ControllerOptions {
+            node_monitor_grace_period: self.node_monitor_grace_period,
+            node_monitor_period: self.node_monitor_period,
+            pod_eviction_timeout: self.pod_eviction_timeout,
+            ..ControllerOptions::default()
+        }
+    }
 }
 
 /// The default leader-election identity.
@@ -56,19 +84,21 @@ pub fn start_in_process(
     kubeconfig: &Path,
     spec: &str,
     identity: String,
+    options: ControllerOptions,
 ) -> Result<(watch::Sender<bool>, tokio::task::JoinHandle<()>), String> {
     let enabled = controllers::select(spec)?;
     let client = Client::from_kubeconfig(Some(kubeconfig), "korral-controllers")
         .map_err(|e| e.to_string())?;
     let (tx, rx) = watch::channel(false);
     let metrics = ControllerMetrics::new();
-    let handle = tokio::spawn(controllers::run_elected(
+    let handle = tokio::spawn(controllers::run_elected_with(
         client,
         enabled,
         identity,
         Timing::default(),
         metrics,
         rx,
+        options,
     ));
     Ok((tx, handle))
 }
@@ -136,8 +166,14 @@ pub fn run(args: Args) -> ExitCode {
             renew_deadline: args.leader_elect_renew_deadline,
             retry_period: args.leader_elect_retry_period,
         };
-        let run = tokio::spawn(controllers::run_elected(
-            client, enabled, identity, timing, metrics, rx,
+        let run = tokio::spawn(controllers::run_elected_with(
+            client,
+            enabled,
+            identity,
+            timing,
+            metrics,
+            rx,
+            args.tuning.options(),
         ));
         crate::cli::server::shutdown_signal().await;
         let _ = tx.send(true);

@@ -52,6 +52,8 @@ pub struct Args {
     pub tls_sans: Vec<String>,
     #[command(flatten)]
     pub network: Network,
+    #[command(flatten)]
+    pub tuning: crate::cli::controllers::Tuning,
 }
 
 /// Cluster networking flags: address ranges and the cluster DNS.
@@ -161,6 +163,7 @@ pub fn run(args: Args) -> ExitCode {
             &args.data_dir.join("controller.kubeconfig"),
             &args.controllers,
             crate::cli::controllers::default_identity(),
+            args.tuning.options(),
         ) {
             Ok(c) => c,
             Err(e) => {

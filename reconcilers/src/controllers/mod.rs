@@ -4,13 +4,18 @@
 
 pub mod claim;
 pub mod deployment;
+pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
 pub mod informers;
 pub mod namespace;
+pub mod node_health;
+pub mod options;
 pub mod podutil;
+pub mod recorder;
 pub mod replicaset;
+pub mod scheduler;
 
 use std::sync::Arc;
 
@@ -20,9 +25,18 @@ use crate::runtime::{Client, ControllerMetrics};
 
 pub use events::record_event;
 pub use informers::Informers;
+pub use options::ControllerOptions;
 
 /// Every controller korral has, by name (`--controllers` accepts these).
-pub const ALL: &[&str] = &["replicaset", "deployment", "garbage-collector", "namespace"];
+pub const ALL: &[&str] = &[
+    "replicaset",
+    "deployment",
+    "garbage-collector",
+    "namespace",
+    "scheduler",
+    "node-health",
+    "endpoints",
+];
 
 /// What every controller gets.
 #[derive(Clone)]
@@ -35,6 +49,8 @@ pub struct Context {
     pub metrics: Arc<ControllerMetrics>,
     /// Resolves when the controllers must stop.
     pub shutdown: watch::Receiver<bool>,
+    /// Tunables (grace periods, timeouts).
+    pub options: Arc<ControllerOptions>,
 }
 
 impl Context {
@@ -102,6 +118,9 @@ async fn start(name: &'static str, ctx: Context) {
         "deployment" => deployment::run(ctx).await,
         "garbage-collector" => garbage_collector::run(ctx).await,
         "namespace" => namespace::run(ctx).await,
+        "scheduler" => scheduler::run(ctx).await,
+        "node-health" => node_health::run(ctx).await,
+        "endpoints" => endpoints::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;
@@ -120,6 +139,24 @@ pub async fn run_elected(
     metrics: Arc<ControllerMetrics>,
     shutdown: watch::Receiver<bool>,
 ) {
+    let options = ControllerOptions::default();
+    run_elected_with(
+        client, enabled, identity, timing, metrics, shutdown, options,
+    )
+    .await;
+}
+
+/// [`run_elected`] with explicit [`ControllerOptions`].
+pub async fn run_elected_with(
+    client: Client,
+    enabled: Vec<&'static str>,
+    identity: String,
+    timing: crate::runtime::Timing,
+    metrics: Arc<ControllerMetrics>,
+    shutdown: watch::Receiver<bool>,
+    options: ControllerOptions,
+) {
+    let options = Arc::new(options);
     use crate::runtime::LeaderElector;
     if enabled.is_empty() {
         // nothing to run: do not take the lease from processes that have controllers
@@ -150,6 +187,7 @@ pub async fn run_elected(
             informers: informers.clone(),
             metrics: metrics.clone(),
             shutdown: stop_rx,
+            options: options.clone(),
         };
         let enabled_now = enabled.clone();
         let running = tokio::spawn(async move { run(ctx, &enabled_now).await });

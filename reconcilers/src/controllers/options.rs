@@ -1,0 +1,43 @@
+//! Tunables of the controllers that Kubernetes exposes as
+//! kube-controller-manager / kube-scheduler flags, with Kubernetes' defaults.
+//! Tests set the timing ones short.
+
+use std::time::Duration;
+
+/// Options shared by the controller manager's controllers.
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    /// How long a node may go without renewing its Lease (or posting status)
+    /// before node-health marks it `Ready=Unknown` and taints it unreachable
+    /// (`--node-monitor-grace-period`, default 40 s).
+    pub node_monitor_grace_period: Duration,
+    /// How often node-health checks the nodes (`--node-monitor-period`, default 5 s).
+    pub node_monitor_period: Duration,
+    /// How long pods stay on a node tainted `not-ready`/`unreachable` when
+    /// they carry no toleration for that taint at all
+    /// (`--pod-eviction-timeout`, default 300 s). Pods with a matching
+    /// toleration use its `tolerationSeconds` (the API server adds 300 s by
+    /// default), and other `NoExecute` taints evict untolerating pods at once.
+    pub pod_eviction_timeout: Duration,
+    /// The share of nodes the scheduler filters before it stops looking for
+    /// more feasible ones (`percentageOfNodesToScore`; 0 = adaptive, as
+    /// kube-scheduler: 50% minus 1% per 125 nodes, at least 5%, at least 100 nodes).
+    pub percentage_of_nodes_to_score: u32,
+    /// First retry delay of a pod that could not be scheduled (default 1 s).
+    pub pod_initial_backoff: Duration,
+    /// Longest retry delay of a pod that could not be scheduled (default 10 s).
+    pub pod_max_backoff: Duration,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        ControllerOptions {
+            node_monitor_grace_period: Duration::from_secs(40),
+            node_monitor_period: Duration::from_secs(5),
+            pod_eviction_timeout: Duration::from_secs(300),
+            percentage_of_nodes_to_score: 0,
+            pod_initial_backoff: Duration::from_secs(1),
+            pod_max_backoff: Duration::from_secs(10),
+        }
+    }
+}
