@@ -105,6 +105,8 @@ pub struct Lab {
     pub hosts: Vec<Host>,
     lock: PathBuf,
     nodes: Vec<(String, PathBuf)>,
+    /// Node data and containerd state live here: it outlives everything else the test drops.
+    pub dir: tempfile::TempDir,
 }
 
 fn pid_alive(pid: &str) -> bool {
@@ -152,6 +154,7 @@ impl Lab {
             hosts: Vec::new(),
             lock,
             nodes: Vec::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
         };
         // leftovers of a killed run with the same N
         lab.remove_links(hosts.max(4));
@@ -205,8 +208,8 @@ impl Lab {
         Ipv4Addr::new(10, 250, self.net, 1)
     }
 
-    /// Registers a node's data directory and name so its pod namespaces
-    /// and cgroups are removed with the lab.
+    /// Registers a node's data directory (under [`Lab::dir`]) and name so
+    /// its pod namespaces and cgroups are removed with the lab.
     pub fn track_node(&mut self, name: &str, data_dir: &Path) {
         self.nodes.push((name.to_string(), data_dir.to_path_buf()));
     }
