@@ -219,7 +219,7 @@ fn config(args: &Args, name: &str) -> Result<NodeConfig, String> {
         ProxyMode::Auto => args.runtime == RuntimeKind::Containerd && args.simulate.is_none(),
         ProxyMode::None => false,
     };
-    c.proxy = proxy.then(|| node::proxy::ProxyConfig {
+    c.proxy = proxy.then_some(node::proxy::ProxyConfig {
         rules: node::proxy::rules::RuleConfig {
             cluster_cidr: Some(args.cluster_cidr),
             local_pod_cidr: None,

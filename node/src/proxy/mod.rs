@@ -8,9 +8,10 @@
 //! (pure, golden-tested), [`iptables`] applies them: one atomic
 //! `iptables-restore --noflush` per sync, over the proxy's own `KORRAL-`
 //! chains only. A sync runs after every change (coalesced, at most one per
-//! `min_sync_interval`) and every `sync_period`; an unchanged rule set is
-//! not re-applied except on the periodic sync, which also re-reads the
-//! chains present and re-checks the jump rules.
+//! `min_sync_interval`) and every `sync_period`. A sync after a change
+//! writes only the chains that changed (and deletes the ones gone); the
+//! periodic sync rewrites everything, re-reads the chains present and
+//! re-checks the jump rules, repairing whatever someone else changed.
 
 pub mod iptables;
 pub mod model;
@@ -120,7 +121,13 @@ impl Syncer {
             stats.deleted += gone.len();
             stale.insert(table, gone);
         }
-        iptables::restore(&ruleset.restore_input(&stale)).await?;
+        let input = match (&self.last, full) {
+            (Some(last), false) => {
+                ruleset.partial_restore_input(Some(&ruleset.changed_since(last)), &stale)
+            }
+            _ => ruleset.restore_input(&stale),
+        };
+        iptables::restore(&input).await?;
         if full || first {
             iptables::ensure_jumps().await?;
         }

@@ -300,15 +300,52 @@ impl Ruleset {
     /// (which flushes it) and refilled, and the `stale` chains (by table)
     /// flushed and deleted.
     pub fn restore_input(&self, stale: &BTreeMap<&str, Vec<String>>) -> String {
+        self.partial_restore_input(None, stale)
+    }
+
+    /// The chains (by table) whose rules differ from `last`'s, or are new.
+    pub fn changed_since(&self, last: &Ruleset) -> BTreeMap<&'static str, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (table, now, before) in [
+            ("filter", &self.filter, &last.filter),
+            ("nat", &self.nat, &last.nat),
+        ] {
+            let changed: Vec<String> = now
+                .iter()
+                .filter(|(c, rules)| before.get(*c) != Some(*rules))
+                .map(|(c, _)| c.clone())
+                .collect();
+            out.insert(table, changed);
+        }
+        out
+    }
+
+    /// Like [`Ruleset::restore_input`], but writing only the chains in
+    /// `only` (all when `None`): chains not named stay as they are, which
+    /// is what makes a sync after a small change cheap (kube-proxy's
+    /// "minimize iptables-restore").
+    pub fn partial_restore_input(
+        &self,
+        only: Option<&BTreeMap<&str, Vec<String>>>,
+        stale: &BTreeMap<&str, Vec<String>>,
+    ) -> String {
         let mut out = String::with_capacity(self.nat.values().map(Vec::len).sum::<usize>() * 96);
         for (table, chains) in [("filter", &self.filter), ("nat", &self.nat)] {
             let gone = stale.get(table).map(Vec::as_slice).unwrap_or_default();
+            let written: Vec<(&String, &Vec<String>)> = match only.and_then(|o| o.get(table)) {
+                Some(names) => names
+                    .iter()
+                    .filter_map(|n| chains.get_key_value(n))
+                    .collect(),
+                None if only.is_some() => Vec::new(),
+                None => chains.iter().collect(),
+            };
             let _ = writeln!(out, "*{table}");
-            for c in chains.keys().chain(gone) {
+            for c in written.iter().map(|(c, _)| *c).chain(gone) {
                 let _ = writeln!(out, ":{c} - [0:0]");
             }
-            for rules in chains.values() {
-                for r in rules {
+            for (_, rules) in &written {
+                for r in *rules {
                     out.push_str(r);
                     out.push('\n');
                 }
@@ -500,6 +537,43 @@ mod tests {
         assert!(rules[1].contains("--probability 0.33333333349"));
         assert!(rules[2].contains("--probability 0.50000000000"));
         assert!(!rules[3].contains("statistic"));
+    }
+
+    #[test]
+    fn a_partial_restore_writes_only_changed_chains() {
+        let before = render(
+            &[port("web", &[(0, 2), (1, 2)]), port("db", &[(0, 9)])],
+            &config(),
+        );
+        let after = render(
+            &[port("web", &[(0, 2), (1, 3)]), port("db", &[(0, 9)])],
+            &config(),
+        );
+        let changed = after.changed_since(&before);
+        let svc = names::service_chain(&port("web", &[]));
+        let new_sep = names::endpoint_chain(
+            &port("web", &[]),
+            &Endpoint {
+                ip: Ipv4Addr::new(10, 244, 1, 3),
+                port: 8080,
+            },
+        );
+        let mut nat = changed["nat"].clone();
+        nat.sort();
+        let mut want = vec![svc.clone(), new_sep];
+        want.sort();
+        assert_eq!(
+            nat, want,
+            "the web service chain and its new endpoint chain"
+        );
+        assert!(changed["filter"].is_empty());
+        let text = after.partial_restore_input(Some(&changed), &BTreeMap::new());
+        assert!(text.contains(&format!(":{svc} - [0:0]")));
+        assert!(
+            !text.contains("KORRAL-SERVICES"),
+            "unchanged chains are not touched"
+        );
+        assert_eq!(text.matches("COMMIT\n").count(), 2);
     }
 
     #[test]
