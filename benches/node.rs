@@ -310,6 +310,8 @@ fn main() {
                 &[
                     "--runtime",
                     "containerd",
+                    "--proxy-mode",
+                    "none",
                     "--containerd-address",
                     &sock,
                     "--containerd-namespace",

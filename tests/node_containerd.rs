@@ -113,6 +113,9 @@ fn containerd_node_runs_pods_with_their_own_ips() {
         &node_name,
         "--runtime",
         "containerd",
+        // this node runs in the machine's own network namespace: no service proxy rules there
+        "--proxy-mode",
+        "none",
         "--containerd-address",
         &ctd.sock.to_string_lossy(),
         "--containerd-namespace",

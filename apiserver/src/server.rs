@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub insecure_listen: Option<SocketAddr>,
     /// Extra names and IPs for the serving certificate.
     pub extra_sans: Vec<String>,
+    /// The service and cluster (pod) CIDRs IPAM allocates from.
+    pub ipam: crate::ipam::IpamConfig,
 }
 
 impl ServerConfig {
@@ -39,6 +41,7 @@ impl ServerConfig {
             etcd: None,
             insecure_listen: None,
             extra_sans: Vec::new(),
+            ipam: crate::ipam::IpamConfig::default(),
         }
     }
 }
@@ -227,7 +230,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         open_store(&config).await?,
         metrics.clone(),
     ));
-    let registry = Registry::new(store);
+    let registry = Registry::with_ipam(store, config.ipam.clone());
     let std_listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Listen {
             addr: config.listen,

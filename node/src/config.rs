@@ -1,8 +1,9 @@
 //! The node daemon's settings: identity, data directory, labels and taints,
-//! and every timing (heartbeat, status, backoff, sync) so tests can run fast.
+//! networking (service proxy, routes, cluster DNS), and every timing
+//! (heartbeat, status, backoff, sync) so tests can run fast.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -72,6 +73,14 @@ pub struct NodeConfig {
     pub timings: Timings,
     /// Concurrent pod reconciles.
     pub workers: usize,
+    /// The service proxy (`None`: no proxy on this node).
+    pub proxy: Option<crate::proxy::ProxyConfig>,
+    /// Install routes to the other nodes' pod CIDRs (the pod network across nodes).
+    pub pod_routes: bool,
+    /// The DNS server pods use (`None`: the `kube-system/kube-dns` Service's cluster IP, if there is one).
+    pub cluster_dns: Option<Ipv4Addr>,
+    /// The cluster domain (`cluster.local`).
+    pub cluster_domain: String,
 }
 
 impl NodeConfig {
@@ -89,6 +98,10 @@ impl NodeConfig {
             memory_bytes: None,
             timings: Timings::default(),
             workers: 8,
+            proxy: None,
+            pod_routes: false,
+            cluster_dns: None,
+            cluster_domain: "cluster.local".into(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! One node daemon, wired: register the Node, pick the runtime (which needs
-//! the pod CIDR the API server allocated), heartbeat the Lease, keep node
-//! conditions current, watch the pods bound to the node, reconcile them,
-//! clean up containers of pods that are gone, and serve logs over HTTPS.
+//! the pod CIDR the API server allocated), start the service proxy and the
+//! routes to other nodes' pods (when configured), heartbeat the Lease, keep
+//! node conditions current, watch the pods bound to the node, reconcile
+//! them, clean up containers of pods that are gone, and serve logs over HTTPS.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -126,6 +127,31 @@ impl Daemon {
         };
         let registered = registration::register(&client, &config, &facts).await?;
         let runtime = runtime(registered.clone()).await?;
+        // networking: the service proxy, routes to other nodes' pods, the pods' DNS
+        if let Some(mut proxy) = config.proxy.clone() {
+            if proxy.rules.local_pod_cidr.is_none() {
+                proxy.rules.local_pod_cidr = registered
+                    .pod_cidr
+                    .as_deref()
+                    .and_then(crate::proxy::model::Cidr::parse);
+            }
+            tasks.push(tokio::spawn(crate::proxy::run(client.clone(), proxy)));
+        }
+        if config.pod_routes {
+            let resync = config.timings.pod_sync * 3;
+            tasks.push(tokio::spawn(crate::routes::run(
+                client.clone(),
+                config.name.clone(),
+                resync,
+            )));
+        }
+        let dns = match materialize {
+            true => {
+                crate::pods::dns::discover(&client, config.cluster_dns, &config.cluster_domain)
+                    .await
+            }
+            false => None,
+        };
         facts.runtime_version = runtime.version().await;
         tasks.push(tokio::spawn(registration::status_loop(
             client.clone(),
@@ -146,7 +172,7 @@ impl Daemon {
             },
             Vec::new(),
         );
-        let ctx = Arc::new(PodContext::new(
+        let mut pod_context = PodContext::new(
             config.name.clone(),
             client.clone(),
             informer.cache(),
@@ -160,7 +186,9 @@ impl Daemon {
                 node_memory_bytes: registered.memory_bytes,
             },
             materialize,
-        ));
+        );
+        pod_context.dns = dns;
+        let ctx = Arc::new(pod_context);
         let controller = Controller::new("node-pods", &informer).workers(config.workers);
         let queue = controller.queue();
         let _ = ctx.queue.set(queue.clone());

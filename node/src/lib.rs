@@ -4,14 +4,17 @@
 //! API server over HTTPS.
 //!
 //! Start reading at [`daemon`] (the wiring), then [`pods::sync`] (the pod
-//! reconciler) and [`runtime`] (the trait and its implementations).
+//! reconciler) and [`runtime`] (the trait and its implementations). The
+//! service proxy is [`proxy`]; routes to other nodes' pods are [`routes`].
 
 pub mod config;
 pub mod daemon;
 pub mod lease;
 pub mod machine;
 pub mod pods;
+pub mod proxy;
 pub mod registration;
+pub mod routes;
 pub mod runtime;
 pub mod server;
 

@@ -30,6 +30,17 @@ pub enum RuntimeKind {
     Simulated,
 }
 
+/// Whether the node runs the service proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProxyMode {
+    /// iptables with the containerd runtime (pods have their own network), none otherwise.
+    Auto,
+    /// The iptables proxy (root).
+    Iptables,
+    /// No service proxy.
+    None,
+}
+
 /// Pod IPs of the process runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProcessIps {
@@ -131,6 +142,27 @@ pub struct Args {
     /// Pod IPs of the process runtime.
     #[arg(long, value_enum, default_value = "host")]
     process_pod_ips: ProcessIps,
+    /// The service proxy (iptables rules for cluster IPs and node ports).
+    #[arg(long, value_enum, default_value = "auto")]
+    proxy_mode: ProxyMode,
+    /// The cluster's pod network (traffic from outside it to a service is masqueraded).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: node::proxy::model::Cidr,
+    /// How often the proxy re-applies all its rules.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    proxy_sync_period: Duration,
+    /// The shortest time between two proxy syncs (changes in between are coalesced).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    proxy_min_sync_period: Duration,
+    /// The DNS server pods use (default: the cluster IP of the kube-system/kube-dns Service).
+    #[arg(long)]
+    cluster_dns: Option<std::net::Ipv4Addr>,
+    /// The cluster domain of pods' DNS search path.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Remove the service proxy's iptables chains and the routes to other nodes' pods, then exit.
+    #[arg(long)]
+    cleanup: bool,
 }
 
 /// Arguments of the hidden `korral node-shim`.
@@ -182,6 +214,22 @@ fn config(args: &Args, name: &str) -> Result<NodeConfig, String> {
     c.max_pods = args.max_pods;
     c.cpu_millis = quantity(&args.cpu, true)?;
     c.memory_bytes = quantity(&args.memory, false)?;
+    let proxy = match args.proxy_mode {
+        ProxyMode::Iptables => true,
+        ProxyMode::Auto => args.runtime == RuntimeKind::Containerd && args.simulate.is_none(),
+        ProxyMode::None => false,
+    };
+    c.proxy = proxy.then_some(node::proxy::ProxyConfig {
+        rules: node::proxy::rules::RuleConfig {
+            cluster_cidr: Some(args.cluster_cidr),
+            local_pod_cidr: None,
+        },
+        sync_period: args.proxy_sync_period,
+        min_sync_interval: args.proxy_min_sync_period,
+    });
+    c.pod_routes = args.runtime == RuntimeKind::Containerd && args.simulate.is_none();
+    c.cluster_dns = args.cluster_dns;
+    c.cluster_domain = args.cluster_domain.clone();
     c.timings = Timings {
         heartbeat: args.heartbeat_interval,
         status_check: args.status_interval,
@@ -275,7 +323,18 @@ pub fn run(args: Args) -> ExitCode {
     })
 }
 
+/// `--cleanup`: what the node installed on the machine's network goes.
+async fn cleanup() -> Result<(), String> {
+    node::proxy::cleanup().await?;
+    node::routes::cleanup().await?;
+    eprintln!("korral node: removed the service proxy's chains and the pod routes");
+    Ok(())
+}
+
 async fn run_async(mut args: Args) -> Result<(), String> {
+    if args.cleanup {
+        return cleanup().await;
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let path = resolve_path(args.kubeconfig.as_deref());
     let kc = KubeConfig::load(&path).map_err(|e| e.to_string())?;

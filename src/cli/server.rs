@@ -1,12 +1,13 @@
 //! `korral server`: the control plane (API server over the embedded store or
 //! etcd); writes `DIR/kubeconfig.yaml` for kubectl.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use apiserver::server::{ServerConfig, start};
 use apiserver::store::{EtcdAuth, EtcdOptions, EtcdTls};
+use reconcilers::dns::DnsConfig;
 
 use crate::cli::output;
 
@@ -50,6 +51,8 @@ pub struct Args {
     #[arg(long = "tls-san", value_name = "NAME")]
     pub tls_sans: Vec<String>,
     #[command(flatten)]
+    pub network: Network,
+    #[command(flatten)]
     pub tuning: crate::cli::controllers::Tuning,
     /// Run the GitOps intake (the GitSource reconciler) in this process.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -62,12 +65,63 @@ pub struct Args {
     pub intake_webhook_secret_file: Option<PathBuf>,
 }
 
+/// Cluster networking flags: address ranges and the cluster DNS.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Network {
+    /// The range Service cluster IPs are allocated from.
+    #[arg(long, default_value = "10.96.0.0/12", value_parser = parse_cidr)]
+    pub service_cidr: (Ipv4Addr, u8),
+    /// The pod network, split into a /24 per node.
+    #[arg(long, default_value = "10.244.0.0/16", value_parser = parse_cidr)]
+    pub cluster_cidr: (Ipv4Addr, u8),
+    /// The cluster DNS server's UDP and TCP address ("none": no DNS server); by default
+    /// the API server's IP and a free port (pods reach it through the kube-dns Service).
+    #[arg(long, value_name = "ADDR|none")]
+    pub dns_listen: Option<String>,
+    /// The address the kube-dns Endpoints name (default: the DNS listen IP).
+    #[arg(long)]
+    pub dns_advertise_address: Option<Ipv4Addr>,
+    /// A DNS server for names outside the cluster domain (default: such names are refused).
+    #[arg(long)]
+    pub dns_upstream: Option<SocketAddr>,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+}
+
+fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    apiserver::ipam::parse_cidr(s)
+        .ok_or_else(|| format!("{s:?} is not an IPv4 CIDR (a.b.c.d/n, n ≤ 30)"))
+}
+
+impl Network {
+    /// The DNS server's configuration (`None` when disabled).
+    pub fn dns(&self, api_listen: SocketAddr) -> Result<Option<DnsConfig>, String> {
+        let listen = match self.dns_listen.as_deref() {
+            Some("none") => return Ok(None),
+            Some(a) => a
+                .parse::<SocketAddr>()
+                .map_err(|e| format!("--dns-listen {a:?}: {e}"))?,
+            None => SocketAddr::new(api_listen.ip(), 0),
+        };
+        let mut c = DnsConfig::new(listen);
+        c.advertise = self.dns_advertise_address;
+        c.upstream = self.dns_upstream;
+        c.domain = self.cluster_domain.clone();
+        // kubeadm's choice: the 10th address of the service range
+        c.service_ip = Some(Ipv4Addr::from(u32::from(self.service_cidr.0) + 10));
+        Ok(Some(c))
+    }
+}
+
 impl Args {
     /// The server configuration these flags describe.
     pub fn config(&self) -> ServerConfig {
         let mut config = ServerConfig::new(&self.data_dir);
         config.listen = self.listen;
         config.extra_sans = self.tls_sans.clone();
+        config.ipam.service_cidr = self.network.service_cidr;
+        config.ipam.cluster_cidr = self.network.cluster_cidr;
         config.insecure_listen = self
             .insecure_port
             .map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
@@ -127,6 +181,16 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(output::ERROR);
             }
         };
+        let dns = match start_dns(&args).await {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("korral server: {e}");
+                let _ = controllers.0.send(true);
+                let _ = controllers.1.await;
+                server.shutdown().await;
+                return ExitCode::from(output::ERROR);
+            }
+        };
         let intake = if args.intake {
             let secret = match &args.intake_webhook_secret_file {
                 Some(f) => match std::fs::read_to_string(f) {
@@ -169,9 +233,23 @@ pub fn run(args: Args) -> ExitCode {
         }
         let _ = controllers.0.send(true);
         let _ = controllers.1.await;
+        drop(dns);
         server.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Starts the cluster DNS server (as the controller identity) unless disabled.
+async fn start_dns(args: &Args) -> Result<Option<reconcilers::dns::RunningDns>, String> {
+    let Some(config) = args.network.dns(args.listen)? else {
+        return Ok(None);
+    };
+    let client = reconcilers::runtime::Client::from_kubeconfig(
+        Some(&args.data_dir.join("controller.kubeconfig")),
+        "korral-dns",
+    )
+    .map_err(|e| format!("cluster DNS: {e}"))?;
+    reconcilers::dns::start(client, config).await.map(Some)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,8 +1,9 @@
 //! Pod convergence: the reconciler that makes the runtime run what the pods
 //! bound to this node ask for, and the pieces it uses — env, volumes,
-//! downward API, probes, crash-loop back-off, status.
+//! downward API, probes, crash-loop back-off, status, resolv.conf.
 
 pub mod backoff;
+pub mod dns;
 pub mod downward;
 pub mod env;
 pub mod probes;

@@ -63,6 +63,8 @@ pub struct PodContext {
     pub materialize: bool,
     /// The controller's queue, to poke pods when probes or containers change.
     pub queue: OnceLock<Queue<ObjectRef>>,
+    /// The cluster DNS pods' resolv.conf points at (`None`: the node's resolv.conf).
+    pub dns: Option<crate::pods::dns::ClusterDns>,
     states: Mutex<HashMap<ObjectRef, PodState>>,
     uids: Mutex<HashMap<String, ObjectRef>>,
 }
@@ -91,6 +93,7 @@ impl PodContext {
             probes: Probes::default(),
             materialize,
             queue: OnceLock::new(),
+            dns: None,
             states: Mutex::new(HashMap::new()),
             uids: Mutex::new(HashMap::new()),
         }
@@ -267,6 +270,13 @@ async fn sync(
             .unwrap_or_else(|| pod.metadata.name().to_string()),
         host_network: spec.host_network.unwrap_or(false),
         dir: pod_dir.clone(),
+        resolv_conf: ctx
+            .materialize
+            .then(|| {
+                let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                crate::pods::dns::resolv_conf(pod, ctx.dns.as_ref(), &host)
+            })
+            .flatten(),
     };
     let mut requeue = ctx.timings.pod_sync;
     if st.ip.is_none() {

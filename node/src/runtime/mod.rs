@@ -68,6 +68,8 @@ pub struct PodSandbox {
     pub host_network: bool,
     /// The pod's directory on the node (volumes, logs, hosts files).
     pub dir: PathBuf,
+    /// The pod's `/etc/resolv.conf` (`None`: the node's).
+    pub resolv_conf: Option<String>,
 }
 
 /// A volume mounted into a container.

@@ -199,7 +199,10 @@ impl Containerd {
             "# Kubernetes-managed hosts file (korral).\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{}\n",
             sb.hostname
         );
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = match &sb.resolv_conf {
+            Some(r) => r.clone(),
+            None => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        };
         let mut out = Vec::new();
         for (dest, name, body) in [
             ("/etc/hosts", "hosts", hosts),

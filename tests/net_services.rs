@@ -1,0 +1,462 @@
+//! Service networking end to end, inside network namespaces the test
+//! creates: two hosts on one segment, a `korral node` (containerd runtime,
+//! iptables proxy, routes to the other host's pods) in each, one server
+//! with the scheduler, endpoints and node-health controllers and the
+//! cluster DNS. A Deployment of two busybox httpd pods spread one per host
+//! behind a NodePort Service, and a client pod on each host:
+//!
+//! - 200 requests from each client to the cluster IP all succeed and both
+//!   pods answer some (one is always on the other host: no NAT between pods);
+//! - a pod turned not ready (its readiness probe fails) gets no more traffic
+//!   within a couple of seconds;
+//! - the node port answers on both hosts' addresses;
+//! - `wget http://web.default.svc.cluster.local` works from a pod (cluster DNS
+//!   through the kube-dns Service, resolv.conf written by the node);
+//! - one host's daemon and network are killed: the node goes NotReady, its
+//!   pod is replaced on the other host, and the Service keeps answering.
+
+mod net_support;
+mod node_support;
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use net_support::{Lab, NetNode};
+use node_support::containerd::Containerd;
+use node_support::jsonpath;
+use support::{Server, korral_bin, wait_for};
+
+const WEB: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      # evicted 2 s after its node becomes unreachable (the API server's default is 300 s)
+      tolerations:
+      - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - name: web
+        image: busybox:1.36
+        command: ["sh", "-c", "touch /tmp/ready; exec httpd -f -p 8080 -h /www"]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {exec: {command: ["cat", "/tmp/ready"]}, periodSeconds: 1, failureThreshold: 1}
+        volumeMounts: [{name: page, mountPath: /www}]
+      volumes:
+      - name: page
+        downwardAPI: {items: [{path: index.html, fieldRef: {fieldPath: metadata.name}}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http, nodePort: 30080}]
+"#;
+
+fn client(i: usize, node: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: client-{i}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  containers:
+  - name: client
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+"#
+    )
+}
+
+fn apply(s: &Server, yaml: &str) {
+    let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
+    assert!(
+        o.status.success(),
+        "apply failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Runs `sh -c SCRIPT` in the pod's (first) container through containerd.
+fn pod_sh(s: &Server, ctd: &Containerd, pod: &str, script: &str) -> (bool, String) {
+    let id = jsonpath(s, "pod", pod, "{.status.containerStatuses[0].containerID}");
+    let id = id.trim_start_matches("containerd://");
+    assert!(!id.is_empty(), "pod {pod} has no container");
+    let exec_id = format!("t{:x}", rand_u32());
+    ctd.ctr(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        &exec_id,
+        id,
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
+fn rand_u32() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    std::process::id().wrapping_mul(7919) ^ N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `n` requests from `pod` to `url`: answers by responding pod, and failures.
+fn requests(
+    s: &Server,
+    ctd: &Containerd,
+    pod: &str,
+    url: &str,
+    n: usize,
+) -> (BTreeMap<String, usize>, Vec<String>) {
+    let script = format!(
+        "i=0; while [ $i -lt {n} ]; do if out=$(wget -q -O- {url} 2>&1); then echo \"OK $out\"; else echo \"FAIL $out\"; fi; i=$((i+1)); done"
+    );
+    let (ok, out) = pod_sh(s, ctd, pod, &script);
+    assert!(ok, "requests from {pod}: {out}");
+    let mut by_pod = BTreeMap::new();
+    let mut failures = Vec::new();
+    for line in out.lines() {
+        match line.strip_prefix("OK ") {
+            Some(name) => *by_pod.entry(name.trim().to_string()).or_insert(0) += 1,
+            None => failures.push(line.to_string()),
+        }
+    }
+    assert_eq!(
+        by_pod.values().sum::<usize>() + failures.len(),
+        n,
+        "one line per request: {out}"
+    );
+    (by_pod, failures)
+}
+
+/// The web pods that are not being deleted: name → node.
+fn web_pods(s: &Server) -> BTreeMap<String, String> {
+    let out = s.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{\"\\n\"}{end}",
+    ]);
+    let deleting: Vec<&str> = out.lines().collect();
+    let all = s.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+    ]);
+    all.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[2] == "True" && !deleting.contains(&f[0]))
+                .then(|| (f[0].to_string(), f[1].to_string()))
+        })
+        .collect()
+}
+
+fn ready_endpoints(s: &Server) -> usize {
+    let o = s.kubectl(&[
+        "get",
+        "endpoints",
+        "web",
+        "-o",
+        "jsonpath={.subsets[*].addresses[*].ip}",
+    ]);
+    support::stdout(&o).split_whitespace().count()
+}
+
+fn node_ready(s: &Server, node: &str) -> String {
+    jsonpath(
+        s,
+        "node",
+        node,
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+    )
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[test]
+fn services_across_two_hosts() {
+    let mut lab = Lab::new(2);
+    let gw = lab.gateway();
+    let s = Server::start_on(
+        &format!("{gw}:0"),
+        &[
+            "--node-monitor-grace-period",
+            "4s",
+            "--node-monitor-period",
+            "1s",
+        ],
+    );
+    let ctd_dir = lab.dir.path().join("ctd");
+    std::fs::create_dir_all(&ctd_dir).expect("dir");
+    let names: Vec<String> = (0..2)
+        .map(|i| format!("net{}-{i}", std::process::id()))
+        .collect();
+    let ctd = Containerd::start(&ctd_dir, &names[0]);
+    let tar = ctd_dir.join("busybox.tar");
+    let o = Command::new(korral_bin())
+        .args(["image", "build-busybox"])
+        .arg(&tar)
+        .args(["--tag", "busybox:1.36"])
+        .output()
+        .expect("build-busybox");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(korral_bin())
+        .args(["image", "import"])
+        .arg(&tar)
+        .arg("--containerd-address")
+        .arg(&ctd.sock)
+        .args(["--namespace", &ctd.namespace])
+        .output()
+        .expect("import");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let mut nodes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let kc = s.kubeconfig_for(&format!("node:{name}"));
+        let data = ctd_dir.join(format!("node-{i}"));
+        lab.track_node(name, &data);
+        let ip = lab.hosts[i].ip.to_string();
+        let args: Vec<String> = [
+            "--kubeconfig",
+            &kc.to_string_lossy(),
+            "--name",
+            name,
+            "--runtime",
+            "containerd",
+            "--containerd-address",
+            &ctd.sock.to_string_lossy(),
+            "--containerd-namespace",
+            &ctd.namespace,
+            "--node-ip",
+            &ip,
+            "--listen",
+            &format!("{ip}:0"),
+            "--data-dir",
+            &data.to_string_lossy(),
+            "--heartbeat-interval",
+            "1s",
+            "--status-interval",
+            "1s",
+            "--sync-period",
+            "1s",
+            "--proxy-min-sync-period",
+            "100ms",
+            "--proxy-sync-period",
+            "10s",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let log = s.dir.path().join(format!("node-{i}.log"));
+        nodes.push(NetNode::start(&lab.hosts[i], &log, &args));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let log = &nodes[i];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while node_ready(&s, name) != "True" {
+            assert!(
+                Instant::now() < deadline,
+                "node {name} not Ready; log:\n{}",
+                tail(&log.log_text(), 30)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    apply(&s, WEB);
+    for (i, name) in names.iter().enumerate() {
+        apply(&s, &client(i, name));
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let web = web_pods(&s);
+        let clients_ready = (0..2).all(|i| {
+            jsonpath(
+                &s,
+                "pod",
+                &format!("client-{i}"),
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            ) == "True"
+        });
+        if web.len() == 2 && clients_ready && ready_endpoints(&s) == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pods not ready: {}\nnode logs:\n{}\n---\n{}",
+            s.ok(&["get", "pods", "-o", "wide"]),
+            tail(&nodes[0].log_text(), 20),
+            tail(&nodes[1].log_text(), 20)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let web = web_pods(&s);
+    let hosts_used: std::collections::BTreeSet<&String> = web.values().collect();
+    assert_eq!(hosts_used.len(), 2, "one web pod per host: {web:?}");
+    let cluster_ip = jsonpath(&s, "service", "web", "{.spec.clusterIP}");
+    let url = format!("http://{cluster_ip}/");
+
+    // 200 requests from a client on each host: all succeed, both pods answer
+    for i in 0..2 {
+        let client = format!("client-{i}");
+        // the proxy syncs right after the endpoints change; wait for the first answer
+        wait_for("the service to answer", Duration::from_secs(20), || {
+            requests(&s, &ctd, &client, &url, 1).1.is_empty()
+        });
+        let (by_pod, failures) = requests(&s, &ctd, &client, &url, 200);
+        assert!(
+            failures.is_empty(),
+            "{client}: failed requests: {failures:?}"
+        );
+        assert_eq!(
+            by_pod.keys().collect::<Vec<_>>(),
+            web.keys().collect::<Vec<_>>(),
+            "{client}: both pods get a share: {by_pod:?}"
+        );
+        assert!(
+            by_pod.values().all(|n| *n >= 20),
+            "{client}: shares {by_pod:?}"
+        );
+    }
+
+    // one pod turns not ready: within a couple of seconds all traffic goes to the other
+    let (gone, stays) = {
+        let mut it = web.keys();
+        (
+            it.next().expect("pod").clone(),
+            it.next().expect("pod").clone(),
+        )
+    };
+    let marked = Instant::now();
+    let (ok, out) = pod_sh(&s, &ctd, &gone, "rm /tmp/ready");
+    assert!(ok, "rm /tmp/ready: {out}");
+    let mut moved = None;
+    while marked.elapsed() < Duration::from_secs(10) {
+        let (by_pod, failures) = requests(&s, &ctd, "client-0", &url, 10);
+        if failures.is_empty() && by_pod.keys().all(|p| *p == stays) {
+            moved = Some(marked.elapsed());
+            break;
+        }
+    }
+    let moved = moved.expect("traffic moved to the ready pod within 10 s");
+    assert!(
+        moved < Duration::from_secs(4),
+        "traffic moved only after {moved:?}"
+    );
+    let (by_pod, failures) = requests(&s, &ctd, "client-1", &url, 50);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(
+        by_pod.keys().collect::<Vec<_>>(),
+        vec![&stays],
+        "{by_pod:?}"
+    );
+    eprintln!("traffic left the not-ready pod after {moved:?}");
+    let (ok, out) = pod_sh(&s, &ctd, &gone, "touch /tmp/ready");
+    assert!(ok, "touch /tmp/ready: {out}");
+    wait_for(
+        "both endpoints ready again",
+        Duration::from_secs(20),
+        || ready_endpoints(&s) == 2,
+    );
+
+    // the node port answers on both hosts' addresses (from outside the hosts)
+    for h in &lab.hosts {
+        let node_url = format!("http://{}:30080/", h.ip);
+        let mut answered = std::collections::BTreeSet::new();
+        wait_for(
+            &format!("the node port on {}", h.ip),
+            Duration::from_secs(20),
+            || {
+                let body = node_support::http_get(&node_url);
+                if web.contains_key(body.trim()) {
+                    answered.insert(body.trim().to_string());
+                }
+                answered.len() == 2
+            },
+        );
+    }
+
+    // cluster DNS: the service's name, fully qualified and through the search path
+    for name in ["web.default.svc.cluster.local", "web"] {
+        let (by_pod, failures) = requests(&s, &ctd, "client-1", &format!("http://{name}/"), 5);
+        assert!(failures.is_empty(), "wget http://{name}/: {failures:?}");
+        assert!(by_pod.keys().all(|p| web.contains_key(p)), "{by_pod:?}");
+    }
+    let (ok, resolv) = pod_sh(&s, &ctd, "client-0", "cat /etc/resolv.conf");
+    assert!(ok, "{resolv}");
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local")
+            && resolv.contains("options ndots:5"),
+        "{resolv}"
+    );
+
+    // host 1 dies (daemon and network): NotReady, its pod replaced on host 0, the service answers
+    let dead = &names[1];
+    nodes[1].kill();
+    lab.cut(1);
+    wait_for(
+        "the dead node to turn NotReady",
+        Duration::from_secs(30),
+        || node_ready(&s, dead) != "True",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = web_pods(&s);
+        if now.len() == 2 && now.values().all(|n| *n == names[0]) && ready_endpoints(&s) == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replacement on {}: {now:?}\n{}",
+            names[0],
+            s.ok(&["get", "pods", "-o", "wide"])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let survivors = web_pods(&s);
+    wait_for(
+        "the service to answer from the survivors only",
+        Duration::from_secs(20),
+        || {
+            let (by_pod, failures) = requests(&s, &ctd, "client-0", &url, 10);
+            failures.is_empty() && by_pod.keys().all(|p| survivors.contains_key(p))
+        },
+    );
+    let (by_pod, failures) = requests(&s, &ctd, "client-0", &url, 100);
+    assert!(failures.is_empty(), "after the host died: {failures:?}");
+    assert_eq!(
+        by_pod.keys().collect::<Vec<_>>(),
+        survivors.keys().collect::<Vec<_>>(),
+        "both survivors answer: {by_pod:?}"
+    );
+    drop(nodes);
+    drop(ctd);
+    drop(lab);
+}
