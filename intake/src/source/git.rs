@@ -295,12 +295,23 @@ mod tests {
 
     fn git(dir: &Path, args: &[&str]) -> String {
         let o = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@korral.invalid", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@korral.invalid",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .current_dir(dir)
             .output()
             .expect("git");
-        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
@@ -325,11 +336,17 @@ mod tests {
         let cache = dir.path().join("cache");
 
         let m = Mirror::open(&cache, &url).expect("mirror");
-        let head = m.fetch(&GitReference::Branch("main".into())).expect("branch");
+        let head = m
+            .fetch(&GitReference::Branch("main".into()))
+            .expect("branch");
         assert_eq!(head.to_string(), second);
         let s = m.snapshot(&head, "deploy").expect("tree");
         let names: Vec<&str> = s.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(names, vec!["deploy/a.yaml"], "hidden and non-manifest files skipped");
+        assert_eq!(
+            names,
+            vec!["deploy/a.yaml"],
+            "hidden and non-manifest files skipped"
+        );
         assert_eq!(s.files[0].data, b"a: 2\n");
         assert_eq!(s.revision, second);
         assert_eq!(m.snapshot(&head, "").expect("root").files.len(), 2);
@@ -340,9 +357,18 @@ mod tests {
         let old = m.snapshot(&tagged, "deploy").expect("old tree");
         assert_eq!(old.files[0].data, b"a: 1\n");
         let again = Mirror::open(&cache, &url).expect("reopen");
-        assert_eq!(again.ensure_commit(&first[..10]).expect("short sha").to_string(), first);
+        assert_eq!(
+            again
+                .ensure_commit(&first[..10])
+                .expect("short sha")
+                .to_string(),
+            first
+        );
         assert!(m.fetch(&GitReference::Branch("nope".into())).is_err());
-        assert!(m.ensure_commit("0123456789abcdef0123456789abcdef01234567").is_err());
+        assert!(
+            m.ensure_commit("0123456789abcdef0123456789abcdef01234567")
+                .is_err()
+        );
         // no working tree in the mirror
         assert!(!m.dir().join("deploy").exists());
     }
