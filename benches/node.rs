@@ -332,13 +332,13 @@ fn main() {
         println!("| pod start, containerd | skipped: needs root and containerd |");
     }
 
-    // simulated nodes
-    let s = Server::start();
+    // simulated nodes: a /8 pod network holds 65,536 per-node /24s (the default /16 only 256)
+    let s = Server::start_with(&["--cluster-cidr", "10.0.0.0/8"]);
     let client = Client::from_kubeconfig(Some(&s.kubeconfig), "bench").expect("client");
     println!(
         "simulated nodes in one process (heartbeat 10 s; late = a renewal gap over 12 s or no renewal in the window):"
     );
-    for n in [100usize, 500, 1000] {
+    for n in [100usize, 1000, 3000] {
         let (registered, late, p50, p99) =
             rt.block_on(simulated(&s, &client, n, Duration::from_secs(25)));
         println!(

@@ -1,8 +1,9 @@
 //! End to end with real containerd + runc (root): the test starts its own
 //! containerd (own root, state, sockets; CRI disabled), builds a busybox
 //! image from busybox-static and imports it, then a `korral node` with the
-//! containerd runtime runs httpd pods, each with its own IP from the node's
-//! pod CIDR; logs, restart of a killed container, liveness and readiness
+//! containerd runtime runs a Deployment of httpd pods placed by the
+//! scheduler, each with its own IP from the node's pod CIDR and listed in
+//! its Service's Endpoints; logs, restart of a killed container, liveness and readiness
 //! probes, cgroup memory limits, graceful delete and adoption after a daemon
 //! restart are checked. Everything the test created (containers, shims,
 //! mounts, network namespaces, the bridge, cgroups) is removed even when it
@@ -16,29 +17,39 @@ use std::time::{Duration, Instant};
 
 use node_support::containerd::{Containerd, run};
 use node_support::{
-    NodeProc, container_id, http_get, jsonpath, ready, restarts, wait_node, wait_ready,
+    NodeProc, container_id, endpoint_ips, http_get, jsonpath, ready, restarts, wait_node,
+    wait_ready, wait_ready_pods,
 };
 use support::{Server, korral_bin, wait_for};
 
-fn web_pod(node: &str, name: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, labels: {{app: web}}}}
+/// A Deployment of three busybox httpd pods (scheduled by the scheduler) and a Service over them.
+const WEB: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
 spec:
-  nodeName: {node}
-  terminationGracePeriodSeconds: 3
-  containers:
-  - name: web
-    image: busybox:1.36
-    command: ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]
-    readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1, failureThreshold: 1}}
-    resources: {{limits: {{memory: 64Mi, cpu: 500m}}}}
-    volumeMounts: [{{name: page, mountPath: /www, readOnly: true}}]
-  volumes: [{{name: page, configMap: {{name: page}}}}]
-"#
-    )
-}
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 3
+      containers:
+      - name: web
+        image: busybox:1.36
+        command: ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /index.html, port: http}, periodSeconds: 1, failureThreshold: 1}
+        resources: {limits: {memory: 64Mi, cpu: 500m}}
+        volumeMounts: [{name: page, mountPath: /www, readOnly: true}]
+      volumes: [{name: page, configMap: {name: page}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
 
 fn live_pod(node: &str) -> String {
     format!(
@@ -152,15 +163,13 @@ fn containerd_node_runs_pods_with_their_own_ips() {
         .expect("pod CIDR");
 
     apply(&s, &page("index.html: \"hello from containerd\""));
-    for i in 0..3 {
-        apply(&s, &web_pod(&node_name, &format!("web-{i}")));
-    }
+    apply(&s, WEB);
     apply(&s, &live_pod(&node_name));
+    let web = wait_ready_pods(&s, &node, "app=web", 3, Duration::from_secs(90));
     let mut ips = Vec::new();
-    for i in 0..3 {
-        let pod = format!("web-{i}");
-        wait_ready(&s, &node, &pod, Duration::from_secs(60));
-        let ip = jsonpath(&s, "pod", &pod, "{.status.podIP}");
+    for pod in &web {
+        assert_eq!(jsonpath(&s, "pod", pod, "{.spec.nodeName}"), node_name);
+        let ip = jsonpath(&s, "pod", pod, "{.status.podIP}");
         assert!(
             ip.starts_with(&prefix),
             "pod IP {ip} from the node's pod CIDR {cidr}"
@@ -174,9 +183,15 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 3, "each pod has its own IP");
+    wait_for(
+        "the Service's Endpoints to list the 3 pods",
+        Duration::from_secs(10),
+        || endpoint_ips(&s, "web") == (ips.clone(), vec![]),
+    );
+    let (w0, w2) = (&web[0], &web[2]);
 
     // the memory limit is a cgroup limit
-    let id0 = container_id(&s, "web-0");
+    let id0 = container_id(&s, w0);
     let id0 = id0.trim_start_matches("containerd://");
     let limit = std::fs::read_to_string(format!(
         "/sys/fs/cgroup/memory/korral-{node_name}/{id0}/memory.limit_in_bytes"
@@ -185,16 +200,18 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     assert_eq!(limit.trim(), (64u64 << 20).to_string());
 
     // logs through the API server
-    let logs = s.ok(&["logs", "web-0"]);
+    let logs = s.ok(&["logs", w0]);
     assert!(logs.contains("response:200"), "logs: {logs}");
 
     // killing the container's process restarts it
     let pid = ctd.task_pid(id0);
     assert!(pid > 0, "task pid of {id0}");
     let _ = run("kill", &["-9", &pid.to_string()]);
-    wait_for("web-0 to restart", Duration::from_secs(30), || {
-        restarts(&s, "web-0") == 1 && ready(&s, "web-0") == "True"
-    });
+    wait_for(
+        "the killed container to restart",
+        Duration::from_secs(30),
+        || restarts(&s, w0) == 1 && ready(&s, w0) == "True",
+    );
 
     // a failing liveness probe (exec through containerd) restarts the container once
     wait_for(
@@ -204,59 +221,73 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     );
     wait_ready(&s, &node, "live", Duration::from_secs(30));
 
-    // a failing readiness probe makes pods NotReady, and Ready again
+    // a failing readiness probe makes pods NotReady and moves them out of the Endpoints' ready addresses
     apply(&s, &page("other.html: \"x\""));
-    wait_for("web-1 NotReady", Duration::from_secs(20), || {
-        ready(&s, "web-1") == "False"
-    });
+    wait_for(
+        "the pods NotReady, out of the Endpoints",
+        Duration::from_secs(20),
+        || {
+            web.iter().all(|p| ready(&s, p) == "False")
+                && endpoint_ips(&s, "web") == (vec![], ips.clone())
+        },
+    );
     apply(&s, &page("index.html: \"back\""));
-    wait_for("web-1 Ready", Duration::from_secs(20), || {
-        ready(&s, "web-1") == "True"
-    });
+    wait_for(
+        "the pods Ready again, back in the Endpoints",
+        Duration::from_secs(20),
+        || {
+            web.iter().all(|p| ready(&s, p) == "True")
+                && endpoint_ips(&s, "web") == (ips.clone(), vec![])
+        },
+    );
 
     // the daemon restarts and adopts: same container ids, no restarts, no duplicates
-    let before: Vec<(String, i64)> = (0..3)
-        .map(|i| {
-            (
-                container_id(&s, &format!("web-{i}")),
-                restarts(&s, &format!("web-{i}")),
-            )
-        })
-        .collect();
+    let state = |pods: &[String]| -> Vec<(String, i64)> {
+        pods.iter()
+            .map(|p| (container_id(&s, p), restarts(&s, p)))
+            .collect()
+    };
+    let before = state(&web);
     node.restart();
-    apply(&s, &web_pod(&node_name, "web-3"));
-    wait_ready(&s, &node, "web-3", Duration::from_secs(60));
-    let after: Vec<(String, i64)> = (0..3)
-        .map(|i| {
-            (
-                container_id(&s, &format!("web-{i}")),
-                restarts(&s, &format!("web-{i}")),
-            )
-        })
-        .collect();
-    assert_eq!(before, after, "containers were adopted, not restarted");
+    s.ok(&["scale", "deployment/web", "--replicas=4"]);
+    let four = wait_ready_pods(&s, &node, "app=web", 4, Duration::from_secs(60));
+    assert!(
+        web.iter().all(|p| four.contains(p)),
+        "the first three pods stay"
+    );
+    assert_eq!(
+        before,
+        state(&web),
+        "containers were adopted, not restarted"
+    );
     assert_eq!(
         ctd.container_count(),
         7,
-        "web-0..3 and live, plus the previous attempts of web-0 and live"
+        "4 web pods and live, plus the previous attempts of the killed one and live"
     );
 
     // deleting a pod stops its container within the grace period (3 s; httpd as PID 1 ignores SIGTERM)
-    let id2 = container_id(&s, "web-2");
+    let id2 = container_id(&s, w2);
     let id2 = id2.trim_start_matches("containerd://").to_string();
     let started = Instant::now();
-    s.ok(&["delete", "pod", "web-2", "--wait=false"]);
-    wait_for("web-2's container to go", Duration::from_secs(15), || {
-        ctd.task_pid(&id2) == 0
-    });
+    s.ok(&["delete", "pod", w2, "--wait=false"]);
+    wait_for(
+        "the deleted pod's container to go",
+        Duration::from_secs(15),
+        || ctd.task_pid(&id2) == 0,
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "stopped after {:?}",
         started.elapsed()
     );
-    wait_for("web-2 to be gone", Duration::from_secs(10), || {
-        !s.kubectl(&["get", "pod", "web-2"]).status.success()
-    });
+    wait_for(
+        "the deleted pod to be gone",
+        Duration::from_secs(10),
+        || !s.kubectl(&["get", "pod", w2]).status.success(),
+    );
+    let replaced = wait_ready_pods(&s, &node, "app=web", 4, Duration::from_secs(60));
+    assert!(!replaced.contains(w2), "a replacement, not the deleted pod");
     drop(node);
     drop(ctd);
 }

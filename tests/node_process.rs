@@ -1,5 +1,6 @@
 //! End to end, without root: a `korral node` with the process runtime runs
-//! three busybox httpd pods (each on its own loopback pod IP), serves their
+//! a Deployment of three busybox httpd pods placed by the scheduler (each on
+//! its own loopback pod IP, listed in their Service's Endpoints), serves their
 //! logs through the API server, restarts a killed container, restarts one
 //! whose liveness probe fails, marks pods NotReady when their readiness
 //! probe fails (after a ConfigMap update reaches the volume), stops a
@@ -11,31 +12,41 @@ mod support;
 use std::time::{Duration, Instant};
 
 use node_support::{
-    NodeProc, alive, container_id, http_get, jsonpath, ready, restarts, wait_node, wait_ready,
+    NodeProc, alive, container_id, endpoint_ips, http_get, jsonpath, ready, restarts, wait_node,
+    wait_ready, wait_ready_pods,
 };
 use support::{Server, wait_for};
 
 const NODE: &str = "proc-1";
 
-fn web_pod(name: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, labels: {{app: web}}}}
+/// A Deployment of three busybox httpd pods (scheduled by the scheduler) and a Service over them.
+const WEB: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
 spec:
-  nodeName: {NODE}
-  terminationGracePeriodSeconds: 5
-  containers:
-  - name: web
-    image: busybox
-    command: ["busybox", "httpd", "-f", "-v", "-p", "$(POD_IP):8080", "-h", "/www"]
-    env: [{{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}]
-    readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1, failureThreshold: 1}}
-    volumeMounts: [{{name: page, mountPath: /www}}]
-  volumes: [{{name: page, configMap: {{name: page}}}}]
-"#
-    )
-}
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: web
+        image: busybox
+        command: ["busybox", "httpd", "-f", "-v", "-p", "$(POD_IP):8080", "-h", "/www"]
+        env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /index.html, port: http}, periodSeconds: 1, failureThreshold: 1}
+        volumeMounts: [{name: page, mountPath: /www}]
+      volumes: [{name: page, configMap: {name: page}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
 
 const LIVE_POD: &str = r#"apiVersion: v1
 kind: Pod
@@ -148,15 +159,13 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     );
 
     apply(&s, &page("index.html: \"hello from korral\""));
-    for i in 0..3 {
-        apply(&s, &web_pod(&format!("web-{i}")));
-    }
+    apply(&s, WEB);
     apply(&s, LIVE_POD);
+    let web = wait_ready_pods(&s, &node, "app=web", 3, Duration::from_secs(60));
     let mut ips = Vec::new();
-    for i in 0..3 {
-        let pod = format!("web-{i}");
-        wait_ready(&s, &node, &pod, Duration::from_secs(30));
-        let ip = jsonpath(&s, "pod", &pod, "{.status.podIP}");
+    for pod in &web {
+        assert_eq!(jsonpath(&s, "pod", pod, "{.spec.nodeName}"), NODE);
+        let ip = jsonpath(&s, "pod", pod, "{.status.podIP}");
         assert!(ip.starts_with("127."), "loopback pod IP, got {ip:?}");
         assert_eq!(
             http_get(&format!("http://{ip}:8080/index.html")),
@@ -167,30 +176,39 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 3, "each pod has its own IP");
+    wait_for(
+        "the Service's Endpoints to list the 3 pods",
+        Duration::from_secs(10),
+        || endpoint_ips(&s, "web") == (ips.clone(), vec![]),
+    );
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    let (w0, w1, w2) = (&web[0], &web[1], &web[2]);
 
     // logs through the API server (httpd -v logs each request)
-    let logs = s.ok(&["logs", "web-0"]);
+    let logs = s.ok(&["logs", w0]);
     assert!(logs.contains("response:200"), "logs: {logs}");
-    let tail = s.ok(&["logs", "web-0", "--tail", "1"]);
+    let tail = s.ok(&["logs", w0, "--tail", "1"]);
     assert_eq!(tail.lines().count(), 1, "--tail 1: {tail}");
 
     // a killed container is restarted
-    let pid = pid_of(&node, &s, "web-0");
+    let pid = pid_of(&node, &s, w0);
     assert!(pid > 0 && alive(pid));
     let _ = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status();
-    wait_for("web-0 to restart", Duration::from_secs(20), || {
-        restarts(&s, "web-0") == 1 && ready(&s, "web-0") == "True"
-    });
+    wait_for(
+        "the killed container to restart",
+        Duration::from_secs(20),
+        || restarts(&s, w0) == 1 && ready(&s, w0) == "True",
+    );
     let last = jsonpath(
         &s,
         "pod",
-        "web-0",
+        w0,
         "{.status.containerStatuses[0].lastState.terminated.exitCode}",
     );
     assert_eq!(last, "137", "lastState records the SIGKILL");
-    let prev = s.ok(&["logs", "web-0", "--previous"]);
+    let prev = s.ok(&["logs", w0, "--previous"]);
     assert!(prev.contains("response:200"), "previous logs: {prev}");
 
     // a failing liveness probe restarts the container
@@ -214,67 +232,82 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     );
 
     // a failing readiness probe (the page leaves the ConfigMap) makes the pods NotReady
+    // and moves them to the Endpoints' not-ready addresses
     apply(&s, &page("other.html: \"x\""));
-    wait_for("web-1 NotReady", Duration::from_secs(20), || {
-        ready(&s, "web-1") == "False"
-    });
-    assert_eq!(jsonpath(&s, "pod", "web-1", "{.status.phase}"), "Running");
+    wait_for(
+        "the pods NotReady, out of the Endpoints",
+        Duration::from_secs(20),
+        || {
+            web.iter().all(|p| ready(&s, p) == "False")
+                && endpoint_ips(&s, "web") == (vec![], ips.clone())
+        },
+    );
+    assert_eq!(jsonpath(&s, "pod", w1, "{.status.phase}"), "Running");
     apply(&s, &page("index.html: \"hello again\""));
-    wait_for("web-1 Ready again", Duration::from_secs(20), || {
-        ready(&s, "web-1") == "True"
-    });
+    wait_for(
+        "the pods Ready again, back in the Endpoints",
+        Duration::from_secs(20),
+        || {
+            web.iter().all(|p| ready(&s, p) == "True")
+                && endpoint_ips(&s, "web") == (ips.clone(), vec![])
+        },
+    );
     assert_eq!(
         http_get(&format!(
             "http://{}:8080/index.html",
-            jsonpath(&s, "pod", "web-1", "{.status.podIP}")
+            jsonpath(&s, "pod", w1, "{.status.podIP}")
         )),
         "hello again"
     );
 
     // restarting the daemon adopts the running containers: same ids, no restarts
-    let before: Vec<(String, i64)> = (0..3)
-        .map(|i| {
-            (
-                container_id(&s, &format!("web-{i}")),
-                restarts(&s, &format!("web-{i}")),
-            )
-        })
-        .collect();
+    let state = |pods: &[String]| -> Vec<(String, i64)> {
+        pods.iter()
+            .map(|p| (container_id(&s, p), restarts(&s, p)))
+            .collect()
+    };
+    let before = state(&web);
     node.restart();
-    apply(&s, &web_pod("web-3"));
-    wait_ready(&s, &node, "web-3", Duration::from_secs(30));
-    let after: Vec<(String, i64)> = (0..3)
-        .map(|i| {
-            (
-                container_id(&s, &format!("web-{i}")),
-                restarts(&s, &format!("web-{i}")),
-            )
-        })
-        .collect();
-    assert_eq!(before, after, "containers were adopted, not restarted");
+    s.ok(&["scale", "deployment/web", "--replicas=4"]);
+    let four = wait_ready_pods(&s, &node, "app=web", 4, Duration::from_secs(30));
+    assert!(
+        web.iter().all(|p| four.contains(p)),
+        "the first three pods stay"
+    );
+    assert_eq!(
+        before,
+        state(&web),
+        "containers were adopted, not restarted"
+    );
     let containers = std::fs::read_dir(data.join("containers"))
         .expect("containers")
         .count();
     assert_eq!(
         containers,
         4 + 1 + 1 + 1,
-        "web-0..3, live (two attempts each for web-0 and live): no duplicates"
+        "4 web pods and live (two attempts each for the killed one and live): no duplicates"
     );
 
-    // deleting a pod stops its container within the grace period (5 s)
-    let pid = pid_of(&node, &s, "web-2");
+    // deleting a pod stops its container within the grace period (5 s); the Deployment replaces it
+    let pid = pid_of(&node, &s, w2);
     assert!(alive(pid));
     let started = Instant::now();
-    s.ok(&["delete", "pod", "web-2", "--wait=false"]);
-    wait_for("web-2's process to stop", Duration::from_secs(8), || {
-        !alive(pid)
-    });
+    s.ok(&["delete", "pod", w2, "--wait=false"]);
+    wait_for(
+        "the deleted pod's process to stop",
+        Duration::from_secs(8),
+        || !alive(pid),
+    );
     assert!(
         started.elapsed() < Duration::from_secs(7),
         "stopped after {:?}",
         started.elapsed()
     );
-    wait_for("web-2 to be gone", Duration::from_secs(10), || {
-        !s.kubectl(&["get", "pod", "web-2"]).status.success()
-    });
+    wait_for(
+        "the deleted pod to be gone",
+        Duration::from_secs(10),
+        || !s.kubectl(&["get", "pod", w2]).status.success(),
+    );
+    let replaced = wait_ready_pods(&s, &node, "app=web", 4, Duration::from_secs(30));
+    assert!(!replaced.contains(w2), "a replacement, not the deleted pod");
 }

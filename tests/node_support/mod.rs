@@ -187,3 +187,66 @@ pub fn http_get(url: &str) -> String {
 pub fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// Names of the pods matching a label selector, sorted.
+pub fn pods_with(s: &Server, selector: &str) -> Vec<String> {
+    let o = s.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        selector,
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    let mut names: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until `n` pods match the selector and all are Running and Ready; their names, sorted.
+pub fn wait_ready_pods(
+    s: &Server,
+    node: &NodeProc,
+    selector: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let pods = pods_with(s, selector);
+        if pods.len() == n
+            && pods.iter().all(|p| {
+                jsonpath(s, "pod", p, "{.status.phase}") == "Running" && ready(s, p) == "True"
+            })
+        {
+            return pods;
+        }
+        if std::time::Instant::now() > deadline {
+            let status = s.ok(&["get", "pods", "-o", "wide"]);
+            panic!(
+                "not {n} Ready pods matching {selector} after {timeout:?}:\n{status}\nnode log tail:\n{}",
+                tail(&node.log_text(), 40)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The ready and not-ready addresses (IPs, sorted) of a Service's Endpoints.
+pub fn endpoint_ips(s: &Server, service: &str) -> (Vec<String>, Vec<String>) {
+    let field = |path: &str| {
+        let mut v: Vec<String> = jsonpath(s, "endpoints", service, path)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    (
+        field("{.subsets[*].addresses[*].ip}"),
+        field("{.subsets[*].notReadyAddresses[*].ip}"),
+    )
+}
