@@ -203,6 +203,16 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     let logs = s.ok(&["logs", w0]);
     assert!(logs.contains("response:200"), "logs: {logs}");
 
+    // kubectl exec runs a command inside the container and passes its exit code on
+    let out = s.ok(&["exec", w0, "--", "cat", "/www/index.html"]);
+    assert_eq!(out.trim(), "hello from containerd");
+    let o = s.kubectl(&["exec", w0, "--", "sh", "-c", "echo oops >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "exit code of the command");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("oops"),
+        "output: {o:?}"
+    );
+
     // killing the container's process restarts it
     let pid = ctd.task_pid(id0);
     assert!(pid > 0, "task pid of {id0}");

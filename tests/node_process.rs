@@ -190,6 +190,22 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     let tail = s.ok(&["logs", w0, "--tail", "1"]);
     assert_eq!(tail.lines().count(), 1, "--tail 1: {tail}");
 
+    // kubectl exec runs a command in the container and passes its exit code on
+    let out = s.ok(&["exec", w0, "--", "busybox", "cat", "/www/index.html"]);
+    assert_eq!(out.trim(), "hello from korral");
+    let o = s.kubectl(&["exec", w0, "--", "sh", "-c", "echo oops >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "exit code of the command");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("oops"),
+        "output: {o:?}"
+    );
+
+    let o = s.kubectl_with(&["exec", "-i", w0, "--", "cat"], &[], Some("x"));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("interactive exec"),
+        "stdin is refused with a reason: {o:?}"
+    );
+
     // a killed container is restarted
     let pid = pid_of(&node, &s, w0);
     assert!(pid > 0 && alive(pid));

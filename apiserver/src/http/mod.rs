@@ -2,6 +2,7 @@
 //! metrics endpoints, and the resource endpoints in `resources`.
 
 pub mod access;
+pub mod exec;
 pub mod managed;
 pub mod node_proxy;
 pub mod request;
@@ -14,6 +15,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -188,9 +190,18 @@ async fn core_api(
     uri: Uri,
     headers: HeaderMap,
     Path(rest): Path<String>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Body,
 ) -> Response {
-    api(app, method, uri, headers, rest, false, body).await
+    let call = Call {
+        method,
+        uri,
+        headers,
+        rest,
+        grouped: false,
+        upgrade: upgrade.ok(),
+    };
+    api(app, call, body).await
 }
 
 async fn grouped_api(
@@ -201,7 +212,26 @@ async fn grouped_api(
     Path(rest): Path<String>,
     body: Body,
 ) -> Response {
-    api(app, method, uri, headers, rest, true, body).await
+    let call = Call {
+        method,
+        uri,
+        headers,
+        rest,
+        grouped: true,
+        upgrade: None,
+    };
+    api(app, call, body).await
+}
+
+/// What an API request asked for, before it is parsed.
+struct Call {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    rest: String,
+    grouped: bool,
+    /// A WebSocket upgrade (`pods/exec`), when the request asked for one.
+    upgrade: Option<WebSocketUpgrade>,
 }
 
 /// The verb Kubernetes' metrics and audit use for a request.
@@ -219,15 +249,15 @@ fn verb_of(method: &Method, named: bool, watch: bool) -> &'static str {
     }
 }
 
-async fn api(
-    app: Arc<App>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    rest: String,
-    grouped: bool,
-    body: Body,
-) -> Response {
+async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
+    let Call {
+        method,
+        uri,
+        headers,
+        rest,
+        grouped,
+        upgrade,
+    } = call;
     let started = Instant::now();
     let query = request::Query::parse(uri.query());
     let id = match authenticate(&app, &headers) {
@@ -275,6 +305,7 @@ async fn api(
         query,
         headers,
         format,
+        upgrade: std::sync::Mutex::new(upgrade),
     };
     let response = match resources::serve(req, method, body).await {
         Ok(r) => r,

@@ -33,6 +33,8 @@ pub struct Req {
     pub headers: HeaderMap,
     /// Response format.
     pub format: Format,
+    /// The WebSocket upgrade of a `pods/exec` request (taken by its handler).
+    pub upgrade: std::sync::Mutex<Option<axum::extract::ws::WebSocketUpgrade>>,
 }
 
 /// Answers a JSON value with a status code.

@@ -236,8 +236,10 @@ async fn eviction(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
 
 /// `pods/log` and `pods/exec`: proxied to the node daemon running the pod
 /// (see `node_proxy` for how the node is found and authenticated).
-async fn node_served(req: &Req, what: &str, method: Method) -> ApiResult<Response> {
-    access::check(&req.id, "get", &req.target)?;
+async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
+    // exec runs commands in the pod: Kubernetes asks for `create` on pods/exec
+    let verb = if what == "exec" { "create" } else { "get" };
+    access::check(&req.id, verb, &req.target)?;
     let name = req.target.name.as_deref().unwrap_or("");
     let pod = req
         .app
@@ -250,12 +252,11 @@ async fn node_served(req: &Req, what: &str, method: Method) -> ApiResult<Respons
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request(format!("pod {name} does not have a host assigned")))?
         .to_string();
-    match what {
-        "log" => crate::http::node_proxy::logs(&req.app, &pod, &node, &req.query.0).await,
-        _ => Err(ApiError::unavailable(format!(
-            "{method} exec for pod {name}: exec sessions are not served by korral's node daemons"
-        ))),
+    if what == "log" {
+        return crate::http::node_proxy::logs(&req.app, &pod, &node, &req.query.0).await;
     }
+    let upgrade = req.upgrade.lock().ok().and_then(|mut u| u.take());
+    crate::http::exec::serve(req.app.clone(), pod, node, &req.query.0, upgrade)
 }
 
 async fn sync(req: &Req) -> ApiResult<Response> {
@@ -298,8 +299,8 @@ pub async fn serve(
         ("scale", _) => scale(req, method, body).await,
         ("binding", &Method::POST) => binding(req, body).await,
         ("eviction", &Method::POST) => eviction(req, body).await,
-        ("log", &Method::GET) => node_served(req, "log", method).await,
-        ("exec", &Method::GET | &Method::POST) => node_served(req, "exec", method).await,
+        ("log", &Method::GET) => node_served(req, "log").await,
+        ("exec", &Method::GET | &Method::POST) => node_served(req, "exec").await,
         ("sync", &Method::POST) => sync(req).await,
         (sub, m) => Err(ApiError::method_not_allowed(&format!(
             "{m} {}/{sub}",

@@ -64,7 +64,9 @@ pub fn tail(data: &[u8], n: usize) -> &[u8] {
     data
 }
 
-async fn locate(
+/// The log file and runtime id of a container of a pod on this node (the
+/// latest attempt, or the one before it); an error response otherwise.
+pub(super) async fn locate(
     ctx: &PodContext,
     ns: &str,
     pod: &str,

@@ -2,6 +2,7 @@
 //! reached only through the API server's `pods/log` and `pods/exec`
 //! proxies. See [`tls`] for how both ends authenticate.
 
+pub mod exec;
 pub mod logs;
 pub mod tls;
 
@@ -20,6 +21,10 @@ pub fn router(ctx: Arc<PodContext>) -> Router {
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(logs::container_logs),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            axum::routing::post(exec::exec),
         )
         .with_state(ctx)
 }
