@@ -1,6 +1,7 @@
 //! GitOps intake from real Git repositories (a bare repository and a working
 //! clone made with the git CLI, fetched over file://) against a real server
-//! with a fake kubelet: the demo app applied and running, an image change
+//! with two simulated nodes (`korral node --simulate`): the demo app applied,
+//! scheduled and running, an image change
 //! rolled out, a deleted file pruned, an invalid commit applying nothing
 //! (status names file, line and field; the cluster stays at the previous
 //! commit), the fix recovering; prune off leaving objects (reported as
@@ -17,7 +18,7 @@ use serde_json::Value;
 use intake_common::{
     Repo, SYNC, condition, create_source, get, korral, ready_pod_images, source, wait_applied,
 };
-use support::fake_kubelet::FakeKubelet;
+use support::simulated_nodes::SimulatedNodes;
 use support::{Server, stdout, wait_for};
 
 fn source_yaml(name: &str, url: &str, path: &str, interval: &str, prune: bool) -> String {
@@ -29,7 +30,7 @@ fn source_yaml(name: &str, url: &str, path: &str, interval: &str, prune: bool) -
 #[test]
 fn commits_roll_out_prune_and_an_invalid_commit_applies_nothing() {
     let server = Server::start();
-    let _kubelet = FakeKubelet::start(&server.kubeconfig);
+    let _nodes = SimulatedNodes::start(&server, "sim", 2);
     let repo = Repo::new();
     repo.add_demo("deploy");
     repo.write("README.md", "not a manifest\n");

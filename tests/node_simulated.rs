@@ -1,6 +1,7 @@
 //! End to end: `korral node --simulate 20` registers twenty nodes from one
 //! process, each heartbeating its own Lease; pods bound to them become
-//! Running and Ready after the simulated start delay, and deleted pods go.
+//! Running and Ready after the simulated start delay (their probes pass:
+//! nothing runs to probe), and deleted pods go.
 
 mod node_support;
 mod support;
@@ -71,7 +72,7 @@ fn simulated_nodes_register_heartbeat_and_run_pods() {
     let mut manifest = String::new();
     for i in 0..20 {
         manifest.push_str(&format!(
-            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec:\n  nodeName: sim-{}\n  containers: [{{name: c, image: busybox, readinessProbe: {{exec: {{command: [\"true\"]}}, periodSeconds: 1}}}}]\n",
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec:\n  nodeName: sim-{}\n  containers: [{{name: c, image: busybox, readinessProbe: {{httpGet: {{path: /, port: 8080}}, periodSeconds: 1}}}}]\n",
             i % 20
         ));
     }

@@ -117,6 +117,9 @@ async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, ServerError
 }
 
 /// The namespaces every cluster has.
+/// Concurrent HTTP/2 streams per client connection (kube-apiserver's default).
+pub const HTTP2_MAX_STREAMS: u32 = 1000;
+
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 async fn bootstrap(registry: &Registry, listen: SocketAddr) -> Result<(), ServerError> {
@@ -294,12 +297,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     .map_err(|e| ServerError::Other(format!("TLS configuration: {e}")))?;
     let handle = axum_server::Handle::new();
     let router = crate::http::router(app.clone());
-    let server = axum_server::from_tcp_rustls(std_listener, tls)
+    let mut server = axum_server::from_tcp_rustls(std_listener, tls)
         .map_err(|source| ServerError::Listen {
             addr: bound,
             source,
         })?
         .handle(handle.clone());
+    // kube-apiserver's --http2-max-streams-per-connection default: every watch holds a
+    // stream, and a client over the limit (hyper's default is 200) waits for a free one
+    server
+        .http_builder()
+        .http2()
+        .max_concurrent_streams(HTTP2_MAX_STREAMS);
     let task = tokio::spawn(server.serve(router.clone().into_make_service()));
 
     if let Some(addr) = config.insecure_listen {

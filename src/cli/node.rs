@@ -19,6 +19,10 @@ use reconcilers::runtime::{Client, ControllerMetrics};
 
 use crate::cli::output;
 
+/// How many simulated nodes share one API connection (each holds a watch stream;
+/// a connection carries up to `apiserver::server::HTTP2_MAX_STREAMS`).
+const SIMULATED_PER_CONNECTION: usize = 100;
+
 /// Which runtime runs the containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeKind {
@@ -350,7 +354,13 @@ async fn run_async(mut args: Args) -> Result<(), String> {
     let metrics = ControllerMetrics::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    for name in &names {
+    let mut client = client;
+    for (i, name) in names.iter().enumerate() {
+        // simulated nodes share a connection per SIMULATED_PER_CONNECTION: each node holds a
+        // watch (an HTTP/2 stream) and a connection carries a bounded number of streams
+        if i > 0 && i % SIMULATED_PER_CONNECTION == 0 {
+            client = Client::new(&kc, "korral-node").map_err(|e| e.to_string())?;
+        }
         let mut cfg = config(&args, name)?;
         if args.simulate.is_some() {
             cfg.listen = None;

@@ -192,6 +192,11 @@ pub fn ready_pod_images(server: &Server) -> Vec<String> {
         .flatten()
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
         .filter(|p| p["status"]["phase"] == "Running")
+        .filter(|p| {
+            p["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+        })
         .filter_map(|p| {
             p["spec"]["containers"][0]["image"]
                 .as_str()

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_kubelet;
+pub mod simulated_nodes;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

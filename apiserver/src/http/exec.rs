@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::errors::{ApiError, ApiResult};
 use crate::http::App;
-use crate::http::node_proxy::{client, endpoint, pick_container};
+use crate::http::node_proxy::{client, endpoint, namespace_and_name, pick_container};
 
 /// The subprotocols served, preferred first.
 pub const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
@@ -110,14 +110,7 @@ async fn run_on_node(
         return Err("interactive exec (stdin or a TTY) is not supported by korral's node daemons; run a command without -i/-t: kubectl exec POD -- COMMAND".into());
     }
     let ep = endpoint(app, node).await.map_err(|e| e.message)?;
-    let ns = pod
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    let name = pod
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let (ns, name) = namespace_and_name(pod);
     let url = format!("{}/exec/{ns}/{name}/{}", ep.base, req.container);
     let query: Vec<(&str, &str)> = req
         .command

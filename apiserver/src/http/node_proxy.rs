@@ -233,6 +233,15 @@ pub fn pick_container(pod: &Value, requested: Option<&str>) -> ApiResult<String>
     )))
 }
 
+/// A pod's namespace and name.
+pub fn namespace_and_name(pod: &Value) -> (&str, &str) {
+    let field = |p: &str| pod.pointer(p).and_then(Value::as_str);
+    (
+        field("/metadata/namespace").unwrap_or("default"),
+        field("/metadata/name").unwrap_or(""),
+    )
+}
+
 /// Proxies a log request for `pod` (running on `node`).
 pub async fn logs(
     app: &App,
@@ -247,14 +256,7 @@ pub async fn logs(
         .map(|(_, v)| v.as_str());
     let container = pick_container(pod, requested)?;
     let ep = endpoint(app, node).await?;
-    let ns = pod
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    let name = pod
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let (ns, name) = namespace_and_name(pod);
     let forwarded: Vec<(&str, &str)> = query
         .iter()
         .filter(|(k, _)| LOG_PARAMS.contains(&k.as_str()))

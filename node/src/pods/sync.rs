@@ -375,7 +375,8 @@ async fn sync(
             let a = attempts.get(&c.name).cloned().unwrap_or_default();
             match a.latest.as_ref() {
                 Some(l) if l.is_running() => {
-                    if !ctx.probes.running_for(&uid, &c.name, &l.id) {
+                    // simulated containers have nothing to probe: they pass (as kubemark's hollow nodes)
+                    if ctx.materialize && !ctx.probes.running_for(&uid, &c.name, &l.id) {
                         start_probes(ctx, key, &uid, c, l, st.ip.as_deref());
                     }
                     let v = ctx.probes.verdict(&uid, c, &l.id);
@@ -442,7 +443,11 @@ async fn sync(
         .map(|(k, (_, t))| (k.clone(), *t))
         .collect();
     let probes = ctx.probes.clone();
+    let simulated = !ctx.materialize;
     let probe_fn = move |c: &Container, info: &ContainerInfo| {
+        if simulated {
+            return (true, true);
+        }
         let v = probes.verdict(&info.pod_uid, c, &info.id);
         (v.ready && v.started, v.started)
     };
