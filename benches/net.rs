@@ -1,7 +1,7 @@
 //! Service networking benchmark (root; everything inside network namespaces
 //! it creates and removes): the time of one full service-proxy sync with
 //! 1,000 services × 10 endpoints (rule generation alone, the first sync, an
-//! unchanged periodic resync, a sync after one endpoint changed, a sync that
+//! unchanged periodic check and hourly full resync, a sync after one endpoint changed, a sync that
 //! deletes them all), and the latency a request through a service IP adds
 //! over the pod IP directly — with the 1,000 services ahead of it in
 //! `KORRAL-SERVICES` (iptables mode's linear match) and with it alone.
@@ -285,10 +285,16 @@ fn main() {
                 let mut syncer = Syncer::new(config);
                 let first = syncer.sync(&all, true).await.expect("first sync");
                 let resync = syncer.sync(&all, true).await.expect("resync");
+                // the 30 s check: re-render (nothing to write) and re-check the jumps
+                let t = Instant::now();
+                let idle = syncer.sync(&all, false).await.expect("check");
+                assert!(!idle.applied, "an unchanged check writes nothing");
+                node::proxy::iptables::ensure_jumps().await.expect("jumps");
+                let check = t.elapsed();
                 let mut changed = all.clone();
                 changed[SERVICES / 2].endpoints[3].ip = Ipv4Addr::new(10, 246, 0, 1);
                 let one = syncer.sync(&changed, false).await.expect("one endpoint");
-                (first, resync, one)
+                (first, resync, one, check)
             })
         })
     };
@@ -341,7 +347,11 @@ fn main() {
         ms(syncs.0.took)
     );
     println!(
-        "| periodic full resync, nothing changed | {} |",
+        "| periodic check (every 30 s), nothing changed: render, compare, re-check jumps | {} |",
+        ms(syncs.3)
+    );
+    println!(
+        "| full resync (hourly), nothing changed | {} |",
         ms(syncs.1.took)
     );
     println!(

@@ -152,9 +152,12 @@ pub struct Args {
     /// The cluster's pod network (traffic from outside it to a service is masqueraded).
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: node::proxy::model::Cidr,
-    /// How often the proxy re-applies all its rules.
+    /// How often the proxy re-checks its rules (writing only what changed) and the jump rules.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     proxy_sync_period: Duration,
+    /// How often the proxy rewrites all its rules and re-reads the chains present.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    proxy_full_sync_period: Duration,
     /// The shortest time between two proxy syncs (changes in between are coalesced).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     proxy_min_sync_period: Duration,
@@ -229,6 +232,7 @@ fn config(args: &Args, name: &str) -> Result<NodeConfig, String> {
             local_pod_cidr: None,
         },
         sync_period: args.proxy_sync_period,
+        full_sync_period: args.proxy_full_sync_period,
         min_sync_interval: args.proxy_min_sync_period,
     });
     c.pod_routes = args.runtime == RuntimeKind::Containerd && args.simulate.is_none();

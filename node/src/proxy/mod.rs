@@ -8,10 +8,12 @@
 //! (pure, golden-tested), [`iptables`] applies them: one atomic
 //! `iptables-restore --noflush` per sync, over the proxy's own `KORRAL-`
 //! chains only. A sync runs after every change (coalesced, at most one per
-//! `min_sync_interval`) and every `sync_period`. A sync after a change
-//! writes only the chains that changed (and deletes the ones gone); the
-//! periodic sync rewrites everything, re-reads the chains present and
-//! re-checks the jump rules, repairing whatever someone else changed.
+//! `min_sync_interval`), every `sync_period` (a check: the rules are
+//! re-rendered and the jump rules re-checked, nothing is written when
+//! nothing changed) and every `full_sync_period` (kube-proxy's hourly full
+//! sync). A sync after a change writes only the chains that changed (and
+//! deletes the ones gone); the full sync rewrites everything and re-reads
+//! the chains present, repairing whatever someone else changed.
 
 pub mod iptables;
 pub mod model;
@@ -34,8 +36,11 @@ use rules::{RuleConfig, Ruleset};
 pub struct ProxyConfig {
     /// What the rules depend on besides the services.
     pub rules: RuleConfig,
-    /// Full resync period (kube-proxy: 30 s).
+    /// Check period (kube-proxy's `--iptables-sync-period`, 30 s): re-render,
+    /// write what changed, re-check the jump rules.
     pub sync_period: Duration,
+    /// Full rewrite period (kube-proxy's `fullSyncPeriod`, 1 h).
+    pub full_sync_period: Duration,
     /// At most one sync per this interval (kube-proxy's minSyncPeriod, 1 s).
     pub min_sync_interval: Duration,
 }
@@ -45,6 +50,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             rules: RuleConfig::default(),
             sync_period: Duration::from_secs(30),
+            full_sync_period: Duration::from_secs(3600),
             min_sync_interval: Duration::from_secs(1),
         }
     }
@@ -167,25 +173,34 @@ pub async fn run(client: Client, config: ProxyConfig) {
     endpoints.cache().wait_synced().await;
     let mut syncer = Syncer::new(config.rules.clone());
     let mut next_full = Instant::now();
+    let mut next_check = Instant::now() + config.sync_period;
     loop {
         let full = Instant::now() >= next_full;
+        let check = full || Instant::now() >= next_check;
         let ports = snapshot(&services, &endpoints);
         match syncer.sync(&ports, full).await {
-            Ok(stats) if stats.applied => {
-                tracing::info!(
-                    services = ports.len(),
-                    rules = stats.rules,
-                    chains = stats.chains,
-                    deleted = stats.deleted,
-                    full,
-                    took_ms = stats.took.as_millis(),
-                    "service proxy synced"
-                );
+            Ok(stats) => {
+                if stats.applied {
+                    tracing::info!(
+                        services = ports.len(),
+                        rules = stats.rules,
+                        chains = stats.chains,
+                        deleted = stats.deleted,
+                        full,
+                        took_ms = stats.took.as_millis(),
+                        "service proxy synced"
+                    );
+                }
                 if full {
-                    next_full = Instant::now() + config.sync_period;
+                    next_full = Instant::now() + config.full_sync_period;
+                }
+                if check {
+                    if !full && let Err(e) = iptables::ensure_jumps().await {
+                        tracing::warn!(error = %e, "service proxy: re-adding the jump rules failed");
+                    }
+                    next_check = Instant::now() + config.sync_period;
                 }
             }
-            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "service proxy sync failed; retrying");
                 // a failed sync is retried in full (the chains present are unknown)
@@ -194,11 +209,11 @@ pub async fn run(client: Client, config: ProxyConfig) {
             }
         }
         let synced_at = Instant::now();
-        // wait for a change or the next full sync
+        // wait for a change, the next check or the next full sync
         tokio::select! {
             _ = svc_rx.recv() => {}
             _ = ep_rx.recv() => {}
-            _ = tokio::time::sleep_until(next_full.into()) => {}
+            _ = tokio::time::sleep_until(next_full.min(next_check).into()) => {}
         }
         // coalesce: at most one sync per interval, taking every change queued meanwhile
         let due = synced_at + config.min_sync_interval;
