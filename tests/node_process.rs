@@ -1,4 +1,5 @@
-//! End to end, without root: a `korral node` with the process runtime runs
+//! End to end, without root (as the test's user, or as `nobody` when the
+//! test runs as root): a `korral node` with the process runtime runs
 //! a Deployment of three busybox httpd pods placed by the scheduler (each on
 //! its own loopback pod IP, listed in their Service's Endpoints), serves their
 //! logs through the API server, restarts a killed container, restarts one
@@ -12,8 +13,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use node_support::{
-    NodeProc, alive, container_id, endpoint_ips, http_get, jsonpath, ready, restarts, wait_node,
-    wait_ready, wait_ready_pods,
+    NodeProc, alive, container_id, endpoint_ips, http_get, jsonpath, ready, restarts, uid_of,
+    wait_node, wait_ready, wait_ready_pods,
 };
 use support::{Server, wait_for};
 
@@ -106,6 +107,32 @@ impl Drop for Reaper {
     }
 }
 
+/// The unprivileged user a root test runs the daemon as.
+const NOBODY: u32 = 65534;
+
+/// Opens what the daemon needs to `nobody`: a copy of the binary it may run,
+/// the way to its kubeconfig, and its data directory. Returns the copy's
+/// directory (removed when dropped) and path.
+fn unprivileged_setup(
+    s: &Server,
+    kubeconfig: &std::path::Path,
+    data: &std::path::Path,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let open = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let dir = tempfile::tempdir().expect("bin dir");
+    open(dir.path(), 0o755);
+    let bin = dir.path().join("korral");
+    std::fs::copy(support::korral_bin(), &bin).expect("copy korral");
+    open(&bin, 0o755);
+    open(s.dir.path(), 0o755);
+    open(kubeconfig, 0o644);
+    std::os::unix::fs::chown(data, Some(NOBODY), Some(NOBODY)).expect("chown data dir");
+    (dir, bin)
+}
+
 #[test]
 fn process_node_runs_probes_restarts_and_adopts_pods() {
     let s = Server::start();
@@ -139,8 +166,21 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    let mut node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
+    // without root: as the test's own user, or — when the test runs as root — as `nobody`
+    let _bin_dir;
+    let mut node = if unsafe { libc::geteuid() } == 0 {
+        let (bin_dir, bin) = unprivileged_setup(&s, &kc, &data);
+        _bin_dir = bin_dir;
+        NodeProc::start_as(NOBODY, &bin, &data, &s.dir.path().join("node.log"), &args)
+    } else {
+        NodeProc::start(&data, &s.dir.path().join("node.log"), &args)
+    };
     wait_node(&s, &node, NODE);
+    let daemon_uid = node.pid().and_then(uid_of);
+    assert!(
+        daemon_uid.is_some_and(|u| u != 0),
+        "the daemon runs without root (uid {daemon_uid:?})"
+    );
     // capacity from the machine, labels from flags
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -189,6 +229,10 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     assert!(logs.contains("response:200"), "logs: {logs}");
     let tail = s.ok(&["logs", w0, "--tail", "1"]);
     assert_eq!(tail.lines().count(), 1, "--tail 1: {tail}");
+
+    // the containers run as the daemon's user
+    let pid = pid_of(&node, &s, w0);
+    assert_eq!(uid_of(u32::try_from(pid).unwrap_or(0)), daemon_uid);
 
     // kubectl exec runs a command in the container and passes its exit code on
     let out = s.ok(&["exec", w0, "--", "busybox", "cat", "/www/index.html"]);

@@ -20,6 +20,10 @@ pub struct NodeProc {
     /// Its log file.
     pub log: PathBuf,
     args: Vec<String>,
+    /// Run as this user (uid = gid) instead of the test's own.
+    user: Option<u32>,
+    /// The binary (a copy others can run when `user` is set).
+    bin: PathBuf,
 }
 
 impl NodeProc {
@@ -30,9 +34,38 @@ impl NodeProc {
             data_dir: data_dir.to_path_buf(),
             log: log.to_path_buf(),
             args: args.to_vec(),
+            user: None,
+            bin: PathBuf::from(korral_bin()),
         };
         n.spawn();
         n
+    }
+
+    /// Starts `korral node` as an unprivileged user (uid = gid = `user`):
+    /// `bin` is a copy of the binary that user may run, and everything the
+    /// daemon reads or writes must be open to it.
+    pub fn start_as(
+        user: u32,
+        bin: &Path,
+        data_dir: &Path,
+        log: &Path,
+        args: &[String],
+    ) -> NodeProc {
+        let mut n = NodeProc {
+            child: None,
+            data_dir: data_dir.to_path_buf(),
+            log: log.to_path_buf(),
+            args: args.to_vec(),
+            user: Some(user),
+            bin: bin.to_path_buf(),
+        };
+        n.spawn();
+        n
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn spawn(&mut self) {
@@ -41,14 +74,17 @@ impl NodeProc {
             .append(true)
             .open(&self.log)
             .expect("node log");
-        let child = Command::new(korral_bin())
-            .arg("node")
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("node")
             .args(&self.args)
             .env("KORRAL_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("start korral node");
+            .stderr(out);
+        if let Some(user) = self.user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(user).gid(user).env("HOME", "/nonexistent");
+        }
+        let child = cmd.spawn().expect("start korral node");
         self.child = Some(child);
     }
 
@@ -249,4 +285,14 @@ pub fn endpoint_ips(s: &Server, service: &str) -> (Vec<String>, Vec<String>) {
         field("{.subsets[*].addresses[*].ip}"),
         field("{.subsets[*].notReadyAddresses[*].ip}"),
     )
+}
+
+/// The real user id of a process (from /proc), if it exists.
+pub fn uid_of(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
