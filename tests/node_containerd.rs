@@ -209,8 +209,34 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     let o = s.kubectl(&["exec", w0, "--", "sh", "-c", "echo oops >&2; exit 3"]);
     assert_eq!(o.status.code(), Some(3), "exit code of the command");
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("oops"),
-        "output: {o:?}"
+        String::from_utf8_lossy(&o.stderr).contains("oops") && o.stdout.is_empty(),
+        "stderr stays stderr: {o:?}"
+    );
+
+    // stdin (-i) reaches the command; kubectl cp (tar over exec) into and out of a pod
+    let o = s.kubectl_with(&["exec", "-i", w0, "--", "wc", "-c"], &[], Some("hello"));
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "5");
+    let local = s.dir.path().join("note.txt");
+    std::fs::write(&local, "copied in\n").expect("write");
+    s.ok(&[
+        "cp",
+        &local.to_string_lossy(),
+        &format!("{w0}:/tmp/note.txt"),
+    ]);
+    assert_eq!(
+        s.ok(&["exec", w0, "--", "cat", "/tmp/note.txt"]),
+        "copied in\n"
+    );
+    let back = s.dir.path().join("back.txt");
+    s.ok(&[
+        "cp",
+        &format!("{w0}:/tmp/note.txt"),
+        &back.to_string_lossy(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("copied back"),
+        "copied in\n"
     );
 
     // killing the container's process restarts it

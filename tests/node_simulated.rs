@@ -9,53 +9,13 @@ mod support;
 use std::time::Duration;
 
 use node_support::jsonpath;
+use support::simulated_nodes::SimulatedNodes;
 use support::{Server, wait_for};
 
 #[test]
 fn simulated_nodes_register_heartbeat_and_run_pods() {
     let s = Server::start();
-    let log = std::fs::File::create(s.dir.path().join("sim.log")).expect("log");
-    let mut child = std::process::Command::new(support::korral_bin())
-        .arg("node")
-        .arg("--kubeconfig")
-        .arg(&s.kubeconfig)
-        .args([
-            "--simulate",
-            "20",
-            "--name",
-            "sim",
-            "--heartbeat-interval",
-            "1s",
-            "--simulated-start-delay",
-            "200ms",
-        ])
-        .arg("--data-dir")
-        .arg(s.dir.path().join("sim"))
-        .env("KORRAL_LOG", "info")
-        .stderr(log)
-        .spawn()
-        .expect("korral node --simulate");
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _k = Kill(&mut child);
-    wait_for("20 Ready nodes", Duration::from_secs(60), || {
-        let o = s.kubectl(&[
-            "get",
-            "nodes",
-            "-o",
-            "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        String::from_utf8_lossy(&o.stdout)
-            .split_whitespace()
-            .filter(|x| *x == "True")
-            .count()
-            == 20
-    });
+    let _nodes = SimulatedNodes::start(&s, "sim", 20);
     let leases = s.ok(&["get", "leases", "-n", "kube-node-lease", "-o", "name"]);
     assert_eq!(leases.lines().count(), 20, "{leases}");
     assert_eq!(

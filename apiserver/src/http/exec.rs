@@ -2,10 +2,12 @@
 //! `v5.channel.k8s.io` (or `v4.channel.k8s.io`) subprotocol — binary
 //! messages whose first byte is the stream (1 stdout, 2 stderr, 3 the final
 //! `Status`). The command runs on the pod's node daemon (see `node_proxy`)
-//! to completion; its output is sent on stdout, then a `Status` that is
+//! to completion; its stdout and stderr are sent on their streams, then a `Status` that is
 //! `Success`, or `Failure` with reason `NonZeroExitCode` and the exit code
-//! as kubectl expects it, then the socket closes. Interactive sessions
-//! (stdin, TTY) are refused with a message saying so.
+//! as kubectl expects it, then the socket closes. With stdin (`-i`), what
+//! the client sends on stream 0 until v5's close signal is the command's
+//! input (so `kubectl cp` into a pod works); a TTY (`-t`) is refused with a
+//! message saying so.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +16,9 @@ use serde_json::{Value, json};
 
 use crate::errors::{ApiError, ApiResult};
 use crate::http::App;
-use crate::http::node_proxy::{client, endpoint, namespace_and_name, pick_container};
+use crate::http::node_proxy::{
+    client, endpoint, namespace_and_name, pick_container, requested_container,
+};
 
 /// The subprotocols served, preferred first.
 pub const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
@@ -22,12 +26,23 @@ pub const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 /// The header the node answers the exit code in.
 const EXIT_CODE_HEADER: &str = "x-korral-exit-code";
 
+/// The header saying how many leading body bytes are stdout (the rest is stderr).
+const STDOUT_BYTES_HEADER: &str = "x-korral-stdout-bytes";
+
 /// Stream ids of the channel protocol.
 const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
 const STATUS: u8 = 3;
 
 /// The largest message sent on a stream.
 const CHUNK: usize = 32 * 1024;
+
+/// The largest stdin accepted (the node's exec endpoint has the same cap).
+const MAX_STDIN: usize = 64 << 20;
+
+/// Stream 0 (stdin) and v5's control stream, whose `[255, id]` closes a stream.
+const STDIN: u8 = 0;
+const CONTROL: u8 = 255;
 
 /// What one exec request asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,8 +51,10 @@ pub struct ExecRequest {
     pub container: String,
     /// The command and its arguments.
     pub command: Vec<String>,
-    /// Whether stdin or a TTY was asked for (not supported).
-    pub interactive: bool,
+    /// Whether the client sends stdin.
+    pub stdin: bool,
+    /// Whether a TTY was asked for (not supported).
+    pub tty: bool,
 }
 
 fn flag(query: &[(String, String)], key: &str) -> bool {
@@ -50,12 +67,7 @@ fn flag(query: &[(String, String)], key: &str) -> bool {
 
 /// Reads an exec request's query parameters, as the API server validates them.
 pub fn parse(pod: &Value, query: &[(String, String)]) -> ApiResult<ExecRequest> {
-    let requested = query
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "container")
-        .map(|(_, v)| v.as_str());
-    let container = pick_container(pod, requested)?;
+    let container = pick_container(pod, requested_container(query))?;
     let command: Vec<String> = query
         .iter()
         .filter(|(k, _)| k == "command")
@@ -74,15 +86,16 @@ pub fn parse(pod: &Value, query: &[(String, String)]) -> ApiResult<ExecRequest> 
     Ok(ExecRequest {
         container,
         command,
-        interactive: flag(query, "stdin") || flag(query, "tty"),
+        stdin: flag(query, "stdin"),
+        tty: flag(query, "tty"),
     })
 }
 
 /// The `Status` kubectl reads from the status stream at the end of a session.
-pub fn final_status(result: &Result<(i32, Vec<u8>), String>, command: &[String]) -> Value {
+pub fn final_status(result: &Result<(i32, Vec<u8>, Vec<u8>), String>, command: &[String]) -> Value {
     match result {
-        Ok((0, _)) => json!({"metadata": {}, "status": "Success"}),
-        Ok((code, _)) => json!({
+        Ok((0, _, _)) => json!({"metadata": {}, "status": "Success"}),
+        Ok((code, _, _)) => json!({
             "metadata": {},
             "status": "Failure",
             "message": format!("command terminated with non-zero exit code: error executing command {command:?}, exit code {code}"),
@@ -105,22 +118,24 @@ async fn run_on_node(
     pod: &Value,
     node: &str,
     req: &ExecRequest,
-) -> Result<(i32, Vec<u8>), String> {
-    if req.interactive {
-        return Err("interactive exec (stdin or a TTY) is not supported by korral's node daemons; run a command without -i/-t: kubectl exec POD -- COMMAND".into());
-    }
+    stdin: Option<Vec<u8>>,
+) -> Result<(i32, Vec<u8>, Vec<u8>), String> {
     let ep = endpoint(app, node).await.map_err(|e| e.message)?;
     let (ns, name) = namespace_and_name(pod);
     let url = format!("{}/exec/{ns}/{name}/{}", ep.base, req.container);
-    let query: Vec<(&str, &str)> = req
+    let mut query: Vec<(&str, &str)> = req
         .command
         .iter()
         .map(|c| ("command", c.as_str()))
         .collect();
+    if stdin.is_some() {
+        query.push(("stdin", "true"));
+    }
     let resp = client(app, &ep)
         .map_err(|e| e.message)?
         .post(&url)
         .query(&query)
+        .body(stdin.unwrap_or_default())
         .send()
         .await
         .map_err(|e| format!("cannot reach node {node:?} at {}: {e}", ep.base))?;
@@ -130,12 +145,20 @@ async fn run_on_node(
         .get(EXIT_CODE_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok());
+    let split = resp
+        .headers()
+        .get(STDOUT_BYTES_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     let body = resp
         .bytes()
         .await
         .map_err(|e| format!("reading the output from node {node:?}: {e}"))?;
     match (status.is_success(), code) {
-        (true, Some(code)) => Ok((code, body.to_vec())),
+        (true, Some(code)) => {
+            let (out, err) = body.split_at(split.unwrap_or(body.len()).min(body.len()));
+            Ok((code, out.to_vec(), err.to_vec()))
+        }
         _ => Err(String::from_utf8_lossy(&body).trim().to_string()),
     }
 }
@@ -147,6 +170,36 @@ fn frame(stream: u8, data: &[u8]) -> Message {
     Message::Binary(Bytes::from(v))
 }
 
+/// Reads stdin from the client until it closes the stream (v5's close signal).
+async fn read_stdin(socket: &mut WebSocket) -> Result<Vec<u8>, String> {
+    if socket.protocol().and_then(|p| p.to_str().ok()) != Some(PROTOCOLS[0]) {
+        return Err(format!(
+            "exec with stdin needs the {} protocol (kubectl 1.30 or later) to know where the input ends",
+            PROTOCOLS[0]
+        ));
+    }
+    let mut input = Vec::new();
+    while let Some(msg) = socket.recv().await {
+        let Ok(Message::Binary(data)) = msg else {
+            match msg {
+                Ok(Message::Close(_)) | Err(_) => return Err("the client went away".into()),
+                _ => continue,
+            }
+        };
+        match data.split_first() {
+            Some((&STDIN, rest)) => {
+                if input.len() + rest.len() > MAX_STDIN {
+                    return Err(format!("stdin is larger than {} MiB", MAX_STDIN >> 20));
+                }
+                input.extend_from_slice(rest);
+            }
+            Some((&CONTROL, [STDIN, ..])) => return Ok(input),
+            _ => {}
+        }
+    }
+    Err("the client went away".into())
+}
+
 async fn session(
     mut socket: WebSocket,
     app: std::sync::Arc<App>,
@@ -154,11 +207,38 @@ async fn session(
     node: String,
     req: ExecRequest,
 ) {
-    let result = run_on_node(&app, &pod, &node, &req).await;
-    if let Ok((_, output)) = &result {
-        for chunk in output.chunks(CHUNK) {
-            if socket.send(frame(STDOUT, chunk)).await.is_err() {
-                return;
+    let result = if req.tty {
+        Err("exec with a TTY (-t) is not supported by korral's node daemons; run without -t (stdin with -i works)".to_string())
+    } else {
+        let stdin = match req.stdin {
+            true => read_stdin(&mut socket).await.map(Some),
+            false => Ok(None),
+        };
+        match stdin {
+            Ok(stdin) => {
+                // keep reading while the command runs: pings get their pongs (kubectl
+                // drops a silent connection) and a client that leaves ends the session
+                let run = run_on_node(&app, &pod, &node, &req, stdin);
+                tokio::pin!(run);
+                loop {
+                    tokio::select! {
+                        r = &mut run => break r,
+                        msg = socket.recv() => match msg {
+                            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                            Some(Ok(_)) => {}
+                        },
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        }
+    };
+    if let Ok((_, stdout, stderr)) = &result {
+        for (stream, data) in [(STDOUT, stdout), (STDERR, stderr)] {
+            for chunk in data.chunks(CHUNK) {
+                if socket.send(frame(stream, chunk)).await.is_err() {
+                    return;
+                }
             }
         }
     }
@@ -226,7 +306,7 @@ mod tests {
         .expect("valid");
         assert_eq!(r.container, "b");
         assert_eq!(r.command, vec!["sh", "-c", "id"]);
-        assert!(!r.interactive);
+        assert!(!r.stdin && !r.tty);
         let e = parse(&pod, &q(&[("container", "a"), ("stdout", "true")])).expect_err("no command");
         assert!(e.message.contains("at least one command"), "{}", e.message);
         let e =
@@ -244,14 +324,17 @@ mod tests {
             ]),
         )
         .expect("interactive parses");
-        assert!(r.interactive);
+        assert!(r.stdin && r.tty);
     }
 
     #[test]
     fn the_final_status_carries_the_exit_code_as_kubectl_reads_it() {
         let cmd = vec!["false".to_string()];
-        assert_eq!(final_status(&Ok((0, vec![])), &cmd)["status"], "Success");
-        let s = final_status(&Ok((3, vec![])), &cmd);
+        assert_eq!(
+            final_status(&Ok((0, vec![], vec![])), &cmd)["status"],
+            "Success"
+        );
+        let s = final_status(&Ok((3, vec![], vec![])), &cmd);
         assert_eq!(s["reason"], "NonZeroExitCode");
         assert_eq!(s["details"]["causes"][0]["reason"], "ExitCode");
         assert_eq!(s["details"]["causes"][0]["message"], "3");

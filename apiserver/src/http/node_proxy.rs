@@ -188,6 +188,15 @@ const LOG_PARAMS: &[&str] = &[
     "sinceTime",
 ];
 
+/// The `container` query parameter (the last one given).
+pub fn requested_container(query: &[(String, String)]) -> Option<&str> {
+    query
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "container")
+        .map(|(_, v)| v.as_str())
+}
+
 /// Which container a log or exec request is for: `container=`, else the
 /// only one, else the `kubectl.kubernetes.io/default-container` annotation.
 pub fn pick_container(pod: &Value, requested: Option<&str>) -> ApiResult<String> {
@@ -249,12 +258,7 @@ pub async fn logs(
     node: &str,
     query: &[(String, String)],
 ) -> ApiResult<Response> {
-    let requested = query
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "container")
-        .map(|(_, v)| v.as_str());
-    let container = pick_container(pod, requested)?;
+    let container = pick_container(pod, requested_container(query))?;
     let ep = endpoint(app, node).await?;
     let (ns, name) = namespace_and_name(pod);
     let forwarded: Vec<(&str, &str)> = query

@@ -81,7 +81,7 @@ pub async fn run_once(probe: &Probe, c: &Container, t: &Target) -> Result<(), St
         let cmd = exec.command.clone().unwrap_or_default();
         let out = t
             .runtime
-            .exec(&t.container_id, &cmd, timeout)
+            .exec(&t.container_id, &cmd, None, timeout)
             .await
             .map_err(|e| e.to_string())?;
         return if out.code == 0 {
@@ -90,7 +90,7 @@ pub async fn run_once(probe: &Probe, c: &Container, t: &Target) -> Result<(), St
             Err(format!(
                 "command {cmd:?} exited with {}: {}",
                 out.code,
-                String::from_utf8_lossy(&out.output).trim()
+                String::from_utf8_lossy(&out.combined()).trim()
             ))
         };
     }

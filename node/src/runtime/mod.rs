@@ -179,8 +179,19 @@ impl ContainerInfo {
 pub struct ExecOutput {
     /// Exit code.
     pub code: i32,
-    /// stdout and stderr, interleaved.
-    pub output: Vec<u8>,
+    /// What the command wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// What it wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// stdout then stderr, for messages (probe failures).
+    pub fn combined(&self) -> Vec<u8> {
+        let mut all = self.stdout.clone();
+        all.extend_from_slice(&self.stderr);
+        all
+    }
 }
 
 /// What a runtime does for the pod reconciler. Every call is idempotent
@@ -222,8 +233,15 @@ pub trait Runtime: Send + Sync + 'static {
             .collect())
     }
 
-    /// Runs a command in a running container, up to `timeout`.
-    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput>;
+    /// Runs a command in a running container, up to `timeout`; `stdin` (when
+    /// given) is written to the command's standard input, then closed.
+    async fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput>;
 
     /// Pod uids whose containers changed state (exited): the reconciler resyncs them.
     fn events(&self) -> broadcast::Receiver<String>;

@@ -157,11 +157,18 @@ impl Runtime for Simulated {
         self.with(|m| m.values().cloned().collect())
     }
 
-    async fn exec(&self, id: &str, _command: &[String], _timeout: Duration) -> Result<ExecOutput> {
+    async fn exec(
+        &self,
+        id: &str,
+        _command: &[String],
+        _stdin: Option<&[u8]>,
+        _timeout: Duration,
+    ) -> Result<ExecOutput> {
         if self.with(|m| m.get(id).is_some_and(ContainerInfo::is_running))? {
             Ok(ExecOutput {
                 code: 0,
-                output: Vec::new(),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
             })
         } else {
             Err(RuntimeError::NotFound(id.into()))

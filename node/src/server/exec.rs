@@ -1,8 +1,11 @@
-//! `POST /exec/{namespace}/{pod}/{container}?command=…`: runs a command in
-//! a running container and answers its output (stdout and stderr together)
-//! with the exit code in the `x-korral-exit-code` header — what the API
-//! server's `pods/exec` turns into a WebSocket session for kubectl. The
-//! command runs to completion (at most [`EXEC_TIMEOUT`]); no stdin, no TTY.
+//! `POST /exec/{namespace}/{pod}/{container}?command=…[&stdin=true]`: runs
+//! a command in a running container and answers its stdout then its stderr
+//! (their split in the `x-korral-stdout-bytes` header) with the exit code in
+//! the `x-korral-exit-code` header —
+//! what the API server's `pods/exec` turns into a WebSocket session for
+//! kubectl. With `stdin=true` the request body is the command's standard
+//! input (then closed). The command runs to completion (at most
+//! [`EXEC_TIMEOUT`]); no TTY.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +20,14 @@ use crate::runtime::RuntimeError;
 /// The longest an exec'd command may run.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The largest stdin accepted (the API server's `pods/exec` has the same cap).
+pub const MAX_STDIN: usize = 64 << 20;
+
 /// The response header carrying the command's exit code.
 pub const EXIT_CODE_HEADER: &str = "x-korral-exit-code";
+
+/// The response header saying how many leading body bytes are stdout (the rest is stderr).
+pub const STDOUT_BYTES_HEADER: &str = "x-korral-stdout-bytes";
 
 /// The `command` parameters of a query string, in order.
 pub fn commands(query: &str) -> Vec<String> {
@@ -28,13 +37,21 @@ pub fn commands(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the query asks for the body to be the command's stdin.
+fn wants_stdin(query: &str) -> bool {
+    form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "stdin" && (v == "true" || v == "1"))
+}
+
 /// Serves an exec request.
 pub async fn exec(
     State(ctx): State<Arc<PodContext>>,
     Path((ns, pod, container)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
+    body: axum::body::Bytes,
 ) -> Response {
-    let command = commands(query.as_deref().unwrap_or(""));
+    let query = query.unwrap_or_default();
+    let command = commands(&query);
+    let stdin = wants_stdin(&query).then_some(&body[..]);
     if command.is_empty() {
         return (
             StatusCode::BAD_REQUEST,
@@ -47,14 +64,15 @@ pub async fn exec(
         Err(r) => return r,
     };
     tracing::info!(namespace = %ns, pod = %pod, container = %container, command = ?command, "exec");
-    match ctx.runtime.exec(&id, &command, EXEC_TIMEOUT).await {
+    match ctx.runtime.exec(&id, &command, stdin, EXEC_TIMEOUT).await {
         Ok(out) => (
             StatusCode::OK,
             [
                 ("content-type", "application/octet-stream".to_string()),
                 (EXIT_CODE_HEADER, out.code.to_string()),
+                (STDOUT_BYTES_HEADER, out.stdout.len().to_string()),
             ],
-            out.output,
+            out.combined(),
         )
             .into_response(),
         Err(RuntimeError::NotFound(_)) => (
@@ -81,5 +99,7 @@ mod tests {
             vec!["sh", "-c", "echo a&b"]
         );
         assert!(commands("stdout=true").is_empty());
+        assert!(wants_stdin("command=cat&stdin=true"));
+        assert!(!wants_stdin("command=cat&stdout=true"));
     }
 }

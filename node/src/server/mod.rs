@@ -24,7 +24,8 @@ pub fn router(ctx: Arc<PodContext>) -> Router {
         )
         .route(
             "/exec/{namespace}/{pod}/{container}",
-            axum::routing::post(exec::exec),
+            axum::routing::post(exec::exec)
+                .layer(axum::extract::DefaultBodyLimit::max(exec::MAX_STDIN)),
         )
         .with_state(ctx)
 }

@@ -25,7 +25,7 @@ use containerd_client::services::v1::snapshots::{PrepareSnapshotRequest, RemoveS
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::{
-    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest,
     KillRequest, ListContainersRequest, StartRequest, WaitRequest, container::Runtime as CRuntime,
 };
@@ -483,7 +483,13 @@ impl Runtime for Containerd {
         Ok(out)
     }
 
-    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
+    async fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
         let c = self
             .containers()
             .get(self.api.req(GetContainerRequest { id: id.to_string() }))
@@ -505,23 +511,61 @@ impl Runtime for Containerd {
             .unwrap_or_default();
         let process = spec::exec_process(&cspec, command);
         let exec_id = format!("exec-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
-        let out_file = std::env::temp_dir().join(format!("korral-{exec_id}.out"));
-        let uri = format!("file://{}", out_file.display());
-        self.tasks()
-            .exec(self.api.req(ExecProcessRequest {
-                container_id: id.to_string(),
-                stdin: String::new(),
-                stdout: uri.clone(),
-                stderr: uri,
-                terminal: false,
-                spec: Some(prost_types::Any {
-                    type_url: PROCESS_TYPE.into(),
-                    value: serde_json::to_vec(&process).map_err(|e| other(e.to_string()))?,
+        // stdio through FIFOs the shim opens: stdin fed after start, stdout and stderr read apart
+        let fifo = |name: &str| -> Result<PathBuf> {
+            let p = std::env::temp_dir().join(format!("korral-{exec_id}.{name}"));
+            make_fifo(&p).map_err(|e| other(format!("creating {}: {e}", p.display())))?;
+            Ok(p)
+        };
+        let out_fifo = fifo("out")?;
+        let err_fifo = fifo("err")?;
+        let in_fifo = match stdin {
+            Some(_) => Some(fifo("in")?),
+            None => None,
+        };
+        let readers = [out_fifo.clone(), err_fifo.clone()]
+            .map(|p| tokio::task::spawn_blocking(move || drain_fifo(&p)));
+        let release = |fifos: [&PathBuf; 2]| {
+            use std::os::unix::fs::OpenOptionsExt;
+            // a writer of our own ends a reader still waiting for the shim's
+            for p in fifos {
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(p);
+            }
+        };
+        let body = serde_json::to_vec(&process).map_err(|e| other(e.to_string()))?;
+        let created = self
+            .tasks()
+            .exec(
+                self.api.req(ExecProcessRequest {
+                    container_id: id.to_string(),
+                    stdin: in_fifo
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    stdout: out_fifo.display().to_string(),
+                    stderr: err_fifo.display().to_string(),
+                    terminal: false,
+                    spec: Some(prost_types::Any {
+                        type_url: PROCESS_TYPE.into(),
+                        value: body,
+                    }),
+                    exec_id: exec_id.clone(),
                 }),
-                exec_id: exec_id.clone(),
-            }))
-            .await
-            .map_err(|s| other(err("exec", s)))?;
+            )
+            .await;
+        if let Err(e) = created {
+            release([&out_fifo, &err_fifo]);
+            for p in [Some(&out_fifo), Some(&err_fifo), in_fifo.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(other(err("exec", e)));
+        }
         let del = |me: &Self| {
             let (api, id, exec_id) = (me.api.clone(), id.to_string(), exec_id.clone());
             async move {
@@ -544,7 +588,29 @@ impl Runtime for Containerd {
                 container_id: id.to_string(),
                 exec_id: exec_id.clone(),
             }));
-            let (w, s) = tokio::join!(wait, start);
+            let start_and_feed = async {
+                let started = start.await;
+                // stdin once the shim has the FIFO's read end (it opens it while starting)
+                if started.is_ok()
+                    && let (Some(path), Some(data)) = (in_fifo.clone(), stdin)
+                {
+                    let data = data.to_vec();
+                    if let Ok(Err(e)) =
+                        tokio::task::spawn_blocking(move || feed_fifo(&path, &data)).await
+                    {
+                        tracing::warn!(error = %e, "exec stdin");
+                    }
+                    let _ = TasksClient::new(self.api.channel.clone())
+                        .close_io(self.api.req(CloseIoRequest {
+                            container_id: id.to_string(),
+                            exec_id: exec_id.clone(),
+                            stdin: true,
+                        }))
+                        .await;
+                }
+                started
+            };
+            let (w, s) = tokio::join!(wait, start_and_feed);
             s.map_err(|s| other(err("starting exec", s)))?;
             w.map(|r| r.into_inner().exit_status)
                 .map_err(|s| other(err("waiting for exec", s)))
@@ -562,12 +628,25 @@ impl Runtime for Containerd {
                 .await;
         }
         del(self).await;
-        let output = std::fs::read(&out_file).unwrap_or_default();
-        let _ = std::fs::remove_file(&out_file);
+        // the shim closed its ends when the process went; if it never opened them (a failed
+        // start), a writer of our own ends the readers' wait
+        release([&out_fifo, &err_fifo]);
+        let [out, errs] = readers;
+        let (stdout, stderr) = (
+            out.await.unwrap_or_default(),
+            errs.await.unwrap_or_default(),
+        );
+        for p in [Some(&out_fifo), Some(&err_fifo), in_fifo.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(p);
+        }
         match result {
             Ok(Ok(code)) => Ok(ExecOutput {
                 code: i32::try_from(code).unwrap_or(255),
-                output,
+                stdout,
+                stderr,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(other(format!(
@@ -579,6 +658,61 @@ impl Runtime for Containerd {
     fn events(&self) -> broadcast::Receiver<String> {
         self.events.subscribe()
     }
+}
+
+/// Creates a FIFO (mode 0600).
+fn make_fifo(path: &std::path::Path) -> std::io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(std::io::Error::other)?;
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates the node
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads a FIFO until every writer has closed it (blocks until one opens it).
+fn drain_fifo(path: &std::path::Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_end(&mut data);
+    }
+    data
+}
+
+/// Writes `data` into a FIFO whose reader (the shim) is opening it, then
+/// closes it (the command's end of input). Waits up to 10 s for the reader.
+fn feed_fifo(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let file = loop {
+        // non-blocking: ENXIO while nobody reads (a blocking open could wait forever)
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => break f,
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENXIO)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // blocking writes from here (the reader drains as the command reads)
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    // SAFETY: fcntl on a file descriptor this function owns
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    let mut file = file;
+    file.write_all(data)
 }
 
 /// Imports an image archive into containerd (`korral image import`).

@@ -414,7 +414,13 @@ impl Runtime for Process {
         Ok(out)
     }
 
-    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
+    async fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
         let dir = self.dir(id);
         let rec = self
             .record(&dir)
@@ -428,20 +434,33 @@ impl Runtime for Process {
             .env_clear()
             .envs(rec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(rec.working_dir.as_deref().unwrap_or("/"))
-            .stdin(std::process::Stdio::null())
+            .stdin(match stdin {
+                Some(_) => std::process::Stdio::piped(),
+                None => std::process::Stdio::null(),
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        match tokio::time::timeout(timeout, cmd.output()).await {
-            Ok(Ok(o)) => {
-                let mut output = o.stdout;
-                output.extend_from_slice(&o.stderr);
-                Ok(ExecOutput {
-                    code: o.status.code().unwrap_or(-1),
-                    output,
-                })
+        let run = async {
+            let mut child = cmd.spawn()?;
+            if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+                use tokio::io::AsyncWriteExt;
+                // the command may exit without reading everything: not an error
+                let _ = pipe.write_all(data).await;
+                drop(pipe);
             }
+            child.wait_with_output().await
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(o)) => Ok(ExecOutput {
+                code: o.status.code().unwrap_or(-1),
+                stdout: o.stdout,
+                stderr: o.stderr,
+            }),
             Ok(Err(e)) => Ok(ExecOutput {
                 code: 127,
-                output: format!("cannot run {prog:?}: {e}").into_bytes(),
+                stdout: Vec::new(),
+                stderr: format!("cannot run {prog:?}: {e}").into_bytes(),
             }),
             Err(_) => Err(RuntimeError::Other(format!(
                 "exec {prog:?}: timed out after {timeout:?}"
