@@ -37,6 +37,9 @@ const STATUS: u8 = 3;
 /// The largest message sent on a stream.
 const CHUNK: usize = 32 * 1024;
 
+/// How long the session waits for the client's half of the close handshake.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The largest stdin accepted (the node's exec endpoint has the same cap).
 const MAX_STDIN: usize = 64 << 20;
 
@@ -256,6 +259,17 @@ async fn session(
             reason: "".into(),
         })))
         .await;
+    // finish the close handshake, reading what the client still sends (input never
+    // read, pings): closing with unread data resets the connection, and the client
+    // could lose the status above
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Answers an exec request: upgrades to a WebSocket session, or explains what is missing.
