@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use node_support::containerd::{Containerd, run};
 use node_support::{
-    NodeProc, container_id, endpoint_ips, http_get, jsonpath, ready, restarts, wait_node,
-    wait_ready, wait_ready_pods,
+    NodeProc, apply, check_adoption, check_exec, check_readiness_moves_endpoints, container_id,
+    endpoint_ips, http_get, jsonpath, ready, restarts, wait_node, wait_ready, wait_ready_pods,
 };
 use support::{Server, korral_bin, wait_for};
 
@@ -72,15 +72,6 @@ spec:
 
 fn page(body: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: page}}\ndata:\n  {body}\n")
-}
-
-fn apply(s: &Server, yaml: &str) {
-    let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
-    assert!(
-        o.status.success(),
-        "apply failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 #[test]
@@ -203,20 +194,10 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     let logs = s.ok(&["logs", w0]);
     assert!(logs.contains("response:200"), "logs: {logs}");
 
-    // kubectl exec runs a command inside the container and passes its exit code on
-    let out = s.ok(&["exec", w0, "--", "cat", "/www/index.html"]);
-    assert_eq!(out.trim(), "hello from containerd");
-    let o = s.kubectl(&["exec", w0, "--", "sh", "-c", "echo oops >&2; exit 3"]);
-    assert_eq!(o.status.code(), Some(3), "exit code of the command");
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("oops") && o.stdout.is_empty(),
-        "stderr stays stderr: {o:?}"
-    );
+    // kubectl exec: output, stderr and exit code apart, stdin
+    check_exec(&s, w0, &[], "/www/index.html", "hello from containerd");
 
-    // stdin (-i) reaches the command; kubectl cp (tar over exec) into and out of a pod
-    let o = s.kubectl_with(&["exec", "-i", w0, "--", "wc", "-c"], &[], Some("hello"));
-    assert!(o.status.success(), "{o:?}");
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "5");
+    // kubectl cp (tar over exec) into and out of a pod
     let local = s.dir.path().join("note.txt");
     std::fs::write(&local, "copied in\n").expect("write");
     s.ok(&[
@@ -258,43 +239,23 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     wait_ready(&s, &node, "live", Duration::from_secs(30));
 
     // a failing readiness probe makes pods NotReady and moves them out of the Endpoints' ready addresses
-    apply(&s, &page("other.html: \"x\""));
-    wait_for(
-        "the pods NotReady, out of the Endpoints",
-        Duration::from_secs(20),
-        || {
-            web.iter().all(|p| ready(&s, p) == "False")
-                && endpoint_ips(&s, "web") == (vec![], ips.clone())
-        },
-    );
-    apply(&s, &page("index.html: \"back\""));
-    wait_for(
-        "the pods Ready again, back in the Endpoints",
-        Duration::from_secs(20),
-        || {
-            web.iter().all(|p| ready(&s, p) == "True")
-                && endpoint_ips(&s, "web") == (ips.clone(), vec![])
-        },
+    check_readiness_moves_endpoints(
+        &s,
+        "web",
+        &web,
+        &ips,
+        &page("other.html: \"x\""),
+        &page("index.html: \"back\""),
     );
 
     // the daemon restarts and adopts: same container ids, no restarts, no duplicates
-    let state = |pods: &[String]| -> Vec<(String, i64)> {
-        pods.iter()
-            .map(|p| (container_id(&s, p), restarts(&s, p)))
-            .collect()
-    };
-    let before = state(&web);
-    node.restart();
-    s.ok(&["scale", "deployment/web", "--replicas=4"]);
-    let four = wait_ready_pods(&s, &node, "app=web", 4, Duration::from_secs(60));
-    assert!(
-        web.iter().all(|p| four.contains(p)),
-        "the first three pods stay"
-    );
-    assert_eq!(
-        before,
-        state(&web),
-        "containers were adopted, not restarted"
+    check_adoption(
+        &s,
+        &mut node,
+        "web",
+        "app=web",
+        &web,
+        Duration::from_secs(60),
     );
     assert_eq!(
         ctd.container_count(),

@@ -13,8 +13,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use node_support::{
-    NodeProc, alive, container_id, endpoint_ips, http_get, jsonpath, ready, restarts, uid_of,
-    wait_node, wait_ready, wait_ready_pods,
+    NodeProc, alive, apply, check_adoption, check_exec, check_readiness_moves_endpoints,
+    container_id, endpoint_ips, http_get, jsonpath, ready, restarts, uid_of, wait_node, wait_ready,
+    wait_ready_pods,
 };
 use support::{Server, wait_for};
 
@@ -67,15 +68,6 @@ spec:
 
 fn page(body: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: page}}\ndata:\n  {body}\n")
-}
-
-fn apply(s: &Server, yaml: &str) {
-    let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
-    assert!(
-        o.status.success(),
-        "apply failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn pid_of(node: &NodeProc, s: &Server, pod: &str) -> i32 {
@@ -234,24 +226,8 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     let pid = pid_of(&node, &s, w0);
     assert_eq!(uid_of(u32::try_from(pid).unwrap_or(0)), daemon_uid);
 
-    // kubectl exec runs a command in the container and passes its exit code on
-    let out = s.ok(&["exec", w0, "--", "busybox", "cat", "/www/index.html"]);
-    assert_eq!(out.trim(), "hello from korral");
-    let o = s.kubectl(&["exec", w0, "--", "sh", "-c", "echo oops >&2; exit 3"]);
-    assert_eq!(o.status.code(), Some(3), "exit code of the command");
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("oops") && o.stdout.is_empty(),
-        "stderr stays stderr: {o:?}"
-    );
-
-    // stdin (-i) reaches the command
-    let o = s.kubectl_with(
-        &["exec", "-i", w0, "--", "busybox", "wc", "-c"],
-        &[],
-        Some("hello"),
-    );
-    assert!(o.status.success(), "{o:?}");
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "5");
+    // kubectl exec: output, stderr and exit code apart, stdin
+    check_exec(&s, w0, &["busybox"], "/www/index.html", "hello from korral");
 
     // a killed container is restarted
     let pid = pid_of(&node, &s, w0);
@@ -304,24 +280,13 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
 
     // a failing readiness probe (the page leaves the ConfigMap) makes the pods NotReady
     // and moves them to the Endpoints' not-ready addresses
-    apply(&s, &page("other.html: \"x\""));
-    wait_for(
-        "the pods NotReady, out of the Endpoints",
-        Duration::from_secs(20),
-        || {
-            web.iter().all(|p| ready(&s, p) == "False")
-                && endpoint_ips(&s, "web") == (vec![], ips.clone())
-        },
-    );
-    assert_eq!(jsonpath(&s, "pod", w1, "{.status.phase}"), "Running");
-    apply(&s, &page("index.html: \"hello again\""));
-    wait_for(
-        "the pods Ready again, back in the Endpoints",
-        Duration::from_secs(20),
-        || {
-            web.iter().all(|p| ready(&s, p) == "True")
-                && endpoint_ips(&s, "web") == (ips.clone(), vec![])
-        },
+    check_readiness_moves_endpoints(
+        &s,
+        "web",
+        &web,
+        &ips,
+        &page("other.html: \"x\""),
+        &page("index.html: \"hello again\""),
     );
     assert_eq!(
         http_get(&format!(
@@ -332,23 +297,13 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     );
 
     // restarting the daemon adopts the running containers: same ids, no restarts
-    let state = |pods: &[String]| -> Vec<(String, i64)> {
-        pods.iter()
-            .map(|p| (container_id(&s, p), restarts(&s, p)))
-            .collect()
-    };
-    let before = state(&web);
-    node.restart();
-    s.ok(&["scale", "deployment/web", "--replicas=4"]);
-    let four = wait_ready_pods(&s, &node, "app=web", 4, Duration::from_secs(30));
-    assert!(
-        web.iter().all(|p| four.contains(p)),
-        "the first three pods stay"
-    );
-    assert_eq!(
-        before,
-        state(&web),
-        "containers were adopted, not restarted"
+    check_adoption(
+        &s,
+        &mut node,
+        "web",
+        "app=web",
+        &web,
+        Duration::from_secs(30),
     );
     let containers = std::fs::read_dir(data.join("containers"))
         .expect("containers")

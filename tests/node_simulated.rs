@@ -39,17 +39,7 @@ fn simulated_nodes_register_heartbeat_and_run_pods() {
     let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(&manifest));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     wait_for("20 Ready pods", Duration::from_secs(60), || {
-        let o = s.kubectl(&[
-            "get",
-            "pods",
-            "-o",
-            "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        String::from_utf8_lossy(&o.stdout)
-            .split_whitespace()
-            .filter(|x| *x == "True")
-            .count()
-            == 20
+        s.ready_count("pods") == 20
     });
     let ip = jsonpath(&s, "pod", "p3", "{.status.podIP}");
     let cidr = jsonpath(&s, "node", "sim-3", "{.spec.podCIDR}");

@@ -296,3 +296,102 @@ pub fn uid_of(pid: u32) -> Option<u32> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
+
+/// `kubectl apply -f -` of a manifest; panics with kubectl's message on failure.
+pub fn apply(s: &Server, yaml: &str) {
+    let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
+    assert!(
+        o.status.success(),
+        "apply failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `kubectl exec` into `pod`: `cat FILE` prints `want`; stderr and a non-zero
+/// exit code come back apart from stdout; stdin (`-i`) reaches the command.
+/// `bin` prefixes busybox applets (`["busybox"]` on the host, `[]` in an image).
+pub fn check_exec(s: &Server, pod: &str, bin: &[&str], file: &str, want: &str) {
+    let cmd = |applet: &[&str]| -> Vec<String> {
+        bin.iter().chain(applet).map(|a| a.to_string()).collect()
+    };
+    let mut args: Vec<String> = vec!["exec".into(), pod.into(), "--".into()];
+    args.extend(cmd(&["cat", file]));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(s.ok(&argv).trim(), want);
+    let o = s.kubectl(&["exec", pod, "--", "sh", "-c", "echo oops >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "exit code of the command");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("oops") && o.stdout.is_empty(),
+        "stderr stays stderr: {o:?}"
+    );
+    let mut args: Vec<String> = vec!["exec".into(), "-i".into(), pod.into(), "--".into()];
+    args.extend(cmd(&["wc", "-c"]));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = s.kubectl_with(&argv, &[], Some("hello"));
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "5",
+        "stdin reached the command"
+    );
+}
+
+/// A failing readiness probe (after `break_yaml` is applied) makes every pod
+/// of `web` NotReady and moves `ips` to the Service's not-ready addresses;
+/// `fix_yaml` brings them back.
+pub fn check_readiness_moves_endpoints(
+    s: &Server,
+    service: &str,
+    web: &[String],
+    ips: &[String],
+    break_yaml: &str,
+    fix_yaml: &str,
+) {
+    apply(s, break_yaml);
+    wait_for(
+        "the pods NotReady, out of the Endpoints",
+        Duration::from_secs(20),
+        || {
+            web.iter().all(|p| ready(s, p) == "False")
+                && endpoint_ips(s, service) == (vec![], ips.to_vec())
+        },
+    );
+    for p in web {
+        assert_eq!(jsonpath(s, "pod", p, "{.status.phase}"), "Running");
+    }
+    apply(s, fix_yaml);
+    wait_for(
+        "the pods Ready again, back in the Endpoints",
+        Duration::from_secs(20),
+        || {
+            web.iter().all(|p| ready(s, p) == "True")
+                && endpoint_ips(s, service) == (ips.to_vec(), vec![])
+        },
+    );
+}
+
+/// Kills the daemon (SIGKILL) and starts it again, then scales `deployment`
+/// up by one: the pods of `web` keep their containers (same ids, no
+/// restarts) and the new pod becomes Ready. Returns the pods after.
+pub fn check_adoption(
+    s: &Server,
+    node: &mut NodeProc,
+    deployment: &str,
+    selector: &str,
+    web: &[String],
+    timeout: Duration,
+) -> Vec<String> {
+    let state = |pods: &[String]| -> Vec<(String, i64)> {
+        pods.iter()
+            .map(|p| (container_id(s, p), restarts(s, p)))
+            .collect()
+    };
+    let before = state(web);
+    node.restart();
+    let replicas = format!("--replicas={}", web.len() + 1);
+    s.ok(&["scale", &format!("deployment/{deployment}"), &replicas]);
+    let after = wait_ready_pods(s, node, selector, web.len() + 1, timeout);
+    assert!(web.iter().all(|p| after.contains(p)), "the first pods stay");
+    assert_eq!(before, state(web), "containers were adopted, not restarted");
+    after
+}

@@ -172,6 +172,20 @@ impl Server {
         path
     }
 
+    /// How many objects of a kind (`nodes`, `pods`) have the Ready condition True.
+    pub fn ready_count(&self, kind: &str) -> usize {
+        let o = self.kubectl(&[
+            "get",
+            kind,
+            "-o",
+            "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .filter(|x| *x == "True")
+            .count()
+    }
+
     /// An HTTP request with curl: returns (status code, body).
     pub fn curl(
         &self,

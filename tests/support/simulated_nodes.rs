@@ -39,17 +39,7 @@ impl SimulatedNodes {
             .expect("korral node --simulate");
         let nodes = SimulatedNodes { child };
         wait_for(&format!("{n} Ready nodes"), Duration::from_secs(60), || {
-            let o = s.kubectl(&[
-                "get",
-                "nodes",
-                "-o",
-                "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-            ]);
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .filter(|x| *x == "True")
-                .count()
-                >= n
+            s.ready_count("nodes") >= n
         });
         nodes
     }
