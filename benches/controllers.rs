@@ -8,13 +8,14 @@
 //!
 //! `cargo bench --bench controllers` (`-- --deployments N` to change the size).
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reconcilers::runtime::{Client, ListParams, WatchEvent, WriteParams};
 use schemas::apps::Deployment;
+use schemas::coordination::Lease;
 use schemas::core::Pod;
 
 fn rss_kib(pid: u32) -> u64 {
@@ -27,15 +28,6 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn spawn(args: &[&str], log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_korral"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("spawn korral")
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -67,38 +59,10 @@ async fn main() {
         .unwrap_or(1000);
     let replicas = 10;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let mut server = spawn(
-        &[
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--controllers",
-            "none",
-            "--data-dir",
-            &dir.path().to_string_lossy(),
-        ],
-        &dir.path().join("server.log"),
-    );
-    let kubeconfig = dir.path().join("kubeconfig.yaml");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let client = loop {
-        if let Ok(c) = Client::from_kubeconfig(Some(&kubeconfig), "bench")
-            && c.get_raw("/version").await.is_ok()
-        {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let mut controllers = spawn(
+    let (mut server, client) =
+        common::start_server(dir.path(), &dir.path().join("server.log"), &[]).await;
+    let metrics_port = common::free_port();
+    let mut controllers = common::spawn(
         &[
             "controllers",
             "--kubeconfig",
@@ -112,10 +76,24 @@ async fn main() {
         ],
         &dir.path().join("controllers.log"),
     );
-    let rss_idle = {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        rss_kib(controllers.id())
-    };
+    // idle: leading (its Lease is held) and serving metrics, nothing to do yet
+    let leases = client.api::<Lease>(Some("kube-system"));
+    common::wait_until("the controllers to lead", Duration::from_secs(60), || {
+        let leases = leases.clone();
+        async move {
+            leases
+                .get("korral-controllers")
+                .await
+                .ok()
+                .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+                .is_some()
+                && reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+                    .await
+                    .is_ok()
+        }
+    })
+    .await;
+    let rss_idle = rss_kib(controllers.id());
     // Pods are counted from a watch opened before the first create: polling
     // lists of 10,000 pods would load the server more than the controllers.
     let pods = client.api::<Pod>(Some("default"));

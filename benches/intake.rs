@@ -10,8 +10,10 @@
 //!
 //! `cargo bench --bench intake` (`-- --objects N` to change the size).
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,15 +76,6 @@ fn manifest(ns: usize, i: usize) -> (String, String) {
             ),
         ),
     }
-}
-
-fn spawn(args: &[&str], log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_korral"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("spawn korral")
 }
 
 fn secs(d: Duration) -> String {
@@ -182,35 +175,9 @@ async fn main() {
     let raw = raw_store_writes(root, &raw_objects).await;
 
     // the server
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
     let data = root.join("server");
-    let mut server = spawn(
-        &[
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--controllers",
-            "none",
-            "--intake=false",
-            "--data-dir",
-            &data.to_string_lossy(),
-        ],
-        &root.join("server.log"),
-    );
-    let kubeconfig = data.join("kubeconfig.yaml");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let client = loop {
-        if let Ok(c) = Client::from_kubeconfig(Some(&kubeconfig), "bench")
-            && c.get_raw("/version").await.is_ok()
-        {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (mut server, client) =
+        common::start_server(&data, &root.join("server.log"), &["--intake=false"]).await;
     let source: GitSource = client
         .api::<GitSource>(Some("default"))
         .patch(

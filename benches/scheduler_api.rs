@@ -10,35 +10,19 @@
 //! `cargo bench --bench scheduler_api` (`-- --quick`: 1,000 pods;
 //! `-- --nodes N` for one size).
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reconcilers::runtime::client::WatchEvent;
-use reconcilers::runtime::{Client, DeleteParams, ListParams, WriteParams};
+use reconcilers::runtime::{DeleteParams, ListParams, WriteParams};
 use schemas::core::{Node, Pod};
 use serde_json::json;
 
 const CLIENTS: usize = 16;
-
-fn spawn(args: &[&str], log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_korral"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("spawn korral")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 fn node(i: usize, cpu: &str, memory: &str) -> Node {
     let name = format!("scheduler-perf-{i}");
@@ -116,30 +100,8 @@ struct Row {
 /// otherwise pods are created while it runs (creation → bound latency).
 async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut server = spawn(
-        &[
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--controllers",
-            "none",
-            "--data-dir",
-            &dir.path().to_string_lossy(),
-        ],
-        &dir.path().join("server.log"),
-    );
-    let kubeconfig = dir.path().join("kubeconfig.yaml");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let client = loop {
-        if let Ok(c) = Client::from_kubeconfig(Some(&kubeconfig), "bench")
-            && c.get_raw("/version").await.is_ok()
-        {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (mut server, client) =
+        common::start_server(dir.path(), &dir.path().join("server.log"), &[]).await;
     let (cpu, memory) = if nodes * 40 < init + measured {
         ("16", "128Gi")
     } else {
@@ -179,7 +141,7 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
             .expect("watch"),
     );
     let start_scheduler = || {
-        spawn(
+        common::spawn(
             &[
                 "controllers",
                 "--controllers",
@@ -187,7 +149,7 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
                 "--kubeconfig",
                 &dir.path().join("controller.kubeconfig").to_string_lossy(),
                 "--metrics-addr",
-                &format!("127.0.0.1:{}", free_port()),
+                &format!("127.0.0.1:{}", common::free_port()),
             ],
             &dir.path().join("scheduler.log"),
         )

@@ -11,10 +11,11 @@ mod etcd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::fake_kubelet::FakeKubelet;
+use support::pod_watch::PodWatch;
 use support::{ChildGuard, Server, stdout, wait_for};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -58,58 +59,31 @@ fn deployment(replicas: i32, image: &str) -> String {
     )
 }
 
-/// Counts pods of app=web every 20 ms and remembers the most seen at once.
+/// The most live (not terminating) `app=web` pods seen at once, over every change.
 struct PodCounter {
-    stop: Arc<AtomicBool>,
     max: Arc<AtomicUsize>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _watch: PodWatch,
 }
 
 impl PodCounter {
     fn start(kubeconfig: &Path) -> PodCounter {
-        let stop = Arc::new(AtomicBool::new(false));
         let max = Arc::new(AtomicUsize::new(0));
-        let (s2, m2, kc) = (stop.clone(), max.clone(), kubeconfig.to_path_buf());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let client = reconcilers::runtime::Client::from_kubeconfig(Some(&kc), "counter")
-                    .expect("client");
-                let pods = client.api::<schemas::core::Pod>(Some("default"));
-                let lp = reconcilers::runtime::ListParams {
-                    label_selector: Some("app=web".into()),
-                    ..Default::default()
-                };
-                while !s2.load(Ordering::Relaxed) {
-                    if let Ok(l) = pods.list(&lp).await {
-                        m2.fetch_max(
-                            l.items
-                                .iter()
-                                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                                .count(),
-                            Ordering::Relaxed,
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            });
+        let m = max.clone();
+        let watch = PodWatch::start(kubeconfig, "counter", Some("app=web"), move |_, pods| {
+            let live = pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .count();
+            m.fetch_max(live, Ordering::Relaxed);
+            Box::pin(async {})
         });
-        PodCounter {
-            stop,
-            max,
-            thread: Some(thread),
-        }
+        PodCounter { max, _watch: watch }
     }
 
-    fn finish(mut self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.max.load(Ordering::Relaxed)
+    fn finish(self) -> usize {
+        let PodCounter { max, _watch } = self;
+        drop(_watch);
+        max.load(Ordering::Relaxed)
     }
 }
 

@@ -10,10 +10,10 @@
 mod net_support;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use net_support::{Lab, NetNode};
-use support::Server;
+use support::{Server, poll_until};
 
 fn apply(s: &Server, yaml: &str) {
     let o = s.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
@@ -53,14 +53,12 @@ fn without_kubernetes(rules: &str) -> String {
 
 /// Waits until the host's KORRAL rules (less `default/kubernetes`) equal `want`.
 fn expect_rules(lab: &Lab, node: &NetNode, step: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
     let mut got = String::new();
-    while Instant::now() < deadline {
+    if poll_until(Duration::from_secs(30), || {
         got = without_kubernetes(&lab.hosts[0].korral_rules());
-        if got == want {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        got == want
+    }) {
+        return;
     }
     let diff: Vec<String> = want
         .lines()

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use net_support::{Lab, NetNode};
 use node_support::containerd::Containerd;
-use node_support::jsonpath;
-use support::{Server, korral_bin, wait_for};
+use node_support::{jsonpath, tail};
+use support::{Server, korral_bin, poll_until, wait_for};
 
 const WEB: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -195,11 +195,6 @@ fn node_ready(s: &Server, node: &str) -> String {
     )
 }
 
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 #[test]
 fn services_across_two_hosts() {
     let mut lab = Lab::new(2);
@@ -278,25 +273,18 @@ fn services_across_two_hosts() {
         nodes.push(NetNode::start(&lab.hosts[i], &log, &args));
     }
     for (i, name) in names.iter().enumerate() {
-        let log = &nodes[i];
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while node_ready(&s, name) != "True" {
-            assert!(
-                Instant::now() < deadline,
-                "node {name} not Ready; log:\n{}",
-                tail(&log.log_text(), 30)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        assert!(
+            poll_until(Duration::from_secs(30), || node_ready(&s, name) == "True"),
+            "node {name} not Ready; log:\n{}",
+            tail(&nodes[i].log_text(), 30)
+        );
     }
 
     apply(&s, WEB);
     for (i, name) in names.iter().enumerate() {
         apply(&s, &client(i, name));
     }
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let web = web_pods(&s);
+    let all_ready = || {
         let clients_ready = (0..2).all(|i| {
             jsonpath(
                 &s,
@@ -305,18 +293,15 @@ fn services_across_two_hosts() {
                 "{.status.conditions[?(@.type==\"Ready\")].status}",
             ) == "True"
         });
-        if web.len() == 2 && clients_ready && ready_endpoints(&s) == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pods not ready: {}\nnode logs:\n{}\n---\n{}",
-            s.ok(&["get", "pods", "-o", "wide"]),
-            tail(&nodes[0].log_text(), 20),
-            tail(&nodes[1].log_text(), 20)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        web_pods(&s).len() == 2 && clients_ready && ready_endpoints(&s) == 2
+    };
+    assert!(
+        poll_until(Duration::from_secs(90), all_ready),
+        "pods not ready: {}\nnode logs:\n{}\n---\n{}",
+        s.ok(&["get", "pods", "-o", "wide"]),
+        tail(&nodes[0].log_text(), 20),
+        tail(&nodes[1].log_text(), 20)
+    );
     let web = web_pods(&s);
     let hosts_used: std::collections::BTreeSet<&String> = web.values().collect();
     assert_eq!(hosts_used.len(), 2, "one web pod per host: {web:?}");
@@ -426,20 +411,17 @@ fn services_across_two_hosts() {
         Duration::from_secs(30),
         || node_ready(&s, dead) != "True",
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let replaced = || {
         let now = web_pods(&s);
-        if now.len() == 2 && now.values().all(|n| *n == names[0]) && ready_endpoints(&s) == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no replacement on {}: {now:?}\n{}",
-            names[0],
-            s.ok(&["get", "pods", "-o", "wide"])
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        now.len() == 2 && now.values().all(|n| *n == names[0]) && ready_endpoints(&s) == 2
+    };
+    assert!(
+        poll_until(Duration::from_secs(60), replaced),
+        "no replacement on {}: {:?}\n{}",
+        names[0],
+        web_pods(&s),
+        s.ok(&["get", "pods", "-o", "wide"])
+    );
     let survivors = web_pods(&s);
     wait_for(
         "the service to answer from the survivors only",

@@ -6,10 +6,11 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use support::fake_kubelet::FakeKubelet;
+use support::pod_watch::{PodWatch, is_ready};
 use support::{Server, stderr, stdout, wait_for};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -93,52 +94,23 @@ fn rolling_update_keeps_replicas_ready_then_undo_pause_resume() {
     apply(&s, &deployment("web", "nginx:1", 3, strategy));
     wait_available(&s, "web", 3);
 
-    // sample the number of ready pods throughout the update
+    // the number of ready pods after every pod change throughout the update
     let min_ready = Arc::new(AtomicI64::new(i64::MAX));
-    let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
-        let (min_ready, stop, kubeconfig) = (min_ready.clone(), stop.clone(), s.kubeconfig.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let client =
-                    reconcilers::runtime::Client::from_kubeconfig(Some(&kubeconfig), "sampler")
-                        .expect("client");
-                let pods = client.api::<schemas::core::Pod>(Some("default"));
-                let lp = reconcilers::runtime::ListParams {
-                    label_selector: Some("app=web".into()),
-                    ..Default::default()
-                };
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(list) = pods.list(&lp).await {
-                        let ready = list
-                            .items
-                            .iter()
-                            .filter(|p| p.metadata.deletion_timestamp.is_none())
-                            .filter(|p| {
-                                p.status
-                                    .as_ref()
-                                    .and_then(|s| s.conditions.as_ref())
-                                    .is_some_and(|c| {
-                                        c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                                    })
-                            })
-                            .count();
-                        min_ready.fetch_min(i64::try_from(ready).unwrap_or(0), Ordering::Relaxed);
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            });
+        let min_ready = min_ready.clone();
+        PodWatch::start(&s.kubeconfig, "sampler", Some("app=web"), move |_, pods| {
+            let ready = pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
+                .count();
+            min_ready.fetch_min(i64::try_from(ready).unwrap_or(0), Ordering::Relaxed);
+            Box::pin(async {})
         })
     };
     s.ok(&["set", "image", "deploy/web", "c=nginx:2"]);
     let out = s.ok(&["rollout", "status", "deploy/web", "--timeout=60s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().expect("sampler");
+    drop(sampler);
     assert!(
         min_ready.load(Ordering::Relaxed) >= 3,
         "ready pods dropped to {} during the update",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{Server, korral_bin, wait_for};
+use crate::support::{Server, korral_bin, poll_until, wait_for};
 
 /// A running `korral node`.
 pub struct NodeProc {
@@ -144,40 +144,29 @@ pub fn container_id(s: &Server, pod: &str) -> String {
 
 /// Waits until the pod is Running and Ready.
 pub fn wait_ready(s: &Server, node: &NodeProc, pod: &str, timeout: Duration) {
-    let mut last = String::new();
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if jsonpath(s, "pod", pod, "{.status.phase}") == "Running" && ready(s, pod) == "True" {
-            return;
-        }
-        last = jsonpath(s, "pod", pod, "{.status}");
-        std::thread::sleep(Duration::from_millis(100));
+    let running_and_ready =
+        || jsonpath(s, "pod", pod, "{.status.phase}") == "Running" && ready(s, pod) == "True";
+    if !poll_until(timeout, running_and_ready) {
+        panic!(
+            "pod {pod} not Running/Ready after {timeout:?}; status: {}\nnode log tail:\n{}",
+            jsonpath(s, "pod", pod, "{.status}"),
+            tail(&node.log_text(), 40)
+        );
     }
-    panic!(
-        "pod {pod} not Running/Ready after {timeout:?}; status: {last}\nnode log tail:\n{}",
-        tail(&node.log_text(), 40)
-    );
 }
 
 /// Waits until the Node is Ready and its Lease renews.
 pub fn wait_node(s: &Server, node: &NodeProc, name: &str) {
-    let mut last = String::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        last = jsonpath(
+    let node_ready = || {
+        jsonpath(
             s,
             "node",
             name,
             "{.status.conditions[?(@.type==\"Ready\")].status}",
-        );
-        if last == "True" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(
-        last,
-        "True",
+        ) == "True"
+    };
+    assert!(
+        poll_until(Duration::from_secs(30), node_ready),
         "node {name} not Ready; log:\n{}",
         tail(&node.log_text(), 40)
     );
@@ -250,25 +239,22 @@ pub fn wait_ready_pods(
     n: usize,
     timeout: Duration,
 ) -> Vec<String> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let pods = pods_with(s, selector);
-        if pods.len() == n
+    let mut pods = Vec::new();
+    let all_ready = || {
+        pods = pods_with(s, selector);
+        pods.len() == n
             && pods.iter().all(|p| {
                 jsonpath(s, "pod", p, "{.status.phase}") == "Running" && ready(s, p) == "True"
             })
-        {
-            return pods;
-        }
-        if std::time::Instant::now() > deadline {
-            let status = s.ok(&["get", "pods", "-o", "wide"]);
-            panic!(
-                "not {n} Ready pods matching {selector} after {timeout:?}:\n{status}\nnode log tail:\n{}",
-                tail(&node.log_text(), 40)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    };
+    if !poll_until(timeout, all_ready) {
+        panic!(
+            "not {n} Ready pods matching {selector} after {timeout:?}:\n{}\nnode log tail:\n{}",
+            s.ok(&["get", "pods", "-o", "wide"]),
+            tail(&node.log_text(), 40)
+        );
     }
+    pods
 }
 
 /// The ready and not-ready addresses (IPs, sorted) of a Service's Endpoints.

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_kubelet;
+pub mod pod_watch;
 pub mod simulated_nodes;
 
 use std::path::{Path, PathBuf};
@@ -32,16 +33,30 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Waits for `cond` to hold, polling every 50 ms, up to `timeout`; panics with `what` otherwise.
-pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+/// How often a condition is checked while waiting for it.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Checks `cond` until it holds (true) or `timeout` passes (false). The one
+/// place tests wait: for a condition, with a deadline.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
+    loop {
         if cond() {
-            return;
+            return true;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL);
     }
-    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// Waits for `cond` to hold up to `timeout`; panics with `what` otherwise.
+pub fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, cond),
+        "timed out after {timeout:?} waiting for {what}"
+    );
 }
 
 fn server_url(kubeconfig: &Path) -> Option<String> {
