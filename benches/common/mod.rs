@@ -46,6 +46,8 @@ pub async fn wait_until<F: std::future::Future<Output = bool>>(
 /// Starts `korral server` without controllers on a free port with its data
 /// in `data` (plus `extra` flags), and returns it with an admin client once
 /// it answers.
+// the child is handed to the caller, which stops and waits for it
+#[allow(clippy::zombie_processes)]
 pub async fn start_server(data: &Path, log: &Path, extra: &[&str]) -> (Child, Client) {
     let listen = format!("127.0.0.1:{}", free_port());
     let data_dir = data.to_string_lossy();
@@ -68,10 +70,14 @@ pub async fn start_server(data: &Path, log: &Path, extra: &[&str]) -> (Child, Cl
         {
             return (server, c);
         }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not answer within 60 s"
-        );
+        if Instant::now() >= deadline {
+            let _ = server.kill();
+            let _ = server.wait();
+            panic!(
+                "the server did not answer within 60 s (log: {})",
+                log.display()
+            );
+        }
         tokio::time::sleep(POLL).await;
     }
 }
