@@ -184,7 +184,7 @@ impl Process {
         let events = self.events.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(EXIT_POLL).await;
                 if !dir.exists() {
                     return;
                 }
@@ -353,16 +353,13 @@ impl Runtime for Process {
             let _ = child.wait().await;
         });
         // wait for the pid (or an early exit record)
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while Self::pid(&dir).is_none() && !dir.join("exit").exists() {
-            if tokio::time::Instant::now() > deadline {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(RuntimeError::Other(format!(
-                    "the shim did not start {:?} within 10 s",
-                    c.name
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let started = || Self::pid(&dir).is_some() || dir.join("exit").exists();
+        if !until(Duration::from_secs(10), started).await {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(RuntimeError::Other(format!(
+                "the shim did not start {:?} within 10 s",
+                c.name
+            )));
         }
         self.watch(dir.clone(), c.pod_uid.clone());
         self.info(&dir)
@@ -378,18 +375,11 @@ impl Runtime for Process {
             return Ok(());
         }
         Self::signal(&dir, libc::SIGTERM);
-        let deadline = tokio::time::Instant::now() + grace;
-        while !done(&dir) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if !done(&dir) {
+        if !until(grace, || done(&dir)).await {
             tracing::info!(container = id, "grace period over; sending SIGKILL");
             Self::signal(&dir, libc::SIGKILL);
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !dir.join("exit").exists() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until(Duration::from_secs(5), || dir.join("exit").exists()).await;
         Ok(())
     }
 
@@ -470,6 +460,27 @@ impl Runtime for Process {
 
     fn events(&self) -> broadcast::Receiver<String> {
         self.events.subscribe()
+    }
+}
+
+/// How often a container's exit record is looked for (the shim writes it
+/// when the process ends; like the kubelet's relist, but finer).
+const EXIT_POLL: Duration = Duration::from_millis(100);
+
+/// How often the shim's records are checked while a start or stop waits for them.
+const RECORD_POLL: Duration = Duration::from_millis(20);
+
+/// Checks `cond` until it holds (true) or `timeout` passes (false).
+async fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(RECORD_POLL).await;
     }
 }
 
