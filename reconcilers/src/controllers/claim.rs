@@ -13,16 +13,17 @@ use schemas::meta::LabelSelector;
 use crate::controllers::podutil::{controller_of, controller_ref};
 use crate::runtime::{Api, ClientError, Patch, WriteParams};
 
-/// The children of `owner` among `candidates` (objects in its namespace),
-/// after adopting and releasing as needed.
+/// The children of `owner` among the objects of its namespace in `cache`
+/// (see [`candidates`]), after adopting and releasing as needed.
 pub async fn claim<P: Resource, C: Resource>(
     owner: &P,
     selector: &LabelSelector,
-    candidates: Vec<Arc<C>>,
+    cache: &crate::runtime::Cache<C>,
     api: &Api<C>,
     manager: &str,
 ) -> Result<Vec<Arc<C>>, ClientError> {
     let uid = owner.metadata().uid.clone().unwrap_or_default();
+    let candidates = candidates(cache, owner.metadata().namespace(), &uid, selector);
     let deleting = owner.metadata().deletion_timestamp.is_some();
     let wp = WriteParams {
         field_manager: Some(manager.into()),
@@ -94,7 +95,7 @@ pub fn ignore_gone<T>(r: Result<T, ClientError>) -> Result<Option<T>, ClientErro
 /// and those carrying one of its selector's labels (found through the cache's
 /// indexes, so a claim does not scan a whole namespace); without
 /// `matchLabels`, everything in the namespace.
-pub fn candidates<C: Resource>(
+fn candidates<C: Resource>(
     cache: &crate::runtime::Cache<C>,
     namespace: &str,
     owner_uid: &str,

@@ -92,12 +92,7 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     let owned = crate::controllers::claim::claim(
         rs.as_ref(),
         &spec.selector,
-        crate::controllers::claim::candidates(
-            &state.pods,
-            &ns,
-            rs.metadata.uid.as_deref().unwrap_or(""),
-            &spec.selector,
-        ),
+        &state.pods,
         &pod_api,
         MANAGER,
     )

@@ -109,12 +109,7 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     let owned = crate::controllers::claim::claim(
         d.as_ref(),
         &spec.selector,
-        crate::controllers::claim::candidates(
-            &state.replicasets,
-            &ns,
-            d.metadata.uid.as_deref().unwrap_or(""),
-            &spec.selector,
-        ),
+        &state.replicasets,
         &rs_api,
         MANAGER,
     )
