@@ -20,13 +20,12 @@ mod node_support;
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use net_support::{Lab, NetNode};
 use node_support::containerd::Containerd;
 use node_support::{jsonpath, tail};
-use support::{Server, korral_bin, poll_until, wait_for};
+use support::{Server, poll_until, wait_for};
 
 const WEB: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -214,23 +213,7 @@ fn services_across_two_hosts() {
         .map(|i| format!("net{}-{i}", std::process::id()))
         .collect();
     let ctd = Containerd::start(&ctd_dir, &names[0]);
-    let tar = ctd_dir.join("busybox.tar");
-    let o = Command::new(korral_bin())
-        .args(["image", "build-busybox"])
-        .arg(&tar)
-        .args(["--tag", "busybox:1.36"])
-        .output()
-        .expect("build-busybox");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = Command::new(korral_bin())
-        .args(["image", "import"])
-        .arg(&tar)
-        .arg("--containerd-address")
-        .arg(&ctd.sock)
-        .args(["--namespace", &ctd.namespace])
-        .output()
-        .expect("import");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ctd.import_busybox("busybox:1.36");
 
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {

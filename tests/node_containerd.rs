@@ -12,7 +12,6 @@
 mod node_support;
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use node_support::containerd::{Containerd, run};
@@ -20,7 +19,7 @@ use node_support::{
     NodeProc, apply, check_adoption, check_exec, check_readiness_moves_endpoints, container_id,
     endpoint_ips, http_get, jsonpath, ready, restarts, wait_node, wait_ready, wait_ready_pods,
 };
-use support::{Server, korral_bin, wait_for};
+use support::{Server, wait_for};
 
 /// A Deployment of three busybox httpd pods (scheduled by the scheduler) and a Service over them.
 const WEB: &str = r#"apiVersion: apps/v1
@@ -83,23 +82,7 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     let ctd = Containerd::start(&ctd_dir, &node_name);
 
     // the image: built from busybox-static, imported through containerd's content and images services
-    let tar = ctd_dir.join("busybox.tar");
-    let o = Command::new(korral_bin())
-        .args(["image", "build-busybox"])
-        .arg(&tar)
-        .args(["--tag", "busybox:1.36"])
-        .output()
-        .expect("build-busybox");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = Command::new(korral_bin())
-        .args(["image", "import"])
-        .arg(&tar)
-        .arg("--containerd-address")
-        .arg(&ctd.sock)
-        .args(["--namespace", &ctd.namespace])
-        .output()
-        .expect("import");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ctd.import_busybox("busybox:1.36");
     assert!(
         ctd.ctr(&["images", "ls", "-q"])
             .1

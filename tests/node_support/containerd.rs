@@ -71,6 +71,28 @@ impl Containerd {
         c
     }
 
+    /// Builds the busybox image from busybox-static with `korral image
+    /// build-busybox` (tagged `tag`) and imports it with `korral image import`.
+    pub fn import_busybox(&self, tag: &str) {
+        let tar = self.dir.join("busybox.tar");
+        let o = Command::new(crate::support::korral_bin())
+            .args(["image", "build-busybox"])
+            .arg(&tar)
+            .args(["--tag", tag])
+            .output()
+            .expect("build-busybox");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = Command::new(crate::support::korral_bin())
+            .args(["image", "import"])
+            .arg(&tar)
+            .arg("--containerd-address")
+            .arg(&self.sock)
+            .args(["--namespace", &self.namespace])
+            .output()
+            .expect("import");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     /// Runs ctr against it.
     pub fn ctr(&self, args: &[&str]) -> (bool, String) {
         let mut all = vec![
