@@ -86,6 +86,22 @@ pub(super) fn is_future(e: &etcd_client::Error) -> bool {
     })
 }
 
+/// An error with its causes (`transport error: … : tcp connect error: …`):
+/// tonic's transport errors say nothing more on their own.
+pub(super) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Any other etcd failure: `Unavailable` when retrying may help, `Internal`
 /// otherwise; `what` says what was being done.
 pub(super) fn map_err(e: etcd_client::Error, what: &str) -> StoreError {
@@ -105,7 +121,7 @@ pub(super) fn map_err(e: etcd_client::Error, what: &str) -> StoreError {
             _ => StoreError::Internal(format!("{what}: etcd: {}", s.message())),
         },
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
-            StoreError::Unavailable(format!("{what}: {e}"))
+            StoreError::Unavailable(format!("{what}: {}", with_causes(&e)))
         }
         _ => StoreError::Internal(format!("{what}: {e}")),
     }
@@ -134,5 +150,30 @@ mod tests {
         assert_eq!(prefix_range_end(b"/registry/"), b"/registry0".to_vec());
         assert_eq!(prefix_range_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_range_end(b"\xff"), vec![0]);
+    }
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("transport error")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn errors_carry_their_causes() {
+        let e = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "tcp connect error: Connection refused",
+        ));
+        assert_eq!(
+            with_causes(&e),
+            "transport error: tcp connect error: Connection refused"
+        );
     }
 }

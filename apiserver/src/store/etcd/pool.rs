@@ -142,13 +142,16 @@ fn may_retry(e: &Error, retry: Retry) -> bool {
         .iter()
         .any(|m| msg.contains(m))
     };
+    // the causes matter: a transport error's own text is just "transport error"
     match e {
         Error::TransportError(_) | Error::IoError(_) => {
-            retry == Retry::Read || never_sent(&e.to_string())
+            retry == Retry::Read || never_sent(&super::convert::with_causes(e))
         }
         Error::GRpcStatus(s) => match s.code() {
             Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled => {
-                retry == Retry::Read || never_sent(s.message())
+                retry == Retry::Read
+                    || never_sent(s.message())
+                    || never_sent(&super::convert::with_causes(s))
             }
             _ => false,
         },
