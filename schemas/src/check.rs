@@ -3,13 +3,14 @@
 //! across a set of manifests. The API server runs the same `validate_object`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::decode::Manifest;
 use crate::diagnostic::{Class, Diagnostic};
 use crate::field_error::FieldError;
-use crate::kinds::{KindInfo, lookup};
+use crate::kinds::{KindInfo, Kinds, Registry};
 use crate::path::FieldPath;
 use crate::schema;
 
@@ -19,7 +20,7 @@ pub struct Valid {
     /// Where it came from.
     pub manifest: Manifest,
     /// Its kind.
-    pub info: &'static KindInfo,
+    pub info: Arc<KindInfo>,
 }
 
 impl Valid {
@@ -195,8 +196,8 @@ fn type_field(m: &Manifest, field: &str) -> Result<String, Box<Diagnostic>> {
     }
 }
 
-/// Validates one decoded object.
-pub fn check_manifest(mut m: Manifest) -> Result<Valid, Vec<Diagnostic>> {
+/// Validates one decoded object against the kinds known.
+pub fn check_manifest(mut m: Manifest, kinds: &Kinds) -> Result<Valid, Vec<Diagnostic>> {
     if !m.object.is_object() {
         let got = match &m.object {
             Value::Array(_) => "a list",
@@ -226,7 +227,7 @@ pub fn check_manifest(mut m: Manifest) -> Result<Valid, Vec<Diagnostic>> {
                 .collect());
         }
     };
-    let info = lookup(&api_version, &kind).map_err(|e| {
+    let info = kinds.lookup(&api_version, &kind).map_err(|e| {
         let field = match e {
             crate::kinds::LookupError::WrongVersion { .. } => "apiVersion",
             crate::kinds::LookupError::UnknownKind { .. } => "kind",
@@ -239,7 +240,7 @@ pub fn check_manifest(mut m: Manifest) -> Result<Valid, Vec<Diagnostic>> {
         )]
     })?;
     convert_octal_modes(&mut m.object);
-    let errors = validate_object(info, &m.object);
+    let errors = validate_object(&info, &m.object);
     if errors.is_empty() {
         Ok(Valid { manifest: m, info })
     } else {
@@ -268,11 +269,26 @@ pub struct Checked {
 
 /// Validates manifests and reports objects defined more than once
 /// (same kind, namespace and name; a namespaced object that names no
-/// namespace is in `default_namespace`).
+/// namespace is in `default_namespace`). Custom resources are checked
+/// against the CustomResourceDefinitions among the manifests.
 pub fn check_all(manifests: Vec<Manifest>, default_namespace: &str) -> Checked {
+    check_all_with(manifests, default_namespace, &Registry::builtin())
+}
+
+/// [`check_all`] with a registry that may already know custom kinds (read
+/// from a cluster or a folder of definitions); definitions among the
+/// manifests are added to it first.
+pub fn check_all_with(
+    manifests: Vec<Manifest>,
+    default_namespace: &str,
+    registry: &Registry,
+) -> Checked {
     let mut out = Checked::default();
+    out.diagnostics
+        .extend(crate::crd::register_from_manifests(&manifests, registry));
+    let kinds = registry.snapshot();
     for m in manifests {
-        match check_manifest(m) {
+        match check_manifest(m, &kinds) {
             Ok(v) => out.valid.push(v),
             Err(d) => out.diagnostics.extend(d),
         }
@@ -297,7 +313,7 @@ pub fn duplicates(valid: &[Valid], default_namespace: &str) -> Vec<Diagnostic> {
         };
         let key = (
             v.info.group.to_string(),
-            v.info.kind,
+            v.info.kind.as_str(),
             ns,
             v.name().to_string(),
         );

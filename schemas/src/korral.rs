@@ -5,9 +5,33 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-use crate::meta::{Condition, ObjectMeta};
-use crate::resource::impl_resource;
-use crate::time::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+
+/// Implements k8s-openapi's `Resource` and `Metadata` for a korral kind.
+macro_rules! impl_resource {
+    ($ty:ident, plural: $plural:literal) => {
+        impl k8s_openapi::Resource for $ty {
+            const API_VERSION: &'static str = "korral.dev/v1alpha1";
+            const GROUP: &'static str = "korral.dev";
+            const KIND: &'static str = stringify!($ty);
+            const VERSION: &'static str = "v1alpha1";
+            const URL_PATH_SEGMENT: &'static str = $plural;
+            type Scope = k8s_openapi::NamespaceResourceScope;
+        }
+
+        impl k8s_openapi::Metadata for $ty {
+            type Ty = ObjectMeta;
+
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
 
 /// A source of manifests: a Git repository (`url`) or a local folder (`path` only).
 #[skip_serializing_none]
@@ -26,7 +50,7 @@ pub struct GitSource {
     /// What the last syncs did.
     pub status: Option<GitSourceStatus>,
 }
-impl_resource!(GitSource, group: "korral.dev", version: "v1alpha1", plural: "gitsources", namespaced: true);
+impl_resource!(GitSource, plural: "gitsources");
 
 /// Where to read manifests and how to apply them.
 #[skip_serializing_none]
@@ -159,7 +183,7 @@ pub struct DriftReport {
     /// The differences.
     pub status: Option<DriftReportStatus>,
 }
-impl_resource!(DriftReport, group: "korral.dev", version: "v1alpha1", plural: "driftreports", namespaced: true);
+impl_resource!(DriftReport, plural: "driftreports");
 
 /// Which source was compared.
 #[skip_serializing_none]

@@ -1,27 +1,27 @@
-//! korral's resource model: the Kubernetes-compatible types of every served
-//! kind, their defaulting, their JSON Schemas, and the decoding and
-//! validation of manifests with file:line errors.
+//! korral's resource model: the served kinds (built-in kinds on
+//! k8s-openapi's types, korral's own, and custom kinds from
+//! CustomResourceDefinitions), their defaulting, their JSON Schemas, and the
+//! decoding and validation of manifests with file:line errors.
 //!
-//! Start reading at [`kinds`] (the table of served kinds), then [`decode`]
-//! (files to objects) and [`check`] (objects to verdicts).
+//! Start reading at [`kinds`] (served kinds as data, and the registry that
+//! holds them), then [`decode`] (files to objects) and [`check`] (objects to
+//! verdicts).
 
-pub mod apps;
 pub mod check;
-pub mod coordination;
-pub mod core;
+pub mod conversion;
+pub mod crd;
+pub mod cron;
 pub mod decode;
 pub mod defaults;
 pub mod diagnostic;
 pub mod duration;
 pub mod field_error;
-pub mod intstr;
 pub mod kinds;
 pub mod korral;
 pub mod located;
-pub mod meta;
+pub mod object;
 pub mod path;
 pub mod quantity;
-pub mod resource;
 pub mod schema;
 pub mod time;
 pub mod validation;
@@ -30,10 +30,11 @@ pub use check::{Checked, Valid, check_all, check_manifest, validate_object};
 pub use decode::{Decoded, Manifest, decode_file};
 pub use diagnostic::{Class, Diagnostic};
 pub use field_error::{FieldError, Reason};
-pub use intstr::IntOrString;
-pub use kinds::{KindInfo, lookup, served};
-pub use meta::{LabelSelector, ObjectMeta, OwnerReference};
+pub use kinds::{KindInfo, Registry, builtin_kinds, lookup};
+pub use object::{MetaExt, Object, SelectorExt};
 pub use path::FieldPath;
-pub use quantity::Quantity;
-pub use resource::Resource;
-pub use time::{MicroTime, Time};
+pub use quantity::QuantityExt;
+pub use time::TimeExt;
+
+/// Kubernetes' types (k8s-openapi), re-exported so every crate uses the same version.
+pub use k8s_openapi;

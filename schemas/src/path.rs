@@ -12,6 +12,9 @@ pub enum PathSeg {
     Key(String),
     /// A list index.
     Index(usize),
+    /// A key Kubernetes prints in brackets whatever it looks like
+    /// (`spec.resources[storage]`).
+    MapKey(String),
 }
 
 /// A path from an object's root to one of its fields.
@@ -39,6 +42,13 @@ impl FieldPath {
     pub fn key(&self, k: impl Into<String>) -> Self {
         let mut p = self.clone();
         p.0.push(PathSeg::Key(k.into()));
+        p
+    }
+
+    /// This path extended by a key printed in brackets (`[storage]`).
+    pub fn map_key(&self, k: impl Into<String>) -> Self {
+        let mut p = self.clone();
+        p.0.push(PathSeg::MapKey(k.into()));
         p
     }
 
@@ -110,7 +120,7 @@ impl FieldPath {
         let mut node = root;
         for seg in &self.0 {
             node = match (seg, node) {
-                (PathSeg::Key(k), Value::Object(m)) => m.get(k)?,
+                (PathSeg::Key(k) | PathSeg::MapKey(k), Value::Object(m)) => m.get(k)?,
                 (PathSeg::Index(i), Value::Array(a)) => a.get(*i)?,
                 _ => return None,
             };
@@ -139,7 +149,7 @@ impl fmt::Display for FieldPath {
                     }
                     f.write_str(k)?;
                 }
-                PathSeg::Key(k) => write!(f, "[{k}]")?,
+                PathSeg::Key(k) | PathSeg::MapKey(k) => write!(f, "[{k}]")?,
                 PathSeg::Index(i) => write!(f, "[{i}]")?,
             }
         }

@@ -1,24 +1,20 @@
-//! Resource quantities (`250m`, `64Mi`, `1.5`, `2e3`) as Kubernetes writes them,
-//! parsed into exact, comparable numbers.
+//! Resource quantities (`250m`, `64Mi`, `1.5`, `2e3`) as Kubernetes writes
+//! them: k8s-openapi's `Quantity` keeps the text; [`Amount`] is its exact
+//! value, and [`QuantityExt`] reads one from the other.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::fmt;
 use std::str::FromStr;
 
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// The regular expression the JSON Schema uses for a quantity string.
 pub const QUANTITY_PATTERN: &str = r"^[+-]?(\d+\.?\d*|\.\d+)([numkMGTPE]|[KMGTPE]i|[eE][+-]?\d+)?$";
 
 const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
-/// A resource quantity. Keeps the text it was written as and its exact value
-/// in nano-units, so `0.5` and `500m` compare equal.
-#[derive(Clone, Debug)]
-pub struct Quantity {
-    text: String,
+/// The exact value of a quantity in nano-units, so `0.5` and `500m` compare equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Amount {
     nanos: i128,
 }
 
@@ -35,10 +31,10 @@ pub enum QuantityError {
     TooLarge(String),
 }
 
-impl Quantity {
-    /// The quantity as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
+impl Amount {
+    /// An amount of `nanos` billionths of a unit.
+    pub fn from_nanos(nanos: i128) -> Self {
+        Amount { nanos }
     }
 
     /// The exact value in billionths of a unit (fractions below a nano-unit round up).
@@ -56,31 +52,69 @@ impl Quantity {
         clamp_i64(div_ceil(self.nanos, NANOS_PER_UNIT))
     }
 
-    /// A quantity of `n` whole units.
-    pub fn from_units(n: i64) -> Self {
-        Quantity {
-            text: n.to_string(),
-            nanos: i128::from(n) * NANOS_PER_UNIT,
-        }
-    }
-
-    /// A quantity of `n` thousandths (written `250m`, or whole units when exact).
-    pub fn from_millis(n: i64) -> Self {
-        let text = if n % 1000 == 0 {
-            (n / 1000).to_string()
-        } else {
-            format!("{n}m")
-        };
-        Quantity {
-            text,
-            nanos: i128::from(n) * 1_000_000,
-        }
-    }
-
     /// Whether the value is zero.
     pub fn is_zero(&self) -> bool {
         self.nanos == 0
     }
+}
+
+/// Reading a k8s-openapi `Quantity`'s value. Quantities in stored objects
+/// passed validation; one that does not parse reads as zero.
+pub trait QuantityExt {
+    /// The exact value, or why the text is not a quantity.
+    fn amount(&self) -> Result<Amount, QuantityError>;
+    /// The value in billionths of a unit.
+    fn nanos(&self) -> i128;
+    /// The value in thousandths of a unit, rounded up.
+    fn millis(&self) -> i64;
+    /// The value in whole units, rounded up.
+    fn value(&self) -> i64;
+}
+
+impl QuantityExt for Quantity {
+    fn amount(&self) -> Result<Amount, QuantityError> {
+        self.0.parse()
+    }
+
+    fn nanos(&self) -> i128 {
+        self.amount().map(|a| a.nanos).unwrap_or(0)
+    }
+
+    fn millis(&self) -> i64 {
+        self.amount().map(|a| a.millis()).unwrap_or(0)
+    }
+
+    fn value(&self) -> i64 {
+        self.amount().map(|a| a.value()).unwrap_or(0)
+    }
+}
+
+/// A quantity of `n` whole units.
+pub fn from_units(n: i64) -> Quantity {
+    Quantity(n.to_string())
+}
+
+/// A quantity of `n` thousandths (written `250m`, or whole units when exact).
+pub fn from_millis(n: i64) -> Quantity {
+    if n % 1000 == 0 {
+        Quantity((n / 1000).to_string())
+    } else {
+        Quantity(format!("{n}m"))
+    }
+}
+
+/// Whether two quantities have the same value (`0.5` and `500m` do); texts
+/// that do not parse compare as text.
+pub fn same(a: &Quantity, b: &Quantity) -> bool {
+    match (a.amount(), b.amount()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a.0 == b.0,
+    }
+}
+
+/// Orders two quantities by value.
+pub fn compare(a: &Quantity, b: &Quantity) -> Ordering {
+    a.nanos().cmp(&b.nanos())
 }
 
 fn div_ceil(a: i128, b: i128) -> i128 {
@@ -92,7 +126,7 @@ fn clamp_i64(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
-impl FromStr for Quantity {
+impl FromStr for Amount {
     type Err = QuantityError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -192,85 +226,16 @@ impl FromStr for Quantity {
         if negative {
             nanos = -nanos;
         }
-        Ok(Quantity {
-            text: s.to_string(),
-            nanos,
-        })
+        Ok(Amount { nanos })
     }
 }
 
-impl PartialEq for Quantity {
-    fn eq(&self, other: &Self) -> bool {
-        self.nanos == other.nanos
-    }
-}
-
-impl Eq for Quantity {}
-
-impl PartialOrd for Quantity {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Quantity {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.nanos.cmp(&other.nanos)
-    }
-}
-
-impl fmt::Display for Quantity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl Serialize for Quantity {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.text)
-    }
-}
-
-impl<'de> Deserialize<'de> for Quantity {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Kubernetes accepts a bare JSON number as well as a string.
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Str(String),
-            Int(i64),
-            Float(f64),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Str(s) => s,
-            Raw::Int(i) => i.to_string(),
-            Raw::Float(f) => f.to_string(),
-        };
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl JsonSchema for Quantity {
-    fn schema_name() -> Cow<'static, str> {
-        "Quantity".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A resource quantity: a number with an optional suffix, e.g. 250m, 0.5, 64Mi, 1G.",
-            "anyOf": [
-                {"type": "string", "pattern": QUANTITY_PATTERN},
-                {"type": "number"}
-            ]
-        })
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn q(s: &str) -> Quantity {
+    fn q(s: &str) -> Amount {
         s.parse().expect(s)
     }
 
@@ -299,6 +264,7 @@ mod tests {
         assert_eq!(q("1024Ki"), q("1Mi"));
         assert!(q("100m") < q("1"));
         assert!(q("1Gi") > q("1G"));
+        assert!(same(&Quantity("0.5".into()), &Quantity("500m".into())));
     }
 
     #[test]
@@ -312,28 +278,18 @@ mod tests {
         for bad in [
             "", "m", "1.2.3", "1Q", "1 Mi", "1mi", "e3", "1e", "1e+", "--1", "1KiB", "0x10",
         ] {
-            assert!(bad.parse::<Quantity>().is_err(), "{bad:?} should not parse");
+            assert!(bad.parse::<Amount>().is_err(), "{bad:?} should not parse");
         }
         assert!(matches!(
-            "99999999999999999999999999999999999E".parse::<Quantity>(),
+            "99999999999999999999999999999999999E".parse::<Amount>(),
             Err(QuantityError::TooLarge(_))
         ));
     }
 
     #[test]
-    fn json_numbers_are_accepted_and_written_back_as_strings() {
-        let v: Quantity = serde_json::from_str("2").expect("int");
-        assert_eq!(v.value(), 2);
-        assert_eq!(serde_json::to_string(&v).expect("ser"), "\"2\"");
-        let v: Quantity = serde_json::from_str("0.25").expect("float");
-        assert_eq!(v.millis(), 250);
-        assert!(serde_json::from_str::<Quantity>("true").is_err());
-    }
-
-    #[test]
     fn constructors_write_canonical_text() {
-        assert_eq!(Quantity::from_millis(1500).as_str(), "1500m");
-        assert_eq!(Quantity::from_millis(2000).as_str(), "2");
-        assert_eq!(Quantity::from_units(7).value(), 7);
+        assert_eq!(from_millis(1500).0, "1500m");
+        assert_eq!(from_millis(2000).0, "2");
+        assert_eq!(from_units(7).value(), 7);
     }
 }

@@ -1,86 +1,74 @@
-//! Timestamps as Kubernetes writes them: `Time` (RFC 3339, whole seconds, UTC)
-//! and `MicroTime` (microseconds), used by metadata, conditions, leases and events.
+//! Timestamps as Kubernetes writes them: k8s-openapi's `Time` (RFC 3339,
+//! whole seconds) and `MicroTime` (microseconds), made from and read as
+//! `chrono` times, which the rest of korral computes with.
 
-use std::borrow::Cow;
-use std::fmt;
+use chrono::{DateTime, SubsecRound, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-macro_rules! timestamp {
-    ($name:ident, $doc:literal, $format:expr, $round:expr) => {
-        #[doc = $doc]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(pub DateTime<Utc>);
-
-        impl $name {
-            /// The current time at this type's precision.
-            pub fn now() -> Self {
-                Self::from(Utc::now())
-            }
-        }
-
-        impl From<DateTime<Utc>> for $name {
-            fn from(t: DateTime<Utc>) -> Self {
-                let round: fn(DateTime<Utc>) -> DateTime<Utc> = $round;
-                $name(round(t))
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0.to_rfc3339_opts($format, true))
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                DateTime::parse_from_rfc3339(&s)
-                    .map(|t| $name::from(t.with_timezone(&Utc)))
-                    .map_err(|e| {
-                        serde::de::Error::custom(format!(
-                            "invalid timestamp {s:?}: {e}; expected RFC 3339, e.g. 2024-01-02T15:04:05Z"
-                        ))
-                    })
-            }
-        }
-
-        impl JsonSchema for $name {
-            fn schema_name() -> Cow<'static, str> {
-                stringify!($name).into()
-            }
-
-            fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({
-                    "description": $doc,
-                    "type": "string",
-                    "format": "date-time"
-                })
-            }
-        }
-    };
+/// The current time, in whole seconds.
+pub fn now() -> Time {
+    from_utc(Utc::now())
 }
 
-timestamp!(
-    Time,
-    "An RFC 3339 timestamp with whole seconds, e.g. 2024-01-02T15:04:05Z.",
-    SecondsFormat::Secs,
-    |t| t.trunc_subsecs(0)
-);
-timestamp!(
-    MicroTime,
-    "An RFC 3339 timestamp with microseconds, e.g. 2024-01-02T15:04:05.000000Z.",
-    SecondsFormat::Micros,
-    |t| t.trunc_subsecs(6)
-);
+/// The current time, in microseconds.
+pub fn micro_now() -> MicroTime {
+    micro_from_utc(Utc::now())
+}
+
+fn to_jiff(t: DateTime<Utc>) -> jiff::Timestamp {
+    jiff::Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+fn to_chrono(t: jiff::Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
+        .unwrap_or_default()
+}
+
+/// A `Time` from a chrono time (sub-seconds dropped).
+pub fn from_utc(t: DateTime<Utc>) -> Time {
+    Time(to_jiff(t.trunc_subsecs(0)))
+}
+
+/// A `MicroTime` from a chrono time (below microseconds dropped).
+pub fn micro_from_utc(t: DateTime<Utc>) -> MicroTime {
+    MicroTime(to_jiff(t.trunc_subsecs(6)))
+}
+
+/// Reading k8s-openapi timestamps as chrono times.
+pub trait TimeExt {
+    /// The timestamp in UTC.
+    fn utc(&self) -> DateTime<Utc>;
+    /// The RFC 3339 text Kubernetes writes for it.
+    fn text(&self) -> String;
+}
+
+impl TimeExt for Time {
+    fn utc(&self) -> DateTime<Utc> {
+        to_chrono(self.0)
+    }
+
+    fn text(&self) -> String {
+        self.utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+}
+
+impl TimeExt for MicroTime {
+    fn utc(&self) -> DateTime<Utc> {
+        to_chrono(self.0)
+    }
+
+    fn text(&self) -> String {
+        self.utc().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    }
+}
+
+/// Parses an RFC 3339 timestamp as Kubernetes accepts it.
+pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
 
 #[cfg(test)]
 mod tests {
@@ -93,21 +81,20 @@ mod tests {
             serde_json::to_string(&t).expect("ser"),
             "\"2024-01-02T15:04:05Z\""
         );
+        assert_eq!(t.text(), "2024-01-02T15:04:05Z");
     }
 
     #[test]
     fn micro_time_keeps_microseconds() {
-        let t: MicroTime =
-            serde_json::from_str("\"2024-01-02T15:04:05.123456789Z\"").expect("parse");
-        assert_eq!(
-            serde_json::to_string(&t).expect("ser"),
-            "\"2024-01-02T15:04:05.123456Z\""
-        );
+        let t = micro_from_utc(parse("2024-01-02T15:04:05.123456789Z").expect("parse"));
+        assert_eq!(t.text(), "2024-01-02T15:04:05.123456Z");
+        assert_eq!(t.utc().timestamp_subsec_micros(), 123_456);
     }
 
     #[test]
-    fn rejects_non_rfc3339() {
-        let e = serde_json::from_str::<Time>("\"yesterday\"").expect_err("must fail");
-        assert!(e.to_string().contains("RFC 3339"), "{e}");
+    fn round_trips_through_chrono() {
+        let before = Utc::now().timestamp();
+        let t = now().utc().timestamp();
+        assert!((before..=before + 1).contains(&t), "{t} vs {before}");
     }
 }

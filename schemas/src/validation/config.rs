@@ -1,11 +1,10 @@
 //! Semantic validation of ConfigMaps and Secrets: key names, base64 data,
 //! total size, typed Secrets' required keys.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use serde_json::Value;
 
-use crate::core::{ConfigMap, Secret};
 use crate::field_error::FieldError;
 use crate::path::FieldPath;
 use crate::validation::{Errs, NameRule, Validate, names, validate_meta};
@@ -13,18 +12,28 @@ use crate::validation::{Errs, NameRule, Validate, names, validate_meta};
 /// The most data a ConfigMap or Secret may hold.
 pub const MAX_DATA_BYTES: usize = 1024 * 1024;
 
-fn validate_keys(errs: &mut Errs, map: Option<&BTreeMap<String, String>>, field: &str) -> usize {
+/// Checks keys; returns the bytes the entries hold.
+fn validate_keys<'a>(
+    errs: &mut Errs,
+    entries: impl Iterator<Item = (&'a String, usize)>,
+    field: &str,
+) -> usize {
     let mut total = 0;
-    for (k, v) in map.into_iter().flatten() {
+    for (k, len) in entries {
         errs.check(FieldPath::fields(field), k, names::config_map_key(k));
-        total += k.len() + v.len();
+        total += k.len() + len;
     }
     total
 }
 
-fn validate_base64(errs: &mut Errs, map: Option<&BTreeMap<String, String>>, field: &str) {
-    for (k, v) in map.into_iter().flatten() {
-        if base64::engine::general_purpose::STANDARD.decode(v).is_err() {
+/// Base64 values of `data`/`binaryData`, checked on the JSON (the typed
+/// decoding would fail without naming the key).
+fn validate_base64_json(v: &Value, field: &str) -> Vec<FieldError> {
+    let mut errs = Errs::default();
+    for (k, v) in v.get(field).and_then(Value::as_object).into_iter().flatten() {
+        let Some(text) = v.as_str() else { continue };
+        let compact: String = text.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+        if base64::engine::general_purpose::STANDARD.decode(compact).is_err() {
             errs.push(FieldError::invalid(
                 FieldPath::fields(field).key(k.clone()),
                 "<value>",
@@ -32,9 +41,14 @@ fn validate_base64(errs: &mut Errs, map: Option<&BTreeMap<String, String>>, fiel
             ));
         }
     }
+    errs.0
 }
 
 impl Validate for ConfigMap {
+    fn check_json(v: &Value) -> Vec<FieldError> {
+        validate_base64_json(v, "binaryData")
+    }
+
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
         validate_meta(
@@ -43,9 +57,16 @@ impl Validate for ConfigMap {
             NameRule::Subdomain,
             &FieldPath::fields("metadata"),
         );
-        let mut total = validate_keys(&mut errs, self.data.as_ref(), "data");
-        total += validate_keys(&mut errs, self.binary_data.as_ref(), "binaryData");
-        validate_base64(&mut errs, self.binary_data.as_ref(), "binaryData");
+        let mut total = validate_keys(
+            &mut errs,
+            self.data.iter().flatten().map(|(k, v)| (k, v.len())),
+            "data",
+        );
+        total += validate_keys(
+            &mut errs,
+            self.binary_data.iter().flatten().map(|(k, v)| (k, v.0.len())),
+            "binaryData",
+        );
         if let (Some(d), Some(b)) = (&self.data, &self.binary_data) {
             for k in d.keys().filter(|k| b.contains_key(*k)) {
                 errs.push(FieldError::invalid(
@@ -63,6 +84,10 @@ impl Validate for ConfigMap {
 }
 
 impl Validate for Secret {
+    fn check_json(v: &Value) -> Vec<FieldError> {
+        validate_base64_json(v, "data")
+    }
+
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
         validate_meta(
@@ -71,9 +96,16 @@ impl Validate for Secret {
             NameRule::Subdomain,
             &FieldPath::fields("metadata"),
         );
-        let mut total = validate_keys(&mut errs, self.data.as_ref(), "data");
-        total += validate_keys(&mut errs, self.string_data.as_ref(), "stringData");
-        validate_base64(&mut errs, self.data.as_ref(), "data");
+        let mut total = validate_keys(
+            &mut errs,
+            self.data.iter().flatten().map(|(k, v)| (k, v.0.len())),
+            "data",
+        );
+        total += validate_keys(
+            &mut errs,
+            self.string_data.iter().flatten().map(|(k, v)| (k, v.len())),
+            "stringData",
+        );
         if total > MAX_DATA_BYTES {
             errs.push(FieldError::too_long(
                 FieldPath::fields("data"),

@@ -2,25 +2,49 @@
 //! (name formats, cross-field rules, references within an object), with
 //! Kubernetes' messages and field paths.
 
+mod admission;
+mod batch;
+mod cluster;
 mod config;
 pub mod names;
+mod networking;
 mod other;
-mod pod;
+pub(crate) mod pod;
+mod rbac;
+mod scaling;
 mod service;
+mod sets;
+mod storage;
 mod workloads;
 
 use std::collections::BTreeMap;
 
 use crate::field_error::FieldError;
-use crate::meta::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::object::MetaExt;
 use crate::path::FieldPath;
 
+pub use batch::cron_job_name_too_long;
 pub use pod::validate_pod_spec;
 
 /// Semantic checks of one kind.
 pub trait Validate {
     /// Every problem found; empty when valid.
     fn validate(&self) -> Vec<FieldError>;
+
+    /// The problems of an update from `old` (immutable fields, transitions);
+    /// `self` has passed [`Validate::validate`].
+    fn validate_update(&self, _old: &Self) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// Problems visible only in the JSON, before it is decoded into the
+    /// type (base64 that does not decode).
+    fn check_json(_v: &serde_json::Value) -> Vec<FieldError> {
+        Vec::new()
+    }
 }
 
 /// Which name rule a kind's `metadata.name` follows.
@@ -28,11 +52,78 @@ pub trait Validate {
 pub enum NameRule {
     /// RFC 1123 subdomain (most kinds).
     Subdomain,
-    /// RFC 1123 label (Namespaces).
+    /// RFC 1123 label (Namespaces, StatefulSets).
     Label,
     /// RFC 1035 label (Services).
     Label1035,
+    /// Any path segment (RBAC kinds, PodDisruptionBudgets): not `.`, `..`, no `/` or `%`.
+    PathSegment,
 }
+
+/// `field is immutable` at `path`, showing the new value.
+pub(crate) fn immutable(path: FieldPath, new: &serde_json::Value) -> FieldError {
+    let shown = match new {
+        serde_json::Value::String(s) => format!("{s:?}"),
+        serde_json::Value::Null => "null".to_string(),
+        other => other.to_string(),
+    };
+    FieldError {
+        path,
+        reason: crate::field_error::Reason::Invalid,
+        message: format!("Invalid value: {shown}: field is immutable"),
+    }
+}
+
+/// `field is immutable` when a serialisable field changed.
+pub(crate) fn check_immutable<T: serde::Serialize + PartialEq>(
+    errs: &mut Errs,
+    path: FieldPath,
+    new: &T,
+    old: &T,
+) {
+    if new != old {
+        errs.push(immutable(path, &serde_json::to_value(new).unwrap_or_default()));
+    }
+}
+
+/// Checks an int-or-percent field (`maxSurge`, `minAvailable`): a
+/// non-negative integer or a percentage; false when it is not valid.
+pub(crate) fn validate_int_or_percent(errs: &mut Errs, v: &IntOrString, p: &FieldPath) -> bool {
+    match v {
+        IntOrString::Int(i) if *i < 0 => {
+            errs.push(FieldError::invalid(
+                p.clone(),
+                i,
+                "must be greater than or equal to 0",
+            ));
+            false
+        }
+        IntOrString::Int(_) => true,
+        IntOrString::String(s) => match s.strip_suffix('%').and_then(|n| n.parse::<i64>().ok()) {
+            Some(n) if n >= 0 => true,
+            _ => {
+                errs.push(FieldError::invalid(
+                    p.clone(),
+                    s,
+                    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                ));
+                false
+            }
+        },
+    }
+}
+
+/// A percentage above 100% where at most 100% makes sense.
+pub(crate) fn at_most_100_percent(errs: &mut Errs, v: &IntOrString, p: &FieldPath) {
+    if let IntOrString::String(s) = v
+        && s.strip_suffix('%')
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_some_and(|n| n > 100)
+    {
+        errs.push(FieldError::invalid(p.clone(), s, "must not be greater than 100%"));
+    }
+}
+
 
 /// A list of field errors being collected.
 #[derive(Default)]
@@ -101,15 +192,16 @@ pub(crate) fn validate_meta(errs: &mut Errs, meta: &ObjectMeta, rule: NameRule, 
             NameRule::Subdomain => names::dns1123_subdomain(name),
             NameRule::Label => names::dns1123_label(name),
             NameRule::Label1035 => names::dns1035_label(name),
+            NameRule::PathSegment => names::path_segment(name),
         };
         errs.check(path.key("name"), name, check);
     }
     if let Some(ns) = meta.namespace.as_deref().filter(|n| !n.is_empty()) {
         errs.check(path.key("namespace"), ns, names::dns1123_label(ns));
     }
-    validate_labels(errs, meta.labels(), &path.key("labels"));
+    validate_labels(errs, meta.labels_map(), &path.key("labels"));
     let mut total = 0usize;
-    for (k, v) in meta.annotations() {
+    for (k, v) in meta.annotations_map() {
         errs.check(path.key("annotations"), k, names::qualified_name(k));
         total += k.len() + v.len();
     }

@@ -49,10 +49,35 @@ pub fn dns1123_subdomain(s: &str) -> Option<String> {
     if s.len() > 253 {
         return Some("must be no more than 253 characters".into());
     }
-    if s.split('.').any(|l| dns1123_label(l).is_some()) {
+    // apimachinery's subdomain regex: labels of any length (only the total is limited)
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.iter().all(|&c| alnum_lower(c) || c == b'-')
+            && alnum_lower(b[0])
+            && alnum_lower(b[b.len() - 1])
+    };
+    if !s.split('.').all(label_ok) {
         return Some(
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')".into(),
         );
+    }
+    None
+}
+
+/// A path segment name (`path.IsValidPathSegmentName`): any text but `.`,
+/// `..`, or one containing `/` or `%`.
+pub fn path_segment(s: &str) -> Option<String> {
+    match s {
+        "." => return Some("may not be '.'".into()),
+        ".." => return Some("may not be '..'".into()),
+        _ => {}
+    }
+    if s.contains('/') {
+        return Some("may not contain '/'".into());
+    }
+    if s.contains('%') {
+        return Some("may not contain '%'".into());
     }
     None
 }

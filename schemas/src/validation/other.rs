@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use crate::coordination::Lease;
-use crate::core::{Event, Namespace, Node};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node};
 use crate::duration::parse_duration;
 use crate::field_error::FieldError;
 use crate::korral::{DriftReport, GitSource};

@@ -4,14 +4,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::core::{
+use k8s_openapi::api::core::v1::{
     Affinity, Container, EnvVar, NodeSelectorTerm, Pod, PodAffinityTerm, PodSpec, Probe,
     Toleration, TopologySpreadConstraint, Volume,
 };
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::field_error::FieldError;
-use crate::intstr::IntOrString;
 use crate::path::FieldPath;
-use crate::quantity::Quantity;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::quantity::QuantityExt;
 use crate::validation::{
     Errs, NameRule, Validate, names, validate_labels, validate_meta, validate_selector,
 };
@@ -187,7 +189,7 @@ fn validate_volumes<'a>(
         if !seen.insert(v.name.as_str()) {
             errs.push(FieldError::duplicate(p.key("name"), &v.name));
         }
-        match v.sources().as_slice() {
+        match crate::object::volume_sources(v).as_slice() {
             [] => errs.push(FieldError::required(
                 p.clone(),
                 "must specify a volume type (emptyDir, configMap, secret, hostPath, ...)",
@@ -202,7 +204,7 @@ fn validate_volumes<'a>(
             )),
         }
         if let Some(cm) = &v.config_map {
-            if cm.name.as_deref().is_none_or(str::is_empty) {
+            if cm.name.is_empty() {
                 errs.push(FieldError::required(
                     p.key("configMap").key("name"),
                     "the ConfigMap's name",
@@ -270,7 +272,7 @@ fn validate_mode(errs: &mut Errs, mode: Option<i32>, path: &FieldPath) {
     }
 }
 
-fn validate_items(errs: &mut Errs, items: Option<&[crate::core::KeyToPath]>, path: &FieldPath) {
+fn validate_items(errs: &mut Errs, items: Option<&[k8s_openapi::api::core::v1::KeyToPath]>, path: &FieldPath) {
     for (i, item) in items.unwrap_or_default().iter().enumerate() {
         let p = path.index(i);
         if item.key.is_empty() {
@@ -510,16 +512,23 @@ fn validate_env(errs: &mut Errs, e: &EnvVar, p: &FieldPath) {
             ],
         );
     }
-    for (field, key) in [
-        ("configMapKeyRef", &from.config_map_key_ref),
-        ("secretKeyRef", &from.secret_key_ref),
-    ] {
-        if let Some(k) = key {
+    let refs = [
+        (
+            "configMapKeyRef",
+            from.config_map_key_ref.as_ref().map(|k| (&k.name, &k.key)),
+        ),
+        (
+            "secretKeyRef",
+            from.secret_key_ref.as_ref().map(|k| (&k.name, &k.key)),
+        ),
+    ];
+    for (field, key) in refs {
+        if let Some((name, key)) = key {
             let kp = p.key("valueFrom").key(field);
-            if k.name.as_deref().is_none_or(str::is_empty) {
+            if name.is_empty() {
                 errs.push(FieldError::required(kp.key("name"), "the object's name"));
             }
-            errs.check(kp.key("key"), &k.key, names::config_map_key(&k.key));
+            errs.check(kp.key("key"), key, names::config_map_key(key));
         }
     }
 }
@@ -550,7 +559,7 @@ pub(crate) fn validate_resources(
             if q.nanos() < 0 {
                 errs.push(FieldError::invalid(
                     rp,
-                    q.as_str(),
+                    q.0.as_str(),
                     "must be greater than or equal to 0",
                 ));
             }
@@ -559,12 +568,12 @@ pub(crate) fn validate_resources(
     if let (Some(l), Some(r)) = (limits, requests) {
         for (name, req) in r {
             if let Some(lim) = l.get(name)
-                && req > lim
+                && req.nanos() > lim.nanos()
             {
                 errs.push(FieldError::invalid(
                     p.key("requests").key(name.clone()),
-                    req.as_str(),
-                    format!("must be less than or equal to {name} limit of {lim}"),
+                    req.0.as_str(),
+                    format!("must be less than or equal to {name} limit of {}", lim.0),
                 ));
             }
         }
@@ -785,18 +794,30 @@ fn validate_affinity(errs: &mut Errs, a: &Affinity, p: &FieldPath) {
             validate_node_term(errs, &t.preference, &tp.key("preference"));
         }
     }
-    for (field, pa) in [
-        ("podAffinity", &a.pod_affinity),
-        ("podAntiAffinity", &a.pod_anti_affinity),
-    ] {
-        let Some(pa) = pa else { continue };
+    let terms = [
+        (
+            "podAffinity",
+            a.pod_affinity.as_ref().map(|pa| {
+                (
+                    &pa.required_during_scheduling_ignored_during_execution,
+                    &pa.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+        ),
+        (
+            "podAntiAffinity",
+            a.pod_anti_affinity.as_ref().map(|pa| {
+                (
+                    &pa.required_during_scheduling_ignored_during_execution,
+                    &pa.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+        ),
+    ];
+    for (field, pa) in terms {
+        let Some((required, preferred)) = pa else { continue };
         let pp = p.key(field);
-        for (i, t) in pa
-            .required_during_scheduling_ignored_during_execution
-            .iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, t) in required.iter().flatten().enumerate() {
             validate_pod_affinity_term(
                 errs,
                 t,
@@ -804,12 +825,7 @@ fn validate_affinity(errs: &mut Errs, a: &Affinity, p: &FieldPath) {
                     .index(i),
             );
         }
-        for (i, t) in pa
-            .preferred_during_scheduling_ignored_during_execution
-            .iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, t) in preferred.iter().flatten().enumerate() {
             let tp = pp
                 .key("preferredDuringSchedulingIgnoredDuringExecution")
                 .index(i);

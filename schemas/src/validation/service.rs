@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use crate::core::{Endpoints, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use crate::field_error::FieldError;
-use crate::intstr::IntOrString;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::path::FieldPath;
 use crate::validation::{Errs, NameRule, Validate, names, validate_labels, validate_meta};
 
