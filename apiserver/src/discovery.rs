@@ -1,29 +1,41 @@
-//! API discovery: `/version`, `/api`, `/apis`, the per-group-version resource
-//! lists, and the aggregated discovery documents (apidiscovery.k8s.io/v2)
-//! kubectl asks for first.
+//! API discovery, built from the kinds served (built-in and custom, so it
+//! follows CustomResourceDefinitions as they come and go): `/version`,
+//! `/api`, `/apis`, the per-group-version resource lists (with
+//! `storageVersionHash`), and the aggregated discovery documents
+//! (apidiscovery.k8s.io/v2) kubectl asks for first. Documents are stable
+//! between calls and carry ETags.
 
+use base64::Engine;
 use serde_json::{Value, json};
 
 use schemas::KindInfo;
+use schemas::kinds::Kinds;
 
 /// The Kubernetes version korral speaks.
 pub const KUBE_MAJOR: &str = "1";
 /// The Kubernetes minor version korral speaks.
-pub const KUBE_MINOR: &str = "32";
+pub const KUBE_MINOR: &str = "33";
 
 /// The content type of aggregated discovery v2.
 pub const AGGREGATED_V2: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
-/// Groups served besides those of the kinds' table: authorization (for
-/// `kubectl auth can-i`) and policy (kubectl drain looks for it to use evictions).
-const EXTRA_GROUPS: &[(&str, &str)] = &[("authorization.k8s.io", "v1"), ("policy", "v1")];
+/// Groups served besides those of the kinds: authorization (for `kubectl
+/// auth can-i`) and authentication (`kubectl auth whoami`).
+const EXTRA_GROUPS: &[(&str, &str)] = &[
+    ("authorization.k8s.io", "v1"),
+    ("authentication.k8s.io", "v1"),
+];
 
 /// `/version`.
 pub fn version() -> Value {
     json!({
         "major": KUBE_MAJOR,
         "minor": KUBE_MINOR,
+        "emulationMajor": KUBE_MAJOR,
+        "emulationMinor": KUBE_MINOR,
+        "minCompatibilityMajor": KUBE_MAJOR,
+        "minCompatibilityMinor": "32",
         "gitVersion": format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0+korral.{}", env!("CARGO_PKG_VERSION")),
         "gitCommit": "",
         "gitTreeState": "clean",
@@ -42,21 +54,27 @@ fn go_arch() -> &'static str {
     }
 }
 
-/// The group/versions served, core excluded.
-fn groups() -> Vec<(&'static str, &'static str)> {
-    let mut out: Vec<(&str, &str)> = Vec::new();
-    for k in schemas::served() {
-        if !k.group.is_empty() && !out.contains(&(k.group, k.version)) {
-            out.push((k.group, k.version));
+/// The groups served (core excluded), each with its versions, preferred first.
+fn groups(kinds: &Kinds) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = kinds
+        .groups()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .collect();
+    for (g, v) in EXTRA_GROUPS {
+        if !out.iter().any(|(name, _)| name == g) {
+            out.push((g.to_string(), vec![v.to_string()]));
         }
     }
-    out.extend_from_slice(EXTRA_GROUPS);
     out
 }
 
 /// Whether a group/version is served.
-pub fn serves(group: &str, version: &str) -> bool {
-    (group.is_empty() && version == "v1") || groups().contains(&(group, version))
+pub fn serves(kinds: &Kinds, group: &str, version: &str) -> bool {
+    (group.is_empty() && version == "v1")
+        || groups(kinds)
+            .iter()
+            .any(|(g, vs)| g == group && vs.iter().any(|v| v == version))
 }
 
 /// `/api`.
@@ -68,77 +86,70 @@ pub fn core_versions(server_address: &str) -> Value {
     })
 }
 
+fn group_doc(group: &str, versions: &[String]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    json!({"name": group, "versions": gvs, "preferredVersion": gvs.first().cloned().unwrap_or(Value::Null)})
+}
+
 /// `/apis`.
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = groups()
-        .into_iter()
-        .map(|(g, v)| {
-            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
-        })
+pub fn group_list(kinds: &Kinds) -> Value {
+    let groups: Vec<Value> = groups(kinds)
+        .iter()
+        .map(|(g, vs)| group_doc(g, vs))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/<group>`.
-pub fn group(group: &str) -> Option<Value> {
-    let (g, v) = groups().into_iter().find(|(g, _)| *g == group)?;
-    let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-    Some(
-        json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [gv.clone()], "preferredVersion": gv}),
-    )
+pub fn group(kinds: &Kinds, group: &str) -> Option<Value> {
+    let (g, vs) = groups(kinds).into_iter().find(|(g, _)| g == group)?;
+    let mut doc = group_doc(&g, &vs);
+    doc["kind"] = json!("APIGroup");
+    doc["apiVersion"] = json!("v1");
+    Some(doc)
 }
 
-const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// A subresource's response kind and verbs.
 fn subresource(info: &KindInfo, sub: &str) -> (Value, &'static [&'static str]) {
     let own = json!({"group": info.group, "version": info.version, "kind": info.kind});
+    let k = |g: &str, v: &str, kind: &str| json!({"group": g, "version": v, "kind": kind});
     match sub {
-        "scale" => (
-            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
-            STATUS_VERBS,
-        ),
-        "binding" => (
-            json!({"group": "", "version": "v1", "kind": "Binding"}),
-            &["create"],
-        ),
-        "eviction" => (
-            json!({"group": "policy", "version": "v1", "kind": "Eviction"}),
-            &["create"],
-        ),
-        "log" => (
-            json!({"group": "", "version": "v1", "kind": "Pod"}),
-            &["get"],
-        ),
-        "exec" => (
-            json!({"group": "", "version": "v1", "kind": "PodExecOptions"}),
-            &["create", "get"],
-        ),
-        "proxy" => (
-            json!({"group": "", "version": "v1", "kind": "NodeProxyOptions"}),
-            &["get"],
-        ),
+        "scale" => (k("autoscaling", "v1", "Scale"), STATUS_VERBS),
+        "binding" => (k("", "v1", "Binding"), &["create"]),
+        "eviction" => (k("policy", "v1", "Eviction"), &["create"]),
+        "log" => (k("", "v1", "Pod"), &["get"]),
+        "exec" => (k("", "v1", "PodExecOptions"), &["create", "get"]),
+        "attach" => (k("", "v1", "PodAttachOptions"), &["create", "get"]),
+        "portforward" => (k("", "v1", "PodPortForwardOptions"), &["create", "get"]),
+        "proxy" => (k("", "v1", &format!("{}ProxyOptions", info.kind)), &[
+            "create", "delete", "get", "patch", "update",
+        ]),
+        "ephemeralcontainers" => (own, STATUS_VERBS),
+        "token" => (k("authentication.k8s.io", "v1", "TokenRequest"), &["create"]),
+        "approval" => (own, STATUS_VERBS),
         "finalize" => (own, &["update"]),
         "sync" => (own, &["create"]),
         _ => (own, STATUS_VERBS),
     }
 }
 
-fn kinds_in<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static KindInfo> + 'a {
-    schemas::served()
-        .iter()
-        .filter(move |k| k.group == group && k.version == version)
+/// Kubernetes' `storageVersionHash`: the first 8 bytes of the SHA-256 of
+/// `<group>/<version>/<kind>` at the storage version, base64.
+pub fn storage_version_hash(info: &KindInfo) -> String {
+    let (group, version) = match info.storage_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", info.storage_version.as_str()),
+    };
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{group}/{version}/{}", info.kind).as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
 }
 
 fn extra_resources(group: &str) -> Vec<Value> {
@@ -147,23 +158,26 @@ fn extra_resources(group: &str) -> Vec<Value> {
             json!({"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview", "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}),
             json!({"name": "selfsubjectrulesreviews", "singularName": "selfsubjectrulesreview", "namespaced": false, "kind": "SelfSubjectRulesReview", "verbs": ["create"]}),
         ],
+        "authentication.k8s.io" => vec![
+            json!({"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": false, "kind": "SelfSubjectReview", "verbs": ["create"]}),
+        ],
         _ => Vec::new(),
     }
 }
 
 /// `/api/v1` and `/apis/<group>/<version>`.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    if !serves(group, version) {
+pub fn resource_list(kinds: &Kinds, group: &str, version: &str) -> Option<Value> {
+    if !serves(kinds, group, version) {
         return None;
     }
     let mut resources = Vec::new();
-    for k in kinds_in(group, version) {
+    for k in kinds.in_group_version(group, version) {
         let mut r = json!({
             "name": k.plural,
             "singularName": k.singular,
             "namespaced": k.namespaced,
             "kind": k.kind,
-            "verbs": ALL_VERBS,
+            "verbs": k.verbs,
         });
         if !k.short_names.is_empty() {
             r["shortNames"] = json!(k.short_names);
@@ -171,8 +185,9 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         if !k.categories.is_empty() {
             r["categories"] = json!(k.categories);
         }
+        r["storageVersionHash"] = json!(storage_version_hash(k));
         resources.push(r);
-        for sub in k.subresources {
+        for sub in &k.subresources {
             let (kind, verbs) = subresource(k, sub);
             let mut s = json!({
                 "name": format!("{}/{sub}", k.plural),
@@ -181,7 +196,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "kind": kind["kind"],
                 "verbs": verbs,
             });
-            if kind["group"] != k.group || kind["version"] != k.version {
+            if kind["group"] != k.group.as_str() || kind["version"] != k.version.as_str() {
                 s["group"] = kind["group"].clone();
                 s["version"] = kind["version"].clone();
             }
@@ -199,15 +214,15 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     )
 }
 
-fn aggregated_group(group: &str, version: &str) -> Value {
+fn aggregated_version(kinds: &Kinds, group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for k in kinds_in(group, version) {
+    for k in kinds.in_group_version(group, version) {
         let mut r = json!({
             "resource": k.plural,
             "responseKind": {"group": k.group, "version": k.version, "kind": k.kind},
             "scope": if k.namespaced { "Namespaced" } else { "Cluster" },
             "singularResource": k.singular,
-            "verbs": ALL_VERBS,
+            "verbs": k.verbs,
         });
         if !k.short_names.is_empty() {
             r["shortNames"] = json!(k.short_names);
@@ -237,20 +252,26 @@ fn aggregated_group(group: &str, version: &str) -> Value {
             "verbs": extra["verbs"],
         }));
     }
-    json!({
-        "metadata": {"name": group, "creationTimestamp": null},
-        "versions": [{"version": version, "resources": resources, "freshness": "Current"}],
-    })
+    json!({"version": version, "resources": resources, "freshness": "Current"})
 }
 
 /// Aggregated discovery of `/api` (core) or `/apis` (every group).
-pub fn aggregated(core: bool) -> Value {
+pub fn aggregated(kinds: &Kinds, core: bool) -> Value {
     let items: Vec<Value> = if core {
-        vec![aggregated_group("", "v1")]
+        vec![json!({
+            "metadata": {"creationTimestamp": null},
+            "versions": [aggregated_version(kinds, "", "v1")],
+        })]
     } else {
-        groups()
-            .into_iter()
-            .map(|(g, v)| aggregated_group(g, v))
+        groups(kinds)
+            .iter()
+            .map(|(g, vs)| {
+                let versions: Vec<Value> = vs
+                    .iter()
+                    .map(|v| aggregated_version(kinds, g, v))
+                    .collect();
+                json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
+            })
             .collect()
     };
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
@@ -266,50 +287,62 @@ pub fn wants_aggregated(accept: &str) -> bool {
     })
 }
 
+/// The ETag of a document: a quoted upper-case SHA-512, as kube-apiserver's.
+pub fn etag(body: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA512, body);
+    let hex: String = digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    format!("\"{hex}\"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn kinds() -> std::sync::Arc<Kinds> {
+        schemas::Registry::builtin().snapshot()
+    }
+
     #[test]
-    fn core_list_has_short_names_and_subresources() {
-        let v = resource_list("", "v1").expect("core");
+    fn core_list_has_short_names_subresources_and_hashes() {
+        let v = resource_list(&kinds(), "", "v1").expect("core");
         let res = v["resources"].as_array().expect("resources");
         let pods = res.iter().find(|r| r["name"] == "pods").expect("pods");
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["categories"], json!(["all"]));
+        assert_eq!(pods["storageVersionHash"], "xPOwRZ+Yhw8=");
         let eviction = res
             .iter()
             .find(|r| r["name"] == "pods/eviction")
             .expect("eviction");
         assert_eq!(eviction["group"], "policy");
-        let scale = resource_list("apps", "v1").expect("apps");
-        let s = scale["resources"]
+        let apps = resource_list(&kinds(), "apps", "v1").expect("apps");
+        let s = apps["resources"]
             .as_array()
             .expect("r")
             .iter()
-            .find(|r| r["name"] == "deployments/scale")
+            .find(|r| r["name"] == "statefulsets/scale")
             .cloned()
             .expect("scale");
         assert_eq!(s["kind"], "Scale");
-        assert!(resource_list("apps", "v2").is_none());
+        assert!(resource_list(&kinds(), "apps", "v2").is_none());
     }
 
     #[test]
-    fn groups_include_policy_and_authorization() {
-        let names: Vec<String> = group_list()["groups"]
-            .as_array()
-            .expect("groups")
+    fn groups_list_every_version_preferred_first() {
+        let list = group_list(&kinds());
+        let groups = list["groups"].as_array().expect("groups");
+        let autoscaling = groups
             .iter()
-            .map(|g| g["name"].as_str().unwrap_or("").to_string())
-            .collect();
-        for g in [
-            "apps",
-            "coordination.k8s.io",
-            "korral.dev",
-            "authorization.k8s.io",
-            "policy",
-        ] {
-            assert!(names.contains(&g.to_string()), "{g} in {names:?}");
+            .find(|g| g["name"] == "autoscaling")
+            .expect("autoscaling");
+        assert_eq!(autoscaling["preferredVersion"]["version"], "v2");
+        assert_eq!(autoscaling["versions"].as_array().map(Vec::len), Some(2));
+        for g in ["batch", "rbac.authorization.k8s.io", "apiextensions.k8s.io", "korral.dev", "policy"] {
+            assert!(groups.iter().any(|x| x["name"] == g), "{g}");
         }
     }
 

@@ -3,9 +3,9 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use schemas::meta::{Status, StatusCause, StatusDetails};
 use schemas::{FieldError, KindInfo};
 
+use crate::status::{Status, StatusCause, StatusDetails};
 use crate::store::StoreError;
 
 /// An API error.
@@ -44,8 +44,8 @@ pub fn qualified_resource(info: &KindInfo) -> String {
 
 fn details(info: &KindInfo, name: &str) -> StatusDetails {
     StatusDetails {
-        name: Some(name.to_string()),
-        group: Some(info.group.to_string()),
+        name: Some(name.to_string()).filter(|n| !n.is_empty()),
+        group: Some(info.group.to_string()).filter(|g| !g.is_empty()),
         kind: Some(info.plural.to_string()),
         ..Default::default()
     }
@@ -103,7 +103,7 @@ impl ApiError {
         );
         e.details = Some(Box::new(StatusDetails {
             name: name.map(str::to_string),
-            group: Some(group.to_string()),
+            group: Some(group.to_string()).filter(|g| !g.is_empty()),
             kind: Some(resource.to_string()),
             ..Default::default()
         }));
@@ -142,6 +142,11 @@ impl ApiError {
             "MethodNotAllowed",
             format!("the server does not allow this method on the requested resource ({what})"),
         )
+    }
+
+    /// 406 NotAcceptable.
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(406, "NotAcceptable", message)
     }
 
     /// 409 AlreadyExists.
@@ -202,9 +207,16 @@ impl ApiError {
         Self::new(415, "UnsupportedMediaType", message)
     }
 
-    /// 422 Invalid with one cause per field error.
+    /// 422 Invalid with one cause per field error (the message lists each
+    /// distinct error once, as kube-apiserver's aggregate does).
     pub fn invalid(info: &KindInfo, name: &str, errors: &[FieldError]) -> Self {
-        let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let mut rendered: Vec<String> = Vec::new();
+        for e in errors {
+            let r = e.to_string();
+            if !rendered.contains(&r) {
+                rendered.push(r);
+            }
+        }
         let summary = if rendered.len() == 1 {
             rendered[0].clone()
         } else {
@@ -216,8 +228,8 @@ impl ApiError {
             format!("{} \"{name}\" is invalid: {summary}", qualified_kind(info)),
         );
         e.details = Some(Box::new(StatusDetails {
-            name: Some(name.to_string()),
-            group: Some(info.group.to_string()),
+            name: Some(name.to_string()).filter(|n| !n.is_empty()),
+            group: Some(info.group.to_string()).filter(|g| !g.is_empty()),
             kind: Some(info.kind.to_string()),
             causes: Some(
                 errors
@@ -255,16 +267,12 @@ impl ApiError {
 
     /// The `Status` object.
     pub fn status(&self) -> Status {
-        Status {
-            api_version: Some("v1".into()),
-            kind: Some("Status".into()),
-            metadata: Some(Default::default()),
-            status: Some("Failure".into()),
-            message: Some(self.message.clone()),
-            reason: Some(self.reason.to_string()),
-            details: self.details.as_deref().cloned(),
-            code: Some(i32::from(self.code)),
-        }
+        Status::failure(
+            self.code,
+            self.reason,
+            self.message.clone(),
+            self.details.as_deref().cloned(),
+        )
     }
 
     /// Maps a store error on an object to the API error Kubernetes returns.
@@ -307,7 +315,7 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.status()).unwrap_or_default();
+        let body = self.status().to_bytes();
         (
             code,
             [(axum::http::header::CONTENT_TYPE, "application/json")],

@@ -311,7 +311,7 @@ impl Ipam {
         old: Option<&Value>,
     ) -> ApiResult<Vec<String>> {
         let mut taken = Vec::new();
-        let result = match (info.group, info.kind) {
+        let result = match (info.group.as_str(), info.kind.as_str()) {
             ("", "Service") => {
                 let r = if old.is_none() {
                     self.allocate_cluster_ip(obj, info, &mut taken).await
@@ -344,7 +344,7 @@ impl Ipam {
 
     /// Releases what `old` held and `new` (if any) no longer does.
     pub async fn release(&self, info: &KindInfo, old: &Value, new: Option<&Value>) {
-        match (info.group, info.kind) {
+        match (info.group.as_str(), info.kind.as_str()) {
             ("", "Service") => {
                 let keep = new.map(node_ports).unwrap_or_default();
                 for p in node_ports(old).into_iter().filter(|p| !keep.contains(p)) {

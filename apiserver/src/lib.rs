@@ -20,6 +20,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod selectors;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod tables;
 pub mod target;

@@ -9,20 +9,65 @@ use schemas::KindInfo;
 use crate::errors::{ApiError, ApiResult};
 use crate::store::KeyValue;
 
-/// The store key of an object: `<plural>/<namespace>/<name>`, or `<plural>/<name>` when cluster-scoped.
+/// The store key of an object: `<prefix>/<namespace>/<name>`, or
+/// `<prefix>/<name>` when cluster-scoped, where the prefix is the kind's
+/// plural (built-in kinds) or `<group>/<plural>` (custom kinds), the same
+/// for every version of the kind.
 pub fn key(info: &KindInfo, namespace: Option<&str>, name: &str) -> String {
     match namespace.filter(|_| info.namespaced) {
-        Some(ns) => format!("{}/{ns}/{name}", info.plural),
-        None => format!("{}/{name}", info.plural),
+        Some(ns) => format!("{}/{ns}/{name}", info.storage_prefix),
+        None => format!("{}/{name}", info.storage_prefix),
     }
 }
 
 /// The store prefix of a kind, or of a kind in one namespace.
 pub fn prefix(info: &KindInfo, namespace: Option<&str>) -> String {
     match namespace.filter(|_| info.namespaced) {
-        Some(ns) => format!("{}/{ns}/", info.plural),
-        None => format!("{}/", info.plural),
+        Some(ns) => format!("{}/{ns}/", info.storage_prefix),
+        None => format!("{}/", info.storage_prefix),
     }
+}
+
+/// Whether stored objects of this kind are served exactly as stored (so a
+/// list may splice their bytes): a built-in kind read at its storage version.
+pub fn served_as_stored(info: &KindInfo) -> bool {
+    info.is_builtin() && info.storage_version == info.api_version
+}
+
+/// Decodes a stored object as `info`'s version shows it: converted from the
+/// storage version, and for custom kinds with the schema's defaults (which
+/// kube-apiserver applies on every read).
+pub fn decode_for(info: &KindInfo, kv: &KeyValue) -> ApiResult<Value> {
+    let v = decode(kv)?;
+    as_served(info, v)
+}
+
+/// A stored object (already decoded) as `info`'s version shows it.
+pub fn as_served(info: &KindInfo, v: Value) -> ApiResult<Value> {
+    let mut v = if served_as_stored(info) {
+        v
+    } else {
+        info.convert_to(v, &info.api_version)
+            .map_err(ApiError::internal)?
+    };
+    if !info.is_builtin() {
+        info.compiled().prune(&mut v);
+        v = info
+            .apply_defaults(v)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    Ok(v)
+}
+
+/// Encodes an object for the store, at the kind's storage version.
+pub fn encode_for(info: &KindInfo, obj: &Value) -> ApiResult<Vec<u8>> {
+    if info.storage_version == info.api_version {
+        return encode(obj);
+    }
+    let stored = info
+        .convert_to(obj.clone(), &info.storage_version)
+        .map_err(ApiError::internal)?;
+    encode(&stored)
 }
 
 /// The object's `metadata`, created if missing.
@@ -143,8 +188,11 @@ pub fn encode(obj: &Value) -> ApiResult<Vec<u8>> {
         }
     }
     ordered.extend(m);
-    serde_json::to_vec(&Value::Object(ordered))
-        .map_err(|e| ApiError::internal(format!("cannot encode object: {e}")))
+    // stored as kube-apiserver writes JSON (`<`, `>`, `&` escaped), so that
+    // lists can splice stored bytes into responses unchanged
+    let mut bytes = crate::status::encode(&Value::Object(ordered));
+    bytes.pop();
+    Ok(bytes)
 }
 
 /// A stored object's JSON with `metadata.resourceVersion` spliced in, without

@@ -1,15 +1,19 @@
-//! OpenAPI v3 documents (`/openapi/v3`, `/openapi/v3/api/v1`, ...), generated
-//! from the kinds' JSON Schemas, in the shape kubectl reads: component
-//! schemas named like Kubernetes' (`io.k8s.api.apps.v1.Deployment`) with
-//! `x-kubernetes-group-version-kind`, and paths whose PATCH operations carry
-//! that extension and the `fieldValidation` parameter (kubectl then lets the
-//! server validate, strictly) and list the patch types accepted.
+//! OpenAPI documents, built from the kinds served (so they follow
+//! CustomResourceDefinitions): `/openapi/v3` (the list of group-version
+//! documents, each with a content hash), `/openapi/v3/apis/<g>/<v>`, and a
+//! complete `/openapi/v2`. Schemas are named as Kubernetes names them
+//! (`io.k8s.api.apps.v1.Deployment`), carry `x-kubernetes-group-version-kind`
+//! and the list and patch metadata kubectl reads; PATCH operations carry the
+//! `fieldValidation` parameter (kubectl then lets the server validate).
+//! Documents are cached per registry generation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
 use schemas::KindInfo;
+use schemas::kinds::{Behavior, Kinds};
 
 /// The media type of the protobuf OpenAPI v2 document client-go asks for.
 pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
@@ -18,7 +22,7 @@ pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0
 /// without definitions. kubectl uses v2 only as a fallback — for client-side
 /// validation of kinds the server does not validate (`kind: List`), and for
 /// patch metadata; with no definitions it skips both and relies on the
-/// server, which validates strictly and knows every kind's merge keys.
+/// server, which validates and knows every kind's merge keys.
 pub fn v2_protobuf() -> Vec<u8> {
     fn field(num: u8, bytes: &[u8], out: &mut Vec<u8>) {
         out.push((num << 3) | 2);
@@ -39,29 +43,38 @@ pub fn v2_protobuf() -> Vec<u8> {
     doc
 }
 
-/// `/openapi/v2` as JSON (same content as [`v2_protobuf`]).
-pub fn v2_json() -> Value {
-    json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", crate::discovery::KUBE_MAJOR, crate::discovery::KUBE_MINOR)}, "paths": {}, "definitions": {}})
+/// A document and its content hash.
+#[derive(Clone, Debug)]
+pub struct Doc {
+    /// The JSON body.
+    pub body: Arc<Vec<u8>>,
+    /// Upper-case hex SHA-512 of the body (the `?hash=` and ETag value).
+    pub hash: String,
 }
 
-/// `/openapi/v3`: where each group/version's document is.
-pub fn root() -> Value {
-    let mut paths = Map::new();
-    let mut gvs: Vec<(String, &str, &str)> = Vec::new();
-    for k in schemas::served() {
-        let path = gv_path(k.group, k.version);
-        if !gvs.iter().any(|(p, _, _)| *p == path) {
-            gvs.push((path, k.group, k.version));
+impl Doc {
+    fn new(v: &Value) -> Doc {
+        let body = crate::status::encode(v);
+        let digest = ring::digest::digest(&ring::digest::SHA512, &body);
+        let hash = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+        Doc {
+            body: Arc::new(body),
+            hash,
         }
     }
-    for (path, group, version) in gvs {
-        let hash = doc_hash(group, version);
-        paths.insert(
-            path.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
-        );
-    }
-    json!({"paths": paths})
+}
+
+/// OpenAPI documents, cached until the served kinds change.
+#[derive(Default)]
+pub struct OpenApi {
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    generation: u64,
+    group_versions: BTreeMap<String, Doc>,
+    v2: Option<Doc>,
 }
 
 fn gv_path(group: &str, version: &str) -> String {
@@ -72,65 +85,79 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-fn doc_hash(group: &str, version: &str) -> String {
-    // stable for a given build: the document only changes with the code
-    let text = group_version_doc(&gv_path(group, version))
-        .map(|d| d.to_string())
-        .unwrap_or_default();
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016X}")
-}
-
-/// The component-schema name Kubernetes uses for a type of a kind's schema.
-fn component_name(def: &str, info: &KindInfo) -> String {
-    match def {
-        "ObjectMeta"
-        | "OwnerReference"
-        | "ManagedFieldsEntry"
-        | "LabelSelector"
-        | "LabelSelectorRequirement"
-        | "ListMeta"
-        | "Condition"
-        | "Time"
-        | "MicroTime"
-        | "Status"
-        | "StatusDetails"
-        | "StatusCause" => {
-            format!("io.k8s.apimachinery.pkg.apis.meta.v1.{def}")
+impl OpenApi {
+    fn with_cache<T>(&self, kinds: &Kinds, f: impl FnOnce(&mut Cache) -> T) -> T {
+        let mut c = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if c.generation != kinds.generation {
+            *c = Cache {
+                generation: kinds.generation,
+                ..Default::default()
+            };
         }
-        "Quantity" => "io.k8s.apimachinery.pkg.api.resource.Quantity".into(),
-        "IntOrString" => "io.k8s.apimachinery.pkg.util.intstr.IntOrString".into(),
-        _ => format!("{}.{def}", kind_namespace(info)),
+        f(&mut c)
+    }
+
+    /// The document of one group/version (`api/v1`, `apis/apps/v1`), if served.
+    pub fn group_version(&self, kinds: &Kinds, path: &str) -> Option<Doc> {
+        let path = path.trim_matches('/').to_string();
+        if let Some(d) = self.with_cache(kinds, |c| c.group_versions.get(&path).cloned()) {
+            return Some(d);
+        }
+        let doc = Doc::new(&group_version_doc(kinds, &path)?);
+        self.with_cache(kinds, |c| {
+            c.group_versions.insert(path, doc.clone());
+        });
+        Some(doc)
+    }
+
+    /// `/openapi/v3`: where each group/version's document is.
+    pub fn root(&self, kinds: &Kinds) -> Value {
+        let mut paths = Map::new();
+        let mut seen = HashSet::new();
+        for k in kinds.all() {
+            let path = gv_path(&k.group, &k.version);
+            if seen.insert(path.clone())
+                && let Some(doc) = self.group_version(kinds, &path)
+            {
+                paths.insert(
+                    path.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)}),
+                );
+            }
+        }
+        json!({"paths": paths})
+    }
+
+    /// `/openapi/v2` as JSON: every kind's definitions and paths.
+    pub fn v2(&self, kinds: &Kinds) -> Doc {
+        if let Some(d) = self.with_cache(kinds, |c| c.v2.clone()) {
+            return d;
+        }
+        let doc = Doc::new(&v2_doc(kinds));
+        self.with_cache(kinds, |c| c.v2 = Some(doc.clone()));
+        doc
     }
 }
 
-fn kind_namespace(info: &KindInfo) -> String {
-    match info.group {
-        "" => format!("io.k8s.api.core.{}", info.version),
-        "korral.dev" => format!("dev.korral.{}", info.version),
-        g => format!(
-            "io.k8s.api.{}.{}",
-            g.split('.').next().unwrap_or(g),
-            info.version
-        ),
-    }
-}
-
-/// Rewrites `#/$defs/X` references to components, wraps references that have
-/// siblings in `allOf` (OpenAPI 3.0 ignores siblings of `$ref`), and marks
-/// int-or-string values the way Kubernetes does.
-fn rewrite(v: &mut Value, names: &BTreeMap<String, String>) {
+/// Rewrites `#/$defs/X` references to `prefix + X` (renamed through
+/// `names`), wraps references that have siblings in `allOf` (OpenAPI 3.0
+/// ignores siblings of `$ref`), and drops the strictness korral adds for
+/// its own validation (`additionalProperties: false`), which Kubernetes'
+/// published schemas do not carry.
+fn rewrite(v: &mut Value, prefix: &str, names: &BTreeMap<String, String>) {
     match v {
         Value::Object(m) => {
+            if m.get("additionalProperties") == Some(&Value::Bool(false)) {
+                m.remove("additionalProperties");
+            }
             if let Some(Value::String(r)) = m.get("$ref").cloned()
                 && let Some(def) = r.strip_prefix("#/$defs/")
             {
                 let target = format!(
-                    "#/components/schemas/{}",
+                    "{prefix}{}",
                     names.get(def).cloned().unwrap_or_else(|| def.to_string())
                 );
                 m.remove("$ref");
@@ -142,20 +169,31 @@ fn rewrite(v: &mut Value, names: &BTreeMap<String, String>) {
                 }
             }
             for child in m.values_mut() {
-                rewrite(child, names);
+                rewrite(child, prefix, names);
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, names)),
+        Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, prefix, names)),
         _ => {}
     }
 }
 
-fn int_or_string(description: &str, format: &str) -> Value {
-    json!({"description": description, "type": "string", "format": format, "x-kubernetes-int-or-string": true})
+/// The component name of a definition: Kubernetes' own, or korral's types
+/// under `dev.korral.<version>`.
+fn component_name(def: &str, info: &KindInfo) -> String {
+    if def.contains('.') {
+        def.to_string()
+    } else {
+        format!("dev.korral.{}.{def}", info.version)
+    }
 }
 
-fn add_kind_schemas(info: &KindInfo, schemas: &mut Map<String, Value>) -> String {
-    let mut root = info.json_schema();
+/// Adds a kind's schema and its definitions to `out`; returns its name.
+fn add_kind_schemas(info: &KindInfo, prefix: &str, out: &mut Map<String, Value>) -> String {
+    let name = info.schema_name();
+    let mut root = match &info.behavior {
+        Behavior::Builtin(_) => info.compiled().schema().clone(),
+        Behavior::Custom(c) => published_custom_schema(info, &c.schema),
+    };
     let defs = root
         .as_object_mut()
         .and_then(|m| m.remove("$defs"))
@@ -165,49 +203,76 @@ fn add_kind_schemas(info: &KindInfo, schemas: &mut Map<String, Value>) -> String
     }
     let names: BTreeMap<String, String> = defs
         .as_object()
-        .map(|d| {
-            d.keys()
-                .map(|k| (k.clone(), component_name(k, info)))
-                .collect()
-        })
+        .map(|d| d.keys().map(|k| (k.clone(), component_name(k, info))).collect())
         .unwrap_or_default();
     for (def, mut schema) in defs.as_object().cloned().unwrap_or_default() {
-        let name = names.get(&def).cloned().unwrap_or(def.clone());
-        let schema = match def.as_str() {
-            "Quantity" => int_or_string(
-                "Quantity is a fixed-point representation of a number, e.g. 250m, 1.5, 64Mi, 1G.",
-                "quantity",
-            ),
-            "IntOrString" => {
-                int_or_string("IntOrString holds an integer or a string.", "int-or-string")
-            }
-            _ => {
-                rewrite(&mut schema, &names);
-                schema
-            }
-        };
-        schemas.entry(name).or_insert(schema);
+        let cname = names.get(&def).cloned().unwrap_or(def.clone());
+        rewrite(&mut schema, prefix, &names);
+        out.entry(cname).or_insert(schema);
     }
-    rewrite(&mut root, &names);
-    let name = format!("{}.{}", kind_namespace(info), info.kind);
-    schemas.insert(name.clone(), root);
-    let (ty, _) = crate::patch::merge_keys::root_type(info);
-    annotate_lists(schemas, &name, ty, &mut std::collections::HashSet::new());
+    rewrite(&mut root, prefix, &names);
+    out.insert(name.clone(), root);
+    // the list kind
+    out.insert(
+        format!("{name}List"),
+        json!({
+            "description": format!("{} is a list of {}", info.list_kind, info.kind),
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "metadata": {"$ref": format!("{prefix}io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta")},
+                "items": {"type": "array", "items": {"$ref": format!("{prefix}{name}")}},
+            },
+            "x-kubernetes-group-version-kind": [{"group": info.group, "version": info.version, "kind": info.list_kind}],
+        }),
+    );
+    if info.is_builtin() {
+        let (ty, _) = crate::patch::merge_keys::root_type(info);
+        annotate_lists(out, &name, prefix, ty, &mut HashSet::new());
+    }
     name
+}
+
+/// A custom kind's schema as kube-apiserver publishes it: the CRD's own
+/// (structural) schema with `apiVersion`, `kind` and the ObjectMeta reference.
+fn published_custom_schema(info: &KindInfo, schema: &Value) -> Value {
+    let mut root = schema.clone();
+    if let Some(m) = root.as_object_mut() {
+        let props = m
+            .entry("properties")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(p) = props {
+            p.insert("apiVersion".into(), json!({"description": "APIVersion defines the versioned schema of this representation of an object.", "type": "string"}));
+            p.insert("kind".into(), json!({"description": "Kind is a string value representing the REST resource this object represents.", "type": "string"}));
+            p.insert(
+                "metadata".into(),
+                json!({"description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata", "$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}),
+            );
+        }
+        m.insert(
+            "x-kubernetes-group-version-kind".into(),
+            json!([{"group": info.group, "version": info.version, "kind": info.kind}]),
+        );
+        // the ObjectMeta definitions, from the validation schema
+        if let Some(defs) = info.compiled().schema().get("$defs") {
+            m.insert("$defs".into(), defs.clone());
+        }
+    }
+    root
 }
 
 /// The component a property schema refers to (directly, through `allOf`,
 /// or through a list's `items` / a map's `additionalProperties`).
-fn referenced(prop: &Value) -> Option<String> {
+fn referenced(prop: &Value, prefix: &str) -> Option<String> {
     let r = prop
         .get("$ref")
         .or_else(|| prop.pointer("/allOf/0/$ref"))
         .or_else(|| prop.pointer("/items/$ref"))
         .or_else(|| prop.pointer("/items/allOf/0/$ref"))
         .or_else(|| prop.pointer("/additionalProperties/$ref"))?;
-    r.as_str()?
-        .strip_prefix("#/components/schemas/")
-        .map(str::to_string)
+    r.as_str()?.strip_prefix(prefix).map(str::to_string)
 }
 
 /// Marks list properties with the strategic-merge and apply metadata kubectl
@@ -217,8 +282,9 @@ fn referenced(prop: &Value) -> Option<String> {
 fn annotate_lists(
     schemas: &mut Map<String, Value>,
     component: &str,
+    prefix: &str,
     ty: crate::patch::merge_keys::Type,
-    seen: &mut std::collections::HashSet<String>,
+    seen: &mut HashSet<String>,
 ) {
     use crate::patch::merge_keys::{ListKind, PatchStrategy, Type};
     if matches!(ty, Type::Any) || !seen.insert(component.to_string()) {
@@ -258,7 +324,7 @@ fn annotate_lists(
             }
             updates.push((field.clone(), ext));
         }
-        if let Some(child) = referenced(schema) {
+        if let Some(child) = referenced(schema, prefix) {
             let child_ty = match t {
                 Type::List(l) => l.elem,
                 Type::Map(_) => t.field("*"),
@@ -278,7 +344,7 @@ fn annotate_lists(
         }
     }
     for (child, t) in children {
-        annotate_lists(schemas, &child, t, seen);
+        annotate_lists(schemas, &child, prefix, t, seen);
     }
 }
 
@@ -295,7 +361,7 @@ fn write_params() -> Vec<Value> {
         param("fieldManager", "The name of the actor making the change."),
         param(
             "fieldValidation",
-            "How the server handles unknown or duplicate fields: Ignore, Warn or Strict (korral always validates strictly).",
+            "How the server handles unknown or duplicate fields: Ignore, Warn (the default) or Strict.",
         ),
     ]
 }
@@ -305,7 +371,7 @@ fn operation(
     action: &str,
     op_id: &str,
     body_types: &[&str],
-    component: &str,
+    response: &str,
 ) -> Value {
     let mut params = match action {
         "post" | "put" | "patch" => write_params(),
@@ -334,7 +400,7 @@ fn operation(
             "Force server-side apply to take ownership of conflicting fields.",
         ));
     }
-    let reference = json!({"$ref": format!("#/components/schemas/{component}")});
+    let reference = json!({"$ref": response});
     let mut op = json!({
         "operationId": op_id,
         "description": format!("{action} {}", info.kind),
@@ -360,7 +426,7 @@ fn operation(
     op
 }
 
-fn add_paths(info: &KindInfo, component: &str, paths: &mut Map<String, Value>) {
+fn add_paths(info: &KindInfo, component: &str, prefix: &str, paths: &mut Map<String, Value>) {
     let base = if info.group.is_empty() {
         format!("/api/{}", info.version)
     } else {
@@ -377,59 +443,109 @@ fn add_paths(info: &KindInfo, component: &str, paths: &mut Map<String, Value>) {
         "application/merge-patch+json",
         "application/apply-patch+yaml",
     ];
-    if info.group != "korral.dev" {
+    let (_, strategic) = crate::patch::merge_keys::root_type(info);
+    if strategic {
         patch_types.insert(2, "application/strategic-merge-patch+json");
     }
-    let k = info.kind;
+    let k = &info.kind;
+    let one = format!("{prefix}{component}");
+    let list = format!("{prefix}{component}List");
     paths.insert(
         collection,
         json!({
-            "get": operation(info, "list", &format!("list{k}"), &[], component),
-            "post": operation(info, "post", &format!("create{k}"), &["application/json", "application/yaml"], component),
-            "delete": operation(info, "deletecollection", &format!("deleteCollection{k}"), &[], component),
+            "get": operation(info, "list", &format!("list{k}"), &[], &list),
+            "post": operation(info, "post", &format!("create{k}"), &["application/json", "application/yaml"], &one),
+            "delete": operation(info, "deletecollection", &format!("deleteCollection{k}"), &[], &one),
         }),
     );
     paths.insert(
         item.clone(),
         json!({
-            "get": operation(info, "get", &format!("read{k}"), &[], component),
-            "put": operation(info, "put", &format!("replace{k}"), &["application/json", "application/yaml"], component),
-            "patch": operation(info, "patch", &format!("patch{k}"), &patch_types, component),
-            "delete": operation(info, "delete", &format!("delete{k}"), &[], component),
+            "get": operation(info, "get", &format!("read{k}"), &[], &one),
+            "put": operation(info, "put", &format!("replace{k}"), &["application/json", "application/yaml"], &one),
+            "patch": operation(info, "patch", &format!("patch{k}"), &patch_types, &one),
+            "delete": operation(info, "delete", &format!("delete{k}"), &[], &one),
         }),
     );
-    if info.subresources.contains(&"status") {
+    if info.has_status_subresource() {
         paths.insert(
             format!("{item}/status"),
             json!({
-                "get": operation(info, "get", &format!("read{k}Status"), &[], component),
-                "put": operation(info, "put", &format!("replace{k}Status"), &["application/json"], component),
-                "patch": operation(info, "patch", &format!("patch{k}Status"), &patch_types, component),
+                "get": operation(info, "get", &format!("read{k}Status"), &[], &one),
+                "put": operation(info, "put", &format!("replace{k}Status"), &["application/json"], &one),
+                "patch": operation(info, "patch", &format!("patch{k}Status"), &patch_types, &one),
+            }),
+        );
+    }
+    if info.has_subresource("scale") {
+        let scale = format!("{prefix}io.k8s.api.autoscaling.v1.Scale");
+        paths.insert(
+            format!("{item}/scale"),
+            json!({
+                "get": operation(info, "get", &format!("read{k}Scale"), &[], &scale),
+                "put": operation(info, "put", &format!("replace{k}Scale"), &["application/json"], &scale),
+                "patch": operation(info, "patch", &format!("patch{k}Scale"), &patch_types, &scale),
             }),
         );
     }
 }
 
+/// The Scale schema the scale subresources answer with.
+fn add_scale_schema(prefix: &str, out: &mut Map<String, Value>) {
+    out.entry("io.k8s.api.autoscaling.v1.Scale").or_insert_with(|| json!({
+        "description": "Scale represents a scaling request for a resource.",
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"$ref": format!("{prefix}io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")},
+            "spec": {"type": "object", "properties": {"replicas": {"type": "integer", "format": "int32", "description": "replicas is the desired number of instances for the scaled object."}}},
+            "status": {"type": "object", "required": ["replicas"], "properties": {
+                "replicas": {"type": "integer", "format": "int32", "description": "replicas is the actual number of observed instances of the scaled object."},
+                "selector": {"type": "string", "description": "selector is the label query over pods that should match the replicas count."}}},
+        },
+        "x-kubernetes-group-version-kind": [{"group": "autoscaling", "version": "v1", "kind": "Scale"}],
+    }));
+}
+
+fn list_meta_schema() -> Value {
+    json!({
+        "description": "ListMeta describes metadata that synthetic resources must have, including lists and various status objects.",
+        "type": "object",
+        "properties": {
+            "continue": {"type": "string"},
+            "remainingItemCount": {"type": "integer", "format": "int64"},
+            "resourceVersion": {"type": "string"},
+            "selfLink": {"type": "string"},
+        },
+    })
+}
+
 /// The document of one group/version (`api/v1`, `apis/apps/v1`), if served.
-pub fn group_version_doc(path: &str) -> Option<Value> {
+pub fn group_version_doc(kinds: &Kinds, path: &str) -> Option<Value> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version) = match segs.as_slice() {
         ["api", v] => ("", *v),
         ["apis", g, v] => (*g, *v),
         _ => return None,
     };
-    let kinds: Vec<&KindInfo> = schemas::served()
-        .iter()
-        .filter(|k| k.group == group && k.version == version)
-        .collect();
-    if kinds.is_empty() {
+    let served: Vec<&std::sync::Arc<KindInfo>> = kinds.in_group_version(group, version).collect();
+    if served.is_empty() {
         return None;
     }
+    const PREFIX: &str = "#/components/schemas/";
     let mut schemas = Map::new();
+    schemas.insert(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta".into(),
+        list_meta_schema(),
+    );
     let mut paths = Map::new();
-    for info in kinds {
-        let component = add_kind_schemas(info, &mut schemas);
-        add_paths(info, &component, &mut paths);
+    for info in served {
+        let component = add_kind_schemas(info, PREFIX, &mut schemas);
+        if info.has_subresource("scale") {
+            add_scale_schema(PREFIX, &mut schemas);
+        }
+        add_paths(info, &component, PREFIX, &mut paths);
     }
     Some(json!({
         "openapi": "3.0.0",
@@ -439,26 +555,124 @@ pub fn group_version_doc(path: &str) -> Option<Value> {
     }))
 }
 
+/// `/openapi/v2`: Swagger 2.0 with every kind's definitions and paths.
+fn v2_doc(kinds: &Kinds) -> Value {
+    const PREFIX: &str = "#/definitions/";
+    let mut definitions = Map::new();
+    definitions.insert(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta".into(),
+        list_meta_schema(),
+    );
+    let mut paths = Map::new();
+    for info in kinds.all() {
+        let component = add_kind_schemas(info, PREFIX, &mut definitions);
+        if info.has_subresource("scale") {
+            add_scale_schema(PREFIX, &mut definitions);
+        }
+        let mut v3_paths = Map::new();
+        add_paths(info, &component, PREFIX, &mut v3_paths);
+        for (p, ops) in v3_paths {
+            // Swagger 2.0: parameters carry their type, bodies are parameters
+            let mut ops2 = Map::new();
+            for (method, op) in ops.as_object().into_iter().flatten() {
+                let mut op = op.clone();
+                if let Some(Value::Array(params)) = op.get_mut("parameters") {
+                    for p in params.iter_mut() {
+                        if let Some(m) = p.as_object_mut() {
+                            m.remove("schema");
+                            m.insert("type".into(), json!("string"));
+                            m.insert("uniqueItems".into(), json!(true));
+                        }
+                    }
+                }
+                if let Some(m) = op.as_object_mut() {
+                    let response = m
+                        .get("responses")
+                        .and_then(|r| r.pointer("/200/content/application~1json/schema"))
+                        .cloned()
+                        .unwrap_or_else(|| json!({}));
+                    m.insert("responses".into(), json!({"200": {"description": "OK", "schema": response}}));
+                    if let Some(body) = m.remove("requestBody") {
+                        let consumes: Vec<Value> = body
+                            .get("content")
+                            .and_then(Value::as_object)
+                            .map(|c| c.keys().map(|k| Value::String(k.clone())).collect())
+                            .unwrap_or_default();
+                        m.insert("consumes".into(), Value::Array(consumes));
+                        if let Some(Value::Array(params)) = m.get_mut("parameters") {
+                            params.insert(0, json!({"name": "body", "in": "body", "required": true, "schema": {"type": "object"}}));
+                        }
+                    }
+                    m.insert("produces".into(), json!(["application/json", "application/yaml"]));
+                }
+                ops2.insert(method.clone(), op);
+            }
+            paths.insert(p, Value::Object(ops2));
+        }
+    }
+    let mut doc = json!({
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", crate::discovery::KUBE_MAJOR, crate::discovery::KUBE_MINOR)},
+        "paths": paths,
+        "definitions": definitions,
+    });
+    // OpenAPI 2.0 has neither nullable types nor anyOf: keep one type
+    v2_compatible(&mut doc);
+    doc
+}
+
+fn v2_compatible(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Array(types)) = m.get("type").cloned() {
+                let first = types.into_iter().find(|t| t != "null");
+                match first {
+                    Some(t) => m.insert("type".into(), t),
+                    None => m.remove("type"),
+                };
+            }
+            if m.contains_key("anyOf") && m.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+                m.remove("anyOf");
+                m.insert("type".into(), json!("string"));
+                m.insert("format".into(), json!("int-or-string"));
+            }
+            for child in m.values_mut() {
+                v2_compatible(child);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(v2_compatible),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn kinds() -> Arc<Kinds> {
+        schemas::Registry::builtin().snapshot()
+    }
+
+    fn doc(path: &str) -> Value {
+        let d = OpenApi::default()
+            .group_version(&kinds(), path)
+            .expect("served");
+        serde_json::from_slice(&d.body).expect("json")
+    }
+
     #[test]
     fn documents_are_listed_and_resolve() {
-        let r = root();
+        let api = OpenApi::default();
+        let r = api.root(&kinds());
         let p = r["paths"].as_object().expect("paths");
-        assert!(p.contains_key("api/v1"));
-        assert!(p.contains_key("apis/apps/v1"));
-        assert!(p.contains_key("apis/korral.dev/v1alpha1"));
-        let doc = group_version_doc("apis/apps/v1").expect("apps doc");
-        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for gv in ["api/v1", "apis/apps/v1", "apis/batch/v1", "apis/autoscaling/v1", "apis/korral.dev/v1alpha1"] {
+            assert!(p.contains_key(gv), "{gv}");
+        }
+        let apps = doc("apis/apps/v1");
+        let schemas = apps["components"]["schemas"].as_object().expect("schemas");
         let d = &schemas["io.k8s.api.apps.v1.Deployment"];
-        assert_eq!(
-            d["x-kubernetes-group-version-kind"][0]["kind"],
-            "Deployment"
-        );
-        // every reference resolves to a component
-        let text = doc.to_string();
+        assert_eq!(d["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        let text = apps.to_string();
         for part in text.split("#/components/schemas/").skip(1) {
             let name = part.split('"').next().unwrap_or("");
             assert!(schemas.contains_key(name), "dangling reference {name}");
@@ -469,46 +683,30 @@ mod tests {
             schemas["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["x-kubernetes-int-or-string"],
             true
         );
+        assert!(api.group_version(&kinds(), "apis/nope/v1").is_none());
     }
 
     #[test]
-    fn patch_operations_advertise_field_validation_and_patch_types() {
-        let doc = group_version_doc("apis/apps/v1").expect("apps doc");
-        let op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-        assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        assert!(
-            op["parameters"]
-                .as_array()
-                .expect("params")
-                .iter()
-                .any(|p| p["name"] == "fieldValidation")
-        );
-        assert!(
-            op["requestBody"]["content"]
-                .get("application/strategic-merge-patch+json")
-                .is_some()
-        );
-        let korral = group_version_doc("apis/korral.dev/v1alpha1").expect("korral doc");
-        let op = &korral["paths"]["/apis/korral.dev/v1alpha1/namespaces/{namespace}/gitsources/{name}"]
-            ["patch"];
-        assert!(
-            op["requestBody"]["content"]
-                .get("application/strategic-merge-patch+json")
-                .is_none()
-        );
-        assert!(group_version_doc("apis/nope/v1").is_none());
-    }
-
-    #[test]
-    fn lists_carry_their_merge_keys() {
-        let doc = group_version_doc("api/v1").expect("core doc");
-        let s = &doc["components"]["schemas"];
+    fn patch_operations_advertise_field_validation_and_lists_their_merge_keys() {
+        let apps = doc("apis/apps/v1");
+        let op = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"]["patch"];
+        assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "StatefulSet");
+        assert!(op["parameters"].as_array().expect("params").iter().any(|p| p["name"] == "fieldValidation"));
+        let core = doc("api/v1");
+        let s = &core["components"]["schemas"];
         let containers = &s["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
         assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
         assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
-        let ports = &s["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ports"];
-        assert_eq!(ports["x-kubernetes-patch-merge-key"], "port");
-        let env = &s["io.k8s.api.core.v1.Container"]["properties"]["env"];
-        assert_eq!(env["x-kubernetes-patch-merge-key"], "name");
+    }
+
+    #[test]
+    fn v2_has_every_definition() {
+        let d = OpenApi::default().v2(&kinds());
+        let v: Value = serde_json::from_slice(&d.body).expect("json");
+        let defs = v["definitions"].as_object().expect("definitions");
+        for name in ["io.k8s.api.core.v1.Pod", "io.k8s.api.batch.v1.CronJob", "io.k8s.api.rbac.v1.ClusterRole"] {
+            assert!(defs.contains_key(name), "{name}");
+        }
+        assert!(!v.to_string().contains("#/components/"));
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use schemas::{KindInfo, Time};
+use schemas::KindInfo;
 
 use crate::admission;
 use crate::errors::{ApiError, ApiResult};
@@ -29,6 +29,7 @@ const STORE_PAGE: usize = 500;
 pub struct Registry {
     store: Arc<dyn Store>,
     ipam: Ipam,
+    kinds: Arc<schemas::Registry>,
 }
 
 /// Options of a list.
@@ -67,6 +68,8 @@ pub struct ListPage {
 pub struct WriteOptions {
     /// `dryRun=All`: run admission, store nothing.
     pub dry_run: bool,
+    /// `fieldValidation`, and where warnings go.
+    pub directives: admission::Directives,
 }
 
 /// Options of a delete (from the query and the `DeleteOptions` body).
@@ -135,7 +138,13 @@ impl Registry {
         Registry {
             ipam: Ipam::new(store.clone(), config),
             store,
+            kinds: Arc::new(schemas::Registry::builtin()),
         }
+    }
+
+    /// The kinds served: built-in ones and those of established CustomResourceDefinitions.
+    pub fn kinds(&self) -> &Arc<schemas::Registry> {
+        &self.kinds
     }
 
     /// The address allocator.
@@ -167,7 +176,7 @@ impl Registry {
         namespace: Option<&str>,
         name: &str,
     ) -> ApiResult<Value> {
-        objects::decode(&self.get_kv(info, namespace, name).await?)
+        objects::decode_for(info, &self.get_kv(info, namespace, name).await?)
     }
 
     /// Lists objects (all namespaces when `namespace` is `None`).
@@ -211,7 +220,10 @@ impl Registry {
                 }
             }
         }
-        let raw = opts.raw && opts.selectors.labels.is_empty() && opts.selectors.fields.is_empty();
+        let raw = opts.raw
+            && objects::served_as_stored(info)
+            && opts.selectors.labels.is_empty()
+            && opts.selectors.fields.is_empty();
         let mut raw_items = Vec::new();
         let mut items = Vec::new();
         let limit = opts.limit.filter(|l| *l > 0);
@@ -246,7 +258,7 @@ impl Registry {
                     }
                     continue;
                 }
-                let obj = objects::decode(kv)?;
+                let obj = objects::decode_for(info, kv)?;
                 if opts.selectors.matches(&obj) {
                     items.push(obj);
                     if limit.is_some_and(|l| items.len() >= l) {
@@ -308,12 +320,11 @@ impl Registry {
         &self,
         info: &KindInfo,
         namespace: Option<&str>,
-        mut obj: Value,
+        obj: Value,
         opts: &WriteOptions,
         mutate: impl FnOnce(&mut Value) -> ApiResult<()>,
     ) -> ApiResult<Value> {
-        admission::prepare_create(info, &mut obj, namespace)?;
-        let mut obj = admission::default_and_validate(info, obj)?;
+        let mut obj = admission::admit_create(info, obj, namespace, &opts.directives)?;
         let name = objects::name(&obj).to_string();
         if name.is_empty() {
             return Err(ApiError::invalid(
@@ -344,8 +355,8 @@ impl Registry {
             return Err(ApiError::already_exists(info, &name));
         }
         let taken = self.ipam.allocate(info, &mut obj, None).await?;
-        match self.store.create(&key, objects::encode(&obj)?).await {
-            Ok(kv) => objects::decode(&kv),
+        match self.store.create(&key, objects::encode_for(info, &obj)?).await {
+            Ok(kv) => objects::decode_for(info, &kv),
             Err(e) => {
                 self.ipam.release_keys(&taken).await;
                 Err(ApiError::from_store(info, &name, e))
@@ -401,7 +412,7 @@ impl Registry {
             {
                 return Err(ApiError::conflict(info, name));
             }
-            let old = objects::decode(&kv)?;
+            let old = objects::decode_for(info, &kv)?;
             let mut new = change(&old)?;
             // a resourceVersion the change set (a PUT body, or a patch that
             // names one) must be the current one, as in Kubernetes
@@ -410,8 +421,7 @@ impl Registry {
             {
                 return Err(ApiError::conflict(info, name));
             }
-            admission::prepare_update(info, &old, &mut new, subresource)?;
-            let mut new = admission::default_and_validate(info, new)?;
+            let mut new = admission::admit_update(info, &old, new, subresource, &opts.directives)?;
             mutate(&old, &mut new)?;
             meta_mut(&mut new).insert(
                 "resourceVersion".into(),
@@ -432,10 +442,10 @@ impl Registry {
             }
             match self
                 .store
-                .update(&key, objects::encode(&new)?, kv.mod_revision)
+                .update(&key, objects::encode_for(info, &new)?, kv.mod_revision)
                 .await
             {
-                Ok(kv) => return objects::decode(&kv),
+                Ok(kv) => return objects::decode_for(info, &kv),
                 Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
                 Err(e) => return Err(ApiError::from_store(info, name, e)),
             }
@@ -455,7 +465,7 @@ impl Registry {
         let key = objects::key(info, namespace, name);
         for _ in 0..MAX_RETRIES {
             let kv = self.get_kv(info, namespace, name).await?;
-            let old = objects::decode(&kv)?;
+            let old = objects::decode_for(info, &kv)?;
             if let Some(uid) = opts.precondition_uid.as_deref()
                 && uid != objects::uid(&old)
             {
@@ -518,10 +528,10 @@ impl Registry {
             }
             match self
                 .store
-                .update(&key, objects::encode(&new)?, kv.mod_revision)
+                .update(&key, objects::encode_for(info, &new)?, kv.mod_revision)
                 .await
             {
-                Ok(kv) => return Ok(DeleteOutcome::Pending(objects::decode(&kv)?)),
+                Ok(kv) => return Ok(DeleteOutcome::Pending(objects::decode_for(info, &kv)?)),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(ApiError::from_store(info, name, e)),
             }
@@ -532,18 +542,18 @@ impl Registry {
     /// Watches objects; see [`WatchOptions`].
     pub async fn watch(
         &self,
-        info: &'static KindInfo,
+        info: Arc<KindInfo>,
         namespace: Option<&str>,
         opts: WatchOptions,
     ) -> ApiResult<tokio::sync::mpsc::Receiver<WatchEvent>> {
-        let prefix = objects::prefix(info, namespace);
+        let prefix = objects::prefix(&info, namespace);
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let rv = opts.resource_version.as_deref().filter(|r| !r.is_empty());
         let (initial, start) = match rv {
             None | Some("0") => {
                 let page = self
                     .list(
-                        info,
+                        &info,
                         namespace,
                         &ListOptions {
                             selectors: opts.selectors.clone(),
@@ -594,7 +604,7 @@ pub struct WatchOptions {
 }
 
 async fn pump_watch(
-    info: &'static KindInfo,
+    info: Arc<KindInfo>,
     mut stream: WatchStream,
     initial: Vec<Value>,
     opts: WatchOptions,
@@ -614,7 +624,7 @@ async fn pump_watch(
     }
     while let Some(item) = stream.next().await {
         let event = match item {
-            Ok(WatchItem::Event(e)) => translate_event(&e, &opts.selectors),
+            Ok(WatchItem::Event(e)) => translate_event(&info, &e, &opts.selectors),
             Ok(WatchItem::Progress(rev)) if opts.bookmarks => Some(WatchEvent {
                 kind: "BOOKMARK",
                 object: json!({"kind": info.kind, "apiVersion": info.api_version, "metadata": {"resourceVersion": rev.to_string()}}),
@@ -639,8 +649,12 @@ async fn pump_watch(
     }
 }
 
-fn translate_event(e: &crate::store::Event, selectors: &Selectors) -> Option<WatchEvent> {
-    let prev = e.prev.as_ref().and_then(|kv| objects::decode(kv).ok());
+fn translate_event(
+    info: &KindInfo,
+    e: &crate::store::Event,
+    selectors: &Selectors,
+) -> Option<WatchEvent> {
+    let prev = e.prev.as_ref().and_then(|kv| objects::decode_for(info, kv).ok());
     match e.kind {
         EventType::Deleted => {
             let mut obj = prev?;
@@ -657,7 +671,7 @@ fn translate_event(e: &crate::store::Event, selectors: &Selectors) -> Option<Wat
             })
         }
         EventType::Added | EventType::Modified => {
-            let obj = objects::decode(&e.kv).ok()?;
+            let obj = objects::decode_for(info, &e.kv).ok()?;
             let now = selectors.matches(&obj);
             let before = prev.as_ref().is_some_and(|p| selectors.matches(p));
             let kind = match (before, now) {
@@ -736,7 +750,7 @@ fn mark_deleting(info: &KindInfo, old: &Value, new: &mut Value, grace: i64) {
         let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
         meta.insert(
             "deletionTimestamp".into(),
-            Value::String(Time::from(at).to_string()),
+            Value::String(schemas::time::from_utc(at).text()),
         );
         meta.insert("deletionGracePeriodSeconds".into(), Value::from(grace));
         if meta.get("generation").is_some() {
@@ -820,7 +834,7 @@ mod tests {
             prev: Some(kv(json!({"app": "web"}), 2)),
         };
         assert_eq!(
-            translate_event(&moved_out, &sel).map(|e| e.kind),
+            translate_event(schemas::lookup("v1", "Pod").expect("pod"), &moved_out, &sel).map(|e| e.kind),
             Some("DELETED")
         );
         let moved_in = crate::store::Event {
@@ -829,7 +843,7 @@ mod tests {
             prev: Some(kv(json!({"app": "db"}), 3)),
         };
         assert_eq!(
-            translate_event(&moved_in, &sel).map(|e| e.kind),
+            translate_event(schemas::lookup("v1", "Pod").expect("pod"), &moved_in, &sel).map(|e| e.kind),
             Some("ADDED")
         );
     }

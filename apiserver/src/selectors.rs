@@ -178,8 +178,11 @@ pub struct FieldRequirement {
 pub struct FieldSelector(pub Vec<FieldRequirement>);
 
 /// The fields a kind can be selected by, besides `metadata.name` and `metadata.namespace`.
-fn selectable_fields(info: &KindInfo) -> &'static [&'static str] {
-    match (info.group, info.kind) {
+fn selectable_fields(info: &KindInfo) -> Vec<String> {
+    if let Some(custom) = info.custom() {
+        return custom.selectable_fields.clone();
+    }
+    let fields: &[&str] = match (info.group.as_str(), info.kind.as_str()) {
         ("", "Pod") => &[
             "spec.nodeName",
             "spec.restartPolicy",
@@ -206,9 +209,25 @@ fn selectable_fields(info: &KindInfo) -> &'static [&'static str] {
         ("", "Node") => &["spec.unschedulable"],
         ("", "Secret") => &["type"],
         ("", "Namespace") => &["status.phase"],
-        ("apps", "ReplicaSet") => &["status.replicas"],
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => &["status.replicas"],
+        ("", "Service") => &["spec.clusterIP", "spec.type"],
+        ("batch", "Job") => &["status.successful"],
+        ("certificates.k8s.io", "CertificateSigningRequest") => &["spec.signerName"],
+        ("events.k8s.io", "Event") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        ],
         _ => &[],
-    }
+    };
+    fields.iter().map(|f| f.to_string()).collect()
 }
 
 impl FieldSelector {
@@ -218,7 +237,9 @@ impl FieldSelector {
         if s.trim().is_empty() {
             return Ok(FieldSelector(reqs));
         }
-        for part in s.split(',') {
+        let allowed = selectable_fields(info);
+        // an empty term (`metadata.name=foo,`) selects nothing, as in kube-apiserver
+        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
             let p = part.trim();
             let (field, value, negated) = if let Some((f, v)) = p.split_once("!=") {
                 (f, v, true)
@@ -234,7 +255,7 @@ impl FieldSelector {
             let field = field.trim();
             if field != "metadata.name"
                 && field != "metadata.namespace"
-                && !selectable_fields(info).contains(&field)
+                && !allowed.iter().any(|a| a == field)
             {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"

@@ -263,6 +263,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             pki.kubelet_client_cert_pem.clone(),
             pki.kubelet_client_key_pem.clone(),
         )),
+        openapi: Default::default(),
     });
 
     // kubeconfigs for the admin and for korral's own components

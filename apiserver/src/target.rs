@@ -1,7 +1,10 @@
 //! Parsing resource URLs (`/api/v1/namespaces/default/pods/web/status`,
 //! `/apis/apps/v1/deployments`) into what they address.
 
+use std::sync::Arc;
+
 use schemas::KindInfo;
+use schemas::kinds::Kinds;
 
 use crate::errors::{ApiError, ApiResult};
 
@@ -9,7 +12,7 @@ use crate::errors::{ApiError, ApiResult};
 #[derive(Clone, Debug)]
 pub struct Target {
     /// The kind.
-    pub info: &'static KindInfo,
+    pub info: Arc<KindInfo>,
     /// The namespace in the URL, if any.
     pub namespace: Option<String>,
     /// The object name, if any.
@@ -19,8 +22,9 @@ pub struct Target {
 }
 
 /// Parses the path after `/api/` or `/apis/` (e.g. `v1/namespaces/ns/pods/p`
-/// or `apps/v1/deployments`). `grouped` tells which prefix it came from.
-pub fn parse(rest: &str, grouped: bool) -> ApiResult<Target> {
+/// or `apps/v1/deployments`) against the kinds served. `grouped` tells which
+/// prefix it came from.
+pub fn parse(kinds: &Kinds, rest: &str, grouped: bool) -> ApiResult<Target> {
     let full = format!("/{}/{}", if grouped { "apis" } else { "api" }, rest);
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let (group, version, tail) = if grouped {
@@ -35,9 +39,11 @@ pub fn parse(rest: &str, grouped: bool) -> ApiResult<Target> {
         }
     };
     let find = |plural: &str| {
-        schemas::kinds::by_resource(group, version, plural).ok_or_else(|| ApiError::no_route(&full))
+        kinds
+            .by_resource(group, version, plural)
+            .ok_or_else(|| ApiError::no_route(&full))
     };
-    let t = |info, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
+    let t = |info: Arc<KindInfo>, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
         info,
         namespace: ns.map(str::to_string),
         name: name.map(str::to_string),
@@ -65,7 +71,7 @@ pub fn parse(rest: &str, grouped: bool) -> ApiResult<Target> {
         return Err(ApiError::no_route(&full));
     }
     if let Some(sub) = &target.subresource
-        && !target.info.subresources.contains(&sub.as_str())
+        && !target.info.has_subresource(sub)
     {
         return Err(ApiError::no_route(&full));
     }
@@ -76,12 +82,16 @@ pub fn parse(rest: &str, grouped: bool) -> ApiResult<Target> {
 mod tests {
     use super::*;
 
+    fn parse(rest: &str, grouped: bool) -> ApiResult<Target> {
+        super::parse(&schemas::Registry::builtin().snapshot(), rest, grouped)
+    }
+
     #[test]
     fn parses_kubernetes_url_shapes() {
         let t = parse("v1/namespaces/default/pods/web/status", false).expect("pod status");
         assert_eq!(
             (
-                t.info.kind,
+                t.info.kind.as_str(),
                 t.namespace.as_deref(),
                 t.name.as_deref(),
                 t.subresource.as_deref()
@@ -89,24 +99,24 @@ mod tests {
             ("Pod", Some("default"), Some("web"), Some("status"))
         );
         let t = parse("v1/pods", false).expect("all pods");
-        assert_eq!((t.info.kind, t.namespace, t.name), ("Pod", None, None));
+        assert_eq!((t.info.kind.as_str(), t.namespace, t.name), ("Pod", None, None));
         let t = parse("v1/namespaces/kube-system", false).expect("a namespace");
         assert_eq!(
-            (t.info.kind, t.name.as_deref()),
+            (t.info.kind.as_str(), t.name.as_deref()),
             ("Namespace", Some("kube-system"))
         );
         let t = parse("v1/namespaces/x/finalize", false).expect("finalize");
         assert_eq!(
-            (t.info.kind, t.name.as_deref(), t.subresource.as_deref()),
+            (t.info.kind.as_str(), t.name.as_deref(), t.subresource.as_deref()),
             ("Namespace", Some("x"), Some("finalize"))
         );
         let t = parse("apps/v1/namespaces/ns/deployments/web/scale", true).expect("scale");
         assert_eq!(
-            (t.info.kind, t.subresource.as_deref()),
+            (t.info.kind.as_str(), t.subresource.as_deref()),
             ("Deployment", Some("scale"))
         );
         let t = parse("v1/nodes/n1/status", false).expect("node status");
-        assert_eq!((t.info.kind, t.name.as_deref()), ("Node", Some("n1")));
+        assert_eq!((t.info.kind.as_str(), t.name.as_deref()), ("Node", Some("n1")));
     }
 
     #[test]

@@ -10,6 +10,16 @@ pub fn now() -> Time {
     from_utc(Utc::now())
 }
 
+/// The current time as Kubernetes writes it in metadata (`2024-01-02T15:04:05Z`).
+pub fn now_text() -> String {
+    now().text()
+}
+
+/// The current time with microseconds (`2024-01-02T15:04:05.123456Z`).
+pub fn micro_now_text() -> String {
+    micro_now().text()
+}
+
 /// The current time, in microseconds.
 pub fn micro_now() -> MicroTime {
     micro_from_utc(Utc::now())

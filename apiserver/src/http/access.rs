@@ -22,8 +22,8 @@ pub enum Access {
 pub fn check(id: &Identity, verb: &str, target: &Target) -> ApiResult<Access> {
     let attrs = Attributes {
         verb,
-        group: target.info.group,
-        resource: target.info.plural,
+        group: &target.info.group,
+        resource: &target.info.plural,
         subresource: target.subresource.as_deref(),
         namespace: target.namespace.as_deref(),
         name: target.name.as_deref(),
@@ -44,7 +44,7 @@ fn forbidden(id: &Identity, verb: &str, target: &Target, why: &str) -> ApiError 
         &id.name,
         verb,
         &resource,
-        target.info.group,
+        &target.info.group,
         target.namespace.as_deref(),
         target.name.as_deref(),
         why,
@@ -212,6 +212,15 @@ pub async fn check_used_by_node(
     }
 }
 
+/// The groups an identity belongs to, as Kubernetes would name them.
+pub fn groups_of(id: &Identity) -> Vec<&'static str> {
+    match id.role {
+        Role::Admin => vec!["system:masters", "system:authenticated"],
+        Role::Node(_) => vec!["system:nodes", "system:authenticated"],
+        Role::Viewer | Role::Controller | Role::Intake => vec!["system:authenticated"],
+    }
+}
+
 /// Answers a SelfSubjectAccessReview (`kubectl auth can-i VERB RESOURCE`).
 pub fn access_review(id: &Identity, body: &Value) -> ApiResult<Value> {
     let attrs = body.pointer("/spec/resourceAttributes").ok_or_else(|| {
@@ -256,9 +265,9 @@ pub fn rules_review(id: &Identity, body: &Value) -> Value {
             vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})]
         }
         Role::Viewer => {
-            let resources: Vec<&str> = schemas::served()
+            let resources: Vec<&str> = schemas::builtin_kinds()
                 .iter()
-                .map(|k| k.plural)
+                .map(|k| k.plural.as_str())
                 .filter(|p| *p != "secrets")
                 .collect();
             vec![

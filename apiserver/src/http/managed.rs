@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use schemas::{KindInfo, Time};
+use schemas::KindInfo;
 
 use crate::errors::{ApiError, ApiResult};
 use crate::objects;
@@ -41,7 +41,15 @@ pub fn record_update(
 ) -> ApiResult<()> {
     let sub = subresource.filter(|s| *s != "finalize" && *s != "binding");
     *new =
-        patch::update_managed_fields(old, new, manager, sub, info, info.api_version, Time::now());
+        patch::update_managed_fields(
+        old,
+        new,
+        manager,
+        sub,
+        info,
+        &info.api_version,
+        schemas::time::now(),
+    );
     Ok(())
 }
 
@@ -81,8 +89,8 @@ pub fn apply_patch(
                 manager,
                 force,
                 info,
-                info.api_version,
-                Time::now(),
+                &info.api_version,
+                schemas::time::now(),
             )
             .map_err(from_apply_error)
         }
@@ -117,8 +125,8 @@ pub fn apply_to_new(
         manager,
         force,
         info,
-        info.api_version,
-        Time::now(),
+        &info.api_version,
+        schemas::time::now(),
     )
     .map_err(from_apply_error)?;
     let meta = objects::meta_mut(&mut obj);

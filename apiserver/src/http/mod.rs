@@ -7,6 +7,7 @@ pub mod managed;
 pub mod node_proxy;
 pub mod request;
 pub mod resources;
+pub mod respond;
 pub mod subresources;
 pub mod watch;
 
@@ -41,6 +42,8 @@ pub struct App {
     pub server_address: String,
     /// The client certificate and key (PEM) presented to node daemons when proxying logs and exec.
     pub node_client: Option<(String, String)>,
+    /// OpenAPI documents, cached per registry generation.
+    pub openapi: crate::openapi::OpenApi,
 }
 
 fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Identity> {
@@ -88,6 +91,31 @@ async fn version() -> Response {
     json_response(StatusCode::OK, &discovery::version())
 }
 
+fn accept(headers: &HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// A cacheable document: `ETag`, and 304 when the client already has it.
+fn cached(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
+    let etag = discovery::etag(&body);
+    let matches = headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag);
+    let mut resp = if matches {
+        respond::bytes_response(StatusCode::NOT_MODIFIED, content_type, Vec::new())
+    } else {
+        respond::bytes_response(StatusCode::OK, content_type, body)
+    };
+    if let Ok(v) = axum::http::HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    resp
+}
+
 async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     match authenticate(&app, &headers) {
         Ok(_) => (
@@ -106,21 +134,13 @@ async fn not_found(uri: Uri) -> Response {
     ApiError::no_route(uri.path()).into_response()
 }
 
-fn discovery_response(headers: &HeaderMap, core: bool, legacy: Value) -> Response {
-    let accept = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if discovery::wants_aggregated(accept) {
-        let body = serde_json::to_vec(&discovery::aggregated(core)).unwrap_or_default();
-        return (
-            StatusCode::OK,
-            [(axum::http::header::CONTENT_TYPE, discovery::AGGREGATED_V2)],
-            body,
-        )
-            .into_response();
+fn discovery_response(app: &App, headers: &HeaderMap, core: bool, legacy: Value) -> Response {
+    if discovery::wants_aggregated(accept(headers)) {
+        let kinds = app.registry.kinds().snapshot();
+        let body = crate::status::encode(&discovery::aggregated(&kinds, core));
+        return cached(headers, discovery::AGGREGATED_V2, body);
     }
-    json_response(StatusCode::OK, &legacy)
+    cached(headers, "application/json", crate::status::encode(&legacy))
 }
 
 async fn api_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -128,6 +148,7 @@ async fn api_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         return e.into_response();
     }
     discovery_response(
+        &app,
         &headers,
         true,
         discovery::core_versions(&app.server_address),
@@ -138,28 +159,24 @@ async fn apis_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
     if let Err(e) = authenticate(&app, &headers) {
         return e.into_response();
     }
-    discovery_response(&headers, false, discovery::group_list())
+    let kinds = app.registry.kinds().snapshot();
+    discovery_response(&app, &headers, false, discovery::group_list(&kinds))
 }
 
 async fn openapi_v2(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let Err(e) = authenticate(&app, &headers) {
         return e.into_response();
     }
-    let accept = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if accept.contains("protobuf") {
-        (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                crate::openapi::V2_PROTOBUF,
-            )],
+    if accept(&headers).contains("protobuf") {
+        respond::bytes_response(
+            StatusCode::OK,
+            crate::openapi::V2_PROTOBUF,
             crate::openapi::v2_protobuf(),
         )
-            .into_response()
     } else {
-        json_response(StatusCode::OK, &crate::openapi::v2_json())
+        let kinds = app.registry.kinds().snapshot();
+        let doc = app.openapi.v2(&kinds);
+        cached(&headers, "application/json", doc.body.to_vec())
     }
 }
 
@@ -167,20 +184,56 @@ async fn openapi_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
     if let Err(e) = authenticate(&app, &headers) {
         return e.into_response();
     }
-    json_response(StatusCode::OK, &crate::openapi::root())
+    let kinds = app.registry.kinds().snapshot();
+    cached(
+        &headers,
+        "application/json",
+        crate::status::encode(&app.openapi.root(&kinds)),
+    )
 }
 
 async fn openapi_doc(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    uri: Uri,
     Path(path): Path<String>,
 ) -> Response {
     if let Err(e) = authenticate(&app, &headers) {
         return e.into_response();
     }
-    match crate::openapi::group_version_doc(&path) {
-        Some(doc) => json_response(StatusCode::OK, &doc),
-        None => ApiError::no_route(&format!("/openapi/v3/{path}")).into_response(),
+    let kinds = app.registry.kinds().snapshot();
+    let Some(doc) = app.openapi.group_version(&kinds, &path) else {
+        return ApiError::no_route(&format!("/openapi/v3/{path}")).into_response();
+    };
+    let query = request::Query::parse(uri.query());
+    match query.get("hash") {
+        // a stale hash is redirected to the current document, as kube-apiserver does
+        Some(h) if h != doc.hash => {
+            let mut resp = respond::bytes_response(StatusCode::MOVED_PERMANENTLY, "application/json", Vec::new());
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+                "/openapi/v3/{}?hash={}",
+                path.trim_matches('/'),
+                doc.hash
+            )) {
+                resp.headers_mut().insert(axum::http::header::LOCATION, v);
+            }
+            resp
+        }
+        Some(_) => {
+            let mut resp = cached(&headers, "application/json", doc.body.to_vec());
+            resp.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("public, immutable"),
+            );
+            let expires = (chrono::Utc::now() + chrono::Duration::days(365))
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&expires) {
+                resp.headers_mut().insert(axum::http::header::EXPIRES, v);
+            }
+            resp
+        }
+        None => cached(&headers, "application/json", doc.body.to_vec()),
     }
 }
 
@@ -264,17 +317,18 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
+    let kinds = app.registry.kinds().snapshot();
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     // discovery documents of one group or group/version
     if method == Method::GET {
         let doc = match (grouped, segs.as_slice()) {
-            (false, [v]) => discovery::resource_list("", v),
-            (true, [g]) => discovery::group(g),
-            (true, [g, v]) => discovery::resource_list(g, v),
+            (false, [v]) => discovery::resource_list(&kinds, "", v),
+            (true, [g]) => discovery::group(&kinds, g),
+            (true, [g, v]) => discovery::resource_list(&kinds, g, v),
             _ => None,
         };
         if let Some(doc) = doc {
-            return json_response(StatusCode::OK, &doc);
+            return cached(&headers, "application/json", crate::status::encode(&doc));
         }
     }
     if grouped && method == Method::POST {
@@ -285,19 +339,30 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
             ["authorization.k8s.io", "v1", "selfsubjectrulesreviews"] => {
                 return review(&id, &headers, body, false).await;
             }
+            ["authentication.k8s.io", "v1", "selfsubjectreviews"] => {
+                return whoami(&id, &headers, body).await;
+            }
             _ => {}
         }
     }
-    let target = match crate::target::parse(&rest, grouped) {
+    let target = match crate::target::parse(&kinds, &rest, grouped) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let verb = verb_of(&method, target.name.is_some(), query.flag("watch"));
+    let watching = match query.bool("watch") {
+        Ok(w) => w.unwrap_or(false),
+        Err(e) => return e.into_response(),
+    };
+    let verb = verb_of(&method, target.name.is_some(), watching);
     let resource = match &target.subresource {
         Some(s) => format!("{}/{s}", target.info.plural),
         None => target.info.plural.to_string(),
     };
-    let format = request::format(&headers);
+    let collection = target.name.is_none();
+    let format = match request::format(&headers, collection) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
     let req = Req {
         app: app.clone(),
         id,
@@ -306,6 +371,7 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         headers,
         format,
         upgrade: std::sync::Mutex::new(upgrade),
+        warnings: Default::default(),
     };
     let response = match resources::serve(req, method, body).await {
         Ok(r) => r,
@@ -330,6 +396,22 @@ async fn review(id: &Identity, headers: &HeaderMap, body: Body, access_review: b
         } else {
             Ok(access::rules_review(id, &v))
         }
+    }
+    .await;
+    match result {
+        Ok(v) => json_response(StatusCode::CREATED, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn whoami(id: &Identity, headers: &HeaderMap, body: Body) -> Response {
+    let result = async {
+        let bytes = request::read_body(body).await?;
+        let mut v = request::decode_object(&bytes, &request::content_type(headers))?;
+        v["apiVersion"] = serde_json::json!("authentication.k8s.io/v1");
+        v["kind"] = serde_json::json!("SelfSubjectReview");
+        v["status"] = serde_json::json!({"userInfo": {"username": id.name, "groups": access::groups_of(id)}});
+        Ok::<_, ApiError>(v)
     }
     .await;
     match result {

@@ -34,9 +34,28 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A boolean parameter (`true`/`1`).
+    /// A boolean parameter, parsed as Go's `strconv.ParseBool` (as
+    /// kube-apiserver does); an unparsable value reads as false (see [`Query::bool`]).
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1"))
+        self.bool(key).ok().flatten().unwrap_or(false)
+    }
+
+    /// A boolean parameter as Go's `strconv.ParseBool` reads it (`1 t T TRUE
+    /// true True`, `0 f F FALSE false False`); anything else is a 400 naming it.
+    pub fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "invalid boolean value {other:?} for parameter {key:?}: strconv.ParseBool: parsing {other:?}: invalid syntax"
+            ))),
+        }
+    }
+
+    /// `fieldValidation` (Warn when absent, as kube-apiserver).
+    pub fn field_validation(&self) -> ApiResult<crate::admission::FieldValidation> {
+        crate::admission::FieldValidation::parse(self.get("fieldValidation"))
     }
 
     /// An integer parameter.
@@ -74,21 +93,94 @@ impl Query {
 pub enum Format {
     /// Plain JSON objects and lists.
     Json,
-    /// meta.k8s.io/v1 Table.
-    Table,
+    /// YAML objects and lists.
+    Yaml,
+    /// meta.k8s.io Table (`v1` or `v1beta1`).
+    Table(&'static str),
+    /// meta.k8s.io PartialObjectMetadata(List) (`v1` or `v1beta1`).
+    Metadata(&'static str),
 }
 
-/// Picks the response format from the Accept header.
-pub fn format(headers: &HeaderMap) -> Format {
+/// One media range of an Accept header.
+struct MediaRange<'a> {
+    media: &'a str,
+    params: Vec<(&'a str, &'a str)>,
+    q: f32,
+}
+
+fn media_ranges(accept: &str) -> Vec<MediaRange<'_>> {
+    let mut out: Vec<MediaRange<'_>> = accept
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|part| {
+            let mut pieces = part.split(';').map(str::trim);
+            let media = pieces.next().unwrap_or("");
+            let mut params = Vec::new();
+            let mut q = 1.0;
+            for p in pieces {
+                if let Some((k, v)) = p.split_once('=') {
+                    if k.trim() == "q" {
+                        q = v.trim().parse().unwrap_or(0.0);
+                    } else {
+                        params.push((k.trim(), v.trim()));
+                    }
+                }
+            }
+            MediaRange { media, params, q }
+        })
+        .collect();
+    // stable: equal q keeps the client's order
+    out.sort_by(|a, b| b.q.partial_cmp(&a.q).unwrap_or(std::cmp::Ordering::Equal));
+    out
+}
+
+/// Picks the response format from the Accept header as kube-apiserver
+/// negotiates it: the first acceptable media range by q-value, with Table and
+/// PartialObjectMetadata transformations; `None` when nothing is acceptable.
+pub fn negotiate(accept: &str, list: bool) -> Option<Format> {
+    if accept.trim().is_empty() {
+        return Some(Format::Json);
+    }
+    for r in media_ranges(accept) {
+        if r.q <= 0.0 {
+            continue;
+        }
+        let param = |k: &str| r.params.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        let json = matches!(r.media, "application/json" | "application/*" | "*/*");
+        match param("as") {
+            None if json => return Some(Format::Json),
+            None if r.media == "application/yaml" => return Some(Format::Yaml),
+            None => {}
+            Some(as_) if json && param("g") == Some("meta.k8s.io") => {
+                let version = match param("v") {
+                    Some("v1") => "v1",
+                    Some("v1beta1") => "v1beta1",
+                    _ => continue,
+                };
+                match as_ {
+                    "Table" => return Some(Format::Table(version)),
+                    "PartialObjectMetadata" if !list => return Some(Format::Metadata(version)),
+                    "PartialObjectMetadataList" if list => return Some(Format::Metadata(version)),
+                    _ => {}
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// Picks the response format from the Accept header (JSON when it accepts nothing we write).
+pub fn format(headers: &HeaderMap, list: bool) -> ApiResult<Format> {
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if crate::tables::wants_table(accept) {
-        Format::Table
-    } else {
-        Format::Json
-    }
+    negotiate(accept, list).ok_or_else(|| {
+        ApiError::not_acceptable(
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        )
+    })
 }
 
 /// The bearer token of a request, if any.
@@ -207,6 +299,37 @@ mod tests {
         assert!(q.dry_run().expect("dry run"));
         assert!(Query::parse(Some("dryRun=Some")).dry_run().is_err());
         assert!(Query::parse(Some("limit=x")).int("limit").is_err());
+    }
+
+    #[test]
+    fn booleans_parse_as_go_does() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(Query::parse(Some(&format!("watch={t}"))).bool("watch").expect(t), Some(true));
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(Query::parse(Some(&format!("watch={f}"))).bool("watch").expect(f), Some(false));
+        }
+        let e = Query::parse(Some("watch=yes")).bool("watch").expect_err("yes");
+        assert_eq!(e.code, 400);
+        assert!(e.message.contains("\"watch\""), "{}", e.message);
+    }
+
+    #[test]
+    fn accept_headers_negotiate_like_kube_apiserver() {
+        let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(table, true), Some(Format::Table("v1")));
+        assert_eq!(
+            negotiate("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1", true),
+            Some(Format::Metadata("v1"))
+        );
+        assert_eq!(
+            negotiate("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json", false),
+            Some(Format::Json)
+        );
+        assert_eq!(negotiate("application/vnd.kubernetes.protobuf,application/json", false), Some(Format::Json));
+        assert_eq!(negotiate("application/json;q=0.5,application/yaml", false), Some(Format::Yaml));
+        assert_eq!(negotiate("text/html", false), None);
+        assert_eq!(negotiate("", false), Some(Format::Json));
     }
 
     #[test]

@@ -1,22 +1,26 @@
 //! The resource endpoints: one function per verb (get, list, watch, create,
 //! update, patch, delete, deletecollection), each authorising, calling the
-//! registry, and answering in the negotiated format.
+//! registry, and answering in the negotiated format with kube-apiserver's
+//! codes, bodies and `Warning` headers.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::response::Response;
+use serde_json::Value;
 
+use crate::admission::{Directives, Warnings};
 use crate::auth::{Condition, Identity};
 use crate::errors::{ApiError, ApiResult};
 use crate::http::App;
 use crate::http::access::{self, Access};
 use crate::http::request::{self, Format, Query};
+use crate::http::respond;
 use crate::http::{subresources, watch};
 use crate::objects;
 use crate::registry::{DeleteOptions, DeleteOutcome, ListOptions, ListPage, WriteOptions};
+use crate::status::{Status, StatusDetails};
 use crate::target::Target;
 
 /// A request being served.
@@ -35,17 +39,13 @@ pub struct Req {
     pub format: Format,
     /// The WebSocket upgrade of a `pods/exec` request (taken by its handler).
     pub upgrade: std::sync::Mutex<Option<axum::extract::ws::WebSocketUpgrade>>,
+    /// `Warning` headers collected while serving.
+    pub warnings: Warnings,
 }
 
 /// Answers a JSON value with a status code.
 pub fn json_response(code: StatusCode, v: &Value) -> Response {
-    let body = serde_json::to_vec(v).unwrap_or_default();
-    (
-        code,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    respond::json(code, v)
 }
 
 impl Req {
@@ -57,77 +57,36 @@ impl Req {
         self.target.name.as_deref().unwrap_or("")
     }
 
-    fn write_options(&self) -> ApiResult<WriteOptions> {
+    /// The options of a write: `dryRun`, `fieldValidation`, and the warnings sink.
+    pub fn write_options(&self) -> ApiResult<WriteOptions> {
         Ok(WriteOptions {
             dry_run: self.query.dry_run()?,
+            directives: Directives {
+                field_validation: self.query.field_validation()?,
+                warnings: self.warnings.clone(),
+            },
         })
+    }
+
+    fn include_object(&self) -> &str {
+        self.query.get("includeObject").unwrap_or("Metadata")
     }
 
     /// An object in the negotiated format.
     pub fn object_response(&self, code: StatusCode, obj: Value) -> Response {
-        match self.format {
-            Format::Table => json_response(
-                code,
-                &crate::tables::table(
-                    self.target.info,
-                    &[obj],
-                    json!({}),
-                    self.query.get("includeObject").unwrap_or("Metadata"),
-                ),
-            ),
-            Format::Json => json_response(code, &obj),
-        }
+        respond::object(code, self.format, &self.target.info, self.include_object(), obj)
     }
 
     fn list_response(&self, page: ListPage) -> Response {
-        let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
-        if let Some(c) = page.continue_token {
-            meta["continue"] = json!(c);
-        }
-        match self.format {
-            Format::Table => json_response(
-                StatusCode::OK,
-                &crate::tables::table(
-                    self.target.info,
-                    &page.items,
-                    meta,
-                    self.query.get("includeObject").unwrap_or("Metadata"),
-                ),
-            ),
-            Format::Json if !page.raw_items.is_empty() => {
-                // stored JSON spliced into the list without decoding it
-                let head = json!({
-                    "kind": format!("{}List", self.target.info.kind),
-                    "apiVersion": self.target.info.api_version,
-                    "metadata": meta,
-                });
-                let mut body = serde_json::to_vec(&head).unwrap_or_default();
-                body.pop();
-                body.extend_from_slice(b",\"items\":[");
-                for (i, item) in page.raw_items.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    body.extend_from_slice(item);
-                }
-                body.extend_from_slice(b"]}");
-                (
-                    StatusCode::OK,
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    body,
-                )
-                    .into_response()
-            }
-            Format::Json => json_response(
-                StatusCode::OK,
-                &json!({
-                    "kind": format!("{}List", self.target.info.kind),
-                    "apiVersion": self.target.info.api_version,
-                    "metadata": meta,
-                    "items": page.items,
-                }),
-            ),
-        }
+        let meta = respond::list_meta(page.resource_version, page.continue_token);
+        respond::list(
+            self.format,
+            &self.target.info,
+            self.include_object(),
+            meta,
+            page.items,
+            page.raw_items,
+        )
     }
 
     /// Enforces a conditional access decision that depends on the stored object.
@@ -147,7 +106,7 @@ impl Req {
                         stored = self
                             .app
                             .registry
-                            .get(self.target.info, self.ns(), self.name())
+                            .get(&self.target.info, self.ns(), self.name())
                             .await?;
                         &stored
                     }
@@ -166,7 +125,7 @@ impl Req {
                 .await
             }
             Access::Conditional(Condition::SelectsNode(node)) => {
-                let fields = self.query.selectors(self.target.info)?.fields;
+                let fields = self.query.selectors(&self.target.info)?.fields;
                 access::check_selects_node(&self.id, verb, &self.target, &fields, node)
             }
         }
@@ -177,7 +136,7 @@ impl Req {
         let obj = self
             .app
             .registry
-            .get(self.target.info, self.ns(), self.name())
+            .get(&self.target.info, self.ns(), self.name())
             .await?;
         self.enforce_on_object(&access, "get", Some(&obj)).await?;
         Ok(self.object_response(StatusCode::OK, obj))
@@ -185,7 +144,7 @@ impl Req {
 
     fn list_options(&self) -> ApiResult<ListOptions> {
         Ok(ListOptions {
-            selectors: self.query.selectors(self.target.info)?,
+            selectors: self.query.selectors(&self.target.info)?,
             limit: self.query.int("limit")?.map(|l| l.max(0) as usize),
             continue_token: self
                 .query
@@ -227,8 +186,8 @@ impl Req {
             Access::Conditional(Condition::PodOnNode(node)) => Err(ApiError::forbidden(
                 &self.id.name,
                 verb,
-                self.target.info.plural,
-                self.target.info.group,
+                &self.target.info.plural,
+                &self.target.info.group,
                 self.ns(),
                 None,
                 &format!("node {node:?} may not {verb} this collection"),
@@ -246,7 +205,7 @@ impl Req {
         let page = self
             .app
             .registry
-            .list(self.target.info, self.ns(), &opts)
+            .list(&self.target.info, self.ns(), &opts)
             .await?;
         Ok(self.list_response(page))
     }
@@ -261,16 +220,13 @@ impl Req {
         access::check(&self.id, "create", &self.target)?;
         let obj = request::decode_object(&body, &request::content_type(&self.headers))?;
         let manager = request::field_manager(&self.query, &self.headers)?;
+        let info = self.target.info.clone();
         let created = self
             .app
             .registry
-            .create(
-                self.target.info,
-                self.ns(),
-                obj,
-                &self.write_options()?,
-                |o| crate::http::managed::record_update(self.target.info, None, o, &manager, None),
-            )
+            .create(&info, self.ns(), obj, &self.write_options()?, |o| {
+                crate::http::managed::record_update(&info, None, o, &manager, None)
+            })
             .await?;
         Ok(self.object_response(StatusCode::CREATED, created))
     }
@@ -284,25 +240,18 @@ impl Req {
         }
         let manager = request::field_manager(&self.query, &self.headers)?;
         let sub = self.target.subresource.as_deref();
+        let info = self.target.info.clone();
         let updated = self
             .app
             .registry
             .update(
-                self.target.info,
+                &info,
                 self.ns(),
                 self.name(),
                 new,
                 sub,
                 &self.write_options()?,
-                |old, new| {
-                    crate::http::managed::record_update(
-                        self.target.info,
-                        Some(old),
-                        new,
-                        &manager,
-                        sub,
-                    )
-                },
+                |old, new| crate::http::managed::record_update(&info, Some(old), new, &manager, sub),
             )
             .await?;
         Ok(self.object_response(StatusCode::OK, updated))
@@ -318,20 +267,21 @@ impl Req {
         let manager = request::field_manager(&self.query, &self.headers)?;
         let force = self.query.flag("force");
         let sub = self.target.subresource.as_deref();
-        let info = self.target.info;
+        let info = self.target.info.clone();
+        let opts = self.write_options()?;
         let patched = self
             .app
             .registry
             .update_with(
-                info,
+                &info,
                 self.ns(),
                 self.name(),
                 sub,
-                &self.write_options()?,
+                &opts,
                 None,
                 |old| {
                     crate::http::managed::apply_patch(
-                        info,
+                        &info,
                         old,
                         &content_type,
                         &body,
@@ -344,7 +294,7 @@ impl Req {
                     if content_type.starts_with("application/apply-patch") {
                         Ok(())
                     } else {
-                        crate::http::managed::record_update(info, Some(old), new, &manager, sub)
+                        crate::http::managed::record_update(&info, Some(old), new, &manager, sub)
                     }
                 },
             )
@@ -359,7 +309,7 @@ impl Req {
             {
                 access::check(&self.id, "create", &self.target)?;
                 let config = crate::http::managed::apply_to_new(
-                    info,
+                    &info,
                     self.ns(),
                     self.name(),
                     &body,
@@ -369,7 +319,7 @@ impl Req {
                 let created = self
                     .app
                     .registry
-                    .create(info, self.ns(), config, &self.write_options()?, |_| Ok(()))
+                    .create(&info, self.ns(), config, &opts, |_| Ok(()))
                     .await?;
                 Ok(self.object_response(StatusCode::CREATED, created))
             }
@@ -388,20 +338,20 @@ impl Req {
             dry_run: self.query.dry_run()?,
             ..Default::default()
         };
-        if self.query.get("orphanDependents") == Some("true") && opts.propagation_policy.is_none() {
-            opts.propagation_policy = Some("Orphan".into());
-        }
+        let mut orphan_dependents = self.query.bool("orphanDependents")?;
         if !body.is_empty() {
-            let b: schemas::core::DeleteOptions = serde_json::from_slice(body).map_err(|e| {
-                ApiError::bad_request(format!("the DeleteOptions body is not valid: {e}"))
-            })?;
+            let b: k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions =
+                serde_json::from_slice(body).map_err(|e| {
+                    ApiError::bad_request(format!("the DeleteOptions body is not valid: {e}"))
+                })?;
             if b.grace_period_seconds.is_some() {
                 opts.grace_period_seconds = b.grace_period_seconds;
             }
             if b.propagation_policy.is_some() {
                 opts.propagation_policy = b.propagation_policy;
-            } else if b.orphan_dependents == Some(true) {
-                opts.propagation_policy = Some("Orphan".into());
+            }
+            if b.orphan_dependents.is_some() {
+                orphan_dependents = b.orphan_dependents;
             }
             if let Some(p) = b.preconditions {
                 opts.precondition_uid = p.uid;
@@ -414,24 +364,72 @@ impl Req {
                 opts.dry_run = true;
             }
         }
+        if opts.propagation_policy.is_none() {
+            match orphan_dependents {
+                Some(true) => opts.propagation_policy = Some("Orphan".into()),
+                Some(false) => opts.propagation_policy = Some("Background".into()),
+                None => {
+                    // batch/v1 Jobs and v1 ReplicationControllers orphan their pods unless told otherwise
+                    let info = &self.target.info;
+                    if info.is("batch", "Job") {
+                        self.warnings.add("child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning");
+                        opts.propagation_policy = Some("Orphan".into());
+                    } else if info.is("", "ReplicationController") {
+                        opts.propagation_policy = Some("Orphan".into());
+                    }
+                }
+            }
+        }
         Ok(opts)
+    }
+
+    fn protect_namespace(&self, name: &str) -> ApiResult<()> {
+        if self.target.info.is("", "Namespace")
+            && crate::admission::PROTECTED_NAMESPACES.contains(&name)
+        {
+            let mut e = ApiError::forbidden_message(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ));
+            e.details = Some(Box::new(StatusDetails {
+                name: Some(name.to_string()),
+                kind: Some("namespaces".into()),
+                ..Default::default()
+            }));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The body of a completed delete: the object, for the kinds whose
+    /// registries return it, else a `Success` Status.
+    fn deleted_body(&self, obj: Value) -> Response {
+        let info = &self.target.info;
+        if crate::admission::returns_deleted_object(info) {
+            return self.object_response(StatusCode::OK, obj);
+        }
+        let status = Status::success(StatusDetails {
+            name: Some(objects::name(&obj).to_string()),
+            group: Some(info.group.clone()).filter(|g| !g.is_empty()),
+            kind: Some(info.plural.clone()),
+            uid: Some(objects::uid(&obj).to_string()).filter(|u| !u.is_empty()),
+            ..Default::default()
+        });
+        respond::bytes_response(StatusCode::OK, "application/json", status.to_bytes())
     }
 
     async fn delete(&self, body: bytes::Bytes) -> ApiResult<Response> {
         let access = access::check(&self.id, "delete", &self.target)?;
+        self.protect_namespace(self.name())?;
         self.enforce_on_object(&access, "delete", None).await?;
         let opts = self.delete_options(&body)?;
         match self
             .app
             .registry
-            .delete(self.target.info, self.ns(), self.name(), &opts)
+            .delete(&self.target.info, self.ns(), self.name(), &opts)
             .await?
         {
             DeleteOutcome::Pending(obj) => Ok(self.object_response(StatusCode::OK, obj)),
-            DeleteOutcome::Deleted(obj) => Ok(json_response(
-                StatusCode::OK,
-                &success_status(self.target.info, &obj),
-            )),
+            DeleteOutcome::Deleted(obj) => Ok(self.deleted_body(obj)),
         }
     }
 
@@ -444,7 +442,7 @@ impl Req {
             .app
             .registry
             .list(
-                self.target.info,
+                &self.target.info,
                 self.ns(),
                 &ListOptions {
                     limit: None,
@@ -456,13 +454,20 @@ impl Req {
         let mut items = Vec::new();
         for obj in page.items {
             let ns = objects::namespace(&obj).map(str::to_string);
+            let name = objects::name(&obj).to_string();
+            // protected namespaces stay, as the rest of the collection goes
+            if self.target.info.is("", "Namespace")
+                && crate::admission::PROTECTED_NAMESPACES.contains(&name.as_str())
+            {
+                continue;
+            }
             match self
                 .app
                 .registry
-                .delete(self.target.info, ns.as_deref(), objects::name(&obj), &opts)
+                .delete(&self.target.info, ns.as_deref(), &name, &opts)
                 .await
             {
-                Ok(DeleteOutcome::Pending(o) | DeleteOutcome::Deleted(o)) => items.push(o),
+                Ok(DeleteOutcome::Pending(_) | DeleteOutcome::Deleted(_)) => items.push(obj),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),
             }
@@ -476,28 +481,23 @@ impl Req {
     }
 }
 
-/// The `Status` Kubernetes answers a completed delete with.
-fn success_status(info: &schemas::KindInfo, obj: &Value) -> Value {
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": {"name": objects::name(obj), "group": info.group, "kind": info.plural, "uid": objects::uid(obj)},
-    })
-}
-
 /// Serves one resource request.
 pub async fn serve(req: Req, method: Method, body: Body) -> ApiResult<Response> {
     let body = request::read_body(body).await?;
     let has_name = req.target.name.is_some();
-    match (method, has_name, req.target.subresource.as_deref()) {
-        (Method::GET, false, None) if req.query.flag("watch") => req.watch().await,
+    if let Some(w) = &req.target.info.deprecation_warning {
+        req.warnings.add(w.clone());
+    }
+    let watch = req.query.bool("watch")?.unwrap_or(false);
+    let result = match (method, has_name, req.target.subresource.as_deref()) {
+        (Method::GET, false, None) if watch => req.watch().await,
         (Method::GET, false, None) => req.list().await,
         (Method::GET, true, None | Some("status")) => req.get().await,
         (Method::POST, false, None) => req.create(body).await,
-        (Method::PUT, true, None | Some("status" | "finalize")) => req.update(body).await,
-        (Method::PATCH, true, None | Some("status")) => req.patch(body).await,
+        (Method::PUT, true, None | Some("status" | "finalize" | "approval")) => {
+            req.update(body).await
+        }
+        (Method::PATCH, true, None | Some("status" | "approval")) => req.patch(body).await,
         (Method::DELETE, true, None) => req.delete(body).await,
         (Method::DELETE, false, None) => req.delete_collection(body).await,
         (m, true, Some(sub)) => subresources::serve(&req, m, sub, body).await,
@@ -505,5 +505,17 @@ pub async fn serve(req: Req, method: Method, body: Body) -> ApiResult<Response> 
             "{m} {}",
             req.target.info.plural
         ))),
-    }
+    };
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if e.code >= 500 {
+                tracing::error!(code = e.code, message = %e.message, "request failed");
+            }
+            axum::response::IntoResponse::into_response(e)
+        }
+    };
+    // warnings go out with errors too, as kube-apiserver sends them
+    respond::add_warnings(&mut resp, &req.warnings.list());
+    Ok(resp)
 }

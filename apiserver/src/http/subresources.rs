@@ -1,6 +1,7 @@
-//! Subresources beyond status: `scale` (Deployments, ReplicaSets), `binding`
-//! and `eviction` (Pods), `log`/`exec` (Pods, proxied to the node daemon), and
-//! `sync` (GitSources: ask intake to sync now).
+//! Subresources beyond status: `scale` (Deployments, ReplicaSets,
+//! StatefulSets, ReplicationControllers and custom resources with a scale
+//! subresource), `binding` and `eviction` (Pods), `log`/`exec` (Pods,
+//! proxied to the node daemon), and `sync` (GitSources: ask intake to sync now).
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -12,21 +13,87 @@ use crate::http::request;
 use crate::http::resources::{Req, json_response};
 use crate::objects;
 use crate::registry::{DeleteOptions, WriteOptions};
+use schemas::KindInfo;
 
-/// The `Scale` view of a workload.
-fn scale_of(obj: &Value) -> Value {
-    let meta = obj.get("metadata").cloned().unwrap_or_default();
-    let selector = obj
-        .pointer("/spec/selector/matchLabels")
+/// Where a kind keeps its replicas: `.spec.replicas` and `.status.replicas`
+/// for built-in kinds, the CRD's paths for custom ones.
+fn scale_paths(info: &KindInfo) -> (String, String, Option<String>) {
+    match info.custom().and_then(|c| c.scale.clone()) {
+        Some(p) => (p.spec_replicas, p.status_replicas, p.label_selector),
+        None => (".spec.replicas".into(), ".status.replicas".into(), None),
+    }
+}
+
+fn at_path<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    path.trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(v, |node, k| node.get(k))
+}
+
+/// A label selector (matchLabels and matchExpressions) in its string form.
+fn selector_text(sel: &Value) -> String {
+    let mut parts: Vec<String> = sel
+        .get("matchLabels")
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
+                .collect()
         })
         .unwrap_or_default();
-    json!({
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        parts.push(match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => continue,
+        });
+    }
+    parts.sort();
+    parts.join(",")
+}
+
+/// The `Scale` view of an object.
+fn scale_of(info: &KindInfo, obj: &Value) -> ApiResult<Value> {
+    let meta = obj.get("metadata").cloned().unwrap_or_default();
+    let (spec_path, status_path, selector_path) = scale_paths(info);
+    let spec_replicas = match at_path(obj, &spec_path) {
+        Some(v) => v.as_i64().ok_or_else(|| {
+            ApiError::internal(format!("{spec_path} accessor error: {v} is not an integer"))
+        })?,
+        None if info.is_builtin() => 1,
+        None => {
+            return Err(ApiError::internal(format!(
+                "the spec replicas field {spec_path:?} does not exist"
+            )));
+        }
+    };
+    let status_replicas = at_path(obj, &status_path).and_then(Value::as_i64).unwrap_or(0);
+    let selector = match &selector_path {
+        Some(p) => at_path(obj, p).and_then(Value::as_str).unwrap_or("").to_string(),
+        None => match obj.pointer("/spec/selector") {
+            // ReplicationControllers select with a map
+            Some(Value::Object(m)) if !m.contains_key("matchLabels") && !m.contains_key("matchExpressions") => {
+                selector_text(&json!({"matchLabels": m}))
+            }
+            Some(sel) => selector_text(sel),
+            None => String::new(),
+        },
+    };
+    Ok(json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": {
@@ -36,9 +103,26 @@ fn scale_of(obj: &Value) -> Value {
             "resourceVersion": meta.get("resourceVersion"),
             "creationTimestamp": meta.get("creationTimestamp"),
         },
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
-        "status": {"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0), "selector": selector},
-    })
+        "spec": {"replicas": spec_replicas},
+        "status": {"replicas": status_replicas, "selector": selector},
+    }))
+}
+
+/// Sets the replicas at a `.a.b` path, creating the objects on the way.
+fn set_replicas(obj: &mut Value, path: &str, replicas: i64) {
+    let segs: Vec<&str> = path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()).collect();
+    let mut node = obj;
+    for (i, seg) in segs.iter().enumerate() {
+        if !node.is_object() {
+            *node = json!({});
+        }
+        let Value::Object(m) = node else { return };
+        if i + 1 == segs.len() {
+            m.insert(seg.to_string(), json!(replicas));
+            return;
+        }
+        node = m.entry(seg.to_string()).or_insert_with(|| json!({}));
+    }
 }
 
 fn replicas_from_scale(scale: &Value) -> ApiResult<i64> {
@@ -60,7 +144,8 @@ fn replicas_from_scale(scale: &Value) -> ApiResult<i64> {
 }
 
 async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Response> {
-    let info = req.target.info;
+    let info = req.target.info.clone();
+    let info = &*info;
     let ns = req.target.namespace.as_deref();
     let name = req.target.name.as_deref().unwrap_or("");
     let verb = match method {
@@ -77,7 +162,7 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
     access::check(&req.id, verb, &req.target)?;
     if method == Method::GET {
         let obj = req.app.registry.get(info, ns, name).await?;
-        return Ok(json_response(StatusCode::OK, &scale_of(&obj)));
+        return Ok(json_response(StatusCode::OK, &scale_of(info, &obj)?));
     }
     let content_type = request::content_type(&req.headers);
     let manager = request::field_manager(&req.query, &req.headers)?;
@@ -87,9 +172,8 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
     } else {
         None
     };
-    let opts = WriteOptions {
-        dry_run: req.query.dry_run()?,
-    };
+    let opts = req.write_options()?;
+    let (spec_path, _, _) = scale_paths(info);
     let updated = req
         .app
         .registry
@@ -106,7 +190,7 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
                 } else {
                     crate::http::managed::apply_patch(
                         info,
-                        &scale_of(old),
+                        &scale_of(info, old)?,
                         &content_type,
                         &body,
                         &manager,
@@ -116,7 +200,7 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
                 };
                 let replicas = replicas_from_scale(&new_scale)?;
                 let mut new = old.clone();
-                new["spec"]["replicas"] = json!(replicas);
+                set_replicas(&mut new, &spec_path, replicas);
                 Ok(new)
             },
             |old, new| {
@@ -124,7 +208,7 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
             },
         )
         .await?;
-    Ok(json_response(StatusCode::OK, &scale_of(&updated)))
+    Ok(json_response(StatusCode::OK, &scale_of(info, &updated)?))
 }
 
 async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
@@ -137,7 +221,8 @@ async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
         .ok_or_else(|| ApiError::bad_request("target.name: Required value: the node to bind to"))?
         .to_string();
     let name = req.target.name.as_deref().unwrap_or("");
-    let info = req.target.info;
+    let info = req.target.info.clone();
+    let info = &*info;
     req.app
         .registry
         .update_with(
@@ -145,9 +230,7 @@ async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
             req.target.namespace.as_deref(),
             name,
             Some("binding"),
-            &WriteOptions {
-                dry_run: req.query.dry_run()?,
-            },
+            &req.write_options()?,
             None,
             |old| {
                 if objects::is_deleting(old) {
@@ -183,7 +266,7 @@ async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
 }
 
 fn set_pod_scheduled(pod: &mut Value) {
-    let now = schemas::Time::now().to_string();
+    let now = schemas::time::now_text();
     let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
     let status = pod
         .as_object_mut()
@@ -205,7 +288,7 @@ async fn eviction(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
         ..Default::default()
     };
     if !body.is_empty() {
-        let ev: schemas::core::Eviction = serde_json::from_slice(&body)
+        let ev: k8s_openapi::api::policy::v1::Eviction = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("the Eviction body is not valid: {e}")))?;
         if let Some(d) = ev.delete_options {
             opts.grace_period_seconds = d.grace_period_seconds;
@@ -222,7 +305,7 @@ async fn eviction(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
     req.app
         .registry
         .delete(
-            req.target.info,
+            &req.target.info,
             req.target.namespace.as_deref(),
             req.target.name.as_deref().unwrap_or(""),
             &opts,
@@ -244,7 +327,7 @@ async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
     let pod = req
         .app
         .registry
-        .get(req.target.info, req.target.namespace.as_deref(), name)
+        .get(&req.target.info, req.target.namespace.as_deref(), name)
         .await?;
     let node = pod
         .pointer("/spec/nodeName")
@@ -261,13 +344,13 @@ async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
 
 async fn sync(req: &Req) -> ApiResult<Response> {
     access::check(&req.id, "create", &req.target)?;
-    let info = req.target.info;
-    let now = schemas::MicroTime::now().to_string();
+    let info = req.target.info.clone();
+    let now = schemas::time::micro_now_text();
     let updated = req
         .app
         .registry
         .update_with(
-            info,
+            &info,
             req.target.namespace.as_deref(),
             req.target.name.as_deref().unwrap_or(""),
             None,

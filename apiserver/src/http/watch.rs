@@ -29,7 +29,7 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
         .app
         .registry
         .watch(
-            req.target.info,
+            req.target.info.clone(),
             req.target.namespace.as_deref(),
             WatchOptions {
                 selectors: opts.selectors,
@@ -41,7 +41,7 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
     let guard = req.app.metrics.watch_started();
     let deadline = tokio::time::Instant::now() + timeout;
     let format = req.format;
-    let info = req.target.info;
+    let info = req.target.info.clone();
     let include = req
         .query
         .get("includeObject")
@@ -74,24 +74,27 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
 
 struct StreamCtx {
     format: Format,
-    info: &'static schemas::KindInfo,
+    info: std::sync::Arc<schemas::KindInfo>,
     include: String,
 }
 
 impl StreamCtx {
     fn encode(&self, event: &WatchEvent) -> bytes::Bytes {
         let object = match (self.format, event.kind) {
-            (Format::Table, "ADDED" | "MODIFIED" | "DELETED") => crate::tables::table(
-                self.info,
+            (Format::Table(version), "ADDED" | "MODIFIED" | "DELETED") => crate::tables::table(
+                &self.info,
                 std::slice::from_ref(&event.object),
                 json!({"resourceVersion": event.object.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)}),
                 &self.include,
+                version,
             ),
+            (Format::Metadata(version), "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK") => {
+                crate::http::respond::partial_metadata(&event.object, version)
+            }
             _ => event.object.clone(),
         };
-        let mut line =
-            serde_json::to_vec(&json!({"type": event.kind, "object": object})).unwrap_or_default();
-        line.push(b'\n');
-        bytes::Bytes::from(line)
+        bytes::Bytes::from(crate::status::encode(
+            &json!({"type": event.kind, "object": object}),
+        ))
     }
 }

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use schemas::meta::{Status, StatusCause, StatusDetails};
-use schemas::{KindInfo, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemas::{KindInfo, TimeExt};
+
+use crate::status::{Status, StatusCause, StatusDetails};
 
 use super::error::PatchError;
 use super::fieldset::{FieldSet, PathElement, canonical_json, render_path};
@@ -123,14 +125,11 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
 /// The 409 `Status` Kubernetes returns for apply conflicts: reason
 /// `Conflict`, one cause per field (`FieldManagerConflict`).
 pub fn conflict_status(conflicts: &[Conflict]) -> Status {
-    Status {
-        api_version: Some("v1".into()),
-        kind: Some("Status".into()),
-        metadata: Some(Default::default()),
-        status: Some("Failure".into()),
-        message: Some(conflict_message(conflicts)),
-        reason: Some("Conflict".into()),
-        details: Some(StatusDetails {
+    Status::failure(
+        409,
+        "Conflict",
+        conflict_message(conflicts),
+        Some(StatusDetails {
             causes: Some(
                 conflicts
                     .iter()
@@ -143,8 +142,7 @@ pub fn conflict_status(conflicts: &[Conflict]) -> Status {
             ),
             ..Default::default()
         }),
-        code: Some(409),
-    }
+    )
 }
 
 /// Decodes an apply patch body: one object, as JSON or YAML; explicit nulls
@@ -192,7 +190,7 @@ fn check_config(config: &Value, kind: &KindInfo) -> Result<(), PatchError> {
     }
     let api_version = config.get("apiVersion").and_then(Value::as_str);
     let k = config.get("kind").and_then(Value::as_str);
-    if api_version != Some(kind.api_version) || k != Some(kind.kind) {
+    if api_version != Some(kind.api_version.as_str()) || k != Some(kind.kind.as_str()) {
         return Err(PatchError::BadRequest(format!(
             "the apply patch is apiVersion {:?} kind {:?}, but the resource is {} {}",
             api_version.unwrap_or_default(),
@@ -290,7 +288,7 @@ pub fn apply(
             "failed to create typed patch object ({ns}/{name}; {group_version}, Kind={k}): {e}"
         ))
     })?;
-    if kind.subresources.contains(&"status")
+    if kind.has_status_subresource()
         && let Some(m) = config.as_object_mut()
     {
         m.shift_remove("status");
@@ -364,7 +362,7 @@ pub fn apply(
         return Err(ApplyError::Conflicts(conflicts));
     }
     if own_is_new || !json_equal(&live_obj, &merged) {
-        entries[own].time = Some(now.to_string());
+        entries[own].time = Some(now.text());
     }
     if manager == KUBECTL {
         sync_last_applied(&mut merged, &config);

@@ -1,6 +1,6 @@
 //! Why a patch could not be applied, with the HTTP status each case maps to.
 
-use schemas::meta::Status;
+use crate::status::Status;
 
 /// A patch that could not be applied. The HTTP layer turns it into a
 /// `Status` with [`PatchError::code`] and [`PatchError::reason`] and the
@@ -48,16 +48,7 @@ impl PatchError {
 
     /// The `Status` object to answer with.
     pub fn to_status(&self) -> Status {
-        Status {
-            api_version: Some("v1".into()),
-            kind: Some("Status".into()),
-            metadata: Some(Default::default()),
-            status: Some("Failure".into()),
-            message: Some(self.to_string()),
-            reason: Some(self.reason().into()),
-            details: None,
-            code: Some(i32::from(self.code())),
-        }
+        Status::failure(self.code(), self.reason(), self.to_string(), None)
     }
 }
 

@@ -4,7 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use schemas::{KindInfo, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemas::{KindInfo, TimeExt};
 
 use super::fieldset::{FieldSet, PathElement};
 use super::merge_keys::{Type, root_type};
@@ -175,7 +176,7 @@ pub fn tracked(set: &FieldSet, kind: &KindInfo, subresource: Option<&str>) -> Fi
     let mut ignored = server_fields();
     match subresource {
         Some("status") => ignored = ignored.union(&set_of(&[&["spec"]])),
-        None if kind.subresources.contains(&"status") => {
+        None if kind.has_status_subresource() => {
             ignored = ignored.union(&set_of(&[&["status"]]))
         }
         _ => {}
@@ -318,13 +319,13 @@ pub fn record_update(
         {
             Some(e) => {
                 e.fields = e.fields.union(&changed);
-                e.time = Some(now.to_string());
+                e.time = Some(now.text());
             }
             None => entries.push(Entry {
                 manager: manager.to_string(),
                 operation: "Update".into(),
                 api_version: api_version.to_string(),
-                time: Some(now.to_string()),
+                time: Some(now.text()),
                 subresource: subresource.map(str::to_string),
                 fields: changed,
             }),

@@ -362,10 +362,49 @@ static LEASE: Struct = value_struct(&[
 /// ConfigMap, Secret, Endpoints: nothing beyond metadata needs describing.
 static PLAIN: Struct = value_struct(&[("metadata", Type::Struct(&OBJECT_META))]);
 
+// ---- workloads with pod templates: apps/v1, batch/v1, core/v1 ----
+
+static TEMPLATED_SPEC: Struct = value_struct(&[
+    ("selector", Type::Struct(&ATOMIC)),
+    ("template", Type::Struct(&POD_TEMPLATE_SPEC)),
+]);
+static TEMPLATED: Struct = value_struct(&[
+    ("metadata", Type::Struct(&OBJECT_META)),
+    ("spec", Type::Struct(&TEMPLATED_SPEC)),
+    ("status", Type::Struct(&STATUS_WITH_CONDITIONS)),
+]);
+static RC_SPEC: Struct = value_struct(&[
+    ("selector", Type::Map(&ATOMIC_MAP)),
+    ("template", Type::Struct(&POD_TEMPLATE_SPEC)),
+]);
+static REPLICATION_CONTROLLER: Struct = value_struct(&[
+    ("metadata", Type::Struct(&OBJECT_META)),
+    ("spec", Type::Struct(&RC_SPEC)),
+    ("status", Type::Struct(&STATUS_WITH_CONDITIONS)),
+]);
+static POD_TEMPLATE: Struct = value_struct(&[
+    ("metadata", Type::Struct(&OBJECT_META)),
+    ("template", Type::Struct(&POD_TEMPLATE_SPEC)),
+]);
+static JOB_TEMPLATE_SPEC: Struct = value_struct(&[
+    ("metadata", Type::Struct(&OBJECT_META)),
+    ("spec", Type::Struct(&TEMPLATED_SPEC)),
+]);
+static CRON_JOB_SPEC: Struct = value_struct(&[("jobTemplate", Type::Struct(&JOB_TEMPLATE_SPEC))]);
+static CRON_JOB: Struct = value_struct(&[
+    ("metadata", Type::Struct(&OBJECT_META)),
+    ("spec", Type::Struct(&CRON_JOB_SPEC)),
+]);
+/// Kinds whose status has conditions keyed by type.
+static WITH_CONDITIONS: Struct = value_struct(&[
+    ("metadata", Type::Struct(&OBJECT_META)),
+    ("status", Type::Struct(&STATUS_WITH_CONDITIONS)),
+]);
+
 /// The root type of a served kind, and whether Kubernetes knows its struct
 /// tags (built-in kinds) — strategic merge patch is refused otherwise.
 pub fn root_type(kind: &KindInfo) -> (Type, bool) {
-    let s: &'static Struct = match (kind.group, kind.kind) {
+    let s: &'static Struct = match (kind.group.as_str(), kind.kind.as_str()) {
         ("", "Pod") => &POD,
         ("", "Service") => &SERVICE,
         ("", "Node") => &NODE,
@@ -375,6 +414,12 @@ pub fn root_type(kind: &KindInfo) -> (Type, bool) {
         ("apps", "Deployment") => &DEPLOYMENT,
         ("apps", "ReplicaSet") => &REPLICA_SET,
         ("coordination.k8s.io", "Lease") => &LEASE,
+        ("apps", "StatefulSet" | "DaemonSet") | ("batch", "Job") => &TEMPLATED,
+        ("", "ReplicationController") => &REPLICATION_CONTROLLER,
+        ("", "PodTemplate") => &POD_TEMPLATE,
+        ("batch", "CronJob") => &CRON_JOB,
+        ("korral.dev", _) => return (Type::Struct(&PLAIN), false),
+        _ if kind.is_builtin() => &WITH_CONDITIONS,
         _ => return (Type::Struct(&PLAIN), false),
     };
     (Type::Struct(s), true)

@@ -71,6 +71,8 @@ pub struct CustomKind {
     rules: HashMap<String, Vec<CompiledRule>>,
     /// Rules that do not compile (reported when the definition is validated).
     pub rule_errors: Vec<FieldError>,
+    /// Fields `fieldSelector` may name (`selectableFields`, without the leading dot).
+    pub selectable_fields: Vec<String>,
 }
 
 impl CustomKind {
@@ -265,6 +267,12 @@ pub fn kinds_of(crd: &CustomResourceDefinition) -> Vec<Arc<KindInfo>> {
                 scale,
                 rules,
                 rule_errors,
+                selectable_fields: v
+                    .selectable_fields
+                    .iter()
+                    .flatten()
+                    .map(|f| f.json_path.trim_start_matches('.').to_string())
+                    .collect(),
             };
             let mut info = KindInfo::new(
                 &spec.group,

@@ -55,11 +55,15 @@ impl ApplyDefaults for StatefulSet {
         let strategy = s
             .update_strategy
             .get_or_insert_with(StatefulSetUpdateStrategy::default);
-        set_str(&mut strategy.type_, "RollingUpdate");
-        if strategy.type_.as_deref() == Some("RollingUpdate") {
-            let ru = strategy
+        if strategy.type_.as_deref().is_none_or(str::is_empty) {
+            strategy.type_ = Some("RollingUpdate".into());
+            strategy
                 .rolling_update
                 .get_or_insert_with(RollingUpdateStatefulSetStrategy::default);
+        }
+        if strategy.type_.as_deref() == Some("RollingUpdate")
+            && let Some(ru) = strategy.rolling_update.as_mut()
+        {
             set(&mut ru.partition, 0);
         }
         let retention = s
@@ -96,6 +100,17 @@ impl ApplyDefaults for DaemonSet {
 impl ApplyDefaults for Job {
     fn apply_defaults(&mut self) {
         let s = self.spec.get_or_insert_with(Default::default);
+        // SetDefaults_Job: a Job without labels takes its template's
+        if self.metadata.labels.as_ref().is_none_or(|l| l.is_empty())
+            && let Some(labels) = s
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .filter(|l| !l.is_empty())
+        {
+            self.metadata.labels = Some(labels);
+        }
         if s.completions.is_none() && s.parallelism.is_none() {
             s.completions = Some(1);
             s.parallelism = Some(1);
@@ -110,6 +125,7 @@ impl ApplyDefaults for Job {
         }
         set_str(&mut s.completion_mode, "NonIndexed");
         set(&mut s.suspend, false);
+        set(&mut s.manual_selector, false);
         if s.pod_replacement_policy.is_none() {
             s.pod_replacement_policy = Some(if s.pod_failure_policy.is_some() {
                 "Failed".into()

@@ -39,6 +39,8 @@ pub struct BuiltinOps {
     pub(crate) validate_update: fn(&Value, &Value) -> Vec<FieldError>,
     /// Converts between the versions the kind is served at (from, to).
     pub(crate) convert: Option<fn(Value, &str, &str) -> Result<Value, String>>,
+    /// The schema's name (`io.k8s.api.core.v1.Pod`).
+    pub(crate) name: fn() -> std::borrow::Cow<'static, str>,
 }
 
 /// A kind with typed defaulting and validation.
@@ -112,6 +114,7 @@ fn ops<T: BuiltinKind>() -> BuiltinOps {
         validate: validate_kind::<T>,
         validate_update: validate_update_kind::<T>,
         convert: None,
+        name: <T as JsonSchema>::schema_name,
     }
 }
 

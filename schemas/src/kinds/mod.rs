@@ -118,6 +118,23 @@ impl KindInfo {
         }
     }
 
+    /// The name OpenAPI documents give the kind's schema: Kubernetes' own for
+    /// built-in kinds (`io.k8s.api.apps.v1.Deployment`), the reversed group
+    /// for others (`com.example.shop.v1.Order`, `dev.korral.v1alpha1.GitSource`).
+    pub fn schema_name(&self) -> String {
+        match &self.behavior {
+            Behavior::Builtin(ops) => {
+                let name = (ops.name)();
+                if name.contains('.') {
+                    return name.into_owned();
+                }
+            }
+            Behavior::Custom(_) => {}
+        }
+        let reversed: Vec<&str> = self.group.split('.').rev().collect();
+        format!("{}.{}.{}", reversed.join("."), self.version, self.kind)
+    }
+
     /// Whether this is a built-in kind (k8s-openapi or korral's own).
     pub fn is_builtin(&self) -> bool {
         matches!(self.behavior, Behavior::Builtin(_))

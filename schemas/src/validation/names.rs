@@ -8,61 +8,62 @@ fn alnum_lower(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
-/// RFC 1123 label: ≤ 63 lower-case alphanumerics or '-', starting and ending alphanumeric.
-pub fn dns1123_label(s: &str) -> Option<String> {
-    if s.is_empty() {
-        return Some("must not be empty".into());
-    }
-    if s.len() > 63 {
-        return Some("must be no more than 63 characters".into());
-    }
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+fn label_chars_ok(s: &str) -> bool {
     let b = s.as_bytes();
-    if !b.iter().all(|&c| alnum_lower(c) || c == b'-')
-        || !alnum_lower(b[0])
-        || !alnum_lower(b[b.len() - 1])
-    {
-        return Some(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc')".into(),
-        );
-    }
-    None
+    !b.is_empty()
+        && b.iter().all(|&c| alnum_lower(c) || c == b'-')
+        && alnum_lower(b[0])
+        && alnum_lower(b[b.len() - 1])
 }
 
-/// RFC 1035 label (Service names): like an RFC 1123 label but starting with a letter.
+/// Joins apimachinery's messages for one value as its validators list them.
+fn first(msgs: Vec<&str>) -> Option<String> {
+    (!msgs.is_empty()).then(|| msgs.join("; "))
+}
+
+/// RFC 1123 label (`IsDNS1123Label`): ≤ 63 lower-case alphanumerics or '-',
+/// starting and ending alphanumeric.
+pub fn dns1123_label(s: &str) -> Option<String> {
+    let mut msgs = Vec::new();
+    if s.len() > 63 {
+        msgs.push("must be no more than 63 characters");
+    }
+    if !label_chars_ok(s) {
+        msgs.push(DNS1123_LABEL_MSG);
+    }
+    first(msgs)
+}
+
+/// RFC 1035 label (`IsDNS1035Label`, Service names): like an RFC 1123 label
+/// but starting with a letter.
 pub fn dns1035_label(s: &str) -> Option<String> {
-    if let Some(e) = dns1123_label(s) {
-        return Some(e.replace("RFC 1123", "RFC 1035"));
+    let mut msgs = Vec::new();
+    if s.len() > 63 {
+        msgs.push("must be no more than 63 characters");
     }
-    if !s.as_bytes()[0].is_ascii_lowercase() {
-        return Some(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name', or 'abc-123')".into(),
-        );
+    if !label_chars_ok(s) || !s.as_bytes()[0].is_ascii_lowercase() {
+        msgs.push(DNS1035_LABEL_MSG);
     }
-    None
+    first(msgs)
 }
 
-/// RFC 1123 subdomain: ≤ 253 characters, dot-separated RFC 1123 labels.
+/// RFC 1123 subdomain (`IsDNS1123Subdomain`): ≤ 253 characters,
+/// dot-separated labels of any length.
 pub fn dns1123_subdomain(s: &str) -> Option<String> {
-    if s.is_empty() {
-        return Some("must not be empty".into());
-    }
+    let mut msgs = Vec::new();
     if s.len() > 253 {
-        return Some("must be no more than 253 characters".into());
+        msgs.push("must be no more than 253 characters");
     }
-    // apimachinery's subdomain regex: labels of any length (only the total is limited)
-    let label_ok = |l: &str| {
-        let b = l.as_bytes();
-        !b.is_empty()
-            && b.iter().all(|&c| alnum_lower(c) || c == b'-')
-            && alnum_lower(b[0])
-            && alnum_lower(b[b.len() - 1])
-    };
-    if !s.split('.').all(label_ok) {
-        return Some(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')".into(),
-        );
+    if !s.split('.').all(label_chars_ok) {
+        msgs.push(DNS1123_SUBDOMAIN_MSG);
     }
-    None
+    first(msgs)
 }
 
 /// A path segment name (`path.IsValidPathSegmentName`): any text but `.`,
@@ -85,56 +86,61 @@ pub fn path_segment(s: &str) -> Option<String> {
 fn qualified_name_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
-/// A qualified name (label and annotation keys): `[prefix/]name`, prefix a
-/// DNS subdomain, name ≤ 63 alphanumerics, '-', '_' or '.'.
+/// A qualified name (`IsQualifiedName`: label and annotation keys):
+/// `[prefix/]name`, prefix a DNS subdomain, name ≤ 63 alphanumerics, '-',
+/// '_' or '.'.
 pub fn qualified_name(s: &str) -> Option<String> {
-    let (prefix, name) = match s.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, s),
+    let parts: Vec<&str> = s.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                return Some("prefix part must be non-empty".into());
+            }
+            if let Some(e) = dns1123_subdomain(prefix) {
+                return Some(format!("prefix part {e}"));
+            }
+            name
+        }
+        _ => {
+            return Some(format!(
+                "{QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            ));
+        }
     };
-    if let Some(p) = prefix {
-        if p.is_empty() {
-            return Some("prefix part must not be empty".into());
-        }
-        if let Some(e) = dns1123_subdomain(p) {
-            return Some(format!("prefix part {e}"));
-        }
-    }
     if name.is_empty() {
-        return Some("name part must not be empty".into());
+        return Some("name part must be non-empty".into());
     }
+    let mut msgs = Vec::new();
     if name.len() > 63 {
-        return Some("name part must be no more than 63 characters".into());
+        msgs.push("name part must be no more than 63 characters");
     }
     if !qualified_name_part(name) {
-        return Some(
-            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc'), with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')".into(),
-        );
+        msgs.push(QUALIFIED_NAME_MSG);
     }
-    None
+    first(msgs)
 }
 
-/// A label value: empty, or ≤ 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric.
+/// A label value (`IsValidLabelValue`): empty, or ≤ 63 alphanumerics, '-',
+/// '_' or '.', starting and ending alphanumeric.
 pub fn label_value(s: &str) -> Option<String> {
     if s.is_empty() {
         return None;
     }
+    let mut msgs = Vec::new();
     if s.len() > 63 {
-        return Some("must be no more than 63 characters".into());
+        msgs.push("must be no more than 63 characters");
     }
     if !qualified_name_part(s) {
-        return Some(
-            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345')".into(),
-        );
+        msgs.push(LABEL_VALUE_MSG);
     }
-    None
+    first(msgs)
 }
 
 /// An IANA service name (named ports): ≤ 15 lower-case alphanumerics or '-',
