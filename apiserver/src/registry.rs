@@ -413,7 +413,7 @@ impl Registry {
                 return Err(ApiError::conflict(info, name));
             }
             let old = objects::decode_for(info, &kv)?;
-            let mut new = change(&old)?;
+            let new = change(&old)?;
             // a resourceVersion the change set (a PUT body, or a patch that
             // names one) must be the current one, as in Kubernetes
             if let Some(rv) = objects::meta_str(&new, "resourceVersion").filter(|r| !r.is_empty())
@@ -750,7 +750,7 @@ fn mark_deleting(info: &KindInfo, old: &Value, new: &mut Value, grace: i64) {
         let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
         meta.insert(
             "deletionTimestamp".into(),
-            Value::String(schemas::time::from_utc(at).text()),
+            Value::String(schemas::time::TimeExt::text(&schemas::time::from_utc(at))),
         );
         meta.insert("deletionGracePeriodSeconds".into(), Value::from(grace));
         if meta.get("generation").is_some() {

@@ -6,7 +6,8 @@
 use apiserver::patch::{
     ApplyError, PatchType, apply, decode_apply_body, patch_object, update_managed_fields,
 };
-use schemas::{KindInfo, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemas::KindInfo;
 use serde_json::{Value, json};
 
 fn deployment_kind() -> &'static KindInfo {

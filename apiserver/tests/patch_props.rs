@@ -3,7 +3,7 @@
 
 use apiserver::patch::{PatchType, apply, patch_object, update_managed_fields};
 use proptest::prelude::*;
-use schemas::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Map, Value, json};
 
 fn fixture() -> Value {

@@ -461,6 +461,23 @@ pub fn after_defaults_update(info: &KindInfo, old: &Value, new: &mut Value, subr
     if subresource == Some("status") {
         return;
     }
+    if info.is("", "Pod")
+        && let Value::Object(root) = new
+    {
+        // DefaultTolerationSeconds and Priority admit updates too: a pod
+        // PUT back without what they added keeps it
+        pods::add_default_tolerations(root);
+        let old_spec = old.get("spec");
+        if let Some(Value::Object(spec)) = root.get_mut("spec") {
+            for field in ["priority", "preemptionPolicy"] {
+                if let Some(v) = old_spec.and_then(|s| s.get(field))
+                    && !spec.contains_key(field)
+                {
+                    spec.insert(field.into(), v.clone());
+                }
+            }
+        }
+    }
     if tracks_generation(info) && desired_state(old) != desired_state(new) {
         let g = objects::generation(old).max(1) + 1;
         meta_mut(new).insert("generation".into(), Value::from(g));

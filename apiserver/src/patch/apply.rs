@@ -283,7 +283,7 @@ pub fn apply(
                 .to_string()
         };
         let (ns, name) = (meta("namespace"), meta("name"));
-        let (group_version, k) = (kind.api_version, kind.kind);
+        let (group_version, k) = (&kind.api_version, &kind.kind);
         PatchError::Unprocessable(format!(
             "failed to create typed patch object ({ns}/{name}; {group_version}, Kind={k}): {e}"
         ))
@@ -305,7 +305,7 @@ pub fn apply(
             BEFORE_FIRST_APPLY,
             None,
             api_version,
-            now,
+            now.clone(),
         );
     }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::tables::{Column, D_AGE, age_of, col, name_col};
 
 #[derive(Clone, Debug, PartialEq)]
-enum Step {
+pub(crate) enum Step {
     Field(String),
     Index(i64),
     All,

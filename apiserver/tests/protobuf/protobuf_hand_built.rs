@@ -402,7 +402,7 @@ fn protobuf_eviction_with_delete_options() {
         "deleteOptions": {"gracePeriodSeconds": 0, "preconditions": {"uid": "p1"}, "propagationPolicy": "Background", "dryRun": ["All"]}
     });
     assert_eq!(e, expected);
-    let typed: schemas::core::pod::Eviction =
+    let typed: k8s_openapi::api::policy::v1::Eviction =
         serde_json::from_value(e).expect("korral's Eviction type");
     assert_eq!(
         typed.delete_options.and_then(|o| o.grace_period_seconds),
@@ -426,7 +426,7 @@ fn protobuf_delete_options_and_scale() {
         json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 30, "orphanDependents": false,
                "propagationPolicy": "Foreground", "ignoreStoreReadErrorWithClusterBreakingPotential": false})
     );
-    let typed: schemas::core::pod::DeleteOptions =
+    let typed: k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions =
         serde_json::from_value(o).expect("korral's DeleteOptions type");
     assert_eq!(typed.propagation_policy.as_deref(), Some("Foreground"));
     // Scale {1 metadata, 2 spec {1 replicas}, 3 status {1 replicas, 2 selector}}
@@ -444,7 +444,7 @@ fn protobuf_delete_options_and_scale() {
                "metadata": {"name": "web", "namespace": "default", "resourceVersion": "5"},
                "spec": {"replicas": 4}, "status": {"replicas": 0}})
     );
-    let typed: schemas::apps::Scale = serde_json::from_value(s).expect("korral's Scale type");
+    let typed: k8s_openapi::api::autoscaling::v1::Scale = serde_json::from_value(s).expect("autoscaling/v1 Scale");
     assert_eq!(typed.spec.and_then(|s| s.replicas), Some(4));
 }
 
@@ -665,7 +665,7 @@ fn protobuf_event_binding_endpoints_namespace() {
         b,
         json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "namespace": "default"}, "target": {"kind": "Node", "name": "n1"}})
     );
-    let typed: schemas::core::pod::Binding =
+    let typed: k8s_openapi::api::core::v1::Binding =
         serde_json::from_value(b).expect("korral's Binding type");
     assert_eq!(typed.target.name.as_deref(), Some("n1"));
     // Endpoints {1 metadata, 2 subsets {1 addresses {1 ip, 2 targetRef, 3 hostname, 4 nodeName}, 3 ports {1 name, 2 port, 3 protocol}}}

@@ -44,9 +44,39 @@ fn validate_base64_json(v: &Value, field: &str) -> Vec<FieldError> {
     errs.0
 }
 
+/// Kubernetes' rule for ConfigMaps and Secrets marked `immutable: true`:
+/// their data and the mark itself may not change.
+fn check_immutable_data(errs: &mut Errs, old_immutable: Option<bool>, changed: &[(&str, bool)]) {
+    if old_immutable != Some(true) {
+        return;
+    }
+    for (field, differs) in changed {
+        if *differs {
+            errs.push(FieldError::forbidden(
+                FieldPath::fields(field),
+                "field is immutable when `immutable` is set",
+            ));
+        }
+    }
+}
+
 impl Validate for ConfigMap {
     fn check_json(v: &Value) -> Vec<FieldError> {
         validate_base64_json(v, "binaryData")
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        let mut errs = Errs::default();
+        check_immutable_data(
+            &mut errs,
+            old.immutable,
+            &[
+                ("immutable", old.immutable != self.immutable),
+                ("data", old.data != self.data),
+                ("binaryData", old.binary_data != self.binary_data),
+            ],
+        );
+        errs.0
     }
 
     fn validate(&self) -> Vec<FieldError> {
@@ -86,6 +116,26 @@ impl Validate for ConfigMap {
 impl Validate for Secret {
     fn check_json(v: &Value) -> Vec<FieldError> {
         validate_base64_json(v, "data")
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        let mut errs = Errs::default();
+        check_immutable_data(
+            &mut errs,
+            old.immutable,
+            &[
+                ("immutable", old.immutable != self.immutable),
+                ("data", old.data != self.data),
+            ],
+        );
+        let ty = |s: &Secret| s.type_.clone().unwrap_or_else(|| "Opaque".into());
+        if ty(old) != ty(self) {
+            errs.push(crate::validation::immutable(
+                FieldPath::fields("type"),
+                &Value::String(ty(self)),
+            ));
+        }
+        errs.0
     }
 
     fn validate(&self) -> Vec<FieldError> {

@@ -31,6 +31,22 @@ impl Validate for Namespace {
 }
 
 impl Validate for Node {
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        let cidr = |n: &Node| {
+            n.spec
+                .as_ref()
+                .and_then(|s| s.pod_cidr.clone())
+                .filter(|c| !c.is_empty())
+        };
+        match (cidr(old), cidr(self)) {
+            (Some(o), new) if Some(&o) != new.as_ref() => vec![FieldError::forbidden(
+                FieldPath::fields("spec.podCIDR"),
+                "node updates may not change podCIDR except from \"\" to valid",
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
         validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &meta_path());

@@ -38,6 +38,51 @@ impl Validate for Pod {
         }
         errs.0
     }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        let (Some(old_spec), Some(new_spec)) = (&old.spec, &self.spec) else {
+            return Vec::new();
+        };
+        if only_mutable_changes(old_spec, new_spec) {
+            return Vec::new();
+        }
+        vec![FieldError::forbidden(
+            FieldPath::fields("spec"),
+            "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+        )]
+    }
+}
+
+/// Whether a pod spec update changes only what Kubernetes lets change:
+/// images, `activeDeadlineSeconds`, added tolerations, removed scheduling
+/// gates and the grace period.
+fn only_mutable_changes(old: &PodSpec, new: &PodSpec) -> bool {
+    let mut relaxed = new.clone();
+    for (o, n) in [
+        (&old.containers, &mut relaxed.containers),
+        (
+            old.init_containers.as_ref().unwrap_or(&Vec::new()),
+            relaxed.init_containers.get_or_insert_with(Vec::new),
+        ),
+    ] {
+        if o.len() == n.len() {
+            for (oc, nc) in o.iter().zip(n.iter_mut()) {
+                nc.image = oc.image.clone();
+            }
+        }
+    }
+    if relaxed.init_containers.as_ref().is_some_and(Vec::is_empty) && old.init_containers.is_none() {
+        relaxed.init_containers = None;
+    }
+    relaxed.active_deadline_seconds = old.active_deadline_seconds;
+    relaxed.termination_grace_period_seconds = old.termination_grace_period_seconds;
+    relaxed.scheduling_gates = old.scheduling_gates.clone();
+    let old_tol = old.tolerations.clone().unwrap_or_default();
+    let new_tol = relaxed.tolerations.clone().unwrap_or_default();
+    if old_tol.iter().all(|t| new_tol.contains(t)) {
+        relaxed.tolerations = old.tolerations.clone();
+    }
+    &relaxed == old
 }
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];

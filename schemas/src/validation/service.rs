@@ -13,6 +13,28 @@ use crate::validation::{Errs, NameRule, Validate, names, validate_labels, valida
 pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 
 impl Validate for Service {
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        let ip = |s: &Service| {
+            s.spec
+                .as_ref()
+                .and_then(|s| s.cluster_ip.clone())
+                .filter(|c| !c.is_empty())
+        };
+        let to_external = self
+            .spec
+            .as_ref()
+            .and_then(|s| s.type_.as_deref())
+            == Some("ExternalName");
+        match (ip(old), ip(self)) {
+            (Some(o), Some(n)) if o != n && !to_external => vec![FieldError {
+                path: FieldPath::fields("spec.clusterIPs").index(0),
+                reason: crate::field_error::Reason::Invalid,
+                message: format!("Invalid value: []string{{{n:?}}}: may not change once set"),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
         validate_meta(
