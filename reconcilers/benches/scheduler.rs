@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::{Node, Pod};
 use reconcilers::controllers::ControllerOptions;
 use reconcilers::controllers::scheduler::{Outcome, Scheduler};
-use schemas::core::{Node, Pod};
 use serde_json::json;
 
 /// What kube-scheduler's scheduler_perf publishes for comparable workloads.

@@ -7,15 +7,17 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use schemas::Resource;
-use schemas::meta::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use schemas::MetaExt;
+use schemas::Object;
+use schemas::SelectorExt;
 
 use crate::controllers::podutil::{controller_of, controller_ref};
 use crate::runtime::{Api, ClientError, Patch, WriteParams};
 
 /// The children of `owner` among the objects of its namespace in `cache`
 /// (see [`candidates`]), after adopting and releasing as needed.
-pub async fn claim<P: Resource, C: Resource>(
+pub async fn claim<P: Object, C: Object>(
     owner: &P,
     selector: &LabelSelector,
     cache: &crate::runtime::Cache<C>,
@@ -23,7 +25,7 @@ pub async fn claim<P: Resource, C: Resource>(
     manager: &str,
 ) -> Result<Vec<Arc<C>>, ClientError> {
     let uid = owner.metadata().uid.clone().unwrap_or_default();
-    let candidates = candidates(cache, owner.metadata().namespace(), &uid, selector);
+    let candidates = candidates(cache, owner.metadata().namespace_str(), &uid, selector);
     let deleting = owner.metadata().deletion_timestamp.is_some();
     let wp = WriteParams {
         field_manager: Some(manager.into()),
@@ -32,7 +34,7 @@ pub async fn claim<P: Resource, C: Resource>(
     let mut owned = Vec::new();
     for c in candidates {
         let m = c.metadata();
-        let matches = !selector.is_empty() && selector.matches(m.labels());
+        let matches = !selector.is_empty() && selector.matches(m.labels_map());
         match controller_of(m) {
             Some(r) if r.uid == uid => {
                 if matches || deleting {
@@ -52,13 +54,13 @@ pub async fn claim<P: Resource, C: Resource>(
                     };
                     tracing::info!(
                         kind = C::KIND,
-                        name = m.name(),
-                        owner = owner.metadata().name(),
+                        name = m.name_str(),
+                        owner = owner.metadata().name_str(),
                         "releasing: no longer matches the selector"
                     );
                     let patch =
                         Patch::Merge(json!({"metadata": {"ownerReferences": refs, "uid": m.uid}}));
-                    ignore_gone(api.patch(m.name(), &patch, &wp).await)?;
+                    ignore_gone(api.patch(m.name_str(), &patch, &wp).await)?;
                 }
             }
             None if matches && !deleting && m.deletion_timestamp.is_none() => {
@@ -66,13 +68,13 @@ pub async fn claim<P: Resource, C: Resource>(
                 refs.push(controller_ref(owner));
                 tracing::info!(
                     kind = C::KIND,
-                    name = m.name(),
-                    owner = owner.metadata().name(),
+                    name = m.name_str(),
+                    owner = owner.metadata().name_str(),
                     "adopting"
                 );
                 let patch =
                     Patch::Merge(json!({"metadata": {"ownerReferences": refs, "uid": m.uid}}));
-                if let Some(adopted) = ignore_gone(api.patch(m.name(), &patch, &wp).await)? {
+                if let Some(adopted) = ignore_gone(api.patch(m.name_str(), &patch, &wp).await)? {
                     owned.push(Arc::new(adopted));
                 }
             }
@@ -95,13 +97,13 @@ pub fn ignore_gone<T>(r: Result<T, ClientError>) -> Result<Option<T>, ClientErro
 /// and those carrying one of its selector's labels (found through the cache's
 /// indexes, so a claim does not scan a whole namespace); without
 /// `matchLabels`, everything in the namespace.
-fn candidates<C: Resource>(
+fn candidates<C: Object>(
     cache: &crate::runtime::Cache<C>,
     namespace: &str,
     owner_uid: &str,
     selector: &LabelSelector,
 ) -> Vec<Arc<C>> {
-    let in_ns = |c: &Arc<C>| c.metadata().namespace() == namespace;
+    let in_ns = |c: &Arc<C>| c.metadata().namespace_str() == namespace;
     let mut out: Vec<Arc<C>> = cache
         .owned_by(owner_uid)
         .into_iter()
@@ -117,7 +119,7 @@ fn candidates<C: Resource>(
             c.metadata()
                 .uid
                 .clone()
-                .unwrap_or_else(|| c.metadata().name().to_string()),
+                .unwrap_or_else(|| c.metadata().name_str().to_string()),
         )
     });
     out

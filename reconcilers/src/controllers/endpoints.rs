@@ -9,10 +9,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use schemas::core::{
+use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
 };
-use schemas::{IntOrString, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use schemas::MetaExt;
+use schemas::TimeExt;
 
 use super::Context;
 use crate::runtime::{Action, ClientError, Controller, DeleteParams, ObjectRef, WriteParams};
@@ -48,7 +51,7 @@ fn in_endpoints(pod: &Pod) -> bool {
 }
 
 /// The port a service port reaches on `pod`, by number or by container port name.
-fn target_port(port: &schemas::core::ServicePort, pod: &Pod) -> Option<i32> {
+fn target_port(port: &k8s_openapi::api::core::v1::ServicePort, pod: &Pod) -> Option<i32> {
     match &port.target_port {
         None => Some(port.port),
         Some(IntOrString::Int(n)) if *n == 0 => Some(port.port),
@@ -73,7 +76,7 @@ fn address(pod: &Pod, svc: &Service) -> EndpointAddress {
     let spec = pod.spec.as_ref();
     let hostname = spec
         .and_then(|s| s.hostname.clone())
-        .filter(|_| spec.and_then(|s| s.subdomain.as_deref()) == Some(svc.metadata.name()));
+        .filter(|_| spec.and_then(|s| s.subdomain.as_deref()) == Some(svc.metadata.name_str()));
     EndpointAddress {
         ip: pod
             .status
@@ -177,7 +180,7 @@ pub fn subsets(svc: &Service, pods: &[Arc<Pod>]) -> (Vec<EndpointSubset>, bool) 
 
 /// The labels Endpoints get: the service's, plus the headless marker.
 fn labels(svc: &Service) -> BTreeMap<String, String> {
-    let mut l = svc.metadata.labels().clone();
+    let mut l = svc.metadata.labels_map().clone();
     if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
         l.insert(HEADLESS.into(), String::new());
     } else {
@@ -195,7 +198,7 @@ async fn reconcile(ctx: Context, key: ObjectRef) -> Result<Action, ClientError> 
     let Some(svc) = services.get(&key) else {
         // the service is gone: remove what this controller wrote for it
         if let Some(ep) = current
-            && ep.metadata.annotations().contains_key(TRIGGER_TIME)
+            && ep.metadata.annotations_map().contains_key(TRIGGER_TIME)
         {
             match api.delete(&key.name, &DeleteParams::default()).await {
                 Ok(()) => {}
@@ -220,7 +223,7 @@ async fn reconcile(ctx: Context, key: ObjectRef) -> Result<Action, ClientError> 
         .in_namespace(&ns)
         .into_iter()
         .filter(|p| {
-            let l = p.metadata.labels();
+            let l = p.metadata.labels_map();
             selector.iter().all(|(k, v)| l.get(k) == Some(v))
         })
         .collect();
@@ -228,24 +231,22 @@ async fn reconcile(ctx: Context, key: ObjectRef) -> Result<Action, ClientError> 
     let labels = labels(&svc);
     let want_subsets = (!subsets.is_empty()).then_some(subsets);
     if let Some(ep) = &current {
-        let over = ep.metadata.annotations().contains_key(OVER_CAPACITY);
-        if ep.subsets == want_subsets && ep.metadata.labels() == &labels && over == truncated {
+        let over = ep.metadata.annotations_map().contains_key(OVER_CAPACITY);
+        if ep.subsets == want_subsets && ep.metadata.labels_map() == &labels && over == truncated {
             return Ok(Action::AwaitChange);
         }
     }
     let mut annotations = current
         .as_ref()
-        .map(|e| e.metadata.annotations().clone())
+        .map(|e| e.metadata.annotations_map().clone())
         .unwrap_or_default();
-    annotations.insert(TRIGGER_TIME.into(), Time::now().to_string());
+    annotations.insert(TRIGGER_TIME.into(), schemas::time::now().text());
     if truncated {
         annotations.insert(OVER_CAPACITY.into(), "truncated".into());
     } else {
         annotations.remove(OVER_CAPACITY);
     }
     let mut ep = Endpoints {
-        api_version: Some("v1".into()),
-        kind: Some("Endpoints".into()),
         metadata: ObjectMeta {
             name: Some(key.name.clone()),
             namespace: Some(ns.clone()),
@@ -279,9 +280,9 @@ pub async fn run(ctx: Context) {
     let controller = Controller::new("endpoints", &services)
         .watches(&endpoints, |e: &Endpoints| vec![ObjectRef::of(e)])
         .watches(&pods, move |p: &Pod| {
-            let labels = p.metadata.labels();
+            let labels = p.metadata.labels_map();
             svc_cache
-                .in_namespace(p.metadata.namespace())
+                .in_namespace(p.metadata.namespace_str())
                 .into_iter()
                 .filter(|s| {
                     s.spec

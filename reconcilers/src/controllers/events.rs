@@ -1,13 +1,15 @@
 //! Recording core/v1 Events about objects, the way Kubernetes' controllers
 //! do, so `kubectl describe` and `kubectl get events` show what happened.
 
-use schemas::core::{Event, EventSource, ObjectReference};
-use schemas::{ObjectMeta, Resource, Time};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use schemas::MetaExt;
+use schemas::Object;
 
 use crate::runtime::{Client, WriteParams};
 
 /// Records an event about `obj` (`type_` is `Normal` or `Warning`); failures are logged, not returned.
-pub async fn record_event<K: Resource>(
+pub async fn record_event<K: Object>(
     client: &Client,
     obj: &K,
     type_: &str,
@@ -21,14 +23,12 @@ pub async fn record_event<K: Resource>(
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
-    let now = Time::now();
+    let now = schemas::time::now();
     let ev = Event {
-        api_version: Some("v1".into()),
-        kind: Some("Event".into()),
         metadata: ObjectMeta {
             name: Some(format!(
                 "{}.{:x}",
-                m.name(),
+                m.name_str(),
                 chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
             )),
             namespace: Some(ns.clone()),
@@ -38,7 +38,7 @@ pub async fn record_event<K: Resource>(
             api_version: Some(K::API_VERSION.into()),
             kind: Some(K::KIND.into()),
             namespace: m.namespace.clone(),
-            name: Some(m.name().to_string()),
+            name: Some(m.name_str().to_string()),
             uid: m.uid.clone(),
             resource_version: m.resource_version.clone(),
             field_path: None,
@@ -49,7 +49,7 @@ pub async fn record_event<K: Resource>(
             component: Some(component.into()),
             host: None,
         }),
-        first_timestamp: Some(now),
+        first_timestamp: Some(now.clone()),
         last_timestamp: Some(now),
         count: Some(1),
         type_: Some(type_.into()),

@@ -10,7 +10,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use schemas::{KindInfo, OwnerReference, Resource};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use schemas::KindInfo;
+use schemas::MetaExt;
+use schemas::Object;
 
 use crate::controllers::Context;
 use crate::runtime::{Cache, ClientError, DeleteParams, Informer, Patch, Queue, WriteParams};
@@ -40,12 +43,12 @@ struct Typed<K> {
     info: &'static KindInfo,
 }
 
-fn node<K: Resource>(k: &K, info: &'static KindInfo) -> Node {
+fn node<K: Object>(k: &K, info: &'static KindInfo) -> Node {
     let m = k.metadata();
     Node {
         info,
         namespace: m.namespace.clone().filter(|_| K::NAMESPACED),
-        name: m.name().to_string(),
+        name: m.name_str().to_string(),
         uid: m.uid.clone().unwrap_or_default(),
         owners: m.owner_references.clone().unwrap_or_default(),
         deleting: m.deletion_timestamp.is_some(),
@@ -53,7 +56,7 @@ fn node<K: Resource>(k: &K, info: &'static KindInfo) -> Node {
     }
 }
 
-impl<K: Resource> Graph for Typed<K> {
+impl<K: Object> Graph for Typed<K> {
     fn by_uid(&self, uid: &str) -> Option<Node> {
         self.cache.by_uid(uid).map(|k| node(k.as_ref(), self.info))
     }
@@ -72,11 +75,7 @@ struct State {
     queue: Queue<String>,
 }
 
-fn feed<K: Resource>(
-    informer: &Informer<K>,
-    queue: Queue<String>,
-    graphs: Arc<Vec<Arc<dyn Graph>>>,
-) {
+fn feed<K: Object>(informer: &Informer<K>, queue: Queue<String>, graphs: Arc<Vec<Arc<dyn Graph>>>) {
     let mut rx = informer.subscribe();
     let cache = informer.cache();
     tokio::spawn(async move {
@@ -121,9 +120,11 @@ fn feed<K: Resource>(
 
 /// Runs the collector until shutdown.
 pub async fn run(ctx: Context) {
-    use schemas::apps::{Deployment, ReplicaSet};
-    use schemas::coordination::Lease;
-    use schemas::core::{ConfigMap, Endpoints, Namespace, Node as CoreNode, Pod, Secret, Service};
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{
+        ConfigMap, Endpoints, Namespace, Node as CoreNode, Pod, Secret, Service,
+    };
     use schemas::korral::{DriftReport, GitSource};
 
     macro_rules! kinds {
@@ -132,7 +133,7 @@ pub async fn run(ctx: Context) {
             let mut starters: Vec<Box<dyn Fn(Queue<String>, Arc<Vec<Arc<dyn Graph>>>) + Send>> = Vec::new();
             $(
                 let inf = ctx.informers.get::<$k>();
-                if let Ok(info) = schemas::lookup(<$k as Resource>::API_VERSION, <$k as Resource>::KIND) {
+                if let Ok(info) = schemas::lookup(<$k as k8s_openapi::Resource>::API_VERSION, <$k as k8s_openapi::Resource>::KIND) {
                     graphs.push(Arc::new(Typed { cache: inf.cache(), info }));
                     starters.push(Box::new(move |q, g| feed(&inf, q, g)));
                 }

@@ -5,8 +5,8 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use schemas::Resource;
-use schemas::core::Pod;
+use k8s_openapi::api::core::v1::Pod;
+use schemas::Object;
 
 use crate::runtime::cache::IndexFn;
 use crate::runtime::watcher::Config;
@@ -37,9 +37,9 @@ impl Informers {
     }
 
     /// The informer of kind `K` (all namespaces), started on first use.
-    pub fn get<K: Resource>(&self) -> Informer<K> {
+    pub fn get<K: Object>(&self) -> Informer<K> {
         // pods always carry the by-node index, whoever asks first
-        if K::PLURAL == "pods" && K::GROUP.is_empty() {
+        if K::URL_PATH_SEGMENT == "pods" && K::GROUP.is_empty() {
             let any: Box<dyn Any> = Box::new(self.pods());
             if let Ok(informer) = any.downcast::<Informer<K>>() {
                 return *informer;
@@ -49,12 +49,12 @@ impl Informers {
         self.get_with(extra)
     }
 
-    fn get_with<K: Resource>(&self, indexes: Vec<(&'static str, IndexFn<K>)>) -> Informer<K> {
+    fn get_with<K: Object>(&self, indexes: Vec<(&'static str, IndexFn<K>)>) -> Informer<K> {
         let Ok(mut started) = self.started.lock() else {
             // a poisoned lock means a panic elsewhere: start a private informer
             return Informer::start(self.client.api::<K>(None), Config::default(), indexes);
         };
-        let key = K::PLURAL;
+        let key = K::URL_PATH_SEGMENT;
         if let Some(existing) = started
             .get(key)
             .and_then(|a| a.clone().downcast::<Informer<K>>().ok())

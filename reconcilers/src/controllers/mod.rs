@@ -162,7 +162,7 @@ pub async fn run_elected_with(
         // nothing to run: do not take the lease from processes that have controllers
         return;
     }
-    let api = client.api::<schemas::coordination::Lease>(Some("kube-system"));
+    let api = client.api::<k8s_openapi::api::coordination::v1::Lease>(Some("kube-system"));
     let mut elector = LeaderElector::new(api, "korral-controllers", &identity, timing);
     let stopped = |rx: watch::Receiver<bool>| {
         let mut rx = rx;

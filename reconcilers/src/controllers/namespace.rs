@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use schemas::core::Namespace;
+use k8s_openapi::api::core::v1::Namespace;
+use schemas::MetaExt;
 
 use crate::controllers::Context;
 use crate::runtime::{Action, Cache, ClientError, Controller, DeleteParams, ObjectRef};
@@ -43,9 +44,13 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     if ns.metadata.deletion_timestamp.is_none() {
         return Ok(Action::AwaitChange);
     }
-    let name = ns.metadata.name().to_string();
+    let name = ns.metadata.name_str().to_string();
     let mut remaining = 0usize;
-    for info in schemas::served().iter().filter(|k| k.namespaced) {
+    // each stored kind once (Events and HPAs are also served at a second version)
+    for info in schemas::builtin_kinds()
+        .iter()
+        .filter(|k| k.namespaced && k.api_version == k.storage_version)
+    {
         let api = state.ctx.client.dynamic(info, Some(&name));
         for obj in api.list_all().await? {
             remaining += 1;

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use schemas::Time;
-use schemas::coordination::Lease;
-use schemas::core::{Node, NodeCondition, Pod, Taint, Toleration};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint, Toleration};
+use schemas::MetaExt;
+use schemas::TimeExt;
+use schemas::object::tolerates;
 
 use super::Context;
 use super::informers::PODS_BY_NODE;
@@ -70,7 +72,7 @@ fn ready_condition(node: &Node) -> Option<&NodeCondition> {
 /// The conditions of a node whose heartbeat stopped: every condition
 /// `Unknown`, as Kubernetes writes them (`None` when already so).
 pub fn unknown_conditions(node: &Node) -> Option<Vec<NodeCondition>> {
-    let now = Time::now();
+    let now = schemas::time::now();
     let mut conds = node
         .status
         .as_ref()
@@ -81,7 +83,7 @@ pub fn unknown_conditions(node: &Node) -> Option<Vec<NodeCondition>> {
             type_: "Ready".into(),
             status: "Unknown".into(),
             last_heartbeat_time: None,
-            last_transition_time: Some(now),
+            last_transition_time: Some(now.clone()),
             reason: Some(NEVER_UPDATED.into()),
             message: Some("Kubelet never posted node status.".into()),
         });
@@ -92,7 +94,7 @@ pub fn unknown_conditions(node: &Node) -> Option<Vec<NodeCondition>> {
             c.status = "Unknown".into();
             c.reason = Some(STATUS_UNKNOWN.into());
             c.message = Some("Kubelet stopped posting node status.".into());
-            c.last_transition_time = Some(now);
+            c.last_transition_time = Some(now.clone());
             changed = true;
         } else if c.reason.is_none() {
             c.reason = Some(STATUS_UNKNOWN.into());
@@ -107,7 +109,7 @@ pub fn unknown_conditions(node: &Node) -> Option<Vec<NodeCondition>> {
 /// `Unknown` go back to healthy (`Ready=True`, pressure conditions `False`);
 /// `None` when node-health has nothing to undo.
 pub fn recovered_conditions(node: &Node) -> Option<Vec<NodeCondition>> {
-    let now = Time::now();
+    let now = schemas::time::now();
     let mut conds = node.status.as_ref().and_then(|s| s.conditions.clone())?;
     let mut changed = false;
     for c in &mut conds {
@@ -116,8 +118,8 @@ pub fn recovered_conditions(node: &Node) -> Option<Vec<NodeCondition>> {
             c.status = if c.type_ == "Ready" { "True" } else { "False" }.into();
             c.reason = Some(LEASE_RENEWED.into());
             c.message = Some("The node is renewing its lease again.".into());
-            c.last_transition_time = Some(now);
-            c.last_heartbeat_time = Some(now);
+            c.last_transition_time = Some(now.clone());
+            c.last_heartbeat_time = Some(now.clone());
             changed = true;
         }
     }
@@ -156,7 +158,7 @@ pub fn desired_taints(node: &Node) -> Option<Vec<Taint>> {
                 key: key.to_string(),
                 value: None,
                 effect: effect.to_string(),
-                time_added: (*effect == "NoExecute").then(Time::now),
+                time_added: (*effect == "NoExecute").then(schemas::time::now),
             },
         });
     }
@@ -190,13 +192,13 @@ pub fn eviction(
     }
     let since = no_execute
         .iter()
-        .filter_map(|t| t.time_added.map(|a| a.0))
+        .filter_map(|t| t.time_added.as_ref().map(TimeExt::utc))
         .max()
         .unwrap_or(observed);
     let mut used: Vec<&Toleration> = Vec::new();
     for t in &no_execute {
         let matching: Vec<&Toleration> =
-            tolerations.iter().filter(|tol| tol.tolerates(t)).collect();
+            tolerations.iter().filter(|tol| tolerates(tol, t)).collect();
         if matching.is_empty() {
             let health = t.key == UNREACHABLE || t.key == NOT_READY;
             let grace = if health {
@@ -230,16 +232,16 @@ fn lease_renew(lease: &Lease) -> Option<String> {
     lease
         .spec
         .as_ref()
-        .and_then(|s| s.renew_time.map(|t| t.to_string()))
+        .and_then(|s| s.renew_time.as_ref().map(TimeExt::text))
 }
 
 impl NodeHealth {
     fn observe(&mut self, node: &Node, lease: Option<&Lease>, now: Instant) -> Instant {
-        let name = node.metadata.name().to_string();
+        let name = node.metadata.name_str().to_string();
         let renew = lease.and_then(lease_renew);
         let heartbeat = ready_condition(node)
-            .and_then(|c| c.last_heartbeat_time)
-            .map(|t| t.to_string());
+            .and_then(|c| c.last_heartbeat_time.clone())
+            .map(|t| t.text());
         let o = self.observed.entry(name).or_insert_with(|| Observed {
             probe: now,
             renew: renew.clone(),
@@ -261,11 +263,11 @@ impl NodeHealth {
         let grace = self.ctx.options.node_monitor_grace_period;
         let mut next: Option<DateTime<Utc>> = None;
         let names: std::collections::HashSet<&str> =
-            nodes.iter().map(|n| n.metadata.name()).collect();
+            nodes.iter().map(|n| n.metadata.name_str()).collect();
         self.observed.retain(|n, _| names.contains(n.as_str()));
         self.taint_seen.retain(|n, _| names.contains(n.as_str()));
         for node in nodes {
-            let name = node.metadata.name().to_string();
+            let name = node.metadata.name_str().to_string();
             let lease = leases.get(&crate::runtime::ObjectRef::new(
                 Some(LEASE_NAMESPACE),
                 &name,
@@ -308,31 +310,34 @@ impl NodeHealth {
             .conditions = Some(conds);
         let api = self.ctx.client.api::<Node>(None);
         match api
-            .replace_status(node.metadata.name(), &updated, &WriteParams::default())
+            .replace_status(node.metadata.name_str(), &updated, &WriteParams::default())
             .await
         {
             Ok(n) => {
                 tracing::info!(
-                    node = node.metadata.name(),
+                    node = node.metadata.name_str(),
                     status = what,
                     "node status changed"
                 );
                 let (type_, msg) = if stale {
                     (
                         WARNING,
-                        format!("Node {} status is now: NodeNotReady", node.metadata.name()),
+                        format!(
+                            "Node {} status is now: NodeNotReady",
+                            node.metadata.name_str()
+                        ),
                     )
                 } else {
                     (
                         NORMAL,
-                        format!("Node {} status is now: NodeReady", node.metadata.name()),
+                        format!("Node {} status is now: NodeReady", node.metadata.name_str()),
                     )
                 };
                 self.recorder.record(node, type_, what, "", &msg);
                 Some(n)
             }
             Err(e) => {
-                tracing::debug!(node = node.metadata.name(), error = %e, "cannot update node status");
+                tracing::debug!(node = node.metadata.name_str(), error = %e, "cannot update node status");
                 None
             }
         }
@@ -347,12 +352,12 @@ impl NodeHealth {
         };
         let api = self.ctx.client.api::<Node>(None);
         match api
-            .replace(node.metadata.name(), &updated, &WriteParams::default())
+            .replace(node.metadata.name_str(), &updated, &WriteParams::default())
             .await
         {
             Ok(n) => Some(n),
             Err(e) => {
-                tracing::debug!(node = node.metadata.name(), error = %e, "cannot update node taints");
+                tracing::debug!(node = node.metadata.name_str(), error = %e, "cannot update node taints");
                 None
             }
         }
@@ -377,18 +382,21 @@ impl NodeHealth {
                 continue;
             }
             let patch = json!({"status": {"conditions": [
-                {"type": "Ready", "status": "False", "lastTransitionTime": Time::now()}
+                {"type": "Ready", "status": "False", "lastTransitionTime": schemas::time::now()}
             ]}});
-            let api = self.ctx.client.api::<Pod>(Some(pod.metadata.namespace()));
+            let api = self
+                .ctx
+                .client
+                .api::<Pod>(Some(pod.metadata.namespace_str()));
             if let Err(e) = api
                 .patch_status(
-                    pod.metadata.name(),
+                    pod.metadata.name_str(),
                     &Patch::Strategic(patch),
                     &WriteParams::default(),
                 )
                 .await
             {
-                tracing::debug!(pod = pod.metadata.name(), error = %e, "cannot mark pod not ready");
+                tracing::debug!(pod = pod.metadata.name_str(), error = %e, "cannot mark pod not ready");
             } else {
                 self.recorder.record(
                     pod.as_ref(),
@@ -403,7 +411,7 @@ impl NodeHealth {
 
     /// Evicts the pods that must leave `node` now; returns when the next one is due.
     async fn evict(&mut self, node: &Node) -> Option<DateTime<Utc>> {
-        let name = node.metadata.name();
+        let name = node.metadata.name_str();
         let taints = node
             .spec
             .as_ref()
@@ -449,12 +457,12 @@ impl NodeHealth {
     }
 
     async fn delete_pod(&self, pod: &Pod, uid: &str) {
-        let ns = pod.metadata.namespace();
-        let name = pod.metadata.name();
+        let ns = pod.metadata.namespace_str();
+        let name = pod.metadata.name_str();
         let api = self.ctx.client.api::<Pod>(Some(ns));
         let condition = json!({"status": {"conditions": [{"type": "DisruptionTarget", "status": "True",
             "reason": "DeletionByTaintManager", "message": "Taint manager: deleting due to NoExecute taint",
-            "lastTransitionTime": Time::now()}]}});
+            "lastTransitionTime": schemas::time::now()}]}});
         if let Err(e) = api
             .patch_status(name, &Patch::Strategic(condition), &WriteParams::default())
             .await
@@ -529,7 +537,7 @@ pub async fn run(ctx: Context) {
             c = lease_rx.recv() => {
                 dirty = match c.as_deref() {
                     Ok(crate::runtime::Change::Applied { new, .. }) => {
-                        let r = crate::runtime::ObjectRef::new(None, new.metadata.name());
+                        let r = crate::runtime::ObjectRef::new(None, new.metadata.name_str());
                         nodes.cache().get(&r).is_some_and(|n| ready_status(&n) == Some("Unknown"))
                     }
                     Ok(_) => false,
@@ -565,7 +573,7 @@ mod tests {
             key: key.into(),
             value: None,
             effect: effect.into(),
-            time_added: added.map(Time::from),
+            time_added: added.map(schemas::time::from_utc),
         }
     }
 
@@ -658,7 +666,7 @@ mod tests {
 
     #[test]
     fn evictions_follow_toleration_seconds() {
-        let added = Time::now().0 - chrono::Duration::seconds(10);
+        let added = schemas::time::now().utc() - chrono::Duration::seconds(10);
         let taints = vec![
             taint(UNREACHABLE, "NoExecute", Some(added)),
             taint(UNREACHABLE, "NoSchedule", None),

@@ -6,9 +6,12 @@ use std::cmp::Ordering;
 
 use chrono::Utc;
 
-use schemas::core::Pod;
-use schemas::meta::OwnerReference;
-use schemas::{ObjectMeta, Resource};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use schemas::MetaExt;
+use schemas::Object;
+use schemas::TimeExt;
 
 /// Whether the pod counts toward replicas: not finished and not being deleted.
 pub fn is_active(p: &Pod) -> bool {
@@ -33,7 +36,12 @@ fn ready_condition(p: &Pod) -> Option<(bool, Option<chrono::DateTime<Utc>>)> {
         .as_ref()?
         .iter()
         .find(|c| c.type_ == "Ready")
-        .map(|c| (c.status == "True", c.last_transition_time.map(|t| t.0)))
+        .map(|c| {
+            (
+                c.status == "True",
+                c.last_transition_time.as_ref().map(TimeExt::utc),
+            )
+        })
 }
 
 /// Whether the pod is Ready.
@@ -71,12 +79,12 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
 }
 
 /// A controller owner reference to `owner`.
-pub fn controller_ref<K: Resource>(owner: &K) -> OwnerReference {
+pub fn controller_ref<K: Object>(owner: &K) -> OwnerReference {
     let m = owner.metadata();
     OwnerReference {
         api_version: K::API_VERSION.to_string(),
         kind: K::KIND.to_string(),
-        name: m.name().to_string(),
+        name: m.name_str().to_string(),
         uid: m.uid.clone().unwrap_or_default(),
         controller: Some(true),
         block_owner_deletion: Some(true),
@@ -124,7 +132,7 @@ pub fn deletion_order(a: &Pod, b: &Pod) -> Ordering {
         })
         .then(restarts(b).cmp(&restarts(a)))
         .then_with(|| {
-            let created = |p: &Pod| p.metadata.creation_timestamp.map(|t| t.0);
+            let created = |p: &Pod| p.metadata.creation_timestamp.clone().map(|t| t.0);
             created(b).cmp(&created(a))
         })
 }
@@ -152,7 +160,7 @@ mod tests {
         );
         let mut pods = vec![ready.clone(), running_not_ready.clone(), unassigned.clone()];
         pods.sort_by(deletion_order);
-        let names: Vec<&str> = pods.iter().map(|p| p.metadata.name()).collect();
+        let names: Vec<&str> = pods.iter().map(|p| p.metadata.name_str()).collect();
         assert_eq!(names, vec!["a", "b", "c"]);
         assert!(is_available(&ready, 10));
         assert!(!is_available(&running_not_ready, 0));

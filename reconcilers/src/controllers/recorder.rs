@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use schemas::core::{Event, EventSource, ObjectReference};
-use schemas::{ObjectMeta, Resource, Time};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use schemas::Object;
 
 use crate::runtime::{Client, Patch, WriteParams};
 
@@ -70,7 +71,7 @@ pub struct Recorder {
 }
 
 /// The reference to `obj` an Event's `involvedObject` holds.
-pub fn reference<K: Resource>(obj: &K) -> ObjectReference {
+pub fn reference<K: Object>(obj: &K) -> ObjectReference {
     let m = obj.metadata();
     ObjectReference {
         api_version: Some(K::API_VERSION.to_string()),
@@ -113,8 +114,6 @@ impl Recorder {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".to_string());
         Event {
-            api_version: Some("v1".into()),
-            kind: Some("Event".into()),
             metadata: ObjectMeta {
                 name: Some(format!("{base}.{nanos:x}")),
                 namespace: Some(namespace),
@@ -127,8 +126,8 @@ impl Recorder {
                 component: Some(self.component.to_string()),
                 host: None,
             }),
-            first_timestamp: Some(Time::from(now)),
-            last_timestamp: Some(Time::from(now)),
+            first_timestamp: Some(schemas::time::from_utc(now)),
+            last_timestamp: Some(schemas::time::from_utc(now)),
             count: Some(1),
             type_: Some(type_.to_string()),
             event_time: None,
@@ -141,7 +140,7 @@ impl Recorder {
     }
 
     /// Records an event about `obj` in the background.
-    pub fn record<K: Resource>(
+    pub fn record<K: Object>(
         &self,
         obj: &K,
         type_: &str,
@@ -233,7 +232,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schemas::core::Pod;
+    use k8s_openapi::api::core::v1::Pod;
 
     fn client() -> Client {
         let kc = crate::runtime::kubeconfig::KubeConfig {

@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use schemas::apps::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use schemas::core::Pod;
-use schemas::{ObjectMeta, Time};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use schemas::MetaExt;
+use schemas::SelectorExt;
 
 use crate::controllers::Context;
 use crate::controllers::expectations::Expectations;
@@ -47,13 +49,13 @@ pub async fn run(ctx: Context) {
             if controller_of(&p.metadata).is_some() {
                 return Vec::new();
             }
-            let ns = p.metadata.namespace();
+            let ns = p.metadata.namespace_str();
             rs_for_orphans
                 .in_namespace(ns)
                 .iter()
                 .filter(|rs| {
                     rs.spec.as_ref().is_some_and(|s| {
-                        !s.selector.is_empty() && s.selector.matches(p.metadata.labels())
+                        !s.selector.is_empty() && s.selector.matches(p.metadata.labels_map())
                     })
                 })
                 .map(|rs| ObjectRef::of(rs.as_ref()))
@@ -125,7 +127,7 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
             victims.truncate(count);
             let names: Vec<String> = victims
                 .iter()
-                .map(|p| p.metadata.name().to_string())
+                .map(|p| p.metadata.name_str().to_string())
                 .collect();
             state.expectations.deleted(&key, names);
             for p in victims {
@@ -133,7 +135,7 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
                     precondition_uid: p.metadata.uid.clone(),
                     ..Default::default()
                 };
-                match pod_api.delete(p.metadata.name(), &dp).await {
+                match pod_api.delete(p.metadata.name_str(), &dp).await {
                     Ok(()) => {}
                     Err(e) if e.is_not_found() || e.is_conflict() => {}
                     Err(e) => return Err(e),
@@ -151,7 +153,7 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
             .client
             .api::<ReplicaSet>(Some(&ns))
             .patch_status(
-                rs.metadata.name(),
+                rs.metadata.name_str(),
                 &patch,
                 &WriteParams {
                     field_manager: Some(MANAGER.into()),
@@ -190,10 +192,8 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
         .unwrap_or_default();
     let tmeta = template.metadata.unwrap_or_default();
     Pod {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
         metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", rs.metadata.name())),
+            generate_name: Some(format!("{}-", rs.metadata.name_str())),
             namespace: rs.metadata.namespace.clone(),
             labels: tmeta.labels,
             annotations: tmeta.annotations,
@@ -231,7 +231,7 @@ async fn create_pods(
         let mut first_error = None;
         for r in results {
             match r {
-                Ok(p) => names.push(p.metadata.name().to_string()),
+                Ok(p) => names.push(p.metadata.name_str().to_string()),
                 Err(e) => {
                     if first_error.is_none() {
                         first_error = Some(e);
@@ -263,7 +263,7 @@ fn compute_status(
         .template
         .as_ref()
         .and_then(|t| t.metadata.as_ref())
-        .map(|m| m.labels().clone())
+        .map(|m| m.labels_map().clone())
         .unwrap_or_default();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let count = |f: &dyn Fn(&Pod) -> bool| {
@@ -287,8 +287,8 @@ fn compute_status(
             type_: "ReplicaFailure".into(),
             status: "True".into(),
             last_transition_time: existing
-                .and_then(|c| c.last_transition_time)
-                .or(Some(Time::now())),
+                .and_then(|c| c.last_transition_time.clone())
+                .or(Some(schemas::time::now())),
             reason: Some("FailedCreate".into()),
             message: Some(e.to_string()),
         });
@@ -296,7 +296,7 @@ fn compute_status(
     ReplicaSetStatus {
         replicas: count(&|_| true),
         fully_labeled_replicas: Some(count(&|p| {
-            labels_superset(p.metadata.labels(), &template_labels)
+            labels_superset(p.metadata.labels_map(), &template_labels)
         })),
         ready_replicas: Some(count(&is_ready)),
         available_replicas: Some(count(&|p| is_available(p, min_ready))),
@@ -327,7 +327,7 @@ mod tests {
         let pod = pod_from_template(&rs);
         assert_eq!(pod.metadata.generate_name.as_deref(), Some("web-abc-"));
         assert_eq!(
-            pod.metadata.labels().get("app").map(String::as_str),
+            pod.metadata.labels_map().get("app").map(String::as_str),
             Some("web")
         );
         let owner = &pod.metadata.owner_references.as_ref().expect("refs")[0];

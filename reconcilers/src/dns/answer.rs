@@ -20,7 +20,7 @@ use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, CNAME, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use schemas::core::{Endpoints, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 
 /// Where the answers come from (the informer caches, or a map in tests).
 pub trait Directory: Send + Sync {

@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use schemas::core::{Endpoints, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 
 use crate::runtime::{Client, WriteParams};
 

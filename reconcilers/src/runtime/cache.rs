@@ -8,7 +8,8 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
 
-use schemas::Resource;
+use schemas::MetaExt;
+use schemas::Object;
 
 use crate::runtime::watcher::Event;
 
@@ -31,9 +32,12 @@ impl ObjectRef {
     }
 
     /// The reference of an object.
-    pub fn of<K: Resource>(obj: &K) -> Self {
+    pub fn of<K: Object>(obj: &K) -> Self {
         let m = obj.metadata();
-        ObjectRef::new(m.namespace.as_deref().filter(|_| K::NAMESPACED), m.name())
+        ObjectRef::new(
+            m.namespace.as_deref().filter(|_| K::NAMESPACED),
+            m.name_str(),
+        )
     }
 }
 
@@ -86,7 +90,7 @@ pub struct Writer<K> {
     synced: watch::Sender<bool>,
 }
 
-fn default_indexes<K: Resource>() -> Vec<(&'static str, IndexFn<K>)> {
+fn default_indexes<K: Object>() -> Vec<(&'static str, IndexFn<K>)> {
     vec![
         (
             BY_NAMESPACE,
@@ -107,7 +111,7 @@ fn default_indexes<K: Resource>() -> Vec<(&'static str, IndexFn<K>)> {
             BY_LABEL,
             Arc::new(|k: &K| {
                 k.metadata()
-                    .labels()
+                    .labels_map()
                     .iter()
                     .map(|(a, b)| format!("{a}={b}"))
                     .collect()
@@ -121,7 +125,7 @@ fn default_indexes<K: Resource>() -> Vec<(&'static str, IndexFn<K>)> {
 }
 
 /// A new cache with the built-in indexes plus `extra` ones (e.g. pods by node).
-pub fn new_cache<K: Resource>(extra: Vec<(&'static str, IndexFn<K>)>) -> (Cache<K>, Writer<K>) {
+pub fn new_cache<K: Object>(extra: Vec<(&'static str, IndexFn<K>)>) -> (Cache<K>, Writer<K>) {
     let mut fns = default_indexes::<K>();
     fns.extend(extra);
     let (tx, rx) = watch::channel(false);
@@ -136,7 +140,7 @@ pub fn new_cache<K: Resource>(extra: Vec<(&'static str, IndexFn<K>)>) -> (Cache<
     (cache.clone(), Writer { cache, synced: tx })
 }
 
-impl<K: Resource> Inner<K> {
+impl<K: Object> Inner<K> {
     fn index(&mut self, fns: &[(&'static str, IndexFn<K>)], r: &ObjectRef, obj: &K) {
         for (name, f) in fns {
             let idx = self.indexes.entry(name).or_default();
@@ -162,7 +166,7 @@ impl<K: Resource> Inner<K> {
     }
 }
 
-impl<K: Resource> Writer<K> {
+impl<K: Object> Writer<K> {
     /// Applies one watcher event.
     pub fn apply(&mut self, event: &Event<K>) {
         let fns = self.cache.index_fns.clone();
@@ -209,7 +213,7 @@ impl<K: Resource> Writer<K> {
     }
 }
 
-impl<K: Resource> Cache<K> {
+impl<K: Object> Cache<K> {
     /// One object.
     pub fn get(&self, r: &ObjectRef) -> Option<Arc<K>> {
         self.inner.read().ok()?.objects.get(r).cloned()
@@ -288,7 +292,7 @@ impl<K: Resource> Cache<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schemas::core::Pod;
+    use k8s_openapi::api::core::v1::Pod;
 
     fn pod(ns: &str, name: &str, node: &str, owner: &str, app: &str) -> Pod {
         serde_json::from_value(serde_json::json!({

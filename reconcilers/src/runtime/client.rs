@@ -11,8 +11,8 @@ use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use schemas::Resource;
-use schemas::meta::Status;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use schemas::Object;
 
 use crate::runtime::kubeconfig::{KubeConfig, resolve_path};
 
@@ -236,7 +236,7 @@ impl Client {
     }
 
     /// A typed API for kind `K` in `namespace` (`None`: all namespaces, or cluster-scoped).
-    pub fn api<K: Resource>(&self, namespace: Option<&str>) -> Api<K> {
+    pub fn api<K: Object>(&self, namespace: Option<&str>) -> Api<K> {
         Api {
             client: self.clone(),
             namespace: namespace.filter(|_| K::NAMESPACED).map(str::to_string),
@@ -309,7 +309,7 @@ fn write_query(p: &WriteParams) -> Vec<(&'static str, String)> {
     q
 }
 
-impl<K: Resource> Api<K> {
+impl<K: Object> Api<K> {
     fn base(&self) -> String {
         if K::GROUP.is_empty() {
             format!("/api/{}", K::VERSION)
@@ -320,8 +320,8 @@ impl<K: Resource> Api<K> {
 
     fn collection(&self) -> String {
         match &self.namespace {
-            Some(ns) => format!("{}/namespaces/{ns}/{}", self.base(), K::PLURAL),
-            None => format!("{}/{}", self.base(), K::PLURAL),
+            Some(ns) => format!("{}/namespaces/{ns}/{}", self.base(), K::URL_PATH_SEGMENT),
+            None => format!("{}/{}", self.base(), K::URL_PATH_SEGMENT),
         }
     }
 
@@ -622,12 +622,13 @@ fn parse_event<K: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<K>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schemas::core::ConfigMap;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use schemas::MetaExt;
 
     #[test]
     fn watch_lines_decode_into_events() {
         let ev = parse_event::<ConfigMap>(br#"{"type":"ADDED","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}}"#).expect("added");
-        assert!(matches!(ev, WatchEvent::Added(cm) if cm.metadata.name() == "a"));
+        assert!(matches!(ev, WatchEvent::Added(cm) if cm.metadata.name_str() == "a"));
         let ev = parse_event::<ConfigMap>(
             br#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"42"}}}"#,
         )

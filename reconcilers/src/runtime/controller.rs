@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::error::RecvError;
 
-use schemas::Resource;
+use schemas::Object;
 
 use crate::runtime::cache::ObjectRef;
 use crate::runtime::informer::{Change, Informer};
@@ -55,7 +55,7 @@ pub struct Controller {
     workers: usize,
 }
 
-fn spawn_feed<C: Resource>(
+fn spawn_feed<C: Object>(
     informer: &Informer<C>,
     queue: Queue<ObjectRef>,
     map: Mapper<C>,
@@ -105,7 +105,7 @@ fn spawn_feed<C: Resource>(
 }
 
 /// The references to the controlling owner of kind `P` named by an object.
-pub fn controller_owner<P: Resource, C: Resource>(child: &C) -> Vec<ObjectRef> {
+pub fn controller_owner<P: Object, C: Object>(child: &C) -> Vec<ObjectRef> {
     let ns = child.metadata().namespace.clone();
     child
         .metadata()
@@ -121,7 +121,7 @@ pub fn controller_owner<P: Resource, C: Resource>(child: &C) -> Vec<ObjectRef> {
 
 impl Controller {
     /// A controller whose primary kind comes from `primary`.
-    pub fn new<K: Resource>(name: &'static str, primary: &Informer<K>) -> Self {
+    pub fn new<K: Object>(name: &'static str, primary: &Informer<K>) -> Self {
         let mut c = Controller {
             name,
             queue: Queue::new(),
@@ -134,7 +134,7 @@ impl Controller {
     }
 
     /// Also triggers on changes of kind `C`, for the objects `map` names.
-    pub fn watches<C: Resource>(
+    pub fn watches<C: Object>(
         mut self,
         informer: &Informer<C>,
         map: impl Fn(&C) -> Vec<ObjectRef> + Send + Sync + 'static,
@@ -150,7 +150,7 @@ impl Controller {
     }
 
     /// Also triggers the controlling owner (of the primary kind `P`) when an owned `C` changes.
-    pub fn owns<P: Resource, C: Resource>(self, informer: &Informer<C>) -> Self {
+    pub fn owns<P: Object, C: Object>(self, informer: &Informer<C>) -> Self {
         self.watches(informer, controller_owner::<P, C>)
     }
 

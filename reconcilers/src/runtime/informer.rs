@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use schemas::Resource;
+use schemas::Object;
 
 use crate::runtime::cache::{Cache, IndexFn, ObjectRef, new_cache};
 use crate::runtime::client::Api;
@@ -45,7 +45,7 @@ impl<K> Clone for Informer<K> {
     }
 }
 
-impl<K: Resource> Informer<K> {
+impl<K: Object> Informer<K> {
     /// Starts watching `api` with `config`, indexing with the built-in
     /// indexes plus `indexes`.
     pub fn start(

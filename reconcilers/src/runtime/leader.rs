@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use schemas::coordination::{Lease, LeaseSpec};
-use schemas::{MicroTime, ObjectMeta};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::runtime::client::{Api, ClientError, WriteParams};
 
@@ -66,7 +66,7 @@ impl LeaderElector {
     }
 
     fn spec(&self, acquire: bool, old: Option<&LeaseSpec>) -> LeaseSpec {
-        let now = MicroTime::now();
+        let now = schemas::time::micro_now();
         let transitions = old.and_then(|o| o.lease_transitions).unwrap_or(0);
         let was_mine =
             old.and_then(|o| o.holder_identity.as_deref()) == Some(self.identity.as_str());
@@ -76,9 +76,10 @@ impl LeaderElector {
                 i32::try_from(self.timing.lease_duration.as_secs()).unwrap_or(15),
             ),
             acquire_time: if acquire && !was_mine {
-                Some(now)
+                Some(now.clone())
             } else {
-                old.and_then(|o| o.acquire_time).or(Some(now))
+                old.and_then(|o| o.acquire_time.clone())
+                    .or(Some(now.clone()))
             },
             renew_time: Some(now),
             lease_transitions: Some(if acquire && !was_mine && old.is_some() {
@@ -195,7 +196,7 @@ impl LeaderElector {
         lease.spec = Some(LeaseSpec {
             holder_identity: Some(String::new()),
             lease_duration_seconds: Some(1),
-            renew_time: Some(MicroTime::now()),
+            renew_time: Some(schemas::time::micro_now()),
             ..spec
         });
         match self

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use schemas::Resource;
+use schemas::Object;
 
 use crate::runtime::backoff::Backoff;
 use crate::runtime::client::{Api, ListParams, WatchEvent};
@@ -61,13 +61,13 @@ impl Config {
 }
 
 /// Starts a watcher task; events arrive on the returned channel until it is dropped.
-pub fn watcher<K: Resource>(api: Api<K>, config: Config) -> mpsc::Receiver<Event<K>> {
+pub fn watcher<K: Object>(api: Api<K>, config: Config) -> mpsc::Receiver<Event<K>> {
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(run(api, config, tx));
     rx
 }
 
-async fn run<K: Resource>(api: Api<K>, config: Config, tx: mpsc::Sender<Event<K>>) {
+async fn run<K: Object>(api: Api<K>, config: Config, tx: mpsc::Sender<Event<K>>) {
     let mut backoff = Backoff::default();
     let mut resource_version: Option<String> = None;
     loop {

@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use schemas::ObjectMeta;
-use schemas::apps::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
-use schemas::core::{Pod, PodTemplateSpec};
-use schemas::meta::LabelSelector;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use schemas::MetaExt;
+use schemas::SelectorExt;
 
 use crate::controllers::Context;
 use crate::controllers::claim::ignore_gone;
@@ -58,11 +60,11 @@ pub async fn run(ctx: Context) {
                 return Vec::new();
             }
             d_for_orphans
-                .in_namespace(rs.metadata.namespace())
+                .in_namespace(rs.metadata.namespace_str())
                 .iter()
                 .filter(|d| {
                     d.spec.as_ref().is_some_and(|s| {
-                        !s.selector.is_empty() && s.selector.matches(rs.metadata.labels())
+                        !s.selector.is_empty() && s.selector.matches(rs.metadata.labels_map())
                     })
                 })
                 .map(|d| ObjectRef::of(d.as_ref()))
@@ -160,8 +162,8 @@ impl Sync<'_> {
             .collect();
         matching.sort_by_key(|rs| {
             (
-                rs.metadata.creation_timestamp,
-                rs.metadata.name().to_string(),
+                rs.metadata.creation_timestamp.clone(),
+                rs.metadata.name_str().to_string(),
             )
         });
         let new = matching.first().map(|r| (*r).clone());
@@ -192,7 +194,7 @@ impl Sync<'_> {
             .filter(|rs| rs_replicas(rs) > 0)
             .any(|rs| {
                 rs.metadata
-                    .annotations()
+                    .annotations_map()
                     .get(DESIRED_REPLICAS)
                     .is_some_and(|v| *v != want)
             })
@@ -203,15 +205,15 @@ impl Sync<'_> {
         let want = desired(&self.d).to_string();
         let (surge, _) = max_surge_unavailable(&self.d);
         let max = (desired(&self.d) + surge).to_string();
-        let same_annotations = rs.metadata.annotations().get(DESIRED_REPLICAS) == Some(&want)
-            && rs.metadata.annotations().get(MAX_REPLICAS) == Some(&max);
+        let same_annotations = rs.metadata.annotations_map().get(DESIRED_REPLICAS) == Some(&want)
+            && rs.metadata.annotations_map().get(MAX_REPLICAS) == Some(&max);
         if rs_replicas(rs) == replicas && same_annotations {
             return Ok(false);
         }
         let patch = json!({"metadata": {"annotations": {DESIRED_REPLICAS: want, MAX_REPLICAS: max}}, "spec": {"replicas": replicas}});
         let scaled = ignore_gone(
             self.rs_api
-                .patch(rs.metadata.name(), &Patch::Merge(patch), &wp())
+                .patch(rs.metadata.name_str(), &Patch::Merge(patch), &wp())
                 .await,
         )?;
         if let Some(updated) = scaled {
@@ -219,8 +221,8 @@ impl Sync<'_> {
             if from != replicas {
                 let verb = if replicas > from { "up" } else { "down" };
                 tracing::info!(
-                    deployment = self.d.metadata.name(),
-                    replicaset = rs.metadata.name(),
+                    deployment = self.d.metadata.name_str(),
+                    replicaset = rs.metadata.name_str(),
                     from,
                     to = replicas,
                     "scaled {verb}"
@@ -232,7 +234,7 @@ impl Sync<'_> {
                     "ScalingReplicaSet",
                     &format!(
                         "Scaled {verb} replica set {} from {from} to {replicas}",
-                        rs.metadata.name()
+                        rs.metadata.name_str()
                     ),
                     MANAGER,
                 )
@@ -261,13 +263,13 @@ impl Sync<'_> {
             let mut annotations = copied_annotations(&self.d);
             let mut changed = annotations
                 .iter()
-                .any(|(k, v)| rs.metadata.annotations().get(k) != Some(v));
+                .any(|(k, v)| rs.metadata.annotations_map().get(k) != Some(v));
             if current < new_revision {
                 annotations.insert(REVISION.into(), new_revision.to_string());
                 if current > 0 {
                     let mut history: Vec<String> = rs
                         .metadata
-                        .annotations()
+                        .annotations_map()
                         .get(REVISION_HISTORY)
                         .map(|h| h.split(',').map(str::to_string).collect())
                         .unwrap_or_default();
@@ -280,7 +282,7 @@ impl Sync<'_> {
                 let patch = json!({"metadata": {"annotations": annotations}});
                 match ignore_gone(
                     self.rs_api
-                        .patch(rs.metadata.name(), &Patch::Merge(patch), &wp())
+                        .patch(rs.metadata.name_str(), &Patch::Merge(patch), &wp())
                         .await,
                 )? {
                     Some(u) => Arc::new(u),
@@ -292,7 +294,7 @@ impl Sync<'_> {
             self.sync_deployment_revision(revision(&rs)).await?;
             self.progress_reason = Some((
                 reason::FOUND_NEW_RS.into(),
-                format!("Found new replica set \"{}\"", rs.metadata.name()),
+                format!("Found new replica set \"{}\"", rs.metadata.name_str()),
             ));
             return Ok((Some(rs), old));
         }
@@ -321,10 +323,8 @@ impl Sync<'_> {
         let (surge, _) = max_surge_unavailable(&self.d);
         annotations.insert(MAX_REPLICAS.into(), (desired(&self.d) + surge).to_string());
         let mut rs = ReplicaSet {
-            api_version: Some("apps/v1".into()),
-            kind: Some("ReplicaSet".into()),
             metadata: ObjectMeta {
-                name: Some(format!("{}-{hash}", self.d.metadata.name())),
+                name: Some(format!("{}-{hash}", self.d.metadata.name_str())),
                 namespace: Some(self.ns.clone()),
                 labels: Some(labels),
                 annotations: Some(annotations),
@@ -347,8 +347,8 @@ impl Sync<'_> {
         match self.rs_api.create(&rs, &wp()).await {
             Ok(created) => {
                 tracing::info!(
-                    deployment = self.d.metadata.name(),
-                    replicaset = created.metadata.name(),
+                    deployment = self.d.metadata.name_str(),
+                    replicaset = created.metadata.name_str(),
                     replicas,
                     "created new replica set"
                 );
@@ -359,14 +359,17 @@ impl Sync<'_> {
                     "ScalingReplicaSet",
                     &format!(
                         "Scaled up replica set {} from 0 to {replicas}",
-                        created.metadata.name()
+                        created.metadata.name_str()
                     ),
                     MANAGER,
                 )
                 .await;
                 self.progress_reason = Some((
                     reason::NEW_RS_CREATED.into(),
-                    format!("Created new replica set \"{}\"", created.metadata.name()),
+                    format!(
+                        "Created new replica set \"{}\"",
+                        created.metadata.name_str()
+                    ),
                 ));
                 self.sync_deployment_revision(new_revision).await?;
                 let created = Arc::new(created);
@@ -376,7 +379,7 @@ impl Sync<'_> {
             Err(e) if e.is_already_exists() => {
                 // the name is taken: if it is ours with our template we just
                 // have not seen it yet; otherwise a hash collision
-                let existing = self.rs_api.get_opt(rs.metadata.name()).await?;
+                let existing = self.rs_api.get_opt(rs.metadata.name_str()).await?;
                 let ours = existing.as_ref().is_some_and(|x| {
                     controller_of(&x.metadata)
                         .is_some_and(|r| Some(&r.uid) == self.d.metadata.uid.as_ref())
@@ -389,7 +392,7 @@ impl Sync<'_> {
                         .ctx
                         .client
                         .api::<Deployment>(Some(&self.ns))
-                        .patch_status(self.d.metadata.name(), &Patch::Merge(patch), &wp())
+                        .patch_status(self.d.metadata.name_str(), &Patch::Merge(patch), &wp())
                         .await?;
                 }
                 Err(e)
@@ -402,7 +405,7 @@ impl Sync<'_> {
         let current = self
             .d
             .metadata
-            .annotations()
+            .annotations_map()
             .get(REVISION)
             .and_then(|r| r.parse::<i64>().ok())
             .unwrap_or(0);
@@ -415,7 +418,7 @@ impl Sync<'_> {
                 .ctx
                 .client
                 .api::<Deployment>(Some(&self.ns))
-                .patch(self.d.metadata.name(), &Patch::Merge(patch), &wp())
+                .patch(self.d.metadata.name_str(), &Patch::Merge(patch), &wp())
                 .await,
         )? {
             self.d = Arc::new(updated);
@@ -478,7 +481,12 @@ impl Sync<'_> {
             return Ok(false);
         }
         let mut sorted: Vec<Arc<ReplicaSet>> = old.to_vec();
-        sorted.sort_by_key(|r| (r.metadata.creation_timestamp, r.metadata.name().to_string()));
+        sorted.sort_by_key(|r| {
+            (
+                r.metadata.creation_timestamp.clone(),
+                r.metadata.name_str().to_string(),
+            )
+        });
         // first, old replicas that are not available anyway
         let mut cleaned = 0;
         for rs in &sorted {
@@ -584,7 +592,7 @@ impl Sync<'_> {
         let current: i32 = active.iter().map(|r| rs_replicas(r)).sum();
         let mut delta = allowed - current;
         let mut ordered = active.clone();
-        ordered.sort_by_key(|r| (revision(r), r.metadata.creation_timestamp));
+        ordered.sort_by_key(|r| (revision(r), r.metadata.creation_timestamp.clone()));
         if delta > 0 {
             if let Some(newest) = ordered.last().cloned() {
                 self.scale(&newest, rs_replicas(&newest) + delta).await?;
@@ -618,18 +626,18 @@ impl Sync<'_> {
         let excess = cleanable
             .len()
             .saturating_sub(usize::try_from(limit.max(0)).unwrap_or(0));
-        cleanable.sort_by_key(|r| (revision(r), r.metadata.creation_timestamp));
+        cleanable.sort_by_key(|r| (revision(r), r.metadata.creation_timestamp.clone()));
         for rs in cleanable.into_iter().take(excess) {
             tracing::info!(
-                deployment = self.d.metadata.name(),
-                replicaset = rs.metadata.name(),
+                deployment = self.d.metadata.name_str(),
+                replicaset = rs.metadata.name_str(),
                 "deleting old replica set beyond revisionHistoryLimit"
             );
             let dp = DeleteParams {
                 precondition_uid: rs.metadata.uid.clone(),
                 ..Default::default()
             };
-            match self.rs_api.delete(rs.metadata.name(), &dp).await {
+            match self.rs_api.delete(rs.metadata.name_str(), &dp).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() || e.is_conflict() => {}
                 Err(e) => return Err(e),
@@ -669,7 +677,7 @@ impl Sync<'_> {
         } else if has_deadline && self.d.metadata.deletion_timestamp.is_none() {
             let rs_name = new
                 .as_ref()
-                .map(|n| n.metadata.name().to_string())
+                .map(|n| n.metadata.name_str().to_string())
                 .unwrap_or_default();
             if new.is_some() && status::complete(&self.d, &s) {
                 status::set_condition(
@@ -717,7 +725,7 @@ impl Sync<'_> {
                 .ctx
                 .client
                 .api::<Deployment>(Some(&self.ns))
-                .patch_status(self.d.metadata.name(), &patch, &wp())
+                .patch_status(self.d.metadata.name_str(), &patch, &wp())
                 .await
             {
                 Ok(_) => {}

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use schemas::Time;
-use schemas::apps::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet};
+use schemas::TimeExt;
 
 use crate::controllers::deployment::util::{desired, max_unavailable};
 
@@ -46,7 +46,7 @@ pub fn set_condition(
     reason: &str,
     message: String,
 ) {
-    let now = Time::now();
+    let now = schemas::time::now();
     let conds = status.conditions.get_or_insert_with(Vec::new);
     let prev = conds.iter().find(|c| c.type_ == ty).cloned();
     // a repeat of the same reason keeps its timestamps (no write storm)
@@ -58,8 +58,8 @@ pub fn set_condition(
         return;
     }
     let transition = match &prev {
-        Some(p) if p.status == value => p.last_transition_time.or(Some(now)),
-        _ => Some(now),
+        Some(p) if p.status == value => p.last_transition_time.clone().or(Some(now.clone())),
+        _ => Some(now.clone()),
     };
     conds.retain(|c| c.type_ != ty);
     conds.push(DeploymentCondition {
@@ -162,7 +162,7 @@ pub fn seconds_to_deadline(d: &Deployment, s: &DeploymentStatus) -> Option<i64> 
     {
         return None;
     }
-    let last = c.last_update_time?.0;
+    let last = c.last_update_time.as_ref()?.utc();
     let left = deadline - (Utc::now() - last).num_seconds();
     Some(left)
 }

@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use schemas::IntOrString;
-use schemas::apps::{Deployment, ReplicaSet};
-use schemas::core::PodTemplateSpec;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use schemas::MetaExt;
+use schemas::object::scaled_value;
 
 /// The label that ties a ReplicaSet's pods to its template.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -87,7 +89,7 @@ pub fn same_template(rs: &ReplicaSet, d: &Deployment) -> bool {
 /// A ReplicaSet's revision (0 when unset).
 pub fn revision(rs: &ReplicaSet) -> i64 {
     rs.metadata
-        .annotations()
+        .annotations_map()
         .get(REVISION)
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)
@@ -96,7 +98,7 @@ pub fn revision(rs: &ReplicaSet) -> i64 {
 /// The annotations the new ReplicaSet gets from its Deployment.
 pub fn copied_annotations(d: &Deployment) -> BTreeMap<String, String> {
     d.metadata
-        .annotations()
+        .annotations_map()
         .iter()
         .filter(|(k, _)| !NOT_COPIED.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -143,18 +145,21 @@ pub fn max_surge_unavailable(d: &Deployment) -> (i32, i32) {
         .and_then(|s| s.rolling_update.as_ref());
     let replicas = desired(d);
     let quarter = IntOrString::String("25%".into());
-    let surge = ru
-        .and_then(|r| r.max_surge.clone())
-        .unwrap_or(quarter.clone())
-        .scaled_value(replicas, true)
-        .unwrap_or(0)
-        .max(0);
-    let mut unavailable = ru
-        .and_then(|r| r.max_unavailable.clone())
-        .unwrap_or(quarter)
-        .scaled_value(replicas, false)
-        .unwrap_or(0)
-        .max(0);
+    let surge = scaled_value(
+        ru.and_then(|r| r.max_surge.as_ref()).unwrap_or(&quarter),
+        replicas,
+        true,
+    )
+    .unwrap_or(0)
+    .max(0);
+    let mut unavailable = scaled_value(
+        ru.and_then(|r| r.max_unavailable.as_ref())
+            .unwrap_or(&quarter),
+        replicas,
+        false,
+    )
+    .unwrap_or(0)
+    .max(0);
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }

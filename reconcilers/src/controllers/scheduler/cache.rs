@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use schemas::core::{Node, Taint};
+use k8s_openapi::api::core::v1::{Node, Taint};
+use schemas::MetaExt;
 
 use crate::runtime::ObjectRef;
 
@@ -68,7 +69,7 @@ impl NodeInfo {
     pub fn new(node: Arc<Node>) -> NodeInfo {
         let spec = node.spec.as_ref();
         NodeInfo {
-            name: node.metadata.name().to_string(),
+            name: node.metadata.name_str().to_string(),
             allocatable: node_allocatable(&node),
             taints: spec.and_then(|s| s.taints.clone()).unwrap_or_default(),
             unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
@@ -232,7 +233,7 @@ impl ClusterCache {
 
     /// Adds or updates a node.
     pub fn set_node(&mut self, node: Arc<Node>) {
-        let name = node.metadata.name().to_string();
+        let name = node.metadata.name_str().to_string();
         if let Some(i) = self.index.get(&name).copied() {
             let old_images = std::mem::take(&mut self.nodes[i].images);
             self.count_images(&old_images, -1);

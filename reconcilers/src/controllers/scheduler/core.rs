@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use schemas::core::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use schemas::MetaExt;
 
 use crate::controllers::options::ControllerOptions;
 use crate::runtime::ObjectRef;
@@ -86,7 +87,7 @@ impl Scheduler {
 
     /// A node was added or changed.
     pub fn on_node(&mut self, old: Option<&Node>, new: Arc<Node>, now: Instant) {
-        let known = self.cache.node(new.metadata.name()).is_some();
+        let known = self.cache.node(new.metadata.name_str()).is_some();
         let event = match old {
             _ if !known => Some(ClusterEvent::NodeAdd),
             Some(o) if node_changed(o, &new) => Some(ClusterEvent::NodeUpdate),
@@ -306,7 +307,7 @@ mod tests {
         s.on_pod(Arc::new(other), t);
         let mut g = (*pod("g", "1")).clone();
         g.spec.as_mut().expect("spec").scheduling_gates =
-            Some(vec![schemas::core::PodSchedulingGate {
+            Some(vec![k8s_openapi::api::core::v1::PodSchedulingGate {
                 name: "wait".into(),
             }]);
         s.on_pod(Arc::new(g), t);

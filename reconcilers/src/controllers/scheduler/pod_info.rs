@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
-use schemas::core::{Pod, PodAffinityTerm, PodSpec};
-use schemas::meta::{LabelSelector, LabelSelectorRequirement};
+use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, PodSpec, WeightedPodAffinityTerm};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use schemas::MetaExt;
+use schemas::SelectorExt;
 
 use crate::runtime::ObjectRef;
 
@@ -63,13 +65,13 @@ pub struct WeightedTerm {
 
 impl AffinityTerm {
     fn new(owner: &Pod, t: &PodAffinityTerm) -> AffinityTerm {
-        let own_ns = owner.metadata.namespace().to_string();
+        let own_ns = owner.metadata.namespace_str().to_string();
         let namespaces = match (&t.namespaces, &t.namespace_selector) {
             (Some(ns), _) if !ns.is_empty() => ns.clone(),
             (_, Some(_)) => Vec::new(),
             _ => vec![own_ns],
         };
-        let labels = owner.metadata.labels();
+        let labels = owner.metadata.labels_map();
         let selector = t.label_selector.clone().map(|mut s| {
             let extra = t
                 .match_label_keys
@@ -184,28 +186,22 @@ impl PodInfo {
             })
             .collect();
         let affinity = spec.affinity.as_ref();
-        let required = |a: Option<&schemas::core::PodAffinity>| -> Vec<AffinityTerm> {
-            a.and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-            .into_iter()
-            .flatten()
-            .map(|t| AffinityTerm::new(&pod, t))
-            .collect()
+        let required = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| AffinityTerm::new(&pod, t))
+                .collect()
         };
-        let preferred = |a: Option<&schemas::core::PodAffinity>| -> Vec<WeightedTerm> {
-            a.and_then(|a| {
-                a.preferred_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-            .into_iter()
-            .flatten()
-            .map(|w| WeightedTerm {
-                term: AffinityTerm::new(&pod, &w.pod_affinity_term),
-                weight: i64::from(w.weight),
-            })
-            .collect()
+        let preferred = |terms: Option<&Vec<WeightedPodAffinityTerm>>| -> Vec<WeightedTerm> {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|w| WeightedTerm {
+                    term: AffinityTerm::new(&pod, &w.pod_affinity_term),
+                    weight: i64::from(w.weight),
+                })
+                .collect()
         };
         let pa = affinity.and_then(|a| a.pod_affinity.as_ref());
         let paa = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
@@ -214,10 +210,22 @@ impl PodInfo {
             requests: pod_requests(spec),
             non_zero: pod_non_zero_requests(spec),
             host_ports,
-            required_affinity: required(pa),
-            required_anti_affinity: required(paa),
-            preferred_affinity: preferred(pa),
-            preferred_anti_affinity: preferred(paa),
+            required_affinity: required(pa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            required_anti_affinity: required(paa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_affinity: preferred(pa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_anti_affinity: preferred(paa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
             images: spec
                 .containers
                 .iter()
@@ -237,12 +245,12 @@ impl PodInfo {
 
     /// The namespace.
     pub fn namespace(&self) -> &str {
-        self.pod.metadata.namespace()
+        self.pod.metadata.namespace_str()
     }
 
     /// The name.
     pub fn name(&self) -> &str {
-        self.pod.metadata.name()
+        self.pod.metadata.name_str()
     }
 
     /// The labels.

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use schemas::Quantity;
-use schemas::core::{Container, Node, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Node, PodSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use schemas::QuantityExt;
 
 /// CPU a container that requests none counts as when scoring (millicores).
 pub const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;

@@ -12,7 +12,8 @@ use serde_json::json;
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
-use schemas::core::{Namespace, Node, Pod, PodCondition, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodCondition, Service};
+use schemas::MetaExt;
 
 use crate::controllers::Context;
 use crate::controllers::recorder::{NORMAL, Recorder, WARNING};
@@ -179,7 +180,7 @@ fn on_pod(s: &mut Scheduler, c: &Change<Pod>, now: Instant) {
 fn on_node(s: &mut Scheduler, c: &Change<Node>, now: Instant) {
     match c {
         Change::Applied { old, new } => s.on_node(old.as_deref(), new.clone(), now),
-        Change::Deleted(n) => s.on_node_delete(n.metadata.name()),
+        Change::Deleted(n) => s.on_node_delete(n.metadata.name_str()),
         Change::Resynced => {}
     }
 }
@@ -187,11 +188,11 @@ fn on_node(s: &mut Scheduler, c: &Change<Node>, now: Instant) {
 fn on_namespace(s: &mut Scheduler, c: &Change<Namespace>, now: Instant) {
     match c {
         Change::Applied { new, .. } => s.on_namespace(
-            new.metadata.name(),
-            Some(new.metadata.labels().clone()),
+            new.metadata.name_str(),
+            Some(new.metadata.labels_map().clone()),
             now,
         ),
-        Change::Deleted(n) => s.on_namespace(n.metadata.name(), None, now),
+        Change::Deleted(n) => s.on_namespace(n.metadata.name_str(), None, now),
         Change::Resynced => {}
     }
 }
@@ -211,7 +212,7 @@ fn resync(s: &mut Scheduler, src: &Sources, now: Instant) {
     let nodes = src.nodes.cache().all();
     let names: std::collections::HashSet<String> = nodes
         .iter()
-        .map(|n| n.metadata.name().to_string())
+        .map(|n| n.metadata.name_str().to_string())
         .collect();
     let stale: Vec<String> = s
         .cache
@@ -224,11 +225,15 @@ fn resync(s: &mut Scheduler, src: &Sources, now: Instant) {
         s.on_node_delete(&n);
     }
     for n in nodes {
-        let old = s.cache.node(n.metadata.name()).map(|i| i.node.clone());
+        let old = s.cache.node(n.metadata.name_str()).map(|i| i.node.clone());
         s.on_node(old.as_deref(), n, now);
     }
     for ns in src.namespaces.cache().all() {
-        s.on_namespace(ns.metadata.name(), Some(ns.metadata.labels().clone()), now);
+        s.on_namespace(
+            ns.metadata.name_str(),
+            Some(ns.metadata.labels_map().clone()),
+            now,
+        );
     }
     for svc in src.services.cache().all() {
         s.on_service(ObjectRef::of(svc.as_ref()), Some(&svc));
@@ -349,8 +354,8 @@ async fn mark_unschedulable(
     }
     let transition = current
         .filter(|c| c.status == "False")
-        .and_then(|c| c.last_transition_time)
-        .unwrap_or_else(schemas::Time::now);
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(schemas::time::now);
     let patch = json!({"status": {"conditions": [{
         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
         "message": message, "lastProbeTime": null, "lastTransitionTime": transition

@@ -266,7 +266,7 @@ mod tests {
         json!({"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": key})
     }
 
-    fn nodes() -> Vec<schemas::core::Node> {
+    fn nodes() -> Vec<k8s_openapi::api::core::v1::Node> {
         vec![
             node("a", json!({HOST: "a", "zone": "z1"}), json!({})),
             node("b", json!({HOST: "b", "zone": "z1"}), json!({})),

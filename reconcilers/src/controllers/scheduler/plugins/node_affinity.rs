@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use schemas::core::{NodeSelectorRequirement, NodeSelectorTerm, PodSpec};
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, PodSpec};
 
 use crate::controllers::scheduler::cache::NodeInfo;
 use crate::controllers::scheduler::framework::{

@@ -1,7 +1,8 @@
 //! NodeUnschedulable: cordoned nodes (`spec.unschedulable`) take only pods
 //! that tolerate `node.kubernetes.io/unschedulable:NoSchedule`.
 
-use schemas::core::Taint;
+use k8s_openapi::api::core::v1::Taint;
+use schemas::object::tolerates;
 
 use crate::controllers::scheduler::cache::NodeInfo;
 use crate::controllers::scheduler::framework::{Code, Cycle, Plugin, PreFilter, Rejection};
@@ -39,7 +40,7 @@ impl Plugin for NodeUnschedulable {
             .tolerations
             .iter()
             .flatten()
-            .any(|t| t.tolerates(&taint));
+            .any(|t| tolerates(t, &taint));
         if tolerated {
             Ok(())
         } else {

@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use schemas::core::TopologySpreadConstraint;
-use schemas::meta::{LabelSelector, LabelSelectorRequirement};
+use k8s_openapi::api::core::v1::TopologySpreadConstraint;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use schemas::SelectorExt;
 
 use crate::controllers::scheduler::cache::NodeInfo;
 use crate::controllers::scheduler::framework::{
@@ -345,7 +346,7 @@ mod tests {
     use crate::controllers::scheduler::plugins::testing::{cache, filter, node, pod, scores};
     use serde_json::{Value, json};
 
-    fn nodes() -> Vec<schemas::core::Node> {
+    fn nodes() -> Vec<k8s_openapi::api::core::v1::Node> {
         vec![
             node("a1", json!({"zone": "a", HOSTNAME: "a1"}), json!({})),
             node("a2", json!({"zone": "a", HOSTNAME: "a2"}), json!({})),
@@ -474,14 +475,16 @@ mod tests {
         let owned = |n: &str| pod(n, json!({"app": "web"}), json!({}));
         let with_owner = |p: crate::controllers::scheduler::pod_info::PodInfo| {
             let mut v = (*p.pod).clone();
-            v.metadata.owner_references = Some(vec![schemas::OwnerReference {
-                api_version: "apps/v1".into(),
-                kind: "ReplicaSet".into(),
-                name: "rs".into(),
-                uid: "rs-uid".into(),
-                controller: Some(true),
-                block_owner_deletion: None,
-            }]);
+            v.metadata.owner_references = Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "ReplicaSet".into(),
+                    name: "rs".into(),
+                    uid: "rs-uid".into(),
+                    controller: Some(true),
+                    block_owner_deletion: None,
+                },
+            ]);
             crate::controllers::scheduler::pod_info::PodInfo::new(std::sync::Arc::new(v))
         };
         let c = cache(

@@ -2,7 +2,8 @@
 //! does not tolerate are filtered out; nodes with more untolerated
 //! `PreferNoSchedule` taints score lower.
 
-use schemas::core::{Taint, Toleration};
+use k8s_openapi::api::core::v1::{Taint, Toleration};
+use schemas::object::tolerates;
 
 use crate::controllers::scheduler::cache::NodeInfo;
 use crate::controllers::scheduler::framework::{
@@ -30,7 +31,7 @@ pub fn first_untolerated<'a>(
     taints
         .iter()
         .filter(|t| effects.contains(&t.effect.as_str()))
-        .find(|t| !tolerations.iter().any(|tol| tol.tolerates(t)))
+        .find(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
 }
 
 impl Plugin for TaintToleration {
@@ -81,7 +82,7 @@ impl Plugin for TaintToleration {
         node.taints
             .iter()
             .filter(|t| t.effect == "PreferNoSchedule")
-            .filter(|t| !tolerations.iter().any(|tol| tol.tolerates(t)))
+            .filter(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
             .count() as i64
     }
 

@@ -10,7 +10,7 @@ use crate::controllers::scheduler::framework::{Cycle, CycleState, Plugin, PreFil
 use crate::controllers::scheduler::pod_info::PodInfo;
 
 /// A node named `name` with `extra` merged into `{metadata, status}`.
-pub fn node(name: &str, labels: Value, extra: Value) -> schemas::core::Node {
+pub fn node(name: &str, labels: Value, extra: Value) -> k8s_openapi::api::core::v1::Node {
     let mut v = json!({"metadata": {"name": name, "labels": labels},
         "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}});
     merge(&mut v, extra);
@@ -37,7 +37,10 @@ fn merge(a: &mut Value, b: Value) {
 }
 
 /// A cache with these nodes and these pods bound (pod, node name).
-pub fn cache(nodes: Vec<schemas::core::Node>, bound: Vec<(PodInfo, &str)>) -> ClusterCache {
+pub fn cache(
+    nodes: Vec<k8s_openapi::api::core::v1::Node>,
+    bound: Vec<(PodInfo, &str)>,
+) -> ClusterCache {
     let mut c = ClusterCache::new();
     for n in nodes {
         c.set_node(Arc::new(n));
