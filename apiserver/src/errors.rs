@@ -144,6 +144,11 @@ impl ApiError {
         )
     }
 
+    /// 405 MethodNotAllowed with this message.
+    pub fn method_not_allowed_message(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message)
+    }
+
     /// 406 NotAcceptable.
     pub fn not_acceptable(message: impl Into<String>) -> Self {
         Self::new(406, "NotAcceptable", message)
@@ -210,9 +215,17 @@ impl ApiError {
     /// 422 Invalid with one cause per field error (the message lists each
     /// distinct error once, as kube-apiserver's aggregate does).
     pub fn invalid(info: &KindInfo, name: &str, errors: &[FieldError]) -> Self {
+        // a field error without a path is Go's nil *field.Path
+        let field = |fe: &FieldError| {
+            if fe.path.is_root() {
+                "<nil>".to_string()
+            } else {
+                fe.path.to_string()
+            }
+        };
         let mut rendered: Vec<String> = Vec::new();
         for e in errors {
-            let r = e.to_string();
+            let r = format!("{}: {}", field(e), e.message);
             if !rendered.contains(&r) {
                 rendered.push(r);
             }
@@ -237,7 +250,7 @@ impl ApiError {
                     .map(|fe| StatusCause {
                         reason: Some(fe.reason.cause().to_string()),
                         message: Some(fe.message.clone()),
-                        field: Some(fe.path.to_string()),
+                        field: Some(field(fe)),
                     })
                     .collect(),
             ),

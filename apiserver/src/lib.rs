@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod crds;
 pub mod discovery;
 pub mod errors;
 pub mod http;

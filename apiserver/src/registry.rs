@@ -324,6 +324,7 @@ impl Registry {
         opts: &WriteOptions,
         mutate: impl FnOnce(&mut Value) -> ApiResult<()>,
     ) -> ApiResult<Value> {
+        crate::crds::refuse_create(info)?;
         let mut obj = admission::admit_create(info, obj, namespace, &opts.directives)?;
         let name = objects::name(&obj).to_string();
         if name.is_empty() {
@@ -501,6 +502,9 @@ impl Registry {
                         "propagationPolicy: Unsupported value: {other:?}: supported values: \"Orphan\", \"Background\", \"Foreground\""
                     )));
                 }
+            }
+            if crate::crds::is_crd(info) && !objects::is_deleting(&old) {
+                crate::crds::mark_for_cleanup(&mut new, &mut finalizers);
             }
             objects::set_finalizers(&mut new, &finalizers);
             let grace = graceful_period(info, &old, opts.grace_period_seconds);

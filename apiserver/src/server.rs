@@ -79,6 +79,7 @@ pub struct RunningServer {
     pub app: Arc<App>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    crd_controller: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -86,11 +87,14 @@ impl RunningServer {
     pub async fn shutdown(self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         let _ = self.task.await;
+        self.crd_controller.abort();
     }
 
     /// Waits until the server stops on its own (a listener error).
     pub async fn wait(self) -> Result<(), ServerError> {
-        match self.task.await {
+        let result = self.task.await;
+        self.crd_controller.abort();
+        match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ServerError::Other(format!(
                 "the HTTPS listener failed: {e}"
@@ -252,6 +256,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             source,
         })?;
     bootstrap(&registry, bound).await?;
+    let crd_controller = crate::crds::CrdController::start(registry.clone())
+        .await
+        .map_err(|e| ServerError::Other(format!("cannot start the CustomResourceDefinition controller: {}", e.message)))?;
     let host = client_host(bound);
     let url = format!("https://{host}");
     let app = Arc::new(App {
@@ -335,5 +342,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         app,
         handle,
         task,
+        crd_controller,
     })
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::decode::Manifest;
 use crate::diagnostic::{Class, Diagnostic};
-use crate::field_error::FieldError;
+use crate::field_error::{FieldError, Reason};
 use crate::kinds::{KindInfo, Kinds, Registry};
 use crate::path::FieldPath;
 use crate::schema;
@@ -83,6 +83,9 @@ fn convert_octal_modes(v: &mut Value) {
 /// unknown fields and wrong types), then typed decoding and semantic rules.
 pub fn validate_object(info: &KindInfo, object: &Value) -> Vec<FieldError> {
     let mut errors = schema::validate(info, object);
+    if info.custom().is_some() {
+        return with_custom_rules(info, object, errors);
+    }
     if errors.is_empty() {
         return info.check_typed(object);
     }
@@ -98,6 +101,29 @@ pub fn validate_object(info: &KindInfo, object: &Value) -> Vec<FieldError> {
                 .into_iter()
                 .filter(|e| !bad.iter().any(|b| e.path.starts_with(b))),
         );
+    }
+    errors
+}
+
+/// A custom resource's rules (CEL, list types, scale paths) after its schema
+/// errors, as apiextensions runs them: not at all when a schema error is one
+/// the rules could trip over (a missing, over-long or wrongly typed value,
+/// an unsupported enum value), with an error saying so.
+fn with_custom_rules(info: &KindInfo, object: &Value, mut errors: Vec<FieldError>) -> Vec<FieldError> {
+    let blocking = errors.iter().any(|e| {
+        matches!(
+            e.reason,
+            Reason::NotSupported | Reason::Required | Reason::TooLong | Reason::TooMany | Reason::TypeInvalid
+        )
+    });
+    if blocking {
+        errors.push(FieldError {
+            path: FieldPath::root(),
+            reason: Reason::Invalid,
+            message: "Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation".into(),
+        });
+    } else {
+        errors.extend(info.check_typed(object));
     }
     errors
 }

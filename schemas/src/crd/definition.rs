@@ -226,14 +226,37 @@ fn structural(errs: &mut Errs, s: &Value, p: &FieldPath, level: Level) {
     if let Some(ap) = obj.get("additionalProperties").filter(|a| a.is_object()) {
         structural(errs, ap, &p.key("additionalProperties"), Level::Field);
     }
+    let skip_any_of = is_int_or_string_any_of(obj.get("anyOf"));
     for key in ["allOf", "anyOf", "oneOf"] {
+        if key == "anyOf" && skip_any_of {
+            continue;
+        }
         for (i, j) in obj.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            if key == "allOf" && is_int_or_string_any_of(j.get("anyOf")) {
+                continue;
+            }
             junctor(errs, j, &p.key(key).index(i));
         }
     }
     if let Some(n) = obj.get("not") {
         junctor(errs, n, &p.key("not"));
     }
+}
+
+/// The one `anyOf` with types a structural schema may have: kube's
+/// int-or-string pattern `anyOf: [{type: integer}, {type: string}]`
+/// (controller-gen writes it for every `IntOrString` field).
+fn is_int_or_string_any_of(any_of: Option<&Value>) -> bool {
+    let Some(Value::Array(alts)) = any_of else {
+        return false;
+    };
+    let types: Vec<Option<&str>> = alts
+        .iter()
+        .map(|a| a.get("type").and_then(Value::as_str))
+        .collect();
+    alts.len() == 2
+        && types == [Some("integer"), Some("string")]
+        && alts.iter().all(|a| a.as_object().is_some_and(|m| m.len() == 1))
 }
 
 /// Inside `allOf`/`anyOf`/`oneOf`/`not`: value validation only.

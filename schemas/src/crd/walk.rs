@@ -155,14 +155,43 @@ fn list_types_at(schema: &Value, v: &Value, path: &FieldPath, out: &mut Vec<Fiel
     }
 }
 
-/// Shows a JSON value as kube prints duplicates: compact JSON, strings quoted.
+/// Shows a JSON value as apimachinery's field errors print a bad value:
+/// strings quoted, numbers and booleans plain, maps and lists as Go's `%#v`
+/// of the decoded `interface{}` (`map[string]interface {}{"sku":"A"}`).
 struct DuplicateShown<'a>(&'a Value);
 
 impl std::fmt::Debug for DuplicateShown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             Value::String(s) => write!(f, "{s:?}"),
-            other => write!(f, "{other}"),
+            Value::Null => write!(f, "null"),
+            other => write!(f, "{}", go_sharp_v(other)),
+        }
+    }
+}
+
+/// Go's `%#v` of a JSON value decoded into `interface{}`.
+fn go_sharp_v(v: &Value) -> String {
+    match v {
+        Value::Null => "interface {}(nil)".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) => format!(
+            "[]interface {{}}{{{}}}",
+            items.iter().map(go_sharp_v).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            format!(
+                "map[string]interface {{}}{{{}}}",
+                entries
+                    .iter()
+                    .map(|(k, v)| format!("{k:?}:{}", go_sharp_v(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
     }
 }
@@ -421,7 +450,7 @@ mod tests {
         let e: Vec<String> = list_types(&schema, &v).iter().map(ToString::to_string).collect();
         assert_eq!(
             e,
-            vec![r#"ports[1]: Duplicate value: {"name":"tcp"}"#, r#"tags[2]: Duplicate value: "a""#]
+            vec![r#"ports[1]: Duplicate value: map[string]interface {}{"name":"tcp"}"#, r#"tags[2]: Duplicate value: "a""#]
         );
     }
 }

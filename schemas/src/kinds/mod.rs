@@ -21,7 +21,7 @@ pub use builtin::{BuiltinOps, builtin_kinds, decode_typed, lookup};
 pub use registry::{Kinds, Registry, compare_versions};
 
 /// A served kind at one version, with everything needed to handle it generically.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct KindInfo {
     /// API group, "" for core.
     pub group: String,

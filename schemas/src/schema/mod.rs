@@ -22,6 +22,7 @@ pub use translate::{QUOTE_HINT, closest};
 /// validator can check; korral's versions replace them.
 const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
+const ANY_JSON: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON";
 
 /// How violations are worded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +181,15 @@ pub(crate) fn fix_defs(defs: &mut Map<String, Value>) {
                 {"type": "number"}
             ]})),
             INT_OR_STRING => Some(json!({"anyOf": [{"type": "integer"}, {"type": "string"}]})),
+            ANY_JSON => {
+                // any JSON value (a CRD schema's `default`, `enum`, `example`)
+                let mut any = json!({"x-kubernetes-preserve-unknown-fields": true});
+                if let (Some(d), Some(m)) = (description, any.as_object_mut()) {
+                    m.insert("description".into(), d);
+                }
+                *def = any;
+                continue;
+            }
             _ => None,
         };
         if let Some(mut r) = replacement {

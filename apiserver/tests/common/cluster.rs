@@ -1,0 +1,118 @@
+//! An in-process API server on a free loopback port with the embedded
+//! store, driven by the real `kubectl` through the admin kubeconfig the
+//! server writes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use apiserver::server::{RunningServer, ServerConfig};
+
+/// A running server and a kubectl pointed at it.
+pub struct Cluster {
+    /// The data directory (store, PKI, kubeconfigs) and kubectl's cache.
+    pub dir: tempfile::TempDir,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    server: Option<RunningServer>,
+}
+
+impl Cluster {
+    /// Starts a server in a runtime of its own.
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut config = ServerConfig::new(dir.path().join("data"));
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        let server = runtime
+            .block_on(apiserver::server::start(config))
+            .expect("start the API server");
+        Cluster {
+            kubeconfig: server.kubeconfig.clone(),
+            dir,
+            runtime,
+            server: Some(server),
+        }
+    }
+
+    /// Runs kubectl with `args`, optionally feeding `stdin`.
+    pub fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("run kubectl");
+        if let Some(mut pipe) = child.stdin.take() {
+            pipe.write_all(stdin.unwrap_or("").as_bytes()).expect("kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_in(args, None)
+    }
+
+    /// Runs kubectl, which must succeed; returns its trimmed stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.kubectl(args);
+        assert!(
+            o.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        text(&o.stdout).trim().to_string()
+    }
+
+    /// Runs kubectl, which must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.kubectl(args);
+        assert!(
+            !o.status.success(),
+            "kubectl {args:?} should have failed:\n{}",
+            text(&o.stdout)
+        );
+        text(&o.stderr)
+    }
+
+    /// Waits until `cond` holds, failing the test after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown());
+        }
+    }
+}
+
+/// Bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// The repository root.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+}
