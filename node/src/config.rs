@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use schemas::core::Taint;
+use k8s_openapi::api::core::v1::Taint;
 
 /// How often things happen. Defaults are Kubernetes' (kubelet's) defaults.
 #[derive(Clone, Debug)]

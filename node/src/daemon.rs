@@ -8,9 +8,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Pod;
 use reconcilers::runtime::watcher::Config as WatchConfig;
 use reconcilers::runtime::{Client, Controller, ControllerMetrics, Informer, ObjectRef};
-use schemas::core::Pod;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::NodeConfig;

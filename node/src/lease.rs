@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use reconcilers::runtime::Client;
 use reconcilers::runtime::client::WriteParams;
-use schemas::coordination::{Lease, LeaseSpec};
-use schemas::core::Node;
-use schemas::{MicroTime, ObjectMeta, OwnerReference};
 
 /// The namespace of node leases.
 pub const NAMESPACE: &str = "kube-node-lease";
@@ -17,7 +18,7 @@ fn spec(node: &str, duration: Duration) -> LeaseSpec {
     LeaseSpec {
         holder_identity: Some(node.to_string()),
         lease_duration_seconds: Some(i32::try_from(duration.as_secs()).unwrap_or(40)),
-        renew_time: Some(MicroTime::now()),
+        renew_time: Some(schemas::time::micro_now()),
         ..Default::default()
     }
 }

@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reconcilers::runtime::Client;
-use reconcilers::runtime::client::{Patch, WriteParams};
-use schemas::core::{
+use k8s_openapi::api::core::v1::{
     DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
     NodeSystemInfo,
 };
-use schemas::{ObjectMeta, Quantity, Time};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use reconcilers::runtime::Client;
+use reconcilers::runtime::client::{Patch, WriteParams};
+use schemas::quantity;
 
 use crate::config::NodeConfig;
 use crate::machine::{self, Pressure};
@@ -56,18 +58,16 @@ fn field_manager() -> WriteParams {
 
 fn quantities(cpu_millis: i64, memory: i64, storage: i64, pods: i64) -> BTreeMap<String, Quantity> {
     let mut m = BTreeMap::new();
-    m.insert("cpu".into(), Quantity::from_millis(cpu_millis));
+    m.insert("cpu".into(), quantity::from_millis(cpu_millis));
     let mem = if memory % 1024 == 0 {
         format!("{}Ki", memory / 1024)
     } else {
         memory.to_string()
     };
-    if let Ok(q) = mem.parse() {
-        m.insert("memory".into(), q);
-    }
-    m.insert("pods".into(), Quantity::from_units(pods));
+    m.insert("memory".into(), Quantity(mem));
+    m.insert("pods".into(), quantity::from_units(pods));
     if storage > 0 {
-        m.insert("ephemeral-storage".into(), Quantity::from_units(storage));
+        m.insert("ephemeral-storage".into(), quantity::from_units(storage));
     }
     m
 }
@@ -80,16 +80,16 @@ fn cond(
     old: Option<&NodeStatus>,
 ) -> NodeCondition {
     let status = if ok_status { "True" } else { "False" };
-    let now = Time::now();
+    let now = schemas::time::now();
     let prev = old
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == type_));
     NodeCondition {
         type_: type_.into(),
         status: status.into(),
-        last_heartbeat_time: Some(now),
+        last_heartbeat_time: Some(now.clone()),
         last_transition_time: match prev {
-            Some(p) if p.status == status => p.last_transition_time.or(Some(now)),
+            Some(p) if p.status == status => p.last_transition_time.clone().or(Some(now.clone())),
             _ => Some(now),
         },
         reason: Some(reason.into()),

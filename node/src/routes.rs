@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Node;
 use reconcilers::runtime::watcher::Config as WatchConfig;
 use reconcilers::runtime::{Client, Informer};
-use schemas::core::Node;
+use schemas::MetaExt;
 
 use crate::proxy::model::Cidr;
 
@@ -20,7 +21,7 @@ pub const ROUTE_PROTO: &str = "75";
 /// The routes wanted on node `me`: each other node's pod CIDR via its InternalIP.
 pub fn desired(nodes: &[&Node], me: &str) -> BTreeMap<String, Ipv4Addr> {
     let mut out = BTreeMap::new();
-    for n in nodes.iter().filter(|n| n.metadata.name() != me) {
+    for n in nodes.iter().filter(|n| n.metadata.name_str() != me) {
         let cidr = n
             .spec
             .as_ref()

@@ -7,7 +7,8 @@
 
 use std::net::Ipv4Addr;
 
-use schemas::core::Pod;
+use k8s_openapi::api::core::v1::Pod;
+use schemas::MetaExt;
 
 /// The cluster DNS a node points pods at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub fn resolv_conf(pod: &Pod, cluster: Option<&ClusterDns>, host: &str) -> Optio
     let mut r = match cluster.filter(|_| use_cluster) {
         _ if policy == "None" => Resolv::default(),
         Some(c) => {
-            let ns = pod.metadata.namespace();
+            let ns = pod.metadata.namespace_str();
             let d = &c.domain;
             let mut searches = vec![format!("{ns}.svc.{d}"), format!("svc.{d}"), d.clone()];
             searches.extend(parse(host).searches);
@@ -139,7 +140,7 @@ pub async fn discover(
     let nameserver = match fixed {
         Some(ip) => ip,
         None => {
-            let api = client.api::<schemas::core::Service>(Some(DNS_SERVICE.0));
+            let api = client.api::<k8s_openapi::api::core::v1::Service>(Some(DNS_SERVICE.0));
             match api.get_opt(DNS_SERVICE.1).await {
                 Ok(svc) => svc
                     .and_then(|s| s.spec)

@@ -2,8 +2,10 @@
 //! ...) and container resources (`limits.cpu` with a divisor) as strings, for
 //! env vars and downwardAPI volume files.
 
-use schemas::core::{Container, ObjectFieldSelector, Pod, ResourceFieldSelector};
-use schemas::quantity::Quantity;
+use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod, ResourceFieldSelector};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use schemas::MetaExt;
+use schemas::QuantityExt;
 
 /// What the downward API needs beyond the pod object.
 #[derive(Clone, Debug, Default)]
@@ -35,11 +37,11 @@ pub fn field(pod: &Pod, sel: &ObjectFieldSelector, facts: &Facts) -> Result<Stri
     };
     let spec = pod.spec.as_ref();
     Ok(match path {
-        "metadata.name" => m.name().to_string(),
-        "metadata.namespace" => m.namespace().to_string(),
+        "metadata.name" => m.name_str().to_string(),
+        "metadata.namespace" => m.namespace_str().to_string(),
         "metadata.uid" => m.uid.clone().unwrap_or_default(),
-        "metadata.labels" => quote_map(m.labels()),
-        "metadata.annotations" => quote_map(m.annotations()),
+        "metadata.labels" => quote_map(m.labels_map()),
+        "metadata.annotations" => quote_map(m.annotations_map()),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         "spec.serviceAccountName" => spec
             .and_then(|s| s.service_account_name.clone())
@@ -48,9 +50,9 @@ pub fn field(pod: &Pod, sel: &ObjectFieldSelector, facts: &Facts) -> Result<Stri
         "status.podIP" | "status.podIPs" => facts.pod_ip.clone().unwrap_or_default(),
         _ => {
             if let Some(k) = subscript("metadata.labels") {
-                m.labels().get(&k).cloned().unwrap_or_default()
+                m.labels_map().get(&k).cloned().unwrap_or_default()
             } else if let Some(k) = subscript("metadata.annotations") {
-                m.annotations().get(&k).cloned().unwrap_or_default()
+                m.annotations_map().get(&k).cloned().unwrap_or_default()
             } else {
                 return Err(format!("unsupported fieldRef fieldPath {path:?}"));
             }
@@ -148,7 +150,7 @@ mod tests {
                 &ResourceFieldSelector {
                     container_name: None,
                     resource: res.into(),
-                    divisor: div.map(|d| d.parse().expect("q")),
+                    divisor: div.map(|d| Quantity(d.to_string())),
                 },
                 &facts,
             )

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use schemas::core::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use schemas::MetaExt;
 
 use crate::pods::downward::{self, Facts};
 use crate::pods::sources::Sources;
@@ -69,7 +70,7 @@ pub async fn build(
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (name, optional, data) = if let Some(r) = &from.config_map_ref {
-            let name = r.name.clone().unwrap_or_default();
+            let name = r.name.clone();
             let data = sources.config_map(&name).await?.clone();
             (
                 format!("configmap {name}"),
@@ -77,7 +78,7 @@ pub async fn build(
                 data,
             )
         } else if let Some(r) = &from.secret_ref {
-            let name = r.name.clone().unwrap_or_default();
+            let name = r.name.clone();
             let data = sources.secret(&name).await?.clone();
             (format!("secret {name}"), r.optional.unwrap_or(false), data)
         } else {
@@ -103,7 +104,7 @@ pub async fn build(
                 } else if let Some(r) = &from.resource_field_ref {
                     Some(downward::resource(pod, container, r, facts)?)
                 } else if let Some(k) = &from.config_map_key_ref {
-                    let name = k.name.clone().unwrap_or_default();
+                    let name = k.name.clone();
                     let data = sources.config_map(&name).await?;
                     match data.as_ref().map(|d| d.get(&k.key)) {
                         Some(Some(v)) => Some(utf8(&name, &k.key, v)?),
@@ -113,12 +114,12 @@ pub async fn build(
                             return Err(format!(
                                 "couldn't find key {} in ConfigMap {}/{name}",
                                 k.key,
-                                pod.metadata.namespace()
+                                pod.metadata.namespace_str()
                             ));
                         }
                     }
                 } else if let Some(k) = &from.secret_key_ref {
-                    let name = k.name.clone().unwrap_or_default();
+                    let name = k.name.clone();
                     let data = sources.secret(&name).await?;
                     match data.as_ref().map(|d| d.get(&k.key)) {
                         Some(Some(v)) => Some(utf8(&name, &k.key, v)?),
@@ -128,7 +129,7 @@ pub async fn build(
                             return Err(format!(
                                 "couldn't find key {} in Secret {}/{name}",
                                 k.key,
-                                pod.metadata.namespace()
+                                pod.metadata.namespace_str()
                             ));
                         }
                     }

@@ -3,9 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use base64::Engine;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use reconcilers::runtime::Client;
-use schemas::core::{ConfigMap, Secret};
 
 /// The data of a ConfigMap or Secret as bytes, or `None` when it does not exist.
 pub type Data = Option<BTreeMap<String, Vec<u8>>>;
@@ -45,9 +44,7 @@ impl<'a> Sources<'a> {
                     .map(|(k, v)| (k, v.into_bytes()))
                     .collect();
                 for (k, v) in cm.binary_data.unwrap_or_default() {
-                    if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(v.trim()) {
-                        out.insert(k, b);
-                    }
+                    out.insert(k, v.0);
                 }
                 out
             });
@@ -67,9 +64,7 @@ impl<'a> Sources<'a> {
             let data = got.map(|s| {
                 let mut out: BTreeMap<String, Vec<u8>> = BTreeMap::new();
                 for (k, v) in s.data.unwrap_or_default() {
-                    if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(v.trim()) {
-                        out.insert(k, b);
-                    }
+                    out.insert(k, v.0);
                 }
                 for (k, v) in s.string_data.unwrap_or_default() {
                     out.insert(k, v.into_bytes());

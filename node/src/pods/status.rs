@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use schemas::Time;
-use schemas::core::{
+use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodIp, PodStatus,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemas::MetaExt;
 
 use crate::runtime::{ContainerInfo, State};
 
@@ -71,8 +72,8 @@ fn terminated(c: &ContainerInfo, kind: &str) -> Option<ContainerState> {
                         if *code == 0 { "Completed" } else { "Error" }.to_string()
                     })),
                     message: None,
-                    started_at: c.started_at.map(Time::from),
-                    finished_at: Some(Time::from(*finished_at)),
+                    started_at: c.started_at.map(schemas::time::from_utc),
+                    finished_at: Some(schemas::time::from_utc(*finished_at)),
                     container_id: Some(format!("{kind}://{}", c.id)),
                 }),
                 ..Default::default()
@@ -153,7 +154,7 @@ fn container_status(
             let (ready, started) = (o.probes)(c, &latest);
             s.state = Some(ContainerState {
                 running: Some(ContainerStateRunning {
-                    started_at: latest.started_at.map(Time::from),
+                    started_at: latest.started_at.map(schemas::time::from_utc),
                 }),
                 ..Default::default()
             });
@@ -174,8 +175,8 @@ fn container_status(
                     format!(
                         "back-off {secs}s restarting failed container={} pod={}_{}({})",
                         c.name,
-                        pod.metadata.name(),
-                        pod.metadata.namespace(),
+                        pod.metadata.name_str(),
+                        pod.metadata.namespace_str(),
                         pod.metadata.uid.as_deref().unwrap_or("")
                     )
                 });
@@ -198,8 +199,8 @@ fn condition(type_: &str, ok: bool, reason: Option<&str>, old: Option<&PodStatus
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == type_));
     let last_transition_time = match prev {
-        Some(p) if p.status == status => p.last_transition_time,
-        _ => Some(Time::now()),
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Some(schemas::time::now()),
     };
     PodCondition {
         type_: type_.to_string(),
@@ -347,12 +348,15 @@ pub fn compute(pod: &Pod, o: &Observed<'_>) -> PodStatus {
         phase: Some(phase.to_string()),
         conditions: Some(conditions),
         host_ip: Some(o.host_ip.to_string()),
-        host_ips: Some(vec![PodIp {
+        host_ips: Some(vec![HostIP {
             ip: o.host_ip.to_string(),
         }]),
         pod_ip: o.pod_ip.map(str::to_string),
-        pod_ips: o.pod_ip.map(|ip| vec![PodIp { ip: ip.to_string() }]),
-        start_time: Some(old.and_then(|s| s.start_time).unwrap_or(o.start_time)),
+        pod_ips: o.pod_ip.map(|ip| vec![PodIP { ip: ip.to_string() }]),
+        start_time: Some(
+            old.and_then(|s| s.start_time.clone())
+                .unwrap_or_else(|| o.start_time.clone()),
+        ),
         init_container_statuses: if inits.is_empty() {
             None
         } else {
@@ -407,7 +411,7 @@ mod tests {
                 probes: &probes,
                 pod_ip: Some("10.0.0.2"),
                 host_ip: "192.168.0.1",
-                start_time: Time::now(),
+                start_time: schemas::time::now(),
                 volumes_ready: true,
             },
         )

@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use reconcilers::runtime::client::{DeleteParams, Patch, WriteParams};
 use reconcilers::runtime::{Action, Cache, Client, ObjectRef, Queue};
-use schemas::Time;
-use schemas::core::{Container, Pod};
+use schemas::MetaExt;
+use schemas::QuantityExt;
 
 use crate::config::Timings;
 use crate::pods::backoff::CrashBackoff;
@@ -223,13 +225,13 @@ async fn terminate(ctx: &PodContext, pod: &Pod, st: PodState) -> Result<(), Stri
     let grace = Duration::from_secs(u64::try_from(grace).unwrap_or(0)).max(Duration::from_secs(1));
     tracing::info!(pod = %ObjectRef::of(pod), ?grace, "stopping the pod's containers");
     teardown(ctx, &st.uid, grace).await?;
-    let api = ctx.client.api::<Pod>(Some(pod.metadata.namespace()));
+    let api = ctx.client.api::<Pod>(Some(pod.metadata.namespace_str()));
     let params = DeleteParams {
         grace_period_seconds: Some(0),
         precondition_uid: Some(st.uid.clone()),
         ..Default::default()
     };
-    match api.delete(pod.metadata.name(), &params).await {
+    match api.delete(pod.metadata.name_str(), &params).await {
         Ok(()) => Ok(()),
         Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
         Err(e) => Err(format!("final delete: {e}")),
@@ -256,18 +258,18 @@ async fn sync(
         st.start_time = Some(
             pod.status
                 .as_ref()
-                .and_then(|s| s.start_time)
-                .unwrap_or_else(Time::now),
+                .and_then(|s| s.start_time.clone())
+                .unwrap_or_else(schemas::time::now),
         );
     }
     let sandbox = PodSandbox {
         uid: uid.clone(),
-        namespace: pod.metadata.namespace().to_string(),
-        name: pod.metadata.name().to_string(),
+        namespace: pod.metadata.namespace_str().to_string(),
+        name: pod.metadata.name_str().to_string(),
         hostname: spec
             .hostname
             .clone()
-            .unwrap_or_else(|| pod.metadata.name().to_string()),
+            .unwrap_or_else(|| pod.metadata.name_str().to_string()),
         host_network: spec.host_network.unwrap_or(false),
         dir: pod_dir.clone(),
         resolv_conf: ctx
@@ -304,7 +306,7 @@ async fn sync(
     }
     let mut facts = ctx.facts.clone();
     facts.pod_ip = st.ip.clone();
-    let mut sources = Sources::new(&ctx.client, pod.metadata.namespace());
+    let mut sources = Sources::new(&ctx.client, pod.metadata.namespace_str());
     if ctx.materialize
         && st.ip.is_some()
         && st
@@ -460,7 +462,7 @@ async fn sync(
         probes: &probe_fn,
         pod_ip: st.ip.as_deref(),
         host_ip: &host_ip,
-        start_time: st.start_time.unwrap_or_else(Time::now),
+        start_time: st.start_time.clone().unwrap_or_else(schemas::time::now),
         volumes_ready: st.volume_error.is_none(),
     };
     let new_status = status::compute(pod, &observed);
@@ -473,9 +475,9 @@ async fn sync(
 async fn write_status(
     ctx: &PodContext,
     pod: &Pod,
-    status: &schemas::core::PodStatus,
+    status: &k8s_openapi::api::core::v1::PodStatus,
 ) -> Result<(), String> {
-    let api = ctx.client.api::<Pod>(Some(pod.metadata.namespace()));
+    let api = ctx.client.api::<Pod>(Some(pod.metadata.namespace_str()));
     let mut body = serde_json::json!({"status": status});
     // make absent fields explicit so a merge patch clears them
     for f in [
@@ -494,7 +496,7 @@ async fn write_status(
         ..Default::default()
     };
     match api
-        .patch_status(pod.metadata.name(), &Patch::Merge(body), &params)
+        .patch_status(pod.metadata.name_str(), &Patch::Merge(body), &params)
         .await
     {
         Ok(_) => Ok(()),
@@ -686,8 +688,8 @@ async fn container_config(
         .join(format!("{attempt}.log"));
     Ok(ContainerConfig {
         pod_uid: st.uid.clone(),
-        pod_namespace: pod.metadata.namespace().to_string(),
-        pod_name: pod.metadata.name().to_string(),
+        pod_namespace: pod.metadata.namespace_str().to_string(),
+        pod_name: pod.metadata.name_str().to_string(),
         name: c.name.clone(),
         attempt,
         image: c.image.clone().unwrap_or_default(),

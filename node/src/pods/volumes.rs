@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use schemas::core::{KeyToPath, Pod, Volume};
+use k8s_openapi::api::core::v1::{KeyToPath, Pod, Volume};
+use schemas::MetaExt;
+use schemas::object::volume_sources;
 
 use crate::pods::downward::{self, Facts};
 use crate::pods::sources::{Data, Sources};
@@ -92,7 +94,7 @@ pub async fn desired_files(
 ) -> Result<Option<Files>, String> {
     let mut files = Files::new();
     if let Some(cm) = &v.config_map {
-        let name = cm.name.clone().unwrap_or_default();
+        let name = cm.name.clone();
         let data = sources.config_map(&name).await?.clone();
         let mode = mode_of(cm.default_mode, DEFAULT_MODE);
         project(
@@ -128,7 +130,7 @@ pub async fn desired_files(
         let mode = mode_of(p.default_mode, DEFAULT_MODE);
         for src in p.sources.iter().flatten() {
             if let Some(cm) = &src.config_map {
-                let name = cm.name.clone().unwrap_or_default();
+                let name = cm.name.clone();
                 let data = sources.config_map(&name).await?.clone();
                 project(
                     &mut files,
@@ -140,7 +142,7 @@ pub async fn desired_files(
                 )?;
             }
             if let Some(s) = &src.secret {
-                let name = s.name.clone().unwrap_or_default();
+                let name = s.name.clone();
                 let data = sources.secret(&name).await?.clone();
                 project(
                     &mut files,
@@ -170,7 +172,7 @@ pub async fn desired_files(
 fn downward_files(
     pod: &Pod,
     files: &mut Files,
-    items: &[schemas::core::DownwardApiVolumeFile],
+    items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile],
     mode: u32,
     facts: &Facts,
 ) -> Result<(), String> {
@@ -278,7 +280,7 @@ pub fn write_atomic(dir: &Path, files: &Files) -> Result<bool, String> {
     Ok(true)
 }
 
-fn host_path(v: &schemas::core::HostPathVolumeSource) -> Result<PathBuf, String> {
+fn host_path(v: &k8s_openapi::api::core::v1::HostPathVolumeSource) -> Result<PathBuf, String> {
     let p = PathBuf::from(&v.path);
     let meta = std::fs::metadata(&p);
     use std::os::unix::fs::FileTypeExt;
@@ -344,14 +346,14 @@ pub async fn prepare(
             out.insert(v.name.clone(), dir);
         } else if let Some(files) = desired_files(pod, v, facts, sources).await? {
             if write_atomic(&dir, &files)? {
-                tracing::debug!(pod = pod.metadata.name(), volume = %v.name, "volume contents written");
+                tracing::debug!(pod = pod.metadata.name_str(), volume = %v.name, "volume contents written");
             }
             out.insert(v.name.clone(), dir);
         } else {
             return Err(format!(
                 "volume {:?}: {} volumes are not supported by korral's node daemon",
                 v.name,
-                v.sources().join(", ")
+                volume_sources(v).join(", ")
             ));
         }
     }

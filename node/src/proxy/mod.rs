@@ -23,9 +23,9 @@ pub mod rules;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use reconcilers::runtime::watcher::Config as WatchConfig;
 use reconcilers::runtime::{Client, Informer};
-use schemas::core::{Endpoints, Service};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use model::ServicePort;

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use schemas::core::{Endpoints, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+use schemas::MetaExt;
 
 /// A transport protocol iptables matches on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -140,7 +141,7 @@ fn port_u16(p: i32) -> Option<u16> {
 pub fn service_ports(services: &[&Service], endpoints: &[&Endpoints]) -> Vec<ServicePort> {
     let eps: BTreeMap<(&str, &str), &Endpoints> = endpoints
         .iter()
-        .map(|e| ((e.metadata.namespace(), e.metadata.name()), *e))
+        .map(|e| ((e.metadata.namespace_str(), e.metadata.name_str()), *e))
         .collect();
     let mut out = Vec::new();
     for svc in services {
@@ -170,7 +171,7 @@ pub fn service_ports(services: &[&Service], endpoints: &[&Endpoints]) -> Vec<Ser
             .flatten()
             .filter_map(|ip| ip.parse().ok())
             .collect();
-        let (ns, name) = (svc.metadata.namespace(), svc.metadata.name());
+        let (ns, name) = (svc.metadata.namespace_str(), svc.metadata.name_str());
         let ep = eps.get(&(ns, name));
         for port in spec.ports.iter().flatten() {
             let (Some(protocol), Some(number)) = (
