@@ -18,7 +18,8 @@ use reconcilers::runtime::{
     Action, Client, Controller, ControllerMetrics, Informer, LeaderElector, ObjectRef, Queue,
     Timing,
 };
-use schemas::Resource;
+use schemas::MetaExt;
+use schemas::Object;
 use schemas::korral::GitSource;
 
 use crate::engine::{Engine, Outcome};
@@ -151,7 +152,7 @@ async fn run_elected(
     controller_metrics: Arc<ControllerMetrics>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let api = client.api::<schemas::coordination::Lease>(Some("kube-system"));
+    let api = client.api::<k8s_openapi::api::coordination::v1::Lease>(Some("kube-system"));
     let mut elector = LeaderElector::new(api, "korral-intake", &config.identity, config.timing);
     loop {
         tokio::select! {
@@ -225,8 +226,8 @@ pub async fn run(
 /// Watches every kind a source may own, for objects with the source label:
 /// a change schedules a drift check of the owning source.
 fn watch_owned(client: &Client, ctx: &Ctx) -> Vec<tokio::task::JoinHandle<()>> {
-    use schemas::apps::{Deployment, ReplicaSet};
-    use schemas::core::{ConfigMap, Endpoints, Namespace, Pod, Secret, Service};
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Pod, Secret, Service};
     vec![
         watch_kind::<Namespace>(client, ctx),
         watch_kind::<ConfigMap>(client, ctx),
@@ -239,7 +240,7 @@ fn watch_owned(client: &Client, ctx: &Ctx) -> Vec<tokio::task::JoinHandle<()>> {
     ]
 }
 
-fn watch_kind<K: Resource>(client: &Client, ctx: &Ctx) -> tokio::task::JoinHandle<()> {
+fn watch_kind<K: Object>(client: &Client, ctx: &Ctx) -> tokio::task::JoinHandle<()> {
     let config = WatchConfig {
         label_selector: Some(SOURCE_LABEL.to_string()),
         ..Default::default()
@@ -255,7 +256,7 @@ fn watch_kind<K: Resource>(client: &Client, ctx: &Ctx) -> tokio::task::JoinHandl
             for o in objects {
                 let annotation = o
                     .metadata()
-                    .annotations()
+                    .annotations_map()
                     .get(crate::owner::SOURCE_ANNOTATION);
                 if let Some((ns, name)) = annotation.and_then(|a| a.split_once('/')) {
                     let key = ObjectRef::new(Some(ns), name);
@@ -334,7 +335,11 @@ async fn reconcile(ctx: Ctx, key: ObjectRef) -> Result<Action, String> {
     if spec.suspend == Some(true) {
         return Ok(Action::Requeue(interval));
     }
-    let request = source.metadata.annotations().get(SYNC_REQUESTED).cloned();
+    let request = source
+        .metadata
+        .annotations_map()
+        .get(SYNC_REQUESTED)
+        .cloned();
     let generation = source.metadata.generation;
     let (fetch_due, check_due, requested, spec_changed, failed_revision, desired) = {
         let mut states = lock(&ctx.states);
@@ -372,10 +377,7 @@ async fn reconcile(ctx: Ctx, key: ObjectRef) -> Result<Action, String> {
                     .as_ref()
                     .and_then(crate::status::ready)
                     .is_some_and(|c| {
-                        c.reason.as_deref() == Some("FetchFailed")
-                            && c.message
-                                .as_deref()
-                                .is_some_and(|m| m.contains(&e.to_string()))
+                        c.reason == "FetchFailed" && c.message.contains(&e.to_string())
                     });
                 if !already {
                     ctx.engine.fetch_failed(&source, &e).await;

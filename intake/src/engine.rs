@@ -12,6 +12,7 @@ use serde_json::json;
 use reconcilers::controllers::status_patch;
 use reconcilers::runtime::{Client, ClientError, WriteParams};
 use schemas::Diagnostic;
+use schemas::MetaExt;
 use schemas::korral::{GitSource, GitSourceStatus};
 
 use crate::drift::{self, Drift};
@@ -28,7 +29,7 @@ use crate::sync::{SyncFailure, SyncOptions, SyncReport, sync};
 
 /// The owner of a GitSource's objects.
 pub fn owner_of(source: &GitSource) -> Owner {
-    Owner::new(source.metadata.namespace(), source.metadata.name())
+    Owner::new(source.metadata.namespace_str(), source.metadata.name_str())
 }
 
 /// Where a source's namespaced objects go when they name no namespace.
@@ -38,7 +39,7 @@ pub fn default_namespace(source: &GitSource) -> String {
         .as_ref()
         .and_then(|s| s.target_namespace.clone())
         .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| source.metadata.namespace().to_string())
+        .unwrap_or_else(|| source.metadata.namespace_str().to_string())
 }
 
 /// The annotation `POST …/gitsources/NAME/sync` sets.
@@ -46,7 +47,7 @@ pub const SYNC_REQUESTED: &str = "korral.dev/sync-requested-at";
 
 /// Marks the source's current sync request (if any) as handled in `status`.
 fn handled(source: &GitSource, mut status: GitSourceStatus) -> GitSourceStatus {
-    if let Some(r) = source.metadata.annotations().get(SYNC_REQUESTED) {
+    if let Some(r) = source.metadata.annotations_map().get(SYNC_REQUESTED) {
         status.last_handled_sync_request = Some(r.clone());
     }
     status
@@ -152,9 +153,9 @@ impl Engine {
         new: &GitSourceStatus,
     ) -> Result<GitSource, ClientError> {
         self.client
-            .api::<GitSource>(Some(source.metadata.namespace()))
+            .api::<GitSource>(Some(source.metadata.namespace_str()))
             .patch_status(
-                source.metadata.name(),
+                source.metadata.name_str(),
                 &status_patch(source.status.as_ref(), new),
                 &WriteParams {
                     field_manager: Some(MANAGER.into()),

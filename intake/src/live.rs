@@ -35,7 +35,7 @@ pub fn kinds_of(desired: &Desired, inventory: &[InventoryEntry]) -> Vec<&'static
             .filter_map(|e| ObjectKey::from_entry(e).map(|(i, _)| i)),
     );
     for info in all {
-        if seen.insert((info.group, info.kind)) {
+        if seen.insert((info.group.as_str(), info.kind.as_str())) {
             out.push(info);
         }
     }
@@ -90,7 +90,7 @@ pub async fn read(
     let mut by_kind: HashMap<(&str, &str), Vec<_>> = HashMap::new();
     for o in &absent {
         by_kind
-            .entry((o.info.group, o.info.kind))
+            .entry((o.info.group.as_str(), o.info.kind.as_str()))
             .or_default()
             .push(*o);
     }

@@ -50,9 +50,10 @@ impl ObjectKey {
     pub fn from_entry(e: &InventoryEntry) -> Option<(&'static KindInfo, ObjectKey)> {
         let info = schemas::lookup(&e.api_version, &e.kind).ok().or_else(|| {
             let group = e.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-            schemas::served()
+            schemas::builtin_kinds()
                 .iter()
                 .find(|k| k.group == group && k.kind == e.kind)
+                .map(|k| &**k)
         })?;
         Some((
             info,
@@ -86,9 +87,10 @@ impl ObjectKey {
 
 /// The served kind of a key.
 pub fn info_of(key: &ObjectKey) -> Option<&'static KindInfo> {
-    schemas::served()
+    schemas::builtin_kinds()
         .iter()
         .find(|i| i.group == key.group && i.kind == key.kind)
+        .map(|i| &**i)
 }
 
 /// Where objects of a kind go in the apply order: Namespaces, then
@@ -118,7 +120,7 @@ mod tests {
         assert_eq!(k.short("default"), "Deployment/web -n prod");
         assert_eq!(k.short("prod"), "Deployment/web");
         let (i2, k2) = ObjectKey::from_entry(&k.to_entry(info)).expect("served");
-        assert_eq!((i2.kind, k2), ("Deployment", k));
+        assert_eq!((i2.kind.as_str(), k2), ("Deployment", k));
         let ns = schemas::lookup("v1", "Namespace").expect("kind");
         let k = ObjectKey::of(ns, &json!({"metadata": {"name": "a", "namespace": "x"}}));
         assert_eq!(k.namespace, None);

@@ -109,35 +109,50 @@ pub fn render(
             .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(report.diagnostics);
     }
-    let mut objects: Vec<DesiredObject> = report
-        .valid
-        .into_iter()
-        .map(|v| {
-            let mut object = v.manifest.object.clone();
-            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                if v.info.namespaced {
-                    let named = meta
-                        .get("namespace")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| !n.is_empty());
-                    if !named {
-                        meta.insert("namespace".into(), default_namespace.into());
-                    }
-                } else {
-                    meta.remove("namespace");
+    let mut objects: Vec<DesiredObject> = Vec::with_capacity(report.valid.len());
+    for v in report.valid {
+        // validated against the built-in kinds, whose table lives for the program
+        let info = match schemas::lookup(&v.info.api_version, &v.info.kind) {
+            Ok(info) => info,
+            Err(e) => {
+                let fp = FieldPath::fields("kind");
+                let (line, column) = v.manifest.position(&fp);
+                return Err(vec![Diagnostic {
+                    file: v.manifest.file.to_string(),
+                    line,
+                    column,
+                    document: Some(v.manifest.document),
+                    object: schemas::check::describe(&v.manifest.object),
+                    path: Some("kind".into()),
+                    class: Class::UnknownKind,
+                    message: e.to_string(),
+                }]);
+            }
+        };
+        let mut object = v.manifest.object.clone();
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            if info.namespaced {
+                let named = meta
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
+                if !named {
+                    meta.insert("namespace".into(), default_namespace.into());
                 }
+            } else {
+                meta.remove("namespace");
             }
-            if let Some(owner) = owner {
-                stamp(&mut object, owner);
-            }
-            DesiredObject {
-                info: v.info,
-                key: ObjectKey::of(v.info, &object),
-                object,
-                manifest: v.manifest,
-            }
-        })
-        .collect();
+        }
+        if let Some(owner) = owner {
+            stamp(&mut object, owner);
+        }
+        objects.push(DesiredObject {
+            info,
+            key: ObjectKey::of(info, &object),
+            object,
+            manifest: v.manifest,
+        });
+    }
     objects
         .sort_by(|a, b| (apply_rank(&a.key.kind), &a.key).cmp(&(apply_rank(&b.key.kind), &b.key)));
     Ok(Desired {

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use reconcilers::runtime::{Client, ClientError, Patch, WriteParams};
+use schemas::MetaExt;
 use schemas::korral::{DriftReport, GitSource};
 
 use crate::drift::Drift;
@@ -11,8 +12,8 @@ use crate::owner::{MANAGER, Owner, SOURCE_LABEL};
 
 /// Writes `drift` as the DriftReport of `source`.
 pub async fn write(client: &Client, source: &GitSource, drift: &Drift) -> Result<(), ClientError> {
-    let ns = source.metadata.namespace();
-    let name = source.metadata.name();
+    let ns = source.metadata.namespace_str();
+    let name = source.metadata.name_str();
     let owner = Owner::new(ns, name);
     let api = client.api::<DriftReport>(Some(ns));
     let mut meta = json!({

@@ -2,9 +2,9 @@
 //! counts, inventory, the `Ready` and `Stalled` conditions, and the last
 //! error with every problem's file, line, document and field path.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemas::Diagnostic;
 use schemas::korral::{GitSourceStatus, SourceError, SyncError};
-use schemas::meta::Condition;
-use schemas::{Diagnostic, Time};
 
 use crate::drift::text::short_revision;
 use crate::sync::SyncReport;
@@ -46,16 +46,16 @@ pub fn set_condition(
     let status = if status { "True" } else { "False" };
     let old = conditions.iter().position(|c| c.type_ == type_);
     let transition = match old.map(|i| &conditions[i]) {
-        Some(c) if c.status == status => c.last_transition_time,
-        _ => Some(Time::now()),
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => schemas::time::now(),
     };
     let c = Condition {
         type_: type_.to_string(),
         status: status.to_string(),
         observed_generation: generation,
         last_transition_time: transition,
-        reason: Some(reason.to_string()),
-        message: Some(message),
+        reason: reason.to_string(),
+        message,
     };
     match old {
         Some(i) => conditions[i] = c,
@@ -81,7 +81,7 @@ pub fn synced(
     s.observed_generation = generation;
     s.last_fetched_revision = Some(report.revision.clone());
     s.last_applied_revision = Some(report.revision.clone());
-    s.last_sync_time = Some(Time::now());
+    s.last_sync_time = Some(schemas::time::now());
     s.applied = Some(report.applied.len() as i64);
     s.unchanged = Some(report.unchanged as i64);
     s.pruned = Some(report.pruned.len() as i64);
@@ -130,7 +130,7 @@ pub fn failed(
     if let Some(r) = revision {
         s.last_fetched_revision = Some(r.to_string());
     }
-    s.last_sync_time = Some(Time::now());
+    s.last_sync_time = Some(schemas::time::now());
     let mut list: Vec<SourceError> = errors
         .iter()
         .take(MAX_ERRORS)
@@ -249,9 +249,10 @@ mod tests {
         );
         let r = ready(&bad).expect("ready");
         assert_eq!(r.status, "False");
-        assert!(r.message.as_deref().is_some_and(
-            |m| m.contains("stays at revision aaaaaaaaaaaa") && m.contains("web.yaml:7")
-        ));
+        assert!(
+            r.message.contains("stays at revision aaaaaaaaaaaa")
+                && r.message.contains("web.yaml:7")
+        );
         let stalled = bad
             .conditions
             .iter()

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use rayon::prelude::*;
-use schemas::{Class, Diagnostic, Valid, check::duplicates, decode_file};
+use schemas::kinds::Kinds;
+use schemas::{Class, Diagnostic, Registry, Valid, check::duplicates, decode_file};
 
 /// The verdict on a set of files.
 #[derive(Debug, Default)]
@@ -29,12 +30,13 @@ impl Report {
 /// Reads, decodes and validates files; `default_namespace` places namespaced
 /// objects that name none (for the duplicate check).
 pub fn validate_files(files: &[PathBuf], default_namespace: &str) -> Report {
+    let kinds = Registry::builtin().snapshot();
     let per_file: Vec<FileVerdict> = files
         .par_iter()
         .map(|path| {
             let name = path.display().to_string();
             match std::fs::read(path) {
-                Ok(bytes) => check_text(&name, &bytes),
+                Ok(bytes) => check_text(&name, &bytes, &kinds),
                 Err(e) => FileVerdict::failed(io_diag(&name, format!("cannot read: {e}"))),
             }
         })
@@ -45,9 +47,10 @@ pub fn validate_files(files: &[PathBuf], default_namespace: &str) -> Report {
 /// Decodes and validates files already in memory (a Git tree, a folder
 /// snapshot): `(name, contents)` pairs, checked on all cores.
 pub fn validate_texts(files: &[(&str, &[u8])], default_namespace: &str) -> Report {
+    let kinds = Registry::builtin().snapshot();
     let per_file: Vec<FileVerdict> = files
         .par_iter()
-        .map(|(name, bytes)| check_text(name, bytes))
+        .map(|(name, bytes)| check_text(name, bytes, &kinds))
         .collect();
     combine(per_file, default_namespace)
 }
@@ -69,7 +72,7 @@ impl FileVerdict {
     }
 }
 
-fn check_text(name: &str, bytes: &[u8]) -> FileVerdict {
+fn check_text(name: &str, bytes: &[u8], kinds: &Kinds) -> FileVerdict {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -87,7 +90,7 @@ fn check_text(name: &str, bytes: &[u8]) -> FileVerdict {
     let objects = decoded.manifests.len() + diagnostics.len();
     let mut valid = Vec::new();
     for m in decoded.manifests {
-        match schemas::check_manifest(m) {
+        match schemas::check_manifest(m, kinds) {
             Ok(v) => valid.push(v),
             Err(d) => diagnostics.extend(d),
         }

@@ -16,6 +16,7 @@ use ring::hmac;
 use serde_json::{Value, json};
 
 use reconcilers::runtime::{Client, ListParams};
+use schemas::MetaExt;
 use schemas::korral::GitSource;
 
 /// The webhook's state.
@@ -147,8 +148,8 @@ async fn receive(
         if !urls.contains(&normalise_url(url)) {
             continue;
         }
-        let ns = s.metadata.namespace().to_string();
-        let name = s.metadata.name().to_string();
+        let ns = s.metadata.namespace_str().to_string();
+        let name = s.metadata.name_str().to_string();
         match hook
             .client
             .api::<GitSource>(Some(&ns))

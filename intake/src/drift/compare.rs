@@ -8,7 +8,7 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use schemas::Quantity;
+use schemas::quantity::Amount;
 
 use crate::drift::owners::{Owners, Step};
 
@@ -26,7 +26,7 @@ pub struct FieldChange {
     /// Who set the live value, and when.
     pub manager: Option<String>,
     /// When `manager` last wrote the object.
-    pub time: Option<schemas::Time>,
+    pub time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 impl FieldChange {
@@ -189,7 +189,7 @@ impl Walker<'_> {
             desired: d.cloned(),
             live: l.cloned(),
             manager: blame.map(|e| e.manager.clone()),
-            time: blame.and_then(|e| e.time),
+            time: blame.and_then(|e| e.time.clone()),
         });
     }
 
@@ -201,7 +201,7 @@ impl Walker<'_> {
                 desired: None,
                 live: Some(live.clone()),
                 manager: Some(e.manager.clone()),
-                time: e.time,
+                time: e.time.clone(),
             });
         }
     }
@@ -348,7 +348,7 @@ fn is_quantity_path(path: &str) -> bool {
     last == "sizeLimit" || QUANTITY_PARENTS.contains(&parent)
 }
 
-fn as_quantity(v: &Value) -> Option<Quantity> {
+fn as_quantity(v: &Value) -> Option<Amount> {
     match v {
         Value::String(s) => s.parse().ok(),
         Value::Number(n) => n.to_string().parse().ok(),

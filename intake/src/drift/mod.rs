@@ -67,7 +67,7 @@ impl Drift {
         };
         DriftReportStatus {
             revision: Some(self.revision.clone()),
-            checked_at: Some(schemas::Time::now()),
+            checked_at: Some(schemas::time::now()),
             drifted: Some(!self.is_clean()),
             missing: entries(&self.missing),
             extra: entries(&self.extra),
@@ -84,7 +84,7 @@ impl Drift {
                                     desired: c.desired.clone(),
                                     live: c.live.clone(),
                                     manager: c.manager.clone(),
-                                    time: c.time,
+                                    time: c.time.clone(),
                                 })
                                 .collect(),
                         ),

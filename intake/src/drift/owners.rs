@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use schemas::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::owner::MANAGER;
 
@@ -77,7 +77,7 @@ impl Owners {
                             subresource,
                             time: s("time")
                                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                                .map(|t| Time::from(t.with_timezone(&Utc))),
+                                .map(|t| schemas::time::from_utc(t.with_timezone(&Utc))),
                             fields: e.get("fieldsV1").cloned().unwrap_or(Value::Null),
                         })
                     })
@@ -102,8 +102,8 @@ impl Owners {
         owners
             .iter()
             .filter(|e| e.manager != MANAGER)
-            .max_by_key(|e| e.time)
-            .or_else(|| owners.iter().max_by_key(|e| e.time))
+            .max_by_key(|e| e.time.clone())
+            .or_else(|| owners.iter().max_by_key(|e| e.time.clone()))
             .copied()
     }
 
@@ -113,7 +113,7 @@ impl Owners {
         self.owning(path)
             .into_iter()
             .filter(|e| !is_system_manager(&e.manager))
-            .max_by_key(|e| e.time)
+            .max_by_key(|e| e.time.clone())
     }
 }
 
@@ -154,6 +154,7 @@ fn find_elem<'v>(m: &'v Map<String, Value>, elem: &Value, index: usize) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use schemas::TimeExt;
     use serde_json::json;
 
     fn live() -> Value {
@@ -183,7 +184,7 @@ mod tests {
         let e = o.blame(&replicas).expect("owner");
         assert_eq!(e.manager, "kubectl-scale");
         assert_eq!(
-            e.time.map(|t| t.to_string()).as_deref(),
+            e.time.as_ref().map(TimeExt::text).as_deref(),
             Some("2024-01-01T00:01:00Z")
         );
         let web = json!({"name": "web", "image": "x"});

@@ -6,6 +6,8 @@
 use std::fmt::Write;
 
 use chrono::Utc;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemas::TimeExt;
 use serde_json::Value;
 
 use crate::drift::{Drift, FieldChange};
@@ -27,8 +29,8 @@ pub fn show(v: Option<&Value>) -> String {
 }
 
 /// `12s ago`, `3m ago`, `2h ago`, `4d ago`.
-pub fn ago(t: &schemas::Time) -> String {
-    let secs = (Utc::now() - t.0).num_seconds().max(0);
+pub fn ago(t: &Time) -> String {
+    let secs = (Utc::now() - t.utc()).num_seconds().max(0);
     match secs {
         0..60 => format!("{secs}s ago"),
         60..3600 => format!("{}m ago", secs / 60),
@@ -130,7 +132,7 @@ mod tests {
     #[test]
     fn headline_names_field_values_manager_and_age() {
         let info = schemas::lookup("apps/v1", "Deployment").expect("kind");
-        let t = schemas::Time::from(Utc::now() - chrono::Duration::seconds(12));
+        let t = schemas::time::from_utc(Utc::now() - chrono::Duration::seconds(12));
         let drift = Drift {
             revision: "0123456789abcdef0123".into(),
             objects: 3,
