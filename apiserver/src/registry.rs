@@ -339,6 +339,9 @@ impl Registry {
         }
         self.check_namespace(info, objects::namespace(&obj), &name)
             .await?;
+        if info.is("", "Pod") {
+            admission::priority::admit_pod(self, &mut obj).await?;
+        }
         mutate(&mut obj)?;
         if opts.dry_run {
             if self

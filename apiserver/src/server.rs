@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::auth::{Role, TokenFile};
+use crate::errors::ApiError;
 use crate::http::App;
 use crate::metrics::{MeteredStore, Metrics};
 use crate::registry::{Registry, WriteOptions};
@@ -139,6 +140,24 @@ async fn bootstrap(registry: &Registry, listen: SocketAddr) -> Result<(), Server
             Err(e) => {
                 return Err(ServerError::Other(format!(
                     "cannot create namespace {name}: {}",
+                    e.message
+                )));
+            }
+        }
+    }
+    let pc = schemas::lookup("scheduling.k8s.io/v1", "PriorityClass")
+        .map_err(|e| ServerError::Other(e.to_string()))?;
+    for (name, value, description) in crate::admission::priority::SYSTEM_CLASSES {
+        let obj = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "description": description});
+        match registry
+            .create(pc, None, obj, &WriteOptions::default(), |_| Ok(()))
+            .await
+        {
+            Ok(_) | Err(ApiError { code: 409, .. }) => {}
+            Err(e) => {
+                return Err(ServerError::Other(format!(
+                    "cannot create PriorityClass {name}: {}",
                     e.message
                 )));
             }

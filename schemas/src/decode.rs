@@ -142,7 +142,8 @@ fn parse_options() -> serde_saphyr::Options {
         },
         duplicate_keys: DuplicateKeyPolicy::Error,
         strict_booleans: true,
-        leading_zero_numbers_as_strings: true,
+        // kubectl's YAML (go-yaml v2, YAML 1.1): `defaultMode: 0644` is octal 420
+        legacy_octal_numbers: true,
         with_snippet: false,
     }
 }
@@ -392,12 +393,13 @@ mod tests {
     }
 
     #[test]
-    fn scalars_follow_yaml_1_2_with_kubernetes_friendly_options() {
+    fn scalars_follow_yaml_1_2_with_kubectls_octal() {
         let d = decode_file("f.yaml", "a: yes\nb: true\nc: 0755\nd: '1'\ne: 1.5\nf: ~\n");
         let v = &d.manifests[0].object;
         assert_eq!(v["a"], "yes");
         assert_eq!(v["b"], true);
-        assert_eq!(v["c"], "0755");
+        // kubectl reads `defaultMode: 0755` as octal, and so do we
+        assert_eq!(v["c"], 0o755);
         assert_eq!(v["d"], "1");
         assert_eq!(v["e"], 1.5);
         assert!(v.get("f").is_none(), "explicit nulls are dropped");

@@ -7,6 +7,7 @@
 //! against the defaulted old object.
 
 mod pods;
+pub mod priority;
 mod strategy;
 
 use std::sync::{Arc, Mutex};
@@ -135,6 +136,18 @@ fn validated(info: &KindInfo, obj: &Value, old: Option<&Value>, d: &Directives) 
     } else {
         Err(ApiError::invalid(info, &name, &errors))
     }
+}
+
+/// The object as kube-apiserver's decoder hands it to the field manager:
+/// unknown fields dropped and defaults applied, before admission and the
+/// kind's strategy add what the server generates (a Job's selector, a
+/// pod's status); `None` when it does not decode.
+pub fn as_decoded(info: &KindInfo, obj: &Value) -> Option<Value> {
+    let mut obj = obj.clone();
+    strategy::set_type_meta(info, &mut obj).ok()?;
+    info.compiled().prune(&mut obj);
+    schemas::check::strip_nulls(&mut obj);
+    info.apply_defaults(obj).ok()
 }
 
 /// Admits a new object: returns what to store.

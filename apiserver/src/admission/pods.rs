@@ -1,6 +1,6 @@
-//! What kube-apiserver sets on a new pod beyond defaulting: its QoS class,
-//! the DefaultTolerationSeconds plugin's tolerations, and the Priority
-//! plugin's `priority` and `preemptionPolicy`.
+//! What kube-apiserver sets on a new pod beyond defaulting: its QoS class
+//! and the DefaultTolerationSeconds plugin's tolerations (the Priority
+//! plugin, which needs the store, is `priority.rs`).
 
 use serde_json::{Map, Value, json};
 
@@ -31,18 +31,6 @@ pub fn add_default_tolerations(root: &mut Map<String, Value>) {
             list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
         }
     }
-}
-
-/// The Priority admission plugin for pods without a class: priority 0 and
-/// the default preemption policy (classes are resolved by the caller).
-pub fn set_priority(root: &mut Map<String, Value>, class: Option<(i64, String)>) {
-    let Some(Value::Object(spec)) = root.get_mut("spec") else {
-        return;
-    };
-    let (value, policy) = class.unwrap_or((0, "PreemptLowerPriority".into()));
-    spec.entry("priority").or_insert_with(|| Value::from(value));
-    spec.entry("preemptionPolicy")
-        .or_insert_with(|| Value::String(policy));
 }
 
 /// The pod's QoS class from its containers' requests and limits.
@@ -119,13 +107,10 @@ mod tests {
     }
 
     #[test]
-    fn default_tolerations_and_priority() {
+    fn default_tolerations() {
         let mut pod = json!({"spec": {"containers": []}});
         let m = pod.as_object_mut().expect("object");
         add_default_tolerations(m);
-        set_priority(m, None);
         assert_eq!(pod["spec"]["tolerations"].as_array().map(Vec::len), Some(2));
-        assert_eq!(pod["spec"]["priority"], 0);
-        assert_eq!(pod["spec"]["preemptionPolicy"], "PreemptLowerPriority");
     }
 }

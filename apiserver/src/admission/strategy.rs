@@ -278,7 +278,7 @@ fn record_stored_version(obj: &mut Value) {
 }
 
 /// What a new object gets once defaulted: a pod's QoS class, tolerations
-/// and priority; built-in kinds' empty `spec`/`status`, as Go encodes them.
+/// (priority is resolved from the store, `priority.rs`); built-in kinds' empty `spec`/`status`, as Go encodes them.
 pub fn after_defaults_create(info: &KindInfo, obj: &mut Value) {
     let Value::Object(root) = obj else { return };
     if info.is("", "Pod") {
@@ -288,26 +288,25 @@ pub fn after_defaults_create(info: &KindInfo, obj: &mut Value) {
             json!({"phase": "Pending", "qosClass": qos}),
         );
         pods::add_default_tolerations(root);
-        pods::set_priority(root, None);
     }
     empty_spec_and_status(info, root);
 }
 
 /// Built-in kinds' `spec` and `status` are Go structs, always written
-/// (`"status":{}`), never left out.
+/// (`"status":{}`, with its non-`omitempty` scalars), never left out.
 fn empty_spec_and_status(info: &KindInfo, root: &mut Map<String, Value>) {
     if !info.is_builtin() {
         return;
     }
     let schema = info.compiled().schema();
     for field in ["spec", "status"] {
-        if schema
-            .get("properties")
-            .and_then(|p| p.get(field))
-            .is_some()
+        if let Some(sub) = schemas::schema::property(schema, schema, field)
             && !(field == "spec" && !schema_requires_spec_struct(info))
         {
-            root.entry(field).or_insert_with(|| json!({}));
+            let value = root.entry(field).or_insert_with(|| json!({}));
+            if field == "status" {
+                schemas::schema::fill_go_zero_values(schema, sub, value);
+            }
         }
     }
 }

@@ -53,6 +53,33 @@ pub fn record_update(
     Ok(())
 }
 
+/// Records `manager` as the owner of what its create request set: the
+/// fields of `decoded` (see [`crate::admission::as_decoded`]), not those the
+/// server generated, as kube-apiserver's field manager does.
+pub fn record_create(info: &KindInfo, decoded: Option<&Value>, new: &mut Value, manager: &str) -> ApiResult<()> {
+    let Some(decoded) = decoded else {
+        return record_update(info, None, new, manager, None);
+    };
+    let tracked = patch::update_managed_fields(
+        None,
+        decoded,
+        manager,
+        None,
+        info,
+        &info.api_version,
+        schemas::time::now(),
+    );
+    match tracked.pointer("/metadata/managedFields") {
+        Some(fields) => {
+            objects::meta_mut(new).insert("managedFields".into(), fields.clone());
+        }
+        None => {
+            objects::meta_mut(new).remove("managedFields");
+        }
+    }
+    Ok(())
+}
+
 /// The object after applying a patch body of `content_type` to `old`.
 pub fn apply_patch(
     info: &KindInfo,

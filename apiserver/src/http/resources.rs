@@ -221,11 +221,12 @@ impl Req {
         let obj = request::decode_object(&body, &request::content_type(&self.headers))?;
         let manager = request::field_manager(&self.query, &self.headers)?;
         let info = self.target.info.clone();
+        let decoded = crate::admission::as_decoded(&info, &obj);
         let created = self
             .app
             .registry
             .create(&info, self.ns(), obj, &self.write_options()?, |o| {
-                crate::http::managed::record_update(&info, None, o, &manager, None)
+                crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager)
             })
             .await?;
         Ok(self.object_response(StatusCode::CREATED, created))

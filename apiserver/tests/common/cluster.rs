@@ -1,3 +1,5 @@
+#![allow(dead_code)]
+
 //! An in-process API server on a free loopback port with the embedded
 //! store, driven by the real `kubectl` through the admin kubeconfig the
 //! server writes.

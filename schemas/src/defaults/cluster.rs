@@ -57,14 +57,12 @@ impl ApplyDefaults for EndpointSlice {
     }
 }
 
+/// Users and groups get the RBAC API group; a ServiceAccount's is "",
+/// which Go's `omitempty` leaves out of the JSON.
 fn default_subjects(subjects: Option<&mut Vec<Subject>>) {
     for s in subjects.into_iter().flatten() {
-        if s.api_group.is_none() {
-            match s.kind.as_str() {
-                "User" | "Group" => s.api_group = Some("rbac.authorization.k8s.io".into()),
-                "ServiceAccount" => s.api_group = Some(String::new()),
-                _ => {}
-            }
+        if s.api_group.is_none() && matches!(s.kind.as_str(), "User" | "Group") {
+            s.api_group = Some("rbac.authorization.k8s.io".into());
         }
     }
 }

@@ -288,6 +288,31 @@ pub fn property<'a>(root: &'a Value, schema: &'a Value, field: &str) -> Option<&
     }
 }
 
+/// Fills the required scalar properties `v` lacks with their zero values,
+/// as Go's encoder writes a struct's non-`omitempty` fields: a new
+/// ReplicaSet's `status` is `{"replicas": 0}`, not `{}`.
+pub fn fill_go_zero_values(root: &Value, schema: &Value, v: &mut Value) {
+    let s = resolve(root, schema);
+    let Value::Object(obj) = v else { return };
+    for field in s.get("required").and_then(Value::as_array).into_iter().flatten() {
+        let Some(name) = field.as_str() else { continue };
+        if obj.contains_key(name) {
+            continue;
+        }
+        let zero = match property(root, s, name)
+            .map(|p| resolve(root, p))
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str)
+        {
+            Some("integer" | "number") => json!(0),
+            Some("boolean") => json!(false),
+            Some("string") => json!(""),
+            _ => continue,
+        };
+        obj.insert(name.to_string(), zero);
+    }
+}
+
 /// Whether every built-in kind's schema compiles (checked by a test).
 pub fn all_compile() -> Result<(), String> {
     for info in crate::kinds::builtin_kinds() {
