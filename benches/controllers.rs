@@ -13,10 +13,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
 use reconcilers::runtime::{Client, ListParams, WatchEvent, WriteParams};
-use schemas::apps::Deployment;
-use schemas::coordination::Lease;
-use schemas::core::Pod;
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -224,11 +224,11 @@ async fn main() {
 /// Creates `n` bare pods in the `direct` namespace with 16 concurrent
 /// clients and returns how long it took.
 async fn direct_creates(client: &Client, n: usize) -> Duration {
-    let ns: schemas::core::Namespace =
+    let ns: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": "direct"}}))
             .expect("namespace");
     client
-        .api::<schemas::core::Namespace>(None)
+        .api::<k8s_openapi::api::core::v1::Namespace>(None)
         .create(&ns, &WriteParams::default())
         .await
         .expect("create namespace");

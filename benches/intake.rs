@@ -390,8 +390,8 @@ async fn create(
     ns: Option<String>,
     v: serde_json::Value,
 ) -> Result<(), reconcilers::runtime::ClientError> {
-    use schemas::apps::Deployment;
-    use schemas::core::{ConfigMap, Namespace, Service};
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
     let p = WriteParams::default();
     let ns = ns.as_deref();
     let bad = |e: serde_json::Error| reconcilers::runtime::ClientError::Decode(e.to_string());

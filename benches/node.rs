@@ -14,11 +14,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
 use node_support::NodeProc;
 use reconcilers::runtime::client::{ListParams, WatchEvent, WriteParams};
 use reconcilers::runtime::{Api, Client};
-use schemas::coordination::Lease;
-use schemas::core::Pod;
+use schemas::{MetaExt, TimeExt};
 use support::{Server, korral_bin};
 
 const PODS: usize = 30;
@@ -69,7 +70,7 @@ async fn start_latency(client: &Client, node: &str, container: serde_json::Value
             }
             ev = stream.next() => match ev {
                 Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p))) => {
-                    let name = p.metadata.name().to_string();
+                    let name = p.metadata.name_str().to_string();
                     if let Some(t0) = created.get(&name) && is_ready(&p) && !ready.contains_key(&name) {
                         ready.insert(name, t0.elapsed().as_secs_f64());
                     }
@@ -148,7 +149,7 @@ async fn simulated(
     let prefix = format!("sim{n}-");
     let count = |l: &[Lease]| {
         l.iter()
-            .filter(|x| x.metadata.name().starts_with(&prefix))
+            .filter(|x| x.metadata.name_str().starts_with(&prefix))
             .count()
     };
     let t0 = Instant::now();
@@ -172,8 +173,8 @@ async fn simulated(
         .expect("leases");
     let mut last: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
     for l in &list.items {
-        if let Some(t) = l.spec.as_ref().and_then(|s| s.renew_time) {
-            last.insert(l.metadata.name().to_string(), t.0);
+        if let Some(t) = l.spec.as_ref().and_then(|s| s.renew_time.as_ref()) {
+            last.insert(l.metadata.name_str().to_string(), t.utc());
         }
     }
     let mut stream = Box::pin(
@@ -192,11 +193,11 @@ async fn simulated(
         tokio::select! {
             _ = tokio::time::sleep_until(end) => break,
             ev = stream.next() => match ev {
-                Some(Ok(WatchEvent::Modified(l))) if l.metadata.name().starts_with(&prefix) => {
-                    if let Some(t) = l.spec.as_ref().and_then(|s| s.renew_time)
-                        && let Some(prev) = last.insert(l.metadata.name().to_string(), t.0)
+                Some(Ok(WatchEvent::Modified(l))) if l.metadata.name_str().starts_with(&prefix) => {
+                    if let Some(t) = l.spec.as_ref().and_then(|s| s.renew_time.as_ref())
+                        && let Some(prev) = last.insert(l.metadata.name_str().to_string(), t.utc())
                     {
-                        gaps.push((t.0 - prev).num_milliseconds() as f64 / 1000.0);
+                        gaps.push((t.utc() - prev).num_milliseconds() as f64 / 1000.0);
                     }
                 }
                 Some(_) => {}

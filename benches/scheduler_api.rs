@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use reconcilers::runtime::client::WatchEvent;
 use reconcilers::runtime::{DeleteParams, ListParams, WriteParams};
-use schemas::core::{Node, Pod};
+use schemas::MetaExt;
 use serde_json::json;
 
 const CLIENTS: usize = 16;
@@ -48,7 +49,7 @@ fn pod(prefix: &str, i: usize) -> Pod {
     .expect("pod")
 }
 
-async fn create_all<K: schemas::Resource>(
+async fn create_all<K: schemas::Object>(
     api: reconcilers::runtime::Api<K>,
     objects: Vec<K>,
     created: Option<Arc<Mutex<HashMap<String, Instant>>>>,
@@ -59,7 +60,7 @@ async fn create_all<K: schemas::Resource>(
         let (api, objects, created) = (api.clone(), objects.clone(), created.clone());
         tasks.push(tokio::spawn(async move {
             for o in objects.iter().skip(w).step_by(CLIENTS) {
-                let name = o.metadata().name().to_string();
+                let name = o.metadata().name_str().to_string();
                 let sent = Instant::now();
                 api.create(o, &WriteParams::default())
                     .await
@@ -177,7 +178,7 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
                 .expect("the watch ended")
                 .expect("watch event");
             if let WatchEvent::Modified(p) = ev
-                && p.metadata.name() == "probe-0"
+                && p.metadata.name_str() == "probe-0"
                 && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
             {
                 break;
@@ -212,7 +213,7 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
                 .as_ref()
                 .and_then(|s| s.node_name.as_deref())
                 .is_some_and(|n| !n.is_empty());
-            let name = p.metadata.name().to_string();
+            let name = p.metadata.name_str().to_string();
             if bound && name.starts_with("measured-") {
                 let now = Instant::now();
                 first_bound.get_or_insert(now);

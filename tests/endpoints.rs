@@ -9,7 +9,8 @@ mod support;
 
 use std::time::Duration;
 
-use schemas::core::Endpoints;
+use k8s_openapi::api::core::v1::Endpoints;
+use schemas::MetaExt;
 use sim::Sim;
 use support::{Server, wait_for};
 
@@ -101,7 +102,7 @@ fn endpoints_follow_pods_as_they_become_ready_and_not_ready() {
         (Some("Pod"), Some("a"))
     );
     assert_eq!(
-        ep.metadata.labels().get("team").map(String::as_str),
+        ep.metadata.labels_map().get("team").map(String::as_str),
         Some("a")
     );
 

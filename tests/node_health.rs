@@ -11,6 +11,7 @@ mod support;
 
 use std::time::Duration;
 
+use schemas::MetaExt;
 use serde_json::json;
 use sim::{Sim, node_of};
 use support::{Server, wait_for};
@@ -67,7 +68,7 @@ fn web_pods(sim: &Sim) -> Vec<(String, String, bool)> {
     };
     sim.block(
         sim.client
-            .api::<schemas::core::Pod>(Some("default"))
+            .api::<k8s_openapi::api::core::v1::Pod>(Some("default"))
             .list(&params),
     )
     .expect("list pods")
@@ -75,7 +76,7 @@ fn web_pods(sim: &Sim) -> Vec<(String, String, bool)> {
     .into_iter()
     .map(|p| {
         (
-            p.metadata.name().to_string(),
+            p.metadata.name_str().to_string(),
             node_of(&p),
             p.metadata.deletion_timestamp.is_some(),
         )

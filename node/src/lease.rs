@@ -80,7 +80,6 @@ pub async fn renew(
                     ..Default::default()
                 },
                 spec: Some(spec(node, duration)),
-                ..Default::default()
             };
             match api.create(&lease, &params).await {
                 Ok(l) => Ok(l),

@@ -16,6 +16,7 @@ use node::runtime::simulated::Simulated;
 use node::{NodeConfig, Timings};
 use reconcilers::runtime::kubeconfig::{KubeConfig, resolve_path};
 use reconcilers::runtime::{Client, ControllerMetrics};
+use schemas::quantity::Amount;
 
 use crate::cli::output;
 
@@ -195,7 +196,7 @@ pub fn shim(args: ShimArgs) -> ExitCode {
 fn quantity(s: &Option<String>, millis: bool) -> Result<Option<i64>, String> {
     s.as_ref()
         .map(|v| {
-            v.parse::<schemas::Quantity>()
+            v.parse::<Amount>()
                 .map(|q| if millis { q.millis() } else { q.value() })
                 .map_err(|e| e.to_string())
         })

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use intake::drift::text::{ago, short_revision};
 use reconcilers::runtime::{Client, ListParams};
+use schemas::MetaExt;
 use schemas::korral::{DriftReport, GitSource, GitSourceStatus};
 
 use crate::cli::output::{self, Format};
@@ -109,7 +110,7 @@ pub fn location(s: &GitSource) -> String {
 
 fn ready_of(st: &GitSourceStatus) -> (String, String) {
     match intake::status::ready(st) {
-        Some(c) => (c.status.clone(), c.message.clone().unwrap_or_default()),
+        Some(c) => (c.status.clone(), c.message.clone()),
         None => ("Unknown".into(), "not synced yet".into()),
     }
 }
@@ -176,8 +177,8 @@ pub fn run(args: Args) -> ExitCode {
             .unwrap_or_default();
         let drift_of = |s: &GitSource| -> Option<usize> {
             let r = reports.iter().find(|r| {
-                r.metadata.name() == s.metadata.name()
-                    && r.metadata.namespace() == s.metadata.namespace()
+                r.metadata.name_str() == s.metadata.name_str()
+                    && r.metadata.namespace_str() == s.metadata.namespace_str()
             })?;
             let st = r.status.as_ref()?;
             Some(
@@ -197,8 +198,8 @@ pub fn run(args: Args) -> ExitCode {
                         let st = s.status.clone().unwrap_or_default();
                         let (ready, message) = ready_of(&st);
                         json!({
-                            "namespace": s.metadata.namespace(),
-                            "name": s.metadata.name(),
+                            "namespace": s.metadata.namespace_str(),
+                            "name": s.metadata.name_str(),
                             "source": location(s),
                             "ready": ready,
                             "message": message,
@@ -242,8 +243,8 @@ pub fn run(args: Args) -> ExitCode {
                     let st = s.status.clone().unwrap_or_default();
                     let (ready, message) = ready_of(&st);
                     rows.push(vec![
-                        s.metadata.namespace().to_string(),
-                        s.metadata.name().to_string(),
+                        s.metadata.namespace_str().to_string(),
+                        s.metadata.name_str().to_string(),
                         location(s),
                         st.last_applied_revision
                             .as_deref()

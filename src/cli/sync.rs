@@ -12,6 +12,7 @@ use serde_json::json;
 use intake::engine::Engine;
 use intake::progress::Progress;
 use reconcilers::runtime::{Client, Patch, WriteParams};
+use schemas::MetaExt;
 use schemas::korral::{GitSource, GitSourceStatus};
 
 use crate::cli::output::{self, Format};
@@ -152,10 +153,14 @@ pub async fn apply_source(
 /// Prints a source's sync result from its status; returns the exit code.
 pub fn report(source: &GitSource, format: Format) -> ExitCode {
     let st: GitSourceStatus = source.status.clone().unwrap_or_default();
-    let name = format!("{}/{}", source.metadata.namespace(), source.metadata.name());
+    let name = format!(
+        "{}/{}",
+        source.metadata.namespace_str(),
+        source.metadata.name_str()
+    );
     let ready = intake::status::ready(&st);
     let ok = ready.is_some_and(|c| c.status == "True");
-    let reason = ready.and_then(|c| c.reason.clone()).unwrap_or_default();
+    let reason = ready.map(|c| c.reason.clone()).unwrap_or_default();
     let code = if ok {
         output::OK
     } else if reason == "ValidationFailed" {
@@ -174,7 +179,7 @@ pub fn report(source: &GitSource, format: Format) -> ExitCode {
                 "source": name,
                 "synced": ok,
                 "reason": reason,
-                "message": ready.and_then(|c| c.message.clone()),
+                "message": ready.map(|c| c.message.clone()),
                 "lastFetchedRevision": st.last_fetched_revision,
                 "lastAppliedRevision": st.last_applied_revision,
                 "applied": st.applied,
@@ -207,7 +212,7 @@ pub fn report(source: &GitSource, format: Format) -> ExitCode {
                 }
                 println!("{} {}", line.trim_start(), e.message);
             }
-            let message = ready.and_then(|c| c.message.clone()).unwrap_or_default();
+            let message = ready.map(|c| c.message.clone()).unwrap_or_default();
             if ok {
                 println!("{name}: {message}");
             } else {

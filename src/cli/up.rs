@@ -17,8 +17,8 @@ use apiserver::server::{RunningServer, ServerConfig, start};
 use intake::controller::Config as IntakeConfig;
 use intake::drift::text::short_revision;
 use intake::metrics::IntakeMetrics;
+use k8s_openapi::api::core::v1::Pod;
 use reconcilers::runtime::{Client, ControllerMetrics, ListParams};
-use schemas::core::Pod;
 use schemas::korral::GitSource;
 
 use crate::cli::output;
@@ -314,7 +314,7 @@ async fn report_progress(client: &Client, ns: &str, name: &str, seen: &mut Seen)
                 st.inventory.as_ref().map_or(0, Vec::len)
             ),
             Some(c) => {
-                let mut l = format!("not synced: {}", c.message.clone().unwrap_or_default());
+                let mut l = format!("not synced: {}", c.message);
                 for e in st.last_error.iter().flat_map(|e| e.errors.iter().flatten()) {
                     l.push_str(&format!(
                         "\n    {}:{}: {}{}",

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use reconcilers::runtime::{Client, Patch, WriteParams};
-use schemas::coordination::{Lease, LeaseSpec};
-use schemas::core::{Node, Pod};
-use schemas::{MicroTime, ObjectMeta};
 use serde_json::{Value, json};
 
 /// A client plus a runtime to drive it from synchronous tests.
@@ -56,7 +56,7 @@ impl Sim {
             "spec": spec,
             "status": {"capacity": resources, "allocatable": resources,
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                    "message": "kubelet is posting ready status", "lastHeartbeatTime": schemas::Time::now()}],
+                    "message": "kubelet is posting ready status", "lastHeartbeatTime": schemas::time::now()}],
                 "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}
         }))
         .expect("node");
@@ -110,8 +110,6 @@ impl Sim {
                     .unwrap_or_default();
                 for n in names {
                     let lease = Lease {
-                        api_version: None,
-                        kind: None,
                         metadata: ObjectMeta {
                             name: Some(n.clone()),
                             namespace: Some("kube-node-lease".into()),
@@ -120,7 +118,7 @@ impl Sim {
                         spec: Some(LeaseSpec {
                             holder_identity: Some(n.clone()),
                             lease_duration_seconds: Some(40),
-                            renew_time: Some(MicroTime::now()),
+                            renew_time: Some(schemas::time::micro_now()),
                             ..Default::default()
                         }),
                     };

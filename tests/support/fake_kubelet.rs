@@ -7,8 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use k8s_openapi::api::core::v1::Pod;
 use reconcilers::runtime::{DeleteParams, Patch, WriteParams};
-use schemas::core::Pod;
+use schemas::MetaExt;
+use schemas::TimeExt;
 use serde_json::json;
 
 use super::pod_watch::{PodWatch, is_ready};
@@ -36,8 +38,8 @@ impl FakeKubelet {
 
 /// What a kubelet would do for one pod now.
 async fn tend(client: &reconcilers::runtime::Client, p: &Pod, ip: &AtomicU32) {
-    let api = client.api::<Pod>(Some(p.metadata.namespace()));
-    let name = p.metadata.name();
+    let api = client.api::<Pod>(Some(p.metadata.namespace_str()));
+    let name = p.metadata.name_str();
     if p.metadata.deletion_timestamp.is_some() {
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
@@ -56,7 +58,7 @@ async fn tend(client: &reconcilers::runtime::Client, p: &Pod, ip: &AtomicU32) {
         return;
     }
     let ip = ip.fetch_add(1, Ordering::Relaxed);
-    let now = schemas::Time::now().to_string();
+    let now = schemas::time::now().text();
     let status = json!({"status": {
         "phase": "Running",
         "podIP": format!("10.244.0.{}", ip % 250 + 2),

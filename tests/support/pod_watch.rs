@@ -7,9 +7,9 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Pod;
 use reconcilers::runtime::watcher::Config as WatchConfig;
 use reconcilers::runtime::{Client, Informer};
-use schemas::core::Pod;
 
 /// What a handler returns: the work it does for one change.
 pub type Work = Pin<Box<dyn Future<Output = ()> + Send>>;

@@ -158,7 +158,7 @@ mod tests {
             json!({"metadata": {"name": "c"}, "spec": {"nodeName": "n", "containers": []},
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"}]}}),
         );
-        let mut pods = vec![ready.clone(), running_not_ready.clone(), unassigned.clone()];
+        let mut pods = [ready.clone(), running_not_ready.clone(), unassigned.clone()];
         pods.sort_by(deletion_order);
         let names: Vec<&str> = pods.iter().map(|p| p.metadata.name_str()).collect();
         assert_eq!(names, vec!["a", "b", "c"]);

@@ -101,7 +101,6 @@ impl LeaderElector {
                     ..Default::default()
                 },
                 spec: Some(self.spec(true, None)),
-                ..Default::default()
             };
             return match self.api.create(&lease, &WriteParams::default()).await {
                 Ok(_) => Ok(true),

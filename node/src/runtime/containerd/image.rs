@@ -335,6 +335,11 @@ pub async fn unpack(api: &Api, snapshotter: &str, image: &Resolved) -> Result<()
     Ok(())
 }
 
+/// The normalised name of an image reference (what containerd's image records are called).
+pub fn normalize_ref(reference: &str) -> String {
+    normalize(reference)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,9 +351,4 @@ mod tests {
         assert_eq!(c[0], "sha256:a");
         assert_eq!(c[1], digest(b"sha256:a sha256:b"));
     }
-}
-
-/// The normalised name of an image reference (what containerd's image records are called).
-pub fn normalize_ref(reference: &str) -> String {
-    normalize(reference)
 }
