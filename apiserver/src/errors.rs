@@ -126,13 +126,16 @@ impl ApiError {
         e
     }
 
-    /// 404 NotFound for a path that serves nothing.
+    /// 404 NotFound for a path that serves nothing: empty (but present)
+    /// `details`, which is how clients tell it from a missing object.
     pub fn no_route(path: &str) -> Self {
-        Self::new(
+        let mut e = Self::new(
             404,
             "NotFound",
             format!("the server could not find the requested resource ({path})"),
-        )
+        );
+        e.details = Some(Box::default());
+        e
     }
 
     /// 405 MethodNotAllowed.

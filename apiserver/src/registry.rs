@@ -520,7 +520,14 @@ impl Registry {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(_) => {
                         self.ipam.release(info, &old, None).await;
-                        return Ok(DeleteOutcome::Deleted(old));
+                        let mut gone = old;
+                        if info.is("", "Pod") {
+                            // pods delete gracefully, with no grace left: the
+                            // answer carries the deletion stamp
+                            let before = gone.clone();
+                            mark_deleting(info, &before, &mut gone, 0);
+                        }
+                        return Ok(DeleteOutcome::Deleted(gone));
                     }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(ApiError::from_store(info, name, e)),

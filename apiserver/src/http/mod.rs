@@ -69,7 +69,20 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/{*rest}", any(core_api))
         .route("/apis/{*rest}", any(grouped_api))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(kube_headers))
         .with_state(app)
+}
+
+/// The headers kube-apiserver puts on every response, errors included: an
+/// `Audit-Id` and `Cache-Control: no-cache, private`.
+async fn kube_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    if let Ok(id) = axum::http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("audit-id", id);
+    }
+    h.entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-cache, private"));
+    resp
 }
 
 async fn health() -> &'static str {
@@ -358,7 +371,8 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         Some(s) => format!("{}/{s}", target.info.plural),
         None => target.info.plural.to_string(),
     };
-    let collection = target.name.is_none();
+    // a watch streams single objects: its metadata form is PartialObjectMetadata
+    let collection = target.name.is_none() && !watching;
     let format = match request::format(&headers, collection) {
         Ok(f) => f,
         Err(e) => return e.into_response(),

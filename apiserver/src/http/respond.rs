@@ -1,7 +1,8 @@
 //! Response bodies and headers as kube-apiserver writes them: objects and
 //! lists in the negotiated form (JSON with Go's escaping and a trailing
 //! newline, YAML, a meta.k8s.io Table, or PartialObjectMetadata(List)),
-//! `Warning` headers in `299 - "text"` form, `Audit-Id` and `Cache-Control`.
+//! and `Warning` headers in `299 - "text"` form (`Audit-Id` and
+//! `Cache-Control` go on every response, in `http::kube_headers`).
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,12 +12,12 @@ use schemas::KindInfo;
 
 use crate::http::request::Format;
 
-/// A JSON body with a status code and kube-apiserver's headers.
+/// A JSON body with a status code.
 pub fn json(code: StatusCode, v: &Value) -> Response {
     bytes_response(code, "application/json", crate::status::encode(v))
 }
 
-/// A body with its content type and kube-apiserver's headers.
+/// A body with its content type.
 pub fn bytes_response(code: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
     let mut resp = (code, body).into_response();
     let h = resp.headers_mut();
@@ -24,13 +25,6 @@ pub fn bytes_response(code: StatusCode, content_type: &'static str, body: Vec<u8
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static(content_type),
     );
-    h.insert(
-        axum::http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, private"),
-    );
-    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
-        h.insert("audit-id", id);
-    }
     resp
 }
 

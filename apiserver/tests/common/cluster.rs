@@ -89,6 +89,46 @@ impl Cluster {
         text(&o.stderr)
     }
 
+    /// The server's URL and a bearer token from the admin kubeconfig.
+    fn endpoint(&self) -> (String, String) {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+                .unwrap_or_default()
+        };
+        (field("server:"), field("token:"))
+    }
+
+    /// An HTTP request with curl: (status code, headers, body bytes).
+    pub fn curl(&self, method: &str, path: &str, headers: &[&str], body: Option<&[u8]>) -> Reply {
+        let (server, token) = self.endpoint();
+        let dir = self.dir.path();
+        let head_file = dir.join("curl-headers");
+        let body_file = dir.join("curl-body");
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sk", "-X", method, "-o"])
+            .arg(&body_file)
+            .arg("-D")
+            .arg(&head_file)
+            .args(["-w", "%{http_code}"])
+            .args(["-H", &format!("Authorization: Bearer {token}")]);
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        if let Some(b) = body {
+            let data = dir.join("curl-data");
+            std::fs::write(&data, b).expect("request body");
+            cmd.arg("--data-binary").arg(format!("@{}", data.display()));
+        }
+        let out = cmd.arg(format!("{server}{path}")).output().expect("curl");
+        Reply {
+            code: text(&out.stdout).trim().parse().unwrap_or(0),
+            headers: std::fs::read_to_string(&head_file).unwrap_or_default(),
+            body: std::fs::read(&body_file).unwrap_or_default(),
+        }
+    }
+
     /// Waits until `cond` holds, failing the test after `timeout`.
     pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
         let deadline = Instant::now() + timeout;
@@ -104,6 +144,34 @@ impl Drop for Cluster {
         if let Some(server) = self.server.take() {
             self.runtime.block_on(server.shutdown());
         }
+    }
+}
+
+/// What curl got back.
+pub struct Reply {
+    /// The HTTP status.
+    pub code: u16,
+    /// The response headers, as received.
+    pub headers: String,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&self.body)))
+    }
+
+    /// The values of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Vec<String> {
+        self.headers
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
     }
 }
 

@@ -185,9 +185,6 @@ fn table() -> Vec<Entry> {
                 "eviction",
                 "log",
                 "exec",
-                "attach",
-                "portforward",
-                "ephemeralcontainers",
             ]),
         Entry::new::<core::Node>("node")
             .short(&["no"])
