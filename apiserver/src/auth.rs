@@ -9,6 +9,25 @@ use std::time::SystemTime;
 
 use crate::pki::{PkiError, write_private};
 
+/// The identity of a verified client certificate, as kube-apiserver's x509
+/// authenticator makes it (CN the user, O the groups), for the groups korral
+/// has roles for: `system:masters` is an admin; `system:nodes` with
+/// `CN=system:node:NAME` is node NAME. Other subjects are not authenticated.
+pub fn identity_from_cert(cert: &crate::tls::ClientCert) -> Option<Identity> {
+    let in_group = |g: &str| cert.organizations.iter().any(|o| o == g);
+    let role = if in_group("system:masters") {
+        Role::Admin
+    } else if in_group("system:nodes") {
+        Role::Node(cert.common_name.strip_prefix("system:node:")?.to_string())
+    } else {
+        return None;
+    };
+    Some(Identity {
+        name: cert.common_name.clone(),
+        role,
+    })
+}
+
 /// What an identity may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {

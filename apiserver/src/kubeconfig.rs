@@ -1,5 +1,6 @@
 //! Writing kubeconfig files that `kubectl --kubeconfig` (and korral's own
-//! clients) use as they are: the cluster's address and CA, and a bearer token.
+//! clients) use as they are: the cluster's address and CA, and a bearer
+//! token or a client certificate.
 
 use std::path::Path;
 
@@ -7,10 +8,33 @@ use base64::Engine;
 
 use crate::pki::{PkiError, write_private};
 
+/// How a kubeconfig's user authenticates.
+#[derive(Clone, Copy, Debug)]
+pub enum Credentials<'a> {
+    /// A bearer token.
+    Token(&'a str),
+    /// A client certificate signed by the cluster CA, and its key (PEM).
+    ClientCert {
+        /// The certificate.
+        cert_pem: &'a str,
+        /// Its private key.
+        key_pem: &'a str,
+    },
+}
+
 /// Renders a kubeconfig for `server` (an `https://` URL), trusting `ca_pem`,
-/// authenticating as `user` with `token`.
-pub fn render(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+/// authenticating as `user` with `credentials`.
+pub fn render_as(server: &str, ca_pem: &str, user: &str, credentials: Credentials<'_>) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let ca = b64(ca_pem);
+    let auth = match credentials {
+        Credentials::Token(token) => format!("    token: {token}\n"),
+        Credentials::ClientCert { cert_pem, key_pem } => format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64(cert_pem),
+            b64(key_pem)
+        ),
+    };
     format!(
         "apiVersion: v1
 kind: Config
@@ -22,8 +46,7 @@ clusters:
 users:
 - name: {user}
   user:
-    token: {token}
-contexts:
+{auth}contexts:
 - name: korral
   context:
     cluster: korral
@@ -35,7 +58,23 @@ preferences: {{}}
     )
 }
 
-/// Writes a kubeconfig file (mode 0600).
+/// Renders a kubeconfig authenticating with a bearer token.
+pub fn render(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
+    render_as(server, ca_pem, user, Credentials::Token(token))
+}
+
+/// Writes a kubeconfig file (mode 0600) with `credentials`.
+pub fn write_as(
+    path: &Path,
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    credentials: Credentials<'_>,
+) -> Result<(), PkiError> {
+    write_private(path, &render_as(server, ca_pem, user, credentials))
+}
+
+/// Writes a kubeconfig file (mode 0600) authenticating with a bearer token.
 pub fn write(
     path: &Path,
     server: &str,
@@ -43,7 +82,7 @@ pub fn write(
     user: &str,
     token: &str,
 ) -> Result<(), PkiError> {
-    write_private(path, &render(server, ca_pem, user, token))
+    write_as(path, server, ca_pem, user, Credentials::Token(token))
 }
 
 #[cfg(test)]
@@ -64,5 +103,17 @@ mod tests {
         // it is YAML a generic parser accepts
         let v: serde_json::Value = serde_saphyr::from_str(&k).expect("yaml");
         assert_eq!(v["users"][0]["user"]["token"], "t0k");
+        let c = render_as(
+            "https://127.0.0.1:6443",
+            "ca",
+            "admin",
+            Credentials::ClientCert {
+                cert_pem: "cert",
+                key_pem: "key",
+            },
+        );
+        let v: serde_json::Value = serde_saphyr::from_str(&c).expect("yaml");
+        assert_eq!(v["users"][0]["user"]["client-certificate-data"], "Y2VydA==");
+        assert_eq!(v["users"][0]["user"]["client-key-data"], "a2V5");
     }
 }

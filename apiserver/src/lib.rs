@@ -25,3 +25,4 @@ pub mod status;
 pub mod store;
 pub mod tables;
 pub mod target;
+pub mod tls;

@@ -40,6 +40,10 @@ pub struct ServerPki {
     pub kubelet_client_cert_pem: String,
     /// Its private key (PEM).
     pub kubelet_client_key_pem: String,
+    /// The admin's client certificate (`CN=korral-admin`, `O=system:masters`) (PEM).
+    pub admin_cert_pem: String,
+    /// Its private key (PEM).
+    pub admin_key_pem: String,
     /// The CA's private key (PEM), to sign node serving certificates.
     ca_key_pem: String,
 }
@@ -139,7 +143,7 @@ pub fn load_or_create(dir: &Path, extra_sans: &[String]) -> Result<ServerPki, Pk
     let (serving_cert_pem, serving_key_pem) = match existing {
         (Some(c), Some(k), Some(s)) if s.trim() == wanted => (c, k),
         _ => {
-            let (c, k) = issue(&ca_key_pem, "korral-apiserver", &sans, true)?;
+            let (c, k) = issue(&ca_key_pem, "korral-apiserver", &[], &sans, true)?;
             write_private(&serving_key_path, &k)?;
             write_private(&serving_cert_path, &c)?;
             write_private(&sans_path, &wanted)?;
@@ -147,34 +151,62 @@ pub fn load_or_create(dir: &Path, extra_sans: &[String]) -> Result<ServerPki, Pk
             (c, k)
         }
     };
-    // the only client-auth certificate the CA signs: node daemons accept it and nothing else
-    let kc_cert_path = dir.join("kubelet-client.crt");
-    let kc_key_path = dir.join("kubelet-client.key");
-    let (kubelet_client_cert_pem, kubelet_client_key_pem) =
-        match (read(&kc_cert_path)?, read(&kc_key_path)?) {
-            (Some(c), Some(k)) => (c, k),
-            _ => {
-                let (c, k) = issue(&ca_key_pem, "korral-apiserver-kubelet-client", &[], false)?;
-                write_private(&kc_key_path, &k)?;
-                write_private(&kc_cert_path, &c)?;
-                (c, k)
-            }
-        };
+    // node daemons accept this client certificate and nothing else; the API
+    // server does not (it names no group it knows)
+    let (kubelet_client_cert_pem, kubelet_client_key_pem) = client_cert(
+        dir,
+        "kubelet-client",
+        &ca_key_pem,
+        "korral-apiserver-kubelet-client",
+        &[],
+    )?;
+    // the admin's, for the kubeconfig (as kubeadm's, k3s's and kind's are)
+    let (admin_cert_pem, admin_key_pem) = client_cert(
+        dir,
+        "admin",
+        &ca_key_pem,
+        "korral-admin",
+        &["system:masters"],
+    )?;
     Ok(ServerPki {
         ca_cert_pem,
         serving_cert_pem,
         serving_key_pem,
         kubelet_client_cert_pem,
         kubelet_client_key_pem,
+        admin_cert_pem,
+        admin_key_pem,
         ca_key_pem,
     })
 }
 
-/// Issues a certificate signed by the CA whose key is `ca_key_pem`; returns
-/// (certificate PEM, key PEM).
+/// A client certificate kept as `NAME.crt`/`NAME.key` in `dir`, issued on first use.
+fn client_cert(
+    dir: &Path,
+    name: &str,
+    ca_key_pem: &str,
+    common_name: &str,
+    organizations: &[&str],
+) -> Result<(String, String), PkiError> {
+    let cert_path = dir.join(format!("{name}.crt"));
+    let key_path = dir.join(format!("{name}.key"));
+    match (read(&cert_path)?, read(&key_path)?) {
+        (Some(c), Some(k)) => Ok((c, k)),
+        _ => {
+            let (c, k) = issue(ca_key_pem, common_name, organizations, &[], false)?;
+            write_private(&key_path, &k)?;
+            write_private(&cert_path, &c)?;
+            Ok((c, k))
+        }
+    }
+}
+
+/// Issues a certificate signed by the CA whose key is `ca_key_pem`, for
+/// `common_name` in `organizations`; returns (certificate PEM, key PEM).
 fn issue(
     ca_key_pem: &str,
     common_name: &str,
+    organizations: &[&str],
     sans: &[String],
     server: bool,
 ) -> Result<(String, String), PkiError> {
@@ -190,6 +222,9 @@ fn issue(
         .collect::<Result<_, rcgen::Error>>()?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
+    for o in organizations {
+        dn.push(DnType::OrganizationName, *o);
+    }
     params.distinguished_name = dn;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -214,7 +249,13 @@ impl ServerPki {
     ) -> Result<(String, String), PkiError> {
         let mut all = vec![node.to_string()];
         all.extend(sans.iter().cloned());
-        issue(&self.ca_key_pem, &format!("system:node:{node}"), &all, true)
+        issue(
+            &self.ca_key_pem,
+            &format!("system:node:{node}"),
+            &[],
+            &all,
+            true,
+        )
     }
 }
 

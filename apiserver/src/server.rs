@@ -316,19 +316,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         )?;
     }
 
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
-        pki.serving_cert_pem.clone().into_bytes(),
-        pki.serving_key_pem.clone().into_bytes(),
-    )
-    .await
-    .map_err(|e| ServerError::Other(format!("TLS configuration: {e}")))?;
+    let tls = crate::tls::server_config(&pki)
+        .map_err(|e| ServerError::Other(format!("TLS configuration: {e}")))?;
     let handle = axum_server::Handle::new();
     let router = crate::http::router(app.clone());
-    let mut server = axum_server::from_tcp_rustls(std_listener, tls)
+    let acceptor =
+        crate::tls::ClientCertAcceptor(axum_server::tls_rustls::RustlsAcceptor::new(tls));
+    let mut server = axum_server::from_tcp(std_listener)
         .map_err(|source| ServerError::Listen {
             addr: bound,
             source,
         })?
+        .acceptor(acceptor)
         .handle(handle.clone());
     // kube-apiserver's --http2-max-streams-per-connection default: every watch holds a
     // stream, and a client over the limit (hyper's default is 200) waits for a free one

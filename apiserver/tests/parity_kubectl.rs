@@ -276,3 +276,44 @@ fn kubectl_debug_fails_cleanly_without_ephemeral_containers() {
     assert!(!err.contains("panic"), "{err}");
     assert!(err.contains("ephemeral containers are disabled for this cluster"), "{err}");
 }
+
+#[test]
+fn client_certificates_signed_by_the_cluster_ca_authenticate() {
+    let c = Cluster::start();
+    let (server, _) = c.endpoint();
+    let pki = c.dir.path().join("data/pki");
+    let read = |f: &str| std::fs::read_to_string(pki.join(f)).expect("pki file");
+    let kubeconfig = c.dir.path().join("cert.kubeconfig");
+    apiserver::kubeconfig::write_as(
+        &kubeconfig,
+        &server,
+        &read("ca.crt"),
+        "korral-admin",
+        apiserver::kubeconfig::Credentials::ClientCert {
+            cert_pem: &read("admin.crt"),
+            key_pem: &read("admin.key"),
+        },
+    )
+    .expect("kubeconfig");
+    let kc = kubeconfig.to_string_lossy().to_string();
+    let who = c.ok(&["--kubeconfig", &kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    assert_eq!(who, "korral-admin");
+    assert_eq!(c.ok(&["--kubeconfig", &kc, "get", "ns", "default", "-o", "name"]), "namespace/default");
+    // the CA also signs the API server's client certificate for node daemons:
+    // it names no group korral knows, so it does not get in
+    let curl = |cert: &str, key: &str| {
+        let o = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(pki.join("ca.crt"))
+            .arg("--cert")
+            .arg(pki.join(cert))
+            .arg("--key")
+            .arg(pki.join(key))
+            .arg(format!("{server}/api/v1/namespaces"))
+            .output()
+            .expect("curl");
+        text(&o.stdout)
+    };
+    assert_eq!(curl("admin.crt", "admin.key"), "200");
+    assert_eq!(curl("kubelet-client.crt", "kubelet-client.key"), "401");
+}

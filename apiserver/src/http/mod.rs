@@ -46,11 +46,39 @@ pub struct App {
     pub openapi: crate::openapi::OpenApi,
 }
 
-fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Identity> {
+/// Who is calling: the verified client certificate's subject, else the
+/// bearer token's identity (401 with neither).
+fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    cert: Option<&crate::tls::ClientCert>,
+) -> ApiResult<Identity> {
+    if let Some(id) = cert.and_then(crate::auth::identity_from_cert) {
+        return Ok(id);
+    }
     let token = request::bearer(headers).ok_or_else(ApiError::unauthorized)?;
     app.tokens
         .authenticate(token)
         .ok_or_else(ApiError::unauthorized)
+}
+
+/// The request's caller, authenticated (or the 401 to answer).
+pub struct Caller(pub ApiResult<Identity>);
+
+impl axum::extract::FromRequestParts<Arc<App>> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let cert = parts.extensions.get::<Arc<crate::tls::ClientCert>>();
+        Ok(Caller(authenticate(
+            app,
+            &parts.headers,
+            cert.map(|c| &**c),
+        )))
+    }
 }
 
 /// The router of the whole API.
@@ -129,8 +157,8 @@ fn cached(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Res
     resp
 }
 
-async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    match authenticate(&app, &headers) {
+async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> Response {
+    match caller.0 {
         Ok(_) => (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -156,8 +184,8 @@ fn discovery_response(app: &App, headers: &HeaderMap, core: bool, legacy: Value)
     cached(headers, "application/json", crate::status::encode(&legacy))
 }
 
-async fn api_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authenticate(&app, &headers) {
+async fn api_root(State(app): State<Arc<App>>, caller: Caller, headers: HeaderMap) -> Response {
+    if let Err(e) = caller.0 {
         return e.into_response();
     }
     discovery_response(
@@ -168,16 +196,16 @@ async fn api_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     )
 }
 
-async fn apis_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authenticate(&app, &headers) {
+async fn apis_root(State(app): State<Arc<App>>, caller: Caller, headers: HeaderMap) -> Response {
+    if let Err(e) = caller.0 {
         return e.into_response();
     }
     let kinds = app.registry.kinds().snapshot();
     discovery_response(&app, &headers, false, discovery::group_list(&kinds))
 }
 
-async fn openapi_v2(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authenticate(&app, &headers) {
+async fn openapi_v2(State(app): State<Arc<App>>, caller: Caller, headers: HeaderMap) -> Response {
+    if let Err(e) = caller.0 {
         return e.into_response();
     }
     if accept(&headers).contains("protobuf") {
@@ -193,8 +221,8 @@ async fn openapi_v2(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
     }
 }
 
-async fn openapi_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authenticate(&app, &headers) {
+async fn openapi_root(State(app): State<Arc<App>>, caller: Caller, headers: HeaderMap) -> Response {
+    if let Err(e) = caller.0 {
         return e.into_response();
     }
     let kinds = app.registry.kinds().snapshot();
@@ -207,11 +235,12 @@ async fn openapi_root(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
 
 async fn openapi_doc(
     State(app): State<Arc<App>>,
+    caller: Caller,
     headers: HeaderMap,
     uri: Uri,
     Path(path): Path<String>,
 ) -> Response {
-    if let Err(e) = authenticate(&app, &headers) {
+    if let Err(e) = caller.0 {
         return e.into_response();
     }
     let kinds = app.registry.kinds().snapshot();
@@ -252,6 +281,7 @@ async fn openapi_doc(
 
 async fn core_api(
     State(app): State<Arc<App>>,
+    caller: Caller,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -266,12 +296,14 @@ async fn core_api(
         rest,
         grouped: false,
         upgrade: upgrade.ok(),
+        caller: caller.0,
     };
     api(app, call, body).await
 }
 
 async fn grouped_api(
     State(app): State<Arc<App>>,
+    caller: Caller,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -285,6 +317,7 @@ async fn grouped_api(
         rest,
         grouped: true,
         upgrade: None,
+        caller: caller.0,
     };
     api(app, call, body).await
 }
@@ -298,6 +331,8 @@ struct Call {
     grouped: bool,
     /// A WebSocket upgrade (`pods/exec`), when the request asked for one.
     upgrade: Option<WebSocketUpgrade>,
+    /// Who is asking.
+    caller: ApiResult<Identity>,
 }
 
 /// The verb Kubernetes' metrics and audit use for a request.
@@ -323,10 +358,11 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         rest,
         grouped,
         upgrade,
+        caller,
     } = call;
     let started = Instant::now();
     let query = request::Query::parse(uri.query());
-    let id = match authenticate(&app, &headers) {
+    let id = match caller {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };

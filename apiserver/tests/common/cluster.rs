@@ -90,7 +90,7 @@ impl Cluster {
     }
 
     /// The server's URL and a bearer token from the admin kubeconfig.
-    fn endpoint(&self) -> (String, String) {
+    pub fn endpoint(&self) -> (String, String) {
         let text = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
         let field = |name: &str| {
             text.lines()
