@@ -317,3 +317,26 @@ fn client_certificates_signed_by_the_cluster_ca_authenticate() {
     assert_eq!(curl("admin.crt", "admin.key"), "200");
     assert_eq!(curl("kubelet-client.crt", "kubelet-client.key"), "401");
 }
+
+#[test]
+fn every_write_records_its_field_manager() {
+    let c = Cluster::start();
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1",
+        "labels": {"kubernetes.io/hostname": "worker-1"}}, "spec": {"podCIDR": "10.244.1.0/24"}});
+    let o = c.kubectl_in(&["create", "-f", "-"], Some(&node.to_string()));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    c.ok(&["label", "node", "worker-1", "topology.kubernetes.io/zone=eu-west-1a"]);
+    c.ok(&["taint", "node", "worker-1", "dedicated=ingress:NoSchedule"]);
+    c.ok(&["annotate", "node", "worker-1", "owner=platform"]);
+    let managers = c.ok(&[
+        "get", "node", "worker-1", "--show-managed-fields", "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation} {end}",
+    ]);
+    // (kube sorts entries by operation, then time in seconds, then manager)
+    let mut managers: Vec<&str> = managers.split_whitespace().collect();
+    managers.sort();
+    assert_eq!(
+        managers,
+        ["kubectl-annotate/Update", "kubectl-create/Update", "kubectl-label/Update", "kubectl-taint/Update"]
+    );
+}
