@@ -235,3 +235,36 @@ fn deleting_a_definition_deletes_its_objects_first() {
     let groups = c.ok(&["get", "--raw", "/apis"]);
     assert!(!groups.contains("shop.example.com"), "{groups}");
 }
+
+#[test]
+fn server_side_apply_merges_a_list_map_by_its_keys() {
+    let c = Cluster::start();
+    install_orders(&c);
+    let order = |sku: &str, qty: u32| {
+        format!(
+            "apiVersion: shop.example.com/v1\nkind: Order\nmetadata:\n  name: order-2001\n  namespace: shop\nspec:\n  customer: initech\n  replicas: 1\n  lineItems:\n  - sku: {sku}\n    quantity: {qty}\n"
+        )
+    };
+    let apply = |manager: &str, body: &str| {
+        let o = c.kubectl_in(
+            &["apply", "--server-side", &format!("--field-manager={manager}"), "-f", "-"],
+            Some(body),
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    };
+    apply("storefront", &order("MUG-001", 2));
+    apply("warehouse", &order("TSHIRT-L-BLK", 5));
+    let skus = || c.ok(&["get", "order", "order-2001", "-n", "shop", "-o", "jsonpath={.spec.lineItems[*].sku}"]);
+    assert_eq!(skus(), "MUG-001 TSHIRT-L-BLK", "each manager owns its own item");
+    // a manager that stops applying its item removes it, and only it
+    let without = "apiVersion: shop.example.com/v1\nkind: Order\nmetadata:\n  name: order-2001\n  namespace: shop\nspec:\n  customer: initech\n  replicas: 1\n";
+    apply("storefront", without);
+    assert_eq!(skus(), "TSHIRT-L-BLK");
+    // the same key with another value is a conflict
+    let o = c.kubectl_in(
+        &["apply", "--server-side", "--field-manager=storefront", "-f", "-"],
+        Some(&order("TSHIRT-L-BLK", 9)),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("conflict with \"warehouse\""), "{}", text(&o.stderr));
+}

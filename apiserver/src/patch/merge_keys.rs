@@ -420,9 +420,20 @@ pub fn root_type(kind: &KindInfo) -> (Type, bool) {
         ("batch", "CronJob") => &CRON_JOB,
         ("korral.dev", _) => return (Type::Struct(&PLAIN), false),
         _ if kind.is_builtin() => &WITH_CONDITIONS,
-        _ => return (Type::Struct(&PLAIN), false),
+        _ => {
+            // custom resources: their schema's list and map types
+            let t = kind.custom().map_or(Type::Struct(&PLAIN), |c| {
+                super::schema_types::custom_root(&c.schema)
+            });
+            return (t, false);
+        }
     };
     (Type::Struct(s), true)
+}
+
+/// The type of `metadata` (ObjectMeta) in every kind.
+pub fn root_type_of_meta() -> Type {
+    Type::Struct(&OBJECT_META)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod json_patch;
 pub mod managed;
 pub mod merge_keys;
 pub mod merge_patch;
+mod schema_types;
 pub mod strategic;
 mod typed;
 mod values;
