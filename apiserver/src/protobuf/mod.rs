@@ -201,15 +201,19 @@ mod tests {
     #[test]
     fn envelope_errors_name_the_problem() {
         assert_eq!(decode_request(b"{}"), Err(ProtobufError::NoMagic));
-        // typeMeta {apiVersion "batch/v1", kind "Job"}
+        // typeMeta {apiVersion "apiextensions.k8s.io/v1", kind "CustomResourceDefinition"}:
+        // kubectl does not embed apiextensions' descriptors
+        let (api_version, kind) = (b"apiextensions.k8s.io/v1", b"CustomResourceDefinition");
         let mut body = b"k8s\0".to_vec();
-        body.extend([0x0a, 0x0f, 0x0a, 0x08]);
-        body.extend(b"batch/v1");
-        body.extend([0x12, 0x03]);
-        body.extend(b"Job");
+        body.extend([0x0a, (4 + api_version.len() + kind.len()) as u8]);
+        body.extend([0x0a, api_version.len() as u8]);
+        body.extend(api_version);
+        body.extend([0x12, kind.len() as u8]);
+        body.extend(kind);
         let err = decode_request(&body).expect_err("unsupported");
         assert!(
-            err.to_string().contains("\"batch/v1\" kind \"Job\""),
+            err.to_string()
+                .contains("\"apiextensions.k8s.io/v1\" kind \"CustomResourceDefinition\""),
             "{err}"
         );
         // typeMeta v1 Namespace, contentEncoding "gzip"

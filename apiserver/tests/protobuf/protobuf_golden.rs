@@ -29,7 +29,7 @@ fn kubectl_protobuf_bodies_decode_to_kubectls_json() {
         .filter_map(|n| n.strip_suffix(".pb").map(str::to_string))
         .collect();
     names.sort();
-    assert!(names.len() >= 14, "fixtures: {names:?}");
+    assert!(names.len() >= 32, "fixtures: {names:?}");
     for name in names {
         let body = fs::read(dir.join(format!("{name}.pb"))).expect("body");
         let decoded = decode_request(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -61,4 +61,74 @@ fn kubectl_protobuf_zero_replicas_and_binary_data_survive() {
     let blob = cm["binaryData"]["blob"].as_str().expect("binaryData.blob");
     assert_eq!(blob.len(), 24, "16 random bytes in padded base64: {blob}");
     assert_eq!(cm["data"]["text.txt"], "hello\n");
+}
+
+fn captured(name: &str) -> Value {
+    let body = fs::read(fixtures().join(format!("kubectl/{name}.pb"))).expect("body");
+    decode_request(&body).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn kubectl_protobuf_bodies_of_the_other_groups_keep_what_kubectl_set() {
+    let job = captured("job");
+    assert_eq!(
+        (job["apiVersion"].as_str(), job["kind"].as_str()),
+        (Some("batch/v1"), Some("Job"))
+    );
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["containers"][0]["image"], "busybox:1.36");
+    assert_eq!(pod["restartPolicy"], "Never");
+    let command = &captured("jobcommand")["spec"]["template"]["spec"]["containers"][0]["command"];
+    assert_eq!(command, &serde_json::json!(["sh", "-c", "echo hi"]));
+
+    let cj = captured("cronjob");
+    assert_eq!(cj["spec"]["schedule"], "*/5 * * * *");
+    assert_eq!(cj["spec"]["jobTemplate"]["metadata"]["name"], "cj1");
+
+    let role = captured("role");
+    assert_eq!(role["apiVersion"], "rbac.authorization.k8s.io/v1");
+    assert_eq!(
+        role["rules"][1],
+        serde_json::json!({"verbs": ["get", "list"], "apiGroups": ["apps"], "resources": ["deployments"]})
+    );
+    let binding = captured("rolebinding");
+    // a ServiceAccount subject has no apiGroup; users and groups have rbac's
+    assert!(binding["subjects"][2].get("apiGroup").is_none());
+    assert_eq!(
+        binding["subjects"][0]["apiGroup"],
+        "rbac.authorization.k8s.io"
+    );
+    assert_eq!(
+        captured("clusterroleurls")["rules"][0]["nonResourceURLs"][0],
+        "/healthz"
+    );
+
+    let hpa = captured("hpacpu");
+    assert_eq!(hpa["apiVersion"], "autoscaling/v1");
+    assert_eq!(hpa["spec"]["targetCPUUtilizationPercentage"], 80);
+    assert_eq!(hpa["spec"]["minReplicas"], 2);
+    // HPA status counts are Go value fields without omitempty: zero is kept
+    assert_eq!(
+        hpa["status"],
+        serde_json::json!({"currentReplicas": 0, "desiredReplicas": 0})
+    );
+
+    assert_eq!(captured("pdbpercent")["spec"]["maxUnavailable"], "25%");
+    assert_eq!(captured("pdb")["spec"]["minAvailable"], 1);
+    let pc = captured("priorityclass");
+    assert_eq!(
+        (pc["value"].as_i64(), pc["preemptionPolicy"].as_str()),
+        (Some(1000), Some("Never"))
+    );
+    assert_eq!(captured("quota")["spec"]["hard"]["limits.memory"], "4Gi");
+    let ing = captured("ingresstls");
+    assert_eq!(
+        ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["name"],
+        "http"
+    );
+    assert_eq!(
+        ing["spec"]["defaultBackend"]["service"]["port"]["number"],
+        80
+    );
+    assert_eq!(captured("serviceaccount")["metadata"]["name"], "sa1");
 }

@@ -444,7 +444,8 @@ fn protobuf_delete_options_and_scale() {
                "metadata": {"name": "web", "namespace": "default", "resourceVersion": "5"},
                "spec": {"replicas": 4}, "status": {"replicas": 0}})
     );
-    let typed: k8s_openapi::api::autoscaling::v1::Scale = serde_json::from_value(s).expect("autoscaling/v1 Scale");
+    let typed: k8s_openapi::api::autoscaling::v1::Scale =
+        serde_json::from_value(s).expect("autoscaling/v1 Scale");
     assert_eq!(typed.spec.and_then(|s| s.replicas), Some(4));
 }
 

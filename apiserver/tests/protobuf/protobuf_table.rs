@@ -1,11 +1,13 @@
 //! The message table against the file descriptors compiled into kubectl 1.33:
 //! every field of every described message is there, with the same number,
-//! type, cardinality and name, read with the decoder's own wire reader.
+//! type, cardinality and name, read with the decoder's own wire reader; every
+//! package of a served kind is covered, and every kind discovery advertises
+//! that the descriptors describe is decodable.
 
 use std::collections::HashMap;
 use std::fs;
 
-use apiserver::protobuf::descriptors::{Message, Rule, TOP_LEVEL, Ty};
+use apiserver::protobuf::descriptors::{Message, Rule, Ty, kinds, lookup, meta_v1, top_level};
 use apiserver::protobuf::wire::{Fields, Value};
 
 use crate::fixtures;
@@ -82,8 +84,10 @@ fn message_desc(buf: &[u8], prefix: &str, out: &mut HashMap<String, Vec<FieldDes
     out.insert(full, fields);
 }
 
-fn descriptors() -> HashMap<String, Vec<FieldDesc>> {
+/// Every message of the committed descriptor files, and the packages they declare.
+fn descriptors() -> (HashMap<String, Vec<FieldDesc>>, Vec<String>) {
     let mut out = HashMap::new();
+    let mut packages = Vec::new();
     for entry in fs::read_dir(fixtures().join("descriptors")).expect("descriptor dir") {
         let buf = fs::read(entry.expect("entry").path()).expect("descriptor file");
         let mut package = String::new();
@@ -97,8 +101,10 @@ fn descriptors() -> HashMap<String, Vec<FieldDesc>> {
                 message_desc(bytes(v), &package, &mut out);
             }
         }
+        packages.push(package);
     }
-    out
+    packages.sort();
+    (out, packages)
 }
 
 /// FieldDescriptorProto.Type numbers.
@@ -117,9 +123,11 @@ fn proto_type(ty: Ty) -> (u64, Option<&'static str>) {
     }
 }
 
+/// Every message reachable from the generated catalogue of kinds and DeleteOptions.
 fn reachable() -> Vec<&'static Message> {
     let mut seen: Vec<&'static Message> = Vec::new();
-    let mut todo: Vec<&'static Message> = TOP_LEVEL.iter().map(|t| t.message).collect();
+    let mut todo: Vec<&'static Message> = kinds::KINDS.iter().map(|k| k.message).collect();
+    todo.push(&meta_v1::DELETE_OPTIONS);
     while let Some(m) = todo.pop() {
         if seen.iter().any(|s| std::ptr::eq(*s, m)) {
             continue;
@@ -136,10 +144,10 @@ fn reachable() -> Vec<&'static Message> {
 
 #[test]
 fn protobuf_table_matches_kubectls_descriptors() {
-    let descs = descriptors();
-    assert!(descs.len() > 300, "read {} messages", descs.len());
+    let (descs, _) = descriptors();
+    assert!(descs.len() > 500, "read {} messages", descs.len());
     let messages = reachable();
-    assert!(messages.len() > 200, "the table reaches {}", messages.len());
+    assert!(messages.len() > 450, "the table reaches {}", messages.len());
     for m in messages {
         let desc = descs
             .get(m.name)
@@ -168,15 +176,145 @@ fn protobuf_table_matches_kubectls_descriptors() {
                 d.name
             );
             if f.rule != Rule::Inline {
-                assert_eq!(f.json, d.name, "{}.{}: JSON name", m.name, d.name);
+                // The JSON name is Go's json tag; gogo's field name differs
+                // from it in case only (aPIGroup, uID, Webhooks).
+                assert!(
+                    f.json.eq_ignore_ascii_case(&d.name),
+                    "{}.{}: JSON name {}",
+                    m.name,
+                    d.name,
+                    f.json
+                );
             }
             if f.rule == Rule::OmitZero {
                 assert!(
-                    d.value_field,
-                    "{}.{}: only Go value fields omit zero",
-                    m.name, d.name
+                    d.value_field || matches!(f.ty, Ty::Bytes),
+                    "{}.{}: only Go value fields and byte slices omit zero",
+                    m.name,
+                    d.name
                 );
             }
         }
     }
+}
+
+/// A message's package: the segments before the first capitalised one
+/// (`k8s.io.api.core.v1` for `k8s.io.api.core.v1.PodSpec.NodeSelectorEntry`).
+fn package_of(message: &str) -> &str {
+    let end = message
+        .match_indices('.')
+        .find(|(i, _)| message[i + 1..].starts_with(|c: char| c.is_ascii_uppercase()))
+        .map_or(message.len(), |(i, _)| i);
+    &message[..end]
+}
+
+#[test]
+fn protobuf_table_covers_every_package_of_a_served_kind() {
+    let (descs, packages) = descriptors();
+    // Each committed descriptor file is a package the table draws on ...
+    let messages = reachable();
+    for p in &packages {
+        assert!(
+            messages.iter().any(|m| package_of(m.name) == p),
+            "{p} has a descriptor file but no message in the table"
+        );
+    }
+    // ... and each package the table draws on has its descriptor file.
+    for m in &messages {
+        assert!(
+            packages.iter().any(|p| p == package_of(m.name)),
+            "{} has no descriptor file",
+            m.name
+        );
+        assert!(descs.contains_key(m.name), "{}", m.name);
+    }
+    for api in [
+        "core",
+        "apps",
+        "batch",
+        "autoscaling",
+        "policy",
+        "networking",
+        "discovery",
+        "rbac",
+        "storage",
+        "scheduling",
+        "node",
+        "admissionregistration",
+        "certificates",
+        "events",
+        "coordination",
+        "authorization",
+        "authentication",
+    ] {
+        let prefix = format!("k8s.io.api.{api}.v");
+        assert!(
+            packages.iter().any(|p| p.starts_with(&prefix)),
+            "{api}: {packages:?}"
+        );
+    }
+    assert!(packages.iter().any(|p| p == "k8s.io.api.autoscaling.v2"));
+    // Every kind of the catalogue is a message of its own package.
+    for k in kinds::KINDS {
+        assert!(
+            k.message.name.ends_with(&format!(".{}", k.kind)),
+            "{} {} is {}",
+            k.api_version,
+            k.kind,
+            k.message.name
+        );
+    }
+}
+
+#[test]
+fn protobuf_decodes_every_kind_discovery_advertises_that_kubectl_describes() {
+    let kinds_served = schemas::kinds::Registry::builtin().snapshot();
+    let groups = apiserver::discovery::group_list(&kinds_served);
+    let mut group_versions = vec![(String::new(), "v1".to_string())];
+    for g in groups["groups"].as_array().expect("groups") {
+        for v in g["versions"].as_array().expect("versions") {
+            group_versions.push((
+                g["name"].as_str().expect("name").to_string(),
+                v["version"].as_str().expect("version").to_string(),
+            ));
+        }
+    }
+    let mut checked = 0;
+    for (group, version) in &group_versions {
+        let api_version = if group.is_empty() {
+            version.clone()
+        } else {
+            format!("{group}/{version}")
+        };
+        // DeleteOptions in every served group version
+        assert_eq!(
+            lookup(&api_version, "DeleteOptions").map(|t| t.message.name),
+            Some("k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"),
+            "{api_version}"
+        );
+        let list = apiserver::discovery::resource_list(&kinds_served, group, version)
+            .unwrap_or_else(|| panic!("{api_version} is listed but has no resource list"));
+        for r in list["resources"].as_array().expect("resources") {
+            let kind = r["kind"].as_str().expect("kind");
+            // a subresource names its body's group and version when they differ
+            let api_version = match (r["group"].as_str(), r["version"].as_str()) {
+                (Some(""), Some(v)) => v.to_string(),
+                (Some(g), Some(v)) => format!("{g}/{v}"),
+                _ => api_version.clone(),
+            };
+            let described = kinds::KINDS
+                .iter()
+                .any(|k| k.api_version == api_version && k.kind == kind);
+            if described {
+                assert!(
+                    lookup(&api_version, kind).is_some(),
+                    "{api_version} {kind} ({}) is advertised and described but not decodable",
+                    r["name"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 60, "{checked} resources checked");
+    assert!(top_level().len() > 70, "{}", top_level().len());
 }

@@ -141,7 +141,8 @@ def go_structs(data):
         except IndexError:
             return None
     names = {}
-    for m in re.finditer(rb'json:"[^"]*" protobuf:"', data):
+    # a tag is json first, then any others (patchStrategy, ...), then protobuf
+    for m in re.finditer(rb'json:"[^"]*"(?: [A-Za-z]+:"[^"]*")*? protobuf:"', data):
         t = m.start()
         for o in range(t-3, t-110, -1):
             r = read_name(o)
@@ -239,23 +240,103 @@ def go_structs(data):
     return out
 
 
-def generate(msgs, arrays, out_dir):
-    """Writes one Rust table file per API group version into out_dir."""
+# The Go packages korral decodes, each with its Rust module, its apiVersion
+# (None for apimachinery packages, whose messages are parts of objects) and a
+# title for the module's doc comment. The k8s.io/api packages are the ones of
+# the kinds korral serves (schemas/src/kinds/builtin.rs, plus the review and
+# subresource kinds the API server answers).
+PACKAGES = [
+    ('k8s.io/api/core/v1', 'core_v1', 'v1'),
+    ('k8s.io/api/apps/v1', 'apps_v1', 'apps/v1'),
+    ('k8s.io/api/batch/v1', 'batch_v1', 'batch/v1'),
+    ('k8s.io/api/autoscaling/v1', 'autoscaling_v1', 'autoscaling/v1'),
+    ('k8s.io/api/autoscaling/v2', 'autoscaling_v2', 'autoscaling/v2'),
+    ('k8s.io/api/policy/v1', 'policy_v1', 'policy/v1'),
+    ('k8s.io/api/networking/v1', 'networking_v1', 'networking.k8s.io/v1'),
+    ('k8s.io/api/discovery/v1', 'discovery_v1', 'discovery.k8s.io/v1'),
+    ('k8s.io/api/rbac/v1', 'rbac_v1', 'rbac.authorization.k8s.io/v1'),
+    ('k8s.io/api/storage/v1', 'storage_v1', 'storage.k8s.io/v1'),
+    ('k8s.io/api/scheduling/v1', 'scheduling_v1', 'scheduling.k8s.io/v1'),
+    ('k8s.io/api/node/v1', 'node_v1', 'node.k8s.io/v1'),
+    ('k8s.io/api/admissionregistration/v1', 'admissionregistration_v1', 'admissionregistration.k8s.io/v1'),
+    ('k8s.io/api/certificates/v1', 'certificates_v1', 'certificates.k8s.io/v1'),
+    ('k8s.io/api/events/v1', 'events_v1', 'events.k8s.io/v1'),
+    ('k8s.io/api/coordination/v1', 'coordination_v1', 'coordination.k8s.io/v1'),
+    ('k8s.io/api/authorization/v1', 'authorization_v1', 'authorization.k8s.io/v1'),
+    ('k8s.io/api/authentication/v1', 'authentication_v1', 'authentication.k8s.io/v1'),
+    ('k8s.io/apimachinery/pkg/apis/meta/v1', 'meta_v1', None),
+    ('k8s.io/apimachinery/pkg/api/resource', 'resource', None),
+    ('k8s.io/apimachinery/pkg/util/intstr', 'intstr', None),
+    ('k8s.io/apimachinery/pkg/runtime', 'runtime', None),
+]
+# Whose descriptors kubectl does not embed: apiextensions.k8s.io/v1
+# (k8s.io/apiextensions-apiserver is not linked into kubectl), so korral
+# cannot take CustomResourceDefinitions as protobuf.
 
-    ROOTS = [
-        '.k8s.io.api.core.v1.' + n for n in ['Pod', 'Node', 'Service', 'Endpoints', 'ConfigMap', 'Secret', 'Namespace', 'Event', 'Binding']
-    ] + ['.k8s.io.api.apps.v1.Deployment', '.k8s.io.api.apps.v1.ReplicaSet', '.k8s.io.api.coordination.v1.Lease',
-         '.k8s.io.api.policy.v1.Eviction', '.k8s.io.api.authorization.v1.SelfSubjectAccessReview',
-         '.k8s.io.api.authorization.v1.SelfSubjectRulesReview', '.k8s.io.api.autoscaling.v1.Scale',
-         '.k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions']
-    M = '.k8s.io.apimachinery.pkg.apis.meta.v1.'
-    SPECIAL = {
-        '.k8s.io.apimachinery.pkg.api.resource.Quantity': 'Quantity',
-        '.k8s.io.apimachinery.pkg.util.intstr.IntOrString': 'IntOrString',
-        M + 'Time': 'Time', M + 'MicroTime': 'MicroTime', M + 'Duration': 'Duration',
-        M + 'FieldsV1': 'RawJson', '.k8s.io.apimachinery.pkg.runtime.RawExtension': 'RawJson',
-        '.k8s.io.api.authorization.v1.ExtraValue': 'StringList',
-    }
+M = '.k8s.io.apimachinery.pkg.apis.meta.v1.'
+OBJECT_META = M + 'ObjectMeta'
+SPECIAL = {
+    '.k8s.io.apimachinery.pkg.api.resource.Quantity': 'Quantity',
+    '.k8s.io.apimachinery.pkg.util.intstr.IntOrString': 'IntOrString',
+    M + 'Time': 'Time', M + 'MicroTime': 'MicroTime', M + 'Duration': 'Duration',
+    M + 'FieldsV1': 'RawJson', '.k8s.io.apimachinery.pkg.runtime.RawExtension': 'RawJson',
+    # named []string types: `type ExtraValue []string`
+    '.k8s.io.api.authorization.v1.ExtraValue': 'StringList',
+    '.k8s.io.api.authentication.v1.ExtraValue': 'StringList',
+    '.k8s.io.api.certificates.v1.ExtraValue': 'StringList',
+}
+
+
+def proto_pkg(go_pkg):
+    return go_pkg.replace('/', '.')
+
+
+def split_full(full):
+    """'.k8s.io.api.core.v1.PodSpec.NodeSelectorEntry' -> ('k8s.io.api.core.v1', ['PodSpec', 'NodeSelectorEntry'])"""
+    parts = full[1:].split('.')
+    k = next(i for i, p in enumerate(parts) if p[0].isupper())
+    return '.'.join(parts[:k]), parts[k:]
+
+
+def const_name(full):
+    _, parts = split_full(full)
+    s = '_'.join(parts)
+    s = re.sub(r'([a-z0-9])([A-Z])', r'\1_\2', s)
+    s = re.sub(r'([A-Z]+)([A-Z][a-z])', r'\1_\2', s)
+    return s.upper().replace('__', '_')
+
+
+def kinds_of(msgs, arrays):
+    """The top-level kinds of the API packages: every message whose Go struct
+    embeds TypeMeta and whose field 1 is `metadata` ObjectMeta (objects,
+    reviews, subresource bodies; not templates like PodTemplateSpec), as
+    (apiVersion, kind, full message name), in package then name order."""
+    typed = set()
+    for pkgs, tnames, fs in arrays:
+        if any(n == 'TypeMeta' and 'json:",inline"' in tag for n, tag, _ in fs):
+            for p in pkgs:
+                for t in tnames:
+                    typed.add((p, t.rsplit('.', 1)[-1]))
+    out = []
+    for go_pkg, mod, api_version in PACKAGES:
+        if api_version is None:
+            continue
+        prefix = '.' + proto_pkg(go_pkg) + '.'
+        for full in sorted(msgs):
+            if not full.startswith(prefix) or '.' in full[len(prefix):]:
+                continue
+            first = [f for f in msgs[full]['fields'] if f['number'] == 1]
+            if first and first[0]['name'] == 'metadata' and first[0].get('type_name') == OBJECT_META \
+                    and (go_pkg, full[len(prefix):]) in typed:
+                out.append((api_version, full[len(prefix):], full))
+    return out
+
+
+def generate(msgs, arrays, out_dir):
+    """Writes one Rust table file per package into out_dir, and kinds.rs."""
+    modules = {proto_pkg(p): mod for p, mod, _ in PACKAGES}
+    kinds = kinds_of(msgs, arrays)
+    roots = [full for _, _, full in kinds] + [M + 'DeleteOptions']
 
     # closure
     order, seen = [], set()
@@ -265,7 +346,7 @@ def generate(msgs, arrays, out_dir):
         if name in SPECIAL: return
         for f in msgs[name]['fields']:
             if f['type'] == 'message': visit(f['type_name'])
-    for r in ROOTS: visit(r)
+    for r in roots: visit(r)
 
     TAG = re.compile(r'protobuf:"([a-z0-9]+),(\d+)(?:,(?:opt|rep|req))?(?:,name=([A-Za-z0-9_]+))?')
     JSON = re.compile(r'json:"([^",]*)((?:,[a-z]+)*)"')
@@ -288,7 +369,6 @@ def generate(msgs, arrays, out_dir):
         if not cands:
             problems.append('no Go struct for ' + m['full']); return None
         first = cands[0]
-        fm = {f['number']: f for f in m['fields']}
         def sig(c):
             return {k: (v[2], v[3] if (v[4] not in ('struct', 'ptr', 'slice', 'map')) else None) for k, v in c.items()}
         for c in cands[1:]:
@@ -297,25 +377,11 @@ def generate(msgs, arrays, out_dir):
                 if p not in problems: problems.append(p)
         return first
 
-    def pkg_of(full):
-        return full[1:].rsplit('.', 1)[0] if full.count('.') else ''
     def module(pkg):
-        return {'k8s.io.api.core.v1': 'core_v1', 'k8s.io.api.apps.v1': 'apps_v1', 'k8s.io.api.coordination.v1': 'coordination_v1',
-                'k8s.io.api.policy.v1': 'policy_v1', 'k8s.io.api.authorization.v1': 'authorization_v1',
-                'k8s.io.api.autoscaling.v1': 'autoscaling_v1', 'k8s.io.apimachinery.pkg.apis.meta.v1': 'meta_v1',
-                'k8s.io.apimachinery.pkg.api.resource': 'resource', 'k8s.io.apimachinery.pkg.util.intstr': 'intstr',
-                'k8s.io.apimachinery.pkg.runtime': 'runtime'}[pkg]
-    def split_full(full):
-        # package is everything up to the first capitalised segment
-        parts = full[1:].split('.')
-        k = next(i for i, p in enumerate(parts) if p[0].isupper())
-        return '.'.join(parts[:k]), parts[k:]
-    def const_name(full):
-        _, parts = split_full(full)
-        s = '_'.join(parts)
-        s = re.sub(r'([a-z0-9])([A-Z])', r'\1_\2', s)
-        s = re.sub(r'([A-Z]+)([A-Z][a-z])', r'\1_\2', s)
-        return s.upper().replace('__', '_')
+        if pkg not in modules:
+            problems.append('package %s is not in PACKAGES' % pkg)
+            return 'missing'
+        return modules[pkg]
     def ref(full, here):
         pkg, _ = split_full(full)
         mod = module(pkg)
@@ -325,9 +391,14 @@ def generate(msgs, arrays, out_dir):
            'uint32': 'Ty::UInt32', 'uint64': 'Ty::UInt64', 'double': 'Ty::Double', 'float': 'Ty::Float'}
     by_mod = collections.defaultdict(list)
     counts = collections.Counter()
+    consts = {}
     for full in order:
         pkg, _ = split_full(full)
         mod = module(pkg)
+        key = (mod, const_name(full))
+        if key in consts:
+            problems.append('%s and %s are both %s::%s' % (consts[key], full, key[0], key[1]))
+        consts[key] = full
         m = msgs[full]
         shape = SPECIAL.get(full, 'Struct')
         gi = go_info(m) if shape == 'Struct' and not m['map_entry'] else None
@@ -354,11 +425,16 @@ def generate(msgs, arrays, out_dir):
                 if gjson == '' :
                     rule = 'Rule::Inline'
                 else:
-                    if gjson != f['name']: problems.append('json name %s != proto name %s in %s' % (gjson, f['name'], full))
+                    # gogo names a few fields unlike their JSON (aPIGroup, uID, Webhooks); the JSON tag wins
+                    if gjson.lower() != f['name'].lower(): problems.append('json name %s != proto name %s in %s' % (gjson, f['name'], full))
                     json = gjson
-                    if (kind == 'ptr') != f['nullable'] and not f['repeated'] and f['type'] != 'message':
+                    # []byte is a slice whether or not it is nullable
+                    if (kind == 'ptr') != f['nullable'] and not f['repeated'] and f['type'] not in ('message', 'bytes'):
                         problems.append('nullable mismatch %s.%s kind=%s nullable=%s' % (full, f['name'], kind, f['nullable']))
-                    if not f['repeated'] and f['type'] != 'message' and not f['nullable'] and omitempty:
+                    if not f['repeated'] and f['type'] not in ('message', 'bytes') and not f['nullable'] and omitempty:
+                        rule = 'Rule::OmitZero'
+                    # gogo writes a non-nil []byte even when empty; omitempty leaves it out of JSON
+                    if not f['repeated'] and f['type'] == 'bytes' and omitempty:
                         rule = 'Rule::OmitZero'
             counts[rule] += 1
             lines.append('        f(%d, "%s", %s, %s),' % (f['number'], json, ty, rule))
@@ -367,28 +443,43 @@ def generate(msgs, arrays, out_dir):
     if problems:
         sys.exit('\n'.join(problems))
 
-    HEAD = {
-     'core_v1': 'core/v1', 'apps_v1': 'apps/v1', 'coordination_v1': 'coordination.k8s.io/v1', 'policy_v1': 'policy/v1',
-     'authorization_v1': 'authorization.k8s.io/v1', 'autoscaling_v1': 'autoscaling/v1', 'meta_v1': 'meta/v1',
-     'resource': 'resource (Quantity)', 'intstr': 'intstr (IntOrString)', 'runtime': 'runtime (RawExtension)'}
-    for mod, items in by_mod.items():
+    for go_pkg, mod, api_version in PACKAGES:
+        items = by_mod.get(mod)
+        if not items:
+            continue
         with open(os.path.join(out_dir, mod + '.rs'), 'w') as fh:
-            fh.write('//! The %s protobuf messages korral decodes: field numbers, wire types and JSON names.\n' % HEAD[mod])
+            fh.write('//! The `%s` protobuf messages korral decodes (%s): field numbers, wire types and JSON names.\n'
+                     % (go_pkg, api_version or 'parts of objects'))
             fh.write('//! Generated by `apiserver/tests/protobuf/tools/gen_descriptors.py` from the descriptors kubectl embeds; do not edit.\n\n')
             fh.write('use super::{Message, Rule, Shape, Ty, f};\n\n')
             for full, shape, lines in items:
                 fh.write('/// `%s`.\npub static %s: Message = Message {\n    name: "%s",\n    shape: Shape::%s,\n    fields: &[\n' % (full[1:], const_name(full), full[1:], shape))
                 fh.write('\n'.join(lines) + ('\n' if lines else ''))
                 fh.write('    ],\n};\n\n')
-    print(len(order), 'messages', dict(counts), {m: len(v) for m, v in by_mod.items()}, file=sys.stderr)
+    with open(os.path.join(out_dir, 'kinds.rs'), 'w') as fh:
+        fh.write('//! Every top-level kind of the generated packages (a message whose field 1 is\n'
+                 '//! `metadata` ObjectMeta), by apiVersion and kind; `super::top_level` registers\n'
+                 '//! the ones korral serves.\n')
+        fh.write('//! Generated by `apiserver/tests/protobuf/tools/gen_descriptors.py` from the descriptors kubectl embeds; do not edit.\n\n')
+        fh.write('use super::{Kind, kind};\n\n')
+        fh.write('/// The kinds, by package.\npub static KINDS: &[Kind] = &[\n')
+        for api_version, kind_name, full in kinds:
+            pkg, _ = split_full(full)
+            fh.write('    kind("%s", "%s", &super::%s::%s),\n' % (api_version, kind_name, module(pkg), const_name(full)))
+        fh.write('];\n')
+    print(len(order), 'messages', len(kinds), 'kinds', dict(counts), {m: len(v) for m, v in by_mod.items()}, file=sys.stderr)
 
-FIXTURES = ['k8s.io/api/core/v1', 'k8s.io/api/apps/v1', 'k8s.io/api/coordination/v1', 'k8s.io/api/policy/v1', 'k8s.io/api/authorization/v1', 'k8s.io/api/autoscaling/v1', 'k8s.io/apimachinery/pkg/apis/meta/v1', 'k8s.io/apimachinery/pkg/api/resource', 'k8s.io/apimachinery/pkg/util/intstr']
+
+FIXTURES = [p for p, _, _ in PACKAGES]
 
 
 def main():
     kubectl, out_dir, fixture_dir = sys.argv[1:4]
     data = open(kubectl, 'rb').read()
     files = embedded_descriptors(data)
+    missing = [p for p in FIXTURES if p + '/generated.proto' not in files]
+    if missing:
+        sys.exit('%s does not embed %s' % (kubectl, ', '.join(missing)))
     for pkg in FIXTURES:
         raw = files[pkg + '/generated.proto']
         open(os.path.join(fixture_dir, pkg.replace('/', '_') + '.pb'), 'wb').write(raw)
