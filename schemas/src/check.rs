@@ -109,11 +109,19 @@ pub fn validate_object(info: &KindInfo, object: &Value) -> Vec<FieldError> {
 /// errors, as apiextensions runs them: not at all when a schema error is one
 /// the rules could trip over (a missing, over-long or wrongly typed value,
 /// an unsupported enum value), with an error saying so.
-fn with_custom_rules(info: &KindInfo, object: &Value, mut errors: Vec<FieldError>) -> Vec<FieldError> {
+fn with_custom_rules(
+    info: &KindInfo,
+    object: &Value,
+    mut errors: Vec<FieldError>,
+) -> Vec<FieldError> {
     let blocking = errors.iter().any(|e| {
         matches!(
             e.reason,
-            Reason::NotSupported | Reason::Required | Reason::TooLong | Reason::TooMany | Reason::TypeInvalid
+            Reason::NotSupported
+                | Reason::Required
+                | Reason::TooLong
+                | Reason::TooMany
+                | Reason::TypeInvalid
         )
     });
     if blocking {
@@ -130,20 +138,22 @@ fn with_custom_rules(info: &KindInfo, object: &Value, mut errors: Vec<FieldError
 
 /// Removes the field at `path` (a mapping entry); false when the path ends in
 /// a list index, which cannot be removed without shifting its siblings.
-fn remove_field(v: &mut Value, path: &FieldPath) -> bool {
+pub(crate) fn remove_field(v: &mut Value, path: &FieldPath) -> bool {
     let Some((last, parent)) = path.segments().split_last() else {
         return false;
     };
-    let crate::path::PathSeg::Key(k) = last else {
+    let (crate::path::PathSeg::Key(k) | crate::path::PathSeg::MapKey(k)) = last else {
         return false;
     };
     let mut node = v;
     for seg in parent {
         node = match (seg, node) {
-            (crate::path::PathSeg::Key(k), Value::Object(m)) => match m.get_mut(k) {
-                Some(n) => n,
-                None => return true,
-            },
+            (crate::path::PathSeg::Key(k) | crate::path::PathSeg::MapKey(k), Value::Object(m)) => {
+                match m.get_mut(k) {
+                    Some(n) => n,
+                    None => return true,
+                }
+            }
             (crate::path::PathSeg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
                 Some(n) => n,
                 None => return true,

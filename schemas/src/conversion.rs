@@ -127,10 +127,10 @@ fn hpa_to_v1(mut v: Value) -> Value {
     if let Some(min) = spec.get("minReplicas") {
         v1_spec["minReplicas"] = min.clone();
     }
-    let (cpu, other): (Vec<Value>, Vec<Value>) =
-        metrics.into_iter().partition(is_cpu_utilization);
+    let (cpu, other): (Vec<Value>, Vec<Value>) = metrics.into_iter().partition(is_cpu_utilization);
     if let Some(c) = cpu.first() {
-        v1_spec["targetCPUUtilizationPercentage"] = c["resource"]["target"]["averageUtilization"].clone();
+        v1_spec["targetCPUUtilizationPercentage"] =
+            c["resource"]["target"]["averageUtilization"].clone();
     }
     if !other.is_empty() {
         annotations(&mut v).insert(
@@ -169,7 +169,10 @@ fn hpa_to_v1(mut v: Value) -> Value {
                 Value::String(Value::Array(other).to_string()),
             );
         }
-        if let Some(c) = st.get("conditions").filter(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
+        if let Some(c) = st
+            .get("conditions")
+            .filter(|c| c.as_array().is_some_and(|a| !a.is_empty()))
+        {
             annotations(&mut v).insert(CONDITIONS_ANNOTATION.into(), Value::String(c.to_string()));
         }
         v["status"] = Value::Object(v1_status);
@@ -259,11 +262,11 @@ mod tests {
     #[test]
     fn hpa_round_trips_through_v1_without_losing_metrics() {
         let v2 = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 10,
-                "metrics": [
-                    {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
-                    {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "500Mi"}}}
-                ]}});
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 10,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
+                {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "500Mi"}}}
+            ]}});
         let v1 = hpa(v2.clone(), "autoscaling/v2", "autoscaling/v1").expect("to v1");
         assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 70);
         assert!(v1["metadata"]["annotations"][METRICS_ANNOTATION].is_string());

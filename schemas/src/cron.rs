@@ -109,7 +109,9 @@ pub fn parse(spec: &str) -> Result<Schedule, CronError> {
         let (tz, rest) = spec.split_once(' ').unwrap_or((spec.as_str(), ""));
         let name = tz.split_once('=').map_or("", |(_, n)| n);
         if chrono_tz_valid(name).is_none() {
-            return Err(CronError(format!("provided bad location {name}: unknown time zone {name}")));
+            return Err(CronError(format!(
+                "provided bad location {name}: unknown time zone {name}"
+            )));
         }
         spec = rest.trim().to_string();
     }
@@ -173,7 +175,10 @@ fn descriptor(spec: &str) -> Result<Schedule, CronError> {
         _ => match spec.strip_prefix("@every ") {
             Some(d) => {
                 let secs = crate::duration::parse_duration(d.trim()).map_err(|_| {
-                    CronError(format!("failed to parse duration {spec}: time: invalid duration \"{}\"", d.trim()))
+                    CronError(format!(
+                        "failed to parse duration {spec}: time: invalid duration \"{}\"",
+                        d.trim()
+                    ))
                 })?;
                 Schedule::Every(secs.as_secs().max(1))
             }
@@ -195,8 +200,11 @@ fn value(text: &str, b: &Bounds) -> Result<u32, CronError> {
     if let Some((_, v)) = b.names.iter().find(|(n, _)| *n == lower) {
         return Ok(*v);
     }
-    text.parse::<u32>()
-        .map_err(|_| CronError(format!("failed to parse int from {text}: strconv.Atoi: parsing {text:?}: invalid syntax")))
+    text.parse::<u32>().map_err(|_| {
+        CronError(format!(
+            "failed to parse int from {text}: strconv.Atoi: parsing {text:?}: invalid syntax"
+        ))
+    })
 }
 
 fn range(text: &str, b: &Bounds) -> Result<u64, CronError> {
@@ -221,11 +229,15 @@ fn range(text: &str, b: &Bounds) -> Result<u64, CronError> {
             if s.contains('/') {
                 return Err(CronError(format!("too many slashes: {text}")));
             }
-            let step = s
-                .parse::<u32>()
-                .map_err(|_| CronError(format!("failed to parse int from {s}: strconv.Atoi: parsing {s:?}: invalid syntax")))?;
+            let step = s.parse::<u32>().map_err(|_| {
+                CronError(format!(
+                    "failed to parse int from {s}: strconv.Atoi: parsing {s:?}: invalid syntax"
+                ))
+            })?;
             if step == 0 {
-                return Err(CronError(format!("step of range should be a positive number: {text}")));
+                return Err(CronError(format!(
+                    "step of range should be a positive number: {text}"
+                )));
             }
             step
         }

@@ -230,7 +230,6 @@ impl FromStr for Amount {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,8 +31,7 @@ fn to_jiff(t: DateTime<Utc>) -> jiff::Timestamp {
 }
 
 fn to_chrono(t: jiff::Timestamp) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
-        .unwrap_or_default()
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32).unwrap_or_default()
 }
 
 /// A `Time` from a chrono time (sub-seconds dropped).

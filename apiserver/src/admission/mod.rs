@@ -59,7 +59,10 @@ impl Warnings {
     /// Adds a warning (once).
     pub fn add(&self, text: impl Into<String>) {
         let text = text.into();
-        let mut list = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut list = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !list.contains(&text) {
             list.push(text);
         }
@@ -185,6 +188,9 @@ pub fn admit_update(
     strategy::prepare_update(info, &old, &mut new, subresource)?;
     let mut new = defaulted(info, new)?;
     strategy::after_defaults_update(info, &old, &mut new, subresource);
-    validated(info, &new, Some(&old), d)?;
+    // a binding sets spec.nodeName, which no pod update may: it has its own
+    // rules (the binding handler refuses a pod already bound)
+    let rules_of_update = (subresource != Some("binding")).then_some(&old);
+    validated(info, &new, rules_of_update, d)?;
     Ok(new)
 }

@@ -43,7 +43,8 @@ fn class_of(pc: &Value) -> Class {
 /// Resolves the class of new pod `pod` and sets its priority fields.
 pub async fn admit_pod(registry: &Registry, pod: &mut Value) -> ApiResult<()> {
     let pod_name = crate::objects::name(pod).to_string();
-    let forbidden = |why: String| ApiError::forbidden_message(format!("pods {pod_name:?} is forbidden: {why}"));
+    let forbidden =
+        |why: String| ApiError::forbidden_message(format!("pods {pod_name:?} is forbidden: {why}"));
     let info = registry
         .kinds()
         .lookup("scheduling.k8s.io/v1", "PriorityClass")
@@ -57,7 +58,9 @@ pub async fn admit_pod(registry: &Registry, pod: &mut Value) -> ApiResult<()> {
         Some(name) => match registry.get(&info, None, name).await {
             Ok(pc) => class_of(&pc),
             Err(e) if e.code == 404 => {
-                return Err(forbidden(format!("no PriorityClass with name {name} was found")));
+                return Err(forbidden(format!(
+                    "no PriorityClass with name {name} was found"
+                )));
             }
             Err(e) => return Err(e),
         },
@@ -88,7 +91,10 @@ pub async fn admit_pod(registry: &Registry, pod: &mut Value) -> ApiResult<()> {
         )));
     }
     if requested.is_none() && !class.name.is_empty() {
-        spec.insert("priorityClassName".into(), Value::String(class.name.clone()));
+        spec.insert(
+            "priorityClassName".into(),
+            Value::String(class.name.clone()),
+        );
     }
     spec.insert("priority".into(), Value::from(class.value));
     if let Some(policy) = class.policy {

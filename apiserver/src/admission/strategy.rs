@@ -28,11 +28,16 @@ pub fn tracks_generation(info: &KindInfo) -> bool {
     }
     matches!(
         (info.group.as_str(), info.kind.as_str()),
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
-            | ("", "ReplicationController" | "PodTemplate")
+        (
+            "apps",
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+        ) | ("", "ReplicationController" | "PodTemplate")
             | ("batch", "Job" | "CronJob")
             | ("policy", "PodDisruptionBudget")
-            | ("networking.k8s.io", "Ingress" | "IngressClass" | "NetworkPolicy")
+            | (
+                "networking.k8s.io",
+                "Ingress" | "IngressClass" | "NetworkPolicy"
+            )
             | ("discovery.k8s.io", "EndpointSlice")
             | ("storage.k8s.io", "CSIDriver")
             | ("scheduling.k8s.io", "PriorityClass")
@@ -55,8 +60,14 @@ pub fn returns_deleted_object(info: &KindInfo) -> bool {
         (info.group.as_str(), info.kind.as_str()),
         (
             "",
-            "Pod" | "Service" | "ServiceAccount" | "Namespace" | "PersistentVolume"
-                | "PersistentVolumeClaim" | "ResourceQuota" | "PodTemplate"
+            "Pod"
+                | "Service"
+                | "ServiceAccount"
+                | "Namespace"
+                | "PersistentVolume"
+                | "PersistentVolumeClaim"
+                | "ResourceQuota"
+                | "PodTemplate"
         ) | (
             "storage.k8s.io",
             "StorageClass" | "VolumeAttachment" | "CSIDriver" | "CSINode"
@@ -259,7 +270,10 @@ fn record_stored_version(obj: &mut Value) {
         .get("spec")
         .and_then(|s| s.get("versions"))
         .and_then(Value::as_array)
-        .and_then(|vs| vs.iter().find(|v| v.get("storage") == Some(&Value::Bool(true))))
+        .and_then(|vs| {
+            vs.iter()
+                .find(|v| v.get("storage") == Some(&Value::Bool(true)))
+        })
         .and_then(|v| v.get("name"))
         .cloned();
     let Some(storage) = storage else { return };
@@ -272,7 +286,8 @@ fn record_stored_version(obj: &mut Value) {
         {
             list.push(storage);
         }
-        st.entry("acceptedNames").or_insert_with(|| json!({"kind": "", "plural": ""}));
+        st.entry("acceptedNames")
+            .or_insert_with(|| json!({"kind": "", "plural": ""}));
         st.entry("conditions").or_insert_with(|| json!([]));
     }
 }
@@ -301,7 +316,7 @@ fn empty_spec_and_status(info: &KindInfo, root: &mut Map<String, Value>) {
     let schema = info.compiled().schema();
     for field in ["spec", "status"] {
         if let Some(sub) = schemas::schema::property(schema, schema, field)
-            && !(field == "spec" && !schema_requires_spec_struct(info))
+            && (field != "spec" || schema_requires_spec_struct(info))
         {
             let value = root.entry(field).or_insert_with(|| json!({}));
             if field == "status" {
@@ -453,7 +468,12 @@ fn keep_template_generation(old: &Value, new: &mut Value) {
 }
 
 /// After defaulting an update: generation and template-generation bumps.
-pub fn after_defaults_update(info: &KindInfo, old: &Value, new: &mut Value, subresource: Option<&str>) {
+pub fn after_defaults_update(
+    info: &KindInfo,
+    old: &Value,
+    new: &mut Value,
+    subresource: Option<&str>,
+) {
     if let Value::Object(root) = new {
         empty_spec_and_status(info, root);
     }
@@ -636,14 +656,16 @@ mod tests {
         let mut status_only = old.clone();
         status_only["spec"]["replicas"] = json!(7);
         status_only["status"] = json!({"replicas": 5});
-        let s = admit_update(d, &old, status_only, Some("status"), &Directives::default()).expect("status");
+        let s = admit_update(d, &old, status_only, Some("status"), &Directives::default())
+            .expect("status");
         assert_eq!(s["spec"]["replicas"], 1);
         assert_eq!(s["status"]["replicas"], 5);
         assert_eq!(s["metadata"]["generation"], 1);
         let mut selector = old.clone();
         selector["spec"]["selector"] = json!({"matchLabels": {"a": "c"}});
         selector["spec"]["template"]["metadata"]["labels"] = json!({"a": "c"});
-        let e = admit_update(d, &old, selector, None, &Directives::default()).expect_err("immutable");
+        let e =
+            admit_update(d, &old, selector, None, &Directives::default()).expect_err("immutable");
         assert_eq!(e.code, 422);
         assert!(e.message.contains("spec.selector"), "{}", e.message);
     }
@@ -652,15 +674,28 @@ mod tests {
     fn pods_reapplied_without_defaults_are_accepted() {
         let pod = kind("v1", "Pod");
         let manifest = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}});
-        let old = admit_create(pod, manifest.clone(), Some("default"), &Directives::default()).expect("create");
-        admit_update(pod, &old, manifest, None, &Directives::default()).expect("same manifest again");
+        let old = admit_create(
+            pod,
+            manifest.clone(),
+            Some("default"),
+            &Directives::default(),
+        )
+        .expect("create");
+        admit_update(pod, &old, manifest, None, &Directives::default())
+            .expect("same manifest again");
         let mut image = old.clone();
         image["spec"]["containers"][0]["image"] = json!("nginx:1.26");
-        admit_update(pod, &old, image, None, &Directives::default()).expect("image change is allowed");
+        admit_update(pod, &old, image, None, &Directives::default())
+            .expect("image change is allowed");
         let mut command = old.clone();
         command["spec"]["containers"][0]["command"] = json!(["x"]);
-        let e = admit_update(pod, &old, command, None, &Directives::default()).expect_err("spec change");
-        assert!(e.message.contains("pod updates may not change fields"), "{}", e.message);
+        let e = admit_update(pod, &old, command, None, &Directives::default())
+            .expect_err("spec change");
+        assert!(
+            e.message.contains("pod updates may not change fields"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -674,9 +709,18 @@ mod tests {
         )
         .expect("create");
         let uid = obj["metadata"]["uid"].as_str().expect("uid");
-        assert_eq!(obj["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], uid);
-        assert_eq!(obj["spec"]["template"]["metadata"]["labels"]["job-name"], "migrate");
-        assert_eq!(obj["metadata"]["labels"]["batch.kubernetes.io/job-name"], "migrate");
+        assert_eq!(
+            obj["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            uid
+        );
+        assert_eq!(
+            obj["spec"]["template"]["metadata"]["labels"]["job-name"],
+            "migrate"
+        );
+        assert_eq!(
+            obj["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+            "migrate"
+        );
     }
 
     #[test]

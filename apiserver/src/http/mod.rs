@@ -251,7 +251,11 @@ async fn openapi_doc(
     match query.get("hash") {
         // a stale hash is redirected to the current document, as kube-apiserver does
         Some(h) if h != doc.hash => {
-            let mut resp = respond::bytes_response(StatusCode::MOVED_PERMANENTLY, "application/json", Vec::new());
+            let mut resp = respond::bytes_response(
+                StatusCode::MOVED_PERMANENTLY,
+                "application/json",
+                Vec::new(),
+            );
             if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
                 "/openapi/v3/{}?hash={}",
                 path.trim_matches('/'),
@@ -282,17 +286,15 @@ async fn openapi_doc(
 async fn core_api(
     State(app): State<Arc<App>>,
     caller: Caller,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
     Path(rest): Path<String>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Body,
 ) -> Response {
     let call = Call {
-        method,
-        uri,
-        headers,
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
         rest,
         grouped: false,
         upgrade: upgrade.ok(),
@@ -460,7 +462,8 @@ async fn whoami(id: &Identity, headers: &HeaderMap, body: Body) -> Response {
         let mut v = request::decode_object(&bytes, &request::content_type(headers))?;
         v["apiVersion"] = serde_json::json!("authentication.k8s.io/v1");
         v["kind"] = serde_json::json!("SelfSubjectReview");
-        v["status"] = serde_json::json!({"userInfo": {"username": id.name, "groups": access::groups_of(id)}});
+        v["status"] =
+            serde_json::json!({"userInfo": {"username": id.name, "groups": access::groups_of(id)}});
         Ok::<_, ApiError>(v)
     }
     .await;

@@ -175,10 +175,13 @@ pub(crate) fn arr<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
     n.as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 
+/// An object's cells, and the row's object when not the default.
+type RowFn = Box<dyn Fn(&Value) -> (Vec<Value>, Option<Value>)>;
+
 /// The columns and cells of one kind.
 struct Printer {
     columns: Vec<Column>,
-    row: Box<dyn Fn(&Value) -> (Vec<Value>, Option<Value>)>,
+    row: RowFn,
     /// Rows of an empty list are `null` (the default convertor) rather than `[]`.
     null_when_empty: bool,
 }
@@ -214,7 +217,10 @@ fn printer_for(info: &KindInfo) -> Printer {
                     .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
                     .unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
                 (
-                    vec![json!(s(obj, &["metadata", "name"]).unwrap_or("")), json!(created)],
+                    vec![
+                        json!(s(obj, &["metadata", "name"]).unwrap_or("")),
+                        json!(created),
+                    ],
                     None,
                 )
             }),
@@ -249,7 +255,8 @@ pub fn table(
         .iter()
         .map(|obj| {
             let (cells, conditions) = (printer.row)(obj);
-            let mut row = json!({"cells": cells, "object": row_object(obj, include_object, version)});
+            let mut row =
+                json!({"cells": cells, "object": row_object(obj, include_object, version)});
             if let Some(c) = conditions {
                 row["conditions"] = c;
             }
@@ -259,7 +266,10 @@ pub fn table(
     let meta = if list_meta.as_object().is_some_and(|m| !m.is_empty()) {
         list_meta
     } else {
-        match items.first().and_then(|o| o.pointer("/metadata/resourceVersion")) {
+        match items
+            .first()
+            .and_then(|o| o.pointer("/metadata/resourceVersion"))
+        {
             Some(rv) if items.len() == 1 => json!({"resourceVersion": rv}),
             _ => json!({}),
         }
@@ -340,7 +350,16 @@ mod tests {
             json!({"metadata": {"name": "c"}, "spec": {"schedule": "*/5 * * * *", "suspend": false,
                 "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "hello", "image": "busybox"}]}}}}}}),
         );
-        assert_eq!(&cj[1..6], &[json!("*/5 * * * *"), json!("<none>"), json!("False"), json!(0), json!("<none>")]);
+        assert_eq!(
+            &cj[1..6],
+            &[
+                json!("*/5 * * * *"),
+                json!("<none>"),
+                json!("False"),
+                json!(0),
+                json!("<none>")
+            ]
+        );
         let hpa = cells(
             "autoscaling/v2",
             "HorizontalPodAutoscaler",
@@ -348,21 +367,51 @@ mod tests {
                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]},
                 "status": {"currentReplicas": 2, "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 23}}}]}}),
         );
-        assert_eq!(&hpa[1..6], &[json!("Deployment/web"), json!("cpu: 23%/50%"), json!("1"), json!(10), json!(2)]);
+        assert_eq!(
+            &hpa[1..6],
+            &[
+                json!("Deployment/web"),
+                json!("cpu: 23%/50%"),
+                json!("1"),
+                json!(10),
+                json!(2)
+            ]
+        );
         let pvc = cells(
             "v1",
             "PersistentVolumeClaim",
             json!({"metadata": {"name": "c"}, "spec": {"volumeName": "pv-1", "storageClassName": "standard", "volumeMode": "Filesystem"},
                 "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}}),
         );
-        assert_eq!(&pvc[1..7], &[json!("Bound"), json!("pv-1"), json!("1Gi"), json!("RWO"), json!("standard"), json!("<unset>")]);
+        assert_eq!(
+            &pvc[1..7],
+            &[
+                json!("Bound"),
+                json!("pv-1"),
+                json!("1Gi"),
+                json!("RWO"),
+                json!("standard"),
+                json!("<unset>")
+            ]
+        );
     }
 
     #[test]
     fn kinds_without_printers_show_created_at() {
         let info = schemas::lookup("rbac.authorization.k8s.io/v1", "Role").expect("role");
-        let t = table(info, &[json!({"metadata": {"name": "pod-reader", "creationTimestamp": "2025-01-01T00:00:00Z"}})], json!({}), "None", "v1");
-        assert_eq!(t["rows"][0]["cells"], json!(["pod-reader", "2025-01-01T00:00:00Z"]));
+        let t = table(
+            info,
+            &[
+                json!({"metadata": {"name": "pod-reader", "creationTimestamp": "2025-01-01T00:00:00Z"}}),
+            ],
+            json!({}),
+            "None",
+            "v1",
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["pod-reader", "2025-01-01T00:00:00Z"])
+        );
         assert_eq!(t["columnDefinitions"][1]["type"], "date");
         let empty = table(info, &[], json!({"resourceVersion": "5"}), "None", "v1");
         assert!(empty["rows"].is_null());

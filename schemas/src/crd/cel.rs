@@ -83,7 +83,9 @@ fn context(vars: &[(&str, CelValue)]) -> Result<Context<'static, 'static>, Strin
 
 fn classify(e: &ExecutionError) -> Outcome {
     match e {
-        ExecutionError::UndeclaredReference(name) if !matches!(name.as_str(), "self" | "oldSelf") => {
+        ExecutionError::UndeclaredReference(name)
+            if !matches!(name.as_str(), "self" | "oldSelf") =>
+        {
             Outcome::Unsupported(format!("undeclared reference to '{name}'"))
         }
         ExecutionError::NoSuchKey(k) => Outcome::Error(format!("no such key: {k}")),
@@ -118,14 +120,20 @@ pub fn evaluate(program: &Program, self_value: &Value, old_self: Option<&Value>)
 }
 
 /// Evaluates a message expression to a string, if it does so cleanly.
-pub fn evaluate_message(program: &Program, self_value: &Value, old_self: Option<&Value>) -> Option<String> {
+pub fn evaluate_message(
+    program: &Program,
+    self_value: &Value,
+    old_self: Option<&Value>,
+) -> Option<String> {
     let mut vars = vec![("self", to_cel(self_value))];
     if let Some(old) = old_self {
         vars.push(("oldSelf", to_cel(old)));
     }
     let ctx = context(&vars).ok()?;
     match program.execute(&ctx).ok()? {
-        CelValue::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty() && !s.contains('\n')),
+        CelValue::String(s) => {
+            Some(s.trim().to_string()).filter(|s| !s.is_empty() && !s.contains('\n'))
+        }
         _ => None,
     }
 }
@@ -158,60 +166,89 @@ fn compare(a: &CelValue, b: &CelValue) -> Option<std::cmp::Ordering> {
 /// Kubernetes' list and regex library functions, as context functions.
 fn register_functions(ctx: &mut Context<'_, '_>) {
     use cel::extractors::This;
-    let _ = ctx.add_function("isSorted", |This(list): This<CelValue>| -> Result<bool, ExecutionError> {
-        let l = list_of(&list).ok_or_else(|| ExecutionError::function_error("isSorted", "not a list"))?;
-        Ok(l.windows(2).all(|w| compare(&w[0], &w[1]).is_some_and(|o| o != std::cmp::Ordering::Greater)))
-    });
-    let _ = ctx.add_function("sum", |This(list): This<CelValue>| -> Result<CelValue, ExecutionError> {
-        let l = list_of(&list).ok_or_else(|| ExecutionError::function_error("sum", "not a list"))?;
-        let mut int: i64 = 0;
-        let mut float: f64 = 0.0;
-        let mut is_float = false;
-        for v in l.iter() {
-            match v {
-                CelValue::Int(i) => {
-                    int = int
-                        .checked_add(*i)
-                        .ok_or_else(|| ExecutionError::function_error("sum", "integer overflow"))?
-                }
-                CelValue::Float(f) => {
-                    is_float = true;
-                    float += f;
-                }
-                _ => return Err(ExecutionError::function_error("sum", "not a list of numbers")),
-            }
-        }
-        Ok(if is_float { CelValue::Float(float + int as f64) } else { CelValue::Int(int) })
-    });
-    for (name, want) in [("min", std::cmp::Ordering::Less), ("max", std::cmp::Ordering::Greater)] {
-        let _ = ctx.add_function(name, move |This(list): This<CelValue>| -> Result<CelValue, ExecutionError> {
-            let l = list_of(&list).ok_or_else(|| ExecutionError::function_error(name, "not a list"))?;
-            let mut best: Option<&CelValue> = None;
+    let _ = ctx.add_function(
+        "isSorted",
+        |This(list): This<CelValue>| -> Result<bool, ExecutionError> {
+            let l = list_of(&list)
+                .ok_or_else(|| ExecutionError::function_error("isSorted", "not a list"))?;
+            Ok(l.windows(2)
+                .all(|w| compare(&w[0], &w[1]).is_some_and(|o| o != std::cmp::Ordering::Greater)))
+        },
+    );
+    let _ = ctx.add_function(
+        "sum",
+        |This(list): This<CelValue>| -> Result<CelValue, ExecutionError> {
+            let l = list_of(&list)
+                .ok_or_else(|| ExecutionError::function_error("sum", "not a list"))?;
+            let mut int: i64 = 0;
+            let mut float: f64 = 0.0;
+            let mut is_float = false;
             for v in l.iter() {
-                best = match best {
-                    None => Some(v),
-                    Some(b) if compare(v, b) == Some(want) => Some(v),
-                    keep => keep,
-                };
+                match v {
+                    CelValue::Int(i) => {
+                        int = int.checked_add(*i).ok_or_else(|| {
+                            ExecutionError::function_error("sum", "integer overflow")
+                        })?
+                    }
+                    CelValue::Float(f) => {
+                        is_float = true;
+                        float += f;
+                    }
+                    _ => {
+                        return Err(ExecutionError::function_error(
+                            "sum",
+                            "not a list of numbers",
+                        ));
+                    }
+                }
             }
-            best.cloned().ok_or_else(|| {
-                ExecutionError::function_error(name, format!("{name} called on empty list"))
+            Ok(if is_float {
+                CelValue::Float(float + int as f64)
+            } else {
+                CelValue::Int(int)
             })
-        });
+        },
+    );
+    for (name, want) in [
+        ("min", std::cmp::Ordering::Less),
+        ("max", std::cmp::Ordering::Greater),
+    ] {
+        let _ = ctx.add_function(
+            name,
+            move |This(list): This<CelValue>| -> Result<CelValue, ExecutionError> {
+                let l = list_of(&list)
+                    .ok_or_else(|| ExecutionError::function_error(name, "not a list"))?;
+                let mut best: Option<&CelValue> = None;
+                for v in l.iter() {
+                    best = match best {
+                        None => Some(v),
+                        Some(b) if compare(v, b) == Some(want) => Some(v),
+                        keep => keep,
+                    };
+                }
+                best.cloned().ok_or_else(|| {
+                    ExecutionError::function_error(name, format!("{name} called on empty list"))
+                })
+            },
+        );
     }
     let _ = ctx.add_function(
         "find",
         |This(s): This<Arc<String>>, re: Arc<String>| -> Result<CelValue, ExecutionError> {
-            let re = regex::Regex::new(&re).map_err(|e| ExecutionError::function_error("find", e))?;
+            let re =
+                regex::Regex::new(&re).map_err(|e| ExecutionError::function_error("find", e))?;
             Ok(CelValue::String(Arc::new(
-                re.find(&s).map(|m| m.as_str().to_string()).unwrap_or_default(),
+                re.find(&s)
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default(),
             )))
         },
     );
     let _ = ctx.add_function(
         "findAll",
         |This(s): This<Arc<String>>, re: Arc<String>| -> Result<CelValue, ExecutionError> {
-            let re = regex::Regex::new(&re).map_err(|e| ExecutionError::function_error("findAll", e))?;
+            let re =
+                regex::Regex::new(&re).map_err(|e| ExecutionError::function_error("findAll", e))?;
             Ok(CelValue::List(Arc::new(
                 re.find_iter(&s)
                     .map(|m| CelValue::String(Arc::new(m.as_str().to_string())))
@@ -238,24 +275,42 @@ mod tests {
     #[test]
     fn gateway_api_rules_evaluate() {
         let listeners = json!([{"name": "http", "port": 80, "protocol": "HTTP"}, {"name": "http", "port": 443, "protocol": "HTTPS"}]);
-        assert_eq!(run("self.all(l1, self.exists_one(l2, l1.name == l2.name))", listeners), Outcome::Fail);
+        assert_eq!(
+            run(
+                "self.all(l1, self.exists_one(l2, l1.name == l2.name))",
+                listeners
+            ),
+            Outcome::Fail
+        );
         let path = json!({"type": "PathPrefix", "value": "/api"});
         assert_eq!(
-            run("(self.type in ['Exact','PathPrefix']) ? self.value.startsWith('/') : true", path.clone()),
+            run(
+                "(self.type in ['Exact','PathPrefix']) ? self.value.startsWith('/') : true",
+                path.clone()
+            ),
             Outcome::Pass
         );
         assert_eq!(
-            run(r#"(self.type in ['Exact','PathPrefix']) ? self.value.matches(r"""^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{2})+$""") : true"#, path),
+            run(
+                r#"(self.type in ['Exact','PathPrefix']) ? self.value.matches(r"""^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{2})+$""") : true"#,
+                path
+            ),
             Outcome::Pass
         );
         let filters = json!([{"type": "RequestHeaderModifier"}, {"type": "RequestHeaderModifier"}]);
         assert_eq!(
-            run("self.filter(f, f.type == 'RequestHeaderModifier').size() <= 1", filters),
+            run(
+                "self.filter(f, f.type == 'RequestHeaderModifier').size() <= 1",
+                filters
+            ),
             Outcome::Fail
         );
         let timeouts = json!({"request": "10s", "backendRequest": "20s"});
         assert_eq!(
-            run("!(has(self.request) && has(self.backendRequest) && duration(self.request) != duration('0s') && duration(self.backendRequest) > duration(self.request))", timeouts),
+            run(
+                "!(has(self.request) && has(self.backendRequest) && duration(self.request) != duration('0s') && duration(self.backendRequest) > duration(self.request))",
+                timeouts
+            ),
             Outcome::Fail
         );
     }
@@ -269,8 +324,19 @@ mod tests {
 
     #[test]
     fn kubernetes_list_functions_and_missing_keys() {
-        assert_eq!(run("self.isSorted() && self.sum() == 6 && self.max() == 3", json!([1, 2, 3])), Outcome::Pass);
-        assert!(matches!(run("self.nope == 1", json!({})), Outcome::Error(e) if e.contains("no such key")));
-        assert!(matches!(run("self.semverish()", json!("x")), Outcome::Unsupported(_) | Outcome::Error(_)));
+        assert_eq!(
+            run(
+                "self.isSorted() && self.sum() == 6 && self.max() == 3",
+                json!([1, 2, 3])
+            ),
+            Outcome::Pass
+        );
+        assert!(
+            matches!(run("self.nope == 1", json!({})), Outcome::Error(e) if e.contains("no such key"))
+        );
+        assert!(matches!(
+            run("self.semverish()", json!("x")),
+            Outcome::Unsupported(_) | Outcome::Error(_)
+        ));
     }
 }

@@ -59,7 +59,11 @@ fn structural(errs: &mut Errs, s: &Value, p: &FieldPath, level: Level) {
             }
         }
         if level == Level::Root && t != "object" {
-            errs.push(FieldError::invalid(p.key("type"), t, "must be object at the root"));
+            errs.push(FieldError::invalid(
+                p.key("type"),
+                t,
+                "must be object at the root",
+            ));
         }
         if t == "array" && !obj.contains_key("items") {
             errs.push(FieldError::required(p.key("items"), "must be specified"));
@@ -72,7 +76,9 @@ fn structural(errs: &mut Errs, s: &Value, p: &FieldPath, level: Level) {
         ));
     }
     if obj.contains_key("properties")
-        && obj.get("additionalProperties").is_some_and(|a| a != &Value::Bool(true))
+        && obj
+            .get("additionalProperties")
+            .is_some_and(|a| a != &Value::Bool(true))
     {
         errs.push(FieldError::forbidden(
             p.key("additionalProperties"),
@@ -80,16 +86,30 @@ fn structural(errs: &mut Errs, s: &Value, p: &FieldPath, level: Level) {
         ));
     }
     if level == Level::Root && obj.contains_key("additionalProperties") {
-        errs.push(FieldError::forbidden(p.key("additionalProperties"), "must not be used at the root"));
+        errs.push(FieldError::forbidden(
+            p.key("additionalProperties"),
+            "must not be used at the root",
+        ));
     }
-    for (key, what) in [("$ref", "$ref is not supported"), ("id", "id is not supported")] {
+    for (key, what) in [
+        ("$ref", "$ref is not supported"),
+        ("id", "id is not supported"),
+    ] {
         if obj.contains_key(key) {
             errs.push(FieldError::forbidden(p.key(key), what));
         }
     }
-    for key in ["additionalItems", "patternProperties", "definitions", "dependencies"] {
+    for key in [
+        "additionalItems",
+        "patternProperties",
+        "definitions",
+        "dependencies",
+    ] {
         if obj.contains_key(key) {
-            errs.push(FieldError::forbidden(p.key(key), format!("{key} is not supported")));
+            errs.push(FieldError::forbidden(
+                p.key(key),
+                format!("{key} is not supported"),
+            ));
         }
     }
     if obj.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(false)) {
@@ -100,7 +120,10 @@ fn structural(errs: &mut Errs, s: &Value, p: &FieldPath, level: Level) {
         ));
     }
     if level == Level::Root && is_true(s, "nullable") {
-        errs.push(FieldError::forbidden(p.key("nullable"), "nullable cannot be true at the root"));
+        errs.push(FieldError::forbidden(
+            p.key("nullable"),
+            "nullable cannot be true at the root",
+        ));
     }
     if let Some(pat) = obj.get("pattern").and_then(Value::as_str)
         && let Err(e) = regex::Regex::new(pat)
@@ -151,10 +174,16 @@ fn structural(errs: &mut Errs, s: &Value, p: &FieldPath, level: Level) {
                     if items.and_then(|i| i.get("type")).and_then(Value::as_str) != Some("object") {
                         errs.push(FieldError::invalid(
                             p.key("items").key("type"),
-                            items.and_then(|i| i.get("type")).and_then(Value::as_str).unwrap_or(""),
+                            items
+                                .and_then(|i| i.get("type"))
+                                .and_then(Value::as_str)
+                                .unwrap_or(""),
                             "must be object if parent array's x-kubernetes-list-type is map",
                         ));
-                    } else if let Some(props) = items.and_then(|i| i.get("properties")).and_then(Value::as_object) {
+                    } else if let Some(props) = items
+                        .and_then(|i| i.get("properties"))
+                        .and_then(Value::as_object)
+                    {
                         for k in &keys {
                             if !props.contains_key(*k) {
                                 errs.push(FieldError::invalid(
@@ -182,15 +211,21 @@ fn structural(errs: &mut Errs, s: &Value, p: &FieldPath, level: Level) {
         ));
     }
     if level == Level::Root
-        && let Some(meta) = obj.get("properties").and_then(|props| props.get("metadata"))
+        && let Some(meta) = obj
+            .get("properties")
+            .and_then(|props| props.get("metadata"))
     {
-        let extra = meta.as_object().into_iter().flatten().any(|(k, v)| match k.as_str() {
-            "type" => v != "object",
-            "properties" => v
-                .as_object()
-                .is_some_and(|m| m.keys().any(|k| k != "name" && k != "generateName")),
-            _ => true,
-        });
+        let extra = meta
+            .as_object()
+            .into_iter()
+            .flatten()
+            .any(|(k, v)| match k.as_str() {
+                "type" => v != "object",
+                "properties" => v
+                    .as_object()
+                    .is_some_and(|m| m.keys().any(|k| k != "name" && k != "generateName")),
+                _ => true,
+            });
         if extra {
             errs.push(FieldError::forbidden(
                 p.key("properties").map_key("metadata"),
@@ -210,15 +245,24 @@ fn structural(errs: &mut Errs, s: &Value, p: &FieldPath, level: Level) {
             {
                 errs.push(FieldError::invalid(cp.key("type"), "", "must be string"));
             }
-            if level == Level::Root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") && child.get("default").is_some() {
-                errs.push(FieldError::forbidden(cp.key("default"), format!("must not be set in top-level {k}")));
+            if level == Level::Root
+                && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                && child.get("default").is_some()
+            {
+                errs.push(FieldError::forbidden(
+                    cp.key("default"),
+                    format!("must not be set in top-level {k}"),
+                ));
             }
             structural(errs, child, &cp, Level::Field);
         }
     }
     if let Some(items) = obj.get("items") {
         if items.is_array() {
-            errs.push(FieldError::forbidden(p.key("items"), "items must be a schema object and not an array"));
+            errs.push(FieldError::forbidden(
+                p.key("items"),
+                "items must be a schema object and not an array",
+            ));
         } else {
             structural(errs, items, &p.key("items"), Level::Item);
         }
@@ -231,7 +275,13 @@ fn structural(errs: &mut Errs, s: &Value, p: &FieldPath, level: Level) {
         if key == "anyOf" && skip_any_of {
             continue;
         }
-        for (i, j) in obj.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, j) in obj
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             if key == "allOf" && is_int_or_string_any_of(j.get("anyOf")) {
                 continue;
             }
@@ -256,7 +306,9 @@ fn is_int_or_string_any_of(any_of: Option<&Value>) -> bool {
         .collect();
     alts.len() == 2
         && types == [Some("integer"), Some("string")]
-        && alts.iter().all(|a| a.as_object().is_some_and(|m| m.len() == 1))
+        && alts
+            .iter()
+            .all(|a| a.as_object().is_some_and(|m| m.len() == 1))
 }
 
 /// Inside `allOf`/`anyOf`/`oneOf`/`not`: value validation only.
@@ -265,10 +317,19 @@ fn junctor(errs: &mut Errs, s: &Value, p: &FieldPath) {
         ("type", "must be empty to be structural"),
         ("additionalProperties", "must be undefined to be structural"),
         ("default", "must be undefined to be structural"),
-        ("x-kubernetes-list-type", "must be undefined to be structural"),
+        (
+            "x-kubernetes-list-type",
+            "must be undefined to be structural",
+        ),
         ("nullable", "must be false to be structural"),
-        ("x-kubernetes-preserve-unknown-fields", "must be false to be structural"),
-        ("x-kubernetes-embedded-resource", "must be false to be structural"),
+        (
+            "x-kubernetes-preserve-unknown-fields",
+            "must be false to be structural",
+        ),
+        (
+            "x-kubernetes-embedded-resource",
+            "must be false to be structural",
+        ),
     ] {
         if s.get(key).is_some_and(|v| v != &Value::Bool(false)) {
             errs.push(FieldError::forbidden(p.key(key), detail));
@@ -288,7 +349,12 @@ enum Level {
 /// Validates a CustomResourceDefinition as kube-apiserver does on create.
 pub fn validate_definition(crd: &CustomResourceDefinition) -> Vec<FieldError> {
     let mut errs = Errs::default();
-    validate_meta(&mut errs, &crd.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+    validate_meta(
+        &mut errs,
+        &crd.metadata,
+        NameRule::Subdomain,
+        &FieldPath::fields("metadata"),
+    );
     let spec = &crd.spec;
     let sp = FieldPath::fields("spec");
     let name = crd.metadata.name.as_deref().unwrap_or("");
@@ -304,16 +370,27 @@ pub fn validate_definition(crd: &CustomResourceDefinition) -> Vec<FieldError> {
     } else if let Some(e) = names::dns1123_subdomain(&spec.group) {
         errs.push(FieldError::invalid(sp.key("group"), &spec.group, e));
     } else if !spec.group.contains('.') {
-        errs.push(FieldError::invalid(sp.key("group"), &spec.group, "should be a domain with at least one dot"));
+        errs.push(FieldError::invalid(
+            sp.key("group"),
+            &spec.group,
+            "should be a domain with at least one dot",
+        ));
     }
     if spec.scope.is_empty() {
         errs.push(FieldError::required(sp.key("scope"), ""));
     } else {
-        errs.one_of(sp.key("scope"), Some(&spec.scope), &["Cluster", "Namespaced"]);
+        errs.one_of(
+            sp.key("scope"),
+            Some(&spec.scope),
+            &["Cluster", "Namespaced"],
+        );
     }
     let np = sp.key("names");
     let n = &spec.names;
-    for (field, v) in [("plural", Some(&n.plural)), ("singular", n.singular.as_ref())] {
+    for (field, v) in [
+        ("plural", Some(&n.plural)),
+        ("singular", n.singular.as_ref()),
+    ] {
         match v.filter(|v| !v.is_empty()) {
             None => errs.push(FieldError::required(np.key(field), "")),
             Some(v) => dns1035(&mut errs, np.key(field), v),
@@ -335,17 +412,29 @@ pub fn validate_definition(crd: &CustomResourceDefinition) -> Vec<FieldError> {
         Some(l) => {
             mixed_case(&mut errs, np.key("listKind"), l);
             if l == n.kind {
-                errs.push(FieldError::invalid(np.key("listKind"), l, "kind and listKind may not be the same"));
+                errs.push(FieldError::invalid(
+                    np.key("listKind"),
+                    l,
+                    "kind and listKind may not be the same",
+                ));
             }
         }
     }
     let vp = sp.key("versions");
     let mut seen = HashSet::new();
     if spec.versions.iter().any(|v| !seen.insert(v.name.clone())) {
-        errs.push(FieldError::invalid(vp.clone(), "versions", "must contain unique version names"));
+        errs.push(FieldError::invalid(
+            vp.clone(),
+            "versions",
+            "must contain unique version names",
+        ));
     }
     if spec.versions.iter().filter(|v| v.storage).count() != 1 {
-        errs.push(FieldError::invalid(vp.clone(), "versions", "must have exactly one version marked as storage version"));
+        errs.push(FieldError::invalid(
+            vp.clone(),
+            "versions",
+            "must have exactly one version marked as storage version",
+        ));
     }
     if spec.preserve_unknown_fields == Some(true) {
         errs.push(FieldError::invalid(
@@ -355,7 +444,11 @@ pub fn validate_definition(crd: &CustomResourceDefinition) -> Vec<FieldError> {
         ));
     }
     if let Some(c) = &spec.conversion {
-        errs.one_of(sp.key("conversion").key("strategy"), Some(&c.strategy), &["None", "Webhook"]);
+        errs.one_of(
+            sp.key("conversion").key("strategy"),
+            Some(&c.strategy),
+            &["None", "Webhook"],
+        );
         if c.strategy == "None" && c.webhook.is_some() {
             errs.push(FieldError::forbidden(
                 sp.key("conversion").key("webhook"),
@@ -373,14 +466,21 @@ pub fn validate_definition(crd: &CustomResourceDefinition) -> Vec<FieldError> {
                 "can only be set for deprecated versions",
             ));
         }
-        let schema = v.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+        let schema = v
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref());
         let schema_path = p.key("schema").key("openAPIV3Schema");
         match schema.and_then(|s| serde_json::to_value(s).ok()) {
             None => errs.push(FieldError::required(schema_path, "schemas are required")),
             Some(s) => {
                 structural(&mut errs, &s, &schema_path, Level::Root);
-                if v.subresources.as_ref().is_some_and(|sub| sub.status.is_some())
-                    && s.get("type").and_then(Value::as_str).is_some_and(|t| t != "object")
+                if v.subresources
+                    .as_ref()
+                    .is_some_and(|sub| sub.status.is_some())
+                    && s.get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| t != "object")
                 {
                     errs.push(FieldError::invalid(
                         schema_path.key("type"),
@@ -403,18 +503,44 @@ pub fn validate_definition(crd: &CustomResourceDefinition) -> Vec<FieldError> {
                 ));
             }
             if let Some(f) = c.format.as_deref().filter(|f| !f.is_empty())
-                && !["byte", "date", "date-time", "double", "float", "int32", "int64", "password"].contains(&f)
+                && ![
+                    "byte",
+                    "date",
+                    "date-time",
+                    "double",
+                    "float",
+                    "int32",
+                    "int64",
+                    "password",
+                ]
+                .contains(&f)
             {
                 errs.push(FieldError::not_supported(
                     cp.key("format"),
                     f,
-                    &["byte", "date", "date-time", "double", "float", "int32", "int64", "password"],
+                    &[
+                        "byte",
+                        "date",
+                        "date-time",
+                        "double",
+                        "float",
+                        "int32",
+                        "int64",
+                        "password",
+                    ],
                 ));
             }
             if c.json_path.is_empty() {
-                errs.push(FieldError::required(cp.key("JSONPath"), "must not be empty"));
+                errs.push(FieldError::required(
+                    cp.key("JSONPath"),
+                    "must not be empty",
+                ));
             } else if !c.json_path.starts_with('.') {
-                errs.push(FieldError::invalid(cp.key("JSONPath"), &c.json_path, "must be a simple json path starting with ."));
+                errs.push(FieldError::invalid(
+                    cp.key("JSONPath"),
+                    &c.json_path,
+                    "must be a simple json path starting with .",
+                ));
             }
         }
         if let Some(scale) = v.subresources.as_ref().and_then(|s| s.scale.as_ref()) {
@@ -467,9 +593,17 @@ pub fn validate_definition(crd: &CustomResourceDefinition) -> Vec<FieldError> {
 /// The update rules of a CustomResourceDefinition: the create rules, plus
 /// `spec.group` and `spec.names.plural` immutable, and scope and kind once
 /// established.
-pub fn validate_definition_update(new: &CustomResourceDefinition, old: &CustomResourceDefinition) -> Vec<FieldError> {
+pub fn validate_definition_update(
+    new: &CustomResourceDefinition,
+    old: &CustomResourceDefinition,
+) -> Vec<FieldError> {
     let mut errs = Errs::default();
-    check_immutable(&mut errs, FieldPath::fields("spec.group"), &new.spec.group, &old.spec.group);
+    check_immutable(
+        &mut errs,
+        FieldPath::fields("spec.group"),
+        &new.spec.group,
+        &old.spec.group,
+    );
     check_immutable(
         &mut errs,
         FieldPath::fields("spec.names.plural"),
@@ -480,10 +614,23 @@ pub fn validate_definition_update(new: &CustomResourceDefinition, old: &CustomRe
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        });
     if established {
-        check_immutable(&mut errs, FieldPath::fields("spec.scope"), &new.spec.scope, &old.spec.scope);
-        check_immutable(&mut errs, FieldPath::fields("spec.names.kind"), &new.spec.names.kind, &old.spec.names.kind);
+        check_immutable(
+            &mut errs,
+            FieldPath::fields("spec.scope"),
+            &new.spec.scope,
+            &old.spec.scope,
+        );
+        check_immutable(
+            &mut errs,
+            FieldPath::fields("spec.names.kind"),
+            &new.spec.names.kind,
+            &old.spec.names.kind,
+        );
     }
     errs.0
 }

@@ -102,7 +102,10 @@ impl CustomKind {
     ) -> (Vec<FieldError>, Vec<RuleWarning>) {
         let mut errors = Vec::new();
         if let Some(meta) = v.get("metadata") {
-            match crate::kinds::decode_typed::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(meta) {
+            match crate::kinds::decode_typed::<
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+            >(meta)
+            {
                 Ok(m) => {
                     let mut errs = crate::validation::Errs::default();
                     crate::validation::validate_meta(
@@ -135,9 +138,16 @@ fn compile_rules(schema: &Value) -> (HashMap<String, Vec<CompiledRule>>, Vec<Fie
     let mut errors = Vec::new();
     walk::each_rule(schema, &mut |pointer, path, index, r| {
         let rp = path.key("x-kubernetes-validations").index(index);
-        let rule = r.get("rule").and_then(Value::as_str).unwrap_or("").to_string();
+        let rule = r
+            .get("rule")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if rule.trim().is_empty() {
-            errors.push(FieldError::required(rp.key("rule"), "rule is not specified"));
+            errors.push(FieldError::required(
+                rp.key("rule"),
+                "rule is not specified",
+            ));
             return;
         }
         let program = match cel::compile(&rule) {
@@ -185,13 +195,21 @@ fn compile_rules(schema: &Value) -> (HashMap<String, Vec<CompiledRule>>, Vec<Fie
         if let Some(rs) = reason.as_deref()
             && !matches!(
                 rs,
-                "FieldValueRequired" | "FieldValueForbidden" | "FieldValueInvalid" | "FieldValueDuplicate"
+                "FieldValueRequired"
+                    | "FieldValueForbidden"
+                    | "FieldValueInvalid"
+                    | "FieldValueDuplicate"
             )
         {
             errors.push(FieldError::not_supported(
                 rp.key("reason"),
                 rs,
-                &["FieldValueRequired", "FieldValueForbidden", "FieldValueInvalid", "FieldValueDuplicate"],
+                &[
+                    "FieldValueRequired",
+                    "FieldValueForbidden",
+                    "FieldValueInvalid",
+                    "FieldValueDuplicate",
+                ],
             ));
         }
         let uses_old_self = program.references().has_variable("oldSelf");
@@ -211,7 +229,10 @@ fn compile_rules(schema: &Value) -> (HashMap<String, Vec<CompiledRule>>, Vec<Fie
                 message,
                 message_expression,
                 reason,
-                field_path: r.get("fieldPath").and_then(Value::as_str).map(str::to_string),
+                field_path: r
+                    .get("fieldPath")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 uses_old_self,
                 optional_old_self,
                 program,
@@ -330,7 +351,11 @@ pub fn register_from_manifests(
         if m.object.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
             continue;
         }
-        let api_version = m.object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let api_version = m
+            .object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let Ok(info) = crate::kinds::lookup(api_version, "CustomResourceDefinition") else {
             continue;
         };

@@ -18,8 +18,8 @@ fn object_meta_defs() -> &'static Map<String, Value> {
     DEFS.get_or_init(|| {
         let settings = schemars::generate::SchemaSettings::draft2020_12();
         let mut generator = settings.into_generator();
-        let _ = generator
-            .subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+        let _ =
+            generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
         let mut defs = Map::new();
         for (k, v) in generator.take_definitions(true) {
             defs.insert(k, v);
@@ -80,12 +80,26 @@ fn convert(node: &Value, embedded_root: bool) -> Value {
                     let normalized = f.replace('-', "");
                     let known = matches!(
                         normalized.as_str(),
-                        "datetime" | "date" | "email" | "hostname" | "ipv4" | "ipv6" | "uri" | "uuid"
+                        "datetime"
+                            | "date"
+                            | "email"
+                            | "hostname"
+                            | "ipv4"
+                            | "ipv6"
+                            | "uri"
+                            | "uuid"
                     );
                     if known {
-                        let name = if normalized == "datetime" { "date-time".to_string() } else { f.to_string() };
+                        let name = if normalized == "datetime" {
+                            "date-time".to_string()
+                        } else {
+                            f.to_string()
+                        };
                         out.insert("format".into(), Value::String(name));
-                    } else if matches!(normalized.as_str(), "duration" | "quantity" | "cidr" | "mac" | "byte") {
+                    } else if matches!(
+                        normalized.as_str(),
+                        "duration" | "quantity" | "cidr" | "mac" | "byte"
+                    ) {
                         out.insert("format".into(), Value::String(format!("k8s-{normalized}")));
                     }
                 }
@@ -116,10 +130,7 @@ fn convert(node: &Value, embedded_root: bool) -> Value {
         out.insert("anyOf".into(), Value::Array(alts));
     } else if let Some(t) = s.get("type").and_then(Value::as_str) {
         let t = Value::String(t.to_string());
-        out.insert(
-            "type".into(),
-            if nullable { json!([t, "null"]) } else { t },
-        );
+        out.insert("type".into(), if nullable { json!([t, "null"]) } else { t });
     }
     let embedded = is_true(s, "x-kubernetes-embedded-resource") || embedded_root;
     if embedded {
@@ -127,7 +138,8 @@ fn convert(node: &Value, embedded_root: bool) -> Value {
             .entry("properties")
             .or_insert_with(|| Value::Object(Map::new()));
         if let Some(p) = props.as_object_mut() {
-            p.entry("apiVersion").or_insert_with(|| json!({"type": "string"}));
+            p.entry("apiVersion")
+                .or_insert_with(|| json!({"type": "string"}));
             p.entry("kind").or_insert_with(|| json!({"type": "string"}));
             let meta = p.remove("metadata");
             let mut meta_schema = json!({"$ref": format!("#/$defs/{OBJECT_META}")});
@@ -154,10 +166,19 @@ pub fn to_json_schema_root(schema: &Value, info: &KindInfo) -> Value {
     let mut root = convert(schema, true);
     if let Some(m) = root.as_object_mut() {
         if let Some(props) = m.get_mut("properties").and_then(Value::as_object_mut) {
-            props.insert("apiVersion".into(), json!({"type": "string", "enum": [info.api_version]}));
-            props.insert("kind".into(), json!({"type": "string", "enum": [info.kind]}));
+            props.insert(
+                "apiVersion".into(),
+                json!({"type": "string", "enum": [info.api_version]}),
+            );
+            props.insert(
+                "kind".into(),
+                json!({"type": "string", "enum": [info.kind]}),
+            );
         }
-        m.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+        m.insert(
+            "$schema".into(),
+            json!("https://json-schema.org/draft/2020-12/schema"),
+        );
         m.insert("$defs".into(), Value::Object(object_meta_defs().clone()));
         m.insert(
             "x-kubernetes-group-version-kind".into(),
@@ -185,8 +206,15 @@ mod tests {
         let spec = &out["properties"]["spec"];
         assert_eq!(spec["additionalProperties"], false);
         assert_eq!(spec["properties"]["port"]["anyOf"][1]["type"], "string");
-        assert_eq!(spec["properties"]["note"]["type"], json!(["string", "null"]));
-        assert!(spec["properties"]["free"].get("additionalProperties").is_none());
+        assert_eq!(
+            spec["properties"]["note"]["type"],
+            json!(["string", "null"])
+        );
+        assert!(
+            spec["properties"]["free"]
+                .get("additionalProperties")
+                .is_none()
+        );
         assert_eq!(spec["properties"]["n"]["exclusiveMinimum"], 0);
         assert!(out["properties"]["metadata"]["$ref"].is_string());
     }

@@ -111,7 +111,10 @@ fn list_types_at(schema: &Value, v: &Value, path: &FieldPath, out: &mut Vec<Fiel
                     for (i, item) in items.iter().enumerate() {
                         if seen.contains(&item) {
                             if !reported.contains(&item) {
-                                out.push(FieldError::duplicate(path.index(i), DuplicateShown(item)));
+                                out.push(FieldError::duplicate(
+                                    path.index(i),
+                                    DuplicateShown(item),
+                                ));
                                 reported.push(item);
                             }
                         } else {
@@ -123,7 +126,11 @@ fn list_types_at(schema: &Value, v: &Value, path: &FieldPath, out: &mut Vec<Fiel
                     let keys: Vec<String> = schema
                         .get("x-kubernetes-list-map-keys")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|k| k.as_str().map(str::to_string))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     let mut seen: Vec<Value> = Vec::new();
                     for (i, item) in items.iter().enumerate() {
@@ -234,7 +241,12 @@ pub fn each_rule(schema: &Value, f: &mut dyn FnMut(&str, &FieldPath, usize, &Val
     each_rule_at(schema, "", &FieldPath::fields("openAPIV3Schema"), f);
 }
 
-fn each_rule_at(schema: &Value, pointer: &str, path: &FieldPath, f: &mut dyn FnMut(&str, &FieldPath, usize, &Value)) {
+fn each_rule_at(
+    schema: &Value,
+    pointer: &str,
+    path: &FieldPath,
+    f: &mut dyn FnMut(&str, &FieldPath, usize, &Value),
+) {
     for (i, r) in schema
         .get("x-kubernetes-validations")
         .and_then(Value::as_array)
@@ -247,7 +259,12 @@ fn each_rule_at(schema: &Value, pointer: &str, path: &FieldPath, f: &mut dyn FnM
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (k, p) in props {
             let escaped = k.replace('~', "~0").replace('/', "~1");
-            each_rule_at(p, &format!("{pointer}/properties/{escaped}"), &path.key("properties").map_key(k.clone()), f);
+            each_rule_at(
+                p,
+                &format!("{pointer}/properties/{escaped}"),
+                &path.key("properties").map_key(k.clone()),
+                f,
+            );
         }
     }
     for key in ["items", "additionalProperties"] {
@@ -256,8 +273,19 @@ fn each_rule_at(schema: &Value, pointer: &str, path: &FieldPath, f: &mut dyn FnM
         }
     }
     for key in ["allOf", "anyOf", "oneOf"] {
-        for (i, s) in schema.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
-            each_rule_at(s, &format!("{pointer}/{key}/{i}"), &path.key(key).index(i), f);
+        for (i, s) in schema
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            each_rule_at(
+                s,
+                &format!("{pointer}/{key}/{i}"),
+                &path.key(key).index(i),
+                f,
+            );
         }
     }
 }
@@ -285,7 +313,9 @@ impl std::fmt::Display for RuleWarning {
 
 /// The schema type name Kubernetes 1.33 shows as the value of a failed rule.
 fn type_name(schema: &Value) -> &'static str {
-    if is_true(schema, "x-kubernetes-int-or-string") || is_true(schema, "x-kubernetes-preserve-unknown-fields") {
+    if is_true(schema, "x-kubernetes-int-or-string")
+        || is_true(schema, "x-kubernetes-preserve-unknown-fields")
+    {
         return "";
     }
     match schema.get("type").and_then(Value::as_str) {
@@ -325,7 +355,14 @@ pub fn rules(
 }
 
 impl RuleWalk<'_> {
-    fn node(&mut self, schema: &Value, pointer: &str, v: &Value, old: Option<&Value>, path: &FieldPath) {
+    fn node(
+        &mut self,
+        schema: &Value,
+        pointer: &str,
+        v: &Value,
+        old: Option<&Value>,
+        path: &FieldPath,
+    ) {
         if v.is_null() {
             return;
         }
@@ -335,7 +372,13 @@ impl RuleWalk<'_> {
             }
         }
         for key in ["allOf", "anyOf", "oneOf"] {
-            for (i, s) in schema.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (i, s) in schema
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 if let Some(list) = self.rules.get(&format!("{pointer}/{key}/{i}")) {
                     for r in list {
                         self.evaluate(r, s, v, old, path);
@@ -351,23 +394,41 @@ impl RuleWalk<'_> {
                     let old_child = old.and_then(|o| o.get(k));
                     if let Some(ps) = props.and_then(|p| p.get(k)) {
                         let escaped = k.replace('~', "~0").replace('/', "~1");
-                        self.node(ps, &format!("{pointer}/properties/{escaped}"), child, old_child, &path.key(k.clone()));
+                        self.node(
+                            ps,
+                            &format!("{pointer}/properties/{escaped}"),
+                            child,
+                            old_child,
+                            &path.key(k.clone()),
+                        );
                     } else if let Some(a) = additional {
-                        self.node(a, &format!("{pointer}/additionalProperties"), child, old_child, &path.key(k.clone()));
+                        self.node(
+                            a,
+                            &format!("{pointer}/additionalProperties"),
+                            child,
+                            old_child,
+                            &path.key(k.clone()),
+                        );
                     }
                 }
             }
             Value::Array(items) => {
-                let Some(is) = schema.get("items") else { return };
-                let keys: Option<Vec<String>> = (schema.get("x-kubernetes-list-type").and_then(Value::as_str)
-                    == Some("map"))
-                .then(|| {
-                    schema
-                        .get("x-kubernetes-list-map-keys")
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
-                        .unwrap_or_default()
-                });
+                let Some(is) = schema.get("items") else {
+                    return;
+                };
+                let keys: Option<Vec<String>> =
+                    (schema.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map"))
+                        .then(|| {
+                            schema
+                                .get("x-kubernetes-list-map-keys")
+                                .and_then(Value::as_array)
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|k| k.as_str().map(str::to_string))
+                                        .collect()
+                                })
+                                .unwrap_or_default()
+                        });
                 for (i, item) in items.iter().enumerate() {
                     // only map lists correlate items with the old object's
                     let old_item = keys.as_ref().and_then(|keys| {
@@ -375,14 +436,27 @@ impl RuleWalk<'_> {
                         old.and_then(Value::as_array)
                             .and_then(|o| o.iter().find(|x| map_key(x, keys) == key))
                     });
-                    self.node(is, &format!("{pointer}/items"), item, old_item, &path.index(i));
+                    self.node(
+                        is,
+                        &format!("{pointer}/items"),
+                        item,
+                        old_item,
+                        &path.index(i),
+                    );
                 }
             }
             _ => {}
         }
     }
 
-    fn evaluate(&mut self, r: &CompiledRule, schema: &Value, v: &Value, old: Option<&Value>, path: &FieldPath) {
+    fn evaluate(
+        &mut self,
+        r: &CompiledRule,
+        schema: &Value,
+        v: &Value,
+        old: Option<&Value>,
+        path: &FieldPath,
+    ) {
         if r.uses_old_self && old.is_none() && !r.optional_old_self {
             return;
         }
@@ -403,7 +477,10 @@ impl RuleWalk<'_> {
                 .and_then(|m| cel::evaluate_message(m, v, old))
                 .or_else(|| r.message.as_ref().map(|m| m.trim().to_string()))
                 .unwrap_or_else(|| format!("failed rule: {}", r.rule.trim())),
-            Outcome::Error(e) => format!("{e} evaluating rule: {}", r.message.as_deref().unwrap_or(r.rule.trim())),
+            Outcome::Error(e) => format!(
+                "{e} evaluating rule: {}",
+                r.message.as_deref().unwrap_or(r.rule.trim())
+            ),
             Outcome::Unsupported(reason) => {
                 self.warnings.push(RuleWarning {
                     path: at,
@@ -417,10 +494,19 @@ impl RuleWalk<'_> {
         let (reason, message) = match r.reason.as_deref() {
             Some("FieldValueForbidden") => (Reason::Forbidden, format!("Forbidden: {detail}")),
             Some("FieldValueRequired") => (Reason::Required, format!("Required value: {detail}")),
-            Some("FieldValueDuplicate") => (Reason::Duplicate, format!("Duplicate value: {shown:?}")),
-            _ => (Reason::Invalid, format!("Invalid value: {shown:?}: {detail}")),
+            Some("FieldValueDuplicate") => {
+                (Reason::Duplicate, format!("Duplicate value: {shown:?}"))
+            }
+            _ => (
+                Reason::Invalid,
+                format!("Invalid value: {shown:?}: {detail}"),
+            ),
         };
-        self.errors.push(FieldError { path: at, reason, message });
+        self.errors.push(FieldError {
+            path: at,
+            reason,
+            message,
+        });
     }
 }
 
@@ -447,10 +533,16 @@ mod tests {
             "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"], "items": {"type": "object"}},
             "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}}});
         let v = json!({"ports": [{"name": "tcp"}, {"name": "tcp"}], "tags": ["a", "b", "a"]});
-        let e: Vec<String> = list_types(&schema, &v).iter().map(ToString::to_string).collect();
+        let e: Vec<String> = list_types(&schema, &v)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             e,
-            vec![r#"ports[1]: Duplicate value: map[string]interface {}{"name":"tcp"}"#, r#"tags[2]: Duplicate value: "a""#]
+            vec![
+                r#"ports[1]: Duplicate value: map[string]interface {}{"name":"tcp"}"#,
+                r#"tags[2]: Duplicate value: "a""#
+            ]
         );
     }
 }

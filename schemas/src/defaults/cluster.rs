@@ -95,7 +95,10 @@ impl ApplyDefaults for CSIDriver {
         set_str(&mut s.fs_group_policy, "ReadWriteOnceWithFSType");
         set(&mut s.requires_republish, false);
         set(&mut s.se_linux_mount, false);
-        set(&mut s.volume_lifecycle_modes, vec!["Persistent".to_string()]);
+        set(
+            &mut s.volume_lifecycle_modes,
+            vec!["Persistent".to_string()],
+        );
     }
 }
 
@@ -177,11 +180,7 @@ impl ApplyDefaults for ValidatingAdmissionPolicy {
 
 impl ApplyDefaults for ValidatingAdmissionPolicyBinding {
     fn apply_defaults(&mut self) {
-        if let Some(m) = self
-            .spec
-            .as_mut()
-            .and_then(|s| s.match_resources.as_mut())
-        {
+        if let Some(m) = self.spec.as_mut().and_then(|s| s.match_resources.as_mut()) {
             default_match_resources(m);
         }
     }

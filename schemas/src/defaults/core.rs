@@ -144,8 +144,7 @@ impl ApplyDefaults for ReplicationController {
             if spec.selector.as_ref().is_none_or(|s| s.is_empty()) && !labels.is_empty() {
                 spec.selector = Some(labels.clone());
             }
-            if self.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) && !labels.is_empty()
-            {
+            if self.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) && !labels.is_empty() {
                 self.metadata.labels = Some(labels);
             }
             default_template(t);
@@ -237,9 +236,10 @@ mod tests {
 
     #[test]
     fn namespaces_get_their_name_label() {
-        let mut n: Namespace =
-            decode_typed(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
-                .expect("decode");
+        let mut n: Namespace = decode_typed(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        )
+        .expect("decode");
         n.apply_defaults();
         assert_eq!(
             n.metadata.labels.expect("labels")["kubernetes.io/metadata.name"],

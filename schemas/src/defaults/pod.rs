@@ -213,7 +213,10 @@ mod tests {
         assert_eq!(spec["containers"][0]["imagePullPolicy"], "IfNotPresent");
         assert_eq!(spec["containers"][0]["ports"][0]["protocol"], "TCP");
         assert_eq!(spec["containers"][0]["resources"]["requests"]["cpu"], "1");
-        assert_eq!(spec["containers"][0]["readinessProbe"]["httpGet"]["path"], "/");
+        assert_eq!(
+            spec["containers"][0]["readinessProbe"]["httpGet"]["path"],
+            "/"
+        );
         assert_eq!(spec["containers"][0]["readinessProbe"]["periodSeconds"], 10);
         assert_eq!(spec["volumes"][0]["emptyDir"], json!({}));
         assert_eq!(spec["volumes"][1]["configMap"]["defaultMode"], 420);

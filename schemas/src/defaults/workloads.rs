@@ -155,12 +155,7 @@ impl ApplyDefaults for CronJob {
         set(&mut s.suspend, false);
         set(&mut s.successful_jobs_history_limit, 3);
         set(&mut s.failed_jobs_history_limit, 1);
-        if let Some(t) = s
-            .job_template
-            .spec
-            .as_mut()
-            .map(|j| &mut j.template)
-        {
+        if let Some(t) = s.job_template.spec.as_mut().map(|j| &mut j.template) {
             default_template(t);
         }
     }
@@ -276,29 +271,52 @@ mod tests {
         sts.apply_defaults();
         let v = serde_json::to_value(&sts).expect("json");
         assert_eq!(v["spec"]["podManagementPolicy"], "OrderedReady");
-        assert_eq!(v["spec"]["updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
-        assert_eq!(v["spec"]["persistentVolumeClaimRetentionPolicy"], json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
-        assert_eq!(v["spec"]["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
-        assert_eq!(v["spec"]["volumeClaimTemplates"][0]["status"]["phase"], "Pending");
+        assert_eq!(
+            v["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        );
+        assert_eq!(
+            v["spec"]["persistentVolumeClaimRetentionPolicy"],
+            json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+        );
+        assert_eq!(
+            v["spec"]["volumeClaimTemplates"][0]["spec"]["volumeMode"],
+            "Filesystem"
+        );
+        assert_eq!(
+            v["spec"]["volumeClaimTemplates"][0]["status"]["phase"],
+            "Pending"
+        );
 
         let mut job: Job = decode_typed(&json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"template": pod}}))
             .expect("job");
         job.apply_defaults();
         let v = serde_json::to_value(&job).expect("json");
-        for (f, want) in [("completions", json!(1)), ("parallelism", json!(1)), ("backoffLimit", json!(6)),
-            ("completionMode", json!("NonIndexed")), ("suspend", json!(false)), ("podReplacementPolicy", json!("TerminatingOrFailed"))] {
+        for (f, want) in [
+            ("completions", json!(1)),
+            ("parallelism", json!(1)),
+            ("backoffLimit", json!(6)),
+            ("completionMode", json!("NonIndexed")),
+            ("suspend", json!(false)),
+            ("podReplacementPolicy", json!("TerminatingOrFailed")),
+        ] {
             assert_eq!(v["spec"][f], want, "{f}");
         }
 
-        let mut cj: CronJob = decode_typed(&json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
-            "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": pod}}}}))
+        let mut cj: CronJob = decode_typed(
+            &json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+            "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": pod}}}}),
+        )
         .expect("cronjob");
         cj.apply_defaults();
         let v = serde_json::to_value(&cj).expect("json");
         assert_eq!(v["spec"]["concurrencyPolicy"], "Allow");
         assert_eq!(v["spec"]["successfulJobsHistoryLimit"], 3);
         assert_eq!(v["spec"]["failedJobsHistoryLimit"], 1);
-        assert_eq!(v["spec"]["jobTemplate"]["spec"]["template"]["spec"]["dnsPolicy"], "ClusterFirst");
+        assert_eq!(
+            v["spec"]["jobTemplate"]["spec"]["template"]["spec"]["dnsPolicy"],
+            "ClusterFirst"
+        );
     }
 
     #[test]
@@ -309,6 +327,9 @@ mod tests {
         h.apply_defaults();
         let v = serde_json::to_value(&h).expect("json");
         assert_eq!(v["spec"]["minReplicas"], 1);
-        assert_eq!(v["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 80);
+        assert_eq!(
+            v["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            80
+        );
     }
 }

@@ -26,6 +26,9 @@ use crate::object::Object;
 use crate::path::FieldPath;
 use crate::validation::Validate;
 
+/// Converts an object between two versions of its kind (`from`, `to`).
+pub(crate) type ConvertFn = fn(Value, &str, &str) -> Result<Value, String>;
+
 /// The typed operations of a built-in kind.
 #[derive(Clone, Copy, Debug)]
 pub struct BuiltinOps {
@@ -38,7 +41,7 @@ pub struct BuiltinOps {
     /// Decode both and run the update rules.
     pub(crate) validate_update: fn(&Value, &Value) -> Vec<FieldError>,
     /// Converts between the versions the kind is served at (from, to).
-    pub(crate) convert: Option<fn(Value, &str, &str) -> Result<Value, String>>,
+    pub(crate) convert: Option<ConvertFn>,
     /// The schema's name (`io.k8s.api.core.v1.Pod`).
     pub(crate) name: fn() -> std::borrow::Cow<'static, str>,
 }
@@ -69,15 +72,31 @@ pub fn decode_typed<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Fiel
 }
 
 fn validate_kind<T: BuiltinKind>(v: &Value) -> Vec<FieldError> {
-    let json_errors = T::check_json(v);
-    if !json_errors.is_empty() {
-        return json_errors;
-    }
+    let mut errors = T::check_json(v);
     let mut v = v.clone();
+    // the rest is checked without the values that cannot decode, so that one
+    // bad value does not hide the object's other problems
+    if !errors
+        .iter()
+        .all(|e| crate::check::remove_field(&mut v, &e.path))
+    {
+        return errors;
+    }
     T::normalize_json(&mut v);
     match decode_typed::<T>(&v) {
-        Ok(obj) => obj.validate(),
-        Err(e) => vec![e],
+        Ok(obj) => {
+            let bad: Vec<FieldPath> = errors.iter().map(|e| e.path.clone()).collect();
+            errors.extend(
+                obj.validate()
+                    .into_iter()
+                    .filter(|e| !bad.iter().any(|b| e.path.starts_with(b))),
+            );
+            errors
+        }
+        Err(e) => {
+            errors.push(e);
+            errors
+        }
     }
 }
 
@@ -179,13 +198,7 @@ fn table() -> Vec<Entry> {
         Entry::new::<core::Pod>("pod")
             .short(&["po"])
             .categories(ALL)
-            .sub(&[
-                "status",
-                "binding",
-                "eviction",
-                "log",
-                "exec",
-            ]),
+            .sub(&["status", "binding", "eviction", "log", "exec"]),
         Entry::new::<core::Node>("node")
             .short(&["no"])
             .sub(&["status", "proxy"]),
@@ -288,11 +301,9 @@ fn table() -> Vec<Entry> {
             "mutatingwebhookconfiguration",
         )
         .categories(API_EXTENSIONS),
-        Entry::new::<admissionregistration::ValidatingAdmissionPolicy>(
-            "validatingadmissionpolicy",
-        )
-        .categories(API_EXTENSIONS)
-        .sub(&["status"]),
+        Entry::new::<admissionregistration::ValidatingAdmissionPolicy>("validatingadmissionpolicy")
+            .categories(API_EXTENSIONS)
+            .sub(&["status"]),
         Entry::new::<admissionregistration::ValidatingAdmissionPolicyBinding>(
             "validatingadmissionpolicybinding",
         )
@@ -327,12 +338,7 @@ fn table() -> Vec<Entry> {
 /// Every built-in kind, in the order discovery lists them.
 pub fn builtin_kinds() -> &'static [Arc<KindInfo>] {
     static KINDS: OnceLock<Vec<Arc<KindInfo>>> = OnceLock::new();
-    KINDS.get_or_init(|| {
-        table()
-            .into_iter()
-            .map(|e| Arc::new(e.info))
-            .collect()
-    })
+    KINDS.get_or_init(|| table().into_iter().map(|e| Arc::new(e.info)).collect())
 }
 
 /// Finds a built-in kind by apiVersion and kind.

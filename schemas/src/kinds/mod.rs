@@ -280,7 +280,11 @@ impl KindInfo {
         {
             0 | 1 => format!("{}.json", self.singular),
             _ => {
-                let group = if self.group.is_empty() { "core" } else { &self.group };
+                let group = if self.group.is_empty() {
+                    "core"
+                } else {
+                    &self.group
+                };
                 format!("{}_{group}_{}.json", self.singular, self.version)
             }
         }

@@ -294,7 +294,12 @@ pub fn property<'a>(root: &'a Value, schema: &'a Value, field: &str) -> Option<&
 pub fn fill_go_zero_values(root: &Value, schema: &Value, v: &mut Value) {
     let s = resolve(root, schema);
     let Value::Object(obj) = v else { return };
-    for field in s.get("required").and_then(Value::as_array).into_iter().flatten() {
+    for field in s
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(name) = field.as_str() else { continue };
         if obj.contains_key(name) {
             continue;

@@ -16,7 +16,13 @@ pub fn prune_unknown(root: &Value, object: &mut Value) -> Vec<FieldPath> {
     out
 }
 
-fn walk(root: &Value, schema: &Value, value: &mut Value, path: &FieldPath, out: &mut Vec<FieldPath>) {
+fn walk(
+    root: &Value,
+    schema: &Value,
+    value: &mut Value,
+    path: &FieldPath,
+    out: &mut Vec<FieldPath>,
+) {
     let s = resolve(root, schema);
     if s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
         && s.get("properties").is_none()
@@ -28,7 +34,9 @@ fn walk(root: &Value, schema: &Value, value: &mut Value, path: &FieldPath, out: 
         if let Some(Value::Array(subs)) = s.get(key) {
             for sub in subs {
                 let r = resolve(root, sub);
-                if r.get("properties").is_some() || r.get("items").is_some() || r.get("$ref").is_some()
+                if r.get("properties").is_some()
+                    || r.get("items").is_some()
+                    || r.get("$ref").is_some()
                 {
                     walk(root, sub, value, path, out);
                 }
@@ -39,7 +47,8 @@ fn walk(root: &Value, schema: &Value, value: &mut Value, path: &FieldPath, out: 
         Value::Object(map) => {
             let props = s.get("properties").and_then(Value::as_object);
             let additional = s.get("additionalProperties");
-            let preserve = s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+            let preserve =
+                s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
             let embedded = s.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true));
             if props.is_none() && additional.is_none() {
                 return;
@@ -103,6 +112,9 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(pruned, vec!["list[0].b", "map.k.c", "top"]);
-        assert_eq!(v, json!({"list": [{"a": "x"}], "map": {"k": {}}, "free": {"anything": 1}}));
+        assert_eq!(
+            v,
+            json!({"list": [{"a": "x"}], "map": {"k": {}}, "free": {"anything": 1}})
+        );
     }
 }

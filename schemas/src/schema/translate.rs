@@ -61,7 +61,12 @@ fn expected_types(kind: &TypeKind) -> String {
     }
 }
 
-pub(crate) fn translate(e: &ValidationError<'_>, root: &Value, schema: &Value, out: &mut Vec<FieldError>) {
+pub(crate) fn translate(
+    e: &ValidationError<'_>,
+    root: &Value,
+    schema: &Value,
+    out: &mut Vec<FieldError>,
+) {
     let path = FieldPath::from_pointer(e.instance_path().as_str(), root);
     let value = path.lookup(root).unwrap_or(&Value::Null);
     match e.kind() {
@@ -188,9 +193,15 @@ pub(crate) fn kube_formats<'i>(
     options: jsonschema::ValidationOptions<'i>,
 ) -> jsonschema::ValidationOptions<'i> {
     options
-        .with_format("k8s-duration", |s: &str| crate::duration::parse_duration(s).is_ok())
-        .with_format("k8s-quantity", |s: &str| s.parse::<crate::quantity::Amount>().is_ok())
-        .with_format("k8s-cidr", |s: &str| crate::validation::names::cidr(s).is_none())
+        .with_format("k8s-duration", |s: &str| {
+            crate::duration::parse_duration(s).is_ok()
+        })
+        .with_format("k8s-quantity", |s: &str| {
+            s.parse::<crate::quantity::Amount>().is_ok()
+        })
+        .with_format("k8s-cidr", |s: &str| {
+            crate::validation::names::cidr(s).is_none()
+        })
         .with_format("k8s-mac", |s: &str| {
             let parts: Vec<&str> = s.split([':', '-']).collect();
             matches!(parts.len(), 6 | 8 | 20)
@@ -249,7 +260,11 @@ fn kube_type_names(kind: &TypeKind) -> String {
 
 /// Translates a violation into kube-openapi's wording, as kube-apiserver
 /// reports custom resources' schema violations.
-pub(crate) fn translate_kube_openapi(e: &ValidationError<'_>, root: &Value, out: &mut Vec<FieldError>) {
+pub(crate) fn translate_kube_openapi(
+    e: &ValidationError<'_>,
+    root: &Value,
+    out: &mut Vec<FieldError>,
+) {
     let path = FieldPath::from_pointer(e.instance_path().as_str(), root);
     let value = path.lookup(root).unwrap_or(&Value::Null);
     let p = path.to_string();
@@ -290,50 +305,81 @@ pub(crate) fn translate_kube_openapi(e: &ValidationError<'_>, root: &Value, out:
         }
         ValidationErrorKind::AnyOf { context } => {
             // int-or-string: both alternatives are types
-            let all_types = context
-                .iter()
-                .all(|b| b.iter().all(|sub| matches!(sub.kind(), ValidationErrorKind::Type { .. })));
+            let all_types = context.iter().all(|b| {
+                b.iter()
+                    .all(|sub| matches!(sub.kind(), ValidationErrorKind::Type { .. }))
+            });
             if all_types {
                 let t = kube_type(value);
                 out.push(FieldError {
                     path: path.clone(),
                     reason: Reason::TypeInvalid,
-                    message: format!("Invalid value: {t:?}: {p} in body must be of type integer,string: {t:?}"),
+                    message: format!(
+                        "Invalid value: {t:?}: {p} in body must be of type integer,string: {t:?}"
+                    ),
                 });
             } else {
-                out.push(invalid(go_value(value), format!("{p} in body must validate at least one schema (anyOf)")));
+                out.push(invalid(
+                    go_value(value),
+                    format!("{p} in body must validate at least one schema (anyOf)"),
+                ));
             }
         }
         ValidationErrorKind::Enum { options } => {
             let supported: Vec<String> = options
                 .as_array()
-                .map(|a| a.iter().map(|o| o.as_str().map_or(o.to_string(), str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|o| o.as_str().map_or(o.to_string(), str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             let supported: Vec<&str> = supported.iter().map(String::as_str).collect();
             let shown = value.as_str().map_or(value.to_string(), str::to_string);
             out.push(FieldError::not_supported(path, &shown, &supported));
         }
         ValidationErrorKind::Pattern { pattern } => {
-            out.push(invalid(go_value(value), format!("{p} in body should match '{pattern}'")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p} in body should match '{pattern}'"),
+            ));
         }
         ValidationErrorKind::Format { format } => {
             let f = format.strip_prefix("k8s-").unwrap_or(format);
-            out.push(invalid(go_value(value), format!("{p} in body must be of type {f}: {}", go_value(value))));
+            out.push(invalid(
+                go_value(value),
+                format!("{p} in body must be of type {f}: {}", go_value(value)),
+            ));
         }
         ValidationErrorKind::Minimum { limit } => {
-            out.push(invalid(go_value(value), format!("{p} in body should be greater than or equal to {limit}")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p} in body should be greater than or equal to {limit}"),
+            ));
         }
         ValidationErrorKind::ExclusiveMinimum { limit } => {
-            out.push(invalid(go_value(value), format!("{p} in body should be greater than {limit}")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p} in body should be greater than {limit}"),
+            ));
         }
         ValidationErrorKind::Maximum { limit } => {
-            out.push(invalid(go_value(value), format!("{p} in body should be less than or equal to {limit}")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p} in body should be less than or equal to {limit}"),
+            ));
         }
         ValidationErrorKind::ExclusiveMaximum { limit } => {
-            out.push(invalid(go_value(value), format!("{p} in body should be less than {limit}")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p} in body should be less than {limit}"),
+            ));
         }
         ValidationErrorKind::MultipleOf { multiple_of } => {
-            out.push(invalid(go_value(value), format!("{p} in body should be a multiple of {multiple_of}")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p} in body should be a multiple of {multiple_of}"),
+            ));
         }
         ValidationErrorKind::MaxLength { limit } => out.push(FieldError {
             path: path.clone(),
@@ -341,10 +387,17 @@ pub(crate) fn translate_kube_openapi(e: &ValidationError<'_>, root: &Value, out:
             message: format!("Too long: may not be more than {limit} bytes"),
         }),
         ValidationErrorKind::MinLength { limit } => {
-            out.push(invalid(go_value(value), format!("{p} in body should be at least {limit} chars long")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p} in body should be at least {limit} chars long"),
+            ));
         }
         ValidationErrorKind::MaxItems { limit } | ValidationErrorKind::MaxProperties { limit } => {
-            let n = value.as_array().map(Vec::len).or_else(|| value.as_object().map(Map::len)).unwrap_or(0);
+            let n = value
+                .as_array()
+                .map(Vec::len)
+                .or_else(|| value.as_object().map(Map::len))
+                .unwrap_or(0);
             out.push(FieldError {
                 path: path.clone(),
                 reason: Reason::TooMany,
@@ -353,20 +406,35 @@ pub(crate) fn translate_kube_openapi(e: &ValidationError<'_>, root: &Value, out:
         }
         ValidationErrorKind::MinItems { limit } => {
             let n = value.as_array().map_or(0, Vec::len);
-            out.push(invalid(n.to_string(), format!("{p} in body should have at least {limit} items")));
+            out.push(invalid(
+                n.to_string(),
+                format!("{p} in body should have at least {limit} items"),
+            ));
         }
         ValidationErrorKind::MinProperties { limit } => {
             let n = value.as_object().map_or(0, Map::len);
-            out.push(invalid(n.to_string(), format!("{p} in body should have at least {limit} properties")));
+            out.push(invalid(
+                n.to_string(),
+                format!("{p} in body should have at least {limit} properties"),
+            ));
         }
         ValidationErrorKind::OneOfNotValid { .. } => {
-            out.push(invalid(go_value(value), format!("{p:?} must validate one and only one schema (oneOf). Found none valid")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p:?} must validate one and only one schema (oneOf). Found none valid"),
+            ));
         }
         ValidationErrorKind::OneOfMultipleValid { .. } => {
-            out.push(invalid(go_value(value), format!("{p:?} must validate one and only one schema (oneOf). Found more than one")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p:?} must validate one and only one schema (oneOf). Found more than one"),
+            ));
         }
         ValidationErrorKind::Not { .. } => {
-            out.push(invalid(go_value(value), format!("{p} in body must not validate the schema (not)")));
+            out.push(invalid(
+                go_value(value),
+                format!("{p} in body must not validate the schema (not)"),
+            ));
         }
         _ => out.push(invalid(go_value(value), e.masked().to_string())),
     }

@@ -84,7 +84,9 @@ fn validate_rule_fields(
             format!("{resources:?}"),
             "if '*/*' is present, must not specify other resources",
         ));
-    } else if resources.iter().any(|r| r == "*") && resources.iter().any(|r| r != "*" && !r.contains('/')) {
+    } else if resources.iter().any(|r| r == "*")
+        && resources.iter().any(|r| r != "*" && !r.contains('/'))
+    {
         errs.push(FieldError::invalid(
             p.key("resources"),
             format!("{resources:?}"),
@@ -96,16 +98,19 @@ fn validate_rule_fields(
 
 fn validate_client_config(errs: &mut Errs, c: &WebhookClientConfig, p: &FieldPath) {
     match (&c.url, &c.service) {
-        (Some(_), Some(_)) | (None, None) => {
-            errs.push(FieldError::required(p.clone(), "exactly one of url or service is required"))
-        }
+        (Some(_), Some(_)) | (None, None) => errs.push(FieldError::required(
+            p.clone(),
+            "exactly one of url or service is required",
+        )),
         (Some(url), None) => {
             let up = p.key("url");
             const FORMAT: &str = "desired format: https://host[/path]";
             match url.split_once("://") {
                 None => errs.push(FieldError::required(
                     up,
-                    format!("url must be a valid URL: parse {url:?}: missing protocol scheme; {FORMAT}"),
+                    format!(
+                        "url must be a valid URL: parse {url:?}: missing protocol scheme; {FORMAT}"
+                    ),
                 )),
                 Some((scheme, rest)) => {
                     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -117,7 +122,11 @@ fn validate_client_config(errs: &mut Errs, c: &WebhookClientConfig, p: &FieldPat
                         ));
                     }
                     if host.is_empty() {
-                        errs.push(FieldError::invalid(up.clone(), "", format!("host must be specified; {FORMAT}")));
+                        errs.push(FieldError::invalid(
+                            up.clone(),
+                            "",
+                            format!("host must be specified; {FORMAT}"),
+                        ));
                     }
                     if host.contains('@') {
                         errs.push(FieldError::invalid(
@@ -127,10 +136,18 @@ fn validate_client_config(errs: &mut Errs, c: &WebhookClientConfig, p: &FieldPat
                         ));
                     }
                     if rest.contains('#') {
-                        errs.push(FieldError::invalid(up.clone(), url, "fragments are not permitted in the URL"));
+                        errs.push(FieldError::invalid(
+                            up.clone(),
+                            url,
+                            "fragments are not permitted in the URL",
+                        ));
                     }
                     if rest.contains('?') {
-                        errs.push(FieldError::invalid(up, url, "query parameters are not permitted in the URL"));
+                        errs.push(FieldError::invalid(
+                            up,
+                            url,
+                            "query parameters are not permitted in the URL",
+                        ));
                     }
                 }
             }
@@ -147,11 +164,19 @@ fn validate_client_config(errs: &mut Errs, c: &WebhookClientConfig, p: &FieldPat
             if let Some(port) = s.port
                 && let Some(e) = names::port_number(port)
             {
-                errs.push(FieldError::invalid(sp.key("port"), port, format!("port is not valid: {e}")));
+                errs.push(FieldError::invalid(
+                    sp.key("port"),
+                    port,
+                    format!("port is not valid: {e}"),
+                ));
             }
             if let Some(path) = s.path.as_deref().filter(|p| !p.is_empty() && *p != "/") {
                 if !path.starts_with('/') {
-                    errs.push(FieldError::invalid(sp.key("path"), path, "must start with a '/'"));
+                    errs.push(FieldError::invalid(
+                        sp.key("path"),
+                        path,
+                        "must start with a '/'",
+                    ));
                 } else {
                     let trimmed = path.strip_suffix('/').unwrap_or(path);
                     for (k, seg) in trimmed[1..].split('/').enumerate() {
@@ -162,7 +187,11 @@ fn validate_client_config(errs: &mut Errs, c: &WebhookClientConfig, p: &FieldPat
                                 format!("segment[{k}] may not be empty"),
                             ));
                         } else if let Some(e) = names::dns1123_subdomain(seg) {
-                            errs.push(FieldError::invalid(sp.key("path"), path, format!("segment[{k}]: {e}")));
+                            errs.push(FieldError::invalid(
+                                sp.key("path"),
+                                path,
+                                format!("segment[{k}]: {e}"),
+                            ));
                         }
                     }
                 }
@@ -195,12 +224,27 @@ fn validate_webhook(errs: &mut Errs, w: &Webhook<'_>, p: &FieldPath) {
             &p.key("rules").index(j),
         );
     }
-    errs.one_of(p.key("failurePolicy"), w.failure_policy, &["Fail", "Ignore"]);
-    errs.one_of(p.key("matchPolicy"), w.match_policy, &["Equivalent", "Exact"]);
+    errs.one_of(
+        p.key("failurePolicy"),
+        w.failure_policy,
+        &["Fail", "Ignore"],
+    );
+    errs.one_of(
+        p.key("matchPolicy"),
+        w.match_policy,
+        &["Equivalent", "Exact"],
+    );
     if w.side_effects.is_empty() {
-        errs.push(FieldError::required(p.key("sideEffects"), "must specify one of None, NoneOnDryRun"));
+        errs.push(FieldError::required(
+            p.key("sideEffects"),
+            "must specify one of None, NoneOnDryRun",
+        ));
     } else {
-        errs.one_of(p.key("sideEffects"), Some(w.side_effects), &["None", "NoneOnDryRun"]);
+        errs.one_of(
+            p.key("sideEffects"),
+            Some(w.side_effects),
+            &["None", "NoneOnDryRun"],
+        );
     }
     if let Some(t) = w.timeout_seconds.filter(|t| !(1..=30).contains(t)) {
         errs.push(FieldError::invalid(
@@ -245,7 +289,10 @@ fn unique_names<'a>(errs: &mut Errs, names: impl Iterator<Item = &'a str>) {
     let mut seen = HashSet::new();
     for (i, n) in names.enumerate() {
         if !n.is_empty() && !seen.insert(n) {
-            errs.push(FieldError::duplicate(FieldPath::fields("webhooks").index(i).key("name"), n));
+            errs.push(FieldError::duplicate(
+                FieldPath::fields("webhooks").index(i).key("name"),
+                n,
+            ));
         }
     }
 }
@@ -253,7 +300,12 @@ fn unique_names<'a>(errs: &mut Errs, names: impl Iterator<Item = &'a str>) {
 impl Validate for ValidatingWebhookConfiguration {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         for (i, w) in self.webhooks.iter().flatten().enumerate() {
             let hook = Webhook {
                 name: &w.name,
@@ -269,7 +321,10 @@ impl Validate for ValidatingWebhookConfiguration {
             };
             validate_webhook(&mut errs, &hook, &FieldPath::fields("webhooks").index(i));
         }
-        unique_names(&mut errs, self.webhooks.iter().flatten().map(|w| w.name.as_str()));
+        unique_names(
+            &mut errs,
+            self.webhooks.iter().flatten().map(|w| w.name.as_str()),
+        );
         errs.0
     }
 }
@@ -277,7 +332,12 @@ impl Validate for ValidatingWebhookConfiguration {
 impl Validate for MutatingWebhookConfiguration {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         for (i, w) in self.webhooks.iter().flatten().enumerate() {
             let p = FieldPath::fields("webhooks").index(i);
             let hook = Webhook {
@@ -293,9 +353,16 @@ impl Validate for MutatingWebhookConfiguration {
                 admission_review_versions: &w.admission_review_versions,
             };
             validate_webhook(&mut errs, &hook, &p);
-            errs.one_of(p.key("reinvocationPolicy"), w.reinvocation_policy.as_deref(), &["IfNeeded", "Never"]);
+            errs.one_of(
+                p.key("reinvocationPolicy"),
+                w.reinvocation_policy.as_deref(),
+                &["IfNeeded", "Never"],
+            );
         }
-        unique_names(&mut errs, self.webhooks.iter().flatten().map(|w| w.name.as_str()));
+        unique_names(
+            &mut errs,
+            self.webhooks.iter().flatten().map(|w| w.name.as_str()),
+        );
         errs.0
     }
 }
@@ -305,13 +372,19 @@ fn validate_match_resources(errs: &mut Errs, m: &MatchResources, p: &FieldPath, 
         None => errs.push(FieldError::required(p.key("matchPolicy"), "")),
         Some(mp) => errs.one_of(p.key("matchPolicy"), Some(mp), &["Equivalent", "Exact"]),
     }
-    for (field, s) in [("namespaceSelector", &m.namespace_selector), ("objectSelector", &m.object_selector)] {
+    for (field, s) in [
+        ("namespaceSelector", &m.namespace_selector),
+        ("objectSelector", &m.object_selector),
+    ] {
         match s {
             None => errs.push(FieldError::required(p.key(field), "")),
             Some(s) => validate_selector(errs, s, &p.key(field)),
         }
     }
-    for (field, rules) in [("resourceRules", &m.resource_rules), ("excludeResourceRules", &m.exclude_resource_rules)] {
+    for (field, rules) in [
+        ("resourceRules", &m.resource_rules),
+        ("excludeResourceRules", &m.exclude_resource_rules),
+    ] {
         for (j, r) in rules.iter().flatten().enumerate() {
             let e = Vec::new();
             let rp = p.key(field).index(j);
@@ -337,7 +410,12 @@ fn validate_match_resources(errs: &mut Errs, m: &MatchResources, p: &FieldPath, 
 impl Validate for ValidatingAdmissionPolicy {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let spec = self.spec.clone().unwrap_or_default();
         match spec.failure_policy.as_deref() {
@@ -376,7 +454,10 @@ impl Validate for ValidatingAdmissionPolicy {
         for (k, v) in validations.iter().enumerate() {
             let vp = sp.key("validations").index(k);
             if v.expression.trim().is_empty() {
-                errs.push(FieldError::required(vp.key("expression"), "expression is not specified"));
+                errs.push(FieldError::required(
+                    vp.key("expression"),
+                    "expression is not specified",
+                ));
             } else if let Err(e) = crate::crd::cel::compile(&v.expression) {
                 errs.push(FieldError::invalid(
                     vp.key("expression"),
@@ -386,12 +467,24 @@ impl Validate for ValidatingAdmissionPolicy {
             }
             if let Some(m) = v.message.as_deref() {
                 if m.trim().is_empty() {
-                    errs.push(FieldError::invalid(vp.key("message"), m, "message must be non-empty if specified"));
+                    errs.push(FieldError::invalid(
+                        vp.key("message"),
+                        m,
+                        "message must be non-empty if specified",
+                    ));
                 } else if m.contains('\n') {
-                    errs.push(FieldError::invalid(vp.key("message"), m, "message must not contain line breaks"));
+                    errs.push(FieldError::invalid(
+                        vp.key("message"),
+                        m,
+                        "message must not contain line breaks",
+                    ));
                 }
             }
-            if let Some(m) = v.message_expression.as_deref().filter(|m| m.trim().is_empty()) {
+            if let Some(m) = v
+                .message_expression
+                .as_deref()
+                .filter(|m| m.trim().is_empty())
+            {
                 errs.push(FieldError::invalid(
                     vp.key("messageExpression"),
                     m,
@@ -414,10 +507,16 @@ impl Validate for ValidatingAdmissionPolicy {
         for (k, v) in spec.variables.iter().flatten().enumerate() {
             let vp = sp.key("variables").index(k);
             if v.name.trim().is_empty() {
-                errs.push(FieldError::required(vp.key("name"), "name is not specified"));
+                errs.push(FieldError::required(
+                    vp.key("name"),
+                    "name is not specified",
+                ));
             }
             if v.expression.trim().is_empty() {
-                errs.push(FieldError::required(vp.key("expression"), "expression is not specified"));
+                errs.push(FieldError::required(
+                    vp.key("expression"),
+                    "expression is not specified",
+                ));
             }
         }
         errs.0
@@ -427,7 +526,12 @@ impl Validate for ValidatingAdmissionPolicy {
 impl Validate for ValidatingAdmissionPolicyBinding {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let spec = self.spec.clone().unwrap_or_default();
         match spec.policy_name.as_deref() {
@@ -460,11 +564,20 @@ impl Validate for ValidatingAdmissionPolicyBinding {
         if let Some(pr) = &spec.param_ref {
             let pp = sp.key("paramRef");
             match pr.parameter_not_found_action.as_deref() {
-                None | Some("") => errs.push(FieldError::required(pp.key("parameterNotFoundAction"), "")),
-                Some(a) => errs.one_of(pp.key("parameterNotFoundAction"), Some(a), &["Allow", "Deny"]),
+                None | Some("") => {
+                    errs.push(FieldError::required(pp.key("parameterNotFoundAction"), ""))
+                }
+                Some(a) => errs.one_of(
+                    pp.key("parameterNotFoundAction"),
+                    Some(a),
+                    &["Allow", "Deny"],
+                ),
             }
             if pr.name.is_some() && pr.selector.is_some() {
-                errs.push(FieldError::forbidden(pp.key("name"), "name and selector are mutually exclusive"));
+                errs.push(FieldError::forbidden(
+                    pp.key("name"),
+                    "name and selector are mutually exclusive",
+                ));
             }
         }
         errs.0

@@ -21,8 +21,14 @@ fn validate_job_spec(errs: &mut Errs, spec: &JobSpec, sp: &FieldPath, check_sele
         ("completions", spec.completions.map(i64::from)),
         ("activeDeadlineSeconds", spec.active_deadline_seconds),
         ("backoffLimit", spec.backoff_limit.map(i64::from)),
-        ("ttlSecondsAfterFinished", spec.ttl_seconds_after_finished.map(i64::from)),
-        ("backoffLimitPerIndex", spec.backoff_limit_per_index.map(i64::from)),
+        (
+            "ttlSecondsAfterFinished",
+            spec.ttl_seconds_after_finished.map(i64::from),
+        ),
+        (
+            "backoffLimitPerIndex",
+            spec.backoff_limit_per_index.map(i64::from),
+        ),
         ("maxFailedIndexes", spec.max_failed_indexes.map(i64::from)),
     ] {
         errs.non_negative(sp.key(field), v);
@@ -41,7 +47,11 @@ fn validate_job_spec(errs: &mut Errs, spec: &JobSpec, sp: &FieldPath, check_sele
                 ("maxFailedIndexes", spec.max_failed_indexes),
             ] {
                 if let Some(v) = v {
-                    errs.push(FieldError::invalid(sp.key(field), v, "requires indexed completion mode"));
+                    errs.push(FieldError::invalid(
+                        sp.key(field),
+                        v,
+                        "requires indexed completion mode",
+                    ));
                 }
             }
         }
@@ -73,7 +83,10 @@ fn validate_job_spec(errs: &mut Errs, spec: &JobSpec, sp: &FieldPath, check_sele
             "requires indexed completion mode",
         ));
     }
-    match (&spec.pod_failure_policy, spec.pod_replacement_policy.as_deref()) {
+    match (
+        &spec.pod_failure_policy,
+        spec.pod_replacement_policy.as_deref(),
+    ) {
         (Some(_), Some(p)) if p != "Failed" => errs.push(FieldError::not_supported(
             sp.key("podReplacementPolicy"),
             p,
@@ -124,9 +137,16 @@ fn validate_job_spec(errs: &mut Errs, spec: &JobSpec, sp: &FieldPath, check_sele
             }
             if let Some(codes) = &r.on_exit_codes {
                 let cp = rp.key("onExitCodes");
-                errs.one_of(cp.key("operator"), Some(codes.operator.as_str()), &["In", "NotIn"]);
+                errs.one_of(
+                    cp.key("operator"),
+                    Some(codes.operator.as_str()),
+                    &["In", "NotIn"],
+                );
                 if codes.values.is_empty() {
-                    errs.push(FieldError::required(cp.key("values"), "at least one value is required"));
+                    errs.push(FieldError::required(
+                        cp.key("values"),
+                        "at least one value is required",
+                    ));
                 }
                 for (j, v) in codes.values.iter().enumerate() {
                     if codes.operator == "In" && *v == 0 {
@@ -137,7 +157,11 @@ fn validate_job_spec(errs: &mut Errs, spec: &JobSpec, sp: &FieldPath, check_sele
                         ));
                     }
                     if j > 0 && codes.values[j - 1] >= *v {
-                        errs.push(FieldError::invalid(cp.key("values").index(j), v, "must be ordered"));
+                        errs.push(FieldError::invalid(
+                            cp.key("values").index(j),
+                            v,
+                            "must be ordered",
+                        ));
                     }
                 }
             }
@@ -169,7 +193,12 @@ fn validate_selector_and_template_for_job(
         );
     }
     if spec.pod_failure_policy.is_some()
-        && spec.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) == Some("OnFailure")
+        && spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            == Some("OnFailure")
     {
         errs.push(FieldError::invalid(
             sp.key("template").key("spec").key("restartPolicy"),
@@ -182,7 +211,12 @@ fn validate_selector_and_template_for_job(
 impl Validate for Job {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let Some(spec) = &self.spec else {
             errs.push(FieldError::required(sp, ""));
@@ -214,11 +248,21 @@ impl Validate for Job {
             return errs.0;
         };
         let sp = FieldPath::fields("spec");
-        check_immutable(&mut errs, sp.key("selector"), &new.selector, &old_spec.selector);
+        check_immutable(
+            &mut errs,
+            sp.key("selector"),
+            &new.selector,
+            &old_spec.selector,
+        );
         let suspended_never_started = old_spec.suspend == Some(true)
             && old.status.as_ref().is_none_or(|s| s.start_time.is_none());
         if !suspended_never_started {
-            check_immutable(&mut errs, sp.key("template"), &new.template, &old_spec.template);
+            check_immutable(
+                &mut errs,
+                sp.key("template"),
+                &new.template,
+                &old_spec.template,
+            );
         }
         if new.completion_mode.as_deref() == Some("Indexed") {
             if new.completions != old_spec.completions && new.completions != new.parallelism {
@@ -229,18 +273,43 @@ impl Validate for Job {
                 ));
             }
         } else {
-            check_immutable(&mut errs, sp.key("completions"), &new.completions, &old_spec.completions);
+            check_immutable(
+                &mut errs,
+                sp.key("completions"),
+                &new.completions,
+                &old_spec.completions,
+            );
         }
-        check_immutable(&mut errs, sp.key("completionMode"), &new.completion_mode, &old_spec.completion_mode);
-        check_immutable(&mut errs, sp.key("podFailurePolicy"), &new.pod_failure_policy, &old_spec.pod_failure_policy);
+        check_immutable(
+            &mut errs,
+            sp.key("completionMode"),
+            &new.completion_mode,
+            &old_spec.completion_mode,
+        );
+        check_immutable(
+            &mut errs,
+            sp.key("podFailurePolicy"),
+            &new.pod_failure_policy,
+            &old_spec.pod_failure_policy,
+        );
         check_immutable(
             &mut errs,
             sp.key("backoffLimitPerIndex"),
             &new.backoff_limit_per_index,
             &old_spec.backoff_limit_per_index,
         );
-        check_immutable(&mut errs, sp.key("managedBy"), &new.managed_by, &old_spec.managed_by);
-        check_immutable(&mut errs, sp.key("successPolicy"), &new.success_policy, &old_spec.success_policy);
+        check_immutable(
+            &mut errs,
+            sp.key("managedBy"),
+            &new.managed_by,
+            &old_spec.managed_by,
+        );
+        check_immutable(
+            &mut errs,
+            sp.key("successPolicy"),
+            &new.success_policy,
+            &old_spec.success_policy,
+        );
         errs.0
     }
 }
@@ -248,7 +317,11 @@ impl Validate for Job {
 /// Checks a CronJob `timeZone` as Kubernetes does.
 fn validate_time_zone(errs: &mut Errs, tz: &str, p: FieldPath) {
     if tz.is_empty() {
-        errs.push(FieldError::invalid(p, tz, "timeZone must be nil or non-empty string"));
+        errs.push(FieldError::invalid(
+            p,
+            tz,
+            "timeZone must be nil or non-empty string",
+        ));
         return;
     }
     if tz.eq_ignore_ascii_case("local") {
@@ -270,15 +343,29 @@ fn validate_time_zone(errs: &mut Errs, tz: &str, p: FieldPath) {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
     };
     if !tz.split('/').all(part_ok) || tz.parse::<chrono_tz::Tz>().is_err() {
-        errs.push(FieldError::invalid(p, tz, format!("unknown time zone {tz}")));
+        errs.push(FieldError::invalid(
+            p,
+            tz,
+            format!("unknown time zone {tz}"),
+        ));
     }
 }
 
 impl Validate for CronJob {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
-        if let Some(e) = self.metadata.name.as_deref().and_then(cron_job_name_too_long) {
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
+        if let Some(e) = self
+            .metadata
+            .name
+            .as_deref()
+            .and_then(cron_job_name_too_long)
+        {
             errs.push(e);
         }
         let sp = FieldPath::fields("spec");
@@ -297,13 +384,20 @@ impl Validate for CronJob {
         } else if let Err(e) = crate::cron::parse(&spec.schedule) {
             errs.push(FieldError::invalid(sp.key("schedule"), &spec.schedule, e));
         }
-        errs.non_negative(sp.key("startingDeadlineSeconds"), spec.starting_deadline_seconds);
+        errs.non_negative(
+            sp.key("startingDeadlineSeconds"),
+            spec.starting_deadline_seconds,
+        );
         if let Some(tz) = &spec.time_zone {
             validate_time_zone(&mut errs, tz, sp.key("timeZone"));
         }
         match spec.concurrency_policy.as_deref() {
             None | Some("") => errs.push(FieldError::required(sp.key("concurrencyPolicy"), "")),
-            Some(p) => errs.one_of(sp.key("concurrencyPolicy"), Some(p), &["Allow", "Forbid", "Replace"]),
+            Some(p) => errs.one_of(
+                sp.key("concurrencyPolicy"),
+                Some(p),
+                &["Allow", "Forbid", "Replace"],
+            ),
         }
         errs.non_negative(
             sp.key("successfulJobsHistoryLimit"),

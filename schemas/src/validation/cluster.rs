@@ -15,7 +15,11 @@ use crate::path::FieldPath;
 use crate::quantity::QuantityExt;
 use crate::validation::{Errs, NameRule, Validate, check_immutable, names, validate_meta};
 
-fn meta(errs: &mut Errs, m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, rule: NameRule) {
+fn meta(
+    errs: &mut Errs,
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    rule: NameRule,
+) {
     validate_meta(errs, m, rule, &FieldPath::fields("metadata"));
 }
 
@@ -34,7 +38,11 @@ impl Validate for LimitRange {
         let mut errs = Errs::default();
         // LimitRanges without a name get one on create (a uuid)
         if self.metadata.name.as_deref().is_some_and(|n| !n.is_empty())
-            || self.metadata.generate_name.as_deref().is_some_and(|n| !n.is_empty())
+            || self
+                .metadata
+                .generate_name
+                .as_deref()
+                .is_some_and(|n| !n.is_empty())
         {
             meta(&mut errs, &self.metadata, NameRule::Subdomain);
         }
@@ -43,15 +51,25 @@ impl Validate for LimitRange {
             let p = FieldPath::fields("spec.limits").index(i);
             let t = item.type_.as_str();
             if !t.contains('/') && !LIMIT_TYPES.contains(&t) {
-                errs.push(FieldError::invalid(p.key("type"), t, "must be a standard limit type or fully qualified"));
+                errs.push(FieldError::invalid(
+                    p.key("type"),
+                    t,
+                    "must be a standard limit type or fully qualified",
+                ));
             }
             if !seen.insert(t) {
                 errs.push(FieldError::duplicate(p.key("type"), t));
             }
             if t == "Pod" {
-                for (field, set) in [("default", item.default.is_some()), ("defaultRequest", item.default_request.is_some())] {
+                for (field, set) in [
+                    ("default", item.default.is_some()),
+                    ("defaultRequest", item.default_request.is_some()),
+                ] {
                     if set {
-                        errs.push(FieldError::forbidden(p.key(field), "may not be specified when `type` is 'Pod'"));
+                        errs.push(FieldError::forbidden(
+                            p.key(field),
+                            "may not be specified when `type` is 'Pod'",
+                        ));
                     }
                 }
             }
@@ -66,14 +84,20 @@ impl Validate for LimitRange {
                     ));
                 }
             }
-            let get = |m: &Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, k: &str| {
-                m.as_ref().and_then(|m| m.get(k)).cloned()
-            };
-            let mut keys: Vec<&String> = [&item.min, &item.max, &item.default, &item.default_request]
-                .into_iter()
-                .flatten()
-                .flat_map(|m| m.keys())
-                .collect();
+            let get =
+                |m: &Option<
+                    std::collections::BTreeMap<
+                        String,
+                        k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+                    >,
+                >,
+                 k: &str| { m.as_ref().and_then(|m| m.get(k)).cloned() };
+            let mut keys: Vec<&String> =
+                [&item.min, &item.max, &item.default, &item.default_request]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|m| m.keys())
+                    .collect();
             keys.sort();
             keys.dedup();
             for k in keys {
@@ -92,21 +116,33 @@ impl Validate for LimitRange {
                     errs.push(FieldError::invalid(
                         p.key("min").map_key(k.clone()),
                         text(&min),
-                        format!("min value {} is greater than max value {}", text(&min), text(&max)),
+                        format!(
+                            "min value {} is greater than max value {}",
+                            text(&min),
+                            text(&max)
+                        ),
                     ));
                 }
                 if gt(&min, &request) {
                     errs.push(FieldError::invalid(
                         p.key("defaultRequest").map_key(k.clone()),
                         text(&request),
-                        format!("min value {} is greater than default request value {}", text(&min), text(&request)),
+                        format!(
+                            "min value {} is greater than default request value {}",
+                            text(&min),
+                            text(&request)
+                        ),
                     ));
                 }
                 if gt(&request, &max) {
                     errs.push(FieldError::invalid(
                         p.key("defaultRequest").map_key(k.clone()),
                         text(&request),
-                        format!("default request value {} is greater than max value {}", text(&request), text(&max)),
+                        format!(
+                            "default request value {} is greater than max value {}",
+                            text(&request),
+                            text(&max)
+                        ),
                     ));
                 }
                 if gt(&request, &default) {
@@ -124,14 +160,22 @@ impl Validate for LimitRange {
                     errs.push(FieldError::invalid(
                         p.key("default").map_key(k.clone()),
                         text(&min),
-                        format!("min value {} is greater than default value {}", text(&min), text(&default)),
+                        format!(
+                            "min value {} is greater than default value {}",
+                            text(&min),
+                            text(&default)
+                        ),
                     ));
                 }
                 if gt(&default, &max) {
                     errs.push(FieldError::invalid(
                         p.key("default").map_key(k.clone()),
                         text(&max),
-                        format!("default value {} is greater than max value {}", text(&default), text(&max)),
+                        format!(
+                            "default value {} is greater than max value {}",
+                            text(&default),
+                            text(&max)
+                        ),
                     ));
                 }
             }
@@ -184,30 +228,60 @@ impl Validate for ResourceQuota {
                 || k.starts_with("count/")
                 || k.contains('/');
             if !standard {
-                errs.push(FieldError::invalid(hp.map_key(k.clone()), k, "must be a standard resource for quota"));
+                errs.push(FieldError::invalid(
+                    hp.map_key(k.clone()),
+                    k,
+                    "must be a standard resource for quota",
+                ));
             }
             if q.nanos() < 0 {
-                errs.push(FieldError::invalid(hp.map_key(k.clone()), q.0.as_str(), "must be greater than or equal to 0"));
+                errs.push(FieldError::invalid(
+                    hp.map_key(k.clone()),
+                    q.0.as_str(),
+                    "must be greater than or equal to 0",
+                ));
             }
             let integer = !matches!(
                 k.as_str(),
-                "cpu" | "memory" | "ephemeral-storage" | "requests.cpu" | "requests.memory" | "requests.storage"
-                    | "requests.ephemeral-storage" | "limits.cpu" | "limits.memory" | "limits.ephemeral-storage"
+                "cpu"
+                    | "memory"
+                    | "ephemeral-storage"
+                    | "requests.cpu"
+                    | "requests.memory"
+                    | "requests.storage"
+                    | "requests.ephemeral-storage"
+                    | "limits.cpu"
+                    | "limits.memory"
+                    | "limits.ephemeral-storage"
             ) && !k.contains("hugepages-")
                 && !k.ends_with(".storage");
             if integer && q.nanos() % 1_000_000_000 != 0 {
-                errs.push(FieldError::invalid(hp.map_key(k.clone()), q.0.as_str(), "must be an integer"));
+                errs.push(FieldError::invalid(
+                    hp.map_key(k.clone()),
+                    q.0.as_str(),
+                    "must be an integer",
+                ));
             }
         }
         let scopes = spec.scopes.as_deref().unwrap_or_default();
         for s in scopes {
             if !QUOTA_SCOPES.contains(&s.as_str()) {
-                errs.push(FieldError::invalid(FieldPath::fields("spec.scopes"), format!("{scopes:?}"), "unsupported scope"));
+                errs.push(FieldError::invalid(
+                    FieldPath::fields("spec.scopes"),
+                    format!("{scopes:?}"),
+                    "unsupported scope",
+                ));
             }
         }
         let has = |s: &str| scopes.iter().any(|x| x == s);
-        if (has("BestEffort") && has("NotBestEffort")) || (has("Terminating") && has("NotTerminating")) {
-            errs.push(FieldError::invalid(FieldPath::fields("spec.scopes"), format!("{scopes:?}"), "conflicting scopes"));
+        if (has("BestEffort") && has("NotBestEffort"))
+            || (has("Terminating") && has("NotTerminating"))
+        {
+            errs.push(FieldError::invalid(
+                FieldPath::fields("spec.scopes"),
+                format!("{scopes:?}"),
+                "conflicting scopes",
+            ));
         }
         errs.0
     }
@@ -215,16 +289,28 @@ impl Validate for ResourceQuota {
     fn validate_update(&self, old: &Self) -> Vec<FieldError> {
         let mut errs = Errs::default();
         let scopes = |q: &ResourceQuota| {
-            let mut s = q.spec.as_ref().and_then(|s| s.scopes.clone()).unwrap_or_default();
+            let mut s = q
+                .spec
+                .as_ref()
+                .and_then(|s| s.scopes.clone())
+                .unwrap_or_default();
             s.sort();
             s
         };
-        check_immutable(&mut errs, FieldPath::fields("spec.scopes"), &scopes(self), &scopes(old));
+        check_immutable(
+            &mut errs,
+            FieldPath::fields("spec.scopes"),
+            &scopes(self),
+            &scopes(old),
+        );
         errs.0
     }
 }
 
-const SYSTEM_CLASSES: &[(&str, i32)] = &[("system-node-critical", 2_000_001_000), ("system-cluster-critical", 2_000_000_000)];
+const SYSTEM_CLASSES: &[(&str, i32)] = &[
+    ("system-node-critical", 2_000_001_000),
+    ("system-cluster-critical", 2_000_000_000),
+];
 
 impl Validate for PriorityClass {
     fn validate(&self) -> Vec<FieldError> {
@@ -234,10 +320,12 @@ impl Validate for PriorityClass {
         if name.starts_with("system-") {
             let problem = match SYSTEM_CLASSES.iter().find(|(n, _)| *n == name) {
                 None => Some(format!("{name} is not a known system priority class")),
-                Some((_, v)) if *v != self.value => Some(format!("value of {name} PriorityClass must be {v}")),
-                Some(_) if self.global_default == Some(true) => {
-                    Some(format!("globalDefault of {name} PriorityClass must be false"))
+                Some((_, v)) if *v != self.value => {
+                    Some(format!("value of {name} PriorityClass must be {v}"))
                 }
+                Some(_) if self.global_default == Some(true) => Some(format!(
+                    "globalDefault of {name} PriorityClass must be false"
+                )),
                 Some(_) => None,
             };
             if let Some(p) = problem {
@@ -253,8 +341,15 @@ impl Validate for PriorityClass {
             ));
         }
         match self.preemption_policy.as_deref() {
-            Some("") => errs.push(FieldError::required(FieldPath::fields("preemptionPolicy"), "")),
-            p => errs.one_of(FieldPath::fields("preemptionPolicy"), p, &["PreemptLowerPriority", "Never"]),
+            Some("") => errs.push(FieldError::required(
+                FieldPath::fields("preemptionPolicy"),
+                "",
+            )),
+            p => errs.one_of(
+                FieldPath::fields("preemptionPolicy"),
+                p,
+                &["PreemptLowerPriority", "Never"],
+            ),
         }
         errs.0
     }
@@ -262,7 +357,10 @@ impl Validate for PriorityClass {
     fn validate_update(&self, old: &Self) -> Vec<FieldError> {
         let mut errs = Errs::default();
         if self.value != old.value {
-            errs.push(FieldError::forbidden(FieldPath::fields("value"), "may not be changed in an update."));
+            errs.push(FieldError::forbidden(
+                FieldPath::fields("value"),
+                "may not be changed in an update.",
+            ));
         }
         check_immutable(
             &mut errs,
@@ -278,7 +376,11 @@ impl Validate for RuntimeClass {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
         meta(&mut errs, &self.metadata, NameRule::Subdomain);
-        errs.check(FieldPath::fields("handler"), &self.handler, names::dns1123_label(&self.handler));
+        errs.check(
+            FieldPath::fields("handler"),
+            &self.handler,
+            names::dns1123_label(&self.handler),
+        );
         if let Some(o) = &self.overhead {
             crate::validation::pod::validate_resources(
                 &mut errs,
@@ -292,7 +394,12 @@ impl Validate for RuntimeClass {
 
     fn validate_update(&self, old: &Self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        check_immutable(&mut errs, FieldPath::fields("handler"), &self.handler, &old.handler);
+        check_immutable(
+            &mut errs,
+            FieldPath::fields("handler"),
+            &self.handler,
+            &old.handler,
+        );
         errs.0
     }
 }
@@ -341,7 +448,9 @@ impl Validate for CertificateSigningRequest {
             errs.push(FieldError::required(sp.key("signerName"), ""));
         } else {
             let ok = signer.split_once('/').is_some_and(|(domain, path)| {
-                names::dns1123_subdomain(domain).is_none() && !path.is_empty() && !path.contains('/')
+                names::dns1123_subdomain(domain).is_none()
+                    && !path.is_empty()
+                    && !path.contains('/')
             });
             if !ok {
                 errs.push(FieldError::invalid(
@@ -353,12 +462,19 @@ impl Validate for CertificateSigningRequest {
         }
         let usages = self.spec.usages.as_deref().unwrap_or_default();
         if usages.is_empty() {
-            errs.push(FieldError::required(sp.key("usages"), "usages must be provided"));
+            errs.push(FieldError::required(
+                sp.key("usages"),
+                "usages must be provided",
+            ));
         }
         let mut seen = HashSet::new();
         for (i, u) in usages.iter().enumerate() {
             if !KNOWN_USAGES.contains(&u.as_str()) {
-                errs.push(FieldError::not_supported(sp.key("usages").index(i), u, KNOWN_USAGES));
+                errs.push(FieldError::not_supported(
+                    sp.key("usages").index(i),
+                    u,
+                    KNOWN_USAGES,
+                ));
             }
             if !seen.insert(u) {
                 errs.push(FieldError::duplicate(sp.key("usages").index(i), u));
@@ -392,7 +508,11 @@ impl Validate for k8s_openapi::api::events::v1::Event {
                 errs.push(FieldError::required(FieldPath::fields(field), ""));
             }
         }
-        errs.one_of(FieldPath::fields("type"), self.type_.as_deref(), &["Normal", "Warning"]);
+        errs.one_of(
+            FieldPath::fields("type"),
+            self.type_.as_deref(),
+            &["Normal", "Warning"],
+        );
         if self.note.as_deref().is_some_and(|n| n.len() > 1024) {
             errs.push(FieldError::too_long(FieldPath::fields("note"), 1024));
         }

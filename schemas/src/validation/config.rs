@@ -30,10 +30,18 @@ fn validate_keys<'a>(
 /// decoding would fail without naming the key).
 fn validate_base64_json(v: &Value, field: &str) -> Vec<FieldError> {
     let mut errs = Errs::default();
-    for (k, v) in v.get(field).and_then(Value::as_object).into_iter().flatten() {
+    for (k, v) in v
+        .get(field)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let Some(text) = v.as_str() else { continue };
         let compact: String = text.chars().filter(|c| *c != '\n' && *c != '\r').collect();
-        if base64::engine::general_purpose::STANDARD.decode(compact).is_err() {
+        if base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .is_err()
+        {
             errs.push(FieldError::invalid(
                 FieldPath::fields(field).key(k.clone()),
                 "<value>",
@@ -94,7 +102,10 @@ impl Validate for ConfigMap {
         );
         total += validate_keys(
             &mut errs,
-            self.binary_data.iter().flatten().map(|(k, v)| (k, v.0.len())),
+            self.binary_data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k, v.0.len())),
             "binaryData",
         );
         if let (Some(d), Some(b)) = (&self.data, &self.binary_data) {

@@ -82,7 +82,10 @@ pub(crate) fn check_immutable<T: serde::Serialize + PartialEq>(
     old: &T,
 ) {
     if new != old {
-        errs.push(immutable(path, &serde_json::to_value(new).unwrap_or_default()));
+        errs.push(immutable(
+            path,
+            &serde_json::to_value(new).unwrap_or_default(),
+        ));
     }
 }
 
@@ -120,10 +123,13 @@ pub(crate) fn at_most_100_percent(errs: &mut Errs, v: &IntOrString, p: &FieldPat
             .and_then(|n| n.parse::<i64>().ok())
             .is_some_and(|n| n > 100)
     {
-        errs.push(FieldError::invalid(p.clone(), s, "must not be greater than 100%"));
+        errs.push(FieldError::invalid(
+            p.clone(),
+            s,
+            "must not be greater than 100%",
+        ));
     }
 }
-
 
 /// A list of field errors being collected.
 #[derive(Default)]

@@ -19,7 +19,11 @@ const WILDCARD_MESSAGE: &str = "a wildcard DNS-1123 subdomain must start with '*
 
 fn validate_host(errs: &mut Errs, host: &str, p: FieldPath) {
     if host.parse::<IpAddr>().is_ok() {
-        errs.push(FieldError::invalid(p, host, "must be a DNS name, not an IP address"));
+        errs.push(FieldError::invalid(
+            p,
+            host,
+            "must be a DNS name, not an IP address",
+        ));
     } else if host.contains('*') {
         let ok = host
             .strip_prefix("*.")
@@ -34,12 +38,16 @@ fn validate_host(errs: &mut Errs, host: &str, p: FieldPath) {
 
 fn validate_backend(errs: &mut Errs, b: &IngressBackend, p: &FieldPath) {
     match (&b.service, &b.resource) {
-        (Some(_), Some(_)) => {
-            errs.push(FieldError::invalid(p.clone(), "", "cannot set both resource and service backends"))
-        }
-        (None, None) => {
-            errs.push(FieldError::invalid(p.clone(), "", "resource or service backend is required"))
-        }
+        (Some(_), Some(_)) => errs.push(FieldError::invalid(
+            p.clone(),
+            "",
+            "cannot set both resource and service backends",
+        )),
+        (None, None) => errs.push(FieldError::invalid(
+            p.clone(),
+            "",
+            "resource or service backend is required",
+        )),
         (Some(s), None) => {
             let sp = p.key("service");
             if s.name.is_empty() {
@@ -61,7 +69,10 @@ fn validate_backend(errs: &mut Errs, b: &IngressBackend, p: &FieldPath) {
                         errs.push(FieldError::invalid(sp.key("port").key("number"), n, e));
                     }
                 }
-                _ => errs.push(FieldError::required(p.clone(), "port name or number is required")),
+                _ => errs.push(FieldError::required(
+                    p.clone(),
+                    "port name or number is required",
+                )),
             }
         }
         (None, Some(r)) => {
@@ -85,22 +96,38 @@ fn validate_http_path(errs: &mut Errs, path: Option<&str>, path_type: &str, p: &
     match path_type {
         "Exact" | "Prefix" => {
             if !path.starts_with('/') {
-                errs.push(FieldError::invalid(p.key("path"), path, "must be an absolute path"));
+                errs.push(FieldError::invalid(
+                    p.key("path"),
+                    path,
+                    "must be an absolute path",
+                ));
             }
             for bad in ["//", "/./", "/../", "%2f", "%2F"] {
                 if path.contains(bad) {
-                    errs.push(FieldError::invalid(p.key("path"), path, format!("must not contain '{bad}'")));
+                    errs.push(FieldError::invalid(
+                        p.key("path"),
+                        path,
+                        format!("must not contain '{bad}'"),
+                    ));
                 }
             }
             for bad in ["/..", "/."] {
                 if path.ends_with(bad) {
-                    errs.push(FieldError::invalid(p.key("path"), path, format!("cannot end with '{bad}'")));
+                    errs.push(FieldError::invalid(
+                        p.key("path"),
+                        path,
+                        format!("cannot end with '{bad}'"),
+                    ));
                 }
             }
         }
         "ImplementationSpecific" => {
             if !path.is_empty() && !path.starts_with('/') {
-                errs.push(FieldError::invalid(p.key("path"), path, "must be an absolute path"));
+                errs.push(FieldError::invalid(
+                    p.key("path"),
+                    path,
+                    "must be an absolute path",
+                ));
             }
         }
         other => errs.push(FieldError::not_supported(
@@ -114,10 +141,19 @@ fn validate_http_path(errs: &mut Errs, path: Option<&str>, path_type: &str, p: &
 impl Validate for Ingress {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let Some(spec) = &self.spec else {
-            errs.push(FieldError::invalid(sp, "null", "either `defaultBackend` or `rules` must be specified"));
+            errs.push(FieldError::invalid(
+                sp,
+                "null",
+                "either `defaultBackend` or `rules` must be specified",
+            ));
             return errs.0;
         };
         if let (Some(class), Some(annotation)) = (
@@ -161,7 +197,10 @@ impl Validate for Ingress {
                 for (j, path) in http.paths.iter().enumerate() {
                     let pp = hp.index(j);
                     if path.path_type.is_empty() {
-                        errs.push(FieldError::required(pp.key("pathType"), "pathType must be specified"));
+                        errs.push(FieldError::required(
+                            pp.key("pathType"),
+                            "pathType must be specified",
+                        ));
                         continue;
                     }
                     validate_http_path(&mut errs, path.path.as_deref(), &path.path_type, &pp);
@@ -185,7 +224,12 @@ impl Validate for Ingress {
 impl Validate for IngressClass {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let spec = self.spec.clone().unwrap_or_default();
         match spec.controller.as_deref() {
@@ -230,9 +274,11 @@ impl Validate for IngressClass {
                         errs.check(pp.key("namespace"), ns, names::dns1123_label(ns));
                     }
                 }
-                (Some(other), _) => {
-                    errs.push(FieldError::not_supported(pp.key("scope"), other, &["Cluster", "Namespace"]))
-                }
+                (Some(other), _) => errs.push(FieldError::not_supported(
+                    pp.key("scope"),
+                    other,
+                    &["Cluster", "Namespace"],
+                )),
             }
         }
         errs.0
@@ -251,7 +297,11 @@ impl Validate for IngressClass {
 }
 
 fn validate_np_port(errs: &mut Errs, port: &NetworkPolicyPort, p: &FieldPath) {
-    errs.one_of(p.key("protocol"), port.protocol.as_deref(), &["TCP", "UDP", "SCTP"]);
+    errs.one_of(
+        p.key("protocol"),
+        port.protocol.as_deref(),
+        &["TCP", "UDP", "SCTP"],
+    );
     match (&port.port, port.end_port) {
         (Some(IntOrString::Int(n)), end) => {
             if let Some(e) = names::port_number(*n) {
@@ -303,11 +353,19 @@ fn cidr_contains(outer: &str, inner: &str) -> Option<bool> {
         match ip {
             IpAddr::V4(v) => {
                 let n = u128::from(u32::from(v));
-                Some(if bits == 0 { 0 } else { n >> (32 - u32::from(bits.min(32))) })
+                Some(if bits == 0 {
+                    0
+                } else {
+                    n >> (32 - u32::from(bits.min(32)))
+                })
             }
             IpAddr::V6(v) => {
                 let n = u128::from(v);
-                Some(if bits == 0 { 0 } else { n >> (128 - u32::from(bits.min(128))) })
+                Some(if bits == 0 {
+                    0
+                } else {
+                    n >> (128 - u32::from(bits.min(128)))
+                })
             }
         }
     };
@@ -320,14 +378,21 @@ fn cidr_contains(outer: &str, inner: &str) -> Option<bool> {
 }
 
 fn validate_peer(errs: &mut Errs, peer: &NetworkPolicyPeer, p: &FieldPath) {
-    let count = [peer.pod_selector.is_some(), peer.namespace_selector.is_some(), peer.ip_block.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let count = [
+        peer.pod_selector.is_some(),
+        peer.namespace_selector.is_some(),
+        peer.ip_block.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if count == 0 {
         errs.push(FieldError::required(p.clone(), "must specify a peer"));
     } else if peer.ip_block.is_some() && count > 1 {
-        errs.push(FieldError::forbidden(p.clone(), "may not specify both ipBlock and another peer"));
+        errs.push(FieldError::forbidden(
+            p.clone(),
+            "may not specify both ipBlock and another peer",
+        ));
     }
     if let Some(s) = &peer.pod_selector {
         validate_selector(errs, s, &p.key("podSelector"));
@@ -355,7 +420,11 @@ fn validate_peer(errs: &mut Errs, peer: &NetworkPolicyPeer, p: &FieldPath) {
                     "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
                 ));
             } else if cidr_contains(&b.cidr, e) == Some(false) {
-                errs.push(FieldError::invalid(ep, e, "must be a strict subset of `cidr`"));
+                errs.push(FieldError::invalid(
+                    ep,
+                    e,
+                    "must be a strict subset of `cidr`",
+                ));
             }
         }
     }
@@ -364,7 +433,12 @@ fn validate_peer(errs: &mut Errs, peer: &NetworkPolicyPeer, p: &FieldPath) {
 impl Validate for NetworkPolicy {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let Some(spec) = &self.spec else {
             return errs.0;
@@ -399,7 +473,11 @@ impl Validate for NetworkPolicy {
             ));
         } else {
             for (i, t) in types.iter().enumerate() {
-                errs.one_of(sp.key("policyTypes").index(i), Some(t), &["Ingress", "Egress"]);
+                errs.one_of(
+                    sp.key("policyTypes").index(i),
+                    Some(t),
+                    &["Ingress", "Egress"],
+                );
             }
         }
         errs.0
@@ -409,28 +487,43 @@ impl Validate for NetworkPolicy {
 impl Validate for EndpointSlice {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let at = self.address_type.as_str();
-        errs.one_of(FieldPath::fields("addressType"), Some(at), &["IPv4", "IPv6", "FQDN"]);
+        errs.one_of(
+            FieldPath::fields("addressType"),
+            Some(at),
+            &["IPv4", "IPv6", "FQDN"],
+        );
         if self.endpoints.len() > 1000 {
             errs.push(FieldError {
                 path: FieldPath::fields("endpoints"),
                 reason: crate::field_error::Reason::TooMany,
-                message: format!("Too many: {}: must have at most 1000 items", self.endpoints.len()),
+                message: format!(
+                    "Too many: {}: must have at most 1000 items",
+                    self.endpoints.len()
+                ),
             });
         }
         for (i, ep) in self.endpoints.iter().enumerate() {
             let p = FieldPath::fields("endpoints").index(i);
             if ep.addresses.is_empty() {
-                errs.push(FieldError::required(p.key("addresses"), "must contain at least 1 address"));
+                errs.push(FieldError::required(
+                    p.key("addresses"),
+                    "must contain at least 1 address",
+                ));
             }
             for (j, a) in ep.addresses.iter().enumerate() {
                 let ap = p.key("addresses").index(j);
                 match at {
-                    "IPv4" if !a.parse::<std::net::Ipv4Addr>().is_ok() => {
+                    "IPv4" if a.parse::<std::net::Ipv4Addr>().is_err() => {
                         errs.push(FieldError::invalid(ap, a, "must be a valid IPv4 address"))
                     }
-                    "IPv6" if !a.parse::<std::net::Ipv6Addr>().is_ok() => {
+                    "IPv6" if a.parse::<std::net::Ipv6Addr>().is_err() => {
                         errs.push(FieldError::invalid(ap, a, "must be a valid IPv6 address"))
                     }
                     "FQDN" => errs.check(ap, a, names::dns1123_subdomain(a)),
@@ -454,14 +547,23 @@ impl Validate for EndpointSlice {
             if !seen.insert(name.to_string()) {
                 errs.push(FieldError::duplicate(p.key("name"), name));
             }
-            errs.one_of(p.key("protocol"), port.protocol.as_deref(), &["SCTP", "TCP", "UDP"]);
+            errs.one_of(
+                p.key("protocol"),
+                port.protocol.as_deref(),
+                &["SCTP", "TCP", "UDP"],
+            );
         }
         errs.0
     }
 
     fn validate_update(&self, old: &Self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        check_immutable(&mut errs, FieldPath::fields("addressType"), &self.address_type, &old.address_type);
+        check_immutable(
+            &mut errs,
+            FieldPath::fields("addressType"),
+            &self.address_type,
+            &old.address_type,
+        );
         errs.0
     }
 }

@@ -3,13 +3,13 @@
 
 use std::collections::HashSet;
 
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node};
 use crate::duration::parse_duration;
 use crate::field_error::FieldError;
 use crate::korral::{DriftReport, GitSource};
 use crate::path::FieldPath;
 use crate::validation::{Errs, NameRule, Validate, names, validate_meta};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node};
 
 fn meta_path() -> FieldPath {
     FieldPath::fields("metadata")

@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::field_error::FieldError;
+use crate::path::FieldPath;
 use k8s_openapi::api::core::v1::{
     Affinity, Container, EnvVar, NodeSelectorTerm, Pod, PodAffinityTerm, PodSpec, Probe,
     Toleration, TopologySpreadConstraint, Volume,
 };
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use crate::field_error::FieldError;
-use crate::path::FieldPath;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::quantity::QuantityExt;
 use crate::validation::{
@@ -71,7 +71,8 @@ fn only_mutable_changes(old: &PodSpec, new: &PodSpec) -> bool {
             }
         }
     }
-    if relaxed.init_containers.as_ref().is_some_and(Vec::is_empty) && old.init_containers.is_none() {
+    if relaxed.init_containers.as_ref().is_some_and(Vec::is_empty) && old.init_containers.is_none()
+    {
         relaxed.init_containers = None;
     }
     relaxed.active_deadline_seconds = old.active_deadline_seconds;
@@ -317,7 +318,11 @@ fn validate_mode(errs: &mut Errs, mode: Option<i32>, path: &FieldPath) {
     }
 }
 
-fn validate_items(errs: &mut Errs, items: Option<&[k8s_openapi::api::core::v1::KeyToPath]>, path: &FieldPath) {
+fn validate_items(
+    errs: &mut Errs,
+    items: Option<&[k8s_openapi::api::core::v1::KeyToPath]>,
+    path: &FieldPath,
+) {
     for (i, item) in items.unwrap_or_default().iter().enumerate() {
         let p = path.index(i);
         if item.key.is_empty() {
@@ -860,7 +865,9 @@ fn validate_affinity(errs: &mut Errs, a: &Affinity, p: &FieldPath) {
         ),
     ];
     for (field, pa) in terms {
-        let Some((required, preferred)) = pa else { continue };
+        let Some((required, preferred)) = pa else {
+            continue;
+        };
         let pp = p.key(field);
         for (i, t) in required.iter().flatten().enumerate() {
             validate_pod_affinity_term(

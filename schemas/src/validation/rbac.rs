@@ -14,7 +14,10 @@ const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 fn validate_rule(errs: &mut Errs, r: &PolicyRule, namespaced: bool, p: &FieldPath) {
     if r.verbs.is_empty() {
-        errs.push(FieldError::required(p.key("verbs"), "verbs must contain at least one value"));
+        errs.push(FieldError::required(
+            p.key("verbs"),
+            "verbs must contain at least one value",
+        ));
     }
     let urls = r.non_resource_urls.as_deref().unwrap_or_default();
     let non_empty = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
@@ -58,7 +61,12 @@ fn validate_rules(errs: &mut Errs, rules: Option<&Vec<PolicyRule>>, namespaced: 
 impl Validate for Role {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::PathSegment, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::PathSegment,
+            &FieldPath::fields("metadata"),
+        );
         validate_rules(&mut errs, self.rules.as_ref(), true);
         errs.0
     }
@@ -67,7 +75,12 @@ impl Validate for Role {
 impl Validate for ClusterRole {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::PathSegment, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::PathSegment,
+            &FieldPath::fields("metadata"),
+        );
         validate_rules(&mut errs, self.rules.as_ref(), false);
         if let Some(a) = &self.aggregation_rule {
             let ap = FieldPath::fields("aggregationRule.clusterRoleSelectors");
@@ -89,7 +102,11 @@ impl Validate for ClusterRole {
 fn validate_role_ref(errs: &mut Errs, r: &RoleRef, kinds: &[&str]) {
     let p = FieldPath::fields("roleRef");
     if r.api_group != RBAC_GROUP {
-        errs.push(FieldError::not_supported(p.key("apiGroup"), &r.api_group, &[RBAC_GROUP]));
+        errs.push(FieldError::not_supported(
+            p.key("apiGroup"),
+            &r.api_group,
+            &[RBAC_GROUP],
+        ));
     }
     if !kinds.contains(&r.kind.as_str()) {
         errs.push(FieldError::not_supported(p.key("kind"), &r.kind, kinds));
@@ -122,7 +139,11 @@ fn validate_subjects(errs: &mut Errs, subjects: Option<&Vec<Subject>>, namespace
             }
             "User" | "Group" => {
                 if group != RBAC_GROUP {
-                    errs.push(FieldError::not_supported(p.key("apiGroup"), group, &[RBAC_GROUP]));
+                    errs.push(FieldError::not_supported(
+                        p.key("apiGroup"),
+                        group,
+                        &[RBAC_GROUP],
+                    ));
                 }
             }
             other => errs.push(FieldError::not_supported(
@@ -151,7 +172,12 @@ fn role_ref_changed(new: &RoleRef, old: &RoleRef) -> Vec<FieldError> {
 impl Validate for RoleBinding {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::PathSegment, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::PathSegment,
+            &FieldPath::fields("metadata"),
+        );
         validate_role_ref(&mut errs, &self.role_ref, &["Role", "ClusterRole"]);
         validate_subjects(&mut errs, self.subjects.as_ref(), true);
         errs.0
@@ -165,7 +191,12 @@ impl Validate for RoleBinding {
 impl Validate for ClusterRoleBinding {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::PathSegment, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::PathSegment,
+            &FieldPath::fields("metadata"),
+        );
         validate_role_ref(&mut errs, &self.role_ref, &["ClusterRole"]);
         validate_subjects(&mut errs, self.subjects.as_ref(), false);
         errs.0

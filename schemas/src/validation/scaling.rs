@@ -3,8 +3,7 @@
 
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler as HpaV1;
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscaler, MetricSpec,
-    MetricTarget,
+    CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscaler, MetricSpec, MetricTarget,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
@@ -26,7 +25,11 @@ fn validate_replicas(errs: &mut Errs, min: Option<i32>, max: i32, sp: &FieldPath
         ));
     }
     if max < 1 {
-        errs.push(FieldError::invalid(sp.key("maxReplicas"), max, "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            sp.key("maxReplicas"),
+            max,
+            "must be greater than 0",
+        ));
     }
     if max < min {
         errs.push(FieldError::invalid(
@@ -49,7 +52,10 @@ fn validate_target_ref(errs: &mut Errs, kind: &str, name: &str, p: &FieldPath) {
 
 fn validate_target(errs: &mut Errs, t: &MetricTarget, p: &FieldPath) {
     match t.type_.as_str() {
-        "" => errs.push(FieldError::required(p.key("type"), "must specify a metric target type")),
+        "" => errs.push(FieldError::required(
+            p.key("type"),
+            "must specify a metric target type",
+        )),
         "Utilization" | "Value" | "AverageValue" => {}
         other => errs.push(FieldError::invalid(
             p.key("type"),
@@ -61,16 +67,30 @@ fn validate_target(errs: &mut Errs, t: &MetricTarget, p: &FieldPath) {
         if let Some(q) = q
             && q.nanos() <= 0
         {
-            errs.push(FieldError::invalid(p.key(field), q.0.as_str(), "must be positive"));
+            errs.push(FieldError::invalid(
+                p.key(field),
+                q.0.as_str(),
+                "must be positive",
+            ));
         }
     }
     if let Some(u) = t.average_utilization.filter(|u| *u < 1) {
-        errs.push(FieldError::invalid(p.key("averageUtilization"), u, "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            p.key("averageUtilization"),
+            u,
+            "must be greater than 0",
+        ));
     }
 }
 
 fn validate_metric(errs: &mut Errs, m: &MetricSpec, p: &FieldPath) {
-    const TYPES: &[&str] = &["ContainerResource", "External", "Object", "Pods", "Resource"];
+    const TYPES: &[&str] = &[
+        "ContainerResource",
+        "External",
+        "Object",
+        "Pods",
+        "Resource",
+    ];
     let set = [
         ("containerResource", m.container_resource.is_some()),
         ("external", m.external.is_some()),
@@ -80,7 +100,10 @@ fn validate_metric(errs: &mut Errs, m: &MetricSpec, p: &FieldPath) {
     ];
     let wanted = match m.type_.as_str() {
         "" => {
-            errs.push(FieldError::required(p.key("type"), "must specify a metric source type"));
+            errs.push(FieldError::required(
+                p.key("type"),
+                "must specify a metric source type",
+            ));
             return;
         }
         "ContainerResource" => "containerResource",
@@ -109,7 +132,10 @@ fn validate_metric(errs: &mut Errs, m: &MetricSpec, p: &FieldPath) {
     if let Some(r) = &m.resource {
         let rp = p.key("resource");
         if r.name.is_empty() {
-            errs.push(FieldError::required(rp.key("name"), "must specify a resource name"));
+            errs.push(FieldError::required(
+                rp.key("name"),
+                "must specify a resource name",
+            ));
         }
         validate_target(errs, &r.target, &rp.key("target"));
         resource_target_choice(errs, &r.target, &rp.key("target"));
@@ -117,12 +143,22 @@ fn validate_metric(errs: &mut Errs, m: &MetricSpec, p: &FieldPath) {
     if let Some(r) = &m.container_resource {
         let rp = p.key("containerResource");
         if r.name.is_empty() {
-            errs.push(FieldError::required(rp.key("name"), "must specify a resource name"));
+            errs.push(FieldError::required(
+                rp.key("name"),
+                "must specify a resource name",
+            ));
         }
         if r.container.is_empty() {
-            errs.push(FieldError::required(rp.key("container"), "must specify a container"));
+            errs.push(FieldError::required(
+                rp.key("container"),
+                "must specify a container",
+            ));
         } else {
-            errs.check(rp.key("container"), &r.container, names::dns1123_label(&r.container));
+            errs.check(
+                rp.key("container"),
+                &r.container,
+                names::dns1123_label(&r.container),
+            );
         }
         validate_target(errs, &r.target, &rp.key("target"));
         resource_target_choice(errs, &r.target, &rp.key("target"));
@@ -130,7 +166,10 @@ fn validate_metric(errs: &mut Errs, m: &MetricSpec, p: &FieldPath) {
     if let Some(pods) = &m.pods {
         let pp = p.key("pods");
         if pods.metric.name.is_empty() {
-            errs.push(FieldError::required(pp.key("metric").key("name"), "must specify a metric name"));
+            errs.push(FieldError::required(
+                pp.key("metric").key("name"),
+                "must specify a metric name",
+            ));
         }
         validate_target(errs, &pods.target, &pp.key("target"));
         if pods.target.average_value.is_none() {
@@ -144,7 +183,10 @@ fn validate_metric(errs: &mut Errs, m: &MetricSpec, p: &FieldPath) {
         let op = p.key("object");
         validate_cross_ref(errs, &o.described_object, &op.key("describedObject"));
         if o.metric.name.is_empty() {
-            errs.push(FieldError::required(op.key("metric").key("name"), "must specify a metric name"));
+            errs.push(FieldError::required(
+                op.key("metric").key("name"),
+                "must specify a metric name",
+            ));
         }
         validate_target(errs, &o.target, &op.key("target"));
         if o.target.value.is_none() && o.target.average_value.is_none() {
@@ -157,7 +199,10 @@ fn validate_metric(errs: &mut Errs, m: &MetricSpec, p: &FieldPath) {
     if let Some(e) = &m.external {
         let ep = p.key("external");
         if e.metric.name.is_empty() {
-            errs.push(FieldError::required(ep.key("metric").key("name"), "must specify a metric name"));
+            errs.push(FieldError::required(
+                ep.key("metric").key("name"),
+                "must specify a metric name",
+            ));
         }
         validate_target(errs, &e.target, &ep.key("target"));
         match (&e.target.value, &e.target.average_value) {
@@ -208,14 +253,26 @@ fn validate_rules(errs: &mut Errs, r: &HPAScalingRules, p: &FieldPath) {
             ));
         }
     }
-    errs.one_of(p.key("selectPolicy"), r.select_policy.as_deref(), &["Disabled", "Max", "Min"]);
+    errs.one_of(
+        p.key("selectPolicy"),
+        r.select_policy.as_deref(),
+        &["Disabled", "Max", "Min"],
+    );
     match &r.policies {
         Some(policies) if !policies.is_empty() => {
             for (j, pol) in policies.iter().enumerate() {
                 let pp = p.key("policies").index(j);
-                errs.one_of(pp.key("type"), Some(pol.type_.as_str()), &["Percent", "Pods"]);
+                errs.one_of(
+                    pp.key("type"),
+                    Some(pol.type_.as_str()),
+                    &["Percent", "Pods"],
+                );
                 if pol.value <= 0 {
-                    errs.push(FieldError::invalid(pp.key("value"), pol.value, "must be greater than zero"));
+                    errs.push(FieldError::invalid(
+                        pp.key("value"),
+                        pol.value,
+                        "must be greater than zero",
+                    ));
                 }
                 if pol.period_seconds <= 0 {
                     errs.push(FieldError::invalid(
@@ -232,14 +289,22 @@ fn validate_rules(errs: &mut Errs, r: &HPAScalingRules, p: &FieldPath) {
                 }
             }
         }
-        _ => errs.push(FieldError::required(p.key("policies"), "must specify at least one Policy")),
+        _ => errs.push(FieldError::required(
+            p.key("policies"),
+            "must specify at least one Policy",
+        )),
     }
 }
 
 impl Validate for HorizontalPodAutoscaler {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let Some(spec) = &self.spec else {
             errs.push(FieldError::required(sp, ""));
@@ -266,7 +331,12 @@ impl Validate for HorizontalPodAutoscaler {
 impl Validate for HpaV1 {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let Some(spec) = &self.spec else {
             errs.push(FieldError::required(sp, ""));
@@ -293,7 +363,12 @@ impl Validate for HpaV1 {
 impl Validate for PodDisruptionBudget {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::PathSegment, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::PathSegment,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let Some(spec) = &self.spec else {
             return errs.0;
@@ -305,7 +380,10 @@ impl Validate for PodDisruptionBudget {
                 "minAvailable and maxUnavailable cannot be both set",
             ));
         }
-        for (field, v) in [("minAvailable", &spec.min_available), ("maxUnavailable", &spec.max_unavailable)] {
+        for (field, v) in [
+            ("minAvailable", &spec.min_available),
+            ("maxUnavailable", &spec.max_unavailable),
+        ] {
             if let Some(v) = v
                 && validate_int_or_percent(&mut errs, v, &sp.key(field))
             {

@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 
-use k8s_openapi::api::core::v1::{Endpoints, Service};
 use crate::field_error::FieldError;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::path::FieldPath;
 use crate::validation::{Errs, NameRule, Validate, names, validate_labels, validate_meta};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// The default NodePort range.
 pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
@@ -20,11 +20,8 @@ impl Validate for Service {
                 .and_then(|s| s.cluster_ip.clone())
                 .filter(|c| !c.is_empty())
         };
-        let to_external = self
-            .spec
-            .as_ref()
-            .and_then(|s| s.type_.as_deref())
-            == Some("ExternalName");
+        let to_external =
+            self.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("ExternalName");
         match (ip(old), ip(self)) {
             (Some(o), Some(n)) if o != n && !to_external => vec![FieldError {
                 path: FieldPath::fields("spec.clusterIPs").index(0),

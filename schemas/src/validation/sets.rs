@@ -18,7 +18,10 @@ use crate::validation::{
     validate_meta,
 };
 
-fn meta_errs(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, rule: NameRule) -> Errs {
+fn meta_errs(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    rule: NameRule,
+) -> Errs {
     let mut errs = Errs::default();
     validate_meta(&mut errs, meta, rule, &FieldPath::fields("metadata"));
     errs
@@ -68,7 +71,11 @@ impl Validate for StatefulSet {
                                     0,
                                     "cannot be 0",
                                 ));
-                            } else if validate_int_or_percent(&mut errs, mu, &rp.key("maxUnavailable")) {
+                            } else if validate_int_or_percent(
+                                &mut errs,
+                                mu,
+                                &rp.key("maxUnavailable"),
+                            ) {
                                 at_most_100_percent(&mut errs, mu, &rp.key("maxUnavailable"));
                             }
                         }
@@ -83,11 +90,22 @@ impl Validate for StatefulSet {
         }
         if let Some(r) = &spec.persistent_volume_claim_retention_policy {
             let rp = sp.key("persistentVolumeClaimRetentionPolicy");
-            errs.one_of(rp.key("whenDeleted"), r.when_deleted.as_deref(), &["Retain", "Delete"]);
-            errs.one_of(rp.key("whenScaled"), r.when_scaled.as_deref(), &["Retain", "Delete"]);
+            errs.one_of(
+                rp.key("whenDeleted"),
+                r.when_deleted.as_deref(),
+                &["Retain", "Delete"],
+            );
+            errs.one_of(
+                rp.key("whenScaled"),
+                r.when_scaled.as_deref(),
+                &["Retain", "Delete"],
+            );
         }
         errs.non_negative(sp.key("replicas"), spec.replicas.map(i64::from));
-        errs.non_negative(sp.key("minReadySeconds"), spec.min_ready_seconds.map(i64::from));
+        errs.non_negative(
+            sp.key("minReadySeconds"),
+            spec.min_ready_seconds.map(i64::from),
+        );
         if let Some(o) = &spec.ordinals {
             errs.non_negative(sp.key("ordinals").key("start"), o.start.map(i64::from));
         }
@@ -145,7 +163,10 @@ impl Validate for DaemonSet {
                 ..LONG_RUNNING
             },
         );
-        errs.non_negative(sp.key("minReadySeconds"), spec.min_ready_seconds.map(i64::from));
+        errs.non_negative(
+            sp.key("minReadySeconds"),
+            spec.min_ready_seconds.map(i64::from),
+        );
         errs.non_negative(
             sp.key("revisionHistoryLimit"),
             spec.revision_history_limit.map(i64::from),
@@ -163,7 +184,10 @@ impl Validate for DaemonSet {
                             Some(IntOrString::String(s)) => s == "0%",
                             _ => false,
                         };
-                        for (field, v) in [("maxUnavailable", &ru.max_unavailable), ("maxSurge", &ru.max_surge)] {
+                        for (field, v) in [
+                            ("maxUnavailable", &ru.max_unavailable),
+                            ("maxSurge", &ru.max_surge),
+                        ] {
                             if let Some(v) = v
                                 && validate_int_or_percent(&mut errs, v, &rp.key(field))
                             {
@@ -212,12 +236,19 @@ impl Validate for ReplicationController {
             errs.push(FieldError::required(sp, ""));
             return errs.0;
         };
-        errs.non_negative(sp.key("minReadySeconds"), spec.min_ready_seconds.map(i64::from));
+        errs.non_negative(
+            sp.key("minReadySeconds"),
+            spec.min_ready_seconds.map(i64::from),
+        );
         errs.non_negative(sp.key("replicas"), spec.replicas.map(i64::from));
-        let selector = spec.selector.as_ref().filter(|s| !s.is_empty()).map(|m| LabelSelector {
-            match_labels: Some(m.clone()),
-            match_expressions: None,
-        });
+        let selector = spec
+            .selector
+            .as_ref()
+            .filter(|s| !s.is_empty())
+            .map(|m| LabelSelector {
+                match_labels: Some(m.clone()),
+                match_expressions: None,
+            });
         if selector.is_none() {
             errs.push(FieldError::required(sp.key("selector"), ""));
         }
@@ -270,10 +301,11 @@ impl Validate for PodTemplate {
                         non_empty_selector: false,
                     },
                 );
-                if t.spec
-                    .as_ref()
-                    .is_some_and(|s| s.ephemeral_containers.as_ref().is_some_and(|e| !e.is_empty()))
-                {
+                if t.spec.as_ref().is_some_and(|s| {
+                    s.ephemeral_containers
+                        .as_ref()
+                        .is_some_and(|e| !e.is_empty())
+                }) {
                     errs.push(FieldError::forbidden(
                         FieldPath::fields("template.spec.ephemeralContainers"),
                         "ephemeral containers not allowed in pod template",
@@ -289,7 +321,10 @@ impl Validate for ControllerRevision {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = meta_errs(&self.metadata, NameRule::Subdomain);
         if self.data.is_none() {
-            errs.push(FieldError::required(FieldPath::fields("data"), "data is mandatory"));
+            errs.push(FieldError::required(
+                FieldPath::fields("data"),
+                "data is mandatory",
+            ));
         }
         errs.non_negative(FieldPath::fields("revision"), Some(self.revision));
         errs.0

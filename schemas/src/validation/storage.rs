@@ -16,14 +16,23 @@ use crate::validation::{
     Errs, NameRule, Validate, check_immutable, names, validate_meta, validate_selector,
 };
 
-const ACCESS_MODES: &[&str] = &["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"];
+const ACCESS_MODES: &[&str] = &[
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
 
 fn validate_access_modes(errs: &mut Errs, modes: Option<&Vec<String>>, p: FieldPath, claim: bool) {
     let modes = modes.map(Vec::as_slice).unwrap_or_default();
     if modes.is_empty() {
         errs.push(FieldError::required(
             p,
-            if claim { "at least 1 access mode is required" } else { "" },
+            if claim {
+                "at least 1 access mode is required"
+            } else {
+                ""
+            },
         ));
         return;
     }
@@ -33,7 +42,10 @@ fn validate_access_modes(errs: &mut Errs, modes: Option<&Vec<String>>, p: FieldP
         }
     }
     if modes.len() > 1 && modes.iter().any(|m| m == "ReadWriteOncePod") {
-        errs.push(FieldError::forbidden(p, "may not use ReadWriteOncePod with other access modes"));
+        errs.push(FieldError::forbidden(
+            p,
+            "may not use ReadWriteOncePod with other access modes",
+        ));
     }
 }
 
@@ -85,7 +97,11 @@ fn validate_pv_spec(errs: &mut Errs, s: &PersistentVolumeSpec, sp: &FieldPath) {
         Some(c) if c.is_empty() => errs.push(FieldError::required(sp.key("capacity"), "")),
         Some(c) => {
             if c.len() != 1 || !c.contains_key("storage") {
-                errs.push(FieldError::not_supported(sp.key("capacity"), &format!("{:?}", c.keys().collect::<Vec<_>>()), &["storage"]));
+                errs.push(FieldError::not_supported(
+                    sp.key("capacity"),
+                    &format!("{:?}", c.keys().collect::<Vec<_>>()),
+                    &["storage"],
+                ));
             }
             if let Some(q) = c.get("storage")
                 && q.nanos() <= 0
@@ -104,11 +120,17 @@ fn validate_pv_spec(errs: &mut Errs, s: &PersistentVolumeSpec, sp: &FieldPath) {
         &["Delete", "Recycle", "Retain"],
     );
     match pv_sources(s).as_slice() {
-        [] => errs.push(FieldError::required(sp.clone(), "must specify a volume type")),
+        [] => errs.push(FieldError::required(
+            sp.clone(),
+            "must specify a volume type",
+        )),
         [_] => {}
         [_, extra @ ..] => {
             for e in extra {
-                errs.push(FieldError::forbidden(sp.key(*e), "may not specify more than 1 volume type"));
+                errs.push(FieldError::forbidden(
+                    sp.key(*e),
+                    "may not specify more than 1 volume type",
+                ));
             }
         }
     }
@@ -140,7 +162,11 @@ fn validate_pv_spec(errs: &mut Errs, s: &PersistentVolumeSpec, sp: &FieldPath) {
         if n.path.is_empty() {
             errs.push(FieldError::required(sp.key("nfs").key("path"), ""));
         } else if !n.path.starts_with('/') {
-            errs.push(FieldError::invalid(sp.key("nfs").key("path"), &n.path, "must be an absolute path"));
+            errs.push(FieldError::invalid(
+                sp.key("nfs").key("path"),
+                &n.path,
+                "must be an absolute path",
+            ));
         }
     }
     if let Some(c) = &s.csi {
@@ -151,14 +177,23 @@ fn validate_pv_spec(errs: &mut Errs, s: &PersistentVolumeSpec, sp: &FieldPath) {
             errs.push(FieldError::required(sp.key("csi").key("volumeHandle"), ""));
         }
     }
-    storage_class_name(errs, s.storage_class_name.as_deref(), sp.key("storageClassName"));
+    storage_class_name(
+        errs,
+        s.storage_class_name.as_deref(),
+        sp.key("storageClassName"),
+    );
     volume_mode(errs, s.volume_mode.as_deref(), sp.key("volumeMode"));
 }
 
 impl Validate for PersistentVolume {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         match &self.spec {
             None => errs.push(FieldError::required(FieldPath::fields("spec"), "")),
             Some(s) => validate_pv_spec(&mut errs, s, &FieldPath::fields("spec")),
@@ -193,9 +228,19 @@ impl Validate for PersistentVolume {
                 "spec.persistentvolumesource is immutable after creation",
             ));
         }
-        check_immutable(&mut errs, FieldPath::fields("volumeMode"), &new.volume_mode, &old.volume_mode);
+        check_immutable(
+            &mut errs,
+            FieldPath::fields("volumeMode"),
+            &new.volume_mode,
+            &old.volume_mode,
+        );
         if old.node_affinity.is_some() {
-            check_immutable(&mut errs, FieldPath::fields("nodeAffinity"), &new.node_affinity, &old.node_affinity);
+            check_immutable(
+                &mut errs,
+                FieldPath::fields("nodeAffinity"),
+                &new.node_affinity,
+                &old.node_affinity,
+            );
         }
         errs.0
     }
@@ -214,7 +259,10 @@ fn validate_claim_spec(errs: &mut Errs, s: &PersistentVolumeClaimSpec, sp: &Fiel
         validate_selector(errs, sel, &sp.key("selector"));
     }
     match storage_request(s) {
-        None => errs.push(FieldError::required(sp.key("resources").map_key("storage"), "")),
+        None => errs.push(FieldError::required(
+            sp.key("resources").map_key("storage"),
+            "",
+        )),
         Some(q) if q.nanos() <= 0 => errs.push(FieldError::invalid(
             sp.key("resources").map_key("storage"),
             q.0.as_str(),
@@ -222,13 +270,29 @@ fn validate_claim_spec(errs: &mut Errs, s: &PersistentVolumeClaimSpec, sp: &Fiel
         )),
         Some(_) => {}
     }
-    storage_class_name(errs, s.storage_class_name.as_deref(), sp.key("storageClassName"));
+    storage_class_name(
+        errs,
+        s.storage_class_name.as_deref(),
+        sp.key("storageClassName"),
+    );
     volume_mode(errs, s.volume_mode.as_deref(), sp.key("volumeMode"));
     for (field, r) in [
-        ("dataSource", s.data_source.as_ref().map(|d| (d.api_group.as_deref(), &d.kind, &d.name))),
-        ("dataSourceRef", s.data_source_ref.as_ref().map(|d| (d.api_group.as_deref(), &d.kind, &d.name))),
+        (
+            "dataSource",
+            s.data_source
+                .as_ref()
+                .map(|d| (d.api_group.as_deref(), &d.kind, &d.name)),
+        ),
+        (
+            "dataSourceRef",
+            s.data_source_ref
+                .as_ref()
+                .map(|d| (d.api_group.as_deref(), &d.kind, &d.name)),
+        ),
     ] {
-        let Some((group, kind, name)) = r else { continue };
+        let Some((group, kind, name)) = r else {
+            continue;
+        };
         let p = sp.key(field);
         if name.is_empty() {
             errs.push(FieldError::required(p.key("name"), ""));
@@ -237,11 +301,13 @@ fn validate_claim_spec(errs: &mut Errs, s: &PersistentVolumeClaimSpec, sp: &Fiel
             errs.push(FieldError::required(p.key("kind"), ""));
         }
         match group.filter(|g| !g.is_empty()) {
-            None if !kind.is_empty() && kind != "PersistentVolumeClaim" => errs.push(FieldError::invalid(
-                p,
-                kind,
-                "must be 'PersistentVolumeClaim' when referencing the default apiGroup",
-            )),
+            None if !kind.is_empty() && kind != "PersistentVolumeClaim" => {
+                errs.push(FieldError::invalid(
+                    p,
+                    kind,
+                    "must be 'PersistentVolumeClaim' when referencing the default apiGroup",
+                ))
+            }
             Some(g) => errs.check(p.key("apiGroup"), g, names::dns1123_subdomain(g)),
             None => {}
         }
@@ -251,7 +317,12 @@ fn validate_claim_spec(errs: &mut Errs, s: &PersistentVolumeClaimSpec, sp: &Fiel
 impl Validate for PersistentVolumeClaim {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         match &self.spec {
             None => errs.push(FieldError::required(FieldPath::fields("spec"), "")),
             Some(s) => validate_claim_spec(&mut errs, s, &FieldPath::fields("spec")),
@@ -283,7 +354,8 @@ impl Validate for PersistentVolumeClaim {
             ));
         }
         if bound
-            && let (Some(new_q), Some(old_q)) = (storage_request(new_spec), storage_request(old_spec))
+            && let (Some(new_q), Some(old_q)) =
+                (storage_request(new_spec), storage_request(old_spec))
             && new_q.nanos() < old_q.nanos()
         {
             let capacity = old
@@ -300,7 +372,12 @@ impl Validate for PersistentVolumeClaim {
                 ));
             }
         }
-        check_immutable(&mut errs, FieldPath::fields("volumeMode"), &new_spec.volume_mode, &old_spec.volume_mode);
+        check_immutable(
+            &mut errs,
+            FieldPath::fields("volumeMode"),
+            &new_spec.volume_mode,
+            &old_spec.volume_mode,
+        );
         errs.0
     }
 }
@@ -308,27 +385,54 @@ impl Validate for PersistentVolumeClaim {
 impl Validate for StorageClass {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         if self.provisioner.is_empty() {
             errs.push(FieldError::required(FieldPath::fields("provisioner"), ""));
         } else {
             let lower = self.provisioner.to_ascii_lowercase();
-            errs.check(FieldPath::fields("provisioner"), &self.provisioner, names::qualified_name(&lower));
+            errs.check(
+                FieldPath::fields("provisioner"),
+                &self.provisioner,
+                names::qualified_name(&lower),
+            );
         }
         let params = self.parameters.as_ref();
-        let size: usize = params.iter().flat_map(|p| p.iter()).map(|(k, v)| k.len() + v.len()).sum();
+        let size: usize = params
+            .iter()
+            .flat_map(|p| p.iter())
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
         if params.is_some_and(|p| p.len() > 512) {
             errs.push(FieldError::too_long(FieldPath::fields("parameters"), 512));
         }
         if params.is_some_and(|p| p.keys().any(String::is_empty)) {
-            errs.push(FieldError::invalid(FieldPath::fields("parameters"), "", "field can not be empty."));
+            errs.push(FieldError::invalid(
+                FieldPath::fields("parameters"),
+                "",
+                "field can not be empty.",
+            ));
         }
         if size > 256 * 1024 {
-            errs.push(FieldError::too_long(FieldPath::fields("parameters"), 256 * 1024));
+            errs.push(FieldError::too_long(
+                FieldPath::fields("parameters"),
+                256 * 1024,
+            ));
         }
-        errs.one_of(FieldPath::fields("reclaimPolicy"), self.reclaim_policy.as_deref(), &["Delete", "Retain"]);
+        errs.one_of(
+            FieldPath::fields("reclaimPolicy"),
+            self.reclaim_policy.as_deref(),
+            &["Delete", "Retain"],
+        );
         match self.volume_binding_mode.as_deref() {
-            None => errs.push(FieldError::required(FieldPath::fields("volumeBindingMode"), "")),
+            None => errs.push(FieldError::required(
+                FieldPath::fields("volumeBindingMode"),
+                "",
+            )),
             Some(m) => errs.one_of(
                 FieldPath::fields("volumeBindingMode"),
                 Some(m),
@@ -365,7 +469,12 @@ impl Validate for StorageClass {
 impl Validate for CSIDriver {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let s = &self.spec;
         for (field, v) in [
@@ -383,7 +492,11 @@ impl Validate for CSIDriver {
             &["File", "None", "ReadWriteOnceWithFSType"],
         );
         for m in s.volume_lifecycle_modes.iter().flatten() {
-            errs.one_of(sp.key("volumeLifecycleModes"), Some(m), &["Persistent", "Ephemeral"]);
+            errs.one_of(
+                sp.key("volumeLifecycleModes"),
+                Some(m),
+                &["Persistent", "Ephemeral"],
+            );
         }
         let mut audiences = std::collections::HashSet::new();
         for (i, t) in s.token_requests.iter().flatten().enumerate() {
@@ -431,7 +544,12 @@ impl Validate for CSIDriver {
 impl Validate for VolumeAttachment {
     fn validate(&self) -> Vec<FieldError> {
         let mut errs = Errs::default();
-        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &FieldPath::fields("metadata"));
+        validate_meta(
+            &mut errs,
+            &self.metadata,
+            NameRule::Subdomain,
+            &FieldPath::fields("metadata"),
+        );
         let sp = FieldPath::fields("spec");
         let s = &self.spec;
         if s.attacher.is_empty() {
@@ -439,10 +557,17 @@ impl Validate for VolumeAttachment {
         } else if s.attacher.len() > 63 {
             errs.push(FieldError::too_long(sp.key("attacher"), 63));
         } else {
-            errs.check(sp.key("attacher"), &s.attacher, names::dns1123_subdomain(&s.attacher.to_ascii_lowercase()));
+            errs.check(
+                sp.key("attacher"),
+                &s.attacher,
+                names::dns1123_subdomain(&s.attacher.to_ascii_lowercase()),
+            );
         }
         let src = sp.key("source");
-        match (&s.source.inline_volume_spec, &s.source.persistent_volume_name) {
+        match (
+            &s.source.inline_volume_spec,
+            &s.source.persistent_volume_name,
+        ) {
             (None, None) => errs.push(FieldError::required(
                 src,
                 "must specify exactly one of inlineVolumeSpec and persistentVolumeName",
@@ -460,9 +585,15 @@ impl Validate for VolumeAttachment {
                 name,
                 names::dns1123_subdomain(name),
             ),
-            (Some(inline), None) => validate_pv_spec(&mut errs, inline, &src.key("inlineVolumeSpec")),
+            (Some(inline), None) => {
+                validate_pv_spec(&mut errs, inline, &src.key("inlineVolumeSpec"))
+            }
         }
-        errs.check(sp.key("nodeName"), &s.node_name, names::dns1123_subdomain(&s.node_name));
+        errs.check(
+            sp.key("nodeName"),
+            &s.node_name,
+            names::dns1123_subdomain(&s.node_name),
+        );
         errs.0
     }
 

@@ -1,10 +1,6 @@
 //! Semantic validation of Deployments and ReplicaSets: selector vs template
 //! labels, replica counts, rollout strategy.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::field_error::FieldError;
 use crate::object::{MetaExt, SelectorExt};
 use crate::path::FieldPath;
@@ -12,6 +8,10 @@ use crate::validation::{
     Errs, NameRule, Validate, immutable, validate_int_or_percent, validate_labels, validate_meta,
     validate_pod_spec, validate_selector,
 };
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// What a workload kind requires of its pod template.
 pub(crate) struct TemplateRules {
@@ -43,13 +43,11 @@ pub(crate) fn validate_selector_and_template(
 ) {
     match sel {
         None => errs.push(FieldError::required(spec.key("selector"), "")),
-        Some(sel) if sel.is_empty() && rules.non_empty_selector => {
-            errs.push(FieldError::invalid(
-                spec.key("selector"),
-                "{}",
-                format!("empty selector is invalid for {}", rules.kind),
-            ))
-        }
+        Some(sel) if sel.is_empty() && rules.non_empty_selector => errs.push(FieldError::invalid(
+            spec.key("selector"),
+            "{}",
+            format!("empty selector is invalid for {}", rules.kind),
+        )),
         Some(sel) => validate_selector(errs, sel, &spec.key("selector")),
     }
     let Some(t) = template else {
