@@ -6,7 +6,8 @@
 //! `deployment_1.33`) sent to `tools/capture.py` (commands in
 //! `tools/capture.sh`: ConfigMaps, Secrets, Deployments, Services, Namespaces,
 //! access reviews, Jobs, CronJobs, RBAC, ServiceAccounts, quotas,
-//! PriorityClasses, PodDisruptionBudgets, Ingresses, autoscaling/v1 HPAs);
+//! PriorityClasses, PodDisruptionBudgets, Ingresses, autoscaling/v1 HPAs, a
+//! CSR approval update, drain's DeleteOptions);
 //! `kubectl/NAME.kubectl-1.31.json` are the JSON bodies kubectl 1.31 sent for
 //! the same command. `descriptors/*.pb` are the file descriptors compiled into
 //! kubectl 1.33, one per package the table covers.

@@ -1,8 +1,9 @@
 """A fake API server that records the request bodies kubectl sends.
 
 Usage: capture.py OUT_DIR PORT (env NAME names the files: NAME.pb for protobuf
-bodies, NAME.json for JSON ones). It answers discovery minimally, records every
-POST/PUT/PATCH body and answers it 403, so kubectl stops after one write.
+bodies, NAME.json for JSON ones; NAME2.* for the second write, ...). It answers
+discovery minimally, records every POST/PUT/PATCH/DELETE body and answers it
+403, so kubectl stops after one write.
 CANNED__path_with_underscores=JSON answers a GET; REPLY=JSON answers writes."""
 import json, sys, os, http.server, threading
 
@@ -23,6 +24,8 @@ RES = {
     '/apis/rbac.authorization.k8s.io/v1': ('rbac.authorization.k8s.io/v1', [('roles', 'Role', True, ['create','get']), ('rolebindings', 'RoleBinding', True, ['create','get']),
                                                                              ('clusterroles', 'ClusterRole', False, ['create','get']), ('clusterrolebindings', 'ClusterRoleBinding', False, ['create','get'])]),
     '/apis/scheduling.k8s.io/v1': ('scheduling.k8s.io/v1', [('priorityclasses', 'PriorityClass', False, ['create','get'])]),
+    '/apis/certificates.k8s.io/v1': ('certificates.k8s.io/v1', [('certificatesigningrequests', 'CertificateSigningRequest', False, ['create','get']),
+                                                                 ('certificatesigningrequests/approval', 'CertificateSigningRequest', False, ['get','patch','update'])]),
     '/apis/coordination.k8s.io/v1': ('coordination.k8s.io/v1', [('leases', 'Lease', True, ['create','get'])]),
     '/apis/policy/v1': ('policy/v1', [('poddisruptionbudgets', 'PodDisruptionBudget', True, ['create','get'])]),
     '/apis/authorization.k8s.io/v1': ('authorization.k8s.io/v1', [('selfsubjectaccessreviews', 'SelfSubjectAccessReview', False, ['create']),
@@ -69,7 +72,7 @@ class H(http.server.BaseHTTPRequestHandler):
         if canned:
             return self.reply(201, json.loads(canned))
         self.reply(403, {'kind': 'Status', 'apiVersion': 'v1', 'status': 'Failure', 'reason': 'Forbidden', 'code': 403, 'message': 'captured'})
-    do_POST = do_PUT = do_PATCH = body
+    do_POST = do_PUT = do_PATCH = do_DELETE = body
     def log_message(self, *a): pass
 
 srv = http.server.ThreadingHTTPServer(('127.0.0.1', PORT), H)

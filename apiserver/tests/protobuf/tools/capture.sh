@@ -71,6 +71,17 @@ export CANNED__apis_apps_v1_namespaces_default_deployments_d1='{"apiVersion":"ap
 both hpa autoscale deployment d1 --max=3
 both hpacpu autoscale deployment d1 --min=2 --max=5 --cpu-percent=80 --name=d1cpu
 unset CANNED__apis_apps_v1_namespaces_default_deployments_d1
+# kubectl certificate approve reads the request, then updates (PUT) its approval
+export CANNED__apis_certificates_k8s_io_v1_certificatesigningrequests_csr1='{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{"name":"csr1","uid":"1","resourceVersion":"5","creationTimestamp":"2024-01-02T15:04:05Z"},"spec":{"request":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlIYU1JR0JBZ0VBTUI4eER6QU5CZ05WQkFNTUJtRnVaMlZzWVRFTU1Bb0dBMVVFQ2d3RFpHVjJNRmt3RXdZSApLb1pJemowQ0FRWUlLb1pJemowREFRY0RRZ0FFek5LdXkwSWlieHV3SnlzS0svRnpzTFNVSXR5QzdCZldhbFFlCnJFdEYvUVZvdC9SeVFyTXZkSFFTWFlaU1V2YzY0UTIvT2Y3cEx4WXJBSlVoV0N1VUs2QUFNQW9HQ0NxR1NNNDkKQkFNQ0EwZ0FNRVVDSUMvY2diaU5PdVh0WVdlaG5Mcy9aUUpQYlpERXlWR1Z5NUFmOHRqUUVnWFFBaUVBbTFoagphYzFKVXhZdzkrTnRHYTRLZEpTNU1TakN2UStTdjBQYnNhUERxTmM9Ci0tLS0tRU5EIENFUlRJRklDQVRFIFJFUVVFU1QtLS0tLQo=","signerName":"kubernetes.io/kube-apiserver-client","usages":["client auth"],"username":"u","groups":["g"],"extra":{"scopes":["a","b"]}},"status":{}}'
+both csrapprove certificate approve csr1
+unset CANNED__apis_certificates_k8s_io_v1_certificatesigningrequests_csr1
+# kubectl drain --disable-eviction cordons the node (a JSON patch, drain.json),
+# then deletes its pods with DeleteOptions bodies (drain2)
+export CANNED__api_v1_nodes_n1='{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","uid":"n"}}'
+export CANNED__api_v1_pods='{"apiVersion":"v1","kind":"PodList","metadata":{},"items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p1","namespace":"default","uid":"p"},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"busybox:1.36"}]}}]}'
+export REPLY="$CANNED__api_v1_nodes_n1"
+both drain drain n1 --disable-eviction --force --grace-period=7 --timeout=5s
+unset CANNED__api_v1_nodes_n1 CANNED__api_v1_pods REPLY
 for f in "$out"/*.pb; do
     n=$(basename "$f" .pb)
     cp "$f" "$here/../kubectl/$n.pb"
