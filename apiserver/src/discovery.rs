@@ -126,11 +126,15 @@ fn subresource(info: &KindInfo, sub: &str) -> (Value, &'static [&'static str]) {
         "exec" => (k("", "v1", "PodExecOptions"), &["create", "get"]),
         "attach" => (k("", "v1", "PodAttachOptions"), &["create", "get"]),
         "portforward" => (k("", "v1", "PodPortForwardOptions"), &["create", "get"]),
-        "proxy" => (k("", "v1", &format!("{}ProxyOptions", info.kind)), &[
-            "create", "delete", "get", "patch", "update",
-        ]),
+        "proxy" => (
+            k("", "v1", &format!("{}ProxyOptions", info.kind)),
+            &["create", "delete", "get", "patch", "update"],
+        ),
         "ephemeralcontainers" => (own, STATUS_VERBS),
-        "token" => (k("authentication.k8s.io", "v1", "TokenRequest"), &["create"]),
+        "token" => (
+            k("authentication.k8s.io", "v1", "TokenRequest"),
+            &["create"],
+        ),
         "approval" => (own, STATUS_VERBS),
         "finalize" => (own, &["update"]),
         "sync" => (own, &["create"]),
@@ -266,10 +270,8 @@ pub fn aggregated(kinds: &Kinds, core: bool) -> Value {
         groups(kinds)
             .iter()
             .map(|(g, vs)| {
-                let versions: Vec<Value> = vs
-                    .iter()
-                    .map(|v| aggregated_version(kinds, g, v))
-                    .collect();
+                let versions: Vec<Value> =
+                    vs.iter().map(|v| aggregated_version(kinds, g, v)).collect();
                 json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
             })
             .collect()
@@ -290,11 +292,7 @@ pub fn wants_aggregated(accept: &str) -> bool {
 /// The ETag of a document: a quoted upper-case SHA-512, as kube-apiserver's.
 pub fn etag(body: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA512, body);
-    let hex: String = digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     format!("\"{hex}\"")
 }
 
@@ -341,7 +339,13 @@ mod tests {
             .expect("autoscaling");
         assert_eq!(autoscaling["preferredVersion"]["version"], "v2");
         assert_eq!(autoscaling["versions"].as_array().map(Vec::len), Some(2));
-        for g in ["batch", "rbac.authorization.k8s.io", "apiextensions.k8s.io", "korral.dev", "policy"] {
+        for g in [
+            "batch",
+            "rbac.authorization.k8s.io",
+            "apiextensions.k8s.io",
+            "korral.dev",
+            "policy",
+        ] {
             assert!(groups.iter().any(|x| x["name"] == g), "{g}");
         }
     }

@@ -203,7 +203,11 @@ fn add_kind_schemas(info: &KindInfo, prefix: &str, out: &mut Map<String, Value>)
     }
     let names: BTreeMap<String, String> = defs
         .as_object()
-        .map(|d| d.keys().map(|k| (k.clone(), component_name(k, info))).collect())
+        .map(|d| {
+            d.keys()
+                .map(|k| (k.clone(), component_name(k, info)))
+                .collect()
+        })
         .unwrap_or_default();
     for (def, mut schema) in defs.as_object().cloned().unwrap_or_default() {
         let cname = names.get(&def).cloned().unwrap_or(def.clone());
@@ -591,7 +595,10 @@ fn v2_doc(kinds: &Kinds) -> Value {
                         .and_then(|r| r.pointer("/200/content/application~1json/schema"))
                         .cloned()
                         .unwrap_or_else(|| json!({}));
-                    m.insert("responses".into(), json!({"200": {"description": "OK", "schema": response}}));
+                    m.insert(
+                        "responses".into(),
+                        json!({"200": {"description": "OK", "schema": response}}),
+                    );
                     if let Some(body) = m.remove("requestBody") {
                         let consumes: Vec<Value> = body
                             .get("content")
@@ -603,7 +610,10 @@ fn v2_doc(kinds: &Kinds) -> Value {
                             params.insert(0, json!({"name": "body", "in": "body", "required": true, "schema": {"type": "object"}}));
                         }
                     }
-                    m.insert("produces".into(), json!(["application/json", "application/yaml"]));
+                    m.insert(
+                        "produces".into(),
+                        json!(["application/json", "application/yaml"]),
+                    );
                 }
                 ops2.insert(method.clone(), op);
             }
@@ -631,7 +641,9 @@ fn v2_compatible(v: &mut Value) {
                     None => m.remove("type"),
                 };
             }
-            if m.contains_key("anyOf") && m.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+            if m.contains_key("anyOf")
+                && m.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
+            {
                 m.remove("anyOf");
                 m.insert("type".into(), json!("string"));
                 m.insert("format".into(), json!("int-or-string"));
@@ -665,13 +677,22 @@ mod tests {
         let api = OpenApi::default();
         let r = api.root(&kinds());
         let p = r["paths"].as_object().expect("paths");
-        for gv in ["api/v1", "apis/apps/v1", "apis/batch/v1", "apis/autoscaling/v1", "apis/korral.dev/v1alpha1"] {
+        for gv in [
+            "api/v1",
+            "apis/apps/v1",
+            "apis/batch/v1",
+            "apis/autoscaling/v1",
+            "apis/korral.dev/v1alpha1",
+        ] {
             assert!(p.contains_key(gv), "{gv}");
         }
         let apps = doc("apis/apps/v1");
         let schemas = apps["components"]["schemas"].as_object().expect("schemas");
         let d = &schemas["io.k8s.api.apps.v1.Deployment"];
-        assert_eq!(d["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        assert_eq!(
+            d["x-kubernetes-group-version-kind"][0]["kind"],
+            "Deployment"
+        );
         let text = apps.to_string();
         for part in text.split("#/components/schemas/").skip(1) {
             let name = part.split('"').next().unwrap_or("");
@@ -689,9 +710,16 @@ mod tests {
     #[test]
     fn patch_operations_advertise_field_validation_and_lists_their_merge_keys() {
         let apps = doc("apis/apps/v1");
-        let op = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"]["patch"];
+        let op =
+            &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"]["patch"];
         assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "StatefulSet");
-        assert!(op["parameters"].as_array().expect("params").iter().any(|p| p["name"] == "fieldValidation"));
+        assert!(
+            op["parameters"]
+                .as_array()
+                .expect("params")
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         let core = doc("api/v1");
         let s = &core["components"]["schemas"];
         let containers = &s["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
@@ -704,7 +732,11 @@ mod tests {
         let d = OpenApi::default().v2(&kinds());
         let v: Value = serde_json::from_slice(&d.body).expect("json");
         let defs = v["definitions"].as_object().expect("definitions");
-        for name in ["io.k8s.api.core.v1.Pod", "io.k8s.api.batch.v1.CronJob", "io.k8s.api.rbac.v1.ClusterRole"] {
+        for name in [
+            "io.k8s.api.core.v1.Pod",
+            "io.k8s.api.batch.v1.CronJob",
+            "io.k8s.api.rbac.v1.ClusterRole",
+        ] {
             assert!(defs.contains_key(name), "{name}");
         }
         assert!(!v.to_string().contains("#/components/"));

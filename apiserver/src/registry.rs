@@ -359,7 +359,11 @@ impl Registry {
             return Err(ApiError::already_exists(info, &name));
         }
         let taken = self.ipam.allocate(info, &mut obj, None).await?;
-        match self.store.create(&key, objects::encode_for(info, &obj)?).await {
+        match self
+            .store
+            .create(&key, objects::encode_for(info, &obj)?)
+            .await
+        {
             Ok(kv) => objects::decode_for(info, &kv),
             Err(e) => {
                 self.ipam.release_keys(&taken).await;
@@ -668,7 +672,10 @@ fn translate_event(
     e: &crate::store::Event,
     selectors: &Selectors,
 ) -> Option<WatchEvent> {
-    let prev = e.prev.as_ref().and_then(|kv| objects::decode_for(info, kv).ok());
+    let prev = e
+        .prev
+        .as_ref()
+        .and_then(|kv| objects::decode_for(info, kv).ok());
     match e.kind {
         EventType::Deleted => {
             let mut obj = prev?;
@@ -848,7 +855,8 @@ mod tests {
             prev: Some(kv(json!({"app": "web"}), 2)),
         };
         assert_eq!(
-            translate_event(schemas::lookup("v1", "Pod").expect("pod"), &moved_out, &sel).map(|e| e.kind),
+            translate_event(schemas::lookup("v1", "Pod").expect("pod"), &moved_out, &sel)
+                .map(|e| e.kind),
             Some("DELETED")
         );
         let moved_in = crate::store::Event {
@@ -857,7 +865,8 @@ mod tests {
             prev: Some(kv(json!({"app": "db"}), 3)),
         };
         assert_eq!(
-            translate_event(schemas::lookup("v1", "Pod").expect("pod"), &moved_in, &sel).map(|e| e.kind),
+            translate_event(schemas::lookup("v1", "Pod").expect("pod"), &moved_in, &sel)
+                .map(|e| e.kind),
             Some("ADDED")
         );
     }

@@ -277,7 +277,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     bootstrap(&registry, bound).await?;
     let crd_controller = crate::crds::CrdController::start(registry.clone())
         .await
-        .map_err(|e| ServerError::Other(format!("cannot start the CustomResourceDefinition controller: {}", e.message)))?;
+        .map_err(|e| {
+            ServerError::Other(format!(
+                "cannot start the CustomResourceDefinition controller: {}",
+                e.message
+            ))
+        })?;
     let host = client_host(bound);
     let url = format!("https://{host}");
     let app = Arc::new(App {

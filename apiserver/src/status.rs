@@ -74,7 +74,12 @@ pub struct StatusCause {
 
 impl Status {
     /// A `Failure` with a code, reason and message.
-    pub fn failure(code: u16, reason: &str, message: String, details: Option<StatusDetails>) -> Self {
+    pub fn failure(
+        code: u16,
+        reason: &str,
+        message: String,
+        details: Option<StatusDetails>,
+    ) -> Self {
         Status {
             kind: "Status".into(),
             api_version: "v1".into(),

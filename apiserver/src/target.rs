@@ -99,7 +99,10 @@ mod tests {
             ("Pod", Some("default"), Some("web"), Some("status"))
         );
         let t = parse("v1/pods", false).expect("all pods");
-        assert_eq!((t.info.kind.as_str(), t.namespace, t.name), ("Pod", None, None));
+        assert_eq!(
+            (t.info.kind.as_str(), t.namespace, t.name),
+            ("Pod", None, None)
+        );
         let t = parse("v1/namespaces/kube-system", false).expect("a namespace");
         assert_eq!(
             (t.info.kind.as_str(), t.name.as_deref()),
@@ -107,7 +110,11 @@ mod tests {
         );
         let t = parse("v1/namespaces/x/finalize", false).expect("finalize");
         assert_eq!(
-            (t.info.kind.as_str(), t.name.as_deref(), t.subresource.as_deref()),
+            (
+                t.info.kind.as_str(),
+                t.name.as_deref(),
+                t.subresource.as_deref()
+            ),
             ("Namespace", Some("x"), Some("finalize"))
         );
         let t = parse("apps/v1/namespaces/ns/deployments/web/scale", true).expect("scale");
@@ -116,7 +123,10 @@ mod tests {
             ("Deployment", Some("scale"))
         );
         let t = parse("v1/nodes/n1/status", false).expect("node status");
-        assert_eq!((t.info.kind.as_str(), t.name.as_deref()), ("Node", Some("n1")));
+        assert_eq!(
+            (t.info.kind.as_str(), t.name.as_deref()),
+            ("Node", Some("n1"))
+        );
     }
 
     #[test]

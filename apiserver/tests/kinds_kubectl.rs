@@ -34,11 +34,16 @@ fn fixture_objects() -> Vec<Value> {
 }
 
 fn kinds_dir() -> String {
-    repo_root().join("fixtures/kinds").to_string_lossy().to_string()
+    repo_root()
+        .join("fixtures/kinds")
+        .to_string_lossy()
+        .to_string()
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// Where `sent` and `live` disagree: every field the manifest sets must be
@@ -71,7 +76,12 @@ fn every_kind_applies_reads_back_and_prints_like_kube_apiserver() {
     let objects = fixture_objects();
     let kinds: BTreeSet<(String, String)> = objects
         .iter()
-        .map(|o| (str_at(o, "/apiVersion").to_string(), str_at(o, "/kind").to_string()))
+        .map(|o| {
+            (
+                str_at(o, "/apiVersion").to_string(),
+                str_at(o, "/kind").to_string(),
+            )
+        })
         .collect();
     assert_eq!(kinds.len(), 44, "{kinds:?}");
 
@@ -88,10 +98,7 @@ fn every_kind_applies_reads_back_and_prints_like_kube_apiserver() {
     // lists whose items the server defaults: a StatefulSet's
     // volumeClaimTemplates, an admission policy's rules' `scope`)
     let out = c.ok(&["apply", "-f", &kinds_dir()]);
-    let patched: BTreeSet<&str> = out
-        .lines()
-        .filter(|l| !l.ends_with(" unchanged"))
-        .collect();
+    let patched: BTreeSet<&str> = out.lines().filter(|l| !l.ends_with(" unchanged")).collect();
     let as_in_kube: BTreeSet<&str> = [
         "secret/storefront-env configured",
         "statefulset.apps/cart-redis configured",
@@ -101,7 +108,13 @@ fn every_kind_applies_reads_back_and_prints_like_kube_apiserver() {
     assert_eq!(patched, as_in_kube, "{out}");
     // and the patches it sends change nothing
     let o = c.kubectl(&["diff", "-f", &kinds_dir()]);
-    assert_eq!(o.status.code(), Some(0), "kubectl diff:\n{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "kubectl diff:\n{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
 
     // read back: everything the manifests say is there
     let mut problems = Vec::new();
@@ -138,47 +151,99 @@ fn every_kind_applies_reads_back_and_prints_like_kube_apiserver() {
 
     // the columns kube-apiserver 1.33 prints
     for (resource, header) in [
-        ("deployments", "NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR"),
+        (
+            "deployments",
+            "NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR",
+        ),
         ("statefulsets", "NAME READY AGE CONTAINERS IMAGES"),
-        ("daemonsets", "NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE CONTAINERS IMAGES SELECTOR"),
-        ("jobs", "NAME STATUS COMPLETIONS DURATION AGE CONTAINERS IMAGES SELECTOR"),
-        ("cronjobs", "NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE CONTAINERS IMAGES SELECTOR"),
-        ("pvc", "NAME STATUS VOLUME CAPACITY ACCESS MODES STORAGECLASS VOLUMEATTRIBUTESCLASS AGE VOLUMEMODE"),
+        (
+            "daemonsets",
+            "NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE CONTAINERS IMAGES SELECTOR",
+        ),
+        (
+            "jobs",
+            "NAME STATUS COMPLETIONS DURATION AGE CONTAINERS IMAGES SELECTOR",
+        ),
+        (
+            "cronjobs",
+            "NAME SCHEDULE TIMEZONE SUSPEND ACTIVE LAST SCHEDULE AGE CONTAINERS IMAGES SELECTOR",
+        ),
+        (
+            "pvc",
+            "NAME STATUS VOLUME CAPACITY ACCESS MODES STORAGECLASS VOLUMEATTRIBUTESCLASS AGE VOLUMEMODE",
+        ),
         ("ingress", "NAME CLASS HOSTS ADDRESS PORTS AGE"),
         ("hpa", "NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE"),
-        ("pdb", "NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE"),
+        (
+            "pdb",
+            "NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE",
+        ),
         ("rolebindings", "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS"),
         ("serviceaccounts", "NAME SECRETS AGE"),
         ("networkpolicies", "NAME POD-SELECTOR AGE"),
         ("resourcequotas", "NAME REQUEST LIMIT AGE"),
     ] {
         let table = c.ok(&["get", resource, "-n", "shop", "-o", "wide"]);
-        let first: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+        let first: Vec<&str> = table
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
         assert_eq!(first.join(" "), header, "kubectl get {resource}:\n{table}");
     }
     for (resource, header) in [
-        ("priorityclasses", "NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY"),
-        ("storageclasses", "NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE"),
-        ("clusterrolebindings", "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS"),
+        (
+            "priorityclasses",
+            "NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY",
+        ),
+        (
+            "storageclasses",
+            "NAME PROVISIONER RECLAIMPOLICY VOLUMEBINDINGMODE ALLOWVOLUMEEXPANSION AGE",
+        ),
+        (
+            "clusterrolebindings",
+            "NAME ROLE AGE USERS GROUPS SERVICEACCOUNTS",
+        ),
         ("runtimeclasses", "NAME HANDLER AGE"),
     ] {
         let table = c.ok(&["get", resource, "-o", "wide"]);
-        let first: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+        let first: Vec<&str> = table
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
         assert_eq!(first.join(" "), header, "kubectl get {resource}:\n{table}");
     }
     // the system classes every cluster has
     let classes = c.ok(&["get", "priorityclasses", "-o", "name"]);
-    assert!(classes.contains("priorityclass.scheduling.k8s.io/system-node-critical"), "{classes}");
+    assert!(
+        classes.contains("priorityclass.scheduling.k8s.io/system-node-critical"),
+        "{classes}"
+    );
 
     // server-side apply over the client-side one, twice
     for _ in 0..2 {
-        let out = c.ok(&["apply", "--server-side", "--force-conflicts", "-f", &kinds_dir()]);
-        assert!(out.lines().all(|l| l.ends_with(" serverside-applied")), "{out}");
+        let out = c.ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &kinds_dir(),
+        ]);
+        assert!(
+            out.lines().all(|l| l.ends_with(" serverside-applied")),
+            "{out}"
+        );
     }
 
     // delete everything but the namespace (no namespace controller runs here)
     let mut deletable = Vec::new();
-    for f in std::fs::read_dir(repo_root().join("fixtures/kinds")).expect("dir").filter_map(Result::ok) {
+    for f in std::fs::read_dir(repo_root().join("fixtures/kinds"))
+        .expect("dir")
+        .filter_map(Result::ok)
+    {
         let p = f.path();
         if p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("00-namespace.yaml") {
             deletable.push(p.to_string_lossy().to_string());

@@ -12,7 +12,11 @@ use serde_json::{Value, json};
 use cluster::{Cluster, repo_root, text};
 
 fn fixture(name: &str) -> String {
-    repo_root().join("fixtures/parity").join(name).to_string_lossy().to_string()
+    repo_root()
+        .join("fixtures/parity")
+        .join(name)
+        .to_string_lossy()
+        .to_string()
 }
 
 #[test]
@@ -22,15 +26,28 @@ fn a_pod_can_be_replaced_and_applied_again_as_created() {
     assert_eq!(c.ok(&["create", "-f", &pod]), "pod/netshoot created");
     // the volume without a source became an emptyDir
     assert_eq!(
-        c.ok(&["get", "pod", "netshoot", "-o", "jsonpath={.spec.volumes[0].emptyDir}"]),
+        c.ok(&[
+            "get",
+            "pod",
+            "netshoot",
+            "-o",
+            "jsonpath={.spec.volumes[0].emptyDir}"
+        ]),
         "{}"
     );
-    assert_eq!(c.ok(&["replace", "--save-config", "-f", &pod]), "pod/netshoot replaced");
+    assert_eq!(
+        c.ok(&["replace", "--save-config", "-f", &pod]),
+        "pod/netshoot replaced"
+    );
     for _ in 0..2 {
-        assert_eq!(c.ok(&["apply", "--server-side", "-f", &pod]), "pod/netshoot serverside-applied");
+        assert_eq!(
+            c.ok(&["apply", "--server-side", "-f", &pod]),
+            "pod/netshoot serverside-applied"
+        );
     }
     // a pod read back without its defaults is still the same pod
-    let mut live: Value = serde_json::from_str(&c.ok(&["get", "pod", "netshoot", "-o", "json"])).expect("json");
+    let mut live: Value =
+        serde_json::from_str(&c.ok(&["get", "pod", "netshoot", "-o", "json"])).expect("json");
     if let Some(spec) = live["spec"].as_object_mut() {
         spec.remove("dnsPolicy");
         spec.remove("terminationGracePeriodSeconds");
@@ -41,7 +58,8 @@ fn a_pod_can_be_replaced_and_applied_again_as_created() {
     let changed = text(&std::fs::read(&pod).expect("pod.yaml")).replace("sleep", "sh");
     let o = c.kubectl_in(&["replace", "-f", "-"], Some(&changed));
     assert!(
-        text(&o.stderr).contains("pod updates may not change fields other than `spec.containers[*].image`"),
+        text(&o.stderr)
+            .contains("pod updates may not change fields other than `spec.containers[*].image`"),
         "{}",
         text(&o.stderr)
     );
@@ -64,8 +82,14 @@ fn unknown_fields_follow_the_requests_field_validation() {
         text(&o.stderr)
     );
     c.ok(&["delete", "deployment", "echo"]);
-    assert_eq!(c.ok(&["create", "--validate=false", "-f", &file]), "deployment.apps/echo created");
-    assert_eq!(c.ok(&["get", "deploy", "echo", "-o", "jsonpath={.spec.replicas}"]), "1");
+    assert_eq!(
+        c.ok(&["create", "--validate=false", "-f", &file]),
+        "deployment.apps/echo created"
+    );
+    assert_eq!(
+        c.ok(&["get", "deploy", "echo", "-o", "jsonpath={.spec.replicas}"]),
+        "1"
+    );
 
     // no directive at all (most clients): Warn, one Warning header per field
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
@@ -79,7 +103,10 @@ fn unknown_fields_follow_the_requests_field_validation() {
     assert_eq!(r.code, 201, "{}", text(&r.body));
     assert_eq!(
         r.header("Warning"),
-        vec![r#"299 - "unknown field \"dta\"""#, r#"299 - "unknown field \"metadata2\"""#]
+        vec![
+            r#"299 - "unknown field \"dta\"""#,
+            r#"299 - "unknown field \"metadata2\"""#
+        ]
     );
     assert!(r.json().get("dta").is_none());
 }
@@ -88,8 +115,14 @@ fn unknown_fields_follow_the_requests_field_validation() {
 fn secrets_merge_string_data_and_accept_wrapped_base64() {
     let c = Cluster::start();
     c.ok(&["apply", "-f", &fixture("secret-stringdata.yaml")]);
-    let data: Value =
-        serde_json::from_str(&c.ok(&["get", "secret", "api-credentials", "-o", "jsonpath={.data}"])).expect("data");
+    let data: Value = serde_json::from_str(&c.ok(&[
+        "get",
+        "secret",
+        "api-credentials",
+        "-o",
+        "jsonpath={.data}",
+    ]))
+    .expect("data");
     assert_eq!(data, json!({"API_USER": "YWRtaW4=", "API_TOKEN": "djI="}));
     // line-wrapped base64, as `base64` without -w0 writes it
     let wrapped = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wrapped"},
@@ -112,7 +145,10 @@ fn system_namespaces_may_not_be_deleted() {
             "{err}"
         );
     }
-    assert_eq!(c.ok(&["get", "ns", "default", "-o", "jsonpath={.status.phase}"]), "Active");
+    assert_eq!(
+        c.ok(&["get", "ns", "default", "-o", "jsonpath={.status.phase}"]),
+        "Active"
+    );
 }
 
 #[test]
@@ -120,18 +156,31 @@ fn delete_answers_the_object_or_a_status_as_the_kinds_registry_does() {
     let c = Cluster::start();
     c.ok(&["create", "-f", &fixture("pod.yaml")]);
     c.ok(&["create", "configmap", "settings", "--from-literal=a=1"]);
-    let r = c.curl("DELETE", "/api/v1/namespaces/default/pods/netshoot", &[], None);
+    let r = c.curl(
+        "DELETE",
+        "/api/v1/namespaces/default/pods/netshoot",
+        &[],
+        None,
+    );
     assert_eq!(r.code, 200);
     let pod = r.json();
     assert_eq!(pod["kind"], "Pod");
     assert!(pod["metadata"]["deletionTimestamp"].is_string(), "{pod}");
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 0);
-    let r = c.curl("DELETE", "/api/v1/namespaces/default/configmaps/settings", &[], None);
+    let r = c.curl(
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/settings",
+        &[],
+        None,
+    );
     assert_eq!(r.code, 200);
     let status = r.json();
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["status"], "Success");
-    assert_eq!(status["details"], json!({"name": "settings", "kind": "configmaps", "uid": status["details"]["uid"]}));
+    assert_eq!(
+        status["details"],
+        json!({"name": "settings", "kind": "configmaps", "uid": status["details"]["uid"]})
+    );
 }
 
 #[test]
@@ -173,7 +222,12 @@ fn metadata_only_reads_and_yaml_bodies() {
     assert_eq!(r.json()["data"]["mode"], "0644");
 
     let accept = "Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
-    let r = c.curl("GET", "/api/v1/namespaces/default/configmaps", &[accept], None);
+    let r = c.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        &[accept],
+        None,
+    );
     assert_eq!(r.code, 200);
     let list = r.json();
     assert_eq!(list["kind"], "PartialObjectMetadataList");
@@ -184,16 +238,26 @@ fn metadata_only_reads_and_yaml_bodies() {
     assert!(item.get("data").is_none(), "{item}");
 
     let accept = "Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
-    let r = c.curl("GET", "/api/v1/namespaces/default/configmaps/from-yaml", &[accept], None);
+    let r = c.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps/from-yaml",
+        &[accept],
+        None,
+    );
     assert_eq!(r.json()["kind"], "PartialObjectMetadata");
     assert_eq!(r.json()["metadata"]["labels"]["tier"], "web");
 
     // a metadata watch sends PartialObjectMetadata objects
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     c.ok(&["create", "configmap", "later"]);
     let r = c.curl(
         "GET",
-        &format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1"),
+        &format!(
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+        ),
         &["Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"],
         None,
     );
@@ -220,7 +284,12 @@ fn discovery_is_stable_with_hashes_and_etags_and_openapi_v2_is_complete() {
     let r = c.curl("GET", "/apis", &[aggregated], None);
     assert_eq!(r.code, 200);
     let etag = r.header("ETag").pop().expect("an ETag");
-    let r = c.curl("GET", "/apis", &[aggregated, &format!("If-None-Match: {etag}")], None);
+    let r = c.curl(
+        "GET",
+        "/apis",
+        &[aggregated, &format!("If-None-Match: {etag}")],
+        None,
+    );
     assert_eq!(r.code, 304);
 
     let r = c.curl("GET", "/openapi/v2", &["Accept: application/json"], None);
@@ -233,7 +302,10 @@ fn discovery_is_stable_with_hashes_and_etags_and_openapi_v2_is_complete() {
         "io.k8s.api.batch.v1.CronJob",
         "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
     ] {
-        assert!(doc["definitions"].get(def).is_some(), "{def} missing from /openapi/v2");
+        assert!(
+            doc["definitions"].get(def).is_some(),
+            "{def} missing from /openapi/v2"
+        );
     }
     let pod = &doc["definitions"]["io.k8s.api.core.v1.Pod"];
     assert_eq!(
@@ -270,11 +342,19 @@ fn names_follow_apimachinery_rules() {
 fn kubectl_debug_fails_cleanly_without_ephemeral_containers() {
     let c = Cluster::start();
     c.ok(&["create", "-f", &fixture("pod.yaml")]);
-    let o = c.kubectl(&["debug", "netshoot", "--image=busybox:1.36.1", "--attach=false"]);
+    let o = c.kubectl(&[
+        "debug",
+        "netshoot",
+        "--image=busybox:1.36.1",
+        "--attach=false",
+    ]);
     let err = text(&o.stderr);
     assert!(!o.status.success());
     assert!(!err.contains("panic"), "{err}");
-    assert!(err.contains("ephemeral containers are disabled for this cluster"), "{err}");
+    assert!(
+        err.contains("ephemeral containers are disabled for this cluster"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -296,9 +376,19 @@ fn client_certificates_signed_by_the_cluster_ca_authenticate() {
     )
     .expect("kubeconfig");
     let kc = kubeconfig.to_string_lossy().to_string();
-    let who = c.ok(&["--kubeconfig", &kc, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    let who = c.ok(&[
+        "--kubeconfig",
+        &kc,
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
     assert_eq!(who, "korral-admin");
-    assert_eq!(c.ok(&["--kubeconfig", &kc, "get", "ns", "default", "-o", "name"]), "namespace/default");
+    assert_eq!(
+        c.ok(&["--kubeconfig", &kc, "get", "ns", "default", "-o", "name"]),
+        "namespace/default"
+    );
     // the CA also signs the API server's client certificate for node daemons:
     // it names no group korral knows, so it does not get in
     let curl = |cert: &str, key: &str| {
@@ -325,11 +415,20 @@ fn every_write_records_its_field_manager() {
         "labels": {"kubernetes.io/hostname": "worker-1"}}, "spec": {"podCIDR": "10.244.1.0/24"}});
     let o = c.kubectl_in(&["create", "-f", "-"], Some(&node.to_string()));
     assert!(o.status.success(), "{}", text(&o.stderr));
-    c.ok(&["label", "node", "worker-1", "topology.kubernetes.io/zone=eu-west-1a"]);
+    c.ok(&[
+        "label",
+        "node",
+        "worker-1",
+        "topology.kubernetes.io/zone=eu-west-1a",
+    ]);
     c.ok(&["taint", "node", "worker-1", "dedicated=ingress:NoSchedule"]);
     c.ok(&["annotate", "node", "worker-1", "owner=platform"]);
     let managers = c.ok(&[
-        "get", "node", "worker-1", "--show-managed-fields", "-o",
+        "get",
+        "node",
+        "worker-1",
+        "--show-managed-fields",
+        "-o",
         "jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation} {end}",
     ]);
     // (kube sorts entries by operation, then time in seconds, then manager)
@@ -337,6 +436,11 @@ fn every_write_records_its_field_manager() {
     managers.sort();
     assert_eq!(
         managers,
-        ["kubectl-annotate/Update", "kubectl-create/Update", "kubectl-label/Update", "kubectl-taint/Update"]
+        [
+            "kubectl-annotate/Update",
+            "kubectl-create/Update",
+            "kubectl-label/Update",
+            "kubectl-taint/Update"
+        ]
     );
 }

@@ -2,8 +2,8 @@
 //! however malformed, panics the patch machinery.
 
 use apiserver::patch::{PatchType, apply, patch_object, update_managed_fields};
-use proptest::prelude::*;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 fn fixture() -> Value {

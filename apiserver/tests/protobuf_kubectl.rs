@@ -395,7 +395,6 @@ fn protobuf_kubectl_reviews_and_approvals() {
 /// passes: the protobuf body itself decodes with its condition (the
 /// `csrapprove` capture in tests/protobuf).
 #[test]
-#[ignore = "PUT certificatesigningrequests/approval keeps the stored status (admission::strategy::prepare_update)"]
 fn protobuf_kubectl_certificate_approval_is_stored() {
     let c = Cluster::start();
     let o = c.kubectl_in(&["create", "-f", "-"], Some(CSR));
@@ -414,7 +413,6 @@ fn protobuf_kubectl_certificate_approval_is_stored() {
 /// `kubectl drain --disable-eviction` deletes pods with a protobuf
 /// DeleteOptions body (the `drain2` capture in tests/protobuf decodes).
 #[test]
-#[ignore = "DELETE reads DeleteOptions bodies as JSON only (http::resources delete_options)"]
 fn protobuf_kubectl_drain_deletes_with_protobuf_delete_options() {
     let c = Cluster::start();
     let o = c.kubectl_in(&["create", "-f", "-"], Some(NODE_AND_POD));

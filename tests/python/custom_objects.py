@@ -75,12 +75,12 @@ def main(kubeconfig: str, crd_file: str) -> None:
     assert listed["kind"] == "OrderList", listed["kind"]
     print("list by label: ok")
 
-    patched = co.patch_namespaced_custom_object_status(GROUP, VERSION, NS, PLURAL, "py-order-1", {"status": {"phase": "Packing", "replicas": 2}})
-    assert patched["status"]["phase"] == "Packing", patched
+    patched = co.patch_namespaced_custom_object_status(GROUP, VERSION, NS, PLURAL, "py-order-1", {"status": {"phase": "Processing", "replicas": 2}})
+    assert patched["status"]["phase"] == "Processing", patched
     scaled = co.patch_namespaced_custom_object_scale(GROUP, VERSION, NS, PLURAL, "py-order-1", {"spec": {"replicas": 4}})
     assert scaled["kind"] == "Scale" and scaled["spec"]["replicas"] == 4, scaled
     got = co.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "py-order-1")
-    assert got["spec"]["replicas"] == 4 and got["status"]["phase"] == "Packing", got
+    assert got["spec"]["replicas"] == 4 and got["status"]["phase"] == "Processing", got
     print("status and scale: ok")
 
     try:

@@ -429,6 +429,11 @@ pub fn prepare_update(
         }
         // the binding handler sets spec.nodeName and the PodScheduled condition itself
         Some("binding") => {}
+        Some("approval") => {
+            if let (Value::Object(root), Some(spec)) = (&mut *new, old.get("spec")) {
+                root.insert("spec".into(), spec.clone());
+            }
+        }
         _ if info.has_status_subresource() => {
             if let Value::Object(root) = new {
                 match old.get("status") {

@@ -19,7 +19,14 @@ const CHECK_AFTER: Duration = Duration::from_secs(60);
 /// Deletes `crd`'s objects, then lets the definition go.
 pub async fn run(registry: &Registry, crd: &CustomResourceDefinition) -> ApiResult<()> {
     let name = crd.metadata.name.clone().unwrap_or_default();
-    set_terminating(registry, &name, true, "InstanceDeletionInProgress", "CustomResource deletion is in progress").await?;
+    set_terminating(
+        registry,
+        &name,
+        true,
+        "InstanceDeletionInProgress",
+        "CustomResource deletion is in progress",
+    )
+    .await?;
     let storage = crd
         .spec
         .versions
@@ -35,11 +42,25 @@ pub async fn run(registry: &Registry, crd: &CustomResourceDefinition) -> ApiResu
         .or_else(|| registry.kinds().custom_kinds(&name).into_iter().next());
     match kind {
         None => {
-            set_terminating(registry, &name, false, "NeverEstablished", "resource was never established").await?;
+            set_terminating(
+                registry,
+                &name,
+                false,
+                "NeverEstablished",
+                "resource was never established",
+            )
+            .await?;
         }
         Some(info) => {
             delete_all(registry, &name, &info).await?;
-            set_terminating(registry, &name, false, "InstanceDeletionCompleted", "removed all instances").await?;
+            set_terminating(
+                registry,
+                &name,
+                false,
+                "InstanceDeletionCompleted",
+                "removed all instances",
+            )
+            .await?;
         }
     }
     remove_finalizer(registry, &name).await
@@ -81,7 +102,11 @@ async fn delete_all(
     if left.is_empty() {
         return Ok(());
     }
-    tracing::info!(crd = crd_name, objects = left.len(), "waiting for the objects of a deleted CustomResourceDefinition to go");
+    tracing::info!(
+        crd = crd_name,
+        objects = left.len(),
+        "waiting for the objects of a deleted CustomResourceDefinition to go"
+    );
     let opts = WatchOptions {
         resource_version: Some(page.resource_version.to_string()),
         ..Default::default()
@@ -99,7 +124,10 @@ async fn delete_all(
                 ));
             }
             Ok(Some(ev)) if ev.kind == "ERROR" => {
-                return Err(ApiError::internal(format!("watching the objects failed: {}", ev.object)));
+                return Err(ApiError::internal(format!(
+                    "watching the objects failed: {}",
+                    ev.object
+                )));
             }
             Ok(Some(_)) => {}
             Ok(None) => return Err(ApiError::internal("the watch of the objects ended")),
@@ -110,7 +138,10 @@ async fn delete_all(
                     crd_name,
                     true,
                     "InstanceDeletionCheck",
-                    &format!("could not confirm zero CustomResources remaining: {} left", left.len()),
+                    &format!(
+                        "could not confirm zero CustomResources remaining: {} left",
+                        left.len()
+                    ),
                 )
                 .await?;
             }
@@ -142,7 +173,16 @@ async fn set_terminating(
         Ok(new)
     };
     registry
-        .update_with(&info, None, name, Some("status"), &WriteOptions::default(), None, change, |_, _| Ok(()))
+        .update_with(
+            &info,
+            None,
+            name,
+            Some("status"),
+            &WriteOptions::default(),
+            None,
+            change,
+            |_, _| Ok(()),
+        )
         .await
         .map(|_| ())
 }
@@ -159,7 +199,16 @@ async fn remove_finalizer(registry: &Registry, name: &str) -> ApiResult<()> {
         Ok(new)
     };
     match registry
-        .update_with(&info, None, name, None, &WriteOptions::default(), None, change, |_, _| Ok(()))
+        .update_with(
+            &info,
+            None,
+            name,
+            None,
+            &WriteOptions::default(),
+            None,
+            change,
+            |_, _| Ok(()),
+        )
         .await
     {
         Ok(_) => Ok(()),

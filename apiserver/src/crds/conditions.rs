@@ -14,7 +14,13 @@ pub const ESTABLISHED: &str = "Established";
 pub const TERMINATING: &str = "Terminating";
 
 /// Sets condition `type_` on `crd`'s status.
-pub fn set(crd: &mut CustomResourceDefinition, type_: &str, status: bool, reason: &str, message: &str) {
+pub fn set(
+    crd: &mut CustomResourceDefinition,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+) {
     let status_text = if status { "True" } else { "False" };
     let conditions = crd
         .status
@@ -71,19 +77,44 @@ mod tests {
     #[test]
     fn transition_time_moves_only_with_the_status() {
         let mut crd = CustomResourceDefinition::default();
-        set(&mut crd, ESTABLISHED, false, "NotAccepted", "not all names are accepted");
+        set(
+            &mut crd,
+            ESTABLISHED,
+            false,
+            "NotAccepted",
+            "not all names are accepted",
+        );
         let conditions = |c: &CustomResourceDefinition| {
-            c.status.clone().and_then(|s| s.conditions).unwrap_or_default()
+            c.status
+                .clone()
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
         };
         let first = conditions(&crd)[0].last_transition_time.clone();
         let mut pinned = crd.clone();
         if let Some(c) = pinned.status.as_mut().and_then(|s| s.conditions.as_mut()) {
             c[0].last_transition_time = None;
         }
-        set(&mut pinned, ESTABLISHED, false, "Installing", "the initial names have been accepted");
-        assert_eq!(conditions(&pinned)[0].last_transition_time, None, "same status keeps the time");
+        set(
+            &mut pinned,
+            ESTABLISHED,
+            false,
+            "Installing",
+            "the initial names have been accepted",
+        );
+        assert_eq!(
+            conditions(&pinned)[0].last_transition_time,
+            None,
+            "same status keeps the time"
+        );
         assert_eq!(conditions(&pinned)[0].reason.as_deref(), Some("Installing"));
-        set(&mut pinned, ESTABLISHED, true, "InitialNamesAccepted", "the initial names have been accepted");
+        set(
+            &mut pinned,
+            ESTABLISHED,
+            true,
+            "InitialNamesAccepted",
+            "the initial names have been accepted",
+        );
         assert!(conditions(&pinned)[0].last_transition_time.is_some());
         assert!(is_true(&pinned, ESTABLISHED));
         assert!(first.is_some());

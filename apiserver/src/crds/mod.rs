@@ -28,7 +28,15 @@ use crate::registry::{ListOptions, Registry, WatchOptions, WriteOptions};
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
 
 /// The verbs a terminating definition's kinds keep (no create).
-const TERMINATING_VERBS: &[&str] = &["delete", "deletecollection", "get", "list", "watch", "patch", "update"];
+const TERMINATING_VERBS: &[&str] = &[
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "watch",
+    "patch",
+    "update",
+];
 
 /// The kind of CustomResourceDefinitions.
 pub fn crd_kind(registry: &Registry) -> ApiResult<Arc<KindInfo>> {
@@ -105,7 +113,10 @@ impl CrdController {
     /// Reads every definition and syncs them all; returns the revision read at.
     async fn relist(&mut self) -> ApiResult<i64> {
         let info = crd_kind(&self.registry)?;
-        let page = self.registry.list(&info, None, &ListOptions::default()).await?;
+        let page = self
+            .registry
+            .list(&info, None, &ListOptions::default())
+            .await?;
         self.cache.clear();
         for item in page.items {
             match serde_json::from_value::<CustomResourceDefinition>(item) {
@@ -113,7 +124,9 @@ impl CrdController {
                     let name = crd.metadata.name.clone().unwrap_or_default();
                     self.cache.insert(name, crd);
                 }
-                Err(e) => tracing::warn!(error = %e, "a stored CustomResourceDefinition does not decode"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a stored CustomResourceDefinition does not decode")
+                }
             }
         }
         let gone: Vec<String> = self
@@ -182,7 +195,9 @@ impl CrdController {
                         self.cache.insert(name.clone(), crd);
                         self.sync(&name).await;
                     }
-                    Err(e) => tracing::warn!(crd = %name, error = %e, "a CustomResourceDefinition does not decode"),
+                    Err(e) => {
+                        tracing::warn!(crd = %name, error = %e, "a CustomResourceDefinition does not decode")
+                    }
                 }
             }
             // a name freed or taken in the group may change the others' verdicts
@@ -202,7 +217,10 @@ impl CrdController {
     fn unregister(&mut self, name: &str) {
         if self.registered.remove(name).is_some() {
             self.registry.kinds().set_custom(name, Vec::new());
-            tracing::info!(crd = name, "stopped serving the kinds of a deleted CustomResourceDefinition");
+            tracing::info!(
+                crd = name,
+                "stopped serving the kinds of a deleted CustomResourceDefinition"
+            );
         }
     }
 
@@ -272,7 +290,16 @@ impl CrdController {
         };
         let written = self
             .registry
-            .update_with(&info, None, name, Some("status"), &WriteOptions::default(), None, change, |_, _| Ok(()))
+            .update_with(
+                &info,
+                None,
+                name,
+                Some("status"),
+                &WriteOptions::default(),
+                None,
+                change,
+                |_, _| Ok(()),
+            )
             .await?;
         serde_json::from_value(written).map_err(|e| ApiError::internal(e.to_string()))
     }
@@ -301,7 +328,11 @@ impl CrdController {
             .collect();
         self.registry.kinds().set_custom(name, kinds);
         self.registered.insert(name.to_string(), key);
-        tracing::info!(crd = name, terminating, "serving the kinds of a CustomResourceDefinition");
+        tracing::info!(
+            crd = name,
+            terminating,
+            "serving the kinds of a CustomResourceDefinition"
+        );
     }
 
     fn start_cleanup(&self, crd: &CustomResourceDefinition) {
@@ -338,9 +369,17 @@ pub fn desired_status(
 ) -> CustomResourceDefinition {
     let verdict = names::accept_names(crd, others);
     let mut new = crd.clone();
-    new.status.get_or_insert_with(Default::default).accepted_names = Some(verdict.accepted);
+    new.status
+        .get_or_insert_with(Default::default)
+        .accepted_names = Some(verdict.accepted);
     match &verdict.conflict {
-        None => conditions::set(&mut new, conditions::NAMES_ACCEPTED, true, "NoConflicts", "no conflicts found"),
+        None => conditions::set(
+            &mut new,
+            conditions::NAMES_ACCEPTED,
+            true,
+            "NoConflicts",
+            "no conflicts found",
+        ),
         Some((reason, message)) => {
             conditions::set(&mut new, conditions::NAMES_ACCEPTED, false, reason, message)
         }

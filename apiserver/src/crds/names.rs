@@ -30,10 +30,15 @@ pub fn accept_names(
     let group = &crd.spec.group;
     let mut resources = BTreeSet::new();
     let mut kinds = BTreeSet::new();
-    for other in others.iter().filter(|o| {
-        o.spec.group == *group && o.metadata.name != crd.metadata.name
-    }) {
-        let Some(names) = other.status.as_ref().and_then(|s| s.accepted_names.as_ref()) else {
+    for other in others
+        .iter()
+        .filter(|o| o.spec.group == *group && o.metadata.name != crd.metadata.name)
+    {
+        let Some(names) = other
+            .status
+            .as_ref()
+            .and_then(|s| s.accepted_names.as_ref())
+        else {
             continue;
         };
         resources.insert(names.plural.clone());
@@ -104,7 +109,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn crd(name: &str, plural: &str, kind: &str, short: &[&str], accepted: bool) -> CustomResourceDefinition {
+    fn crd(
+        name: &str,
+        plural: &str,
+        kind: &str,
+        short: &[&str],
+        accepted: bool,
+    ) -> CustomResourceDefinition {
         let group = name.split_once('.').map_or("", |(_, g)| g);
         let names = json!({"plural": plural, "singular": plural.trim_end_matches('s'), "kind": kind,
             "listKind": format!("{kind}List"), "shortNames": short});
@@ -118,7 +129,13 @@ mod tests {
 
     #[test]
     fn free_names_are_all_accepted() {
-        let a = crd("orders.shop.example.com", "orders", "Order", &["ord"], false);
+        let a = crd(
+            "orders.shop.example.com",
+            "orders",
+            "Order",
+            &["ord"],
+            false,
+        );
         let b = crd("carts.shop.example.com", "carts", "Cart", &["ct"], true);
         let v = accept_names(&a, &[&b]);
         assert_eq!(v.conflict, None);
@@ -130,16 +147,31 @@ mod tests {
     #[test]
     fn names_taken_in_the_group_are_refused_one_by_one() {
         let taken = crd("orders.shop.example.com", "orders", "Order", &["o"], true);
-        let rival = crd("orders2.shop.example.com", "orders", "Order2", &["o", "x"], false);
+        let rival = crd(
+            "orders2.shop.example.com",
+            "orders",
+            "Order2",
+            &["o", "x"],
+            false,
+        );
         let v = accept_names(&rival, &[&taken]);
         // the later checks overwrite the reason, as kube-apiserver's do
         assert_eq!(
             v.conflict,
-            Some(("ShortNamesConflict".into(), "\"o\" is already in use".into()))
+            Some((
+                "ShortNamesConflict".into(),
+                "\"o\" is already in use".into()
+            ))
         );
         assert_eq!(v.accepted.plural, "", "the plural stays unaccepted");
         assert_eq!(v.accepted.kind, "Order2", "a free kind is accepted");
-        let other_group = crd("orders.billing.example.com", "orders", "Order", &["o"], false);
+        let other_group = crd(
+            "orders.billing.example.com",
+            "orders",
+            "Order",
+            &["o"],
+            false,
+        );
         assert_eq!(accept_names(&other_group, &[&taken]).conflict, None);
     }
 }

@@ -40,8 +40,7 @@ pub fn record_update(
     subresource: Option<&str>,
 ) -> ApiResult<()> {
     let sub = subresource.filter(|s| *s != "finalize" && *s != "binding");
-    *new =
-        patch::update_managed_fields(
+    *new = patch::update_managed_fields(
         old,
         new,
         manager,
@@ -56,7 +55,12 @@ pub fn record_update(
 /// Records `manager` as the owner of what its create request set: the
 /// fields of `decoded` (see [`crate::admission::as_decoded`]), not those the
 /// server generated, as kube-apiserver's field manager does.
-pub fn record_create(info: &KindInfo, decoded: Option<&Value>, new: &mut Value, manager: &str) -> ApiResult<()> {
+pub fn record_create(
+    info: &KindInfo,
+    decoded: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+) -> ApiResult<()> {
     let Some(decoded) = decoded else {
         return record_update(info, None, new, manager, None);
     };

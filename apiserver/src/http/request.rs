@@ -304,12 +304,24 @@ mod tests {
     #[test]
     fn booleans_parse_as_go_does() {
         for t in ["1", "t", "T", "TRUE", "true", "True"] {
-            assert_eq!(Query::parse(Some(&format!("watch={t}"))).bool("watch").expect(t), Some(true));
+            assert_eq!(
+                Query::parse(Some(&format!("watch={t}")))
+                    .bool("watch")
+                    .expect(t),
+                Some(true)
+            );
         }
         for f in ["0", "f", "F", "FALSE", "false", "False"] {
-            assert_eq!(Query::parse(Some(&format!("watch={f}"))).bool("watch").expect(f), Some(false));
+            assert_eq!(
+                Query::parse(Some(&format!("watch={f}")))
+                    .bool("watch")
+                    .expect(f),
+                Some(false)
+            );
         }
-        let e = Query::parse(Some("watch=yes")).bool("watch").expect_err("yes");
+        let e = Query::parse(Some("watch=yes"))
+            .bool("watch")
+            .expect_err("yes");
         assert_eq!(e.code, 400);
         assert!(e.message.contains("\"watch\""), "{}", e.message);
     }
@@ -319,15 +331,30 @@ mod tests {
         let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(negotiate(table, true), Some(Format::Table("v1")));
         assert_eq!(
-            negotiate("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1", true),
+            negotiate(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+                true
+            ),
             Some(Format::Metadata("v1"))
         );
         assert_eq!(
-            negotiate("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json", false),
+            negotiate(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+                false
+            ),
             Some(Format::Json)
         );
-        assert_eq!(negotiate("application/vnd.kubernetes.protobuf,application/json", false), Some(Format::Json));
-        assert_eq!(negotiate("application/json;q=0.5,application/yaml", false), Some(Format::Yaml));
+        assert_eq!(
+            negotiate(
+                "application/vnd.kubernetes.protobuf,application/json",
+                false
+            ),
+            Some(Format::Json)
+        );
+        assert_eq!(
+            negotiate("application/json;q=0.5,application/yaml", false),
+            Some(Format::Yaml)
+        );
         assert_eq!(negotiate("text/html", false), None);
         assert_eq!(negotiate("", false), Some(Format::Json));
     }

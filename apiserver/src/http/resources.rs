@@ -74,7 +74,13 @@ impl Req {
 
     /// An object in the negotiated format.
     pub fn object_response(&self, code: StatusCode, obj: Value) -> Response {
-        respond::object(code, self.format, &self.target.info, self.include_object(), obj)
+        respond::object(
+            code,
+            self.format,
+            &self.target.info,
+            self.include_object(),
+            obj,
+        )
     }
 
     fn list_response(&self, page: ListPage) -> Response {
@@ -252,7 +258,9 @@ impl Req {
                 new,
                 sub,
                 &self.write_options()?,
-                |old, new| crate::http::managed::record_update(&info, Some(old), new, &manager, sub),
+                |old, new| {
+                    crate::http::managed::record_update(&info, Some(old), new, &manager, sub)
+                },
             )
             .await?;
         Ok(self.object_response(StatusCode::OK, updated))
@@ -341,8 +349,9 @@ impl Req {
         };
         let mut orphan_dependents = self.query.bool("orphanDependents")?;
         if !body.is_empty() {
+            let decoded = request::decode_object(body, &request::content_type(&self.headers))?;
             let b: k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions =
-                serde_json::from_slice(body).map_err(|e| {
+                serde_json::from_value(decoded).map_err(|e| {
                     ApiError::bad_request(format!("the DeleteOptions body is not valid: {e}"))
                 })?;
             if b.grace_period_seconds.is_some() {

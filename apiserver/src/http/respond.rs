@@ -48,7 +48,13 @@ pub fn partial_metadata(obj: &Value, version: &str) -> Value {
 }
 
 /// An object in the negotiated format.
-pub fn object(code: StatusCode, format: Format, info: &KindInfo, include: &str, obj: Value) -> Response {
+pub fn object(
+    code: StatusCode,
+    format: Format,
+    info: &KindInfo,
+    include: &str,
+    obj: Value,
+) -> Response {
     match format {
         Format::Table(version) => json(
             code,

@@ -54,13 +54,15 @@ fn selector_text(sel: &Value) -> String {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        parts.push(match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => continue,
-        });
+        parts.push(
+            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                "In" => format!("{key} in ({})", values.join(",")),
+                "NotIn" => format!("{key} notin ({})", values.join(",")),
+                "Exists" => key.to_string(),
+                "DoesNotExist" => format!("!{key}"),
+                _ => continue,
+            },
+        );
     }
     parts.sort();
     parts.join(",")
@@ -81,12 +83,19 @@ fn scale_of(info: &KindInfo, obj: &Value) -> ApiResult<Value> {
             )));
         }
     };
-    let status_replicas = at_path(obj, &status_path).and_then(Value::as_i64).unwrap_or(0);
+    let status_replicas = at_path(obj, &status_path)
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     let selector = match &selector_path {
-        Some(p) => at_path(obj, p).and_then(Value::as_str).unwrap_or("").to_string(),
+        Some(p) => at_path(obj, p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         None => match obj.pointer("/spec/selector") {
             // ReplicationControllers select with a map
-            Some(Value::Object(m)) if !m.contains_key("matchLabels") && !m.contains_key("matchExpressions") => {
+            Some(Value::Object(m))
+                if !m.contains_key("matchLabels") && !m.contains_key("matchExpressions") =>
+            {
                 selector_text(&json!({"matchLabels": m}))
             }
             Some(sel) => selector_text(sel),
@@ -110,7 +119,11 @@ fn scale_of(info: &KindInfo, obj: &Value) -> ApiResult<Value> {
 
 /// Sets the replicas at a `.a.b` path, creating the objects on the way.
 fn set_replicas(obj: &mut Value, path: &str, replicas: i64) {
-    let segs: Vec<&str> = path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .collect();
     let mut node = obj;
     for (i, seg) in segs.iter().enumerate() {
         if !node.is_object() {

@@ -176,9 +176,7 @@ pub fn tracked(set: &FieldSet, kind: &KindInfo, subresource: Option<&str>) -> Fi
     let mut ignored = server_fields();
     match subresource {
         Some("status") => ignored = ignored.union(&set_of(&[&["spec"]])),
-        None if kind.has_status_subresource() => {
-            ignored = ignored.union(&set_of(&[&["status"]]))
-        }
+        None if kind.has_status_subresource() => ignored = ignored.union(&set_of(&[&["status"]])),
         _ => {}
     }
     set.without_prefixes(&ignored)

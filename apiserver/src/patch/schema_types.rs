@@ -20,7 +20,9 @@ pub fn custom_root(schema: &Value) -> Type {
     static CACHE: OnceLock<Mutex<HashMap<String, Type>>> = OnceLock::new();
     let key = schema.to_string();
     let cache = CACHE.get_or_init(Mutex::default);
-    let mut map = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(t) = map.get(&key) {
         return *t;
     }
@@ -28,8 +30,12 @@ pub fn custom_root(schema: &Value) -> Type {
     let root = match t {
         Type::Struct(s) => {
             // metadata is ObjectMeta: keep its own list and map rules
-            let mut fields: Vec<(&'static str, Type)> =
-                s.fields.iter().filter(|(n, _)| *n != "metadata").copied().collect();
+            let mut fields: Vec<(&'static str, Type)> = s
+                .fields
+                .iter()
+                .filter(|(n, _)| *n != "metadata")
+                .copied()
+                .collect();
             fields.push(("metadata", super::merge_keys::root_type_of_meta()));
             Type::Struct(leak(Struct {
                 fields: leak_slice(fields),
@@ -57,7 +63,11 @@ fn leak_str(s: &str) -> &'static str {
 
 /// Follows a local `$ref`.
 fn resolve<'a>(root: &'a Value, s: &'a Value) -> &'a Value {
-    match s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
+    match s
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+    {
         Some(p) => root.pointer(p).unwrap_or(s),
         None => s,
     }
@@ -153,12 +163,23 @@ mod tests {
         }});
         let root = custom_root(&schema);
         let spec = root.field("spec");
-        assert!(matches!(spec.field("lineItems").list().map(|l| l.kind), Some(ListKind::Map(["sku"]))));
-        assert!(matches!(spec.field("tags").list().map(|l| l.kind), Some(ListKind::Set)));
-        assert!(matches!(spec.field("args"), Type::Any), "lists are atomic by default");
+        assert!(matches!(
+            spec.field("lineItems").list().map(|l| l.kind),
+            Some(ListKind::Map(["sku"]))
+        ));
+        assert!(matches!(
+            spec.field("tags").list().map(|l| l.kind),
+            Some(ListKind::Set)
+        ));
+        assert!(
+            matches!(spec.field("args"), Type::Any),
+            "lists are atomic by default"
+        );
         assert!(spec.field("selector").is_atomic());
         assert!(matches!(root.field("metadata"), Type::Struct(_)));
         // the same schema again is the same type
-        assert!(matches!(custom_root(&schema), Type::Struct(a) if matches!(root, Type::Struct(b) if std::ptr::eq(a, b))));
+        assert!(
+            matches!(custom_root(&schema), Type::Struct(a) if matches!(root, Type::Struct(b) if std::ptr::eq(a, b)))
+        );
     }
 }

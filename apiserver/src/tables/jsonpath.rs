@@ -15,7 +15,11 @@ pub(crate) enum Step {
     Field(String),
     Index(i64),
     All,
-    Filter { path: Vec<String>, op: String, value: String },
+    Filter {
+        path: Vec<String>,
+        op: String,
+        value: String,
+    },
 }
 
 fn parse(path: &str) -> Vec<Step> {
@@ -86,7 +90,10 @@ fn parse_filter(f: &str) -> Step {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect();
-            let value = rhs.trim().trim_matches(|c| c == '\'' || c == '"').to_string();
+            let value = rhs
+                .trim()
+                .trim_matches(|c| c == '\'' || c == '"')
+                .to_string();
             return Step::Filter {
                 path,
                 op: op.to_string(),
@@ -213,12 +220,16 @@ pub fn custom_columns(defs: &[CustomResourceColumnDefinition]) -> Vec<(Column, V
             "password" => "password",
             _ => "",
         };
-        let description = d.description.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            format!(
-                "Custom resource definition column (in JSONPath format): {}",
-                d.json_path
-            )
-        });
+        let description = d
+            .description
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| {
+                format!(
+                    "Custom resource definition column (in JSONPath format): {}",
+                    d.json_path
+                )
+            });
         out.push((
             Column {
                 name: d.name.clone(),
@@ -285,12 +296,22 @@ mod tests {
         let obj = json!({"spec": {"replicas": 3, "customer": "acme"},
             "status": {"conditions": [{"type": "Synced", "status": "False"}, {"type": "Ready", "status": "True"}]}});
         assert_eq!(cell(&obj, &parse(".spec.replicas"), "integer"), json!(3));
-        assert_eq!(cell(&obj, &parse(".spec.customer"), "string"), json!("acme"));
         assert_eq!(
-            cell(&obj, &parse(".status.conditions[?(@.type==\"Ready\")].status"), "string"),
+            cell(&obj, &parse(".spec.customer"), "string"),
+            json!("acme")
+        );
+        assert_eq!(
+            cell(
+                &obj,
+                &parse(".status.conditions[?(@.type==\"Ready\")].status"),
+                "string"
+            ),
             json!("True")
         );
-        assert_eq!(cell(&obj, &parse(".status.conditions[0].type"), "string"), json!("Synced"));
+        assert_eq!(
+            cell(&obj, &parse(".status.conditions[0].type"), "string"),
+            json!("Synced")
+        );
         assert_eq!(cell(&obj, &parse(".spec.missing"), "string"), Value::Null);
         assert_eq!(cell(&obj, &parse(".spec.customer"), "integer"), Value::Null);
     }

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use schemas::KindInfo;
 
-use crate::tables::{Column, age_col, age_of, arr, col, duration_between, human_duration, i, name_col, s};
+use crate::tables::{
+    Column, age_col, age_of, arr, col, duration_between, human_duration, i, name_col, s,
+};
 
 type Row = Box<dyn Fn(&Value) -> (Vec<Value>, Option<Value>)>;
 
@@ -62,7 +64,11 @@ fn selector_string(sel: Option<&Value>) -> String {
         .into_iter()
         .flatten()
     {
-        let key = e.get("key").and_then(Value::as_str).unwrap_or("").to_string();
+        let key = e
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut values: Vec<&str> = e
             .get("values")
             .and_then(Value::as_array)
@@ -79,7 +85,10 @@ fn selector_string(sel: Option<&Value>) -> String {
         reqs.push((key, text));
     }
     reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    reqs.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
+    reqs.into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `metav1.FormatLabelSelector`: `<none>` when empty.
@@ -95,8 +104,14 @@ fn containers(spec: Option<&Value>) -> (Value, Value) {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let names: Vec<&str> = list.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
-    let images: Vec<&str> = list.iter().filter_map(|c| c.get("image").and_then(Value::as_str)).collect();
+    let names: Vec<&str> = list
+        .iter()
+        .filter_map(|c| c.get("name").and_then(Value::as_str))
+        .collect();
+    let images: Vec<&str> = list
+        .iter()
+        .filter_map(|c| c.get("image").and_then(Value::as_str))
+        .collect();
     (json!(names.join(",")), json!(images.join(",")))
 }
 
@@ -117,12 +132,17 @@ fn quantity_text(v: Option<&Value>) -> String {
 
 fn access_modes(list: &[Value]) -> String {
     let has = |m: &str| list.iter().any(|x| x == m);
-    [("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP")]
-        .iter()
-        .filter(|(m, _)| has(m))
-        .map(|(_, short)| *short)
-        .collect::<Vec<_>>()
-        .join(",")
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .iter()
+    .filter(|(m, _)| has(m))
+    .map(|(_, short)| *short)
+    .collect::<Vec<_>>()
+    .join(",")
 }
 
 fn deleting(obj: &Value) -> bool {
@@ -155,7 +175,10 @@ fn lb_ingress(obj: &Value) -> Vec<String> {
 
 fn pod(obj: &Value) -> (Vec<Value>, Option<Value>) {
     let phase = s(obj, &["status", "phase"]).unwrap_or("");
-    let mut reason = s(obj, &["status", "reason"]).filter(|r| !r.is_empty()).unwrap_or(phase).to_string();
+    let mut reason = s(obj, &["status", "reason"])
+        .filter(|r| !r.is_empty())
+        .unwrap_or(phase)
+        .to_string();
     let conditions = arr(obj, &["status", "conditions"]);
     if conditions.iter().any(|c| {
         c.get("type").and_then(Value::as_str) == Some("PodScheduled")
@@ -164,8 +187,12 @@ fn pod(obj: &Value) -> (Vec<Value>, Option<Value>) {
         reason = "SchedulingGated".into();
     }
     let row_conditions = match phase {
-        "Succeeded" => Some(json!([{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}])),
-        "Failed" => Some(json!([{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}])),
+        "Succeeded" => Some(
+            json!([{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}]),
+        ),
+        "Failed" => Some(
+            json!([{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]),
+        ),
         _ => None,
     };
     let init_specs = arr(obj, &["spec", "initContainers"]);
@@ -197,7 +224,9 @@ fn pod(obj: &Value) -> (Vec<Value>, Option<Value>) {
     for (idx, cs) in init_statuses.iter().enumerate() {
         let count = cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
         restarts += count;
-        let finished = cs.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str);
+        let finished = cs
+            .pointer("/lastState/terminated/finishedAt")
+            .and_then(Value::as_str);
         last_restart = later(&last_restart, finished);
         let cname = cs.get("name").and_then(Value::as_str).unwrap_or("");
         let is_sidecar = sidecar(cname);
@@ -205,7 +234,11 @@ fn pod(obj: &Value) -> (Vec<Value>, Option<Value>) {
             sidecar_restarts += count;
             last_sidecar_restart = later(&last_sidecar_restart, finished);
         }
-        if cs.pointer("/state/terminated/exitCode").and_then(Value::as_i64) == Some(0) {
+        if cs
+            .pointer("/state/terminated/exitCode")
+            .and_then(Value::as_i64)
+            == Some(0)
+        {
             continue;
         }
         if is_sidecar && cs.get("started") == Some(&Value::Bool(true)) {
@@ -249,25 +282,38 @@ fn pod(obj: &Value) -> (Vec<Value>, Option<Value>) {
             restarts += cs.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
             last_restart = later(
                 &last_restart,
-                cs.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str),
+                cs.pointer("/lastState/terminated/finishedAt")
+                    .and_then(Value::as_str),
             );
-            let waiting = cs.pointer("/state/waiting/reason").and_then(Value::as_str).filter(|r| !r.is_empty());
+            let waiting = cs
+                .pointer("/state/waiting/reason")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty());
             let terminated = cs.pointer("/state/terminated");
             if let Some(w) = waiting {
                 reason = w.to_string();
             } else if let Some(t) = terminated {
-                match t.get("reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+                match t
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .filter(|r| !r.is_empty())
+                {
                     Some(r) => reason = r.to_string(),
                     None => {
                         let signal = t.get("signal").and_then(Value::as_i64).unwrap_or(0);
                         reason = if signal != 0 {
                             format!("Signal:{signal}")
                         } else {
-                            format!("ExitCode:{}", t.get("exitCode").and_then(Value::as_i64).unwrap_or(0))
+                            format!(
+                                "ExitCode:{}",
+                                t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                            )
                         };
                     }
                 }
-            } else if cs.get("ready") == Some(&Value::Bool(true)) && cs.pointer("/state/running").is_some() {
+            } else if cs.get("ready") == Some(&Value::Bool(true))
+                && cs.pointer("/state/running").is_some()
+            {
                 has_running = true;
                 ready += 1;
             }
@@ -319,8 +365,16 @@ fn pod(obj: &Value) -> (Vec<Value>, Option<Value>) {
             json!(restarts_text),
             age(obj),
             json!(ip),
-            json!(s(obj, &["spec", "nodeName"]).filter(|n| !n.is_empty()).unwrap_or("<none>")),
-            json!(s(obj, &["status", "nominatedNodeName"]).filter(|n| !n.is_empty()).unwrap_or("<none>")),
+            json!(
+                s(obj, &["spec", "nodeName"])
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("<none>")
+            ),
+            json!(
+                s(obj, &["status", "nominatedNodeName"])
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("<none>")
+            ),
             json!(gates_text),
         ],
         row_conditions,
@@ -393,7 +447,12 @@ fn endpoints_text(obj: &Value) -> String {
                     more = true;
                     break;
                 }
-                list.push(a.get("ip").and_then(Value::as_str).unwrap_or("").to_string());
+                list.push(
+                    a.get("ip")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                );
             }
             continue;
         }
@@ -436,20 +495,34 @@ fn event(obj: &Value) -> Vec<Value> {
         Some(t) => age_of(Some(&t)),
         None => first.clone(),
     };
-    let mut count = field("count", "deprecatedCount").and_then(Value::as_i64).unwrap_or(0);
+    let mut count = field("count", "deprecatedCount")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if let Some(series) = obj.get("series") {
         last = micro_age(series.get("lastObservedTime"));
         count = series.get("count").and_then(Value::as_i64).unwrap_or(0);
     } else if count == 0 {
         count = 1;
     }
-    let involved = field("involvedObject", "regarding").cloned().unwrap_or_default();
-    let kind = involved.get("kind").and_then(Value::as_str).unwrap_or("").to_lowercase();
-    let object = match involved.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+    let involved = field("involvedObject", "regarding")
+        .cloned()
+        .unwrap_or_default();
+    let kind = involved
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_lowercase();
+    let object = match involved
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
         Some(n) => format!("{kind}/{n}"),
         None => kind,
     };
-    let source = field("source", "deprecatedSource").cloned().unwrap_or_default();
+    let source = field("source", "deprecatedSource")
+        .cloned()
+        .unwrap_or_default();
     let component = source
         .get("component")
         .and_then(Value::as_str)
@@ -467,13 +540,21 @@ fn event(obj: &Value) -> Vec<Value> {
     } else {
         format!("{component}, {instance}")
     };
-    let message = field("message", "note").and_then(Value::as_str).unwrap_or("").trim();
+    let message = field("message", "note")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim();
     vec![
         json!(last),
         json!(s(obj, &["type"]).unwrap_or("")),
         json!(s(obj, &["reason"]).unwrap_or("")),
         json!(object),
-        json!(involved.get("fieldPath").and_then(Value::as_str).unwrap_or("")),
+        json!(
+            involved
+                .get("fieldPath")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        ),
         json!(source),
         json!(message),
         json!(first),
@@ -502,28 +583,46 @@ fn hpa_targets(obj: &Value) -> String {
         let st = statuses.get(idx);
         let item = match spec.get("type").and_then(Value::as_str).unwrap_or("") {
             t @ ("External" | "Object") => {
-                let key = if t == "External" { "external" } else { "object" };
+                let key = if t == "External" {
+                    "external"
+                } else {
+                    "object"
+                };
                 let target = spec.get(key).and_then(|m| m.get("target"));
                 let cur_src = st.and_then(|s| s.get(key)).and_then(|m| m.get("current"));
                 if let Some(avg) = target.and_then(|t| t.get("averageValue")) {
-                    let cur = q(cur_src.and_then(|c| c.get("averageValue"))).unwrap_or_else(|| "<unknown>".into());
+                    let cur = q(cur_src.and_then(|c| c.get("averageValue")))
+                        .unwrap_or_else(|| "<unknown>".into());
                     format!("{cur}/{} (avg)", quantity_text(Some(avg)))
                 } else {
-                    let cur = q(cur_src.and_then(|c| c.get("value"))).unwrap_or_else(|| "<unknown>".into());
-                    format!("{cur}/{}", q(target.and_then(|t| t.get("value"))).unwrap_or_else(|| "<nil>".into()))
+                    let cur = q(cur_src.and_then(|c| c.get("value")))
+                        .unwrap_or_else(|| "<unknown>".into());
+                    format!(
+                        "{cur}/{}",
+                        q(target.and_then(|t| t.get("value"))).unwrap_or_else(|| "<nil>".into())
+                    )
                 }
             }
             "Pods" => {
-                let cur = q(st.and_then(|s| s.pointer("/pods/current/averageValue"))).unwrap_or_else(|| "<unknown>".into());
-                format!("{cur}/{}", q(spec.pointer("/pods/target/averageValue")).unwrap_or_else(|| "<nil>".into()))
+                let cur = q(st.and_then(|s| s.pointer("/pods/current/averageValue")))
+                    .unwrap_or_else(|| "<unknown>".into());
+                format!(
+                    "{cur}/{}",
+                    q(spec.pointer("/pods/target/averageValue")).unwrap_or_else(|| "<nil>".into())
+                )
             }
             t @ ("Resource" | "ContainerResource") => {
-                let key = if t == "Resource" { "resource" } else { "containerResource" };
+                let key = if t == "Resource" {
+                    "resource"
+                } else {
+                    "containerResource"
+                };
                 let m = spec.get(key).cloned().unwrap_or_default();
                 let rname = m.get("name").and_then(Value::as_str).unwrap_or("");
                 let current = st.and_then(|s| s.get(key)).and_then(|c| c.get("current"));
                 if let Some(avg) = m.pointer("/target/averageValue") {
-                    let cur = q(current.and_then(|c| c.get("averageValue"))).unwrap_or_else(|| "<unknown>".into());
+                    let cur = q(current.and_then(|c| c.get("averageValue")))
+                        .unwrap_or_else(|| "<unknown>".into());
                     format!("{rname}: {cur}/{}", quantity_text(Some(avg)))
                 } else {
                     let cur = current
@@ -564,7 +663,11 @@ fn list_with_more(list: Vec<String>, count: usize) -> String {
     if count > 3 {
         out.push_str(&format!(" + {} more...", count - 3));
     }
-    if out.is_empty() { "<unset>".into() } else { out }
+    if out.is_empty() {
+        "<unset>".into()
+    } else {
+        out
+    }
 }
 
 fn bool_text(v: Option<&Value>) -> String {
@@ -613,22 +716,72 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("", "Pod") => (
             vec![
                 n(),
-                col("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
-                col("Status", "string", 0, "The aggregate status of the containers in this pod."),
-                col("Restarts", "string", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+                col(
+                    "Ready",
+                    "string",
+                    0,
+                    "The aggregate readiness state of this pod for accepting traffic.",
+                ),
+                col(
+                    "Status",
+                    "string",
+                    0,
+                    "The aggregate status of the containers in this pod.",
+                ),
+                col(
+                    "Restarts",
+                    "string",
+                    0,
+                    "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+                ),
                 a(),
-                col("IP", "string", 1, "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
-                col("Node", "string", 1, "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for scheduling by the scheduler defined in schedulerName. Once this field is set, the kubelet for this node becomes responsible for the lifecycle of this pod. This field should not be used to express a desire for the pod to be scheduled on a specific node. https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#nodename"),
-                col("Nominated Node", "string", 1, "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods. This field does not guarantee that the pod will be scheduled on this node. Scheduler may decide to place the pod elsewhere if other nodes become available sooner. Scheduler may also decide to give the resources on this node to a higher priority pod that is created after preemption. As a result, this field may be different than PodSpec.nodeName when the pod is scheduled."),
-                col("Readiness Gates", "string", 1, "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates"),
+                col(
+                    "IP",
+                    "string",
+                    1,
+                    "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+                ),
+                col(
+                    "Node",
+                    "string",
+                    1,
+                    "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for scheduling by the scheduler defined in schedulerName. Once this field is set, the kubelet for this node becomes responsible for the lifecycle of this pod. This field should not be used to express a desire for the pod to be scheduled on a specific node. https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#nodename",
+                ),
+                col(
+                    "Nominated Node",
+                    "string",
+                    1,
+                    "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods. This field does not guarantee that the pod will be scheduled on this node. Scheduler may decide to place the pod elsewhere if other nodes become available sooner. Scheduler may also decide to give the resources on this node to a higher priority pod that is created after preemption. As a result, this field may be different than PodSpec.nodeName when the pod is scheduled.",
+                ),
+                col(
+                    "Readiness Gates",
+                    "string",
+                    1,
+                    "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates",
+                ),
             ],
             Box::new(pod),
         ),
         ("", "PodTemplate") => (
-            vec![n(), col("Containers", "string", 0, D_CONTAINERS), col("Images", "string", 0, D_IMAGES), col("Pod Labels", "string", 0, "The labels for the pod template.")],
+            vec![
+                n(),
+                col("Containers", "string", 0, D_CONTAINERS),
+                col("Images", "string", 0, D_IMAGES),
+                col(
+                    "Pod Labels",
+                    "string",
+                    0,
+                    "The labels for the pod template.",
+                ),
+            ],
             plain(|o| {
                 let (names, images) = containers(o.pointer("/template/spec"));
-                vec![name(o), names, images, json!(format_labels(o.pointer("/template/metadata/labels")))]
+                vec![
+                    name(o),
+                    names,
+                    images,
+                    json!(format_labels(o.pointer("/template/metadata/labels"))),
+                ]
             }),
         ),
         ("", "Node") => (
@@ -637,12 +790,42 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                 col("Status", "string", 0, "The status of the node"),
                 col("Roles", "string", 0, "The roles of the node"),
                 a(),
-                col("Version", "string", 0, "Kubelet Version reported by the node."),
-                col("Internal-IP", "string", 1, "List of addresses reachable to the node."),
-                col("External-IP", "string", 1, "List of addresses reachable to the node."),
-                col("OS-Image", "string", 1, "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
-                col("Kernel-Version", "string", 1, "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
-                col("Container-Runtime", "string", 1, "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
+                col(
+                    "Version",
+                    "string",
+                    0,
+                    "Kubelet Version reported by the node.",
+                ),
+                col(
+                    "Internal-IP",
+                    "string",
+                    1,
+                    "List of addresses reachable to the node.",
+                ),
+                col(
+                    "External-IP",
+                    "string",
+                    1,
+                    "List of addresses reachable to the node.",
+                ),
+                col(
+                    "OS-Image",
+                    "string",
+                    1,
+                    "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+                ),
+                col(
+                    "Kernel-Version",
+                    "string",
+                    1,
+                    "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+                ),
+                col(
+                    "Container-Runtime",
+                    "string",
+                    1,
+                    "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+                ),
             ],
             plain(|o| {
                 let mut ready: Option<&str> = None;
@@ -665,7 +848,10 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     .map(|m| {
                         m.iter()
                             .filter_map(|(k, v)| {
-                                if let Some(r) = k.strip_prefix("node-role.kubernetes.io/").filter(|r| !r.is_empty()) {
+                                if let Some(r) = k
+                                    .strip_prefix("node-role.kubernetes.io/")
+                                    .filter(|r| !r.is_empty())
+                                {
                                     Some(r.to_string())
                                 } else if k == "kubernetes.io/role" {
                                     v.as_str().filter(|v| !v.is_empty()).map(str::to_string)
@@ -687,11 +873,20 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                         .unwrap_or("<none>")
                         .to_string()
                 };
-                let info = |f: &str| s(o, &["status", "nodeInfo", f]).filter(|v| !v.is_empty()).unwrap_or("<unknown>").to_string();
+                let info = |f: &str| {
+                    s(o, &["status", "nodeInfo", f])
+                        .filter(|v| !v.is_empty())
+                        .unwrap_or("<unknown>")
+                        .to_string()
+                };
                 vec![
                     name(o),
                     json!(status),
-                    json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+                    json!(if roles.is_empty() {
+                        "<none>".to_string()
+                    } else {
+                        roles.join(",")
+                    }),
                     age(o),
                     json!(s(o, &["status", "nodeInfo", "kubeletVersion"]).unwrap_or("")),
                     json!(addr("InternalIP")),
@@ -703,18 +898,53 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
             }),
         ),
         ("", "Namespace") => (
-            vec![n(), col("Status", "string", 0, "The status of the namespace"), a()],
-            plain(|o| vec![name(o), json!(s(o, &["status", "phase"]).unwrap_or("")), age(o)]),
+            vec![
+                n(),
+                col("Status", "string", 0, "The status of the namespace"),
+                a(),
+            ],
+            plain(|o| {
+                vec![
+                    name(o),
+                    json!(s(o, &["status", "phase"]).unwrap_or("")),
+                    age(o),
+                ]
+            }),
         ),
         ("", "Service") => (
             vec![
                 n(),
-                col("Type", "string", 0, "type determines how the Service is exposed."),
-                col("Cluster-IP", "string", 0, "clusterIP is the IP address of the service and is usually assigned randomly."),
-                col("External-IP", "string", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
-                col("Port(s)", "string", 0, "The list of ports that are exposed by this service."),
+                col(
+                    "Type",
+                    "string",
+                    0,
+                    "type determines how the Service is exposed.",
+                ),
+                col(
+                    "Cluster-IP",
+                    "string",
+                    0,
+                    "clusterIP is the IP address of the service and is usually assigned randomly.",
+                ),
+                col(
+                    "External-IP",
+                    "string",
+                    0,
+                    "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+                ),
+                col(
+                    "Port(s)",
+                    "string",
+                    0,
+                    "The list of ports that are exposed by this service.",
+                ),
                 a(),
-                col("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
+                col(
+                    "Selector",
+                    "string",
+                    1,
+                    "Route service traffic to pods with label keys and values matching this selector.",
+                ),
             ],
             plain(|o| {
                 let cluster_ip = arr(o, &["spec", "clusterIPs"])
@@ -734,56 +964,186 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
             }),
         ),
         ("", "Endpoints") => (
-            vec![n(), col("Endpoints", "string", 0, "The set of all endpoints is the union of all subsets."), a()],
+            vec![
+                n(),
+                col(
+                    "Endpoints",
+                    "string",
+                    0,
+                    "The set of all endpoints is the union of all subsets.",
+                ),
+                a(),
+            ],
             plain(|o| vec![name(o), json!(endpoints_text(o)), age(o)]),
         ),
         ("", "ConfigMap") => (
-            vec![n(), col("Data", "string", 0, "Data contains the configuration data."), a()],
+            vec![
+                n(),
+                col("Data", "string", 0, "Data contains the configuration data."),
+                a(),
+            ],
             plain(|o| {
-                let count = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
-                    + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
+                let count = o
+                    .get("data")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len())
+                    + o.get("binaryData")
+                        .and_then(Value::as_object)
+                        .map_or(0, |m| m.len());
                 vec![name(o), json!(count), age(o)]
             }),
         ),
         ("", "Secret") => (
-            vec![n(), col("Type", "string", 0, "Used to facilitate programmatic handling of secret data."), col("Data", "string", 0, "Data contains the secret data."), a()],
+            vec![
+                n(),
+                col(
+                    "Type",
+                    "string",
+                    0,
+                    "Used to facilitate programmatic handling of secret data.",
+                ),
+                col("Data", "string", 0, "Data contains the secret data."),
+                a(),
+            ],
             plain(|o| {
-                let count = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len());
-                vec![name(o), json!(s(o, &["type"]).unwrap_or("Opaque")), json!(count), age(o)]
+                let count = o
+                    .get("data")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len());
+                vec![
+                    name(o),
+                    json!(s(o, &["type"]).unwrap_or("Opaque")),
+                    json!(count),
+                    age(o),
+                ]
             }),
         ),
         ("", "Event") | ("events.k8s.io", "Event") => (
             vec![
-                col("Last Seen", "string", 0, "The time at which the most recent occurrence of this event was recorded."),
-                col("Type", "string", 0, "Type of this event (Normal, Warning), new types could be added in the future"),
-                col("Reason", "string", 0, "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
-                col("Object", "string", 0, "The object that this event is about."),
-                col("Subobject", "string", 1, "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]."),
-                col("Source", "string", 1, "The component reporting this event. Should be a short machine understandable string."),
-                col("Message", "string", 0, "A human-readable description of the status of this operation."),
-                col("First Seen", "string", 1, "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)"),
-                col("Count", "string", 1, "The number of times this event has occurred."),
+                col(
+                    "Last Seen",
+                    "string",
+                    0,
+                    "The time at which the most recent occurrence of this event was recorded.",
+                ),
+                col(
+                    "Type",
+                    "string",
+                    0,
+                    "Type of this event (Normal, Warning), new types could be added in the future",
+                ),
+                col(
+                    "Reason",
+                    "string",
+                    0,
+                    "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+                ),
+                col(
+                    "Object",
+                    "string",
+                    0,
+                    "The object that this event is about.",
+                ),
+                col(
+                    "Subobject",
+                    "string",
+                    1,
+                    "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].",
+                ),
+                col(
+                    "Source",
+                    "string",
+                    1,
+                    "The component reporting this event. Should be a short machine understandable string.",
+                ),
+                col(
+                    "Message",
+                    "string",
+                    0,
+                    "A human-readable description of the status of this operation.",
+                ),
+                col(
+                    "First Seen",
+                    "string",
+                    1,
+                    "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+                ),
+                col(
+                    "Count",
+                    "string",
+                    1,
+                    "The number of times this event has occurred.",
+                ),
                 Column { priority: 1, ..n() },
             ],
             plain(event),
         ),
         ("", "ServiceAccount") => (
-            vec![n(), col("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."), a()],
+            vec![
+                n(),
+                col(
+                    "Secrets",
+                    "string",
+                    0,
+                    "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+                ),
+                a(),
+            ],
             plain(|o| vec![name(o), json!(arr(o, &["secrets"]).len()), age(o)]),
         ),
         ("", "PersistentVolume") => (
             vec![
                 n(),
-                col("Capacity", "string", 0, "capacity is the description of the persistent volume's resources and capacity."),
-                col("Access Modes", "string", 0, "accessModes contains all ways the volume can be mounted."),
-                col("Reclaim Policy", "string", 0, "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim."),
-                col("Status", "string", 0, "phase indicates if a volume is available, bound to a claim, or released by a claim."),
-                col("Claim", "string", 0, "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim."),
+                col(
+                    "Capacity",
+                    "string",
+                    0,
+                    "capacity is the description of the persistent volume's resources and capacity.",
+                ),
+                col(
+                    "Access Modes",
+                    "string",
+                    0,
+                    "accessModes contains all ways the volume can be mounted.",
+                ),
+                col(
+                    "Reclaim Policy",
+                    "string",
+                    0,
+                    "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim.",
+                ),
+                col(
+                    "Status",
+                    "string",
+                    0,
+                    "phase indicates if a volume is available, bound to a claim, or released by a claim.",
+                ),
+                col(
+                    "Claim",
+                    "string",
+                    0,
+                    "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim.",
+                ),
                 col("StorageClass", "string", 0, "StorageClass of the pv"),
-                col("VolumeAttributesClass", "string", 0, "VolumeAttributesClass of the pv"),
-                col("Reason", "string", 0, "reason is a brief CamelCase string that describes any failure and is meant for machine parsing and tidy display in the CLI."),
+                col(
+                    "VolumeAttributesClass",
+                    "string",
+                    0,
+                    "VolumeAttributesClass of the pv",
+                ),
+                col(
+                    "Reason",
+                    "string",
+                    0,
+                    "reason is a brief CamelCase string that describes any failure and is meant for machine parsing and tidy display in the CLI.",
+                ),
                 a(),
-                col("VolumeMode", "string", 1, "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state."),
+                col(
+                    "VolumeMode",
+                    "string",
+                    1,
+                    "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state.",
+                ),
             ],
             plain(|o| {
                 let claim = o.pointer("/spec/claimRef").map_or(String::new(), |c| {
@@ -793,7 +1153,11 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                         c.get("name").and_then(Value::as_str).unwrap_or("")
                     )
                 });
-                let status = if deleting(o) { "Terminating" } else { s(o, &["status", "phase"]).unwrap_or("") };
+                let status = if deleting(o) {
+                    "Terminating"
+                } else {
+                    s(o, &["status", "phase"]).unwrap_or("")
+                };
                 vec![
                     name(o),
                     json!(quantity_text(o.pointer("/spec/capacity/storage"))),
@@ -812,14 +1176,44 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("", "PersistentVolumeClaim") => (
             vec![
                 n(),
-                col("Status", "string", 0, "phase represents the current phase of PersistentVolumeClaim."),
-                col("Volume", "string", 0, "volumeName is the binding reference to the PersistentVolume backing this claim."),
-                col("Capacity", "string", 0, "capacity represents the actual resources of the underlying volume."),
-                col("Access Modes", "string", 0, "accessModes contains the actual access modes the volume backing the PVC has."),
+                col(
+                    "Status",
+                    "string",
+                    0,
+                    "phase represents the current phase of PersistentVolumeClaim.",
+                ),
+                col(
+                    "Volume",
+                    "string",
+                    0,
+                    "volumeName is the binding reference to the PersistentVolume backing this claim.",
+                ),
+                col(
+                    "Capacity",
+                    "string",
+                    0,
+                    "capacity represents the actual resources of the underlying volume.",
+                ),
+                col(
+                    "Access Modes",
+                    "string",
+                    0,
+                    "accessModes contains the actual access modes the volume backing the PVC has.",
+                ),
                 col("StorageClass", "string", 0, "StorageClass of the pvc"),
-                col("VolumeAttributesClass", "string", 0, "VolumeAttributesClass of the pvc"),
+                col(
+                    "VolumeAttributesClass",
+                    "string",
+                    0,
+                    "VolumeAttributesClass of the pvc",
+                ),
                 a(),
-                col("VolumeMode", "string", 1, "volumeMode defines what type of volume is required by the claim."),
+                col(
+                    "VolumeMode",
+                    "string",
+                    1,
+                    "volumeMode defines what type of volume is required by the claim.",
+                ),
             ],
             plain(|o| {
                 let bound = s(o, &["spec", "volumeName"]).filter(|v| !v.is_empty());
@@ -830,7 +1224,11 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     ),
                     None => (String::new(), String::new()),
                 };
-                let status = if deleting(o) { "Terminating" } else { s(o, &["status", "phase"]).unwrap_or("") };
+                let status = if deleting(o) {
+                    "Terminating"
+                } else {
+                    s(o, &["status", "phase"]).unwrap_or("")
+                };
                 vec![
                     name(o),
                     json!(status),
@@ -847,8 +1245,18 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("", "ResourceQuota") => (
             vec![
                 n(),
-                col("Request", "string", 0, "Request represents a minimum amount of cpu/memory that a container may consume."),
-                col("Limit", "string", 0, "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."),
+                col(
+                    "Request",
+                    "string",
+                    0,
+                    "Request represents a minimum amount of cpu/memory that a container may consume.",
+                ),
+                col(
+                    "Limit",
+                    "string",
+                    0,
+                    "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node.",
+                ),
                 a(),
             ],
             plain(|o| {
@@ -860,7 +1268,10 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                 let mut request = Vec::new();
                 let mut limit = Vec::new();
                 for (k, h) in &hard {
-                    let used = quantity_text(o.pointer(&format!("/status/used/{}", k.replace('~', "~0").replace('/', "~1"))));
+                    let used = quantity_text(o.pointer(&format!(
+                        "/status/used/{}",
+                        k.replace('~', "~0").replace('/', "~1")
+                    )));
                     let piece = format!("{k}: {used}/{}", quantity_text(Some(h)));
                     let parts: Vec<&str> = k.split('.').collect();
                     if parts.len() > 1 && parts[0] == "limits" {
@@ -869,7 +1280,12 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                         request.push(piece);
                     }
                 }
-                vec![name(o), json!(request.join(", ")), json!(limit.join(", ")), age(o)]
+                vec![
+                    name(o),
+                    json!(request.join(", ")),
+                    json!(limit.join(", ")),
+                    age(o),
+                ]
             }),
         ),
         ("", "ReplicationController") | ("apps", "ReplicaSet") => {
@@ -877,13 +1293,33 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
             (
                 vec![
                     n(),
-                    col("Desired", "integer", 0, "Replicas is the number of desired replicas."),
-                    col("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
-                    col("Ready", "integer", 0, "The number of ready replicas for this replica set."),
+                    col(
+                        "Desired",
+                        "integer",
+                        0,
+                        "Replicas is the number of desired replicas.",
+                    ),
+                    col(
+                        "Current",
+                        "integer",
+                        0,
+                        "Replicas is the most recently observed number of replicas.",
+                    ),
+                    col(
+                        "Ready",
+                        "integer",
+                        0,
+                        "The number of ready replicas for this replica set.",
+                    ),
                     a(),
                     col("Containers", "string", 1, D_CONTAINERS),
                     col("Images", "string", 1, D_IMAGES),
-                    col("Selector", "string", 1, "Selector is a label query over pods that should match the replica count."),
+                    col(
+                        "Selector",
+                        "string",
+                        1,
+                        "Selector is a label query over pods that should match the replica count.",
+                    ),
                 ],
                 plain(move |o| {
                     let (names, images) = containers(template_spec(o));
@@ -894,7 +1330,11 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     };
                     vec![
                         name(o),
-                        json!(o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)),
+                        json!(
+                            o.pointer("/spec/replicas")
+                                .and_then(Value::as_i64)
+                                .unwrap_or(1)
+                        ),
                         json!(i(o, &["status", "replicas"])),
                         json!(i(o, &["status", "readyReplicas"])),
                         age(o),
@@ -909,12 +1349,27 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
             vec![
                 n(),
                 col("Ready", "string", 0, "Number of the pod with ready state"),
-                col("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-                col("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+                col(
+                    "Up-to-date",
+                    "string",
+                    0,
+                    "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                ),
+                col(
+                    "Available",
+                    "string",
+                    0,
+                    "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                ),
                 a(),
                 col("Containers", "string", 1, D_CONTAINERS),
                 col("Images", "string", 1, D_IMAGES),
-                col("Selector", "string", 1, "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
+                col(
+                    "Selector",
+                    "string",
+                    1,
+                    "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
+                ),
             ],
             plain(|o| {
                 let (names, images) = containers(template_spec(o));
@@ -923,7 +1378,9 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     json!(format!(
                         "{}/{}",
                         i(o, &["status", "readyReplicas"]),
-                        o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+                        o.pointer("/spec/replicas")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(1)
                     )),
                     json!(i(o, &["status", "updatedReplicas"])),
                     json!(i(o, &["status", "availableReplicas"])),
@@ -935,7 +1392,13 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
             }),
         ),
         ("apps", "StatefulSet") => (
-            vec![n(), col("Ready", "string", 0, "Number of the pod with ready state"), a(), col("Containers", "string", 1, D_CONTAINERS), col("Images", "string", 1, D_IMAGES)],
+            vec![
+                n(),
+                col("Ready", "string", 0, "Number of the pod with ready state"),
+                a(),
+                col("Containers", "string", 1, D_CONTAINERS),
+                col("Images", "string", 1, D_IMAGES),
+            ],
             plain(|o| {
                 let (names, images) = containers(template_spec(o));
                 vec![
@@ -943,7 +1406,9 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     json!(format!(
                         "{}/{}",
                         i(o, &["status", "readyReplicas"]),
-                        o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+                        o.pointer("/spec/replicas")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(1)
                     )),
                     age(o),
                     names,
@@ -954,16 +1419,51 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("apps", "DaemonSet") => (
             vec![
                 n(),
-                col("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod)."),
-                col("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
-                col("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
-                col("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
-                col("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
-                col("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/"),
+                col(
+                    "Desired",
+                    "integer",
+                    0,
+                    "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod).",
+                ),
+                col(
+                    "Current",
+                    "integer",
+                    0,
+                    "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+                ),
+                col(
+                    "Ready",
+                    "integer",
+                    0,
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.",
+                ),
+                col(
+                    "Up-to-date",
+                    "integer",
+                    0,
+                    "The total number of nodes that are running updated daemon pod",
+                ),
+                col(
+                    "Available",
+                    "integer",
+                    0,
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
+                ),
+                col(
+                    "Node Selector",
+                    "string",
+                    0,
+                    "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/",
+                ),
                 a(),
                 col("Containers", "string", 1, D_CONTAINERS),
                 col("Images", "string", 1, D_IMAGES),
-                col("Selector", "string", 1, "A label query over pods that are managed by the daemon set."),
+                col(
+                    "Selector",
+                    "string",
+                    1,
+                    "A label query over pods that are managed by the daemon set.",
+                ),
             ],
             plain(|o| {
                 let (names, images) = containers(template_spec(o));
@@ -983,7 +1483,17 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
             }),
         ),
         ("apps", "ControllerRevision") => (
-            vec![n(), col("Controller", "string", 0, "Controller of the object"), col("Revision", "string", 0, "Revision indicates the revision of the state represented by Data."), a()],
+            vec![
+                n(),
+                col("Controller", "string", 0, "Controller of the object"),
+                col(
+                    "Revision",
+                    "string",
+                    0,
+                    "Revision indicates the revision of the state represented by Data.",
+                ),
+                a(),
+            ],
             plain(|o| {
                 let owner = arr(o, &["metadata", "ownerReferences"])
                     .iter()
@@ -1007,19 +1517,39 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                         }
                     }
                 };
-                vec![name(o), json!(controller), json!(i(o, &["revision"])), age(o)]
+                vec![
+                    name(o),
+                    json!(controller),
+                    json!(i(o, &["revision"])),
+                    age(o),
+                ]
             }),
         ),
         ("batch", "Job") => (
             vec![
                 n(),
                 col("Status", "string", 0, "Status of the job."),
-                col("Completions", "string", 0, "The number of pods which reached phase Succeeded."),
-                col("Duration", "string", 0, "Time required to complete the job."),
+                col(
+                    "Completions",
+                    "string",
+                    0,
+                    "The number of pods which reached phase Succeeded.",
+                ),
+                col(
+                    "Duration",
+                    "string",
+                    0,
+                    "Time required to complete the job.",
+                ),
                 a(),
                 col("Containers", "string", 1, D_CONTAINERS),
                 col("Images", "string", 1, D_IMAGES),
-                col("Selector", "string", 1, "A label query over pods that should match the pod count."),
+                col(
+                    "Selector",
+                    "string",
+                    1,
+                    "A label query over pods that should match the pod count.",
+                ),
             ],
             plain(|o| {
                 let cond = |t: &str| first_condition_true(o, &["status", "conditions"], t);
@@ -1049,21 +1579,60 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     Some(start) => duration_between(start, s(o, &["status", "completionTime"])),
                 };
                 let (names, images) = containers(template_spec(o));
-                vec![name(o), json!(status), json!(completions), json!(duration), age(o), names, images, json!(format_selector(o.pointer("/spec/selector")))]
+                vec![
+                    name(o),
+                    json!(status),
+                    json!(completions),
+                    json!(duration),
+                    age(o),
+                    names,
+                    images,
+                    json!(format_selector(o.pointer("/spec/selector"))),
+                ]
             }),
         ),
         ("batch", "CronJob") => (
             vec![
                 n(),
-                col("Schedule", "string", 0, "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
-                col("Timezone", "string", 0, "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones."),
-                col("Suspend", "boolean", 0, "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions."),
-                col("Active", "integer", 0, "A list of pointers to currently running jobs."),
-                col("Last Schedule", "string", 0, "Information when was the last time the job was successfully scheduled."),
+                col(
+                    "Schedule",
+                    "string",
+                    0,
+                    "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.",
+                ),
+                col(
+                    "Timezone",
+                    "string",
+                    0,
+                    "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones.",
+                ),
+                col(
+                    "Suspend",
+                    "boolean",
+                    0,
+                    "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.",
+                ),
+                col(
+                    "Active",
+                    "integer",
+                    0,
+                    "A list of pointers to currently running jobs.",
+                ),
+                col(
+                    "Last Schedule",
+                    "string",
+                    0,
+                    "Information when was the last time the job was successfully scheduled.",
+                ),
                 a(),
                 col("Containers", "string", 1, D_CONTAINERS),
                 col("Images", "string", 1, D_IMAGES),
-                col("Selector", "string", 1, "A label query over pods that should match the pod count."),
+                col(
+                    "Selector",
+                    "string",
+                    1,
+                    "A label query over pods that should match the pod count.",
+                ),
             ],
             plain(|o| {
                 let (names, images) = containers(o.pointer("/spec/jobTemplate/spec/template/spec"));
@@ -1081,24 +1650,52 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     age(o),
                     names,
                     images,
-                    json!(format_selector(o.pointer("/spec/jobTemplate/spec/selector"))),
+                    json!(format_selector(
+                        o.pointer("/spec/jobTemplate/spec/selector")
+                    )),
                 ]
             }),
         ),
         ("autoscaling", "HorizontalPodAutoscaler") => (
             vec![
                 n(),
-                col("Reference", "string", 0, "reference to scaled resource; horizontal pod autoscaler will learn the current resource consumption and will set the desired number of pods by using its Scale subresource."),
-                col("Targets", "string", 0, "metrics contains the specifications for which to use to calculate the desired replica count."),
-                col("MinPods", "string", 0, "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down."),
-                col("MaxPods", "string", 0, "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up."),
-                col("Replicas", "string", 0, "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler."),
+                col(
+                    "Reference",
+                    "string",
+                    0,
+                    "reference to scaled resource; horizontal pod autoscaler will learn the current resource consumption and will set the desired number of pods by using its Scale subresource.",
+                ),
+                col(
+                    "Targets",
+                    "string",
+                    0,
+                    "metrics contains the specifications for which to use to calculate the desired replica count.",
+                ),
+                col(
+                    "MinPods",
+                    "string",
+                    0,
+                    "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.",
+                ),
+                col(
+                    "MaxPods",
+                    "string",
+                    0,
+                    "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up.",
+                ),
+                col(
+                    "Replicas",
+                    "string",
+                    0,
+                    "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler.",
+                ),
                 a(),
             ],
             plain(|o| {
                 // autoscaling/v1 objects print as their v2 form
                 let v2 = if o.get("apiVersion").and_then(Value::as_str) == Some("autoscaling/v1") {
-                    schemas::conversion::hpa(o.clone(), "autoscaling/v1", "autoscaling/v2").unwrap_or_else(|_| o.clone())
+                    schemas::conversion::hpa(o.clone(), "autoscaling/v1", "autoscaling/v2")
+                        .unwrap_or_else(|_| o.clone())
                 } else {
                     o.clone()
                 };
@@ -1125,9 +1722,24 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("policy", "PodDisruptionBudget") => (
             vec![
                 n(),
-                col("Min Available", "string", 0, "The minimum number of pods that must be available."),
-                col("Max Unavailable", "string", 0, "The maximum number of pods that may be unavailable."),
-                col("Allowed Disruptions", "integer", 0, "Calculated number of pods that may be disrupted at this time."),
+                col(
+                    "Min Available",
+                    "string",
+                    0,
+                    "The minimum number of pods that must be available.",
+                ),
+                col(
+                    "Max Unavailable",
+                    "string",
+                    0,
+                    "The maximum number of pods that may be unavailable.",
+                ),
+                col(
+                    "Allowed Disruptions",
+                    "integer",
+                    0,
+                    "Calculated number of pods that may be disrupted at this time.",
+                ),
                 a(),
             ],
             plain(|o| {
@@ -1143,10 +1755,30 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("networking.k8s.io", "Ingress") => (
             vec![
                 n(),
-                col("Class", "string", 0, "The name of the IngressClass resource that should be used for additional configuration"),
-                col("Hosts", "string", 0, "Hosts that incoming requests are matched against before the ingress rule"),
-                col("Address", "string", 0, "Address is a list containing ingress points for the load-balancer"),
-                col("Ports", "string", 0, "Ports of TLS configurations that open"),
+                col(
+                    "Class",
+                    "string",
+                    0,
+                    "The name of the IngressClass resource that should be used for additional configuration",
+                ),
+                col(
+                    "Hosts",
+                    "string",
+                    0,
+                    "Hosts that incoming requests are matched against before the ingress rule",
+                ),
+                col(
+                    "Address",
+                    "string",
+                    0,
+                    "Address is a list containing ingress points for the load-balancer",
+                ),
+                col(
+                    "Ports",
+                    "string",
+                    0,
+                    "Ports of TLS configurations that open",
+                ),
                 a(),
             ],
             plain(|o| {
@@ -1157,7 +1789,10 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     if hosts.len() == 3 {
                         more = true;
                     }
-                    if let Some(h) = r.get("host").and_then(Value::as_str).filter(|h| !h.is_empty())
+                    if let Some(h) = r
+                        .get("host")
+                        .and_then(Value::as_str)
+                        .filter(|h| !h.is_empty())
                         && !more
                     {
                         hosts.push(h.to_string());
@@ -1170,7 +1805,11 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                 } else {
                     hosts.join(",")
                 };
-                let ports = if arr(o, &["spec", "tls"]).is_empty() { "80" } else { "80, 443" };
+                let ports = if arr(o, &["spec", "tls"]).is_empty() {
+                    "80"
+                } else {
+                    "80, 443"
+                };
                 vec![
                     name(o),
                     json!(s(o, &["spec", "ingressClassName"]).unwrap_or("<none>")),
@@ -1182,62 +1821,149 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
             }),
         ),
         ("networking.k8s.io", "IngressClass") => (
-            vec![n(), col("Controller", "string", 0, "Controller that is responsible for handling this class"), col("Parameters", "string", 0, "A reference to a resource with additional parameters"), a()],
+            vec![
+                n(),
+                col(
+                    "Controller",
+                    "string",
+                    0,
+                    "Controller that is responsible for handling this class",
+                ),
+                col(
+                    "Parameters",
+                    "string",
+                    0,
+                    "A reference to a resource with additional parameters",
+                ),
+                a(),
+            ],
             plain(|o| {
                 let params = match o.pointer("/spec/parameters") {
                     None => "<none>".to_string(),
                     Some(p) => {
-                        let mut t = p.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+                        let mut t = p
+                            .get("kind")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
                         if let Some(g) = p.get("apiGroup").and_then(Value::as_str) {
                             t.push('.');
                             t.push_str(g);
                         }
-                        format!("{t}/{}", p.get("name").and_then(Value::as_str).unwrap_or(""))
+                        format!(
+                            "{t}/{}",
+                            p.get("name").and_then(Value::as_str).unwrap_or("")
+                        )
                     }
                 };
-                vec![name(o), json!(s(o, &["spec", "controller"]).unwrap_or("")), json!(params), age(o)]
+                vec![
+                    name(o),
+                    json!(s(o, &["spec", "controller"]).unwrap_or("")),
+                    json!(params),
+                    age(o),
+                ]
             }),
         ),
         ("networking.k8s.io", "NetworkPolicy") => (
-            vec![n(), col("Pod-Selector", "string", 0, "Selects the pods to which this NetworkPolicy object applies."), a()],
-            plain(|o| vec![name(o), json!(format_selector(o.pointer("/spec/podSelector"))), age(o)]),
+            vec![
+                n(),
+                col(
+                    "Pod-Selector",
+                    "string",
+                    0,
+                    "Selects the pods to which this NetworkPolicy object applies.",
+                ),
+                a(),
+            ],
+            plain(|o| {
+                vec![
+                    name(o),
+                    json!(format_selector(o.pointer("/spec/podSelector"))),
+                    age(o),
+                ]
+            }),
         ),
         ("discovery.k8s.io", "EndpointSlice") => (
             vec![
                 n(),
-                col("AddressType", "string", 0, "addressType specifies the type of address carried by this EndpointSlice."),
-                col("Ports", "string", 0, "ports specifies the list of network ports exposed by each endpoint in this slice."),
-                col("Endpoints", "string", 0, "endpoints is a list of unique endpoints in this slice."),
+                col(
+                    "AddressType",
+                    "string",
+                    0,
+                    "addressType specifies the type of address carried by this EndpointSlice.",
+                ),
+                col(
+                    "Ports",
+                    "string",
+                    0,
+                    "ports specifies the list of network ports exposed by each endpoint in this slice.",
+                ),
+                col(
+                    "Endpoints",
+                    "string",
+                    0,
+                    "endpoints is a list of unique endpoints in this slice.",
+                ),
                 a(),
             ],
             plain(|o| {
                 let ports: Vec<String> = arr(o, &["ports"])
                     .iter()
-                    .map(|p| match (p.get("port").and_then(Value::as_i64), p.get("name").and_then(Value::as_str)) {
-                        (Some(n), _) => n.to_string(),
-                        (None, Some(nm)) => nm.to_string(),
-                        _ => "*".to_string(),
+                    .map(|p| {
+                        match (
+                            p.get("port").and_then(Value::as_i64),
+                            p.get("name").and_then(Value::as_str),
+                        ) {
+                            (Some(n), _) => n.to_string(),
+                            (None, Some(nm)) => nm.to_string(),
+                            _ => "*".to_string(),
+                        }
                     })
                     .collect();
                 let pc = ports.len();
                 let addrs: Vec<String> = arr(o, &["endpoints"])
                     .iter()
-                    .flat_map(|e| arr(e, &["addresses"]).iter().filter_map(|a| a.as_str().map(str::to_string)))
+                    .flat_map(|e| {
+                        arr(e, &["addresses"])
+                            .iter()
+                            .filter_map(|a| a.as_str().map(str::to_string))
+                    })
                     .collect();
                 let ac = addrs.len();
-                vec![name(o), json!(s(o, &["addressType"]).unwrap_or("")), json!(list_with_more(ports, pc)), json!(list_with_more(addrs, ac)), age(o)]
+                vec![
+                    name(o),
+                    json!(s(o, &["addressType"]).unwrap_or("")),
+                    json!(list_with_more(ports, pc)),
+                    json!(list_with_more(addrs, ac)),
+                    age(o),
+                ]
             }),
         ),
-        ("rbac.authorization.k8s.io", "RoleBinding") | ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            let which = if info.kind == "RoleBinding" { "roleBinding" } else { "clusterRoleBinding" };
+        ("rbac.authorization.k8s.io", "RoleBinding")
+        | ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            let which = if info.kind == "RoleBinding" {
+                "roleBinding"
+            } else {
+                "clusterRoleBinding"
+            };
             (
                 vec![
                     n(),
-                    col("Role", "string", 0, "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace."),
+                    col(
+                        "Role",
+                        "string",
+                        0,
+                        "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.",
+                    ),
                     a(),
                     col("Users", "string", 1, &format!("Users in the {which}")),
                     col("Groups", "string", 1, &format!("Groups in the {which}")),
-                    col("ServiceAccounts", "string", 1, &format!("ServiceAccounts in the {which}")),
+                    col(
+                        "ServiceAccounts",
+                        "string",
+                        1,
+                        &format!("ServiceAccounts in the {which}"),
+                    ),
                 ],
                 plain(binding),
             )
@@ -1245,16 +1971,43 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("storage.k8s.io", "StorageClass") => (
             vec![
                 n(),
-                col("Provisioner", "string", 0, "provisioner indicates the type of the provisioner."),
-                col("ReclaimPolicy", "string", 0, "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class."),
-                col("VolumeBindingMode", "string", 0, "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound."),
-                col("AllowVolumeExpansion", "string", 0, "allowVolumeExpansion shows whether the storage class allow volume expand."),
+                col(
+                    "Provisioner",
+                    "string",
+                    0,
+                    "provisioner indicates the type of the provisioner.",
+                ),
+                col(
+                    "ReclaimPolicy",
+                    "string",
+                    0,
+                    "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class.",
+                ),
+                col(
+                    "VolumeBindingMode",
+                    "string",
+                    0,
+                    "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.",
+                ),
+                col(
+                    "AllowVolumeExpansion",
+                    "string",
+                    0,
+                    "allowVolumeExpansion shows whether the storage class allow volume expand.",
+                ),
                 a(),
             ],
             plain(|o| {
-                let default = ["storageclass.kubernetes.io~1is-default-class", "storageclass.beta.kubernetes.io~1is-default-class"]
-                    .iter()
-                    .any(|k| o.pointer(&format!("/metadata/annotations/{k}")).and_then(Value::as_str) == Some("true"));
+                let default = [
+                    "storageclass.kubernetes.io~1is-default-class",
+                    "storageclass.beta.kubernetes.io~1is-default-class",
+                ]
+                .iter()
+                .any(|k| {
+                    o.pointer(&format!("/metadata/annotations/{k}"))
+                        .and_then(Value::as_str)
+                        == Some("true")
+                });
                 let mut n = s(o, &["metadata", "name"]).unwrap_or("").to_string();
                 if default {
                     n.push_str(" (default)");
@@ -1264,7 +2017,11 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     json!(s(o, &["provisioner"]).unwrap_or("")),
                     json!(s(o, &["reclaimPolicy"]).unwrap_or("Delete")),
                     json!(s(o, &["volumeBindingMode"]).unwrap_or("Immediate")),
-                    json!(o.get("allowVolumeExpansion").and_then(Value::as_bool).unwrap_or(false)),
+                    json!(
+                        o.get("allowVolumeExpansion")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false)
+                    ),
                     age(o),
                 ]
             }),
@@ -1272,21 +2029,64 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("storage.k8s.io", "CSIDriver") => (
             vec![
                 n(),
-                col("AttachRequired", "boolean", 0, "attachRequired indicates this CSI volume driver requires an attach operation."),
-                col("PodInfoOnMount", "boolean", 0, "podInfoOnMount indicates this CSI volume driver requires additional pod information (like podName, podUID, etc.) during mount operations."),
-                col("StorageCapacity", "boolean", 0, "storageCapacity indicates that the CSI volume driver wants pod scheduling to consider the storage capacity that the driver deployment will report."),
-                col("TokenRequests", "string", 0, "tokenRequests indicates the CSI driver needs pods' service account tokens it is mounting volume for to do necessary authentication."),
-                col("RequiresRepublish", "boolean", 0, "requiresRepublish indicates the CSI driver wants `NodePublishVolume` being periodically called to reflect any possible change in the mounted volume."),
-                col("Modes", "string", 0, "volumeLifecycleModes defines what kind of volumes this CSI volume driver supports."),
+                col(
+                    "AttachRequired",
+                    "boolean",
+                    0,
+                    "attachRequired indicates this CSI volume driver requires an attach operation.",
+                ),
+                col(
+                    "PodInfoOnMount",
+                    "boolean",
+                    0,
+                    "podInfoOnMount indicates this CSI volume driver requires additional pod information (like podName, podUID, etc.) during mount operations.",
+                ),
+                col(
+                    "StorageCapacity",
+                    "boolean",
+                    0,
+                    "storageCapacity indicates that the CSI volume driver wants pod scheduling to consider the storage capacity that the driver deployment will report.",
+                ),
+                col(
+                    "TokenRequests",
+                    "string",
+                    0,
+                    "tokenRequests indicates the CSI driver needs pods' service account tokens it is mounting volume for to do necessary authentication.",
+                ),
+                col(
+                    "RequiresRepublish",
+                    "boolean",
+                    0,
+                    "requiresRepublish indicates the CSI driver wants `NodePublishVolume` being periodically called to reflect any possible change in the mounted volume.",
+                ),
+                col(
+                    "Modes",
+                    "string",
+                    0,
+                    "volumeLifecycleModes defines what kind of volumes this CSI volume driver supports.",
+                ),
                 a(),
             ],
             plain(|o| {
-                let b = |f: &str, d: bool| json!(o.pointer(&format!("/spec/{f}")).and_then(Value::as_bool).unwrap_or(d));
+                let b = |f: &str, d: bool| {
+                    json!(
+                        o.pointer(&format!("/spec/{f}"))
+                            .and_then(Value::as_bool)
+                            .unwrap_or(d)
+                    )
+                };
                 let tokens = match o.pointer("/spec/tokenRequests").and_then(Value::as_array) {
                     None => "<unset>".to_string(),
-                    Some(t) => t.iter().filter_map(|x| x.get("audience").and_then(Value::as_str)).collect::<Vec<_>>().join(","),
+                    Some(t) => t
+                        .iter()
+                        .filter_map(|x| x.get("audience").and_then(Value::as_str))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 };
-                let modes: Vec<&str> = arr(o, &["spec", "volumeLifecycleModes"]).iter().filter_map(Value::as_str).collect();
+                let modes: Vec<&str> = arr(o, &["spec", "volumeLifecycleModes"])
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
                 vec![
                     name(o),
                     b("attachRequired", true),
@@ -1294,7 +2094,11 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     b("storageCapacity", false),
                     json!(tokens),
                     b("requiresRepublish", false),
-                    json!(if modes.is_empty() { "<none>".to_string() } else { modes.join(",") }),
+                    json!(if modes.is_empty() {
+                        "<none>".to_string()
+                    } else {
+                        modes.join(",")
+                    }),
                     age(o),
                 ]
             }),
@@ -1302,10 +2106,33 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("storage.k8s.io", "VolumeAttachment") => (
             vec![
                 n(),
-                Column { format: "name", ..col("Attacher", "string", 0, "attacher indicates the name of the volume driver that MUST handle this request.") },
-                col("PV", "string", 0, "persistentVolumeName represents the name of the persistent volume to attach."),
-                col("Node", "string", 0, "nodeName represents the node that the volume should be attached to."),
-                col("Attached", "boolean", 0, "attached indicates the volume is successfully attached."),
+                Column {
+                    format: "name",
+                    ..col(
+                        "Attacher",
+                        "string",
+                        0,
+                        "attacher indicates the name of the volume driver that MUST handle this request.",
+                    )
+                },
+                col(
+                    "PV",
+                    "string",
+                    0,
+                    "persistentVolumeName represents the name of the persistent volume to attach.",
+                ),
+                col(
+                    "Node",
+                    "string",
+                    0,
+                    "nodeName represents the node that the volume should be attached to.",
+                ),
+                col(
+                    "Attached",
+                    "boolean",
+                    0,
+                    "attached indicates the volume is successfully attached.",
+                ),
                 a(),
             ],
             plain(|o| {
@@ -1314,7 +2141,11 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                     json!(s(o, &["spec", "attacher"]).unwrap_or("")),
                     json!(s(o, &["spec", "source", "persistentVolumeName"]).unwrap_or("")),
                     json!(s(o, &["spec", "nodeName"]).unwrap_or("")),
-                    json!(o.pointer("/status/attached").and_then(Value::as_bool).unwrap_or(false)),
+                    json!(
+                        o.pointer("/status/attached")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false)
+                    ),
                     age(o),
                 ]
             }),
@@ -1322,16 +2153,35 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
         ("scheduling.k8s.io", "PriorityClass") => (
             vec![
                 n(),
-                col("Value", "integer", 0, "value represents the integer value of this priority class."),
-                col("Global-Default", "boolean", 0, "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class."),
+                col(
+                    "Value",
+                    "integer",
+                    0,
+                    "value represents the integer value of this priority class.",
+                ),
+                col(
+                    "Global-Default",
+                    "boolean",
+                    0,
+                    "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class.",
+                ),
                 a(),
-                col("PreemptionPolicy", "string", 0, "preemptionPolicy is the Policy for preempting pods with lower priority."),
+                col(
+                    "PreemptionPolicy",
+                    "string",
+                    0,
+                    "preemptionPolicy is the Policy for preempting pods with lower priority.",
+                ),
             ],
             plain(|o| {
                 vec![
                     name(o),
                     json!(i(o, &["value"])),
-                    json!(o.get("globalDefault").and_then(Value::as_bool).unwrap_or(false)),
+                    json!(
+                        o.get("globalDefault")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false)
+                    ),
                     age(o),
                     json!(s(o, &["preemptionPolicy"]).unwrap_or("")),
                 ]
@@ -1341,15 +2191,37 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
             vec![n(), col("Handler", "string", 0, ""), a()],
             plain(|o| vec![name(o), json!(s(o, &["handler"]).unwrap_or("")), age(o)]),
         ),
-        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration") => (
-            vec![n(), col("Webhooks", "integer", 0, "Webhooks indicates the number of webhooks registered in this configuration"), a()],
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration",
+        ) => (
+            vec![
+                n(),
+                col(
+                    "Webhooks",
+                    "integer",
+                    0,
+                    "Webhooks indicates the number of webhooks registered in this configuration",
+                ),
+                a(),
+            ],
             plain(|o| vec![name(o), json!(arr(o, &["webhooks"]).len()), age(o)]),
         ),
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => (
             vec![
                 n(),
-                col("Validations", "integer", 0, "Validations indicates the number of validation rules defined in this configuration"),
-                col("ParamKind", "string", 0, "ParamKind specifies the kind of resources used to parameterize this policy"),
+                col(
+                    "Validations",
+                    "integer",
+                    0,
+                    "Validations indicates the number of validation rules defined in this configuration",
+                ),
+                col(
+                    "ParamKind",
+                    "string",
+                    0,
+                    "ParamKind specifies the kind of resources used to parameterize this policy",
+                ),
                 a(),
             ],
             plain(|o| {
@@ -1361,44 +2233,97 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                         p.get("kind").and_then(Value::as_str).unwrap_or("")
                     ),
                 };
-                vec![name(o), json!(arr(o, &["spec", "validations"]).len()), json!(pk), age(o)]
+                vec![
+                    name(o),
+                    json!(arr(o, &["spec", "validations"]).len()),
+                    json!(pk),
+                    age(o),
+                ]
             }),
         ),
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => (
             vec![
                 n(),
-                col("PolicyName", "string", 0, "PolicyName indicates the policy definition which the policy binding binded to"),
-                col("ParamRef", "string", 0, "ParamRef indicates the param resource which sets the configration param"),
+                col(
+                    "PolicyName",
+                    "string",
+                    0,
+                    "PolicyName indicates the policy definition which the policy binding binded to",
+                ),
+                col(
+                    "ParamRef",
+                    "string",
+                    0,
+                    "ParamRef indicates the param resource which sets the configration param",
+                ),
                 a(),
             ],
             plain(|o| {
                 let pr = match o.pointer("/spec/paramRef") {
                     None => "<unset>".to_string(),
-                    Some(p) => match p.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                    Some(p) => match p
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .filter(|n| !n.is_empty())
+                    {
                         Some(n) => {
-                            let ns = p.get("namespace").and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or("*");
+                            let ns = p
+                                .get("namespace")
+                                .and_then(Value::as_str)
+                                .filter(|n| !n.is_empty())
+                                .unwrap_or("*");
                             format!("{ns}/{n}")
                         }
                         None => match p.get("selector") {
-                            Some(sel) => format!("&LabelSelector{{{}}}", selector_string(Some(sel))),
+                            Some(sel) => {
+                                format!("&LabelSelector{{{}}}", selector_string(Some(sel)))
+                            }
                             None => "<unset>".to_string(),
                         },
                     },
                 };
-                vec![name(o), json!(s(o, &["spec", "policyName"]).unwrap_or("")), json!(pr), age(o)]
+                vec![
+                    name(o),
+                    json!(s(o, &["spec", "policyName"]).unwrap_or("")),
+                    json!(pr),
+                    age(o),
+                ]
             }),
         ),
         ("certificates.k8s.io", "CertificateSigningRequest") => (
             vec![
                 n(),
                 a(),
-                col("SignerName", "string", 0, "signerName indicates the requested signer, and is a qualified name."),
-                col("Requestor", "string", 0, "request contains an x509 certificate signing request encoded in a \"CERTIFICATE REQUEST\" PEM block."),
-                col("RequestedDuration", "string", 0, "expirationSeconds is the requested duration of validity of the issued certificate."),
-                col("Condition", "string", 0, "conditions applied to the request. Known conditions are \"Approved\", \"Denied\", and \"Failed\"."),
+                col(
+                    "SignerName",
+                    "string",
+                    0,
+                    "signerName indicates the requested signer, and is a qualified name.",
+                ),
+                col(
+                    "Requestor",
+                    "string",
+                    0,
+                    "request contains an x509 certificate signing request encoded in a \"CERTIFICATE REQUEST\" PEM block.",
+                ),
+                col(
+                    "RequestedDuration",
+                    "string",
+                    0,
+                    "expirationSeconds is the requested duration of validity of the issued certificate.",
+                ),
+                col(
+                    "Condition",
+                    "string",
+                    0,
+                    "conditions applied to the request. Known conditions are \"Approved\", \"Denied\", and \"Failed\".",
+                ),
             ],
             plain(|o| {
-                let types: Vec<&str> = arr(o, &["status", "conditions"]).iter().filter_map(|c| c.get("type").and_then(Value::as_str)).collect();
+                let types: Vec<&str> = arr(o, &["status", "conditions"])
+                    .iter()
+                    .filter_map(|c| c.get("type").and_then(Value::as_str))
+                    .collect();
                 let mut cond = if types.contains(&"Denied") {
                     "Denied".to_string()
                 } else if types.contains(&"Approved") {
@@ -1409,7 +2334,10 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                 if types.contains(&"Failed") {
                     cond.push_str(",Failed");
                 }
-                if o.pointer("/status/certificate").and_then(Value::as_str).is_some_and(|c| !c.is_empty()) {
+                if o.pointer("/status/certificate")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| !c.is_empty())
+                {
                     cond.push_str(",Issued");
                 }
                 let duration = o
@@ -1427,8 +2355,23 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
             }),
         ),
         ("coordination.k8s.io", "Lease") => (
-            vec![n(), col("Holder", "string", 0, "holderIdentity contains the identity of the holder of a current lease."), a()],
-            plain(|o| vec![name(o), json!(s(o, &["spec", "holderIdentity"]).unwrap_or("")), age(o)]),
+            vec![
+                n(),
+                col(
+                    "Holder",
+                    "string",
+                    0,
+                    "holderIdentity contains the identity of the holder of a current lease.",
+                ),
+                a(),
+            ],
+            plain(|o| {
+                vec![
+                    name(o),
+                    json!(s(o, &["spec", "holderIdentity"]).unwrap_or("")),
+                    age(o),
+                ]
+            }),
         ),
         ("korral.dev", "GitSource") => (
             vec![
@@ -1440,15 +2383,36 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                 a(),
             ],
             plain(|o| {
-                let source = s(o, &["spec", "url"]).or_else(|| s(o, &["spec", "path"])).unwrap_or("");
-                let revision: String = s(o, &["status", "lastAppliedRevision"]).unwrap_or("").chars().take(12).collect();
-                let ready = arr(o, &["status", "conditions"]).iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")).cloned();
+                let source = s(o, &["spec", "url"])
+                    .or_else(|| s(o, &["spec", "path"]))
+                    .unwrap_or("");
+                let revision: String = s(o, &["status", "lastAppliedRevision"])
+                    .unwrap_or("")
+                    .chars()
+                    .take(12)
+                    .collect();
+                let ready = arr(o, &["status", "conditions"])
+                    .iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+                    .cloned();
                 vec![
                     name(o),
                     json!(source),
                     json!(revision),
-                    json!(ready.as_ref().and_then(|c| c.get("status")).and_then(Value::as_str).unwrap_or("Unknown")),
-                    json!(ready.as_ref().and_then(|c| c.get("message")).and_then(Value::as_str).unwrap_or("")),
+                    json!(
+                        ready
+                            .as_ref()
+                            .and_then(|c| c.get("status"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("Unknown")
+                    ),
+                    json!(
+                        ready
+                            .as_ref()
+                            .and_then(|c| c.get("message"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                    ),
                     age(o),
                 ]
             }),
@@ -1459,7 +2423,12 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                 col("Source", "string", 0, "The source compared."),
                 col("Drifted", "string", 0, "Whether anything differs."),
                 col("Missing", "integer", 0, "Objects missing from the cluster."),
-                col("Extra", "integer", 0, "Objects the source no longer declares."),
+                col(
+                    "Extra",
+                    "integer",
+                    0,
+                    "Objects the source no longer declares.",
+                ),
                 col("Modified", "integer", 0, "Objects whose fields differ."),
                 a(),
             ],
@@ -1467,7 +2436,11 @@ pub(super) fn printer(info: &KindInfo) -> Option<(Vec<Column>, Row)> {
                 vec![
                     name(o),
                     json!(s(o, &["spec", "source"]).unwrap_or("")),
-                    json!(o.pointer("/status/drifted").and_then(Value::as_bool).map_or("Unknown", |d| if d { "True" } else { "False" })),
+                    json!(
+                        o.pointer("/status/drifted")
+                            .and_then(Value::as_bool)
+                            .map_or("Unknown", |d| if d { "True" } else { "False" })
+                    ),
                     json!(arr(o, &["status", "missing"]).len()),
                     json!(arr(o, &["status", "extra"]).len()),
                     json!(arr(o, &["status", "modified"]).len()),

@@ -194,7 +194,8 @@ fn printer_for(info: &KindInfo) -> Printer {
             columns: defs,
             row: Box::new(move |obj| {
                 let mut cells = vec![json!(s(obj, &["metadata", "name"]).unwrap_or(""))];
-                for (c, path) in &columns {
+                // the first column is the name, which has no JSONPath
+                for (c, path) in columns.iter().skip(1) {
                     cells.push(jsonpath::cell(obj, path, c.ty));
                 }
                 (cells, None)

@@ -56,7 +56,8 @@ impl Cluster {
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("run kubectl");
         if let Some(mut pipe) = child.stdin.take() {
-            pipe.write_all(stdin.unwrap_or("").as_bytes()).expect("kubectl stdin");
+            pipe.write_all(stdin.unwrap_or("").as_bytes())
+                .expect("kubectl stdin");
         }
         child.wait_with_output().expect("kubectl output")
     }

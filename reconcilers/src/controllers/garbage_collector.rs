@@ -2,7 +2,8 @@
 //! ownerReferences) are all gone are deleted; owners deleted in the
 //! foreground (`foregroundDeletion` finalizer) wait until their dependents
 //! are gone; owners deleted with `orphan` have their dependents' references
-//! to them removed, then lose the finalizer.
+//! to them removed, then lose the finalizer. Built-in kinds are watched;
+//! custom resources are swept on an interval.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use schemas::KindInfo;
 use schemas::MetaExt;
 use schemas::Object;
 
-use crate::controllers::Context;
+use crate::controllers::{Context, custom_kinds};
 use crate::runtime::{Cache, ClientError, DeleteParams, Informer, Patch, Queue, WriteParams};
 
 const MANAGER: &str = "garbage-collector";
@@ -23,7 +24,7 @@ const MANAGER: &str = "garbage-collector";
 /// What the collector knows of any object.
 #[derive(Clone, Debug)]
 struct Node {
-    info: &'static KindInfo,
+    info: Arc<KindInfo>,
     namespace: Option<String>,
     name: String,
     uid: String,
@@ -40,13 +41,13 @@ trait Graph: Send + Sync {
 
 struct Typed<K> {
     cache: Cache<K>,
-    info: &'static KindInfo,
+    info: Arc<KindInfo>,
 }
 
-fn node<K: Object>(k: &K, info: &'static KindInfo) -> Node {
+fn node<K: Object>(k: &K, info: &Arc<KindInfo>) -> Node {
     let m = k.metadata();
     Node {
-        info,
+        info: info.clone(),
         namespace: m.namespace.clone().filter(|_| K::NAMESPACED),
         name: m.name_str().to_string(),
         uid: m.uid.clone().unwrap_or_default(),
@@ -58,13 +59,13 @@ fn node<K: Object>(k: &K, info: &'static KindInfo) -> Node {
 
 impl<K: Object> Graph for Typed<K> {
     fn by_uid(&self, uid: &str) -> Option<Node> {
-        self.cache.by_uid(uid).map(|k| node(k.as_ref(), self.info))
+        self.cache.by_uid(uid).map(|k| node(k.as_ref(), &self.info))
     }
     fn owned_by(&self, uid: &str) -> Vec<Node> {
         self.cache
             .owned_by(uid)
             .iter()
-            .map(|k| node(k.as_ref(), self.info))
+            .map(|k| node(k.as_ref(), &self.info))
             .collect()
     }
 }
@@ -133,8 +134,9 @@ pub async fn run(ctx: Context) {
             let mut starters: Vec<Box<dyn Fn(Queue<String>, Arc<Vec<Arc<dyn Graph>>>) + Send>> = Vec::new();
             $(
                 let inf = ctx.informers.get::<$k>();
-                if let Ok(info) = schemas::lookup(<$k as k8s_openapi::Resource>::API_VERSION, <$k as k8s_openapi::Resource>::KIND) {
-                    graphs.push(Arc::new(Typed { cache: inf.cache(), info }));
+                let (api_version, kind) = (<$k as k8s_openapi::Resource>::API_VERSION, <$k as k8s_openapi::Resource>::KIND);
+                if let Some(info) = schemas::builtin_kinds().iter().find(|i| i.api_version == api_version && i.kind == kind) {
+                    graphs.push(Arc::new(Typed { cache: inf.cache(), info: info.clone() }));
                     starters.push(Box::new(move |q, g| feed(&inf, q, g)));
                 }
             )*
@@ -165,7 +167,7 @@ pub async fn run(ctx: Context) {
         graphs,
         queue: queue.clone(),
     });
-    let mut workers = Vec::new();
+    let mut workers = vec![tokio::spawn(sweep_custom(state.clone()))];
     for _ in 0..4 {
         let state = state.clone();
         workers.push(tokio::spawn(async move {
@@ -216,15 +218,19 @@ impl State {
         if self.find(&owner.uid).is_some() {
             return Ok(true);
         }
-        let Ok(info) = schemas::lookup(&owner.api_version, &owner.kind) else {
-            // a kind korral does not serve cannot exist here
-            return Ok(false);
+        let Some(info) =
+            custom_kinds::resolve(&self.ctx.client, &owner.api_version, &owner.kind).await?
+        else {
+            // a kind the cluster does not serve (yet, or any more): as
+            // Kubernetes' collector, leave the dependent alone
+            tracing::debug!(kind = %owner.kind, api_version = %owner.api_version, "owner of an unserved kind; not collecting");
+            return Ok(true);
         };
         let ns = dependent.namespace.as_deref().filter(|_| info.namespaced);
         match self
             .ctx
             .client
-            .dynamic(info, ns)
+            .dynamic(&info, ns)
             .get_opt(&owner.name)
             .await?
         {
@@ -237,7 +243,7 @@ impl State {
 
     async fn remove_finalizer(&self, n: &Node, finalizer: &str) -> Result<(), ClientError> {
         let remaining: Vec<&String> = n.finalizers.iter().filter(|f| *f != finalizer).collect();
-        let api = self.ctx.client.dynamic(n.info, n.namespace.as_deref());
+        let api = self.ctx.client.dynamic(&n.info, n.namespace.as_deref());
         let Some(current) = api.get_opt(&n.name).await? else {
             return Ok(());
         };
@@ -266,7 +272,7 @@ impl State {
     async fn drop_owner_refs(&self, d: &Node, gone: &[String]) -> Result<(), ClientError> {
         let keep: Vec<&OwnerReference> =
             d.owners.iter().filter(|o| !gone.contains(&o.uid)).collect();
-        let api = self.ctx.client.dynamic(d.info, d.namespace.as_deref());
+        let api = self.ctx.client.dynamic(&d.info, d.namespace.as_deref());
         let patch = json!({"metadata": {"ownerReferences": if keep.is_empty() { Value::Null } else { json!(keep) }, "uid": d.uid}});
         match api
             .patch(
@@ -286,7 +292,7 @@ impl State {
     }
 
     async fn delete(&self, n: &Node, policy: &str) -> Result<(), ClientError> {
-        tracing::info!(kind = n.info.kind, namespace = ?n.namespace, name = %n.name, policy, "deleting dependent whose owners are gone");
+        tracing::info!(kind = %n.info.kind, namespace = ?n.namespace, name = %n.name, policy, "deleting dependent whose owners are gone");
         let dp = DeleteParams {
             propagation_policy: Some(policy.into()),
             precondition_uid: Some(n.uid.clone()),
@@ -295,7 +301,7 @@ impl State {
         match self
             .ctx
             .client
-            .dynamic(n.info, n.namespace.as_deref())
+            .dynamic(&n.info, n.namespace.as_deref())
             .delete(&n.name, &dp)
             .await
         {
@@ -311,6 +317,65 @@ async fn process(state: &State, uid: &str) -> Result<Option<Duration>, ClientErr
     let Some(n) = state.find(uid) else {
         return Ok(None);
     };
+    collect(state, n).await
+}
+
+/// How often custom resources are swept (the typed kinds are watched).
+const CUSTOM_SWEEP: Duration = Duration::from_secs(15);
+
+/// A custom resource as a [`Node`].
+fn custom_node(info: &Arc<KindInfo>, obj: &Value) -> Option<Node> {
+    let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+        serde_json::from_value(obj.get("metadata")?.clone()).ok()?;
+    Some(Node {
+        info: info.clone(),
+        namespace: meta.namespace.clone().filter(|_| info.namespaced),
+        name: meta.name_str().to_string(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        owners: meta.owner_references.clone().unwrap_or_default(),
+        deleting: meta.deletion_timestamp.is_some(),
+        finalizers: meta.finalizers.clone().unwrap_or_default(),
+    })
+}
+
+/// Collects custom resources whose owners are gone (and custom owners
+/// deleted in the foreground or with orphaning): they have no informer
+/// here, so they are listed every [`CUSTOM_SWEEP`].
+async fn sweep_custom(state: Arc<State>) {
+    loop {
+        tokio::select! {
+            () = state.ctx.stopped() => return,
+            () = tokio::time::sleep(CUSTOM_SWEEP) => {}
+        }
+        let kinds = match custom_kinds::stored(&state.ctx.client).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the custom kinds to collect");
+                continue;
+            }
+        };
+        for info in kinds {
+            let objects = match state.ctx.client.dynamic(&info, None).list_all().await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(kind = %info.kind, error = %e, "cannot list custom resources to collect");
+                    continue;
+                }
+            };
+            for n in objects.iter().filter_map(|o| custom_node(&info, o)) {
+                if n.owners.is_empty() && !n.deleting {
+                    continue;
+                }
+                if let Err(e) = collect(&state, n).await {
+                    tracing::warn!(kind = %info.kind, error = %e, "collecting a custom resource failed; will retry");
+                }
+            }
+        }
+    }
+}
+
+/// Collects one object, as an owner being deleted and as a dependent.
+async fn collect(state: &State, n: Node) -> Result<Option<Duration>, ClientError> {
     // as an owner being deleted
     if n.deleting {
         if n.finalizers.iter().any(|f| f == "orphan") {

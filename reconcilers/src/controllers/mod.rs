@@ -3,6 +3,7 @@
 //! optionally behind leader election.
 
 pub mod claim;
+pub mod custom_kinds;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;

@@ -1,5 +1,5 @@
 //! The namespace controller: a namespace being deleted (phase Terminating)
-//! has everything in it deleted; once it is empty, its `kubernetes`
+//! has everything in it deleted, custom resources included; once it is empty, its `kubernetes`
 //! finalizer is removed through the `finalize` subresource and the API
 //! server removes the namespace.
 
@@ -46,11 +46,15 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     }
     let name = ns.metadata.name_str().to_string();
     let mut remaining = 0usize;
-    // each stored kind once (Events and HPAs are also served at a second version)
-    for info in schemas::builtin_kinds()
+    // each stored kind once (Events and HPAs are also served at a second
+    // version), custom resources included
+    let mut kinds: Vec<std::sync::Arc<schemas::KindInfo>> = schemas::builtin_kinds()
         .iter()
-        .filter(|k| k.namespaced && k.api_version == k.storage_version)
-    {
+        .filter(|k| k.api_version == k.storage_version)
+        .cloned()
+        .collect();
+    kinds.extend(crate::controllers::custom_kinds::stored(&state.ctx.client).await?);
+    for info in kinds.iter().filter(|k| k.namespaced) {
         let api = state.ctx.client.dynamic(info, Some(&name));
         for obj in api.list_all().await? {
             remaining += 1;

@@ -667,20 +667,28 @@ mod tests {
 }
 
 /// The API of a kind known only at run time (the garbage collector, the
-/// namespace controller): the same verbs on JSON values.
+/// namespace controller, intake's custom resources): the same verbs on JSON values.
 #[derive(Clone)]
 pub struct DynApi {
     client: Client,
-    info: &'static schemas::KindInfo,
+    /// `/api/v1` or `/apis/GROUP/VERSION`.
+    base: String,
+    plural: String,
     namespace: Option<String>,
 }
 
 impl Client {
     /// A dynamic API for `info` in `namespace` (`None`: all namespaces / cluster-scoped).
-    pub fn dynamic(&self, info: &'static schemas::KindInfo, namespace: Option<&str>) -> DynApi {
+    pub fn dynamic(&self, info: &schemas::KindInfo, namespace: Option<&str>) -> DynApi {
+        let base = if info.group.is_empty() {
+            format!("/api/{}", info.version)
+        } else {
+            format!("/apis/{}/{}", info.group, info.version)
+        };
         DynApi {
             client: self.clone(),
-            info,
+            base,
+            plural: info.plural.clone(),
             namespace: namespace.filter(|_| info.namespaced).map(str::to_string),
         }
     }
@@ -688,14 +696,9 @@ impl Client {
 
 impl DynApi {
     fn collection(&self) -> String {
-        let base = if self.info.group.is_empty() {
-            format!("/api/{}", self.info.version)
-        } else {
-            format!("/apis/{}/{}", self.info.group, self.info.version)
-        };
         match &self.namespace {
-            Some(ns) => format!("{base}/namespaces/{ns}/{}", self.info.plural),
-            None => format!("{base}/{}", self.info.plural),
+            Some(ns) => format!("{}/namespaces/{ns}/{}", self.base, self.plural),
+            None => format!("{}/{}", self.base, self.plural),
         }
     }
 

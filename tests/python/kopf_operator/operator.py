@@ -28,7 +28,7 @@ def invoice(spec, name, namespace, patch, logger, **_):
     }
     kopf.adopt(cm)
     kubernetes.client.CoreV1Api().create_namespaced_config_map(namespace, cm)
-    patch.status["phase"] = "Invoiced"
+    patch.status["phase"] = "Processing"
     logger.info("invoiced %s", name)
     return {"invoice": f"{name}-invoice"}
 
