@@ -312,12 +312,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             Some(t) => t,
             None => app.tokens.ensure(user, &role)?,
         };
-        crate::kubeconfig::write(
+        // the admin's kubeconfig carries a client certificate, as kubeadm's,
+        // k3s's and kind's do (the admin token in tokens.csv works too)
+        let credentials = if role == Role::Admin {
+            crate::kubeconfig::Credentials::ClientCert {
+                cert_pem: &pki.admin_cert_pem,
+                key_pem: &pki.admin_key_pem,
+            }
+        } else {
+            crate::kubeconfig::Credentials::Token(&token)
+        };
+        crate::kubeconfig::write_as(
             &config.data_dir.join(file),
             &url,
             &pki.ca_cert_pem,
-            user,
-            &token,
+            if role == Role::Admin { "korral-admin" } else { user },
+            credentials,
         )?;
     }
 

@@ -90,15 +90,21 @@ impl Cluster {
         text(&o.stderr)
     }
 
-    /// The server's URL and a bearer token from the admin kubeconfig.
+    /// The server's URL (from the admin kubeconfig) and the admin's bearer
+    /// token (from the server's token file).
     pub fn endpoint(&self) -> (String, String) {
         let text = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-                .unwrap_or_default()
-        };
-        (field("server:"), field("token:"))
+        let server = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server:").map(|v| v.trim().to_string()))
+            .unwrap_or_default();
+        let tokens = std::fs::read_to_string(self.dir.path().join("data/tokens.csv")).expect("tokens.csv");
+        let token = tokens
+            .lines()
+            .find_map(|l| l.strip_suffix(",admin,admin"))
+            .unwrap_or_default()
+            .to_string();
+        (server, token)
     }
 
     /// An HTTP request with curl: (status code, headers, body bytes).

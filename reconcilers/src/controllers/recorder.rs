@@ -239,6 +239,7 @@ mod tests {
             server: "https://127.0.0.1:1".into(),
             ca_pem: None,
             token: None,
+            identity_pem: None,
             namespace: "default".into(),
             insecure: true,
         };

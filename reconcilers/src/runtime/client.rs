@@ -209,6 +209,11 @@ impl Client {
         if kc.insecure {
             b = b.danger_accept_invalid_certs(true);
         }
+        if let Some(pem) = &kc.identity_pem {
+            let id = reqwest::Identity::from_pem(pem.as_bytes())
+                .map_err(|e| ClientError::Config(format!("the client certificate: {e}")))?;
+            b = b.identity(id);
+        }
         let http = b.build().map_err(|e| ClientError::Config(e.to_string()))?;
         Ok(Client {
             http,

@@ -17,6 +17,8 @@ pub struct KubeConfig {
     pub insecure: bool,
     /// The bearer token.
     pub token: Option<String>,
+    /// A client certificate and its key (PEM, concatenated).
+    pub identity_pem: Option<String>,
     /// The context's default namespace.
     pub namespace: String,
 }
@@ -82,6 +84,14 @@ struct User {
     token: Option<String>,
     #[serde(default)]
     token_file: Option<PathBuf>,
+    #[serde(default)]
+    client_certificate_data: Option<String>,
+    #[serde(default)]
+    client_certificate: Option<PathBuf>,
+    #[serde(default)]
+    client_key_data: Option<String>,
+    #[serde(default)]
+    client_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -172,11 +182,42 @@ impl KubeConfig {
             ),
             _ => None,
         };
+        // a client certificate and key, inline (base64 PEM) or in files
+        let pem = |data: &Option<String>, file: &Option<PathBuf>, what: &str| -> Result<Option<String>, KubeConfigError> {
+            match (data, file) {
+                (Some(d), _) => base64::engine::general_purpose::STANDARD
+                    .decode(d.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .map(Some)
+                    .ok_or_else(|| err(format!("{what}-data is not base64 PEM"))),
+                (None, Some(f)) => std::fs::read_to_string(base.join(f))
+                    .map(Some)
+                    .map_err(|e| err(format!("{what} {}: {e}", f.display()))),
+                (None, None) => Ok(None),
+            }
+        };
+        let identity_pem = match user {
+            Some(u) => match (
+                pem(&u.client_certificate_data, &u.client_certificate, "client-certificate")?,
+                pem(&u.client_key_data, &u.client_key, "client-key")?,
+            ) {
+                (Some(cert), Some(key)) => Some(format!("{cert}\n{key}")),
+                (None, None) => None,
+                _ => {
+                    return Err(err(
+                        "a client certificate needs both client-certificate and client-key".into(),
+                    ));
+                }
+            },
+            None => None,
+        };
         Ok(KubeConfig {
             server: cluster.server.trim_end_matches('/').to_string(),
             ca_pem,
             insecure: cluster.insecure_skip_tls_verify,
             token,
+            identity_pem,
             namespace: ctx.namespace.clone().unwrap_or_else(|| "default".into()),
         })
     }
@@ -209,5 +250,32 @@ mod tests {
                 .is_some_and(|c| c.starts_with("-----BEGIN"))
         );
         assert!(KubeConfig::load(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn reads_a_client_certificate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kc.yaml");
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        std::fs::write(
+            &path,
+            format!(
+                "clusters:\n- name: a\n  cluster:\n    server: https://k\nusers:\n- name: u\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: m\n  context:\n    cluster: a\n    user: u\ncurrent-context: m\n",
+                b64("CERT"),
+                b64("KEY")
+            ),
+        )
+        .expect("write");
+        let kc = KubeConfig::load(&path).expect("load");
+        assert_eq!(kc.identity_pem.as_deref(), Some("CERT\nKEY"));
+        assert_eq!(kc.token, None);
+        std::fs::write(
+            &path,
+            "clusters:\n- name: a\n  cluster:\n    server: https://k\nusers:\n- name: u\n  user:\n    client-certificate: c.pem\ncontexts:\n- name: m\n  context:\n    cluster: a\n    user: u\n",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("c.pem"), "CERT").expect("cert");
+        let e = KubeConfig::load(&path).expect_err("no key");
+        assert!(e.to_string().contains("needs both client-certificate and client-key"), "{e}");
     }
 }

@@ -212,9 +212,8 @@ fn table() -> Vec<Entry> {
         Entry::new::<core::Event>("event")
             .short(&["ev"])
             .stored_as("v1", conversion::event),
-        Entry::new::<core::ServiceAccount>("serviceaccount")
-            .short(&["sa"])
-            .sub(&["token"]),
+        // no `token` subresource: korral issues no ServiceAccount tokens yet
+        Entry::new::<core::ServiceAccount>("serviceaccount").short(&["sa"]),
         Entry::new::<core::PersistentVolume>("persistentvolume")
             .short(&["pv"])
             .sub(&["status"]),
