@@ -96,53 +96,7 @@ fn up_serves_the_demo_and_stops_on_ctrl_c() {
         log().contains("source default/demo: synced")
     });
 
-    // until korral has a scheduler, bind the pods to the local node as one would
-    let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .expect("hostname")
-        .trim()
-        .to_string();
-    wait_for("the local node", Duration::from_secs(30), || {
-        kubectl(&["get", "node", &node]).status.success()
-    });
-    let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
-    let find = |key: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
-            .expect("kubeconfig field")
-    };
-    let (server, token) = (find("server:"), find("token:"));
-    let o = kubectl(&[
-        "get",
-        "pods",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
-    ]);
-    for line in stdout(&o).lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(pod), None) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let body = format!(
-            r#"{{"apiVersion":"v1","kind":"Binding","metadata":{{"name":"{pod}"}},"target":{{"apiVersion":"v1","kind":"Node","name":"{node}"}}}}"#
-        );
-        let o = Command::new("curl")
-            .args([
-                "-sk",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "-H",
-            ])
-            .arg(format!("Authorization: Bearer {token}"))
-            .args(["--data-binary", &body])
-            .arg(format!(
-                "{server}/api/v1/namespaces/default/pods/{pod}/binding"
-            ))
-            .output()
-            .expect("curl");
-        assert!(o.status.success());
-    }
+    // the scheduler binds them to the local node
     wait_for(
         "the demo's pods running and ready",
         Duration::from_secs(60),

@@ -227,7 +227,7 @@ pub async fn plan(
     let mut plan = Plan::default();
     let mut errors = Vec::new();
     for o in &desired.objects {
-        let api = client.dynamic(o.info, o.key.namespace.as_deref());
+        let api = client.dynamic(&o.info, o.key.namespace.as_deref());
         let live = match api.get_opt(&o.key.name).await {
             Ok(l) => l,
             Err(e) => {
@@ -281,14 +281,14 @@ pub async fn plan(
     if let Some(owner) = owner {
         let declared: HashSet<&ObjectKey> = desired.objects.iter().map(|o| &o.key).collect();
         for e in inventory {
-            let Some((info, key)) = ObjectKey::from_entry(e) else {
+            let Some((info, key)) = ObjectKey::from_entry(e, &desired.kinds) else {
                 continue;
             };
             if declared.contains(&key) {
                 continue;
             }
             let live = client
-                .dynamic(info, key.namespace.as_deref())
+                .dynamic(&info, key.namespace.as_deref())
                 .get_opt(&key.name)
                 .await
                 .ok()

@@ -11,17 +11,18 @@ use serde_json::json;
 
 use reconcilers::controllers::status_patch;
 use reconcilers::runtime::{Client, ClientError, WriteParams};
-use schemas::Diagnostic;
 use schemas::MetaExt;
 use schemas::korral::{GitSource, GitSourceStatus};
+use schemas::{Diagnostic, Registry};
 
+use crate::definitions;
 use crate::drift::{self, Drift};
 use crate::heal::{self, Healed};
 use crate::live;
 use crate::metrics::IntakeMetrics;
 use crate::owner::{MANAGER, Owner};
 use crate::progress::Progress;
-use crate::render::{Desired, render};
+use crate::render::{Desired, render_with};
 use crate::report;
 use crate::source::{self, FetchError, Location, Snapshot};
 use crate::status::{self, Failure};
@@ -40,6 +41,20 @@ pub fn default_namespace(source: &GitSource) -> String {
         .and_then(|s| s.target_namespace.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| source.metadata.namespace_str().to_string())
+}
+
+/// A problem that is no manifest's.
+fn failure_diagnostic(message: String) -> Diagnostic {
+    Diagnostic {
+        file: String::new(),
+        line: 0,
+        column: 0,
+        document: None,
+        object: None,
+        path: None,
+        class: schemas::Class::Io,
+        message,
+    }
 }
 
 /// The annotation `POST …/gitsources/NAME/sync` sets.
@@ -122,27 +137,43 @@ impl Engine {
         .map_err(|e| FetchError::Io(format!("the fetch task failed: {e}")))?
     }
 
-    /// Renders a snapshot for `source` off the async workers (validation uses every core).
+    /// The kinds a render of a source knows besides its own definitions:
+    /// the built-in kinds and the cluster's custom kinds.
+    pub async fn cluster_kinds(&self) -> Result<Registry, ClientError> {
+        definitions::cluster_registry(&self.client).await
+    }
+
+    /// Renders a snapshot for `source` off the async workers (validation
+    /// uses every core), custom resources checked against the source's and
+    /// the cluster's CustomResourceDefinitions.
     pub async fn render(
         &self,
         source: &GitSource,
         snapshot: Snapshot,
     ) -> Result<Desired, Vec<Diagnostic>> {
+        match self.cluster_kinds().await {
+            Ok(registry) => self.render_with(source, snapshot, registry).await,
+            Err(e) => Err(vec![failure_diagnostic(format!(
+                "cannot read the cluster's CustomResourceDefinitions: {e}"
+            ))]),
+        }
+    }
+
+    /// Renders a snapshot for `source` with the kinds of `registry`.
+    pub async fn render_with(
+        &self,
+        source: &GitSource,
+        snapshot: Snapshot,
+        registry: Registry,
+    ) -> Result<Desired, Vec<Diagnostic>> {
         let owner = owner_of(source);
         let ns = default_namespace(source);
-        tokio::task::spawn_blocking(move || render(&snapshot, Some(&owner), &ns))
+        tokio::task::spawn_blocking(move || render_with(&snapshot, Some(&owner), &ns, &registry))
             .await
             .unwrap_or_else(|e| {
-                Err(vec![Diagnostic {
-                    file: String::new(),
-                    line: 0,
-                    column: 0,
-                    document: None,
-                    object: None,
-                    path: None,
-                    class: schemas::Class::Io,
-                    message: format!("the render task failed: {e}"),
-                }])
+                Err(vec![failure_diagnostic(format!(
+                    "the render task failed: {e}"
+                ))])
             })
     }
 
@@ -172,8 +203,19 @@ impl Engine {
         let revision = snapshot.revision.clone();
         let spec = source.spec.clone().unwrap_or_default();
         let old = source.status.clone().unwrap_or_default();
-        let outcome = match self.render(source, snapshot).await {
-            Err(errors) => Outcome::Failed {
+        let rendered = match self.cluster_kinds().await {
+            Ok(registry) => Ok(self.render_with(source, snapshot, registry).await),
+            Err(e) => Err(e),
+        };
+        let outcome = match rendered {
+            // the cluster may answer later: retried, not stalled
+            Err(e) => Outcome::Failed {
+                revision: Some(revision),
+                failure: Failure::ApplyFailed,
+                summary: format!("cannot read the cluster's CustomResourceDefinitions: {e}"),
+                errors: Vec::new(),
+            },
+            Ok(Err(errors)) => Outcome::Failed {
                 revision: Some(revision),
                 failure: Failure::ValidationFailed,
                 summary: format!(
@@ -183,7 +225,7 @@ impl Engine {
                 ),
                 errors,
             },
-            Ok(desired) => {
+            Ok(Ok(desired)) => {
                 let opts = SyncOptions {
                     prune: spec.prune.unwrap_or(false),
                     progress: self.progress,

@@ -57,7 +57,7 @@ async fn json_patch(
     ops: Vec<Value>,
 ) -> Result<Value, ClientError> {
     client
-        .dynamic(o.info, o.key.namespace.as_deref())
+        .dynamic(&o.info, o.key.namespace.as_deref())
         .patch(&o.key.name, &Patch::Json(Value::Array(ops)), &params())
         .await
 }
@@ -67,7 +67,7 @@ async fn heal_object(
     o: &DesiredObject,
     fields: &mut Vec<String>,
 ) -> Result<(), ClientError> {
-    let api = client.dynamic(o.info, o.key.namespace.as_deref());
+    let api = client.dynamic(&o.info, o.key.namespace.as_deref());
     let Some(live) = api.get_opt(&o.key.name).await? else {
         apply_one(client, o, false).await?;
         return Ok(());

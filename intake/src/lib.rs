@@ -4,11 +4,14 @@
 //! Start at [`engine`] (the steps of one sync) and [`controller`] (the
 //! GitSource reconciler that runs them). A revision flows:
 //! [`source`] (a snapshot of files) → [`render`] (validated objects, via
-//! [`validate`]) → [`sync`] (dry run, server-side apply, prune) → [`status`];
+//! [`validate`], custom resources against the source's and the cluster's
+//! [`definitions`]) → [`sync`] (dry run, server-side apply with
+//! definitions first, prune) → [`status`];
 //! then [`drift`] compares it with the cluster ([`live`]), [`report`]
 //! publishes the result and [`heal`] reverts it when asked.
 
 pub mod controller;
+pub mod definitions;
 pub mod diff;
 pub mod drift;
 pub mod engine;

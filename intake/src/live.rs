@@ -1,8 +1,11 @@
 //! Reading what a source has in the cluster: every object carrying its
-//! label (one paged list per kind), and, where asked, the objects it
-//! declares that exist without the label (adopted or relabelled by hand).
+//! label (one paged list per kind, custom kinds included: a kind the
+//! cluster does not serve yet has no objects), and, where asked, the
+//! objects it declares that exist without the label (adopted or relabelled
+//! by hand).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
@@ -26,20 +29,33 @@ pub const CONCURRENCY: usize = 16;
 const LIST_INSTEAD_OF_GETS: usize = 32;
 
 /// The kinds to look at: those the source declares and those it owned before.
-pub fn kinds_of(desired: &Desired, inventory: &[InventoryEntry]) -> Vec<&'static KindInfo> {
+pub fn kinds_of(desired: &Desired, inventory: &[InventoryEntry]) -> Vec<Arc<KindInfo>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    let all = desired.objects.iter().map(|o| o.info).chain(
+    let all = desired.objects.iter().map(|o| o.info.clone()).chain(
         inventory
             .iter()
-            .filter_map(|e| ObjectKey::from_entry(e).map(|(i, _)| i)),
+            .filter_map(|e| ObjectKey::from_entry(e, &desired.kinds).map(|(i, _)| i)),
     );
     for info in all {
-        if seen.insert((info.group.as_str(), info.kind.as_str())) {
+        if seen.insert((info.group.clone(), info.kind.clone())) {
             out.push(info);
         }
     }
     out
+}
+
+/// Lists a kind's objects matching `selector`; a custom kind the cluster
+/// does not serve (its definition not applied yet, or gone) has none.
+async fn list_kind(
+    client: &Client,
+    info: &KindInfo,
+    selector: Option<&str>,
+) -> Result<Vec<Value>, ClientError> {
+    match client.dynamic(info, None).list_selected(selector).await {
+        Err(e) if e.is_not_found() && !info.is_builtin() => Ok(Vec::new()),
+        other => other,
+    }
 }
 
 /// Reads the objects `owner` has in the cluster. With `unlabelled`, also
@@ -56,11 +72,9 @@ pub async fn read(
     let futures: Vec<_> = kinds
         .iter()
         .map(|info| {
-            let info: &'static KindInfo = info;
-            let api = client.dynamic(info, None);
             let selector = selector.clone();
             async move {
-                api.list_selected(Some(&selector))
+                list_kind(client, info, Some(&selector))
                     .await
                     .map(|items| (info, items))
             }
@@ -95,10 +109,10 @@ pub async fn read(
             .push(*o);
     }
     for objs in by_kind.values() {
-        let info = objs[0].info;
+        let info = &objs[0].info;
         if objs.len() > LIST_INSTEAD_OF_GETS {
             let wanted: BTreeSet<&ObjectKey> = objs.iter().map(|o| &o.key).collect();
-            for obj in client.dynamic(info, None).list_all().await? {
+            for obj in list_kind(client, info, None).await? {
                 let key = ObjectKey::of(info, &obj);
                 if wanted.contains(&key) {
                     live.insert(key, obj);

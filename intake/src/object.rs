@@ -1,10 +1,14 @@
 //! Identifying objects across the source, the cluster and the inventory:
 //! group, kind, namespace and name (the version does not matter), with the
-//! served kind that handles them.
+//! served kind that handles them (found in the kinds a render knew: built-in
+//! kinds, the cluster's and the source's CustomResourceDefinitions), and the
+//! order a sync applies them in.
 
 use std::fmt;
+use std::sync::Arc;
 
 use schemas::KindInfo;
+use schemas::kinds::Kinds;
 use schemas::korral::InventoryEntry;
 use serde_json::Value;
 
@@ -46,24 +50,24 @@ impl ObjectKey {
         }
     }
 
-    /// The served kind and key of an inventory entry (`None` for kinds no longer served).
-    pub fn from_entry(e: &InventoryEntry) -> Option<(&'static KindInfo, ObjectKey)> {
-        let info = schemas::lookup(&e.api_version, &e.kind).ok().or_else(|| {
+    /// The served kind and key of an inventory entry, among `kinds`
+    /// (`None` for kinds no longer served, e.g. a removed definition's).
+    pub fn from_entry(e: &InventoryEntry, kinds: &Kinds) -> Option<(Arc<KindInfo>, ObjectKey)> {
+        let info = kinds.lookup(&e.api_version, &e.kind).ok().or_else(|| {
             let group = e.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-            schemas::builtin_kinds()
+            kinds
+                .all()
                 .iter()
                 .find(|k| k.group == group && k.kind == e.kind)
-                .map(|k| &**k)
+                .cloned()
         })?;
-        Some((
-            info,
-            ObjectKey {
-                group: info.group.to_string(),
-                kind: info.kind.to_string(),
-                namespace: e.namespace.clone().filter(|_| info.namespaced),
-                name: e.name.clone(),
-            },
-        ))
+        let key = ObjectKey {
+            group: info.group.to_string(),
+            kind: info.kind.to_string(),
+            namespace: e.namespace.clone().filter(|_| info.namespaced),
+            name: e.name.clone(),
+        };
+        Some((info, key))
     }
 
     /// The inventory entry of this key.
@@ -85,15 +89,16 @@ impl ObjectKey {
     }
 }
 
-/// The served kind of a key.
-pub fn info_of(key: &ObjectKey) -> Option<&'static KindInfo> {
-    schemas::builtin_kinds()
+/// The served kind of a key among `kinds` (its preferred version).
+pub fn info_of(key: &ObjectKey, kinds: &Kinds) -> Option<Arc<KindInfo>> {
+    kinds
+        .all()
         .iter()
         .find(|i| i.group == key.group && i.kind == key.kind)
-        .map(|i| &**i)
+        .cloned()
 }
 
-/// Where objects of a kind go in the apply order: Namespaces, then
+/// Where built-in objects of a kind go in the apply order: Namespaces, then
 /// ConfigMaps and Secrets, then workloads and everything else, then Services.
 pub fn apply_rank(kind: &str) -> u8 {
     match kind {
@@ -104,6 +109,35 @@ pub fn apply_rank(kind: &str) -> u8 {
     }
 }
 
+/// The rank of CustomResourceDefinitions: applied first (and waited for
+/// until Established), pruned last.
+pub const DEFINITIONS: u8 = 0;
+/// The rank of custom resources: after every built-in kind.
+pub const CUSTOM: u8 = 5;
+
+/// Whether `info` is the CustomResourceDefinition kind.
+pub fn is_definition(info: &KindInfo) -> bool {
+    info.is("apiextensions.k8s.io", "CustomResourceDefinition")
+}
+
+/// Whether `key` names a CustomResourceDefinition.
+pub fn is_definition_key(key: &ObjectKey) -> bool {
+    key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition"
+}
+
+/// Where objects of a kind go in a sync, `DEFINITIONS..=CUSTOM`:
+/// CustomResourceDefinitions, then built-in kinds by [`apply_rank`], then
+/// custom resources. Prune goes the other way.
+pub fn sync_rank(info: &KindInfo) -> u8 {
+    if is_definition(info) {
+        DEFINITIONS
+    } else if info.is_builtin() {
+        1 + apply_rank(&info.kind)
+    } else {
+        CUSTOM
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +145,7 @@ mod tests {
 
     #[test]
     fn keys_round_trip_through_inventory_entries() {
+        let kinds = schemas::Registry::builtin().snapshot();
         let info = schemas::lookup("apps/v1", "Deployment").expect("kind");
         let k = ObjectKey::of(
             info,
@@ -119,7 +154,7 @@ mod tests {
         assert_eq!(k.to_string(), "Deployment prod/web");
         assert_eq!(k.short("default"), "Deployment/web -n prod");
         assert_eq!(k.short("prod"), "Deployment/web");
-        let (i2, k2) = ObjectKey::from_entry(&k.to_entry(info)).expect("served");
+        let (i2, k2) = ObjectKey::from_entry(&k.to_entry(info), &kinds).expect("served");
         assert_eq!((i2.kind.as_str(), k2), ("Deployment", k));
         let ns = schemas::lookup("v1", "Namespace").expect("kind");
         let k = ObjectKey::of(ns, &json!({"metadata": {"name": "a", "namespace": "x"}}));
@@ -127,5 +162,45 @@ mod tests {
         assert!(apply_rank("Namespace") < apply_rank("Secret"));
         assert!(apply_rank("Secret") < apply_rank("Deployment"));
         assert!(apply_rank("Deployment") < apply_rank("Service"));
+    }
+
+    #[test]
+    fn definitions_come_first_and_custom_resources_last() {
+        let registry = schemas::Registry::builtin();
+        let crd =
+            schemas::lookup("apiextensions.k8s.io/v1", "CustomResourceDefinition").expect("kind");
+        let ns = schemas::lookup("v1", "Namespace").expect("kind");
+        let svc = schemas::lookup("v1", "Service").expect("kind");
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/crds/shop.example.com_orders.yaml"
+        ))
+        .expect("fixture");
+        let decoded = schemas::decode_file("orders.yaml", &text);
+        assert!(schemas::crd::register_from_manifests(&decoded.manifests, &registry).is_empty());
+        let kinds = registry.snapshot();
+        let order = kinds
+            .lookup("shop.example.com/v1", "Order")
+            .expect("custom kind");
+        assert_eq!(
+            [crd, ns, svc, &order].map(sync_rank),
+            [DEFINITIONS, 1, 4, CUSTOM]
+        );
+        // an inventory entry of an older version finds the kind; without the definition, nothing
+        let entry = InventoryEntry {
+            api_version: "shop.example.com/v0".into(),
+            kind: "Order".into(),
+            namespace: Some("shop".into()),
+            name: "o".into(),
+        };
+        let (info, key) = ObjectKey::from_entry(&entry, &kinds).expect("served");
+        assert_eq!(
+            (info.version.as_str(), key.to_string().as_str()),
+            ("v1", "Order shop/o")
+        );
+        assert!(info_of(&key, &kinds).is_some());
+        let builtin = schemas::Registry::builtin().snapshot();
+        assert!(ObjectKey::from_entry(&entry, &builtin).is_none());
+        assert!(info_of(&key, &builtin).is_none());
     }
 }

@@ -1,21 +1,26 @@
 //! Rendering a snapshot into the desired state: decode and validate every
-//! file with the API server's own verdict (on all cores), place namespaced
-//! objects that name no namespace, stamp the owner, and sort into apply
-//! order. Any problem anywhere means no desired state at all.
+//! file with the API server's own verdict (on all cores; custom resources
+//! against the source's CustomResourceDefinitions and those the caller's
+//! registry holds, e.g. the cluster's), place namespaced objects that name
+//! no namespace, stamp the owner, and sort into sync order. Any problem
+//! anywhere means no desired state at all.
 
-use schemas::{Class, Diagnostic, FieldPath, KindInfo, Manifest};
+use std::sync::Arc;
+
+use schemas::kinds::Kinds;
+use schemas::{Class, Diagnostic, FieldPath, KindInfo, Manifest, Registry};
 use serde_json::Value;
 
-use crate::object::{ObjectKey, apply_rank};
+use crate::object::{ObjectKey, sync_rank};
 use crate::owner::{Owner, stamp};
 use crate::source::Snapshot;
-use crate::validate::validate_texts;
+use crate::validate::validate_texts_with;
 
 /// One object the source declares.
 #[derive(Clone, Debug)]
 pub struct DesiredObject {
     /// Its kind.
-    pub info: &'static KindInfo,
+    pub info: Arc<KindInfo>,
     /// Its identity.
     pub key: ObjectKey,
     /// The configuration to apply: as written, namespace placed, owner stamped.
@@ -68,22 +73,39 @@ pub fn parse_path(path: &str) -> FieldPath {
     fp
 }
 
-/// Everything a source declares at one revision, in apply order.
-#[derive(Clone, Debug, Default)]
+/// Everything a source declares at one revision, in sync order.
+#[derive(Clone, Debug)]
 pub struct Desired {
     /// The revision rendered.
     pub revision: String,
-    /// The objects, sorted by apply rank, then key.
+    /// The objects, sorted by [`sync_rank`], then key.
     pub objects: Vec<DesiredObject>,
+    /// The kinds the render knew (built-in, the registry's and the source's
+    /// custom kinds): where inventory entries and live objects find theirs.
+    pub kinds: Arc<Kinds>,
 }
 
 /// Renders a snapshot for `owner` (stamped on every object; `None` leaves
 /// them unstamped); namespaced objects that name none go to
-/// `default_namespace`. Returns every problem found when anything is wrong.
+/// `default_namespace`. Custom resources are checked against the
+/// definitions in the snapshot. Returns every problem found when anything
+/// is wrong.
 pub fn render(
     snapshot: &Snapshot,
     owner: Option<&Owner>,
     default_namespace: &str,
+) -> Result<Desired, Vec<Diagnostic>> {
+    render_with(snapshot, owner, default_namespace, &Registry::builtin())
+}
+
+/// [`render`] with a registry that already knows custom kinds (the
+/// cluster's definitions); the snapshot's definitions are added to it and
+/// take precedence.
+pub fn render_with(
+    snapshot: &Snapshot,
+    owner: Option<&Owner>,
+    default_namespace: &str,
+    registry: &Registry,
 ) -> Result<Desired, Vec<Diagnostic>> {
     if snapshot.files.is_empty() {
         return Err(vec![Diagnostic {
@@ -102,7 +124,7 @@ pub fn render(
         .iter()
         .map(|f| (f.path.as_str(), f.data.as_slice()))
         .collect();
-    let mut report = validate_texts(&inputs, default_namespace);
+    let mut report = validate_texts_with(&inputs, default_namespace, registry);
     if !report.diagnostics.is_empty() {
         report
             .diagnostics
@@ -111,24 +133,7 @@ pub fn render(
     }
     let mut objects: Vec<DesiredObject> = Vec::with_capacity(report.valid.len());
     for v in report.valid {
-        // validated against the built-in kinds, whose table lives for the program
-        let info = match schemas::lookup(&v.info.api_version, &v.info.kind) {
-            Ok(info) => info,
-            Err(e) => {
-                let fp = FieldPath::fields("kind");
-                let (line, column) = v.manifest.position(&fp);
-                return Err(vec![Diagnostic {
-                    file: v.manifest.file.to_string(),
-                    line,
-                    column,
-                    document: Some(v.manifest.document),
-                    object: schemas::check::describe(&v.manifest.object),
-                    path: Some("kind".into()),
-                    class: Class::UnknownKind,
-                    message: e.to_string(),
-                }]);
-            }
-        };
+        let info = v.info;
         let mut object = v.manifest.object.clone();
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             if info.namespaced {
@@ -147,17 +152,17 @@ pub fn render(
             stamp(&mut object, owner);
         }
         objects.push(DesiredObject {
+            key: ObjectKey::of(&info, &object),
             info,
-            key: ObjectKey::of(info, &object),
             object,
             manifest: v.manifest,
         });
     }
-    objects
-        .sort_by(|a, b| (apply_rank(&a.key.kind), &a.key).cmp(&(apply_rank(&b.key.kind), &b.key)));
+    objects.sort_by(|a, b| (sync_rank(&a.info), &a.key).cmp(&(sync_rank(&b.info), &b.key)));
     Ok(Desired {
         revision: snapshot.revision.clone(),
         objects,
+        kinds: registry.snapshot(),
     })
 }
 

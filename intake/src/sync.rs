@@ -1,12 +1,17 @@
 //! One sync of a rendered revision: read what the source owns in the
 //! cluster, decide per object (unchanged when the applied digest matches
 //! and the live object does not differ), ask the API server to dry-run every
-//! write first (nothing is applied if any is refused), then server-side
-//! apply in dependency order (Namespaces, ConfigMaps/Secrets, workloads,
-//! Services), prune what left the inventory (opt-in, only what the source
-//! still owns), and return the new inventory.
+//! write first (nothing is applied if any is refused; objects whose
+//! namespace or CustomResourceDefinition this sync creates cannot be
+//! dry-run), then server-side apply in dependency order
+//! (CustomResourceDefinitions — then wait until they are Established and
+//! their kinds served — Namespaces, ConfigMaps/Secrets, workloads, Services,
+//! custom resources), prune what left the inventory (opt-in, only what the
+//! source still owns, in reverse order: custom resources before their
+//! definitions), and return the new inventory.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
 use rayon::prelude::*;
@@ -14,11 +19,14 @@ use serde_json::Value;
 
 use reconcilers::runtime::{Client, ClientError, DeleteParams, Patch, WriteParams};
 use schemas::korral::InventoryEntry;
-use schemas::{Class, Diagnostic};
+use schemas::{Class, Diagnostic, KindInfo};
 
+use crate::definitions::{ESTABLISH_TIMEOUT, wait_established};
 use crate::drift::diff_object;
 use crate::live::{self, CONCURRENCY, LiveObjects};
-use crate::object::{ObjectKey, apply_rank, info_of};
+use crate::object::{
+    CUSTOM, DEFINITIONS, ObjectKey, info_of, is_definition, is_definition_key, sync_rank,
+};
 use crate::owner::{MANAGER, Owner, applied_digest};
 use crate::progress::Progress;
 use crate::render::{Desired, DesiredObject};
@@ -143,7 +151,7 @@ pub async fn apply_one(
     dry_run: bool,
 ) -> Result<Value, ClientError> {
     client
-        .dynamic(o.info, o.key.namespace.as_deref())
+        .dynamic(&o.info, o.key.namespace.as_deref())
         .patch(
             &o.key.name,
             &Patch::Apply(o.object.clone()),
@@ -223,12 +231,35 @@ pub async fn sync(
         .collect();
     let unchanged_count = desired.objects.len() - to_apply.len();
 
-    // the dry run: objects in namespaces this sync creates cannot be dry-run
+    // what the inventory had, the source no longer declares, and the source still owns
+    let declared: HashSet<&ObjectKey> = desired.objects.iter().map(|o| &o.key).collect();
+    let mut leftovers: Vec<ObjectKey> = previous
+        .iter()
+        .filter_map(|e| ObjectKey::from_entry(e, &desired.kinds).map(|(_, k)| k))
+        .filter(|k| !declared.contains(k))
+        .filter(|k| live.get(k).is_some_and(|l| owner.owns(l)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if opts.prune {
+        let doomed = doomed_definitions(desired, &leftovers);
+        if !doomed.is_empty() {
+            return Err(SyncFailure::Rejected(doomed));
+        }
+    }
+
+    // the dry run: objects in namespaces this sync creates, and custom
+    // resources of definitions it applies, cannot be dry-run
     let new_namespaces: HashSet<&str> = desired
         .objects
         .iter()
         .filter(|o| o.key.kind == "Namespace" && o.key.group.is_empty())
         .filter(|o| !live.contains_key(&o.key))
+        .map(|o| o.key.name.as_str())
+        .collect();
+    let new_definitions: HashSet<&str> = to_apply
+        .iter()
+        .filter(|o| is_definition(&o.info))
         .map(|o| o.key.name.as_str())
         .collect();
     let checkable: Vec<&DesiredObject> = to_apply
@@ -239,6 +270,11 @@ pub async fn sync(
                 .namespace
                 .as_deref()
                 .is_none_or(|ns| !new_namespaces.contains(ns))
+        })
+        .filter(|o| {
+            o.info
+                .custom()
+                .is_none_or(|c| !new_definitions.contains(c.crd_name.as_str()))
         })
         .collect();
     let tracker = opts.progress.start("dry run", checkable.len());
@@ -261,27 +297,29 @@ pub async fn sync(
     let mut applied = Vec::new();
     let mut errors = Vec::new();
     let tracker = opts.progress.start("apply", to_apply.len());
-    for rank in 0..=3u8 {
+    for rank in DEFINITIONS..=CUSTOM {
         let batch: Vec<&DesiredObject> = to_apply
             .iter()
             .copied()
-            .filter(|o| apply_rank(&o.key.kind) == rank)
+            .filter(|o| sync_rank(&o.info) == rank)
             .collect();
-        if batch.is_empty() {
-            continue;
-        }
-        let done = run_all(batch, opts.concurrency, &tracker, |o| {
-            apply_one(client, o, false)
-        })
-        .await;
-        for (o, r) in done {
-            match r {
-                Ok(obj) => {
-                    applied.push(o.key.clone());
-                    live.insert(o.key.clone(), obj);
+        if !batch.is_empty() {
+            let done = run_all(batch, opts.concurrency, &tracker, |o| {
+                apply_one(client, o, false)
+            })
+            .await;
+            for (o, r) in done {
+                match r {
+                    Ok(obj) => {
+                        applied.push(o.key.clone());
+                        live.insert(o.key.clone(), obj);
+                    }
+                    Err(e) => errors.extend(error_diagnostics(o, &e)),
                 }
-                Err(e) => errors.extend(error_diagnostics(o, &e)),
             }
+        }
+        if errors.is_empty() && rank == DEFINITIONS {
+            errors.extend(establish(client, desired, &to_apply, &new_definitions).await);
         }
         if !errors.is_empty() {
             break;
@@ -292,32 +330,27 @@ pub async fn sync(
         return Err(SyncFailure::Apply { errors, applied });
     }
 
-    // prune: what the inventory had, the source no longer declares, and the source still owns
-    let declared: HashSet<&ObjectKey> = desired.objects.iter().map(|o| &o.key).collect();
-    let mut leftovers: Vec<ObjectKey> = previous
-        .iter()
-        .filter_map(|e| ObjectKey::from_entry(e).map(|(_, k)| k))
-        .filter(|k| !declared.contains(k))
-        .filter(|k| live.get(k).is_some_and(|l| owner.owns(l)))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    // prune, in reverse order: custom resources before their definitions
     let mut pruned = Vec::new();
     if opts.prune && !leftovers.is_empty() {
         let tracker = opts.progress.start("prune", leftovers.len());
-        for rank in (0..=3u8).rev() {
-            let batch: Vec<&ObjectKey> = leftovers
+        let with_kinds: Vec<(ObjectKey, Option<Arc<KindInfo>>)> = leftovers
+            .iter()
+            .map(|k| (k.clone(), info_of(k, &desired.kinds)))
+            .collect();
+        for rank in (DEFINITIONS..=CUSTOM).rev() {
+            let batch: Vec<&(ObjectKey, Option<Arc<KindInfo>>)> = with_kinds
                 .iter()
-                .filter(|k| apply_rank(&k.kind) == rank)
+                .filter(|(_, i)| i.as_deref().map_or(CUSTOM, sync_rank) == rank)
                 .collect();
-            let done = run_all(batch, opts.concurrency, &tracker, |k| {
+            let done = run_all(batch, opts.concurrency, &tracker, |(k, info)| {
                 let uid = live
                     .get(k)
                     .and_then(|l| l.pointer("/metadata/uid"))
                     .and_then(Value::as_str)
                     .map(str::to_string);
                 async move {
-                    let Some(info) = info_of(k) else {
+                    let Some(info) = info else {
                         return Ok(());
                     };
                     let r = client
@@ -338,7 +371,7 @@ pub async fn sync(
                 }
             })
             .await;
-            for (k, r) in done {
+            for ((k, _), r) in done {
                 match r {
                     Ok(()) => pruned.push(k.clone()),
                     Err(e) => errors.push(Diagnostic {
@@ -367,11 +400,11 @@ pub async fn sync(
     let mut inventory: Vec<InventoryEntry> = desired
         .objects
         .iter()
-        .map(|o| o.key.to_entry(o.info))
+        .map(|o| o.key.to_entry(&o.info))
         .chain(
             leftovers
                 .iter()
-                .filter_map(|k| info_of(k).map(|i| k.to_entry(i))),
+                .filter_map(|k| info_of(k, &desired.kinds).map(|i| k.to_entry(&i))),
         )
         .collect();
     inventory.sort();
@@ -384,4 +417,96 @@ pub async fn sync(
         inventory,
         live,
     })
+}
+
+/// Declared custom resources whose definition is a leftover a prune would
+/// delete (and every object of its kinds with it): refused before anything
+/// is written.
+fn doomed_definitions(desired: &Desired, leftovers: &[ObjectKey]) -> Vec<Diagnostic> {
+    let doomed: HashSet<&str> = leftovers
+        .iter()
+        .filter(|k| is_definition_key(k))
+        .map(|k| k.name.as_str())
+        .collect();
+    if doomed.is_empty() {
+        return Vec::new();
+    }
+    desired
+        .objects
+        .iter()
+        .filter_map(|o| {
+            let crd = &o.info.custom()?.crd_name;
+            doomed.contains(crd.as_str()).then(|| {
+                o.diagnostic(
+                    Some("kind"),
+                    format!(
+                        "its CustomResourceDefinition {crd} is no longer in the source and prune would delete it, \
+                         and every {} with it: keep the definition in the source, or remove its objects too",
+                        o.info.kind
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// After the definitions are applied: waits until every declared
+/// CustomResourceDefinition is Established and the kinds of those this sync
+/// applied are served, when anything of theirs is being written. Problems
+/// are located at the definition.
+async fn establish(
+    client: &Client,
+    desired: &Desired,
+    to_apply: &[&DesiredObject],
+    new_definitions: &HashSet<&str>,
+) -> Vec<Diagnostic> {
+    let definitions: Vec<&DesiredObject> = desired
+        .objects
+        .iter()
+        .filter(|o| is_definition(&o.info))
+        .collect();
+    let writes_custom = to_apply.iter().any(|o| o.info.custom().is_some());
+    if definitions.is_empty() || (new_definitions.is_empty() && !writes_custom) {
+        return Vec::new();
+    }
+    let names: Vec<String> = definitions.iter().map(|o| o.key.name.clone()).collect();
+    let mut served: Vec<(String, String, String)> = to_apply
+        .iter()
+        .filter(|o| {
+            o.info
+                .custom()
+                .is_some_and(|c| new_definitions.contains(c.crd_name.as_str()))
+        })
+        .map(|o| {
+            (
+                o.info.group.clone(),
+                o.info.version.clone(),
+                o.info.plural.clone(),
+            )
+        })
+        .collect();
+    served.sort();
+    served.dedup();
+    match wait_established(client, &names, &served, ESTABLISH_TIMEOUT).await {
+        Ok(()) => Vec::new(),
+        Err(failed) => failed
+            .into_iter()
+            .map(|(name, why)| {
+                let message = format!("the CustomResourceDefinition is {why}");
+                match definitions.iter().find(|o| o.key.name == name) {
+                    Some(o) => o.diagnostic(None, message),
+                    None => Diagnostic {
+                        file: String::new(),
+                        line: 0,
+                        column: 0,
+                        document: None,
+                        object: Some(format!("CustomResourceDefinition {name}")),
+                        path: None,
+                        class: Class::Invalid,
+                        message,
+                    },
+                }
+            })
+            .collect(),
+    }
 }

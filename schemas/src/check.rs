@@ -276,7 +276,12 @@ pub fn check_manifest(mut m: Manifest, kinds: &Kinds) -> Result<Valid, Vec<Diagn
         )]
     })?;
     convert_octal_modes(&mut m.object);
-    let errors = validate_object(&info, &m.object);
+    let errors = match info.custom() {
+        // the API server validates a custom resource after its schema's
+        // defaults (CEL rules may read a defaulted field)
+        Some(custom) => validate_object(&info, &custom.apply_defaults(&info, m.object.clone())),
+        None => validate_object(&info, &m.object),
+    };
     if errors.is_empty() {
         Ok(Valid { manifest: m, info })
     } else {

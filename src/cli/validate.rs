@@ -1,15 +1,43 @@
 //! `korral validate PATH...`: decode and validate manifests on all cores and
 //! report every problem with file, line, document, object and field path.
+//! Custom resources are checked against the CustomResourceDefinitions in
+//! the input, in `--crds` files and folders, and, with `--kubeconfig`, in a
+//! cluster.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use intake::validate::validate_files;
+use intake::validate::{load_definitions, validate_files_with};
+use schemas::Registry;
 
 use crate::cli::output::{self, Format};
+use crate::cli::sources::{client, runtime};
+
+const AFTER_HELP: &str = "\
+Custom resources are validated against their CustomResourceDefinition's schema
+(types, formats, enums, patterns, bounds, required fields, list types and CEL
+rules), as the API server would. The definitions come from:
+  - the input itself: every CustomResourceDefinition among PATH..., in any file
+    (a custom resource in a.yaml is checked against its definition in z.yaml);
+  - --crds PATH (repeatable): files or folders of definitions, e.g. an
+    operator's crds/ folder. They are checked too, but not counted as
+    validated objects; other objects there are ignored;
+  - --kubeconfig FILE: the definitions installed in that cluster, read
+    through its API (nothing is written).
+A definition in the input takes precedence over one of the same name from
+--crds or the cluster. An object whose kind has no definition is reported,
+with how to provide one.
+
+Examples:
+  korral validate deploy/
+  korral validate deploy/ --crds vendor/cert-manager/crds --crds monitoring/crds
+  korral validate deploy/ --kubeconfig ~/.kube/config -o json
+
+Exit status: 0 all valid, 1 something invalid, 2 usage or I/O error.";
 
 /// Arguments of `korral validate`.
 #[derive(clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Files or folders; folders are searched recursively for *.yaml, *.yml and *.json.
     #[arg(required = true, value_name = "PATH")]
@@ -23,6 +51,41 @@ pub struct Args {
     /// Worker threads (default: all cores).
     #[arg(short = 'j', long)]
     jobs: Option<usize>,
+    /// CustomResourceDefinitions to check custom resources against: a file or
+    /// a folder (searched recursively); repeatable.
+    #[arg(long = "crds", value_name = "PATH")]
+    crds: Vec<PathBuf>,
+    /// Also read the CustomResourceDefinitions installed in the cluster of
+    /// this kubeconfig (read only; $KUBECONFIG is not used unless given here).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Where custom kinds came from besides the input.
+#[derive(Default)]
+struct Sources {
+    /// Definitions read from `--crds`.
+    files: usize,
+    /// Definitions read from the cluster.
+    cluster: usize,
+}
+
+/// Reads the cluster's definitions into `registry`; the number registered.
+fn read_cluster(kubeconfig: &std::path::Path, registry: &Registry) -> Result<usize, ExitCode> {
+    let rt = runtime("validate")?;
+    rt.block_on(async {
+        let client = client("validate", Some(kubeconfig))?;
+        match intake::definitions::list(&client).await {
+            Ok(crds) => Ok(intake::definitions::register(registry, &crds)),
+            Err(e) => {
+                eprintln!(
+                    "korral validate: reading the CustomResourceDefinitions of the cluster in {}: {e}",
+                    kubeconfig.display()
+                );
+                Err(ExitCode::from(output::ERROR))
+            }
+        }
+    })
 }
 
 /// Runs the command and returns its exit status.
@@ -35,14 +98,36 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("korral validate: cannot start {j} workers: {e}");
         return ExitCode::from(output::ERROR);
     }
-    let files = match intake::files::collect(&args.paths) {
-        Ok(f) => f,
-        Err(e) => {
+    let collect = |paths: &[PathBuf]| {
+        intake::files::collect(paths).map_err(|e| {
             eprintln!("korral validate: {e}");
-            return ExitCode::from(output::ERROR);
-        }
+            ExitCode::from(output::ERROR)
+        })
     };
-    let report = validate_files(&files, &args.namespace);
+    let files = match collect(&args.paths) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let crd_files = match collect(&args.crds) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let registry = Registry::builtin();
+    let mut sources = Sources::default();
+    if let Some(kc) = &args.kubeconfig {
+        match read_cluster(kc, &registry) {
+            Ok(n) => sources.cluster = n,
+            Err(code) => return code,
+        }
+    }
+    let definitions = load_definitions(&crd_files, &registry);
+    sources.files = definitions.loaded;
+    let mut report = validate_files_with(&files, &args.namespace, &registry);
+    // broken definitions first: they explain the errors of their objects
+    let mut diagnostics = definitions.diagnostics;
+    diagnostics.append(&mut report.diagnostics);
+    report.diagnostics = diagnostics;
+
     let invalid_objects = report.objects - report.valid.len();
     let code = if report.has_io_errors() {
         output::ERROR
@@ -58,6 +143,10 @@ pub fn run(args: Args) -> ExitCode {
                 "files": report.files,
                 "objects": report.objects,
                 "invalidObjects": invalid_objects,
+                "definitions": {
+                    "fromFiles": sources.files,
+                    "fromCluster": sources.cluster,
+                },
                 "errors": report.diagnostics,
             });
             let printed = output::print_json(&v);
@@ -71,11 +160,29 @@ pub fn run(args: Args) -> ExitCode {
             }
             let files = plural(report.files, "file", "files");
             let objects = plural(report.objects, "object", "objects");
+            let mut extra = Vec::new();
+            if !args.crds.is_empty() {
+                extra.push(format!(
+                    "{} from --crds",
+                    plural(sources.files, "definition", "definitions")
+                ));
+            }
+            if args.kubeconfig.is_some() {
+                extra.push(format!(
+                    "{} from the cluster",
+                    plural(sources.cluster, "definition", "definitions")
+                ));
+            }
+            let extra = if extra.is_empty() {
+                String::new()
+            } else {
+                format!(" (with {})", extra.join(" and "))
+            };
             if report.diagnostics.is_empty() {
-                println!("{files}, {objects}: all valid");
+                println!("{files}, {objects}: all valid{extra}");
             } else {
                 println!(
-                    "{files}, {objects}: {} invalid, {}",
+                    "{files}, {objects}: {} invalid, {}{extra}",
                     invalid_objects,
                     plural(report.diagnostics.len(), "error", "errors")
                 );

@@ -8,6 +8,8 @@ pub mod mask;
 pub mod owners;
 pub mod text;
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -25,7 +27,7 @@ pub use compare::FieldChange;
 #[derive(Clone, Debug)]
 pub struct ObjectDiff {
     /// Its kind.
-    pub info: &'static KindInfo,
+    pub info: Arc<KindInfo>,
     /// Its identity.
     pub key: ObjectKey,
     /// The differing fields (Secret values already masked).
@@ -42,9 +44,9 @@ pub struct Drift {
     /// Objects whose fields differ.
     pub modified: Vec<ObjectDiff>,
     /// Declared objects missing from the cluster.
-    pub missing: Vec<(&'static KindInfo, ObjectKey)>,
+    pub missing: Vec<(Arc<KindInfo>, ObjectKey)>,
     /// Objects the source owns in the cluster but no longer declares.
-    pub extra: Vec<(&'static KindInfo, ObjectKey)>,
+    pub extra: Vec<(Arc<KindInfo>, ObjectKey)>,
     /// Objects compared.
     pub objects: usize,
 }
@@ -62,7 +64,7 @@ impl Drift {
 
     /// The drift as a DriftReport's status.
     pub fn to_status(&self) -> DriftReportStatus {
-        let entries = |v: &[(&'static KindInfo, ObjectKey)]| -> Option<Vec<InventoryEntry>> {
+        let entries = |v: &[(Arc<KindInfo>, ObjectKey)]| -> Option<Vec<InventoryEntry>> {
             (!v.is_empty()).then(|| v.iter().map(|(i, k)| k.to_entry(i)).collect())
         };
         DriftReportStatus {
@@ -75,7 +77,7 @@ impl Drift {
                 self.modified
                     .iter()
                     .map(|m| ObjectDrift {
-                        object: m.key.to_entry(m.info),
+                        object: m.key.to_entry(&m.info),
                         fields: Some(
                             m.changes
                                 .iter()
@@ -128,9 +130,9 @@ pub fn detect(desired: &Desired, live: &LiveObjects, owner: &Owner) -> Drift {
     for (i, r) in results {
         let o = &desired.objects[i];
         match r {
-            None => drift.missing.push((o.info, o.key.clone())),
+            None => drift.missing.push((o.info.clone(), o.key.clone())),
             Some(changes) if !changes.is_empty() => drift.modified.push(ObjectDiff {
-                info: o.info,
+                info: o.info.clone(),
                 key: o.key.clone(),
                 changes,
                 resource_version: live
@@ -144,10 +146,10 @@ pub fn detect(desired: &Desired, live: &LiveObjects, owner: &Owner) -> Drift {
     }
     let declared: std::collections::HashSet<&ObjectKey> =
         desired.objects.iter().map(|o| &o.key).collect();
-    let mut extra: Vec<(&'static KindInfo, ObjectKey)> = live
+    let mut extra: Vec<(Arc<KindInfo>, ObjectKey)> = live
         .iter()
         .filter(|(k, v)| !declared.contains(k) && owner.owns(v))
-        .filter_map(|(k, _)| Some((crate::object::info_of(k)?, k.clone())))
+        .filter_map(|(k, _)| Some((crate::object::info_of(k, &desired.kinds)?, k.clone())))
         .collect();
     extra.sort_by(|a, b| a.1.cmp(&b.1));
     drift.extra = extra;

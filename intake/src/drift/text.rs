@@ -131,7 +131,9 @@ mod tests {
 
     #[test]
     fn headline_names_field_values_manager_and_age() {
-        let info = schemas::lookup("apps/v1", "Deployment").expect("kind");
+        let info = schemas::Registry::builtin()
+            .lookup("apps/v1", "Deployment")
+            .expect("kind");
         let t = schemas::time::from_utc(Utc::now() - chrono::Duration::seconds(12));
         let drift = Drift {
             revision: "0123456789abcdef0123".into(),
