@@ -172,7 +172,11 @@ fn a_kopf_operator_reconciles_custom_resources() {
         );
         // kopf stores a handler's result in the status; the Order schema has
         // no such field, so the server prunes it, as kube-apiserver does
-        assert!(kopf_log().contains("Handler 'invoice' succeeded"), "{}", kopf_log());
+        assert!(
+            kopf_log().contains("Handler 'invoice' succeeded"),
+            "{}",
+            kopf_log()
+        );
         assert_eq!(jsonpath("order/order-3001", "{.status.invoice}"), "");
         assert_eq!(
             jsonpath("order/order-3001", "{.metadata.finalizers}"),
@@ -194,15 +198,31 @@ fn a_kopf_operator_reconciles_custom_resources() {
             || jsonpath("order/order-3001", "{.status.replicas}") == "3",
         );
 
-        // deletion waits for kopf's finalizer, which voids the invoice first
-        // (then the garbage collector removes the invoice with its owner)
+        // deletion waits for kopf's finalizer, whose handler voids the invoice
+        // first; then the garbage collector removes the invoice with its owner
         s.ok(&["delete", "order", "order-3001", "--wait=false"]);
-        wait_for("kopf to void the invoice", Duration::from_secs(60), || {
-            jsonpath("configmap/order-3001-invoice", "{.data.void}") == "true"
-        });
         wait_for("the order to go", Duration::from_secs(60), || {
             !s.kubectl(&["get", "order", "order-3001"]).status.success()
         });
+        assert!(
+            kopf_log().contains("voided the invoice of order-3001"),
+            "{}",
+            kopf_log()
+        );
+        assert!(
+            kopf_log().contains("Handler 'void' succeeded"),
+            "{}",
+            kopf_log()
+        );
+        wait_for(
+            "the invoice to be collected with its order",
+            Duration::from_secs(60),
+            || {
+                !s.kubectl(&["get", "configmap", "order-3001-invoice"])
+                    .status
+                    .success()
+            },
+        );
         assert!(!kopf_log().contains("Traceback"), "{}", kopf_log());
     }
 }

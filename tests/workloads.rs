@@ -311,3 +311,73 @@ fn deleting_a_namespace_empties_it() {
         );
     }
 }
+
+#[test]
+fn a_deployment_with_a_60_character_name_rolls_out() {
+    let s = Server::start();
+    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    let file = support::root().join("fixtures/parity/deployment-long-name.yaml");
+    s.ok(&["apply", "-f", &file.to_string_lossy()]);
+    let name = "payments-reconciliation-worker-europe-west-primary-canary-ab";
+    wait_for("the long-named deployment to be available", LONG, || {
+        jsonpath(&s, &format!("deploy/{name}"), "{.status.availableReplicas}") == "1"
+    });
+    // its ReplicaSet's name adds the template hash: 71 characters, still a valid subdomain
+    let rs = jsonpath(&s, "rs", "{.items[0].metadata.name}");
+    assert!(rs.starts_with(&format!("{name}-")) && rs.len() > 63, "{rs}");
+}
+
+#[test]
+fn custom_resources_go_with_their_namespace_and_their_owners() {
+    let s = Server::start();
+    let crd = support::root().join("fixtures/crds/shop.example.com_orders.yaml");
+    s.ok(&["apply", "-f", &crd.to_string_lossy()]);
+    s.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/orders.shop.example.com",
+        "--timeout=30s",
+    ]);
+    s.ok(&["create", "namespace", "doomed"]);
+    let order = |name: &str, ns: &str| {
+        format!(
+            "apiVersion: shop.example.com/v1\nkind: Order\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  customer: hooli\n  replicas: 1\n  lineItems:\n  - sku: MUG-001\n    quantity: 1\n"
+        )
+    };
+    apply(&s, &order("in-doomed", "doomed"));
+    apply(&s, &order("owner", "default"));
+
+    // a ConfigMap owned by an Order lives as long as the Order
+    let uid = jsonpath(&s, "order/owner", "{.metadata.uid}");
+    let cm = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: invoice\n  ownerReferences:\n  - apiVersion: shop.example.com/v1\n    kind: Order\n    name: owner\n    uid: {uid}\ndata:\n  total: \"12\"\n"
+    );
+    apply(&s, &cm);
+    // and an Order owned by a ConfigMap goes when the ConfigMap does
+    let cm_uid = jsonpath(&s, "configmap/invoice", "{.metadata.uid}");
+    let dependent = format!(
+        "apiVersion: shop.example.com/v1\nkind: Order\nmetadata:\n  name: follow-up\n  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: invoice\n    uid: {cm_uid}\nspec:\n  customer: hooli\n  replicas: 1\n  lineItems:\n  - sku: MUG-001\n    quantity: 1\n"
+    );
+    apply(&s, &dependent);
+
+    s.ok(&["delete", "namespace", "doomed", "--timeout=60s"]);
+    assert!(
+        !s.kubectl(&["get", "order", "in-doomed", "-n", "doomed"])
+            .status
+            .success()
+    );
+    assert!(
+        s.kubectl(&["get", "configmap", "invoice"]).status.success(),
+        "the owner still exists"
+    );
+
+    s.ok(&["delete", "order", "owner"]);
+    wait_for("the owned ConfigMap to be collected", LONG, || {
+        !s.kubectl(&["get", "configmap", "invoice"]).status.success()
+    });
+    wait_for(
+        "the Order owned by the ConfigMap to be collected",
+        LONG,
+        || !s.kubectl(&["get", "order", "follow-up"]).status.success(),
+    );
+}

@@ -37,6 +37,14 @@ struct Node {
 trait Graph: Send + Sync {
     fn by_uid(&self, uid: &str) -> Option<Node>;
     fn owned_by(&self, uid: &str) -> Vec<Node>;
+    /// The objects with an owner of a kind this collector does not watch.
+    fn owned_by_unwatched(&self) -> Vec<Node>;
+}
+
+/// Whether objects of `api_version`/`kind` are watched by the collector
+/// (built-in kinds are; custom ones are swept).
+fn watched(api_version: &str, kind: &str) -> bool {
+    schemas::lookup(api_version, kind).is_ok()
 }
 
 struct Typed<K> {
@@ -65,6 +73,20 @@ impl<K: Object> Graph for Typed<K> {
         self.cache
             .owned_by(uid)
             .iter()
+            .map(|k| node(k.as_ref(), &self.info))
+            .collect()
+    }
+    fn owned_by_unwatched(&self) -> Vec<Node> {
+        self.cache
+            .all()
+            .iter()
+            .filter(|k| {
+                k.metadata()
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| !watched(&o.api_version, &o.kind))
+            })
             .map(|k| node(k.as_ref(), &self.info))
             .collect()
     }
@@ -346,6 +368,18 @@ async fn sweep_custom(state: Arc<State>) {
         tokio::select! {
             () = state.ctx.stopped() => return,
             () = tokio::time::sleep(CUSTOM_SWEEP) => {}
+        }
+        // watched objects whose owner is a custom resource: its deletion
+        // reaches no informer here
+        let orphans: Vec<Node> = state
+            .graphs
+            .iter()
+            .flat_map(|g| g.owned_by_unwatched())
+            .collect();
+        for n in orphans {
+            if let Err(e) = collect(&state, n).await {
+                tracing::warn!(error = %e, "collecting an object owned by a custom resource failed; will retry");
+            }
         }
         let kinds = match custom_kinds::stored(&state.ctx.client).await {
             Ok(k) => k,

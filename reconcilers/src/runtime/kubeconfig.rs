@@ -183,7 +183,10 @@ impl KubeConfig {
             _ => None,
         };
         // a client certificate and key, inline (base64 PEM) or in files
-        let pem = |data: &Option<String>, file: &Option<PathBuf>, what: &str| -> Result<Option<String>, KubeConfigError> {
+        let pem = |data: &Option<String>,
+                   file: &Option<PathBuf>,
+                   what: &str|
+         -> Result<Option<String>, KubeConfigError> {
             match (data, file) {
                 (Some(d), _) => base64::engine::general_purpose::STANDARD
                     .decode(d.trim())
@@ -199,7 +202,11 @@ impl KubeConfig {
         };
         let identity_pem = match user {
             Some(u) => match (
-                pem(&u.client_certificate_data, &u.client_certificate, "client-certificate")?,
+                pem(
+                    &u.client_certificate_data,
+                    &u.client_certificate,
+                    "client-certificate",
+                )?,
                 pem(&u.client_key_data, &u.client_key, "client-key")?,
             ) {
                 (Some(cert), Some(key)) => Some(format!("{cert}\n{key}")),
@@ -276,6 +283,10 @@ mod tests {
         .expect("write");
         std::fs::write(dir.path().join("c.pem"), "CERT").expect("cert");
         let e = KubeConfig::load(&path).expect_err("no key");
-        assert!(e.to_string().contains("needs both client-certificate and client-key"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("needs both client-certificate and client-key"),
+            "{e}"
+        );
     }
 }
