@@ -444,3 +444,40 @@ fn every_write_records_its_field_manager() {
         ]
     );
 }
+
+#[test]
+fn root_paths_and_health_checks_answer_as_kube_apiserver_does() {
+    let c = Cluster::start();
+    for path in ["/version", "/version/", "/api", "/api/", "/apis", "/apis/"] {
+        let r = c.curl("GET", path, &[], None);
+        assert_eq!(r.code, 200, "{path}: {}", text(&r.body));
+    }
+    assert_eq!(c.curl("GET", "/version/", &[], None).json()["major"], "1");
+    assert_eq!(
+        c.curl("GET", "/api/", &[], None).json()["kind"],
+        "APIVersions"
+    );
+    for path in [
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/livez/ping",
+        "/readyz/etcd",
+        "/healthz/log",
+    ] {
+        let r = c.curl("GET", path, &[], None);
+        assert_eq!((r.code, text(&r.body)), (200, "ok".to_string()), "{path}");
+    }
+    let r = c.curl("GET", "/readyz?verbose", &[], None);
+    assert_eq!(
+        text(&r.body),
+        "[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]informer-sync ok\n[+]shutdown ok\nreadyz check passed\n"
+    );
+    let r = c.curl("GET", "/livez?verbose&exclude=etcd", &[], None);
+    assert!(
+        text(&r.body).contains("[+]etcd excluded: ok"),
+        "{}",
+        text(&r.body)
+    );
+    assert_eq!(c.curl("GET", "/livez/nope", &[], None).code, 404);
+}

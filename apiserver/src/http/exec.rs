@@ -1,18 +1,27 @@
 //! `pods/exec` as kubectl speaks it since 1.30: a WebSocket upgrade with the
 //! `v5.channel.k8s.io` (or `v4.channel.k8s.io`) subprotocol — binary
-//! messages whose first byte is the stream (1 stdout, 2 stderr, 3 the final
-//! `Status`). The command runs on the pod's node daemon (see `node_proxy`)
-//! to completion; its stdout and stderr are sent on their streams, then a `Status` that is
-//! `Success`, or `Failure` with reason `NonZeroExitCode` and the exit code
-//! as kubectl expects it, then the socket closes. With stdin (`-i`), what
-//! the client sends on stream 0 until v5's close signal is the command's
-//! input (so `kubectl cp` into a pod works); a TTY (`-t`) is refused with a
+//! messages whose first byte is the stream (0 stdin, 1 stdout, 2 stderr, 3
+//! the final `Status`; v5 adds 255, whose `[255, 0]` closes stdin). Like
+//! the kubelet, the command starts at once on the pod's node daemon (see
+//! `node_proxy`), streaming both ways: what the client sends on stream 0 is
+//! passed to the node as it arrives (the request body to the node is a
+//! stream), and the node's framed answer — stdout and stderr chunks as the
+//! command writes them, then its exit code — is relayed on streams 1 and 2
+//! as it comes. v5's close signal (or, with v4, the socket's end) closes the
+//! command's stdin; when the command exits the session ends with a `Status`
+//! that is `Success`, or `Failure` with reason `NonZeroExitCode` and the
+//! exit code as kubectl expects it, then the socket closes — whether or not
+//! the client closed stdin. A client that leaves closes the command's stdin
+//! and the command runs on to its end (as with the kubelet); its output is
+//! dropped. Stdin is capped at [`MAX_STDIN`]; a TTY (`-t`) is refused with a
 //! message saying so.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use crate::errors::{ApiError, ApiResult};
 use crate::http::App;
@@ -23,16 +32,16 @@ use crate::http::node_proxy::{
 /// The subprotocols served, preferred first.
 pub const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
-/// The header the node answers the exit code in.
-const EXIT_CODE_HEADER: &str = "x-korral-exit-code";
-
-/// The header saying how many leading body bytes are stdout (the rest is stderr).
-const STDOUT_BYTES_HEADER: &str = "x-korral-stdout-bytes";
+/// The content type of the node's framed exec answer.
+pub const NODE_STREAM_CONTENT_TYPE: &str = "application/vnd.korral.exec-stream";
 
 /// Stream ids of the channel protocol.
+const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const STATUS: u8 = 3;
+/// v5's control stream, whose `[255, id]` closes a stream.
+const CONTROL: u8 = 255;
 
 /// The largest message sent on a stream.
 const CHUNK: usize = 32 * 1024;
@@ -40,12 +49,16 @@ const CHUNK: usize = 32 * 1024;
 /// How long the session waits for the client's half of the close handshake.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The largest stdin accepted (the node's exec endpoint has the same cap).
-const MAX_STDIN: usize = 64 << 20;
+/// The largest stdin accepted in one session (the node's exec endpoint has the same cap).
+pub const MAX_STDIN: usize = 64 << 20;
 
-/// Stream 0 (stdin) and v5's control stream, whose `[255, id]` closes a stream.
-const STDIN: u8 = 0;
-const CONTROL: u8 = 255;
+/// How many stdin messages wait for the node before the client is read no
+/// further (backpressure: a command that does not read its input slows the
+/// client down instead of filling memory).
+const STDIN_QUEUE: usize = 16;
+
+/// The largest frame a node may send (its output chunks are 32 KiB).
+const MAX_FRAME: usize = 1 << 20;
 
 /// What one exec request asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,11 +107,12 @@ pub fn parse(pod: &Value, query: &[(String, String)]) -> ApiResult<ExecRequest> 
     })
 }
 
-/// The `Status` kubectl reads from the status stream at the end of a session.
-pub fn final_status(result: &Result<(i32, Vec<u8>, Vec<u8>), String>, command: &[String]) -> Value {
+/// The `Status` kubectl reads from the status stream at the end of a session:
+/// from the command's exit code, or why it could not run.
+pub fn final_status(result: &Result<i32, String>, command: &[String]) -> Value {
     match result {
-        Ok((0, _, _)) => json!({"metadata": {}, "status": "Success"}),
-        Ok((code, _, _)) => json!({
+        Ok(0) => json!({"metadata": {}, "status": "Success"}),
+        Ok(code) => json!({
             "metadata": {},
             "status": "Failure",
             "message": format!("command terminated with non-zero exit code: error executing command {command:?}, exit code {code}"),
@@ -115,14 +129,75 @@ pub fn final_status(result: &Result<(i32, Vec<u8>, Vec<u8>), String>, command: &
     }
 }
 
-/// Runs the command on the node: its exit code and output.
-async fn run_on_node(
+/// One frame of the node's answer (`node/src/server/exec.rs` writes them):
+/// a kind byte, the payload's length (4 bytes, big-endian), the payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeFrame {
+    /// Kind 1: output on stdout.
+    Stdout(Bytes),
+    /// Kind 2: output on stderr.
+    Stderr(Bytes),
+    /// Kind 3, last: the exit code (4 bytes, big-endian, signed).
+    Exit(i32),
+    /// Kind 4, last: why the command could not run or finish.
+    Error(String),
+}
+
+/// Cuts the node's answer into [`NodeFrame`]s as its bytes arrive, however
+/// they are split.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: BytesMut,
+}
+
+impl FrameReader {
+    /// Adds bytes as they arrive.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete frame, `None` until one is; an error for bytes that are not frames.
+    pub fn next_frame(&mut self) -> Result<Option<NodeFrame>, String> {
+        let Some((&kind, rest)) = self.buf.split_first() else {
+            return Ok(None);
+        };
+        let Some(len) = rest.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if len > MAX_FRAME {
+            return Err(format!(
+                "an exec frame of {len} bytes (at most {MAX_FRAME}): not korral's exec protocol"
+            ));
+        }
+        if self.buf.len() < 5 + len {
+            return Ok(None);
+        }
+        self.buf.advance(5);
+        let payload = self.buf.split_to(len).freeze();
+        match kind {
+            1 => Ok(Some(NodeFrame::Stdout(payload))),
+            2 => Ok(Some(NodeFrame::Stderr(payload))),
+            3 => match <[u8; 4]>::try_from(&payload[..]) {
+                Ok(b) => Ok(Some(NodeFrame::Exit(i32::from_be_bytes(b)))),
+                Err(_) => Err(format!("an exit code frame of {len} bytes")),
+            },
+            4 => Ok(Some(NodeFrame::Error(
+                String::from_utf8_lossy(&payload).into_owned(),
+            ))),
+            k => Err(format!("an exec frame of unknown kind {k}")),
+        }
+    }
+}
+
+/// Starts the command on the node: `stdin` is the request body, streamed.
+async fn start_on_node(
     app: &App,
     pod: &Value,
     node: &str,
     req: &ExecRequest,
-    stdin: Option<Vec<u8>>,
-) -> Result<(i32, Vec<u8>, Vec<u8>), String> {
+    stdin: reqwest::Body,
+) -> Result<reqwest::Response, String> {
     let ep = endpoint(app, node).await.map_err(|e| e.message)?;
     let (ns, name) = namespace_and_name(pod);
     let url = format!("{}/exec/{ns}/{name}/{}", ep.base, req.container);
@@ -131,39 +206,32 @@ async fn run_on_node(
         .iter()
         .map(|c| ("command", c.as_str()))
         .collect();
-    if stdin.is_some() {
+    if req.stdin {
         query.push(("stdin", "true"));
     }
     let resp = client(app, &ep)
         .map_err(|e| e.message)?
         .post(&url)
         .query(&query)
-        .body(stdin.unwrap_or_default())
+        .body(stdin)
         .send()
         .await
         .map_err(|e| format!("cannot reach node {node:?} at {}: {e}", ep.base))?;
-    let status = resp.status();
-    let code = resp
-        .headers()
-        .get(EXIT_CODE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok());
-    let split = resp
-        .headers()
-        .get(STDOUT_BYTES_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the output from node {node:?}: {e}"))?;
-    match (status.is_success(), code) {
-        (true, Some(code)) => {
-            let (out, err) = body.split_at(split.unwrap_or(body.len()).min(body.len()));
-            Ok((code, out.to_vec(), err.to_vec()))
-        }
-        _ => Err(String::from_utf8_lossy(&body).trim().to_string()),
+    if !resp.status().is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        return Err(text.trim().to_string());
     }
+    let streamed = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        == Some(NODE_STREAM_CONTENT_TYPE);
+    if !streamed {
+        return Err(format!(
+            "node {node:?} answered exec in another format than {NODE_STREAM_CONTENT_TYPE} (an older node daemon?); run the API server's korral version on the node"
+        ));
+    }
+    Ok(resp)
 }
 
 fn frame(stream: u8, data: &[u8]) -> Message {
@@ -173,34 +241,150 @@ fn frame(stream: u8, data: &[u8]) -> Message {
     Message::Binary(Bytes::from(v))
 }
 
-/// Reads stdin from the client until it closes the stream (v5's close signal).
-async fn read_stdin(socket: &mut WebSocket) -> Result<Vec<u8>, String> {
-    if socket.protocol().and_then(|p| p.to_str().ok()) != Some(PROTOCOLS[0]) {
-        return Err(format!(
-            "exec with stdin needs the {} protocol (kubectl 1.30 or later) to know where the input ends",
-            PROTOCOLS[0]
-        ));
+/// Room in the stdin queue to the node (an error once the node takes no more input).
+async fn reserve(tx: Option<mpsc::Sender<Bytes>>) -> Result<mpsc::OwnedPermit<Bytes>, ()> {
+    match tx {
+        Some(tx) => tx.reserve_owned().await.map_err(|_| ()),
+        None => Err(()),
     }
-    let mut input = Vec::new();
-    while let Some(msg) = socket.recv().await {
-        let Ok(Message::Binary(data)) = msg else {
-            match msg {
-                Ok(Message::Close(_)) | Err(_) => return Err("the client went away".into()),
-                _ => continue,
-            }
-        };
-        match data.split_first() {
-            Some((&STDIN, rest)) => {
-                if input.len() + rest.len() > MAX_STDIN {
-                    return Err(format!("stdin is larger than {} MiB", MAX_STDIN >> 20));
+}
+
+/// How a relayed session ended.
+struct Relayed {
+    /// The exit code, or why there is none.
+    result: Result<i32, String>,
+    /// The client left before the end.
+    client_gone: bool,
+}
+
+/// Runs the command on the node, relaying the client's stdin to it and its
+/// output to the client as both come, until the command's end.
+async fn relay(
+    socket: &mut WebSocket,
+    app: &App,
+    pod: &Value,
+    node: &str,
+    req: &ExecRequest,
+) -> Relayed {
+    let (mut stdin, body) = if req.stdin {
+        let (tx, rx) = mpsc::channel::<Bytes>(STDIN_QUEUE);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+        });
+        (Some(tx), reqwest::Body::wrap_stream(stream))
+    } else {
+        (None, reqwest::Body::from(Vec::new()))
+    };
+    let resp = match start_on_node(app, pod, node, req, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            return Relayed {
+                result: Err(e),
+                client_gone: false,
+            };
+        }
+    };
+    let mut output = resp.bytes_stream();
+    let mut frames = FrameReader::default();
+    // a message from the client not yet taken by the node: the client is read no further until it is
+    let mut pending: Option<Bytes> = None;
+    let mut received = 0usize;
+    let mut client_gone = false;
+    let (mut exit, mut failure) = (None, None);
+    'session: loop {
+        tokio::select! {
+            permit = reserve(stdin.clone()), if pending.is_some() => match permit {
+                Ok(permit) => {
+                    if let Some(data) = pending.take() {
+                        permit.send(data);
+                    }
                 }
-                input.extend_from_slice(rest);
-            }
-            Some((&CONTROL, [STDIN, ..])) => return Ok(input),
-            _ => {}
+                // the node takes no more input: the command ended or closed its stdin
+                Err(()) => {
+                    pending = None;
+                    stdin = None;
+                }
+            },
+            // reading the client also answers its pings (kubectl drops a silent connection)
+            msg = socket.recv(), if !client_gone && pending.is_none() => match msg {
+                Some(Ok(Message::Binary(data))) => match data.first() {
+                    Some(&STDIN) if stdin.is_some() => {
+                        received += data.len() - 1;
+                        if received > MAX_STDIN {
+                            failure = Some(format!(
+                                "stdin is larger than {} MiB, korral's limit for exec input; the command was stopped",
+                                MAX_STDIN >> 20
+                            ));
+                            break 'session;
+                        }
+                        if data.len() > 1 {
+                            pending = Some(data.slice(1..));
+                        }
+                    }
+                    // v5: the client closed stdin, so does the command
+                    Some(&CONTROL) if data.get(1) == Some(&STDIN) => stdin = None,
+                    _ => {}
+                },
+                Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    // the socket's end is stdin's end; the command runs on, unseen
+                    client_gone = true;
+                    stdin = None;
+                }
+                Some(Ok(_)) => {}
+            },
+            chunk = output.next() => match chunk {
+                Some(Ok(bytes)) => {
+                    frames.push(&bytes);
+                    loop {
+                        let (stream, data) = match frames.next_frame() {
+                            Ok(Some(NodeFrame::Stdout(data))) => (STDOUT, data),
+                            Ok(Some(NodeFrame::Stderr(data))) => (STDERR, data),
+                            Ok(Some(NodeFrame::Exit(code))) => {
+                                exit = Some(code);
+                                continue;
+                            }
+                            Ok(Some(NodeFrame::Error(message))) => {
+                                failure = Some(message);
+                                continue;
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                failure = Some(format!("exec on node {node:?}: {e}"));
+                                break 'session;
+                            }
+                        };
+                        if client_gone {
+                            continue;
+                        }
+                        for piece in data.chunks(CHUNK) {
+                            if socket.send(frame(stream, piece)).await.is_err() {
+                                client_gone = true;
+                                stdin = None;
+                                pending = None;
+                                break;
+                            }
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    failure = Some(format!("reading the output from node {node:?}: {e}"));
+                    break 'session;
+                }
+                None => break 'session,
+            },
         }
     }
-    Err("the client went away".into())
+    let result = match (failure, exit) {
+        (Some(message), _) => Err(message),
+        (None, Some(code)) => Ok(code),
+        (None, None) => Err(format!(
+            "node {node:?} ended the exec session without the command's exit status (did the node daemon restart?)"
+        )),
+    };
+    Relayed {
+        result,
+        client_gone,
+    }
 }
 
 async fn session(
@@ -213,38 +397,12 @@ async fn session(
     let result = if req.tty {
         Err("exec with a TTY (-t) is not supported by korral's node daemons; run without -t (stdin with -i works)".to_string())
     } else {
-        let stdin = match req.stdin {
-            true => read_stdin(&mut socket).await.map(Some),
-            false => Ok(None),
-        };
-        match stdin {
-            Ok(stdin) => {
-                // keep reading while the command runs: pings get their pongs (kubectl
-                // drops a silent connection) and a client that leaves ends the session
-                let run = run_on_node(&app, &pod, &node, &req, stdin);
-                tokio::pin!(run);
-                loop {
-                    tokio::select! {
-                        r = &mut run => break r,
-                        msg = socket.recv() => match msg {
-                            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                            Some(Ok(_)) => {}
-                        },
-                    }
-                }
-            }
-            Err(e) => Err(e),
+        let relayed = relay(&mut socket, &app, &pod, &node, &req).await;
+        if relayed.client_gone {
+            return;
         }
+        relayed.result
     };
-    if let Ok((_, stdout, stderr)) = &result {
-        for (stream, data) in [(STDOUT, stdout), (STDERR, stderr)] {
-            for chunk in data.chunks(CHUNK) {
-                if socket.send(frame(stream, chunk)).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
     let status = final_status(&result, &req.command);
     let _ = socket
         .send(frame(
@@ -344,16 +502,53 @@ mod tests {
     #[test]
     fn the_final_status_carries_the_exit_code_as_kubectl_reads_it() {
         let cmd = vec!["false".to_string()];
-        assert_eq!(
-            final_status(&Ok((0, vec![], vec![])), &cmd)["status"],
-            "Success"
-        );
-        let s = final_status(&Ok((3, vec![], vec![])), &cmd);
+        assert_eq!(final_status(&Ok(0), &cmd)["status"], "Success");
+        let s = final_status(&Ok(3), &cmd);
         assert_eq!(s["reason"], "NonZeroExitCode");
         assert_eq!(s["details"]["causes"][0]["reason"], "ExitCode");
         assert_eq!(s["details"]["causes"][0]["message"], "3");
         let s = final_status(&Err("no node".into()), &cmd);
         assert_eq!(s["status"], "Failure");
         assert_eq!(s["message"], "no node");
+    }
+
+    #[test]
+    fn frames_are_read_however_their_bytes_are_split() {
+        let mut wire = vec![1, 0, 0, 0, 3];
+        wire.extend_from_slice(b"out");
+        wire.extend_from_slice(&[2, 0, 0, 0, 0]);
+        wire.extend_from_slice(&[4, 0, 0, 0, 2]);
+        wire.extend_from_slice(b"no");
+        wire.extend_from_slice(&[3, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xfe]);
+        let want = vec![
+            NodeFrame::Stdout(Bytes::from_static(b"out")),
+            NodeFrame::Stderr(Bytes::new()),
+            NodeFrame::Error("no".into()),
+            NodeFrame::Exit(-2),
+        ];
+        for step in [1, 2, 3, 7, wire.len()] {
+            let mut r = FrameReader::default();
+            let mut got = Vec::new();
+            for piece in wire.chunks(step) {
+                r.push(piece);
+                while let Some(f) = r.next_frame().expect("valid frames") {
+                    got.push(f);
+                }
+            }
+            assert_eq!(got, want, "split every {step} bytes");
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_frames_are_refused() {
+        let mut r = FrameReader::default();
+        r.push(&[9, 0, 0, 0, 0]);
+        assert!(r.next_frame().expect_err("unknown kind").contains("kind 9"));
+        let mut r = FrameReader::default();
+        r.push(&[1, 0xff, 0, 0, 0]);
+        assert!(r.next_frame().expect_err("too long").contains("bytes"));
+        let mut r = FrameReader::default();
+        r.push(&[3, 0, 0, 0, 1, 7]);
+        assert!(r.next_frame().is_err(), "an exit code is 4 bytes");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod exec;
+pub mod health;
 pub mod managed;
 pub mod node_proxy;
 pub mod request;
@@ -84,10 +85,16 @@ impl axum::extract::FromRequestParts<Arc<App>> for Caller {
 /// The router of the whole API.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/healthz", get(health))
-        .route("/livez", get(health))
-        .route("/readyz", get(ready))
+        .route("/healthz", get(health::healthz))
+        .route("/healthz/{*check}", get(health::healthz_check))
+        .route("/livez", get(health::livez))
+        .route("/livez/{*check}", get(health::livez_check))
+        .route("/readyz", get(health::readyz))
+        .route("/readyz/{*check}", get(health::readyz_check))
         .route("/version", get(version))
+        .route("/version/", get(version))
+        .route("/api/", get(api_root))
+        .route("/apis/", get(apis_root))
         .route("/metrics", get(metrics))
         .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(openapi_root))
@@ -111,21 +118,6 @@ async fn kube_headers(mut resp: Response) -> Response {
     h.entry(axum::http::header::CACHE_CONTROL)
         .or_insert(axum::http::HeaderValue::from_static("no-cache, private"));
     resp
-}
-
-async fn health() -> &'static str {
-    "ok"
-}
-
-async fn ready(State(app): State<Arc<App>>) -> Response {
-    match app.registry.store().current_revision().await {
-        Ok(_) => "ok".into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("[-]store failed: {e}\nreadyz check failed"),
-        )
-            .into_response(),
-    }
 }
 
 async fn version() -> Response {

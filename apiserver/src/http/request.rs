@@ -25,7 +25,15 @@ impl Query {
         )
     }
 
-    /// The last value of a parameter.
+    /// Every value of a repeated parameter (`?exclude=a&exclude=b`).
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
