@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use node_support::{
     NodeProc, alive, apply, check_adoption, check_exec, check_readiness_moves_endpoints,
-    container_id, endpoint_ips, http_get, jsonpath, ready, restarts, uid_of, wait_node, wait_ready,
-    wait_ready_pods,
+    check_streaming_exec, container_id, endpoint_ips, http_get, jsonpath, ready, restarts, uid_of,
+    wait_node, wait_ready, wait_ready_pods,
 };
 use support::{Server, wait_for};
 
@@ -228,6 +228,8 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
 
     // kubectl exec: output, stderr and exit code apart, stdin
     check_exec(&s, w0, &["busybox"], "/www/index.html", "hello from korral");
+    // kubectl exec -i streams: the command runs while stdin is open, input is echoed live
+    check_streaming_exec(&s, w0, &["busybox"]);
 
     // a killed container is restarted
     let pid = pid_of(&node, &s, w0);

@@ -381,3 +381,233 @@ pub fn check_adoption(
     assert_eq!(before, state(web), "containers were adopted, not restarted");
     after
 }
+
+/// A kubectl whose stdin the test holds open, its stdout read line by line
+/// as it comes (killed when dropped).
+pub struct Interactive {
+    child: crate::support::ChildGuard,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every stdout line seen so far.
+    pub seen: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Interactive {
+    /// Starts `kubectl ARGS` against the server with piped stdin, stdout and stderr.
+    pub fn start(s: &Server, args: &[&str]) -> Interactive {
+        use std::io::{BufRead, Read};
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&s.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        let stdin = child.stdin.take();
+        let (tx, lines) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(out).lines() {
+                    let Ok(line) = line else { return };
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(mut err) = child.stderr.take() {
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = err.read_to_string(&mut text);
+                if let Ok(mut s) = stderr.lock() {
+                    s.push_str(&text);
+                }
+            });
+        }
+        Interactive {
+            child: crate::support::ChildGuard(child),
+            stdin,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// Waits up to `timeout` for a stdout line equal to `want`; panics with what came instead.
+    pub fn expect_line(&mut self, want: &str, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line == want;
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line {want:?} from kubectl within {timeout:?}; stdout so far: {:?}; stderr: {}",
+                    self.seen,
+                    self.stderr_text()
+                ),
+            }
+        }
+    }
+
+    /// Writes to kubectl's stdin (kept open).
+    pub fn write(&mut self, text: &str) {
+        use std::io::Write;
+        let pipe = self.stdin.as_mut().expect("stdin still open");
+        pipe.write_all(text.as_bytes())
+            .expect("write kubectl stdin");
+        pipe.flush().expect("flush kubectl stdin");
+    }
+
+    /// Closes kubectl's stdin (its EOF).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits up to `timeout` for kubectl to exit; its exit code. The rest of
+    /// its stdout lands in [`Interactive::seen`].
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let mut status = None;
+        let exited = poll_until(timeout, || {
+            status = self.child.0.try_wait().ok().flatten();
+            status.is_some()
+        });
+        assert!(
+            exited,
+            "kubectl still running after {timeout:?}; stdout so far: {:?}; stderr: {}",
+            self.seen,
+            self.stderr_text()
+        );
+        // the reader thread ends with the pipe
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        status.and_then(|s| s.code())
+    }
+
+    /// What kubectl wrote on stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// `kubectl exec -i` streams like the kubelet: the command starts while the
+/// client's stdin is still open (its output shows at once), input reaches
+/// it as it is typed, stdin's end is the command's EOF, a command that does
+/// not read stdin (`ls /`) ends the session though stdin stays open.
+/// `bin` prefixes busybox applets (`["busybox"]` on the host, `[]` in an image).
+pub fn check_streaming_exec(s: &Server, pod: &str, bin: &[&str]) {
+    let argv = |cmd: &[&str]| -> Vec<String> {
+        ["exec", "-i", pod, "--"]
+            .iter()
+            .chain(bin)
+            .chain(cmd)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let wait = Duration::from_secs(30);
+    let args = argv(&["sh", "-c", "echo started; cat; echo stdin closed"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut k = Interactive::start(s, &args);
+    k.expect_line("started", wait);
+    k.write("typed while running\n");
+    k.expect_line("typed while running", wait);
+    k.write("last line\n");
+    k.close_stdin();
+    assert_eq!(k.wait(wait), Some(0), "stderr: {}", k.stderr_text());
+    assert_eq!(
+        k.seen,
+        [
+            "started",
+            "typed while running",
+            "last line",
+            "stdin closed"
+        ],
+        "the echoed input, then the command's end"
+    );
+
+    let args = argv(&["ls", "/"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut k = Interactive::start(s, &args);
+    // stdin stays open: the session ends with the command
+    assert_eq!(k.wait(wait), Some(0), "stderr: {}", k.stderr_text());
+    assert!(
+        k.seen.iter().any(|l| l == "etc"),
+        "ls / printed {:?}",
+        k.seen
+    );
+}
+
+/// `kubectl cp` (tar over exec's stdin and stdout) into `dir` of the pod and back.
+pub fn check_cp(s: &Server, pod: &str, dir: &str) {
+    let local = s.dir.path().join("cp-in.txt");
+    // megabytes: many stdin messages, backpressure from the tar reading them
+    let text = "copied in\nand out again\n".repeat(200_000);
+    std::fs::write(&local, &text).expect("write");
+    let remote = format!("{pod}:{dir}/cp-note.txt");
+    s.ok(&["cp", &local.to_string_lossy(), &remote]);
+    let back = s.dir.path().join("cp-back.txt");
+    s.ok(&["cp", &remote, &back.to_string_lossy()]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("copied back"),
+        text,
+        "the file came back whole"
+    );
+}
+
+/// A graceful delete reports the pod terminating before it goes, as the
+/// kubelet does: right after `kubectl delete --wait=false`, `kubectl wait
+/// --for=condition=Ready=False` sees the condition on the pod (whose
+/// container ignores SIGTERM, so the grace period runs out first), the
+/// container shows terminated, then the pod is gone.
+pub fn check_graceful_delete_reports_not_ready(s: &Server, node: &NodeProc, pod: &str) {
+    assert_eq!(ready(s, pod), "True", "{pod} is Ready before the delete");
+    s.ok(&["delete", "pod", pod, "--wait=false"]);
+    let target = format!("pod/{pod}");
+    let waits = [
+        vec![
+            "wait",
+            "--for=condition=Ready=False",
+            &target,
+            "--timeout=30s",
+        ],
+        vec![
+            "wait",
+            "--for=jsonpath={.status.containerStatuses[0].state.terminated.exitCode}=137",
+            &target,
+            "--timeout=30s",
+        ],
+    ];
+    let children: Vec<Interactive> = waits.iter().map(|a| Interactive::start(s, a)).collect();
+    for (mut k, args) in children.into_iter().zip(&waits) {
+        let code = k.wait(Duration::from_secs(40));
+        assert_eq!(
+            code,
+            Some(0),
+            "kubectl {args:?}: stdout {:?}, stderr {}\nnode log tail:\n{}",
+            k.seen,
+            k.stderr_text(),
+            tail(&node.log_text(), 30)
+        );
+        assert!(
+            k.seen.iter().any(|l| l.contains("condition met")),
+            "kubectl {args:?}: {:?}",
+            k.seen
+        );
+    }
+    wait_for(
+        "the deleted pod to be gone",
+        Duration::from_secs(20),
+        || !s.kubectl(&["get", "pod", pod]).status.success(),
+    );
+}

@@ -113,6 +113,10 @@ pub struct Observed<'a> {
     pub start_time: Time,
     /// Whether the pod's volumes are ready.
     pub volumes_ready: bool,
+    /// The pod is being deleted: nothing restarts, and once nothing runs
+    /// the phase is terminal (Succeeded, or Failed if a container failed or
+    /// never ran), as the kubelet reports it before the final delete.
+    pub terminating: bool,
 }
 
 fn container_status(
@@ -163,7 +167,9 @@ fn container_status(
         }
         State::Exited { code, .. } => {
             let policy = restart_policy(pod);
-            let will_restart = if is_init {
+            let will_restart = if o.terminating {
+                false
+            } else if is_init {
                 *code != 0 && policy != "Never"
             } else {
                 restarts(policy, *code)
@@ -300,7 +306,13 @@ pub fn compute(pod: &Pod, o: &Observed<'_>) -> PodStatus {
             }
         }
     }
-    let phase = if init_failed {
+    let phase = if o.terminating && running == 0 {
+        if failed > 0 || waiting_n > 0 || restarting > 0 || !initialized || containers.is_empty() {
+            "Failed"
+        } else {
+            "Succeeded"
+        }
+    } else if init_failed {
         "Failed"
     } else if !initialized
         || o.pod_ip.is_none()
@@ -398,6 +410,10 @@ mod tests {
     }
 
     fn observe(p: &Pod, infos: &[ContainerInfo], ready: bool) -> PodStatus {
+        observe_as(p, infos, ready, false)
+    }
+
+    fn observe_as(p: &Pod, infos: &[ContainerInfo], ready: bool, terminating: bool) -> PodStatus {
         let attempts = by_name(infos);
         let (w, b) = (HashMap::new(), HashMap::new());
         let probes = move |_: &Container, _: &ContainerInfo| (ready, true);
@@ -413,6 +429,7 @@ mod tests {
                 host_ip: "192.168.0.1",
                 start_time: schemas::time::now(),
                 volumes_ready: true,
+                terminating,
             },
         )
     }
@@ -508,5 +525,35 @@ mod tests {
             observe(&pod("Always"), &[], true).phase.as_deref(),
             Some("Pending")
         );
+    }
+
+    #[test]
+    fn a_terminating_pod_reports_its_stopped_containers_and_not_ready() {
+        let p = pod("Always");
+        let killed = |code| State::Exited {
+            code,
+            finished_at: Utc::now(),
+            reason: None,
+        };
+        // still running during the grace period: readiness as the probes say
+        let s = observe_as(&p, &[info(0, State::Running)], true, true);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(cond(&s, "Ready"), "True");
+        // stopped by SIGTERM: terminated (no CrashLoopBackOff), not ready, a terminal phase
+        let s = observe_as(&p, &[info(0, killed(143))], true, true);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        assert_eq!(cond(&s, "Ready"), "False");
+        assert_eq!(cond(&s, "ContainersReady"), "False");
+        let cs = &s.container_statuses.as_ref().expect("statuses")[0];
+        assert!(!cs.ready);
+        let t = cs
+            .state
+            .as_ref()
+            .and_then(|x| x.terminated.as_ref())
+            .expect("terminated");
+        assert_eq!((t.exit_code, t.reason.as_deref()), (143, Some("Error")));
+        let s = observe_as(&p, &[info(0, killed(0))], true, true);
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+        assert_eq!(cond(&s, "Ready"), "False");
     }
 }

@@ -181,8 +181,8 @@ pub async fn reconcile(ctx: Arc<PodContext>, key: ObjectRef) -> Result<Action, S
     }
 }
 
-/// Stops every container of a pod (SIGTERM, then SIGKILL after `grace`), removes them and the sandbox.
-async fn teardown(ctx: &PodContext, uid: &str, grace: Duration) -> Result<(), String> {
+/// Stops every running container of a pod: SIGTERM, then SIGKILL after `grace`.
+async fn stop_all(ctx: &PodContext, uid: &str, grace: Duration) -> Result<(), String> {
     ctx.probes.stop_pod(uid);
     let infos = ctx.runtime.list_pod(uid).await.map_err(|e| e.to_string())?;
     let stops = infos
@@ -194,6 +194,13 @@ async fn teardown(ctx: &PodContext, uid: &str, grace: Duration) -> Result<(), St
             tracing::warn!(pod_uid = uid, error = %e, "stopping a container failed");
         }
     }
+    Ok(())
+}
+
+/// Stops every container of a pod (SIGTERM, then SIGKILL after `grace`), removes them and the sandbox.
+async fn teardown(ctx: &PodContext, uid: &str, grace: Duration) -> Result<(), String> {
+    stop_all(ctx, uid, grace).await?;
+    let infos = ctx.runtime.list_pod(uid).await.map_err(|e| e.to_string())?;
     for c in &infos {
         if let Err(e) = ctx.runtime.remove(&c.id).await {
             tracing::warn!(pod_uid = uid, container = %c.name, error = %e, "removing a container failed");
@@ -210,8 +217,16 @@ async fn teardown(ctx: &PodContext, uid: &str, grace: Duration) -> Result<(), St
     Ok(())
 }
 
-/// A pod being deleted: graceful stop, then the final delete (grace 0, this uid only).
-async fn terminate(ctx: &PodContext, pod: &Pod, st: PodState) -> Result<(), String> {
+/// A pod being deleted, as the kubelet ends it: graceful stop (SIGTERM,
+/// grace, SIGKILL), then the status with the stopped containers — `Ready`
+/// and `ContainersReady` False, containers terminated, a terminal phase —
+/// so clients watching readiness see the pod go, then the containers and
+/// sandbox are removed and the pod deleted for good (grace 0, this uid only).
+async fn terminate(ctx: &PodContext, pod: &Pod, mut st: PodState) -> Result<(), String> {
+    // a daemon restarted mid-deletion remembers nothing: the pod keeps the IP it reported
+    if st.ip.is_none() {
+        st.ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+    }
     let grace = pod
         .metadata
         .deletion_grace_period_seconds
@@ -224,6 +239,17 @@ async fn terminate(ctx: &PodContext, pod: &Pod, st: PodState) -> Result<(), Stri
         .max(0);
     let grace = Duration::from_secs(u64::try_from(grace).unwrap_or(0)).max(Duration::from_secs(1));
     tracing::info!(pod = %ObjectRef::of(pod), ?grace, "stopping the pod's containers");
+    stop_all(ctx, &st.uid, grace).await?;
+    let infos = ctx
+        .runtime
+        .list_pod(&st.uid)
+        .await
+        .map_err(|e| e.to_string())?;
+    let last = pod_status(ctx, pod, &st, &infos, true);
+    if pod.status.as_ref() != Some(&last) {
+        // a failure is retried: the stop above is a no-op the second time
+        write_status(ctx, pod, &last).await?;
+    }
     teardown(ctx, &st.uid, grace).await?;
     let api = ctx.client.api::<Pod>(Some(pod.metadata.namespace_str()));
     let params = DeleteParams {
@@ -236,6 +262,60 @@ async fn terminate(ctx: &PodContext, pod: &Pod, st: PodState) -> Result<(), Stri
         Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
         Err(e) => Err(format!("final delete: {e}")),
     }
+}
+
+/// The pod's status from its containers as the runtime lists them and what
+/// the reconciler remembers (`terminating`: the pod is being deleted).
+fn pod_status(
+    ctx: &PodContext,
+    pod: &Pod,
+    st: &PodState,
+    infos: &[ContainerInfo],
+    terminating: bool,
+) -> k8s_openapi::api::core::v1::PodStatus {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let attempts = status::by_name(infos);
+    let mut waiting = st.waiting.clone();
+    if let Some(e) = &st.volume_error {
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+        {
+            waiting
+                .entry(c.name.clone())
+                .or_insert_with(|| ("ContainerCreating".into(), format!("volumes: {e}")));
+        }
+    }
+    let backoff_until: HashMap<String, DateTime<Utc>> = st
+        .backoff_until
+        .iter()
+        .map(|(k, (_, t))| (k.clone(), *t))
+        .collect();
+    let probes = ctx.probes.clone();
+    let simulated = !ctx.materialize;
+    let probe_fn = move |c: &Container, info: &ContainerInfo| {
+        if simulated {
+            return (true, true);
+        }
+        let v = probes.verdict(&info.pod_uid, c, &info.id);
+        (v.ready && v.started, v.started)
+    };
+    let host_ip = ctx.facts.host_ip.clone();
+    let observed = Observed {
+        kind: ctx.runtime.kind(),
+        attempts: &attempts,
+        waiting: &waiting,
+        backoff_until: &backoff_until,
+        probes: &probe_fn,
+        pod_ip: st.ip.as_deref(),
+        host_ip: &host_ip,
+        start_time: st.start_time.clone().unwrap_or_else(schemas::time::now),
+        volumes_ready: st.volume_error.is_none(),
+        terminating,
+    };
+    status::compute(pod, &observed)
 }
 
 fn secs(v: i64) -> Duration {
@@ -430,42 +510,7 @@ async fn sync(
         .list_pod(&uid)
         .await
         .map_err(|e| e.to_string())?;
-    let attempts = status::by_name(&infos);
-    let mut waiting = st.waiting.clone();
-    if let Some(e) = &st.volume_error {
-        for c in inits.iter().chain(&spec.containers) {
-            waiting
-                .entry(c.name.clone())
-                .or_insert_with(|| ("ContainerCreating".into(), format!("volumes: {e}")));
-        }
-    }
-    let backoff_until: HashMap<String, DateTime<Utc>> = st
-        .backoff_until
-        .iter()
-        .map(|(k, (_, t))| (k.clone(), *t))
-        .collect();
-    let probes = ctx.probes.clone();
-    let simulated = !ctx.materialize;
-    let probe_fn = move |c: &Container, info: &ContainerInfo| {
-        if simulated {
-            return (true, true);
-        }
-        let v = probes.verdict(&info.pod_uid, c, &info.id);
-        (v.ready && v.started, v.started)
-    };
-    let host_ip = ctx.facts.host_ip.clone();
-    let observed = Observed {
-        kind: ctx.runtime.kind(),
-        attempts: &attempts,
-        waiting: &waiting,
-        backoff_until: &backoff_until,
-        probes: &probe_fn,
-        pod_ip: st.ip.as_deref(),
-        host_ip: &host_ip,
-        start_time: st.start_time.clone().unwrap_or_else(schemas::time::now),
-        volumes_ready: st.volume_error.is_none(),
-    };
-    let new_status = status::compute(pod, &observed);
+    let new_status = pod_status(ctx, pod, st, &infos, false);
     if pod.status.as_ref() != Some(&new_status) {
         write_status(ctx, pod, &new_status).await?;
     }

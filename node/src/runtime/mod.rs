@@ -1,7 +1,9 @@
 //! The `Runtime` trait the pod reconciler drives, and what flows through it:
 //! a pod sandbox (network), containers built from the pod spec, their
-//! observed state, exec for probes and `kubectl exec`. Three implementations:
-//! [`containerd`], [`process`], [`simulated`].
+//! observed state, exec for probes and `kubectl exec` (streamed: the command
+//! starts at once, its input arrives as it is sent, its output leaves as it is
+//! written — see [`ExecStreams`]). Three implementations: [`containerd`],
+//! [`process`], [`simulated`].
 
 pub mod containerd;
 pub mod process;
@@ -10,8 +12,9 @@ pub mod simulated;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Why a runtime call failed.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +197,79 @@ impl ExecOutput {
     }
 }
 
+/// One piece of an exec'd command's output, as it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecChunk {
+    /// Written to stdout.
+    Stdout(Bytes),
+    /// Written to stderr.
+    Stderr(Bytes),
+}
+
+/// The streams of one [`Runtime::exec_streaming`] session.
+#[derive(Debug)]
+pub struct ExecStreams {
+    /// The command's input, chunk by chunk as it arrives; the end of the
+    /// channel (every sender dropped) is the end of input. `None`: no input
+    /// (`/dev/null`).
+    pub stdin: Option<mpsc::Receiver<Bytes>>,
+    /// Where the command's output goes as it is produced.
+    pub output: mpsc::Sender<ExecChunk>,
+}
+
+/// How many chunks an exec's output (or input) channel holds before the
+/// producer waits: backpressure instead of buffering.
+pub const EXEC_QUEUE: usize = 16;
+
+/// The largest chunk of output read at once.
+pub const EXEC_CHUNK: usize = 32 * 1024;
+
+/// Copies a command's output pipe to `output` as `wrap`ped chunks until the
+/// pipe ends. When nobody receives any more, the rest is read and dropped,
+/// so the command never blocks on a full pipe.
+pub async fn pump_output<R>(
+    mut pipe: R,
+    wrap: fn(Bytes) -> ExecChunk,
+    output: &mpsc::Sender<ExecChunk>,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; EXEC_CHUNK];
+    let mut open = true;
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if open
+                    && output
+                        .send(wrap(Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                {
+                    open = false;
+                }
+            }
+        }
+    }
+}
+
+/// Copies `input` into a command's stdin pipe as it arrives, then closes the
+/// pipe (the command's end of input). Stops early, without error, when the
+/// command closes its end (it need not read everything).
+pub async fn feed_input<W>(mut input: mpsc::Receiver<Bytes>, mut pipe: W)
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    while let Some(chunk) = input.recv().await {
+        if pipe.write_all(&chunk).await.is_err() || pipe.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = pipe.shutdown().await;
+}
+
 /// What a runtime does for the pod reconciler. Every call is idempotent
 /// where it can be (a sandbox that exists is returned, a container already
 /// stopped stops at once).
@@ -233,15 +309,64 @@ pub trait Runtime: Send + Sync + 'static {
             .collect())
     }
 
-    /// Runs a command in a running container, up to `timeout`; `stdin` (when
-    /// given) is written to the command's standard input, then closed.
+    /// Runs a command in a running container, streaming: the command starts
+    /// at once; what arrives on `streams.stdin` is copied to its standard
+    /// input as it comes (the channel's end closes that input; without a
+    /// channel the input is empty); its stdout and stderr go to
+    /// `streams.output` as they are written. Returns the exit code once the
+    /// command has exited and its output is sent — whether or not its input
+    /// ended. The command is killed after `timeout`, and when
+    /// `streams.output`'s receiver goes away (nobody is left to see it).
+    async fn exec_streaming(
+        &self,
+        id: &str,
+        command: &[String],
+        streams: ExecStreams,
+        timeout: Duration,
+    ) -> Result<i32>;
+
+    /// Runs a command to completion (probes): `stdin` (when given) is its whole
+    /// input, then closed; the output is collected.
     async fn exec(
         &self,
         id: &str,
         command: &[String],
         stdin: Option<&[u8]>,
         timeout: Duration,
-    ) -> Result<ExecOutput>;
+    ) -> Result<ExecOutput> {
+        let input = stdin.map(|data| {
+            let (tx, rx) = mpsc::channel(1);
+            // a fresh channel with room for one: this cannot fail; dropping tx ends the input
+            let _ = tx.try_send(Bytes::copy_from_slice(data));
+            rx
+        });
+        let (output, mut rx) = mpsc::channel(EXEC_QUEUE);
+        let run = self.exec_streaming(
+            id,
+            command,
+            ExecStreams {
+                stdin: input,
+                output,
+            },
+            timeout,
+        );
+        let collect = async {
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            while let Some(chunk) = rx.recv().await {
+                match chunk {
+                    ExecChunk::Stdout(b) => stdout.extend_from_slice(&b),
+                    ExecChunk::Stderr(b) => stderr.extend_from_slice(&b),
+                }
+            }
+            (stdout, stderr)
+        };
+        let (code, (stdout, stderr)) = tokio::join!(run, collect);
+        Ok(ExecOutput {
+            code: code?,
+            stdout,
+            stderr,
+        })
+    }
 
     /// Pod uids whose containers changed state (exited): the reconciler resyncs them.
     fn events(&self) -> broadcast::Receiver<String>;

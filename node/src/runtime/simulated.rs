@@ -1,7 +1,7 @@
 //! The `simulated` runtime: no processes at all (like kwok or hollow nodes).
 //! Containers are records that turn Running after a configurable delay and
-//! run until stopped; exec succeeds; pod IPs come from a counter. Thousands
-//! of nodes fit in one process.
+//! run until stopped; exec succeeds at once (input ignored, no output); pod
+//! IPs come from a counter. Thousands of nodes fit in one process.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,7 +12,7 @@ use chrono::Utc;
 use tokio::sync::broadcast;
 
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, ExecOutput, PodSandbox, Result, Runtime, RuntimeError, State,
+    ContainerConfig, ContainerInfo, ExecStreams, PodSandbox, Result, Runtime, RuntimeError, State,
     event_channel,
 };
 
@@ -157,19 +157,15 @@ impl Runtime for Simulated {
         self.with(|m| m.values().cloned().collect())
     }
 
-    async fn exec(
+    async fn exec_streaming(
         &self,
         id: &str,
         _command: &[String],
-        _stdin: Option<&[u8]>,
+        _streams: ExecStreams,
         _timeout: Duration,
-    ) -> Result<ExecOutput> {
+    ) -> Result<i32> {
         if self.with(|m| m.get(id).is_some_and(ContainerInfo::is_running))? {
-            Ok(ExecOutput {
-                code: 0,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            })
+            Ok(0)
         } else {
             Err(RuntimeError::NotFound(id.into()))
         }

@@ -1,33 +1,83 @@
 //! `POST /exec/{namespace}/{pod}/{container}?command=…[&stdin=true]`: runs
-//! a command in a running container and answers its stdout then its stderr
-//! (their split in the `x-korral-stdout-bytes` header) with the exit code in
-//! the `x-korral-exit-code` header —
-//! what the API server's `pods/exec` turns into a WebSocket session for
-//! kubectl. With `stdin=true` the request body is the command's standard
-//! input (then closed). The command runs to completion (at most
-//! [`EXEC_TIMEOUT`]); no TTY.
+//! a command in a running container, streaming both ways like the kubelet's
+//! exec — what the API server's `pods/exec` turns into a WebSocket session
+//! for kubectl. The command starts at once. With `stdin=true` the request
+//! body is the command's standard input, copied to it as it arrives (the
+//! API server streams it); the body's end closes that input. The response
+//! (`200`, [`STREAM_CONTENT_TYPE`]) is a sequence of [`Frame`]s written as
+//! the command produces output: stdout and stderr chunks, then one final
+//! frame, the exit code or an error. The session ends when the command
+//! exits, whether or not its input ended. No TTY; the command is killed
+//! after [`EXEC_TIMEOUT`], or when the API server goes away.
+//!
+//! Errors found before the command starts (no such pod or container) are
+//! plain-text HTTP errors instead.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
 
 use crate::pods::PodContext;
-use crate::runtime::RuntimeError;
+use crate::runtime::{EXEC_QUEUE, ExecChunk, ExecStreams, RuntimeError};
 
 /// The longest an exec'd command may run.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The largest stdin accepted (the API server's `pods/exec` has the same cap).
+/// The largest stdin accepted in one session (the API server's `pods/exec`
+/// has the same cap and tells the client).
 pub const MAX_STDIN: usize = 64 << 20;
 
-/// The response header carrying the command's exit code.
-pub const EXIT_CODE_HEADER: &str = "x-korral-exit-code";
+/// The content type of the framed response.
+pub const STREAM_CONTENT_TYPE: &str = "application/vnd.korral.exec-stream";
 
-/// The response header saying how many leading body bytes are stdout (the rest is stderr).
-pub const STDOUT_BYTES_HEADER: &str = "x-korral-stdout-bytes";
+/// One frame of the response: a kind byte, the payload's length (4 bytes,
+/// big-endian), the payload. The API server's `pods/exec` reads the same
+/// layout (`apiserver/src/http/exec.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// Kind 1: output on stdout.
+    Stdout(Bytes),
+    /// Kind 2: output on stderr.
+    Stderr(Bytes),
+    /// Kind 3, last: the command's exit code (4 bytes, big-endian, signed).
+    Exit(i32),
+    /// Kind 4, last: why the command could not run or finish (UTF-8).
+    Error(String),
+}
+
+impl Frame {
+    /// The frame's bytes.
+    pub fn encode(&self) -> Bytes {
+        let (kind, payload): (u8, &[u8]) = match self {
+            Frame::Stdout(b) => (1, b),
+            Frame::Stderr(b) => (2, b),
+            Frame::Exit(code) => (3, &code.to_be_bytes()),
+            Frame::Error(m) => (4, m.as_bytes()),
+        };
+        let mut out = BytesMut::with_capacity(5 + payload.len());
+        out.put_u8(kind);
+        // payloads are output chunks (32 KiB) or short messages
+        out.put_u32(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+        out.put_slice(payload);
+        out.freeze()
+    }
+}
+
+impl From<ExecChunk> for Frame {
+    fn from(c: ExecChunk) -> Self {
+        match c {
+            ExecChunk::Stdout(b) => Frame::Stdout(b),
+            ExecChunk::Stderr(b) => Frame::Stderr(b),
+        }
+    }
+}
 
 /// The `command` parameters of a query string, in order.
 pub fn commands(query: &str) -> Vec<String> {
@@ -42,16 +92,88 @@ fn wants_stdin(query: &str) -> bool {
     form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "stdin" && (v == "true" || v == "1"))
 }
 
+/// Copies a request body into a command's input channel as it arrives, up
+/// to `limit` bytes: beyond it the input ends and `overflow` says why. The
+/// body's end (or its failure: the API server went away) ends the input.
+pub async fn copy_stdin(
+    body: Body,
+    input: mpsc::Sender<Bytes>,
+    limit: usize,
+    overflow: Arc<OnceLock<String>>,
+) {
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        total = total.saturating_add(chunk.len());
+        if total > limit {
+            let _ = overflow.set(format!(
+                "stdin is larger than {} MiB; the command's input was cut there",
+                limit >> 20
+            ));
+            return;
+        }
+        if chunk.is_empty() {
+            continue;
+        }
+        if input.send(chunk).await.is_err() {
+            // the command ended or closed its input
+            return;
+        }
+    }
+}
+
+/// The response body: output frames as they come, then the final frame.
+fn response_stream(
+    output: mpsc::Receiver<ExecChunk>,
+    run: tokio::task::JoinHandle<Result<i32, RuntimeError>>,
+    overflow: Arc<OnceLock<String>>,
+    what: String,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
+    enum Step {
+        Output(
+            mpsc::Receiver<ExecChunk>,
+            tokio::task::JoinHandle<Result<i32, RuntimeError>>,
+        ),
+        Done,
+    }
+    futures_util::stream::unfold(Step::Output(output, run), move |step| {
+        let overflow = overflow.clone();
+        let what = what.clone();
+        async move {
+            let Step::Output(mut output, run) = step else {
+                return None;
+            };
+            if let Some(chunk) = output.recv().await {
+                let frame = Frame::from(chunk).encode();
+                return Some((Ok(frame), Step::Output(output, run)));
+            }
+            // every sender is gone: the runtime returned
+            let result = run.await;
+            let last = match result {
+                _ if overflow.get().is_some() => {
+                    Frame::Error(overflow.get().cloned().unwrap_or_default())
+                }
+                Ok(Ok(code)) => Frame::Exit(code),
+                Ok(Err(RuntimeError::NotFound(_))) => {
+                    Frame::Error(format!("{what} is not running"))
+                }
+                Ok(Err(e)) => Frame::Error(format!("exec in {what}: {e}")),
+                Err(e) => Frame::Error(format!("exec in {what}: the session failed: {e}")),
+            };
+            Some((Ok(last.encode()), Step::Done))
+        }
+    })
+}
+
 /// Serves an exec request.
 pub async fn exec(
     State(ctx): State<Arc<PodContext>>,
     Path((ns, pod, container)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Response {
     let query = query.unwrap_or_default();
     let command = commands(&query);
-    let stdin = wants_stdin(&query).then_some(&body[..]);
     if command.is_empty() {
         return (
             StatusCode::BAD_REQUEST,
@@ -64,28 +186,28 @@ pub async fn exec(
         Err(r) => return r,
     };
     tracing::info!(namespace = %ns, pod = %pod, container = %container, command = ?command, "exec");
-    match ctx.runtime.exec(&id, &command, stdin, EXEC_TIMEOUT).await {
-        Ok(out) => (
-            StatusCode::OK,
-            [
-                ("content-type", "application/octet-stream".to_string()),
-                (EXIT_CODE_HEADER, out.code.to_string()),
-                (STDOUT_BYTES_HEADER, out.stdout.len().to_string()),
-            ],
-            out.combined(),
-        )
-            .into_response(),
-        Err(RuntimeError::NotFound(_)) => (
-            StatusCode::BAD_REQUEST,
-            format!("container {container:?} in pod {pod:?} is not running"),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("exec in {ns}/{pod}/{container}: {e}"),
-        )
-            .into_response(),
-    }
+    let overflow = Arc::new(OnceLock::new());
+    let stdin = if wants_stdin(&query) {
+        let (tx, rx) = mpsc::channel(EXEC_QUEUE);
+        tokio::spawn(copy_stdin(body, tx, MAX_STDIN, overflow.clone()));
+        Some(rx)
+    } else {
+        None
+    };
+    let (output, rx) = mpsc::channel(EXEC_QUEUE);
+    let runtime = ctx.runtime.clone();
+    let run = tokio::spawn(async move {
+        runtime
+            .exec_streaming(&id, &command, ExecStreams { stdin, output }, EXEC_TIMEOUT)
+            .await
+    });
+    let what = format!("container {container:?} in pod {ns}/{pod}");
+    (
+        StatusCode::OK,
+        [("content-type", STREAM_CONTENT_TYPE)],
+        Body::from_stream(response_stream(rx, run, overflow, what)),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -101,5 +223,118 @@ mod tests {
         assert!(commands("stdout=true").is_empty());
         assert!(wants_stdin("command=cat&stdin=true"));
         assert!(!wants_stdin("command=cat&stdout=true"));
+    }
+
+    #[test]
+    fn frames_are_kind_length_payload() {
+        assert_eq!(
+            &Frame::Stdout(Bytes::from_static(b"hi")).encode()[..],
+            &[1, 0, 0, 0, 2, b'h', b'i']
+        );
+        assert_eq!(&Frame::Stderr(Bytes::new()).encode()[..], &[2, 0, 0, 0, 0]);
+        assert_eq!(
+            &Frame::Exit(-2).encode()[..],
+            &[3, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xfe]
+        );
+        assert_eq!(
+            &Frame::Error("no".into()).encode()[..],
+            &[4, 0, 0, 0, 2, b'n', b'o']
+        );
+    }
+
+    /// A body whose chunks the test sends one at a time.
+    fn streamed_body() -> (mpsc::Sender<Bytes>, Body) {
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        });
+        (tx, Body::from_stream(stream))
+    }
+
+    #[tokio::test]
+    async fn stdin_is_copied_chunk_by_chunk_as_it_arrives() {
+        let (body_tx, body) = streamed_body();
+        let (tx, mut rx) = mpsc::channel(4);
+        let overflow = Arc::new(OnceLock::new());
+        let copy = tokio::spawn(copy_stdin(body, tx, 1 << 20, overflow.clone()));
+        // each chunk reaches the command before the next is even sent
+        for chunk in ["first\n", "second\n"] {
+            body_tx.send(Bytes::from(chunk)).await.expect("send");
+            assert_eq!(rx.recv().await.as_deref(), Some(chunk.as_bytes()));
+        }
+        // the body's end is the input's end
+        drop(body_tx);
+        assert_eq!(rx.recv().await, None);
+        copy.await.expect("copy task");
+        assert!(overflow.get().is_none());
+    }
+
+    #[tokio::test]
+    async fn stdin_beyond_the_limit_ends_the_input_and_says_why() {
+        let (body_tx, body) = streamed_body();
+        let (tx, mut rx) = mpsc::channel(4);
+        let overflow = Arc::new(OnceLock::new());
+        let copy = tokio::spawn(copy_stdin(body, tx, 8, overflow.clone()));
+        body_tx.send(Bytes::from("12345")).await.expect("send");
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"12345"[..]));
+        body_tx.send(Bytes::from("67890")).await.expect("send");
+        assert_eq!(rx.recv().await, None, "input ends at the limit");
+        copy.await.expect("copy task");
+        assert!(
+            overflow
+                .get()
+                .is_some_and(|m| m.contains("stdin is larger than")),
+            "{overflow:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_response_ends_with_the_exit_code_after_all_output() {
+        let (out_tx, out_rx) = mpsc::channel(4);
+        let run = tokio::spawn(async move {
+            out_tx
+                .send(ExecChunk::Stdout(Bytes::from("out")))
+                .await
+                .expect("send");
+            out_tx
+                .send(ExecChunk::Stderr(Bytes::from("err")))
+                .await
+                .expect("send");
+            Ok(3)
+        });
+        let frames: Vec<Bytes> = response_stream(
+            out_rx,
+            run,
+            Arc::new(OnceLock::new()),
+            "container \"c\" in pod ns/p".into(),
+        )
+        .map(|r| r.unwrap_or_default())
+        .collect()
+        .await;
+        assert_eq!(
+            frames,
+            vec![
+                Frame::Stdout(Bytes::from("out")).encode(),
+                Frame::Stderr(Bytes::from("err")).encode(),
+                Frame::Exit(3).encode(),
+            ]
+        );
+        let (_, out_rx) = mpsc::channel::<ExecChunk>(1);
+        let run = tokio::spawn(async { Err(RuntimeError::NotFound("x".into())) });
+        let frames: Vec<Bytes> = response_stream(
+            out_rx,
+            run,
+            Arc::new(OnceLock::new()),
+            "container \"c\" in pod ns/p".into(),
+        )
+        .map(|r| r.unwrap_or_default())
+        .collect()
+        .await;
+        assert_eq!(
+            frames,
+            vec![Frame::Error("container \"c\" in pod ns/p is not running".into()).encode()]
+        );
     }
 }

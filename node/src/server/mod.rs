@@ -24,8 +24,8 @@ pub fn router(ctx: Arc<PodContext>) -> Router {
         )
         .route(
             "/exec/{namespace}/{pod}/{container}",
-            axum::routing::post(exec::exec)
-                .layer(axum::extract::DefaultBodyLimit::max(exec::MAX_STDIN)),
+            // the body is streamed into the command (exec::MAX_STDIN is counted as it goes)
+            axum::routing::post(exec::exec),
         )
         .with_state(ctx)
 }

@@ -33,8 +33,8 @@ use containerd_client::tonic::Code;
 use tokio::sync::broadcast;
 
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, ExecOutput, PodSandbox, Result, Runtime, RuntimeError, State,
-    event_channel, labels,
+    ContainerConfig, ContainerInfo, EXEC_CHUNK, ExecChunk, ExecStreams, PodSandbox, Result,
+    Runtime, RuntimeError, State, event_channel, feed_input, labels,
 };
 use api::{Api, err, not_found};
 
@@ -483,13 +483,13 @@ impl Runtime for Containerd {
         Ok(out)
     }
 
-    async fn exec(
+    async fn exec_streaming(
         &self,
         id: &str,
         command: &[String],
-        stdin: Option<&[u8]>,
+        streams: ExecStreams,
         timeout: Duration,
-    ) -> Result<ExecOutput> {
+    ) -> Result<i32> {
         let c = self
             .containers()
             .get(self.api.req(GetContainerRequest { id: id.to_string() }))
@@ -511,7 +511,8 @@ impl Runtime for Containerd {
             .unwrap_or_default();
         let process = spec::exec_process(&cspec, command);
         let exec_id = format!("exec-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
-        // stdio through FIFOs the shim opens: stdin fed after start, stdout and stderr read apart
+        let ExecStreams { stdin, output } = streams;
+        // stdio through FIFOs the shim opens: stdin fed as it arrives, stdout and stderr read apart
         let fifo = |name: &str| -> Result<PathBuf> {
             let p = std::env::temp_dir().join(format!("korral-{exec_id}.{name}"));
             make_fifo(&p).map_err(|e| other(format!("creating {}: {e}", p.display())))?;
@@ -523,8 +524,15 @@ impl Runtime for Containerd {
             Some(_) => Some(fifo("in")?),
             None => None,
         };
+        let wraps: [fn(bytes::Bytes) -> ExecChunk; 2] = [ExecChunk::Stdout, ExecChunk::Stderr];
         let readers = [out_fifo.clone(), err_fifo.clone()]
-            .map(|p| tokio::task::spawn_blocking(move || drain_fifo(&p)));
+            .into_iter()
+            .zip(wraps)
+            .map(|(p, wrap)| {
+                let output = output.clone();
+                tokio::task::spawn_blocking(move || stream_fifo(&p, wrap, &output))
+            })
+            .collect::<Vec<_>>();
         let release = |fifos: [&PathBuf; 2]| {
             use std::os::unix::fs::OpenOptionsExt;
             // a writer of our own ends a reader still waiting for the shim's
@@ -533,6 +541,14 @@ impl Runtime for Containerd {
                     .write(true)
                     .custom_flags(libc::O_NONBLOCK)
                     .open(p);
+            }
+        };
+        let remove_fifos = || {
+            for p in [Some(&out_fifo), Some(&err_fifo), in_fifo.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                let _ = std::fs::remove_file(p);
             }
         };
         let body = serde_json::to_vec(&process).map_err(|e| other(e.to_string()))?;
@@ -558,27 +574,10 @@ impl Runtime for Containerd {
             .await;
         if let Err(e) = created {
             release([&out_fifo, &err_fifo]);
-            for p in [Some(&out_fifo), Some(&err_fifo), in_fifo.as_ref()]
-                .into_iter()
-                .flatten()
-            {
-                let _ = std::fs::remove_file(p);
-            }
+            remove_fifos();
             return Err(other(err("exec", e)));
         }
-        let del = |me: &Self| {
-            let (api, id, exec_id) = (me.api.clone(), id.to_string(), exec_id.clone());
-            async move {
-                let _ = TasksClient::new(api.channel.clone())
-                    .delete_process(api.req(DeleteProcessRequest {
-                        container_id: id,
-                        exec_id,
-                    }))
-                    .await;
-            }
-        };
-        let waited = async {
-            // Wait is registered before Start so a fast exit is not missed
+        let session = async {
             let (mut t1, mut t2) = (self.tasks(), self.tasks());
             let wait = t1.wait(self.api.req(WaitRequest {
                 container_id: id.to_string(),
@@ -589,16 +588,13 @@ impl Runtime for Containerd {
                 exec_id: exec_id.clone(),
             }));
             let start_and_feed = async {
-                let started = start.await;
-                // stdin once the shim has the FIFO's read end (it opens it while starting)
-                if started.is_ok()
-                    && let (Some(path), Some(data)) = (in_fifo.clone(), stdin)
-                {
-                    let data = data.to_vec();
-                    if let Ok(Err(e)) =
-                        tokio::task::spawn_blocking(move || feed_fifo(&path, &data)).await
-                    {
-                        tracing::warn!(error = %e, "exec stdin");
+                start.await.map_err(|s| other(err("starting exec", s)))?;
+                // stdin once the shim has the FIFO's read end (it opens it while starting),
+                // chunk by chunk as it arrives; its end closes the command's input
+                if let (Some(path), Some(input)) = (in_fifo.as_deref(), stdin) {
+                    match open_fifo_writer(path).await {
+                        Ok(pipe) => feed_input(input, pipe).await,
+                        Err(e) => tracing::warn!(error = %e, "exec stdin"),
                     }
                     let _ = TasksClient::new(self.api.channel.clone())
                         .close_io(self.api.req(CloseIoRequest {
@@ -608,14 +604,33 @@ impl Runtime for Containerd {
                         }))
                         .await;
                 }
-                started
+                Ok::<(), RuntimeError>(())
             };
-            let (w, s) = tokio::join!(wait, start_and_feed);
-            s.map_err(|s| other(err("starting exec", s)))?;
-            w.map(|r| r.into_inner().exit_status)
-                .map_err(|s| other(err("waiting for exec", s)))
+            tokio::pin!(wait, start_and_feed);
+            let mut started = false;
+            loop {
+                tokio::select! {
+                    // Wait first, so it is registered before Start and a fast exit is not missed;
+                    // the exit ends the session, fed or not (a command need not read all its input)
+                    biased;
+                    w = &mut wait => break w
+                        .map(|r| r.into_inner().exit_status)
+                        .map_err(|s| other(err("waiting for exec", s))),
+                    s = &mut start_and_feed, if !started => {
+                        s?;
+                        started = true;
+                    }
+                }
+            }
         };
-        let result = tokio::time::timeout(timeout, waited).await;
+        let result = tokio::select! {
+            r = tokio::time::timeout(timeout, session) => r.unwrap_or_else(|_| {
+                Err(other(format!("exec {command:?}: timed out after {timeout:?}")))
+            }),
+            () = output.closed() => Err(other(format!(
+                "exec {command:?}: the session went away; the command was killed"
+            ))),
+        };
         if result.is_err() {
             let _ = self
                 .tasks()
@@ -627,32 +642,21 @@ impl Runtime for Containerd {
                 }))
                 .await;
         }
-        del(self).await;
+        let _ = self
+            .tasks()
+            .delete_process(self.api.req(DeleteProcessRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.clone(),
+            }))
+            .await;
         // the shim closed its ends when the process went; if it never opened them (a failed
         // start), a writer of our own ends the readers' wait
         release([&out_fifo, &err_fifo]);
-        let [out, errs] = readers;
-        let (stdout, stderr) = (
-            out.await.unwrap_or_default(),
-            errs.await.unwrap_or_default(),
-        );
-        for p in [Some(&out_fifo), Some(&err_fifo), in_fifo.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = std::fs::remove_file(p);
+        for r in readers {
+            let _ = r.await;
         }
-        match result {
-            Ok(Ok(code)) => Ok(ExecOutput {
-                code: i32::try_from(code).unwrap_or(255),
-                stdout,
-                stderr,
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(other(format!(
-                "exec {command:?}: timed out after {timeout:?}"
-            ))),
-        }
+        remove_fifos();
+        result.map(|code| i32::try_from(code).unwrap_or(255))
     }
 
     fn events(&self) -> broadcast::Receiver<String> {
@@ -671,48 +675,60 @@ fn make_fifo(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads a FIFO until every writer has closed it (blocks until one opens it).
-fn drain_fifo(path: &std::path::Path) -> Vec<u8> {
+/// Streams a FIFO to `output` as `wrap`ped chunks until every writer has
+/// closed it (blocks until one opens it: run it on a blocking thread). When
+/// nobody receives any more, the rest is read and dropped.
+fn stream_fifo(
+    path: &std::path::Path,
+    wrap: fn(bytes::Bytes) -> ExecChunk,
+    output: &tokio::sync::mpsc::Sender<ExecChunk>,
+) {
     use std::io::Read;
-    let mut data = Vec::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let _ = f.read_to_end(&mut data);
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return;
+    };
+    let mut buf = vec![0u8; EXEC_CHUNK];
+    let mut open = true;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if open
+                    && output
+                        .blocking_send(wrap(bytes::Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                {
+                    open = false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
     }
-    data
 }
 
-/// Writes `data` into a FIFO whose reader (the shim) is opening it, then
-/// closes it (the command's end of input). Waits up to 10 s for the reader.
-fn feed_fifo(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let file = loop {
-        // non-blocking: ENXIO while nobody reads (a blocking open could wait forever)
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-        {
-            Ok(f) => break f,
+/// How long the shim has to open an exec's stdin FIFO after the start.
+const FIFO_OPEN_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the write end of a FIFO whose reader (the shim) is opening it:
+/// non-blocking, so while nobody reads it the open fails (ENXIO) and is
+/// tried again, up to [`FIFO_OPEN_WAIT`].
+async fn open_fifo_writer(
+    path: &std::path::Path,
+) -> std::io::Result<tokio::net::unix::pipe::Sender> {
+    let deadline = tokio::time::Instant::now() + FIFO_OPEN_WAIT;
+    loop {
+        match tokio::net::unix::pipe::OpenOptions::new().open_sender(path) {
+            Ok(pipe) => return Ok(pipe),
             Err(e)
                 if e.raw_os_error() == Some(libc::ENXIO)
-                    && std::time::Instant::now() < deadline =>
+                    && tokio::time::Instant::now() < deadline =>
             {
-                std::thread::sleep(Duration::from_millis(20));
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(e) => return Err(e),
         }
-    };
-    // blocking writes from here (the reader drains as the command reads)
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-    // SAFETY: fcntl on a file descriptor this function owns
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
     }
-    let mut file = file;
-    file.write_all(data)
 }
 
 /// Imports an image archive into containerd (`korral image import`).

@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, ExecOutput, Mount, PodSandbox, Result, Runtime, RuntimeError,
-    State, event_channel,
+    ContainerConfig, ContainerInfo, ExecChunk, ExecStreams, Mount, PodSandbox, Result, Runtime,
+    RuntimeError, State, event_channel, feed_input, pump_output,
 };
 
 /// How the process runtime gives pods IPs.
@@ -404,13 +404,13 @@ impl Runtime for Process {
         Ok(out)
     }
 
-    async fn exec(
+    async fn exec_streaming(
         &self,
         id: &str,
         command: &[String],
-        stdin: Option<&[u8]>,
+        streams: ExecStreams,
         timeout: Duration,
-    ) -> Result<ExecOutput> {
+    ) -> Result<i32> {
         let dir = self.dir(id);
         let rec = self
             .record(&dir)
@@ -419,6 +419,7 @@ impl Runtime for Process {
         let (prog, args) = argv
             .split_first()
             .ok_or_else(|| RuntimeError::Invalid("exec: empty command".into()))?;
+        let ExecStreams { stdin, output } = streams;
         let mut cmd = tokio::process::Command::new(prog);
         cmd.args(args)
             .env_clear()
@@ -431,29 +432,58 @@ impl Runtime for Process {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        let run = async {
-            let mut child = cmd.spawn()?;
-            if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-                use tokio::io::AsyncWriteExt;
-                // the command may exit without reading everything: not an error
-                let _ = pipe.write_all(data).await;
-                drop(pipe);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                // like a shell: the command cannot run, 127 and why on stderr
+                let why = format!("cannot run {prog:?}: {e}\n");
+                let _ = output.send(ExecChunk::Stderr(why.into())).await;
+                return Ok(127);
             }
-            child.wait_with_output().await
         };
-        match tokio::time::timeout(timeout, run).await {
-            Ok(Ok(o)) => Ok(ExecOutput {
-                code: o.status.code().unwrap_or(-1),
-                stdout: o.stdout,
-                stderr: o.stderr,
-            }),
-            Ok(Err(e)) => Ok(ExecOutput {
-                code: 127,
-                stdout: Vec::new(),
-                stderr: format!("cannot run {prog:?}: {e}").into_bytes(),
-            }),
-            Err(_) => Err(RuntimeError::Other(format!(
-                "exec {prog:?}: timed out after {timeout:?}"
+        let pipe_in = child.stdin.take();
+        let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(RuntimeError::Other(format!(
+                "exec {prog:?}: no output pipes"
+            )));
+        };
+        let session = async {
+            // the exit ends the input too: a command may finish without reading it all
+            let exited = async {
+                let wait = child.wait();
+                tokio::pin!(wait);
+                if let (Some(input), Some(pipe)) = (stdin, pipe_in) {
+                    tokio::select! {
+                        status = &mut wait => return status,
+                        () = feed_input(input, pipe) => {}
+                    }
+                }
+                wait.await
+            };
+            let (status, (), ()) = tokio::join!(
+                exited,
+                pump_output(out, ExecChunk::Stdout, &output),
+                pump_output(err, ExecChunk::Stderr, &output),
+            );
+            status
+        };
+        tokio::select! {
+            r = tokio::time::timeout(timeout, session) => match r {
+                Ok(Ok(status)) => Ok(status
+                    .code()
+                    .or_else(|| {
+                        use std::os::unix::process::ExitStatusExt;
+                        status.signal().map(|s| 128 + s)
+                    })
+                    .unwrap_or(255)),
+                Ok(Err(e)) => Err(RuntimeError::Other(format!("exec {prog:?}: waiting: {e}"))),
+                // the child is killed as it is dropped
+                Err(_) => Err(RuntimeError::Other(format!(
+                    "exec {prog:?}: timed out after {timeout:?}"
+                ))),
+            },
+            () = output.closed() => Err(RuntimeError::Other(format!(
+                "exec {prog:?}: the session went away; the command was killed"
             ))),
         }
     }
@@ -487,6 +517,7 @@ async fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn paths_under_mounts_are_rewritten() {
@@ -499,5 +530,148 @@ mod tests {
         assert_eq!(rewrite("/www/sub/x", &mounts), "/data/b/x");
         assert_eq!(rewrite("/wwwx", &mounts), "/wwwx");
         assert_eq!(rewrite("8080", &mounts), "8080");
+    }
+
+    /// A process runtime with one container record (no shim: exec needs only the record).
+    fn runtime_with_container() -> (tempfile::TempDir, Process, String) {
+        let root = tempfile::tempdir().expect("temp dir");
+        let rt = Process::new(root.path(), vec![], PodIps::Host("127.0.0.1".into())).expect("rt");
+        let id = "c0".to_string();
+        let rec = Record {
+            id: id.clone(),
+            pod_uid: "u".into(),
+            pod_namespace: "ns".into(),
+            pod_name: "p".into(),
+            name: "c".into(),
+            attempt: 0,
+            image: "busybox".into(),
+            started_at: Utc::now().to_rfc3339(),
+            log_path: root.path().join("log"),
+            env: vec![("PATH".into(), DEFAULT_PATH.into())],
+            working_dir: None,
+            mounts: vec![],
+        };
+        let dir = rt.dir(&id);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(
+            dir.join("record.json"),
+            serde_json::to_vec(&rec).expect("json"),
+        )
+        .expect("record");
+        (root, rt, id)
+    }
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    async fn next_output(rx: &mut tokio::sync::mpsc::Receiver<ExecChunk>) -> Option<ExecChunk> {
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("output within the deadline")
+    }
+
+    #[tokio::test]
+    async fn exec_starts_at_once_and_streams_stdin_and_output() {
+        let (_root, rt, id) = runtime_with_container();
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel(4);
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(4);
+        let cmd = argv(&["sh", "-c", "echo started; cat; echo done >&2"]);
+        let run = rt.exec_streaming(
+            &id,
+            &cmd,
+            ExecStreams {
+                stdin: Some(in_rx),
+                output: out_tx,
+            },
+            WAIT,
+        );
+        let session = async {
+            // the command runs before any input is sent
+            assert_eq!(
+                next_output(&mut out_rx).await,
+                Some(ExecChunk::Stdout(Bytes::from("started\n")))
+            );
+            // input reaches it as it is sent, and its echo comes back at once
+            in_tx.send(Bytes::from("one\n")).await.expect("send");
+            assert_eq!(
+                next_output(&mut out_rx).await,
+                Some(ExecChunk::Stdout(Bytes::from("one\n")))
+            );
+            // the end of input is the command's EOF
+            drop(in_tx);
+            assert_eq!(
+                next_output(&mut out_rx).await,
+                Some(ExecChunk::Stderr(Bytes::from("done\n")))
+            );
+            next_output(&mut out_rx).await
+        };
+        let (code, rest) = tokio::join!(run, session);
+        assert_eq!(code.expect("ran"), 0);
+        assert_eq!(rest, None, "the output ends with the command");
+    }
+
+    #[tokio::test]
+    async fn exec_ends_when_the_command_exits_though_stdin_stays_open() {
+        let (_root, rt, id) = runtime_with_container();
+        let (_in_tx, in_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(4);
+        let cmd = argv(&["sh", "-c", "ls / >/dev/null; exit 4"]);
+        let run = rt.exec_streaming(
+            &id,
+            &cmd,
+            ExecStreams {
+                stdin: Some(in_rx),
+                output: out_tx,
+            },
+            WAIT,
+        );
+        let code = tokio::time::timeout(WAIT, run).await.expect("ends");
+        assert_eq!(code.expect("ran"), 4);
+        assert_eq!(out_rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn exec_kills_the_command_when_nobody_reads_its_output() {
+        let (_root, rt, id) = runtime_with_container();
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel(4);
+        drop(out_rx);
+        let cmd = argv(&["sleep", "60"]);
+        let run = rt.exec_streaming(
+            &id,
+            &cmd,
+            ExecStreams {
+                stdin: None,
+                output: out_tx,
+            },
+            Duration::from_secs(120),
+        );
+        let r = tokio::time::timeout(WAIT, run).await.expect("ends");
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.to_string().contains("went away")),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn collected_exec_still_takes_its_whole_input() {
+        let (_root, rt, id) = runtime_with_container();
+        let out = rt
+            .exec(&id, &argv(&["wc", "-c"]), Some(b"hello"), WAIT)
+            .await
+            .expect("ran");
+        assert_eq!(
+            (out.code, String::from_utf8_lossy(&out.stdout).trim()),
+            (0, "5")
+        );
+        let out = rt
+            .exec(&id, &argv(&["no-such-command-korral"]), None, WAIT)
+            .await
+            .expect("ran");
+        assert_eq!(out.code, 127);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run"));
     }
 }
