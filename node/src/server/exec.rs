@@ -8,11 +8,13 @@
 //! the command produces output: stdout and stderr chunks, then one final
 //! frame, the exit code or an error. The session ends when the command
 //! exits, whether or not its input ended. No TTY; the command is killed
-//! after [`EXEC_TIMEOUT`], or when the API server goes away.
+//! after [`EXEC_IDLE_TIMEOUT`] without input or output, after
+//! [`EXEC_TIMEOUT`] in any case, or when the API server goes away.
 //!
 //! Errors found before the command starts (no such pod or container) are
 //! plain-text HTTP errors instead.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -27,8 +29,12 @@ use tokio::sync::mpsc;
 use crate::pods::PodContext;
 use crate::runtime::{EXEC_QUEUE, ExecChunk, ExecStreams, RuntimeError};
 
-/// The longest an exec'd command may run.
-pub const EXEC_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a session may go without input or output before the command is
+/// stopped: the kubelet's default (`--streaming-connection-idle-timeout`).
+pub const EXEC_IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+/// The longest an exec'd command may run at all, busy or not.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// The largest stdin accepted in one session (the API server's `pods/exec`
 /// has the same cap and tells the client).
@@ -92,21 +98,68 @@ fn wants_stdin(query: &str) -> bool {
     form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "stdin" && (v == "true" || v == "1"))
 }
 
+/// What the pieces of one session share: when input or output last moved,
+/// and why the input was cut, if it was.
+#[derive(Debug)]
+pub struct Shared {
+    base: tokio::time::Instant,
+    /// Milliseconds from `base` to the last input or output.
+    last_ms: AtomicU64,
+    /// Set when stdin went over the limit.
+    overflow: OnceLock<String>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            base: tokio::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+            overflow: OnceLock::new(),
+        }
+    }
+}
+
+impl Shared {
+    /// Input or output moved now.
+    fn touch(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `limit`.
+    async fn idle(&self, limit: Duration) {
+        loop {
+            let last = self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + limit;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A duration as a message says it: `4 hours`, `5 minutes`, `300 ms`.
+fn spoken(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        0 => format!("{} ms", d.as_millis()),
+        s => format!("{s} s"),
+    }
+}
+
 /// Copies a request body into a command's input channel as it arrives, up
-/// to `limit` bytes: beyond it the input ends and `overflow` says why. The
-/// body's end (or its failure: the API server went away) ends the input.
-pub async fn copy_stdin(
-    body: Body,
-    input: mpsc::Sender<Bytes>,
-    limit: usize,
-    overflow: Arc<OnceLock<String>>,
-) {
+/// to `limit` bytes: beyond it the input ends and the session says why.
+/// The body's end (or its failure: the API server went away) ends the input.
+pub async fn copy_stdin(body: Body, input: mpsc::Sender<Bytes>, limit: usize, shared: Arc<Shared>) {
     let mut stream = body.into_data_stream();
     let mut total = 0usize;
     while let Some(Ok(chunk)) = stream.next().await {
+        shared.touch();
         total = total.saturating_add(chunk.len());
         if total > limit {
-            let _ = overflow.set(format!(
+            let _ = shared.overflow.set(format!(
                 "stdin is larger than {} MiB; the command's input was cut there",
                 limit >> 20
             ));
@@ -123,10 +176,14 @@ pub async fn copy_stdin(
 }
 
 /// The response body: output frames as they come, then the final frame.
+/// After `idle` without input or output the session ends with an error
+/// frame (dropping the output channel, which makes the runtime kill the
+/// command).
 fn response_stream(
     output: mpsc::Receiver<ExecChunk>,
     run: tokio::task::JoinHandle<Result<i32, RuntimeError>>,
-    overflow: Arc<OnceLock<String>>,
+    shared: Arc<Shared>,
+    idle: Duration,
     what: String,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
     enum Step {
@@ -137,21 +194,31 @@ fn response_stream(
         Done,
     }
     futures_util::stream::unfold(Step::Output(output, run), move |step| {
-        let overflow = overflow.clone();
+        let shared = shared.clone();
         let what = what.clone();
         async move {
             let Step::Output(mut output, run) = step else {
                 return None;
             };
-            if let Some(chunk) = output.recv().await {
-                let frame = Frame::from(chunk).encode();
-                return Some((Ok(frame), Step::Output(output, run)));
+            tokio::select! {
+                chunk = output.recv() => if let Some(chunk) = chunk {
+                    shared.touch();
+                    let frame = Frame::from(chunk).encode();
+                    return Some((Ok(frame), Step::Output(output, run)));
+                },
+                () = shared.idle(idle) => {
+                    let message = format!(
+                        "exec in {what}: no input or output for {} (the node's exec idle timeout); the command was stopped",
+                        spoken(idle)
+                    );
+                    return Some((Ok(Frame::Error(message).encode()), Step::Done));
+                }
             }
             // every sender is gone: the runtime returned
             let result = run.await;
             let last = match result {
-                _ if overflow.get().is_some() => {
-                    Frame::Error(overflow.get().cloned().unwrap_or_default())
+                _ if shared.overflow.get().is_some() => {
+                    Frame::Error(shared.overflow.get().cloned().unwrap_or_default())
                 }
                 Ok(Ok(code)) => Frame::Exit(code),
                 Ok(Err(RuntimeError::NotFound(_))) => {
@@ -186,10 +253,10 @@ pub async fn exec(
         Err(r) => return r,
     };
     tracing::info!(namespace = %ns, pod = %pod, container = %container, command = ?command, "exec");
-    let overflow = Arc::new(OnceLock::new());
+    let shared = Arc::new(Shared::default());
     let stdin = if wants_stdin(&query) {
         let (tx, rx) = mpsc::channel(EXEC_QUEUE);
-        tokio::spawn(copy_stdin(body, tx, MAX_STDIN, overflow.clone()));
+        tokio::spawn(copy_stdin(body, tx, MAX_STDIN, shared.clone()));
         Some(rx)
     } else {
         None
@@ -205,7 +272,7 @@ pub async fn exec(
     (
         StatusCode::OK,
         [("content-type", STREAM_CONTENT_TYPE)],
-        Body::from_stream(response_stream(rx, run, overflow, what)),
+        Body::from_stream(response_stream(rx, run, shared, EXEC_IDLE_TIMEOUT, what)),
     )
         .into_response()
 }
@@ -223,6 +290,14 @@ mod tests {
         assert!(commands("stdout=true").is_empty());
         assert!(wants_stdin("command=cat&stdin=true"));
         assert!(!wants_stdin("command=cat&stdout=true"));
+    }
+
+    #[test]
+    fn durations_are_spoken_in_their_unit() {
+        assert_eq!(spoken(EXEC_IDLE_TIMEOUT), "4 hours");
+        assert_eq!(spoken(Duration::from_secs(300)), "5 minutes");
+        assert_eq!(spoken(Duration::from_secs(90)), "90 s");
+        assert_eq!(spoken(Duration::from_millis(300)), "300 ms");
     }
 
     #[test]
@@ -257,8 +332,8 @@ mod tests {
     async fn stdin_is_copied_chunk_by_chunk_as_it_arrives() {
         let (body_tx, body) = streamed_body();
         let (tx, mut rx) = mpsc::channel(4);
-        let overflow = Arc::new(OnceLock::new());
-        let copy = tokio::spawn(copy_stdin(body, tx, 1 << 20, overflow.clone()));
+        let shared = Arc::new(Shared::default());
+        let copy = tokio::spawn(copy_stdin(body, tx, 1 << 20, shared.clone()));
         // each chunk reaches the command before the next is even sent
         for chunk in ["first\n", "second\n"] {
             body_tx.send(Bytes::from(chunk)).await.expect("send");
@@ -268,25 +343,26 @@ mod tests {
         drop(body_tx);
         assert_eq!(rx.recv().await, None);
         copy.await.expect("copy task");
-        assert!(overflow.get().is_none());
+        assert!(shared.overflow.get().is_none());
     }
 
     #[tokio::test]
     async fn stdin_beyond_the_limit_ends_the_input_and_says_why() {
         let (body_tx, body) = streamed_body();
         let (tx, mut rx) = mpsc::channel(4);
-        let overflow = Arc::new(OnceLock::new());
-        let copy = tokio::spawn(copy_stdin(body, tx, 8, overflow.clone()));
+        let shared = Arc::new(Shared::default());
+        let copy = tokio::spawn(copy_stdin(body, tx, 8, shared.clone()));
         body_tx.send(Bytes::from("12345")).await.expect("send");
         assert_eq!(rx.recv().await.as_deref(), Some(&b"12345"[..]));
         body_tx.send(Bytes::from("67890")).await.expect("send");
         assert_eq!(rx.recv().await, None, "input ends at the limit");
         copy.await.expect("copy task");
         assert!(
-            overflow
+            shared
+                .overflow
                 .get()
                 .is_some_and(|m| m.contains("stdin is larger than")),
-            "{overflow:?}"
+            "{shared:?}"
         );
     }
 
@@ -307,7 +383,8 @@ mod tests {
         let frames: Vec<Bytes> = response_stream(
             out_rx,
             run,
-            Arc::new(OnceLock::new()),
+            Arc::new(Shared::default()),
+            EXEC_IDLE_TIMEOUT,
             "container \"c\" in pod ns/p".into(),
         )
         .map(|r| r.unwrap_or_default())
@@ -326,7 +403,8 @@ mod tests {
         let frames: Vec<Bytes> = response_stream(
             out_rx,
             run,
-            Arc::new(OnceLock::new()),
+            Arc::new(Shared::default()),
+            EXEC_IDLE_TIMEOUT,
             "container \"c\" in pod ns/p".into(),
         )
         .map(|r| r.unwrap_or_default())
@@ -336,5 +414,64 @@ mod tests {
             frames,
             vec![Frame::Error("container \"c\" in pod ns/p is not running".into()).encode()]
         );
+    }
+
+    /// The next frame of a response, within a deadline.
+    async fn next_frame<S>(frames: &mut std::pin::Pin<Box<S>>) -> Option<Bytes>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>>,
+    {
+        tokio::time::timeout(Duration::from_secs(20), frames.next())
+            .await
+            .expect("a frame within the deadline")
+            .and_then(Result::ok)
+    }
+
+    #[tokio::test]
+    async fn a_session_without_input_or_output_ends_after_the_idle_timeout() {
+        let (out_tx, out_rx) = mpsc::channel::<ExecChunk>(4);
+        let shared = Arc::new(Shared::default());
+        let (in_tx, body) = streamed_body();
+        let (stdin_tx, mut stdin_rx) = mpsc::channel(4);
+        tokio::spawn(copy_stdin(body, stdin_tx, 1 << 20, shared.clone()));
+        // the runtime: echoes input until its output is no longer wanted
+        let run = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    chunk = stdin_rx.recv() => match chunk {
+                        Some(b) => {
+                            let _ = out_tx.send(ExecChunk::Stdout(b)).await;
+                        }
+                        None => return Ok(0),
+                    },
+                    () = out_tx.closed() => return Err(RuntimeError::Other("killed".into())),
+                }
+            }
+        });
+        let idle = Duration::from_millis(300);
+        let mut frames = Box::pin(response_stream(
+            out_rx,
+            run,
+            shared,
+            idle,
+            "container \"c\" in pod ns/p".into(),
+        ));
+        // activity keeps the session alive, well past the idle time in total
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < idle * 3 {
+            in_tx.send(Bytes::from("x")).await.expect("send");
+            assert_eq!(
+                next_frame(&mut frames).await,
+                Some(Frame::Stdout(Bytes::from("x")).encode())
+            );
+        }
+        // then silence ends it, with a reason
+        let last = next_frame(&mut frames).await.expect("frame");
+        assert_eq!(last[0], 4, "an error frame");
+        assert!(
+            String::from_utf8_lossy(&last[5..]).contains("idle timeout"),
+            "{last:?}"
+        );
+        assert!(next_frame(&mut frames).await.is_none(), "the stream ends");
     }
 }
