@@ -2,7 +2,7 @@
 //! real server: one commit holding a CustomResourceDefinition, two of its
 //! objects (in a file that sorts before the definition's) and the demo app
 //! syncs in one revision (the definition applied first and waited for until
-//! Established); `korral drift` names a custom resource's field changed with
+//! Established; `korral diff` shows it all as to be created beforehand); `korral drift` names a custom resource's field changed with
 //! `kubectl patch` and who changed it; an Order removed from Git is pruned;
 //! removing the definition while its objects stay is refused before
 //! anything is written; removing both prunes the objects, then the
@@ -72,6 +72,22 @@ fn definitions_and_their_objects_sync_in_one_revision_drift_and_prune() {
     );
     repo.write("deploy/z-crds/orders.yaml", &crd);
     let c1 = repo.commit("the shop: a CRD, its orders and the demo app");
+
+    // what a sync would do: the Orders are checked against the definition beside them
+    let work = repo.work.join("deploy");
+    let o = korral(&server, &["diff", work.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let plan = stdout(&o);
+    for line in [
+        "+ CustomResourceDefinition orders.shop.example.com: would be created",
+        "+ Order default/order-a: would be created",
+        "+ Order default/order-b: would be created",
+        "+ Deployment default/hello: would be created",
+        "6 objects would change, 0 unchanged",
+    ] {
+        assert!(plan.lines().any(|l| l == line), "{line:?} in\n{plan}");
+    }
+
     create_source(&server, &source_yaml(&repo.url()));
 
     // 1: everything applied by the first sync

@@ -244,7 +244,8 @@ pub async fn plan(
         let after = match apply_one(client, &o, true).await {
             Ok(a) => a,
             Err(e) if live.is_none() && e.is_not_found() => {
-                // its namespace does not exist yet (the sync would create it first)
+                // its namespace, or its kind's definition, does not exist yet
+                // (the sync would create it first)
                 plan.changes.push(Change::Create {
                     object: o.key.to_string(),
                 });

@@ -308,6 +308,27 @@ mod tests {
     }
 
     #[test]
+    fn rules_judge_objects_defaulted_as_the_api_server_does() {
+        // podManagementPolicy and updateStrategy are required once defaulted
+        let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: db, image: postgres}]}\n";
+        // the CEL rule reads `mode`, which only the schema's default sets
+        let crd = CRD.replace(
+            "size: {type: integer, maximum: 10}",
+            "size: {type: integer, maximum: 10}\n              mode: {type: string, default: fast}",
+        )
+        .replace("rule: has(self.size)", "rule: self.mode == 'fast' || has(self.size)");
+        let w = widget("a", "{size: 1}");
+        let files = [
+            ("sts.yaml", sts.as_bytes()),
+            ("crd.yaml", crd.as_bytes()),
+            ("w.yaml", w.as_bytes()),
+        ];
+        let report = validate_texts(&files, "default");
+        assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
+        assert_eq!(report.valid.len(), 3);
+    }
+
+    #[test]
     fn a_broken_definition_is_named_in_its_kinds_errors() {
         let broken = CRD.replace("scope: Namespaced", "scope: Sideways");
         let w = widget("a", "{size: 3}");

@@ -276,11 +276,28 @@ pub fn check_manifest(mut m: Manifest, kinds: &Kinds) -> Result<Valid, Vec<Diagn
         )]
     })?;
     convert_octal_modes(&mut m.object);
-    let errors = match info.custom() {
-        // the API server validates a custom resource after its schema's
-        // defaults (CEL rules may read a defaulted field)
-        Some(custom) => validate_object(&info, &custom.apply_defaults(&info, m.object.clone())),
-        None => validate_object(&info, &m.object),
+    // The schema (unknown fields, types) judges the object as written; the
+    // rules judge it defaulted, as the API server runs them (a rule may
+    // require a defaulted field, a CEL rule may read one). A built-in object
+    // the schema refuses is judged as written throughout (its typed
+    // defaulting would drop what the schema refused); a custom resource's
+    // schema defaults only add fields.
+    let errors = if let Some(custom) = info.custom() {
+        validate_object(&info, &custom.apply_defaults(&info, m.object.clone()))
+    } else if schema::validate(&info, &m.object).is_empty() {
+        // defaults only fill in: what passes as written passes defaulted, so
+        // only a refusal is worth a second look with the defaults applied
+        let errors = info.check_typed(&m.object);
+        if errors.is_empty() {
+            errors
+        } else {
+            match info.apply_defaults(m.object.clone()) {
+                Ok(defaulted) => info.check_typed(&defaulted),
+                Err(_) => errors,
+            }
+        }
+    } else {
+        validate_object(&info, &m.object)
     };
     if errors.is_empty() {
         Ok(Valid { manifest: m, info })

@@ -2,6 +2,8 @@
 //! file) would change in the cluster, before committing them: server-side
 //! dry runs compared with the live objects. With `--source NAME` the
 //! objects are that source's and what would be pruned is listed too.
+//! Custom resources are checked against the definitions in PATH and in the
+//! cluster; those of definitions not yet applied show as created.
 //! Exit status: 0 no change, 1 changes, 2 error (including invalid manifests).
 
 use std::path::PathBuf;
@@ -82,9 +84,17 @@ pub fn run(args: Args) -> ExitCode {
             (None, Some(s)) => default_namespace(s),
             (None, None) => client.default_namespace().to_string(),
         };
+        // custom resources are checked against the cluster's definitions too
+        let registry = match intake::definitions::cluster_registry(&client).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("korral diff: reading the cluster's CustomResourceDefinitions: {e}");
+                return ExitCode::from(output::ERROR);
+            }
+        };
         let desired = match tokio::task::spawn_blocking({
             let owner = owner.clone();
-            move || intake::render::render(&snapshot, owner.as_ref(), &ns)
+            move || intake::render::render_with(&snapshot, owner.as_ref(), &ns, &registry)
         })
         .await
         {
