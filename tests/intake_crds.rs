@@ -7,6 +7,9 @@
 //! removing the definition while its objects stay is refused before
 //! anything is written; removing both prunes the objects, then the
 //! definition, and the API server deletes the definition's other objects.
+//! Objects of a definition installed apart from the source are validated
+//! against it; a definition whose names are taken is reported, not waited
+//! for.
 
 mod intake_common;
 mod support;
@@ -224,4 +227,82 @@ fn definitions_and_their_objects_sync_in_one_revision_drift_and_prune() {
     );
     let o = korral(&server, &["drift", "shop"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn objects_of_a_definition_installed_separately_sync_and_a_refused_definition_is_reported() {
+    let server = Server::start();
+    // installed apart from the source, as an operator's chart would
+    server.ok(&[
+        "apply",
+        "-f",
+        &support::root()
+            .join("fixtures/crds/shop.example.com_orders.yaml")
+            .display()
+            .to_string(),
+    ]);
+    let repo = Repo::new();
+    repo.write("deploy/orders.yaml", &order("order-a", "acme-corp", 2));
+    let c1 = repo.commit("an order");
+    create_source(&server, &source_yaml(&repo.url()));
+    let s = wait_applied(&server, "shop", &c1);
+    let inventory = s["status"]["inventory"].as_array().expect("inventory");
+    assert_eq!(inventory.len(), 1, "{inventory:#?}");
+    assert_eq!(orders(&server), vec!["order-a"]);
+
+    // validated against the cluster's definition: an invalid Order applies nothing
+    repo.write(
+        "deploy/orders.yaml",
+        &order("order-a", "acme-corp", 2).replace("replicas: 2", "replicas: 11"),
+    );
+    let c2 = repo.commit("too many workers");
+    let mut s = Value::Null;
+    wait_for("the invalid Order to be reported", SYNC, || {
+        s = source(&server, "shop");
+        s["status"]["lastError"]["revision"] == c2.as_str()
+    });
+    let e = &s["status"]["lastError"]["errors"][0];
+    assert_eq!(
+        (&e["file"], &e["line"], &e["path"]),
+        (
+            &Value::from("deploy/orders.yaml"),
+            &Value::from(9),
+            &Value::from("spec.replicas")
+        ),
+        "{s:#}"
+    );
+    assert_eq!(get(&server, "order", "order-a")["spec"]["replicas"], 2);
+
+    // a definition whose names another one holds never gets established: said so, at its file
+    repo.write("deploy/orders.yaml", &order("order-a", "acme-corp", 3));
+    repo.write(
+        "deploy/purchases.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: purchases.shop.example.com\nspec:\n  group: shop.example.com\n  names: {kind: Order, plural: purchases}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n",
+    );
+    let c3 = repo.commit("a rival definition");
+    wait_for("the refused definition to be reported", SYNC, || {
+        s = source(&server, "shop");
+        s["status"]["lastError"]["revision"] == c3.as_str()
+    });
+    let errors = s["status"]["lastError"]["errors"]
+        .as_array()
+        .expect("errors");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["file"], "deploy/purchases.yaml", "{errors:#?}");
+    assert_eq!(
+        errors[0]["object"], "CustomResourceDefinition purchases.shop.example.com",
+        "{errors:#?}"
+    );
+    let message = errors[0]["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with(
+            "the CustomResourceDefinition is not established: its names are not accepted: "
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        get(&server, "order", "order-a")["spec"]["replicas"],
+        2,
+        "nothing after the definitions is applied"
+    );
 }

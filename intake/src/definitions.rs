@@ -64,7 +64,9 @@ fn condition<'a>(crd: &'a CustomResourceDefinition, type_: &str) -> Option<(&'a 
 /// `Err` never will be as it is (its names are refused).
 fn verdict(crd: &CustomResourceDefinition) -> Result<bool, String> {
     if let Some(("False", message)) = condition(crd, "NamesAccepted") {
-        return Err(format!("its names are not accepted: {message}"));
+        return Err(format!(
+            "is not established: its names are not accepted: {message}"
+        ));
     }
     Ok(condition(crd, "Established").is_some_and(|(s, _)| s == "True"))
 }
@@ -86,7 +88,8 @@ fn describe_pending(crd: Option<&CustomResourceDefinition>) -> String {
 /// Waits until every definition named in `names` is `Established` (read from
 /// a list, then a watch, until `deadline`), then until the API server serves
 /// each of `served` (`(group, version, plural)`). Returns the definitions
-/// that did not get there, each with why.
+/// that did not get there, each with why (a clause: "is not Established
+/// after 30s (...)").
 pub async fn wait_established(
     client: &Client,
     names: &[String],
@@ -117,7 +120,7 @@ pub async fn wait_established(
         let list =
             match tokio::time::timeout_at(deadline, api.list_all(&ListParams::default())).await {
                 Ok(Ok(l)) => l,
-                Ok(Err(e)) => return Err(all_failed(names, &format!("reading them: {e}"))),
+                Ok(Err(e)) => return Err(all_failed(names, &format!("cannot be read: {e}"))),
                 Err(_) => break 'relist,
             };
         seen = list
@@ -137,7 +140,7 @@ pub async fn wait_established(
             .await
         {
             Ok(s) => s,
-            Err(e) => return Err(all_failed(names, &format!("watching them: {e}"))),
+            Err(e) => return Err(all_failed(names, &format!("cannot be watched: {e}"))),
         };
         let mut stream = std::pin::pin!(stream);
         loop {
@@ -162,7 +165,7 @@ pub async fn wait_established(
         failed.push((
             name.clone(),
             format!(
-                "not Established after {}s ({})",
+                "is not Established after {}s ({})",
                 timeout.as_secs(),
                 describe_pending(seen.get(&name))
             ),
@@ -208,7 +211,7 @@ async fn wait_served(
             if Instant::now() + pause > deadline {
                 return Err(vec![(
                     format!("{plural}.{group}"),
-                    format!("Established, but {group}/{version} {plural} is not served"),
+                    format!("is Established, but {group}/{version} {plural} is not served"),
                 )]);
             }
             tokio::time::sleep(pause).await;
@@ -260,7 +263,10 @@ mod tests {
         ]);
         assert_eq!(
             verdict(&refused),
-            Err("its names are not accepted: \"orders\" is already in use".into())
+            Err(
+                "is not established: its names are not accepted: \"orders\" is already in use"
+                    .into()
+            )
         );
         assert_eq!(
             describe_pending(Some(&refused)),

@@ -492,7 +492,7 @@ async fn establish(
         Err(failed) => failed
             .into_iter()
             .map(|(name, why)| {
-                let message = format!("the CustomResourceDefinition is {why}");
+                let message = format!("the CustomResourceDefinition {why}");
                 match definitions.iter().find(|o| o.key.name == name) {
                     Some(o) => o.diagnostic(None, message),
                     None => Diagnostic {
