@@ -31,9 +31,7 @@ with how to provide one.
 Examples:
   korral validate deploy/
   korral validate deploy/ --crds vendor/cert-manager/crds --crds monitoring/crds
-  korral validate deploy/ --kubeconfig ~/.kube/config -o json
-
-Exit status: 0 all valid, 1 something invalid, 2 usage or I/O error.";
+  korral validate deploy/ --kubeconfig ~/.kube/config -o json";
 
 /// Arguments of `korral validate`.
 #[derive(clap::Args)]
