@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate manifests (files or folders) without a cluster.
+    /// Validate manifests (files or folders) as the API server would, offline (custom resources against CRDs from the input, --crds or a cluster).
     ///
     /// Exit status: 0 all valid, 1 something invalid, 2 usage or I/O error.
     Validate(cli::validate::Args),

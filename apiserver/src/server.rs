@@ -326,7 +326,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             &config.data_dir.join(file),
             &url,
             &pki.ca_cert_pem,
-            if role == Role::Admin { "korral-admin" } else { user },
+            if role == Role::Admin {
+                "korral-admin"
+            } else {
+                user
+            },
             credentials,
         )?;
     }

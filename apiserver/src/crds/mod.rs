@@ -233,6 +233,17 @@ impl CrdController {
         let current = if deleting {
             crd
         } else {
+            // serve the kinds before the status says Established, so that a
+            // client waiting for the condition finds them served
+            let others: Vec<&CustomResourceDefinition> = self
+                .cache
+                .values()
+                .filter(|c| c.metadata.name.as_deref() != Some(name))
+                .collect();
+            let desired = desired_status(&crd, &others);
+            if conditions::is_true(&desired, conditions::ESTABLISHED) {
+                self.register(name, &desired, false);
+            }
             match self.write_status(name, &crd).await {
                 Ok(c) => c,
                 Err(e) => {

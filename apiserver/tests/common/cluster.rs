@@ -96,9 +96,14 @@ impl Cluster {
         let text = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
         let server = text
             .lines()
-            .find_map(|l| l.trim().strip_prefix("server:").map(|v| v.trim().to_string()))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("server:")
+                    .map(|v| v.trim().to_string())
+            })
             .unwrap_or_default();
-        let tokens = std::fs::read_to_string(self.dir.path().join("data/tokens.csv")).expect("tokens.csv");
+        let tokens =
+            std::fs::read_to_string(self.dir.path().join("data/tokens.csv")).expect("tokens.csv");
         let token = tokens
             .lines()
             .find_map(|l| l.strip_suffix(",admin,admin"))

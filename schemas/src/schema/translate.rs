@@ -354,25 +354,31 @@ pub(crate) fn translate_kube_openapi(
         ValidationErrorKind::Minimum { limit } => {
             out.push(invalid(
                 go_value(value),
-                format!("{p} in body should be greater than or equal to {limit}"),
+                format!(
+                    "{p} in body should be greater than or equal to {}",
+                    go_float(limit)
+                ),
             ));
         }
         ValidationErrorKind::ExclusiveMinimum { limit } => {
             out.push(invalid(
                 go_value(value),
-                format!("{p} in body should be greater than {limit}"),
+                format!("{p} in body should be greater than {}", go_float(limit)),
             ));
         }
         ValidationErrorKind::Maximum { limit } => {
             out.push(invalid(
                 go_value(value),
-                format!("{p} in body should be less than or equal to {limit}"),
+                format!(
+                    "{p} in body should be less than or equal to {}",
+                    go_float(limit)
+                ),
             ));
         }
         ValidationErrorKind::ExclusiveMaximum { limit } => {
             out.push(invalid(
                 go_value(value),
-                format!("{p} in body should be less than {limit}"),
+                format!("{p} in body should be less than {}", go_float(limit)),
             ));
         }
         ValidationErrorKind::MultipleOf { multiple_of } => {
@@ -483,6 +489,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// A schema limit as Go's `%v` prints a float64 (`10`, not `10.0`).
+fn go_float(limit: &Value) -> String {
+    match limit.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+        _ => limit.to_string(),
+    }
 }
 
 #[cfg(test)]
