@@ -24,16 +24,26 @@ fn stdout(o: &Output) -> String {
 }
 
 #[test]
-fn valid_fixtures_and_the_demo_pass() {
-    let o = korral(&["validate", "fixtures/valid", "fixtures/demo"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(stdout(&o).contains("all valid"), "{}", stdout(&o));
+fn valid_fixtures_the_demo_and_every_builtin_kind_pass() {
+    // fixtures/kinds: one or more objects of each of the 44 built-in kinds,
+    // a shop written as repositories write it (it has its own `shop` namespace,
+    // as fixtures/valid does, hence two runs)
+    for args in [
+        &["validate", "fixtures/valid", "fixtures/demo"][..],
+        &["validate", "fixtures/kinds"][..],
+    ] {
+        let o = korral(args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "stdout:\n{}\nstderr:\n{}",
+            stdout(&o),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(stdout(&o).contains("all valid"), "{}", stdout(&o));
+    }
+    let o = korral(&["validate", "fixtures/kinds"]);
+    assert!(stdout(&o).starts_with("16 files, 68 objects"), "{}", stdout(&o));
 }
 
 #[test]
