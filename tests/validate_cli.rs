@@ -43,7 +43,11 @@ fn valid_fixtures_the_demo_and_every_builtin_kind_pass() {
         assert!(stdout(&o).contains("all valid"), "{}", stdout(&o));
     }
     let o = korral(&["validate", "fixtures/kinds"]);
-    assert!(stdout(&o).starts_with("16 files, 68 objects"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("16 files, 68 objects"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
