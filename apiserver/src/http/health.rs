@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
@@ -14,10 +13,13 @@ use crate::http::App;
 use crate::http::request::Query;
 
 /// Which endpoint: its name and the checks it runs.
-#[derive(Clone, Copy)]
-enum Endpoint {
+#[derive(Clone, Copy, Debug)]
+pub enum Endpoint {
+    /// `/healthz` (deprecated in Kubernetes, still served).
     Healthz,
+    /// `/livez`.
     Livez,
+    /// `/readyz`.
     Readyz,
 }
 
@@ -103,62 +105,13 @@ async fn serve(app: &App, endpoint: Endpoint, only: Option<&str>, uri: &Uri) -> 
     (code, body).into_response()
 }
 
-/// `/healthz`.
-pub async fn healthz(State(app): State<Arc<App>>, uri: Uri) -> Response {
-    serve(&app, Endpoint::Healthz, None, &uri).await
-}
-
-/// `/livez`.
-pub async fn livez(State(app): State<Arc<App>>, uri: Uri) -> Response {
-    serve(&app, Endpoint::Livez, None, &uri).await
-}
-
-/// `/readyz`.
-pub async fn readyz(State(app): State<Arc<App>>, uri: Uri) -> Response {
-    serve(&app, Endpoint::Readyz, None, &uri).await
-}
-
-/// `/healthz/NAME`.
-pub async fn healthz_check(
-    State(app): State<Arc<App>>,
+/// The handler of `/NAME` (`check` is `None`) or `/NAME/CHECK`.
+pub async fn handle(
+    app: Arc<App>,
     uri: Uri,
-    Path(check): Path<String>,
+    endpoint: Endpoint,
+    check: Option<String>,
 ) -> Response {
-    serve(
-        &app,
-        Endpoint::Healthz,
-        Some(check.trim_end_matches('/')),
-        &uri,
-    )
-    .await
-}
-
-/// `/livez/NAME`.
-pub async fn livez_check(
-    State(app): State<Arc<App>>,
-    uri: Uri,
-    Path(check): Path<String>,
-) -> Response {
-    serve(
-        &app,
-        Endpoint::Livez,
-        Some(check.trim_end_matches('/')),
-        &uri,
-    )
-    .await
-}
-
-/// `/readyz/NAME`.
-pub async fn readyz_check(
-    State(app): State<Arc<App>>,
-    uri: Uri,
-    Path(check): Path<String>,
-) -> Response {
-    serve(
-        &app,
-        Endpoint::Readyz,
-        Some(check.trim_end_matches('/')),
-        &uri,
-    )
-    .await
+    let check = check.as_deref().map(|c| c.trim_end_matches('/'));
+    serve(&app, endpoint, check, &uri).await
 }

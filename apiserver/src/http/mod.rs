@@ -85,12 +85,21 @@ impl axum::extract::FromRequestParts<Arc<App>> for Caller {
 /// The router of the whole API.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/healthz/{*check}", get(health::healthz_check))
-        .route("/livez", get(health::livez))
-        .route("/livez/{*check}", get(health::livez_check))
-        .route("/readyz", get(health::readyz))
-        .route("/readyz/{*check}", get(health::readyz_check))
+        .route("/healthz", health_route(health::Endpoint::Healthz, false))
+        .route(
+            "/healthz/{*check}",
+            health_route(health::Endpoint::Healthz, true),
+        )
+        .route("/livez", health_route(health::Endpoint::Livez, false))
+        .route(
+            "/livez/{*check}",
+            health_route(health::Endpoint::Livez, true),
+        )
+        .route("/readyz", health_route(health::Endpoint::Readyz, false))
+        .route(
+            "/readyz/{*check}",
+            health_route(health::Endpoint::Readyz, true),
+        )
         .route("/version", get(version))
         .route("/version/", get(version))
         .route("/api/", get(api_root))
@@ -106,6 +115,25 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::map_response(kube_headers))
         .with_state(app)
+}
+
+/// A GET route to a health endpoint, whole or (`one_check`) one check.
+fn health_route(
+    endpoint: health::Endpoint,
+    one_check: bool,
+) -> axum::routing::MethodRouter<Arc<App>> {
+    get(
+        move |State(app): State<Arc<App>>,
+              uri: Uri,
+              params: Option<Path<std::collections::HashMap<String, String>>>| async move {
+            let check = one_check.then(|| {
+                params
+                    .and_then(|p| p.0.get("check").cloned())
+                    .unwrap_or_default()
+            });
+            health::handle(app, uri, endpoint, check).await
+        },
+    )
 }
 
 /// The headers kube-apiserver puts on every response, errors included: an

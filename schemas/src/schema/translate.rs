@@ -351,34 +351,19 @@ pub(crate) fn translate_kube_openapi(
                 format!("{p} in body must be of type {f}: {}", go_value(value)),
             ));
         }
-        ValidationErrorKind::Minimum { limit } => {
+        ValidationErrorKind::Minimum { limit }
+        | ValidationErrorKind::ExclusiveMinimum { limit }
+        | ValidationErrorKind::Maximum { limit }
+        | ValidationErrorKind::ExclusiveMaximum { limit } => {
+            let relation = match e.kind() {
+                ValidationErrorKind::Minimum { .. } => "greater than or equal to",
+                ValidationErrorKind::ExclusiveMinimum { .. } => "greater than",
+                ValidationErrorKind::Maximum { .. } => "less than or equal to",
+                _ => "less than",
+            };
             out.push(invalid(
                 go_value(value),
-                format!(
-                    "{p} in body should be greater than or equal to {}",
-                    go_float(limit)
-                ),
-            ));
-        }
-        ValidationErrorKind::ExclusiveMinimum { limit } => {
-            out.push(invalid(
-                go_value(value),
-                format!("{p} in body should be greater than {}", go_float(limit)),
-            ));
-        }
-        ValidationErrorKind::Maximum { limit } => {
-            out.push(invalid(
-                go_value(value),
-                format!(
-                    "{p} in body should be less than or equal to {}",
-                    go_float(limit)
-                ),
-            ));
-        }
-        ValidationErrorKind::ExclusiveMaximum { limit } => {
-            out.push(invalid(
-                go_value(value),
-                format!("{p} in body should be less than {}", go_float(limit)),
+                format!("{p} in body should be {relation} {}", go_float(limit)),
             ));
         }
         ValidationErrorKind::MultipleOf { multiple_of } => {
