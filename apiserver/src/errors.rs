@@ -218,6 +218,16 @@ impl ApiError {
     /// 422 Invalid with one cause per field error (the message lists each
     /// distinct error once, as kube-apiserver's aggregate does).
     pub fn invalid(info: &KindInfo, name: &str, errors: &[FieldError]) -> Self {
+        Self::invalid_of(&info.group, &info.kind, name, errors)
+    }
+
+    /// 422 Invalid for the options of a request (`ListOptions.meta.k8s.io ""
+    /// is invalid: ...`), as kube-apiserver answers a bad query parameter.
+    pub fn invalid_options(kind: &str, errors: &[FieldError]) -> Self {
+        Self::invalid_of("meta.k8s.io", kind, "", errors)
+    }
+
+    fn invalid_of(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
         // a field error without a path is Go's nil *field.Path
         let field = |fe: &FieldError| {
             if fe.path.is_root() {
@@ -241,12 +251,16 @@ impl ApiError {
         let mut e = Self::new(
             422,
             "Invalid",
-            format!("{} \"{name}\" is invalid: {summary}", qualified_kind(info)),
+            if group.is_empty() {
+                format!("{kind} \"{name}\" is invalid: {summary}")
+            } else {
+                format!("{kind}.{group} \"{name}\" is invalid: {summary}")
+            },
         );
         e.details = Some(Box::new(StatusDetails {
             name: Some(name.to_string()).filter(|n| !n.is_empty()),
-            group: Some(info.group.to_string()).filter(|g| !g.is_empty()),
-            kind: Some(info.kind.to_string()),
+            group: Some(group.to_string()).filter(|g| !g.is_empty()),
+            kind: Some(kind.to_string()),
             causes: Some(
                 errors
                     .iter()

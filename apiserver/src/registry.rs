@@ -567,8 +567,14 @@ impl Registry {
         let prefix = objects::prefix(&info, namespace);
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let rv = opts.resource_version.as_deref().filter(|r| !r.is_empty());
+        // `sendInitialEvents` (the WatchList form) decides the initial
+        // events itself; without it an unset or "0" version lists first
+        let list_first = match opts.initial_events {
+            Some(send) => send,
+            None => matches!(rv, None | Some("0")),
+        };
         let (initial, start) = match rv {
-            None | Some("0") => {
+            _ if list_first => {
                 let page = self
                     .list(
                         &info,
@@ -581,8 +587,18 @@ impl Registry {
                     .await?;
                 (page.items, page.resource_version + 1)
             }
+            None | Some("0") => (Vec::new(), self.store.current_revision().await? + 1),
             Some(rv) => (Vec::new(), objects::parse_rv(rv)? + 1),
         };
+        // the WatchList form ends its initial events with a bookmark
+        let end_bookmark =
+            (opts.initial_events == Some(true) && opts.bookmarks).then(|| WatchEvent {
+                kind: "BOOKMARK",
+                object: json!({"kind": info.kind, "apiVersion": info.api_version, "metadata": {
+                    "resourceVersion": (start - 1).to_string(),
+                    "annotations": {INITIAL_EVENTS_END: "true"},
+                }}),
+            });
         let stream = match self.store.watch(&prefix, start).await {
             Ok(s) => Some(s),
             Err(StoreError::Compacted {
@@ -604,7 +620,7 @@ impl Registry {
             Err(e) => return Err(e.into()),
         };
         if let Some(stream) = stream {
-            tokio::spawn(pump_watch(info, stream, initial, opts, tx));
+            tokio::spawn(pump_watch(info, stream, initial, end_bookmark, opts, tx));
         }
         Ok(rx)
     }
@@ -619,24 +635,30 @@ pub struct WatchOptions {
     pub resource_version: Option<String>,
     /// Send BOOKMARK events.
     pub bookmarks: bool,
+    /// `sendInitialEvents`: `Some(true)` sends the current objects as ADDED
+    /// and then (with bookmarks) a bookmark annotated
+    /// [`INITIAL_EVENTS_END`]; `Some(false)` sends none; `None` is the
+    /// legacy rule (initial objects only when no version is given, or "0").
+    pub initial_events: Option<bool>,
 }
+
+/// The annotation of the bookmark that ends a WatchList's initial events.
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 async fn pump_watch(
     info: Arc<KindInfo>,
     mut stream: WatchStream,
     initial: Vec<Value>,
+    end_bookmark: Option<WatchEvent>,
     opts: WatchOptions,
     tx: tokio::sync::mpsc::Sender<WatchEvent>,
 ) {
-    for obj in initial {
-        if tx
-            .send(WatchEvent {
-                kind: "ADDED",
-                object: obj,
-            })
-            .await
-            .is_err()
-        {
+    let initial = initial.into_iter().map(|object| WatchEvent {
+        kind: "ADDED",
+        object,
+    });
+    for event in initial.chain(end_bookmark) {
+        if tx.send(event).await.is_err() {
             return;
         }
     }

@@ -211,8 +211,12 @@ impl Server {
         body: Option<&[u8]>,
     ) -> (u16, String) {
         let mut cmd = Command::new("curl");
+        // kube-apiserver pretty-prints for a `curl/...` User-Agent; these
+        // requests stand for programs, which get compact JSON
         cmd.args([
             "-sk",
+            "-A",
+            "korral-tests",
             "-o",
             "-",
             "-w",

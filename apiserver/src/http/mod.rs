@@ -6,6 +6,8 @@ pub mod exec;
 pub mod health;
 pub mod managed;
 pub mod node_proxy;
+pub mod options;
+pub mod pretty;
 pub mod request;
 pub mod resources;
 pub mod respond;
@@ -29,6 +31,7 @@ use crate::discovery;
 use crate::errors::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use request::Format;
 use resources::{Req, json_response};
 
 /// Everything a request handler needs.
@@ -114,7 +117,31 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/apis/{*rest}", any(grouped_api))
         .fallback(not_found)
         .layer(axum::middleware::map_response(kube_headers))
+        .layer(axum::middleware::from_fn(pretty::layer))
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .compress_when(LargeBodies),
+        )
         .with_state(app)
+}
+
+/// kube-apiserver gzips a response (when the client accepts gzip) only if
+/// its body is complete and larger than 128 KiB: never a watch stream.
+#[derive(Clone, Copy)]
+struct LargeBodies;
+
+impl tower_http::compression::Predicate for LargeBodies {
+    fn should_compress<B>(&self, response: &axum::http::Response<B>) -> bool
+    where
+        B: axum::body::HttpBody,
+    {
+        response
+            .body()
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n > 128 * 1024)
+    }
 }
 
 /// A GET route to a health endpoint, whole or (`one_check`) one check.
@@ -148,8 +175,11 @@ async fn kube_headers(mut resp: Response) -> Response {
     resp
 }
 
+/// `/version`, always indented (kube-apiserver writes it with
+/// `json.MarshalIndent`, without a trailing newline).
 async fn version() -> Response {
-    json_response(StatusCode::OK, &discovery::version())
+    let body = pretty::indent(&crate::status::encode(&discovery::version()));
+    respond::bytes_response(StatusCode::OK, "application/json", body)
 }
 
 fn accept(headers: &HeaderMap) -> &str {
@@ -388,6 +418,11 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
+    // go-restful trims the slashes at both ends of a path but matches an
+    // empty segment inside it (`/api/v1//pods`) against nothing
+    if rest.trim_matches('/').contains("//") {
+        return ApiError::no_route(uri.path()).into_response();
+    }
     let kinds = app.registry.kinds().snapshot();
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     // discovery documents of one group or group/version
@@ -420,10 +455,7 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let watching = match query.bool("watch") {
-        Ok(w) => w.unwrap_or(false),
-        Err(e) => return e.into_response(),
-    };
+    let watching = query.flag("watch");
     let verb = verb_of(&method, target.name.is_some(), watching);
     let resource = match &target.subresource {
         Some(s) => format!("{}/{s}", target.info.plural),
@@ -432,6 +464,10 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
     // a watch streams single objects: its metadata form is PartialObjectMetadata
     let collection = target.name.is_none() && !watching;
     let format = match request::format(&headers, collection) {
+        Ok(Format::Table(v)) => match options::check_table(&query) {
+            Ok(()) => Format::Table(v),
+            Err(e) => return e.into_response(),
+        },
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };

@@ -34,31 +34,27 @@ impl Query {
             .collect()
     }
 
+    /// The first value of a parameter, as Go's `url.Values.Get` and
+    /// kube-apiserver's parameter conversions read it.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
-            .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    /// A boolean parameter, parsed as Go's `strconv.ParseBool` (as
-    /// kube-apiserver does); an unparsable value reads as false (see [`Query::bool`]).
+    /// A boolean parameter that is false when absent (see [`Query::bool`]).
     pub fn flag(&self, key: &str) -> bool {
-        self.bool(key).ok().flatten().unwrap_or(false)
+        self.bool(key).unwrap_or(false)
     }
 
-    /// A boolean parameter as Go's `strconv.ParseBool` reads it (`1 t T TRUE
-    /// true True`, `0 f F FALSE false False`); anything else is a 400 naming it.
-    pub fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
-        match self.get(key) {
-            None | Some("") => Ok(None),
-            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
-            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "invalid boolean value {other:?} for parameter {key:?}: strconv.ParseBool: parsing {other:?}: invalid syntax"
-            ))),
-        }
+    /// A boolean parameter as kube-apiserver's parameter codec reads it
+    /// (apimachinery's `Convert_Slice_string_To_bool`): absent is `None`,
+    /// `0` and any case of `false` are false, anything else — `1`, `True`,
+    /// `yes`, an empty value — is true. It never refuses a value.
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        self.get(key)
+            .map(|v| !(v == "0" || v.eq_ignore_ascii_case("false")))
     }
 
     /// `fieldValidation` (Warn when absent, as kube-apiserver).
@@ -66,25 +62,19 @@ impl Query {
         crate::admission::FieldValidation::parse(self.get("fieldValidation"))
     }
 
-    /// An integer parameter.
+    /// An optional integer parameter (`timeoutSeconds`, `gracePeriodSeconds`:
+    /// Go's `*int64`, where an empty value is unset); a malformed one is a
+    /// 400 with Go's `strconv.ParseInt` text, as kube-apiserver answers.
     pub fn int(&self, key: &str) -> ApiResult<Option<i64>> {
         match self.get(key).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| {
-                ApiError::bad_request(format!("{key}: invalid value {v:?}: must be an integer"))
-            }),
+            Some(v) => parse_int(v).map(Some),
         }
     }
 
-    /// `dryRun=All`.
-    pub fn dry_run(&self) -> ApiResult<bool> {
-        match self.get("dryRun") {
-            None | Some("") => Ok(false),
-            Some("All") => Ok(true),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
-            ))),
-        }
+    /// `limit` (Go's plain `int64`: present but empty is malformed too).
+    pub fn limit(&self) -> ApiResult<Option<i64>> {
+        self.get("limit").map(parse_int).transpose()
     }
 
     /// `labelSelector` and `fieldSelector` for a kind.
@@ -94,6 +84,19 @@ impl Query {
             fields: FieldSelector::parse(self.get("fieldSelector").unwrap_or(""), info)?,
         })
     }
+}
+
+/// Go's `strconv.ParseInt(v, 10, 64)`, with its error text.
+fn parse_int(v: &str) -> ApiResult<i64> {
+    v.parse::<i64>().map_err(|e| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        ApiError::bad_request(format!("strconv.ParseInt: parsing {v:?}: {why}"))
+    })
 }
 
 /// The response format the client asked for.
@@ -216,26 +219,21 @@ pub fn content_type(headers: &HeaderMap) -> String {
 
 /// The field manager: the `fieldManager` parameter, else the user agent's
 /// product name (`kubectl`, `OpenAPI-Generator`), as Kubernetes defaults it.
-pub fn field_manager(query: &Query, headers: &HeaderMap) -> ApiResult<String> {
+/// ([`crate::http::options::check_write`] checks the parameter.)
+pub fn field_manager(query: &Query, headers: &HeaderMap) -> String {
     if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
-        if m.len() > 128 || m.chars().any(|c| c.is_control()) {
-            return Err(ApiError::bad_request(format!(
-                "fieldManager: Invalid value: {m:?}: must be at most 128 printable characters"
-            )));
-        }
-        return Ok(m.to_string());
+        return m.to_string();
     }
     let ua = headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
-    Ok(ua
-        .split('/')
+    ua.split('/')
         .next()
         .unwrap_or("unknown")
         .chars()
         .take(128)
-        .collect())
+        .collect()
 }
 
 /// How much of an oversized body is read and discarded so that the client,
@@ -300,38 +298,57 @@ mod tests {
 
     #[test]
     fn query_parameters_decode() {
-        let q = Query::parse(Some("labelSelector=app%3Dweb&watch=1&limit=5&dryRun=All"));
+        let q = Query::parse(Some("labelSelector=app%3Dweb&watch=1&limit=5&limit=6"));
         assert_eq!(q.get("labelSelector"), Some("app=web"));
         assert!(q.flag("watch"));
-        assert_eq!(q.int("limit").expect("limit"), Some(5));
-        assert!(q.dry_run().expect("dry run"));
-        assert!(Query::parse(Some("dryRun=Some")).dry_run().is_err());
-        assert!(Query::parse(Some("limit=x")).int("limit").is_err());
+        // the first of repeated values, as Go's url.Values.Get
+        assert_eq!(q.limit().expect("limit"), Some(5));
+        let e = Query::parse(Some("limit=x")).limit().expect_err("x");
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "strconv.ParseInt: parsing \"x\": invalid syntax")
+        );
+        let e = Query::parse(Some("limit=")).limit().expect_err("empty");
+        assert_eq!(e.message, "strconv.ParseInt: parsing \"\": invalid syntax");
+        let e = Query::parse(Some("timeoutSeconds=99999999999999999999"))
+            .int("timeoutSeconds")
+            .expect_err("range");
+        assert_eq!(
+            e.message,
+            "strconv.ParseInt: parsing \"99999999999999999999\": value out of range"
+        );
+        assert_eq!(
+            Query::parse(Some("timeoutSeconds="))
+                .int("timeoutSeconds")
+                .expect("empty"),
+            None
+        );
+        // Go's ParseInt takes a sign; a raw "+" in a query is a space
+        assert_eq!(
+            Query::parse(Some("limit=%2B7")).limit().expect("+7"),
+            Some(7)
+        );
+        assert!(Query::parse(Some("limit=+7")).limit().is_err());
     }
 
     #[test]
-    fn booleans_parse_as_go_does() {
-        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+    fn booleans_parse_as_kube_apiserver_does() {
+        for t in ["1", "t", "T", "TRUE", "true", "True", "yes", "", "F", "2"] {
             assert_eq!(
-                Query::parse(Some(&format!("watch={t}")))
-                    .bool("watch")
-                    .expect(t),
-                Some(true)
+                Query::parse(Some(&format!("watch={t}"))).bool("watch"),
+                Some(true),
+                "{t:?}"
             );
         }
-        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+        for f in ["0", "false", "False", "FALSE", "fAlSe"] {
             assert_eq!(
-                Query::parse(Some(&format!("watch={f}")))
-                    .bool("watch")
-                    .expect(f),
-                Some(false)
+                Query::parse(Some(&format!("watch={f}"))).bool("watch"),
+                Some(false),
+                "{f:?}"
             );
         }
-        let e = Query::parse(Some("watch=yes"))
-            .bool("watch")
-            .expect_err("yes");
-        assert_eq!(e.code, 400);
-        assert!(e.message.contains("\"watch\""), "{}", e.message);
+        assert_eq!(Query::parse(Some("watch")).bool("watch"), Some(true));
+        assert_eq!(Query::parse(Some("other=1")).bool("watch"), None);
     }
 
     #[test]
@@ -376,9 +393,9 @@ mod tests {
                 .parse()
                 .expect("ua"),
         );
-        assert_eq!(field_manager(&Query::default(), &h).expect("fm"), "kubectl");
+        assert_eq!(field_manager(&Query::default(), &h), "kubectl");
         assert_eq!(
-            field_manager(&Query::parse(Some("fieldManager=me")), &h).expect("fm"),
+            field_manager(&Query::parse(Some("fieldManager=me")), &h),
             "me"
         );
     }

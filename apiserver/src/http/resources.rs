@@ -15,6 +15,7 @@ use crate::auth::{Condition, Identity};
 use crate::errors::{ApiError, ApiResult};
 use crate::http::App;
 use crate::http::access::{self, Access};
+use crate::http::options;
 use crate::http::request::{self, Format, Query};
 use crate::http::respond;
 use crate::http::{subresources, watch};
@@ -57,10 +58,12 @@ impl Req {
         self.target.name.as_deref().unwrap_or("")
     }
 
-    /// The options of a write: `dryRun`, `fieldValidation`, and the warnings sink.
-    pub fn write_options(&self) -> ApiResult<WriteOptions> {
+    /// The options of a write (checked as kube-apiserver checks them):
+    /// `dryRun`, `fieldValidation`, and the warnings sink.
+    pub fn write_options(&self, write: options::Write) -> ApiResult<WriteOptions> {
+        options::check_write(&self.query, write)?;
         Ok(WriteOptions {
-            dry_run: self.query.dry_run()?,
+            dry_run: options::dry_run(&self.query),
             directives: Directives {
                 field_validation: self.query.field_validation()?,
                 warnings: self.warnings.clone(),
@@ -149,9 +152,10 @@ impl Req {
     }
 
     fn list_options(&self) -> ApiResult<ListOptions> {
+        options::check_list(&self.query, self.query.flag("watch"))?;
         Ok(ListOptions {
             selectors: self.query.selectors(&self.target.info)?,
-            limit: self.query.int("limit")?.map(|l| l.max(0) as usize),
+            limit: self.query.limit()?.map(|l| l.max(0) as usize),
             continue_token: self
                 .query
                 .get("continue")
@@ -225,15 +229,19 @@ impl Req {
     async fn create(&self, body: bytes::Bytes) -> ApiResult<Response> {
         access::check(&self.id, "create", &self.target)?;
         let obj = request::decode_object(&body, &request::content_type(&self.headers))?;
-        let manager = request::field_manager(&self.query, &self.headers)?;
+        let manager = request::field_manager(&self.query, &self.headers);
         let info = self.target.info.clone();
         let decoded = crate::admission::as_decoded(&info, &obj);
         let created = self
             .app
             .registry
-            .create(&info, self.ns(), obj, &self.write_options()?, |o| {
-                crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager)
-            })
+            .create(
+                &info,
+                self.ns(),
+                obj,
+                &self.write_options(options::Write::Create)?,
+                |o| crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager),
+            )
             .await?;
         Ok(self.object_response(StatusCode::CREATED, created))
     }
@@ -245,7 +253,7 @@ impl Req {
         if matches!(access, Access::Conditional(_)) {
             self.enforce_on_object(&access, verb, None).await?;
         }
-        let manager = request::field_manager(&self.query, &self.headers)?;
+        let manager = request::field_manager(&self.query, &self.headers);
         let sub = self.target.subresource.as_deref();
         let info = self.target.info.clone();
         let updated = self
@@ -257,7 +265,7 @@ impl Req {
                 self.name(),
                 new,
                 sub,
-                &self.write_options()?,
+                &self.write_options(options::Write::Update)?,
                 |old, new| {
                     crate::http::managed::record_update(&info, Some(old), new, &manager, sub)
                 },
@@ -273,11 +281,13 @@ impl Req {
             self.enforce_on_object(&access, verb, None).await?;
         }
         let content_type = request::content_type(&self.headers);
-        let manager = request::field_manager(&self.query, &self.headers)?;
+        let manager = request::field_manager(&self.query, &self.headers);
         let force = self.query.flag("force");
         let sub = self.target.subresource.as_deref();
         let info = self.target.info.clone();
-        let opts = self.write_options()?;
+        let opts = self.write_options(options::Write::Patch {
+            apply: content_type.starts_with("application/apply-patch"),
+        })?;
         let patched = self
             .app
             .registry
@@ -336,44 +346,45 @@ impl Req {
         }
     }
 
-    fn delete_options(&self, body: &[u8]) -> ApiResult<DeleteOptions> {
-        let mut opts = DeleteOptions {
-            grace_period_seconds: self.query.int("gracePeriodSeconds")?,
-            propagation_policy: self
+    /// The options of a delete: from the body when there is one, else from
+    /// the query (kube-apiserver reads one or the other, never both).
+    /// The second value says whether a pending deletion answers 202
+    /// Accepted (only when `orphanDependents=false` asked for it, as kube).
+    fn delete_options(&self, body: &[u8]) -> ApiResult<(DeleteOptions, bool)> {
+        let mut opts = DeleteOptions::default();
+        let orphan_dependents;
+        let dry_run: Vec<String>;
+        if body.is_empty() {
+            opts.grace_period_seconds = self.query.int("gracePeriodSeconds")?;
+            opts.propagation_policy = self.query.get("propagationPolicy").map(str::to_string);
+            orphan_dependents = self.query.bool("orphanDependents");
+            dry_run = self
                 .query
-                .get("propagationPolicy")
-                .filter(|p| !p.is_empty())
-                .map(str::to_string),
-            dry_run: self.query.dry_run()?,
-            ..Default::default()
-        };
-        let mut orphan_dependents = self.query.bool("orphanDependents")?;
-        if !body.is_empty() {
+                .all("dryRun")
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+        } else {
             let decoded = request::decode_object(body, &request::content_type(&self.headers))?;
             let b: k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions =
                 serde_json::from_value(decoded).map_err(|e| {
                     ApiError::bad_request(format!("the DeleteOptions body is not valid: {e}"))
                 })?;
-            if b.grace_period_seconds.is_some() {
-                opts.grace_period_seconds = b.grace_period_seconds;
-            }
-            if b.propagation_policy.is_some() {
-                opts.propagation_policy = b.propagation_policy;
-            }
-            if b.orphan_dependents.is_some() {
-                orphan_dependents = b.orphan_dependents;
-            }
+            opts.grace_period_seconds = b.grace_period_seconds;
+            opts.propagation_policy = b.propagation_policy;
+            orphan_dependents = b.orphan_dependents;
             if let Some(p) = b.preconditions {
                 opts.precondition_uid = p.uid;
                 opts.precondition_resource_version = p.resource_version;
             }
-            if b.dry_run
-                .as_ref()
-                .is_some_and(|d| d.iter().any(|x| x == "All"))
-            {
-                opts.dry_run = true;
-            }
+            dry_run = b.dry_run.unwrap_or_default();
         }
+        options::check_delete(
+            opts.propagation_policy.as_deref(),
+            orphan_dependents,
+            &dry_run,
+        )?;
+        opts.dry_run = !dry_run.is_empty();
         if opts.propagation_policy.is_none() {
             match orphan_dependents {
                 Some(true) => opts.propagation_policy = Some("Orphan".into()),
@@ -390,7 +401,7 @@ impl Req {
                 }
             }
         }
-        Ok(opts)
+        Ok((opts, orphan_dependents == Some(false)))
     }
 
     fn protect_namespace(&self, name: &str) -> ApiResult<()> {
@@ -431,13 +442,16 @@ impl Req {
         let access = access::check(&self.id, "delete", &self.target)?;
         self.protect_namespace(self.name())?;
         self.enforce_on_object(&access, "delete", None).await?;
-        let opts = self.delete_options(&body)?;
+        let (opts, accepted) = self.delete_options(&body)?;
         match self
             .app
             .registry
             .delete(&self.target.info, self.ns(), self.name(), &opts)
             .await?
         {
+            DeleteOutcome::Pending(obj) if accepted => {
+                Ok(self.object_response(StatusCode::ACCEPTED, obj))
+            }
             DeleteOutcome::Pending(obj) => Ok(self.object_response(StatusCode::OK, obj)),
             DeleteOutcome::Deleted(obj) => Ok(self.deleted_body(obj)),
         }
@@ -447,7 +461,7 @@ impl Req {
         let list_opts = self.list_options()?;
         self.authorize_collection("deletecollection", &list_opts)
             .await?;
-        let opts = self.delete_options(&body)?;
+        let (opts, _) = self.delete_options(&body)?;
         let page = self
             .app
             .registry
@@ -498,7 +512,7 @@ pub async fn serve(req: Req, method: Method, body: Body) -> ApiResult<Response> 
     if let Some(w) = &req.target.info.deprecation_warning {
         req.warnings.add(w.clone());
     }
-    let watch = req.query.bool("watch")?.unwrap_or(false);
+    let watch = req.query.flag("watch");
     let result = match (method, has_name, req.target.subresource.as_deref()) {
         (Method::GET, false, None) if watch => req.watch().await,
         (Method::GET, false, None) => req.list().await,

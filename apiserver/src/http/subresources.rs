@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::errors::{ApiError, ApiResult};
 use crate::http::access;
+use crate::http::options;
 use crate::http::request;
 use crate::http::resources::{Req, json_response};
 use crate::objects;
@@ -178,14 +179,20 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
         return Ok(json_response(StatusCode::OK, &scale_of(info, &obj)?));
     }
     let content_type = request::content_type(&req.headers);
-    let manager = request::field_manager(&req.query, &req.headers)?;
+    let manager = request::field_manager(&req.query, &req.headers);
     let precondition = if method == Method::PUT {
         let s = request::decode_object(&body, &content_type)?;
         objects::meta_str(&s, "resourceVersion").map(str::to_string)
     } else {
         None
     };
-    let opts = req.write_options()?;
+    let opts = req.write_options(if method == Method::PUT {
+        options::Write::Update
+    } else {
+        options::Write::Patch {
+            apply: content_type.starts_with("application/apply-patch"),
+        }
+    })?;
     let (spec_path, _, _) = scale_paths(info);
     let updated = req
         .app
@@ -243,7 +250,7 @@ async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
             req.target.namespace.as_deref(),
             name,
             Some("binding"),
-            &req.write_options()?,
+            &req.write_options(options::Write::Create)?,
             None,
             |old| {
                 if objects::is_deleting(old) {
@@ -296,8 +303,9 @@ fn set_pod_scheduled(pod: &mut Value) {
 
 async fn eviction(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
     access::check(&req.id, "create", &req.target)?;
+    options::check_write(&req.query, options::Write::Create)?;
     let mut opts = DeleteOptions {
-        dry_run: req.query.dry_run()?,
+        dry_run: options::dry_run(&req.query),
         ..Default::default()
     };
     if !body.is_empty() {

@@ -35,6 +35,7 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
                 selectors: opts.selectors,
                 resource_version: opts.resource_version,
                 bookmarks: req.query.flag("allowWatchBookmarks"),
+                initial_events: req.query.bool("sendInitialEvents"),
             },
         )
         .await?;

@@ -119,7 +119,10 @@ impl Cluster {
         let head_file = dir.join("curl-headers");
         let body_file = dir.join("curl-body");
         let mut cmd = Command::new("curl");
-        cmd.args(["-sk", "-X", method, "-o"])
+        // kube-apiserver pretty-prints for a `curl/...` User-Agent; these
+        // requests stand for programs, which get compact JSON (a test can
+        // still send its own User-Agent header)
+        cmd.args(["-sk", "-A", "korral-tests", "-X", method, "-o"])
             .arg(&body_file)
             .arg("-D")
             .arg(&head_file)
