@@ -6,49 +6,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::python::{pythons, scenario};
 use support::{ChildGuard, Server, stderr, stdout, wait_for};
-
-/// The Python interpreters to run the scenarios with.
-fn pythons() -> Vec<String> {
-    match std::env::var("KORRAL_PYTHONS") {
-        Ok(list) if !list.trim().is_empty() => list.split(':').map(str::to_string).collect(),
-        _ => vec!["python3".to_string()],
-    }
-}
-
-/// The client versions an interpreter has, for failure messages.
-fn versions(python: &str) -> String {
-    let o = Command::new(python)
-        .args(["-c", "import importlib.metadata as m\nfor p in ('kubernetes', 'kopf'):\n    try: print(p, m.version(p))\n    except Exception: pass"])
-        .output()
-        .expect("run python");
-    stdout(&o).replace('\n', ", ")
-}
-
-/// Runs `script` with `args` under `python` and checks every `expected` line.
-fn scenario(python: &str, server: &Server, script: &str, args: &[&Path], expected: &[&str]) {
-    let o = Command::new(python)
-        .arg(support::root().join("tests/python").join(script))
-        .arg(&server.kubeconfig)
-        .args(args)
-        .output()
-        .expect("run python");
-    let out = stdout(&o);
-    assert!(
-        o.status.success(),
-        "{script} under {python} ({}) failed:\nstdout:\n{out}\nstderr:\n{}\nserver log:\n{}",
-        versions(python),
-        stderr(&o),
-        server.log()
-    );
-    for check in expected {
-        assert!(out.contains(check), "missing {check:?} in:\n{out}");
-    }
-}
 
 #[test]
 fn python_client_creates_lists_and_watches() {
@@ -101,7 +64,7 @@ fn python_custom_objects_api_works_on_custom_resources() {
             &python,
             &server,
             "custom_objects.py",
-            &[&orders_crd()],
+            &[orders_crd().as_os_str()],
             &[
                 "crd established: ok",
                 "list by label: ok",

@@ -206,6 +206,13 @@ impl Store for MeteredStore {
         r
     }
 
+    async fn count(&self, req: ListRequest) -> Result<usize> {
+        let t = Instant::now();
+        let r = self.inner.count(req).await;
+        self.metrics.time_store("count", t);
+        r
+    }
+
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue> {
         let t = Instant::now();
         let r = self.inner.create(key, value).await;

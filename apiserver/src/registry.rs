@@ -61,6 +61,9 @@ pub struct ListPage {
     pub resource_version: Revision,
     /// Token for the next page.
     pub continue_token: Option<String>,
+    /// How many objects the following pages hold (set, as kube-apiserver
+    /// does, only for a paginated list without selectors).
+    pub remaining_item_count: Option<i64>,
 }
 
 /// Options of a write.
@@ -279,11 +282,26 @@ impl Registry {
             (Some(start), true, Some(_)) => Some(encode_continue(read_revision, start)),
             _ => None,
         };
+        let remaining_item_count = if continue_token.is_some()
+            && opts.selectors.labels.is_empty()
+            && opts.selectors.fields.is_empty()
+        {
+            let rest = ListRequest {
+                prefix: prefix.clone(),
+                revision: Some(read_revision),
+                limit: None,
+                start_after,
+            };
+            Some(i64::try_from(self.store.count(rest).await?).unwrap_or(i64::MAX))
+        } else {
+            None
+        };
         Ok(ListPage {
             items,
             raw_items,
             resource_version: read_revision,
             continue_token,
+            remaining_item_count,
         })
     }
 

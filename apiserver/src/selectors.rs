@@ -257,6 +257,13 @@ impl FieldSelector {
                 && field != "metadata.namespace"
                 && !allowed.iter().any(|a| a == field)
             {
+                // kinds without field label conversions of their own answer
+                // with apimachinery's DefaultMetaV1FieldSelectorConversion
+                if allowed.is_empty() && info.custom().is_none() {
+                    return Err(ApiError::bad_request(format!(
+                        "{field:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                    )));
+                }
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
@@ -394,6 +401,12 @@ mod tests {
         assert_eq!(s.equals("spec.nodeName"), Some("n1"));
         let e = FieldSelector::parse("spec.foo=1", pod).expect_err("unsupported");
         assert_eq!(e.message, "field label not supported: spec.foo");
+        let cm = schemas::lookup("v1", "ConfigMap").expect("configmap");
+        let e = FieldSelector::parse("data.a=1", cm).expect_err("unsupported");
+        assert_eq!(
+            e.message,
+            "\"data.a\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+        );
         let node = schemas::lookup("v1", "Node").expect("node");
         let s = FieldSelector::parse("spec.unschedulable=false", node).expect("parse");
         assert!(s.matches(&json!({"spec": {}})));

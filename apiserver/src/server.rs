@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub extra_sans: Vec<String>,
     /// The service and cluster (pod) CIDRs IPAM allocates from.
     pub ipam: crate::ipam::IpamConfig,
+    /// kube-apiserver's `WatchList` feature gate: watches with
+    /// `sendInitialEvents`. Off by default, as in Kubernetes 1.33.
+    pub watch_list: bool,
 }
 
 impl ServerConfig {
@@ -43,6 +46,7 @@ impl ServerConfig {
             insecure_listen: None,
             extra_sans: Vec::new(),
             ipam: crate::ipam::IpamConfig::default(),
+            watch_list: false,
         }
     }
 }
@@ -295,6 +299,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             pki.kubelet_client_key_pem.clone(),
         )),
         openapi: Default::default(),
+        watch_list: config.watch_list,
     });
 
     // kubeconfigs for the admin and for korral's own components

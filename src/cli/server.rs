@@ -50,6 +50,11 @@ pub struct Args {
     /// Extra names or IPs for the serving certificate (repeatable).
     #[arg(long = "tls-san", value_name = "NAME")]
     pub tls_sans: Vec<String>,
+    /// Serve watches with `sendInitialEvents` (kube-apiserver's WatchList
+    /// feature gate, off by default as in Kubernetes 1.33); also turns a
+    /// watch without a resourceVersion into one.
+    #[arg(long)]
+    pub watch_list: bool,
     #[command(flatten)]
     pub network: Network,
     #[command(flatten)]
@@ -120,6 +125,7 @@ impl Args {
         let mut config = ServerConfig::new(&self.data_dir);
         config.listen = self.listen;
         config.extra_sans = self.tls_sans.clone();
+        config.watch_list = self.watch_list;
         config.ipam.service_cidr = self.network.service_cidr;
         config.ipam.cluster_cidr = self.network.cluster_cidr;
         config.insecure_listen = self

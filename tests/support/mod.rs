@@ -6,6 +6,7 @@
 
 pub mod fake_kubelet;
 pub mod pod_watch;
+pub mod python;
 pub mod simulated_nodes;
 
 use std::path::{Path, PathBuf};

@@ -11,6 +11,10 @@ use crate::objects;
 use crate::patch::{self, ApplyError, PatchError, PatchType};
 
 fn from_patch_error(e: PatchError) -> ApiError {
+    if let PatchError::Unprocessable(why) = &e {
+        // the answer leaves the reason out, as kube-apiserver's does
+        tracing::info!(reason = %why, "a patch could not be applied");
+    }
     let status = e.to_status();
     ApiError {
         code: e.code(),

@@ -48,6 +48,8 @@ pub struct App {
     pub node_client: Option<(String, String)>,
     /// OpenAPI documents, cached per registry generation.
     pub openapi: crate::openapi::OpenApi,
+    /// The `WatchList` feature gate (see `ServerConfig::watch_list`).
+    pub watch_list: bool,
 }
 
 /// Who is calling: the verified client certificate's subject, else the
@@ -463,7 +465,9 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
     };
     // a watch streams single objects: its metadata form is PartialObjectMetadata
     let collection = target.name.is_none() && !watching;
-    let format = match request::format(&headers, collection) {
+    let protobuf =
+        crate::protobuf::responses::supports(&target.info.api_version, &target.info.kind);
+    let format = match request::format(&headers, collection, protobuf) {
         Ok(Format::Table(v)) => match options::check_table(&query) {
             Ok(()) => Format::Table(v),
             Err(e) => return e.into_response(),

@@ -115,8 +115,9 @@ pub fn dry_run(query: &Query) -> bool {
     !query.all("dryRun").is_empty()
 }
 
-/// Checks the options of a list or watch (`watch` says which).
-pub fn check_list(query: &Query, watch: bool) -> ApiResult<()> {
+/// Checks the options of a list or watch (`watch` says which);
+/// `watch_list` is the WatchList feature gate.
+pub fn check_list(query: &Query, watch: bool, watch_list: bool) -> ApiResult<()> {
     let mut errors = Vec::new();
     let rv_match = query.get("resourceVersionMatch").unwrap_or("");
     let has_continue = !query.get("continue").unwrap_or("").is_empty();
@@ -127,6 +128,12 @@ pub fn check_list(query: &Query, watch: bool) -> ApiResult<()> {
             errors.push(FieldError::forbidden(
                 match_path(),
                 "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if initial_events.is_some() && !watch_list {
+            errors.push(FieldError::forbidden(
+                path("sendInitialEvents"),
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
             ));
         }
         if !rv_match.is_empty() {
@@ -187,6 +194,19 @@ pub fn check_list(query: &Query, watch: bool) -> ApiResult<()> {
         }
     }
     fail("ListOptions", errors)
+}
+
+/// `sendInitialEvents` of a watch as kube-apiserver sees it: the parameter,
+/// or with the WatchList gate on, `true` for a watch from no version or "0"
+/// without `resourceVersionMatch` (apimachinery's `SetListOptionsDefaults`).
+pub fn initial_events(query: &Query, watch_list: bool) -> Option<bool> {
+    let explicit = query.bool("sendInitialEvents");
+    if explicit.is_some() || !watch_list {
+        return explicit;
+    }
+    let rv = query.get("resourceVersion").unwrap_or("");
+    let legacy = rv.is_empty() || rv == "0";
+    (legacy && query.get("resourceVersionMatch").unwrap_or("").is_empty()).then_some(true)
 }
 
 /// `includeObject` of a Table request (`Metadata`, `Object`, `None` or empty);
@@ -312,11 +332,24 @@ mod tests {
         ];
         for (query, watch, want) in rows {
             assert_eq!(
-                message(check_list(&q(query), *watch)),
+                message(check_list(&q(query), *watch, true)),
                 *want,
                 "{query} watch={watch}"
             );
         }
+        // Kubernetes 1.33 ships with the WatchList gate off
+        assert_eq!(
+            message(check_list(
+                &q("sendInitialEvents=true&resourceVersionMatch=NotOlderThan"),
+                true,
+                false
+            )),
+            "422 ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+        );
+        assert_eq!(
+            message(check_list(&q("resourceVersion=0"), true, false)),
+            "ok"
+        );
     }
 
     #[test]
@@ -387,6 +420,21 @@ mod tests {
         assert_eq!(
             message(check_delete(None, None, &["Some".into()])),
             "422 DeleteOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"Some\"}: supported values: \"All\""
+        );
+    }
+
+    #[test]
+    fn watches_default_to_initial_events_only_with_the_gate() {
+        assert_eq!(initial_events(&q("watch=1"), false), None);
+        assert_eq!(initial_events(&q("watch=1"), true), Some(true));
+        assert_eq!(
+            initial_events(&q("watch=1&resourceVersion=0"), true),
+            Some(true)
+        );
+        assert_eq!(initial_events(&q("watch=1&resourceVersion=5"), true), None);
+        assert_eq!(
+            initial_events(&q("watch=1&sendInitialEvents=false"), true),
+            Some(false)
         );
     }
 

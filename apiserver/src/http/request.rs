@@ -110,6 +110,8 @@ pub enum Format {
     Table(&'static str),
     /// meta.k8s.io PartialObjectMetadata(List) (`v1` or `v1beta1`).
     Metadata(&'static str),
+    /// `application/vnd.kubernetes.protobuf` (built-in kinds only).
+    Protobuf,
 }
 
 /// One media range of an Accept header.
@@ -147,8 +149,9 @@ fn media_ranges(accept: &str) -> Vec<MediaRange<'_>> {
 
 /// Picks the response format from the Accept header as kube-apiserver
 /// negotiates it: the first acceptable media range by q-value, with Table and
-/// PartialObjectMetadata transformations; `None` when nothing is acceptable.
-pub fn negotiate(accept: &str, list: bool) -> Option<Format> {
+/// PartialObjectMetadata transformations; protobuf only where the kind has
+/// a protobuf form (`protobuf`); `None` when nothing is acceptable.
+pub fn negotiate(accept: &str, list: bool, protobuf: bool) -> Option<Format> {
     if accept.trim().is_empty() {
         return Some(Format::Json);
     }
@@ -161,6 +164,9 @@ pub fn negotiate(accept: &str, list: bool) -> Option<Format> {
         match param("as") {
             None if json => return Some(Format::Json),
             None if r.media == "application/yaml" => return Some(Format::Yaml),
+            None if protobuf && r.media == crate::protobuf::MEDIA_TYPE => {
+                return Some(Format::Protobuf);
+            }
             None => {}
             Some(as_) if json && param("g") == Some("meta.k8s.io") => {
                 let version = match param("v") {
@@ -181,13 +187,14 @@ pub fn negotiate(accept: &str, list: bool) -> Option<Format> {
     None
 }
 
-/// Picks the response format from the Accept header (JSON when it accepts nothing we write).
-pub fn format(headers: &HeaderMap, list: bool) -> ApiResult<Format> {
+/// Picks the response format from the Accept header (406 when it accepts
+/// nothing we write).
+pub fn format(headers: &HeaderMap, list: bool, protobuf: bool) -> ApiResult<Format> {
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    negotiate(accept, list).ok_or_else(|| {
+    negotiate(accept, list, protobuf).ok_or_else(|| {
         ApiError::not_acceptable(
             "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
         )
@@ -354,10 +361,11 @@ mod tests {
     #[test]
     fn accept_headers_negotiate_like_kube_apiserver() {
         let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(table, true), Some(Format::Table("v1")));
+        assert_eq!(negotiate(table, true, true), Some(Format::Table("v1")));
         assert_eq!(
             negotiate(
                 "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+                true,
                 true
             ),
             Some(Format::Metadata("v1"))
@@ -365,23 +373,36 @@ mod tests {
         assert_eq!(
             negotiate(
                 "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
-                false
+                false,
+                true
             ),
             Some(Format::Json)
+        );
+        let protobuf_first = "application/vnd.kubernetes.protobuf,application/json";
+        assert_eq!(
+            negotiate(protobuf_first, false, true),
+            Some(Format::Protobuf)
+        );
+        // custom resources have no protobuf form: the next choice
+        assert_eq!(negotiate(protobuf_first, false, false), Some(Format::Json));
+        assert_eq!(
+            negotiate("application/vnd.kubernetes.protobuf", false, false),
+            None
         );
         assert_eq!(
             negotiate(
-                "application/vnd.kubernetes.protobuf,application/json",
-                false
+                "application/vnd.kubernetes.protobuf;stream=watch",
+                true,
+                true
             ),
-            Some(Format::Json)
+            Some(Format::Protobuf)
         );
         assert_eq!(
-            negotiate("application/json;q=0.5,application/yaml", false),
+            negotiate("application/json;q=0.5,application/yaml", false, true),
             Some(Format::Yaml)
         );
-        assert_eq!(negotiate("text/html", false), None);
-        assert_eq!(negotiate("", false), Some(Format::Json));
+        assert_eq!(negotiate("text/html", false, true), None);
+        assert_eq!(negotiate("", false, true), Some(Format::Json));
     }
 
     #[test]

@@ -87,7 +87,11 @@ impl Req {
     }
 
     fn list_response(&self, page: ListPage) -> Response {
-        let meta = respond::list_meta(page.resource_version, page.continue_token);
+        let meta = respond::list_meta(
+            page.resource_version,
+            page.continue_token,
+            page.remaining_item_count,
+        );
         respond::list(
             self.format,
             &self.target.info,
@@ -152,7 +156,7 @@ impl Req {
     }
 
     fn list_options(&self) -> ApiResult<ListOptions> {
-        options::check_list(&self.query, self.query.flag("watch"))?;
+        options::check_list(&self.query, self.query.flag("watch"), self.app.watch_list)?;
         Ok(ListOptions {
             selectors: self.query.selectors(&self.target.info)?,
             limit: self.query.limit()?.map(|l| l.max(0) as usize),
@@ -435,6 +439,10 @@ impl Req {
             uid: Some(objects::uid(&obj).to_string()).filter(|u| !u.is_empty()),
             ..Default::default()
         });
+        if self.format == Format::Protobuf {
+            let v = serde_json::to_value(&status).unwrap_or_default();
+            return respond::status(StatusCode::OK, self.format, &v);
+        }
         respond::bytes_response(StatusCode::OK, "application/json", status.to_bytes())
     }
 
@@ -501,6 +509,7 @@ impl Req {
             items,
             resource_version: page.resource_version,
             continue_token: None,
+            remaining_item_count: None,
         }))
     }
 }
@@ -536,7 +545,14 @@ pub async fn serve(req: Req, method: Method, body: Body) -> ApiResult<Response> 
             if e.code >= 500 {
                 tracing::error!(code = e.code, message = %e.message, "request failed");
             }
-            axum::response::IntoResponse::into_response(e)
+            if req.format == Format::Protobuf {
+                let code =
+                    StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let v = serde_json::to_value(e.status()).unwrap_or_default();
+                respond::status(code, req.format, &v)
+            } else {
+                axum::response::IntoResponse::into_response(e)
+            }
         }
     };
     // warnings go out with errors too, as kube-apiserver sends them

@@ -1,6 +1,7 @@
 //! Response bodies and headers as kube-apiserver writes them: objects and
 //! lists in the negotiated form (JSON with Go's escaping and a trailing
-//! newline, YAML, a meta.k8s.io Table, or PartialObjectMetadata(List)),
+//! newline, YAML, a meta.k8s.io Table, PartialObjectMetadata(List), or
+//! Kubernetes protobuf for built-in kinds),
 //! and `Warning` headers in `299 - "text"` form (`Audit-Id` and
 //! `Cache-Control` go on every response, in `http::kube_headers`).
 
@@ -63,6 +64,31 @@ pub fn object(
         Format::Metadata(version) => json(code, &partial_metadata(&obj, version)),
         Format::Yaml => yaml(code, &obj),
         Format::Json => json(code, &obj),
+        Format::Protobuf => protobuf(code, crate::protobuf::responses::object(&obj), &obj),
+    }
+}
+
+/// A protobuf body, or the same value as JSON when it has no protobuf form
+/// (logged: the table lacks something the object holds).
+fn protobuf(
+    code: StatusCode,
+    encoded: Result<Vec<u8>, crate::protobuf::ProtobufError>,
+    v: &Value,
+) -> Response {
+    match encoded {
+        Ok(bytes) => bytes_response(code, crate::protobuf::MEDIA_TYPE, bytes),
+        Err(e) => {
+            tracing::warn!(error = %e, "answering in JSON: the object has no protobuf form");
+            json(code, v)
+        }
+    }
+}
+
+/// A Status (an error, or a delete's `Success`) in the negotiated format.
+pub fn status(code: StatusCode, format: Format, status: &Value) -> Response {
+    match format {
+        Format::Protobuf => protobuf(code, crate::protobuf::responses::status(status), status),
+        _ => json(code, status),
     }
 }
 
@@ -75,10 +101,17 @@ pub fn yaml(code: StatusCode, v: &Value) -> Response {
 }
 
 /// A list response's `metadata`.
-pub fn list_meta(resource_version: i64, continue_token: Option<String>) -> Value {
+pub fn list_meta(
+    resource_version: i64,
+    continue_token: Option<String>,
+    remaining_item_count: Option<i64>,
+) -> Value {
     let mut meta = json!({"resourceVersion": resource_version.to_string()});
     if let Some(c) = continue_token {
         meta["continue"] = json!(c);
+    }
+    if let Some(n) = remaining_item_count {
+        meta["remainingItemCount"] = json!(n);
     }
     meta
 }
@@ -127,6 +160,22 @@ pub fn list(
             }
             body.extend_from_slice(b"]}\n");
             bytes_response(StatusCode::OK, "application/json", body)
+        }
+        Format::Protobuf => {
+            let encoded = crate::protobuf::responses::list(
+                &info.api_version,
+                &info.kind,
+                &info.list_kind,
+                &meta,
+                &items,
+            );
+            let v = json!({
+                "kind": info.list_kind,
+                "apiVersion": info.api_version,
+                "metadata": meta,
+                "items": items,
+            });
+            protobuf(StatusCode::OK, encoded, &v)
         }
         Format::Json | Format::Yaml => {
             let v = json!({

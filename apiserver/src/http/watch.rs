@@ -35,7 +35,10 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
                 selectors: opts.selectors,
                 resource_version: opts.resource_version,
                 bookmarks: req.query.flag("allowWatchBookmarks"),
-                initial_events: req.query.bool("sendInitialEvents"),
+                initial_events: crate::http::options::initial_events(
+                    &req.query,
+                    req.app.watch_list,
+                ),
             },
         )
         .await?;
@@ -66,9 +69,14 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
         },
     );
     let mut resp = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    let content_type = if format == Format::Protobuf {
+        crate::protobuf::responses::WATCH_MEDIA_TYPE
+    } else {
+        "application/json"
+    };
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
-        "application/json".parse().expect("static header"),
+        axum::http::HeaderValue::from_static(content_type),
     );
     Ok(resp)
 }
@@ -81,6 +89,22 @@ struct StreamCtx {
 
 impl StreamCtx {
     fn encode(&self, event: &WatchEvent) -> bytes::Bytes {
+        if self.format == Format::Protobuf {
+            use crate::protobuf::responses;
+            match responses::watch_object(event.kind, &event.object) {
+                Ok(object) => {
+                    return bytes::Bytes::from(responses::watch_frame(event.kind, &object));
+                }
+                Err(e) => {
+                    // a frame must be protobuf: say what failed in an ERROR event
+                    tracing::warn!(error = %e, "a watch event has no protobuf form");
+                    let status = crate::errors::ApiError::internal(e.to_string()).status();
+                    let v = serde_json::to_value(status).unwrap_or_default();
+                    let object = responses::status(&v).unwrap_or_default();
+                    return bytes::Bytes::from(responses::watch_frame("ERROR", &object));
+                }
+            }
+        }
         let object = match (self.format, event.kind) {
             (Format::Table(version), "ADDED" | "MODIFIED" | "DELETED") => crate::tables::table(
                 &self.info,

@@ -284,7 +284,7 @@ pub fn apply(
         };
         let (ns, name) = (meta("namespace"), meta("name"));
         let (group_version, k) = (&kind.api_version, &kind.kind);
-        PatchError::Unprocessable(format!(
+        PatchError::Invalid(format!(
             "failed to create typed patch object ({ns}/{name}; {group_version}, Kind={k}): {e}"
         ))
     })?;

@@ -18,6 +18,8 @@
 
 pub mod decode;
 pub mod descriptors;
+pub mod encode;
+pub mod responses;
 pub mod special;
 pub mod wire;
 

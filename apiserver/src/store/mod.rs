@@ -216,6 +216,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
     /// A page of keys under a prefix at one revision.
     async fn list(&self, req: ListRequest) -> Result<ListResponse>;
+    /// How many keys `req` would list with no limit (a paginated list's
+    /// `remainingItemCount`). Backends that can count without reading
+    /// values override this.
+    async fn count(&self, req: ListRequest) -> Result<usize> {
+        let req = ListRequest { limit: None, ..req };
+        Ok(self.list(req).await?.kvs.len())
+    }
     /// Creates a key; `AlreadyExists` if present.
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue>;
     /// Replaces a key's value if its `mod_revision` is `expected`.

@@ -23,6 +23,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a server in a runtime of its own.
     pub fn start() -> Cluster {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts a server whose configuration `configure` adjusts first.
+    pub fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -31,6 +36,7 @@ impl Cluster {
             .expect("runtime");
         let mut config = ServerConfig::new(dir.path().join("data"));
         config.listen = "127.0.0.1:0".parse().expect("address");
+        configure(&mut config);
         let server = runtime
             .block_on(apiserver::server::start(config))
             .expect("start the API server");

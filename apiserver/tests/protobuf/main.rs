@@ -16,6 +16,7 @@ mod builder;
 mod protobuf_golden;
 mod protobuf_groups;
 mod protobuf_hand_built;
+mod protobuf_responses;
 mod protobuf_robustness;
 mod protobuf_table;
 

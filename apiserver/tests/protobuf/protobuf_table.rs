@@ -123,11 +123,13 @@ fn proto_type(ty: Ty) -> (u64, Option<&'static str>) {
     }
 }
 
-/// Every message reachable from the generated catalogue of kinds and DeleteOptions.
+/// Every message reachable from the generated catalogue of kinds,
+/// DeleteOptions, and the hand-written messages of responses.
 fn reachable() -> Vec<&'static Message> {
     let mut seen: Vec<&'static Message> = Vec::new();
     let mut todo: Vec<&'static Message> = kinds::KINDS.iter().map(|k| k.message).collect();
     todo.push(&meta_v1::DELETE_OPTIONS);
+    todo.extend(apiserver::protobuf::responses::messages());
     while let Some(m) = todo.pop() {
         if seen.iter().any(|s| std::ptr::eq(*s, m)) {
             continue;

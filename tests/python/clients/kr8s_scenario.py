@@ -9,8 +9,14 @@ kr8s has no strategic merge patch, no server-side apply, no way to set a
 page size and no watch bookmarks: strategic merge, apply and explicit pages
 go through its raw call (`Api.call_api`); bookmarks are not covered.
 
+Last come checks where korral has answered differently from kube-apiserver
+1.33 (a field selector on a field the kind does not index, a JSON patch that
+fails to apply): they all run, each prints ok or FAILED, and any failure
+fails the script at the end.
+
 Usage: python3 kr8s_scenario.py KUBECONFIG
-Prints one line per check; exits non-zero on the first failure.
+Prints one line per check; exits non-zero on the first failure (for the
+trailing kube-apiserver parity checks: after all of them ran).
 """
 
 import asyncio
@@ -320,6 +326,61 @@ async def deletes(api) -> None:
     print("delete: ok")
 
 
+# Checks where korral has answered differently from kube-apiserver 1.33:
+# each runs even when an earlier one failed, a failure prints
+# "<check>: FAILED ..." and the script exits non-zero at the end.
+
+async def unknown_field_selector(api) -> None:
+    """Kinds without field label conversions of their own (ConfigMap,
+    Deployment) accept only metadata.name and metadata.namespace: kube-apiserver
+    answers with runtime.DefaultMetaV1FieldSelectorConversion's error; kinds
+    with their own (Pod, Secret, Service, ...) say "field label not supported"."""
+    for kind in ("configmaps", "deployments"):
+        async def listing():
+            return [x async for x in api.get(kind, namespace=NS, field_selector="data.a=1")]
+        body = await expect_error(listing(), 400, "BadRequest")
+        want = '"data.a" is not a known field selector: only "metadata.name", "metadata.namespace"'
+        assert body["message"] == want, f"GET {kind}?fieldSelector=data.a=1: {body['message']!r}, kube-apiserver says {want!r}"
+
+    async def pods():
+        return [x async for x in api.get("pods", namespace=NS, field_selector="data.a=1")]
+    body = await expect_error(pods(), 400, "BadRequest")
+    assert body["message"] == "field label not supported: data.a", body
+
+
+async def json_patch_failure(api) -> None:
+    """kube-apiserver answers a JSON patch that fails to apply (a failed test
+    op, a missing path) with errors.NewGenericServerResponse(422, ...), which
+    drops the patch library's text (handlers/patch.go applyJSPatch)."""
+    cm = await ConfigMap({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": "jp-cm", "namespace": NS}, "data": {"m": "merge"}}, api=api)
+    await cm.create()
+    for ops in ([{"op": "test", "path": "/data/m", "value": "other"}], [{"op": "remove", "path": "/data/nope"}]):
+        body = await expect_error(cm.patch(ops, type="json"), 422, "Invalid")
+        want = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "the server rejected our request due to an error in our request",
+                "reason": "Invalid", "details": {}, "code": 422}
+        assert body == want, f"PATCH {ops}: got {body}, kube-apiserver answers {want}"
+
+
+PARITY = [
+    ("unknown field selector answer", unknown_field_selector),
+    ("json patch failure answer", json_patch_failure),
+]
+
+
+async def parity(api) -> list:
+    failed = []
+    for name, check in PARITY:
+        try:
+            await check(api)
+            print(f"{name}: ok")
+        except (AssertionError, kr8s.ServerError) as e:
+            print(f"{name}: FAILED: {e}")
+            failed.append(f"{name}: {e}")
+    return failed
+
+
 async def main(kubeconfig: str) -> None:
     with warnings.catch_warnings():
         # kr8s warns about server versions it cannot parse or does not support
@@ -336,6 +397,7 @@ async def main(kubeconfig: str) -> None:
         await scale(api)
         await errors(api)
         await deletes(api)
+        failed = await parity(api)
     finally:
         await ns.delete()
 
@@ -348,6 +410,7 @@ async def main(kubeconfig: str) -> None:
             return False
         await wait_until(ns_gone, 60, f"namespace {NS} to be gone")
         print("delete namespace: ok")
+    assert not failed, "answers unlike kube-apiserver 1.33:\n" + "\n".join(failed)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,19 @@ version and discovery; create, get, label-selected and paginated lists;
 watches from a list's resourceVersion, resumed watches and bookmarks; merge,
 JSON, strategic merge patches and server-side apply; the Deployment scale
 subresource; NotFound and AlreadyExists errors; deletion down to the
-namespace. The last check is the WatchList form of a watch
-(sendInitialEvents=true): ADDED for the current objects, then a BOOKMARK
-annotated "k8s.io/initial-events-end": "true", as kube-apiserver 1.33 sends.
+namespace. Last come checks of answers korral once gave unlike
+kube-apiserver 1.33 (remainingItemCount, PatchOptions and ListOptions
+validation, WatchList refused with the gate off as 1.33 ships); they all run,
+each prints ok or FAILED, and any failure fails the script at the end.
 
-Usage: python3 kubernetes_asyncio_scenario.py KUBECONFIG
-Prints one line per check; exits non-zero on the first failure.
+With --watch-list (a server started with `korral server --watch-list`, the
+WatchList feature gate on) only the WatchList checks run: sendInitialEvents
+and a watch without resourceVersion send ADDED for the current objects, then
+a BOOKMARK annotated "k8s.io/initial-events-end": "true".
+
+Usage: python3 kubernetes_asyncio_scenario.py KUBECONFIG [--watch-list]
+Prints one line per check; exits non-zero on the first failure (for the
+trailing kube-apiserver parity checks: after all of them ran).
 """
 
 import asyncio
@@ -302,14 +309,15 @@ async def scale(apps: client.AppsV1Api) -> None:
     d = await apps.read_namespaced_deployment("compat-web", NS)
     assert d.spec.replicas == 3, d.spec
 
-    # the scale's status is the Deployment's once the controller saw the change
-    # (with a stuck rollout, surge pods may make status.replicas exceed 3)
-    async def observed():
+    # the scale's status is the Deployment's: once the controller has seen
+    # the change (pods never start here, so a stuck rollout's surge pods may
+    # count too) both report the same, at least 3, replicas
+    async def settled():
+        st = (await apps.read_namespaced_deployment_scale("compat-web", NS)).status
         d = await apps.read_namespaced_deployment("compat-web", NS)
-        return (d.status.observed_generation or 0) >= d.metadata.generation and d
-    d = await wait_until(observed, 30, "the deployment controller to observe the scale")
-    st = (await apps.read_namespaced_deployment_scale("compat-web", NS)).status
-    assert st.replicas == d.status.replicas and st.replicas >= 3, (st, d.status)
+        seen = (d.status.observed_generation or 0) >= d.metadata.generation
+        return seen and (d.status.replicas or 0) >= 3 and st.replicas == d.status.replicas and st
+    await wait_until(settled, 30, "the Scale's status.replicas to match the Deployment's (>= 3)")
     print("scale subresource: ok")
 
 
@@ -341,26 +349,128 @@ async def deletes(core: client.CoreV1Api, apps: client.AppsV1Api) -> None:
     print("delete: ok")
 
 
-async def watch_list(core: client.CoreV1Api) -> None:
-    """WatchList: sendInitialEvents=true with resourceVersionMatch=NotOlderThan."""
+# Checks where korral has answered differently from kube-apiserver 1.33:
+# each runs even when an earlier one failed (so all show), a failure prints
+# "<check>: FAILED ..." and the script exits non-zero once the namespace is
+# deleted. The WatchList check is the last.
+
+async def remaining_item_count(core: client.CoreV1Api) -> None:
+    """An unfiltered page carries metadata.remainingItemCount (kube-apiserver's
+    storage.PrepareContinueToken sets it when there is no selector)."""
+    total = len((await core.list_namespaced_config_map(NS)).items)
+    assert total > 2, total
+    page = await core.list_namespaced_config_map(NS, limit=2)
+    assert page.metadata._continue, page.metadata
+    assert page.metadata.remaining_item_count == total - 2, (
+        f"GET /api/v1/namespaces/{NS}/configmaps?limit=2: remainingItemCount is "
+        f"{page.metadata.remaining_item_count}, want {total - 2}")
+    # with a selector the count would be inexact: kube-apiserver leaves it out
+    page = await core.list_namespaced_config_map(NS, limit=2, label_selector="page=yes")
+    assert page.metadata.remaining_item_count is None, page.metadata
+
+
+async def apply_needs_field_manager(core: client.CoreV1Api) -> None:
+    """kube-apiserver validates PatchOptions: apply needs a fieldManager,
+    force is for apply only."""
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa-cm"}, "data": {"a": "0"}}
+    err = await expect_error(core.patch_namespaced_config_map(
+        "ssa-cm", NS, body, _content_type="application/apply-patch+yaml"), 422, "Invalid")
+    assert err["message"] == 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch', err
+    assert err["details"]["causes"] == [{"reason": "FieldValueRequired", "field": "fieldManager",
+                                         "message": "Required value: is required for apply patch"}], err
+    err = await expect_error(core.patch_namespaced_config_map(
+        "ssa-cm", NS, {"data": {"a": "0"}}, force=True, _content_type="application/merge-patch+json"), 422, "Invalid")
+    assert err["message"] == 'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch', err
+
+
+GATE_OFF = ("sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch "
+            "unless the WatchList feature gate is enabled")
+
+
+async def watch_list_options(core: client.CoreV1Api) -> None:
+    """sendInitialEvents needs resourceVersionMatch=NotOlderThan (422
+    otherwise); Kubernetes 1.33 ships with the WatchList gate off, which is a
+    second error."""
+    err = await expect_error(core.list_namespaced_config_map(
+        NS, watch=True, send_initial_events=True, allow_watch_bookmarks=True, timeout_seconds=5), 422, "Invalid")
+    want = ('resourceVersionMatch: Forbidden: '
+            'sendInitialEvents requires setting resourceVersionMatch to NotOlderThan')
+    if not WATCH_LIST:
+        want = f"[{want}, {GATE_OFF}]"
+    assert err["message"] == f'ListOptions.meta.k8s.io "" is invalid: {want}', err
+
+
+async def watch_list_refused(core: client.CoreV1Api) -> None:
+    """With the gate off (kube-apiserver 1.33's default) the WatchList form
+    is refused; clients such as client-go fall back to list and watch."""
+    err = await expect_error(core.list_namespaced_config_map(
+        NS, watch=True, send_initial_events=True, resource_version_match="NotOlderThan",
+        allow_watch_bookmarks=True, timeout_seconds=5), 422, "Invalid")
+    assert err["message"] == f'ListOptions.meta.k8s.io "" is invalid: {GATE_OFF}', err
+
+
+async def initial_events(core: client.CoreV1Api, what: str, **kw) -> None:
     current = sorted(x.metadata.name for x in (await core.list_namespaced_config_map(NS, label_selector="page=yes")).items)
     w = watch.Watch()
     try:
         events = await collect(
             w, ((core.list_namespaced_config_map, NS),
-                {"label_selector": "page=yes", "send_initial_events": True,
-                 "resource_version_match": "NotOlderThan", "allow_watch_bookmarks": True, "timeout_seconds": 15}),
+                dict(label_selector="page=yes", allow_watch_bookmarks=True, timeout_seconds=15, **kw)),
             lambda evs: evs[-1]["type"] == "BOOKMARK", 20)
     except asyncio.TimeoutError:
-        raise AssertionError("no BOOKMARK within 15 s after the initial events")
+        raise AssertionError(f"{what}: no BOOKMARK within 15 s after the initial events")
     finally:
         await w.close()
     types = [e["type"] for e in events]
     assert types == ["ADDED"] * len(current) + ["BOOKMARK"], summary(events)
     assert sorted(e["raw_object"]["metadata"]["name"] for e in events[:-1]) == current, summary(events)
-    ann = (events[-1]["raw_object"]["metadata"].get("annotations") or {})
-    assert ann.get("k8s.io/initial-events-end") == "true", events[-1]["raw_object"]
-    print("watchlist initial events (sendInitialEvents): ok")
+    mark = events[-1]["raw_object"]
+    ann = mark["metadata"].get("annotations") or {}
+    assert ann.get("k8s.io/initial-events-end") == "true", f"{what}: the first BOOKMARK is {json.dumps(mark)}"
+    assert int(mark["metadata"]["resourceVersion"]) >= max(int(rv(e)) for e in events[:-1]), summary(events)
+
+
+async def legacy_watch_is_watch_list(core: client.CoreV1Api) -> None:
+    """With the WatchList gate on, kube-apiserver defaults a watch without
+    resourceVersion to sendInitialEvents=true&resourceVersionMatch=NotOlderThan
+    (SetListOptionsDefaults), so with bookmarks it ends the initial ADDED
+    events with the annotated bookmark."""
+    await initial_events(core, "watch?allowWatchBookmarks=true (no resourceVersion)")
+
+
+async def watch_list(core: client.CoreV1Api) -> None:
+    """WatchList: sendInitialEvents=true with resourceVersionMatch=NotOlderThan."""
+    await initial_events(core, "watch?sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
+                         send_initial_events=True, resource_version_match="NotOlderThan")
+
+
+# the server runs with kube-apiserver's WatchList gate on (`korral server --watch-list`)
+WATCH_LIST = "--watch-list" in sys.argv
+
+PARITY = [
+    ("list remainingItemCount", remaining_item_count),
+    ("patch options validated", apply_needs_field_manager),
+    ("watchlist options validated", watch_list_options),
+    ("watchlist refused with the gate off", watch_list_refused),
+]
+
+WATCH_LIST_CHECKS = [
+    ("watchlist options validated", watch_list_options),
+    ("watch without resourceVersion ends initial events with a bookmark", legacy_watch_is_watch_list),
+    ("watchlist initial events (sendInitialEvents)", watch_list),
+]
+
+
+async def parity(core: client.CoreV1Api, checks) -> list:
+    failed = []
+    for name, check in checks:
+        try:
+            await check(core)
+            print(f"{name}: ok")
+        except (AssertionError, ApiException) as e:
+            print(f"{name}: FAILED: {e}")
+            failed.append(f"{name}: {e}")
+    return failed
 
 
 async def main(kubeconfig: str) -> None:
@@ -370,14 +480,18 @@ async def main(kubeconfig: str) -> None:
         await version_and_discovery(api)
         await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
         try:
-            await create_get_list(core, apps)
-            await pagination(core)
-            await watches(core)
-            await patches(core, apps)
-            await scale(apps)
-            await errors(core)
-            await deletes(core, apps)
-            await watch_list(core)
+            if WATCH_LIST:
+                await pagination(core)
+                failed = await parity(core, WATCH_LIST_CHECKS)
+            else:
+                await create_get_list(core, apps)
+                await pagination(core)
+                await watches(core)
+                await patches(core, apps)
+                await scale(apps)
+                await errors(core)
+                await deletes(core, apps)
+                failed = await parity(core, PARITY)
         finally:
             await core.delete_namespace(NS)
 
@@ -391,6 +505,7 @@ async def main(kubeconfig: str) -> None:
                 return False
             await wait_until(ns_gone, 60, f"namespace {NS} to be gone")
             print("delete namespace: ok")
+        assert not failed, "answers unlike kube-apiserver 1.33:\n" + "\n".join(failed)
 
 
 if __name__ == "__main__":

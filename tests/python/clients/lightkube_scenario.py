@@ -10,6 +10,9 @@ down to the namespace.
 lightkube has no call for /version or API discovery, and its watch cannot
 ask for bookmarks or initial events: those are not covered here.
 
+Last comes a check where korral has answered differently from kube-apiserver
+1.33: the answer to a JSON patch that fails to apply.
+
 Usage: python3 lightkube_scenario.py KUBECONFIG
 Prints one line per check; exits non-zero on the first failure.
 """
@@ -311,6 +314,21 @@ def deletes(client: Client) -> None:
     print("delete: ok")
 
 
+def json_patch_failure(client: Client) -> None:
+    """kube-apiserver answers a JSON patch that fails to apply (a failed test
+    op, a missing path) with errors.NewGenericServerResponse(422, ...), which
+    drops the patch library's text (handlers/patch.go applyJSPatch)."""
+    client.create(ConfigMap(metadata=ObjectMeta(name="jp-cm", namespace=NS), data={"m": "merge"}))
+    for ops in ([{"op": "test", "path": "/data/m", "value": "other"}], [{"op": "remove", "path": "/data/nope"}]):
+        e = expect_error(lambda: client.patch(ConfigMap, "jp-cm", ops, namespace=NS, patch_type=PatchType.JSON), 422, "Invalid")
+        body = e.response.json()
+        want = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "the server rejected our request due to an error in our request",
+                "reason": "Invalid", "details": {}, "code": 422}
+        assert body == want, f"PATCH {ops}: got {body}, kube-apiserver answers {want}"
+    print("json patch failure answer: ok")
+
+
 def main(kubeconfig: str) -> None:
     client = Client(config=KubeConfig.from_file(kubeconfig))
     client.create(Namespace(metadata=ObjectMeta(name=NS)))
@@ -323,6 +341,7 @@ def main(kubeconfig: str) -> None:
         errors(client)
         generic_resources(client)
         deletes(client)
+        json_patch_failure(client)
     finally:
         client.delete(Namespace, NS)
 

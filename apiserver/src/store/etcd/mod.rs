@@ -402,6 +402,33 @@ impl Store for EtcdStore {
         }
     }
 
+    async fn count(&self, req: ListRequest) -> Result<usize> {
+        let full_prefix = self.full(&req.prefix);
+        let end = prefix_range_end(full_prefix.as_bytes());
+        let from: Vec<u8> = match req
+            .start_after
+            .as_deref()
+            .filter(|a| *a >= req.prefix.as_str())
+        {
+            Some(after) => {
+                let mut k = self.full(after).into_bytes();
+                k.push(0);
+                k
+            }
+            None => full_prefix.into_bytes(),
+        };
+        let mut opts = GetOptions::new().with_range(end).with_count_only();
+        if let Some(r) = req.revision.filter(|r| *r > 0) {
+            opts = opts.with_revision(r);
+        }
+        match self.range(from, Some(opts)).await {
+            Ok(resp) => Ok(usize::try_from(resp.count()).unwrap_or(0)),
+            Err(e) => Err(self
+                .revision_error(e, req.revision.unwrap_or(0), "counting keys")
+                .await),
+        }
+    }
+
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue> {
         let full = self.full(key);
         let txn = Txn::new()

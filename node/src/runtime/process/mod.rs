@@ -39,6 +39,9 @@ pub struct Process {
     shim: Vec<String>,
     ips: PodIps,
     events: broadcast::Sender<String>,
+    /// Held while a sandbox picks and records its IP, so that two pods
+    /// started at once never read the same free address.
+    ip_lock: std::sync::Mutex<()>,
 }
 
 /// What the runtime keeps about a container (`ROOT/containers/ID/record.json`).
@@ -98,6 +101,7 @@ impl Process {
             shim,
             ips,
             events: event_channel(),
+            ip_lock: std::sync::Mutex::new(()),
         };
         // watch the containers a previous daemon left running
         if let Ok(rd) = std::fs::read_dir(rt.root.join("containers")) {
@@ -244,6 +248,10 @@ impl Runtime for Process {
 
     async fn run_sandbox(&self, sandbox: &PodSandbox) -> Result<String> {
         let f = self.root.join("sandboxes").join(&sandbox.uid);
+        let _picking = self
+            .ip_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Ok(ip) = std::fs::read_to_string(&f) {
             return Ok(ip.trim().to_string());
         }
