@@ -585,6 +585,8 @@ async fn pagination_is_a_snapshot_while_writes_continue(store: Arc<dyn Store>) {
     };
 
     let mut pages = Vec::new();
+    // after each page: how many keys the store counts in the rest
+    let mut counted = Vec::new();
     let mut req = ListRequest {
         limit: Some(7),
         ..list("p/")
@@ -602,6 +604,7 @@ async fn pagination_is_a_snapshot_while_writes_continue(store: Arc<dyn Store>) {
         req.start_after = page.kvs.last().map(|kv| kv.key.clone());
         let more = page.more;
         pages.push(page);
+        counted.push(store.count(req.clone()).await.expect("count"));
         if !more {
             break;
         }
@@ -632,6 +635,11 @@ async fn pagination_is_a_snapshot_while_writes_continue(store: Arc<dyn Store>) {
     let want: Vec<(String, (Vec<u8>, Revision))> = state.into_iter().collect();
     assert_eq!(got, want);
     assert!(pages.len() > 3, "several pages were read");
+    // the count of what follows a page is at the snapshot too
+    for (i, n) in counted.iter().enumerate() {
+        let rest: usize = pages[i + 1..].iter().map(|p| p.kvs.len()).sum();
+        assert_eq!(*n, rest, "keys after page {i}");
+    }
 }
 
 async fn compaction_drops_old_revisions_only(store: Arc<dyn Store>) {

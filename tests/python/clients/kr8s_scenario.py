@@ -22,27 +22,16 @@ trailing kube-apiserver parity checks: after all of them ran).
 import asyncio
 import json
 import sys
-import time
 import warnings
 
 import kr8s
 import kr8s.asyncio
 from kr8s.asyncio.objects import ConfigMap, Deployment, Namespace, Service
 
+from compat import run_checks, wait_until
+
 NS = "compat-kr8s"
 LABELS = {"app": "compat-web"}
-
-
-async def wait_until(cond, timeout: float, what: str):
-    """Polls the coroutine function `cond` until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await cond()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def server_error(e: BaseException) -> kr8s.ServerError:
@@ -369,18 +358,6 @@ PARITY = [
 ]
 
 
-async def parity(api) -> list:
-    failed = []
-    for name, check in PARITY:
-        try:
-            await check(api)
-            print(f"{name}: ok")
-        except (AssertionError, kr8s.ServerError) as e:
-            print(f"{name}: FAILED: {e}")
-            failed.append(f"{name}: {e}")
-    return failed
-
-
 async def main(kubeconfig: str) -> None:
     with warnings.catch_warnings():
         # kr8s warns about server versions it cannot parse or does not support
@@ -397,7 +374,7 @@ async def main(kubeconfig: str) -> None:
         await scale(api)
         await errors(api)
         await deletes(api)
-        failed = await parity(api)
+        failed = await run_checks(PARITY, api, (AssertionError, kr8s.ServerError))
     finally:
         await ns.delete()
 

@@ -21,25 +21,14 @@ trailing kube-apiserver parity checks: after all of them ran).
 import asyncio
 import json
 import sys
-import time
 
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.rest import ApiException
 
+from compat import run_checks, wait_until
+
 NS = "compat-asyncio"
 LABELS = {"app": "compat-web"}
-
-
-async def wait_until(cond, timeout: float, what: str):
-    """Polls the coroutine function `cond` until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await cond()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 async def expect_error(coro, status: int, reason: str):
@@ -461,18 +450,6 @@ WATCH_LIST_CHECKS = [
 ]
 
 
-async def parity(core: client.CoreV1Api, checks) -> list:
-    failed = []
-    for name, check in checks:
-        try:
-            await check(core)
-            print(f"{name}: ok")
-        except (AssertionError, ApiException) as e:
-            print(f"{name}: FAILED: {e}")
-            failed.append(f"{name}: {e}")
-    return failed
-
-
 async def main(kubeconfig: str) -> None:
     await config.load_kube_config(config_file=kubeconfig)
     async with client.ApiClient() as api:
@@ -482,7 +459,7 @@ async def main(kubeconfig: str) -> None:
         try:
             if WATCH_LIST:
                 await pagination(core)
-                failed = await parity(core, WATCH_LIST_CHECKS)
+                failed = await run_checks(WATCH_LIST_CHECKS, core, (AssertionError, ApiException))
             else:
                 await create_get_list(core, apps)
                 await pagination(core)
@@ -491,7 +468,7 @@ async def main(kubeconfig: str) -> None:
                 await scale(apps)
                 await errors(core)
                 await deletes(core, apps)
-                failed = await parity(core, PARITY)
+                failed = await run_checks(PARITY, core, (AssertionError, ApiException))
         finally:
             await core.delete_namespace(NS)
 

@@ -179,6 +179,26 @@ impl EtcdStore {
     }
 
     /// A range read on whichever member answers.
+    /// The etcd key range a list covers: from the first key after
+    /// `start_after` (or the prefix) to the prefix's end.
+    fn key_range(&self, req: &ListRequest) -> (Vec<u8>, Vec<u8>) {
+        let full_prefix = self.full(&req.prefix);
+        let end = prefix_range_end(full_prefix.as_bytes());
+        let from = match req
+            .start_after
+            .as_deref()
+            .filter(|a| *a >= req.prefix.as_str())
+        {
+            Some(after) => {
+                let mut k = self.full(after).into_bytes();
+                k.push(0);
+                k
+            }
+            None => full_prefix.into_bytes(),
+        };
+        (from, end)
+    }
+
     async fn range(
         &self,
         key: Vec<u8>,
@@ -339,20 +359,7 @@ impl Store for EtcdStore {
     }
 
     async fn list(&self, req: ListRequest) -> Result<ListResponse> {
-        let full_prefix = self.full(&req.prefix);
-        let end = prefix_range_end(full_prefix.as_bytes());
-        let mut from: Vec<u8> = match req
-            .start_after
-            .as_deref()
-            .filter(|a| *a >= req.prefix.as_str())
-        {
-            Some(after) => {
-                let mut k = self.full(after).into_bytes();
-                k.push(0);
-                k
-            }
-            None => full_prefix.into_bytes(),
-        };
+        let (mut from, end) = self.key_range(&req);
         let mut revision = req.revision.filter(|r| *r > 0);
         let limit = req.limit.filter(|l| *l > 0);
         let mut kvs = Vec::new();
@@ -403,20 +410,7 @@ impl Store for EtcdStore {
     }
 
     async fn count(&self, req: ListRequest) -> Result<usize> {
-        let full_prefix = self.full(&req.prefix);
-        let end = prefix_range_end(full_prefix.as_bytes());
-        let from: Vec<u8> = match req
-            .start_after
-            .as_deref()
-            .filter(|a| *a >= req.prefix.as_str())
-        {
-            Some(after) => {
-                let mut k = self.full(after).into_bytes();
-                k.push(0);
-                k
-            }
-            None => full_prefix.into_bytes(),
-        };
+        let (from, end) = self.key_range(&req);
         let mut opts = GetOptions::new().with_range(end).with_count_only();
         if let Some(r) = req.revision.filter(|r| *r > 0) {
             opts = opts.with_revision(r);
