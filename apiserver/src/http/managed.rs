@@ -106,7 +106,7 @@ pub fn apply_patch(
                 patch::patch_object(PatchType::Json, old, body, info).map_err(from_patch_error)
             }
             PatchType::Merge | PatchType::Strategic => {
-                let p = patch::parse_json_body(body).map_err(from_patch_error)?;
+                let p = patch::parse_json_body(body, ty).map_err(from_patch_error)?;
                 patch::merge_patch::merge_patch(old, &p).map_err(from_patch_error)
             }
             PatchType::Apply => Err(ApiError::unsupported_media_type(

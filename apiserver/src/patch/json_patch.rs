@@ -93,9 +93,10 @@ pub fn parse(body: &[u8]) -> Result<Vec<Operation>, PatchError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| PatchError::BadRequest(format!("the JSON patch is not valid JSON: {e}")))?;
     let Value::Array(items) = v else {
+        // kube-apiserver decodes into its []jsonPatchOp and says so
         return Err(PatchError::BadRequest(format!(
-            "a JSON patch must be a list of operations, got {}",
-            type_name(&v)
+            "error decoding patch: json: cannot unmarshal {} into Go value of type []handlers.jsonPatchOp",
+            super::values::go_json_type(&v)
         )));
     };
     if items.len() > MAX_OPERATIONS {
@@ -457,7 +458,10 @@ mod tests {
     #[test]
     fn malformed_patches_are_bad_requests() {
         let cases = [
-            (json!({"op": "add"}), "must be a list"),
+            (
+                json!({"op": "add"}),
+                "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp",
+            ),
             (json!([{"path": "/a"}]), "operation 0: missing \"op\""),
             (json!([{"op": "jump", "path": "/a"}]), "unknown op"),
             (json!([{"op": "add", "path": "/a"}]), "missing \"value\""),

@@ -106,9 +106,9 @@ pub fn patch_object(
 ) -> Result<Value, PatchError> {
     match patch_type {
         PatchType::Json => json_patch::apply_json_patch(original, &json_patch::parse(body)?),
-        PatchType::Merge => merge_patch::merge_patch(original, &parse_json_body(body)?),
+        PatchType::Merge => merge_patch::merge_patch(original, &parse_json_body(body, patch_type)?),
         PatchType::Strategic => {
-            strategic::strategic_merge_patch(original, &parse_json_body(body)?, kind)
+            strategic::strategic_merge_patch(original, &parse_json_body(body, patch_type)?, kind)
         }
         PatchType::Apply => Err(PatchError::BadRequest(
             "apply patches are handled by server-side apply, which needs a fieldManager".into(),
@@ -116,14 +116,21 @@ pub fn patch_object(
     }
 }
 
-/// Parses a JSON patch body (merge and strategic patches must be JSON objects).
-pub fn parse_json_body(body: &[u8]) -> Result<Value, PatchError> {
+/// Parses a merge or strategic merge patch body, which must be a JSON
+/// object; anything else gets kube-apiserver's decode error (the merge
+/// patch handler prefixes "error decoding patch: ", the strategic one not).
+pub fn parse_json_body(body: &[u8], patch_type: PatchType) -> Result<Value, PatchError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| PatchError::BadRequest(format!("the patch is not valid JSON: {e}")))?;
     if !v.is_object() {
+        let prefix = if patch_type == PatchType::Strategic {
+            ""
+        } else {
+            "error decoding patch: "
+        };
         return Err(PatchError::BadRequest(format!(
-            "the patch must be a JSON object, got {}",
-            values::type_name(&v)
+            "{prefix}json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            values::go_json_type(&v)
         )));
     }
     Ok(v)

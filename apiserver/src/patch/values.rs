@@ -15,6 +15,19 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Go's encoding/json name for a JSON value's type, as its
+/// `cannot unmarshal <type> into Go value of type ...` errors print it.
+pub fn go_json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 /// JSON equality where numbers compare by value (`1` equals `1.0`), as
 /// RFC 6902's `test` requires.
 pub fn json_equal(a: &Value, b: &Value) -> bool {
