@@ -4,28 +4,76 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use crate::pki::{PkiError, write_private};
 
 /// The identity of a verified client certificate, as kube-apiserver's x509
-/// authenticator makes it (CN the user, O the groups), for the groups korral
-/// has roles for: `system:masters` is an admin; `system:nodes` with
-/// `CN=system:node:NAME` is node NAME. Other subjects are not authenticated.
-pub fn identity_from_cert(cert: &crate::tls::ClientCert) -> Option<Identity> {
+/// authenticator makes it (CN the user, O the groups): `system:masters` is
+/// an admin; `system:nodes` with `CN=system:node:NAME` is node NAME; anyone
+/// else is an RBAC subject, authorised by the cluster's RBAC objects.
+pub fn identity_from_cert(
+    cert: &crate::tls::ClientCert,
+    rbac: Arc<crate::rbac::Snapshot>,
+) -> Option<Identity> {
     let in_group = |g: &str| cert.organizations.iter().any(|o| o == g);
     let role = if in_group("system:masters") {
         Role::Admin
     } else if in_group("system:nodes") {
         Role::Node(cert.common_name.strip_prefix("system:node:")?.to_string())
     } else {
-        return None;
+        if cert.common_name.is_empty() {
+            return None;
+        }
+        let mut groups = cert.organizations.clone();
+        groups.push("system:authenticated".into());
+        Role::Subject(Subject {
+            groups,
+            rbac: RbacView(rbac),
+        })
     };
     Some(Identity {
         name: cert.common_name.clone(),
         role,
     })
+}
+
+/// The RBAC snapshot a request was authenticated with (compared by identity).
+#[derive(Clone)]
+pub struct RbacView(pub Arc<crate::rbac::Snapshot>);
+
+impl PartialEq for RbacView {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for RbacView {}
+
+impl std::fmt::Debug for RbacView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RbacView")
+    }
+}
+
+/// A user RBAC authorises: its groups and the snapshot to decide with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// The groups, `system:authenticated` included.
+    pub groups: Vec<String>,
+    /// The RBAC objects of the request's moment.
+    pub rbac: RbacView,
+}
+
+impl Subject {
+    /// The user as the RBAC authoriser sees it.
+    pub fn user(&self, name: &str) -> crate::rbac::User {
+        crate::rbac::User {
+            name: name.to_string(),
+            groups: self.groups.clone(),
+        }
+    }
 }
 
 /// What an identity may do.
@@ -41,6 +89,8 @@ pub enum Role {
     Controller,
     /// GitOps intake: everything.
     Intake,
+    /// Whatever the cluster's RBAC objects grant.
+    Subject(Subject),
 }
 
 impl Role {
@@ -67,6 +117,7 @@ impl std::fmt::Display for Role {
             Role::Node(n) => write!(f, "node:{n}"),
             Role::Controller => f.write_str("controller"),
             Role::Intake => f.write_str("intake"),
+            Role::Subject(_) => f.write_str("rbac"),
         }
     }
 }
@@ -140,6 +191,21 @@ pub fn authorize(id: &Identity, a: &Attributes<'_>) -> Decision {
             }
         }
         Role::Node(node) => authorize_node(node, a),
+        Role::Subject(subject) => {
+            let req = crate::rbac::Request {
+                verb: a.verb,
+                group: a.group,
+                resource: a.resource,
+                subresource: a.subresource,
+                name: a.name,
+                namespace: a.namespace,
+                path: None,
+            };
+            match subject.rbac.0.authorize(&subject.user(&id.name), &req) {
+                crate::rbac::Verdict::Allow(_) => Decision::Allow,
+                crate::rbac::Verdict::Deny => Decision::Deny(String::new()),
+            }
+        }
     }
 }
 

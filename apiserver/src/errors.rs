@@ -81,9 +81,17 @@ impl ApiError {
         name: Option<&str>,
         why: &str,
     ) -> Self {
+        // the Status names the resource without its subresource, qualified
+        // by its group (`deployments.apps`), as apierrors.NewForbidden does
+        let base = resource.split('/').next().unwrap_or(resource);
+        let qualified = if group.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}.{group}")
+        };
         let subject = match name {
-            Some(n) => format!("{resource} \"{n}\""),
-            None => resource.to_string(),
+            Some(n) => format!("{qualified} \"{n}\""),
+            None => qualified,
         };
         let scope = match namespace {
             Some(ns) => format!(" in the namespace \"{ns}\""),
@@ -104,7 +112,7 @@ impl ApiError {
         e.details = Some(Box::new(StatusDetails {
             name: name.map(str::to_string),
             group: Some(group.to_string()).filter(|g| !g.is_empty()),
-            kind: Some(resource.to_string()),
+            kind: Some(base.to_string()),
             ..Default::default()
         }));
         e
@@ -392,6 +400,24 @@ mod tests {
         assert_eq!(
             f.message,
             "pods is forbidden: User \"viewer\" cannot create resource \"pods\" in API group \"\" in the namespace \"default\""
+        );
+        // grouped resources are qualified; a subresource names its resource
+        let f = ApiError::forbidden(
+            "jane",
+            "create",
+            "deployments/scale",
+            "apps",
+            Some("default"),
+            Some("web"),
+            "",
+        );
+        assert_eq!(
+            f.message,
+            "deployments.apps \"web\" is forbidden: User \"jane\" cannot create resource \"deployments/scale\" in API group \"apps\" in the namespace \"default\""
+        );
+        assert_eq!(
+            f.status().details.and_then(|d| d.kind).as_deref(),
+            Some("deployments")
         );
     }
 }

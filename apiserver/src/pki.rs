@@ -151,8 +151,8 @@ pub fn load_or_create(dir: &Path, extra_sans: &[String]) -> Result<ServerPki, Pk
             (c, k)
         }
     };
-    // node daemons accept this client certificate and nothing else; the API
-    // server does not (it names no group it knows)
+    // node daemons accept this client certificate and nothing else; to the
+    // API server it is an ordinary user RBAC grants nothing to
     let (kubelet_client_cert_pem, kubelet_client_key_pem) = client_cert(
         dir,
         "kubelet-client",

@@ -85,6 +85,7 @@ pub struct RunningServer {
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     crd_controller: tokio::task::JoinHandle<()>,
+    rbac_cache: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -93,12 +94,14 @@ impl RunningServer {
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         let _ = self.task.await;
         self.crd_controller.abort();
+        self.rbac_cache.abort();
     }
 
     /// Waits until the server stops on its own (a listener error).
     pub async fn wait(self) -> Result<(), ServerError> {
         let result = self.task.await;
         self.crd_controller.abort();
+        self.rbac_cache.abort();
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ServerError::Other(format!(
@@ -164,6 +167,31 @@ async fn bootstrap(registry: &Registry, listen: SocketAddr) -> Result<(), Server
                     "cannot create PriorityClass {name}: {}",
                     e.message
                 )));
+            }
+        }
+    }
+    for (kind, objects) in [
+        ("ClusterRole", crate::rbac::bootstrap::cluster_roles()),
+        (
+            "ClusterRoleBinding",
+            crate::rbac::bootstrap::cluster_role_bindings(),
+        ),
+    ] {
+        let info = schemas::lookup("rbac.authorization.k8s.io/v1", kind)
+            .map_err(|e| ServerError::Other(e.to_string()))?;
+        for obj in objects {
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            match registry
+                .create(info, None, obj, &WriteOptions::default(), |_| Ok(()))
+                .await
+            {
+                Ok(_) | Err(ApiError { code: 409, .. }) => {}
+                Err(e) => {
+                    return Err(ServerError::Other(format!(
+                        "cannot create {kind} {name}: {}",
+                        e.message
+                    )));
+                }
             }
         }
     }
@@ -287,6 +315,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 e.message
             ))
         })?;
+    let rbac = Arc::new(crate::rbac::RbacCache::default());
+    let rbac_cache = rbac
+        .start(registry.clone())
+        .await
+        .map_err(|e| ServerError::Other(format!("cannot read the RBAC objects: {}", e.message)))?;
     let host = client_host(bound);
     let url = format!("https://{host}");
     let app = Arc::new(App {
@@ -300,6 +333,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         )),
         openapi: Default::default(),
         watch_list: config.watch_list,
+        rbac,
     });
 
     // kubeconfigs for the admin and for korral's own components
@@ -385,5 +419,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         handle,
         task,
         crd_controller,
+        rbac_cache,
     })
 }

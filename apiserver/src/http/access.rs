@@ -213,12 +213,14 @@ pub async fn check_used_by_node(
 }
 
 /// The groups an identity belongs to, as Kubernetes would name them.
-pub fn groups_of(id: &Identity) -> Vec<&'static str> {
-    match id.role {
-        Role::Admin => vec!["system:masters", "system:authenticated"],
-        Role::Node(_) => vec!["system:nodes", "system:authenticated"],
-        Role::Viewer | Role::Controller | Role::Intake => vec!["system:authenticated"],
-    }
+pub fn groups_of(id: &Identity) -> Vec<String> {
+    let fixed: &[&str] = match &id.role {
+        Role::Admin => &["system:masters", "system:authenticated"],
+        Role::Node(_) => &["system:nodes", "system:authenticated"],
+        Role::Viewer | Role::Controller | Role::Intake => &["system:authenticated"],
+        Role::Subject(s) => return s.groups.clone(),
+    };
+    fixed.iter().map(|g| g.to_string()).collect()
 }
 
 /// Answers a SelfSubjectAccessReview (`kubectl auth can-i VERB RESOURCE`).
@@ -239,7 +241,22 @@ pub fn access_review(id: &Identity, body: &Value) -> ApiResult<Value> {
         namespace: Some(get("namespace")).filter(|s| !s.is_empty()),
         name: Some(get("name")).filter(|s| !s.is_empty()),
     };
-    let (allowed, reason) = if verb == "*" || resource == "*" {
+    let (allowed, reason) = if let Role::Subject(subject) = &id.role {
+        // RBAC answers wildcards itself, with kube's allow reason
+        let req = crate::rbac::Request {
+            verb: a.verb,
+            group: a.group,
+            resource: a.resource,
+            subresource: a.subresource,
+            name: a.name,
+            namespace: a.namespace,
+            path: None,
+        };
+        match subject.rbac.0.authorize(&subject.user(&id.name), &req) {
+            crate::rbac::Verdict::Allow(why) => (true, why),
+            crate::rbac::Verdict::Deny => (false, String::new()),
+        }
+    } else if verb == "*" || resource == "*" {
         (
             matches!(id.role, Role::Admin | Role::Controller | Role::Intake),
             String::new(),
@@ -273,6 +290,26 @@ pub fn rules_review(id: &Identity, body: &Value) -> Value {
             vec![
                 json!({"verbs": ["get", "list", "watch"], "apiGroups": ["*"], "resources": resources}),
             ]
+        }
+        Role::Subject(subject) => {
+            let ns = body.pointer("/spec/namespace").and_then(Value::as_str);
+            let rules = subject
+                .rbac
+                .0
+                .rules_for(&subject.user(&id.name), ns.filter(|n| !n.is_empty()));
+            let (urls, resources): (Vec<_>, Vec<_>) = rules
+                .into_iter()
+                .partition(|r| r.non_resource_urls.as_ref().is_some_and(|u| !u.is_empty()));
+            let to_json = |r| serde_json::to_value(r).unwrap_or_default();
+            let mut out = body.clone();
+            out["apiVersion"] = json!("authorization.k8s.io/v1");
+            out["kind"] = json!("SelfSubjectRulesReview");
+            out["status"] = json!({
+                "resourceRules": resources.into_iter().map(to_json).collect::<Vec<_>>(),
+                "nonResourceRules": urls.into_iter().map(to_json).collect::<Vec<_>>(),
+                "incomplete": false,
+            });
+            return out;
         }
         Role::Node(_) => vec![
             json!({"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["nodes", "services", "endpoints", "namespaces"]}),

@@ -50,6 +50,8 @@ pub struct App {
     pub openapi: crate::openapi::OpenApi,
     /// The `WatchList` feature gate (see `ServerConfig::watch_list`).
     pub watch_list: bool,
+    /// The RBAC objects requests of RBAC subjects are authorised against.
+    pub rbac: Arc<crate::rbac::RbacCache>,
 }
 
 /// Who is calling: the verified client certificate's subject, else the
@@ -59,7 +61,7 @@ fn authenticate(
     headers: &HeaderMap,
     cert: Option<&crate::tls::ClientCert>,
 ) -> ApiResult<Identity> {
-    if let Some(id) = cert.and_then(crate::auth::identity_from_cert) {
+    if let Some(id) = cert.and_then(|c| crate::auth::identity_from_cert(c, app.rbac.snapshot())) {
         return Ok(id);
     }
     let token = request::bearer(headers).ok_or_else(ApiError::unauthorized)?;

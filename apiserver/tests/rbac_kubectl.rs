@@ -1,0 +1,312 @@
+//! RBAC through the real kubectl: a user with a client certificate the
+//! cluster CA signed (made with openssl, CN the user, O the groups) is
+//! forbidden with kube-apiserver's text until a RoleBinding or
+//! ClusterRoleBinding grants it a role; bindings to users and groups, in a
+//! namespace or cluster-wide, the aggregated default roles (view ⊂ edit ⊂
+//! admin), `kubectl auth can-i` (and `--list`), and revocation.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use cluster::{Cluster, text};
+
+/// A kubeconfig for `user` in `groups`, with a certificate signed by the cluster CA.
+fn user_kubeconfig(c: &Cluster, user: &str, groups: &[&str]) -> PathBuf {
+    let pki = c.dir.path().join("data/pki");
+    let dir = c.dir.path().join(format!("user-{user}"));
+    std::fs::create_dir_all(&dir).expect("user dir");
+    let key = dir.join("user.key");
+    let csr = dir.join("user.csr");
+    let crt = dir.join("user.crt");
+    let subject: String = std::iter::once(format!("/CN={user}"))
+        .chain(groups.iter().map(|g| format!("/O={g}")))
+        .collect();
+    // a v3 client certificate (rustls refuses v1 ones, openssl's default
+    // without extensions)
+    let ext = dir.join("client.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("extensions file");
+    run("openssl", &["genrsa", "-out", path(&key), "2048"]);
+    run(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            path(&key),
+            "-subj",
+            &subject,
+            "-out",
+            path(&csr),
+        ],
+    );
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            path(&csr),
+            "-CA",
+            path(&pki.join("ca.crt")),
+            "-CAkey",
+            path(&pki.join("ca.key")),
+            "-CAcreateserial",
+            "-extfile",
+            path(&ext),
+            "-days",
+            "1",
+            "-out",
+            path(&crt),
+        ],
+    );
+    let kc = dir.join("kubeconfig.yaml");
+    let server = c.ok(&[
+        "config",
+        "view",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let set = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", path(&kc)];
+        all.extend_from_slice(args);
+        run("kubectl", &all);
+    };
+    set(&[
+        "config",
+        "set-cluster",
+        "korral",
+        "--server",
+        &server,
+        "--certificate-authority",
+        path(&pki.join("ca.crt")),
+        "--embed-certs",
+    ]);
+    set(&[
+        "config",
+        "set-credentials",
+        user,
+        "--client-certificate",
+        path(&crt),
+        "--client-key",
+        path(&key),
+        "--embed-certs",
+    ]);
+    set(&[
+        "config",
+        "set-context",
+        "korral",
+        "--cluster",
+        "korral",
+        "--user",
+        user,
+    ]);
+    set(&["config", "use-context", "korral"]);
+    kc
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let o = Command::new(cmd).args(args).output().expect(cmd);
+    assert!(o.status.success(), "{cmd} {args:?}: {}", text(&o.stderr));
+}
+
+/// kubectl as the user: (success, stdout, stderr).
+fn as_user(c: &Cluster, kc: &Path, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["--kubeconfig", path(kc)];
+    all.extend_from_slice(args);
+    let o = c.kubectl_in(&all, None);
+    (o.status.success(), text(&o.stdout), text(&o.stderr))
+}
+
+fn can_i(c: &Cluster, kc: &Path, args: &[&str]) -> String {
+    let mut all = vec!["auth", "can-i"];
+    all.extend_from_slice(args);
+    as_user(c, kc, &all).1.trim().to_string()
+}
+
+#[test]
+fn bindings_grant_roles_to_users_and_groups_and_revoking_takes_them_back() {
+    let c = Cluster::start();
+    let jane = user_kubeconfig(&c, "jane", &["dev"]);
+    let wait = Duration::from_secs(10);
+
+    // authenticated, but granted nothing yet
+    let (ok, _, err) = as_user(&c, &jane, &["get", "pods"]);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "Error from server (Forbidden): pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        ),
+        "{err}"
+    );
+    assert_eq!(can_i(&c, &jane, &["list", "pods"]), "no");
+    assert_eq!(
+        as_user(
+            &c,
+            &jane,
+            &["auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}"]
+        )
+        .1,
+        r#"["dev","system:authenticated"]"#
+    );
+
+    // view in one namespace
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "jane-view",
+        "--clusterrole=view",
+        "--user=jane",
+        "-n",
+        "default",
+    ]);
+    c.wait_for("jane may list pods in default", wait, || {
+        as_user(&c, &jane, &["get", "pods"]).0
+    });
+    assert_eq!(
+        can_i(&c, &jane, &["list", "pods", "-n", "kube-system"]),
+        "no"
+    );
+    assert_eq!(can_i(&c, &jane, &["create", "deployments"]), "no");
+    assert_eq!(
+        can_i(&c, &jane, &["get", "secrets"]),
+        "no",
+        "view does not read Secrets"
+    );
+    let (_, list, _) = as_user(&c, &jane, &["auth", "can-i", "--list", "-n", "default"]);
+    assert!(list.contains("deployments.apps"), "{list}");
+
+    // edit for the whole group, everywhere
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "dev-edit",
+        "--clusterrole=edit",
+        "--group=dev",
+    ]);
+    c.wait_for("the dev group may create deployments", wait, || {
+        can_i(&c, &jane, &["create", "deployments", "-n", "kube-public"]) == "yes"
+    });
+    let (ok, out, err) = as_user(
+        &c,
+        &jane,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "-n",
+            "kube-public",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    // edit may not hand out roles
+    let (ok, _, err) = as_user(
+        &c,
+        &jane,
+        &[
+            "create",
+            "rolebinding",
+            "mine",
+            "--clusterrole=admin",
+            "--user=jane",
+            "-n",
+            "default",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("rolebindings.rbac.authorization.k8s.io is forbidden"),
+        "{err}"
+    );
+    // the aggregated defaults: admin holds edit, edit holds view
+    let rules = |role: &str| c.ok(&["get", "clusterrole", role, "-o", "jsonpath={.rules}"]);
+    assert!(rules("view").contains("\"pods\""));
+    assert!(rules("admin").contains("rolebindings"));
+
+    // revoking takes effect
+    c.ok(&["delete", "clusterrolebinding", "dev-edit"]);
+    c.wait_for("the grant to go", wait, || {
+        can_i(&c, &jane, &["create", "deployments", "-n", "kube-public"]) == "no"
+    });
+    assert!(
+        as_user(&c, &jane, &["get", "pods"]).0,
+        "the RoleBinding still grants view"
+    );
+}
+
+#[test]
+fn roles_with_resource_names_and_service_account_subjects() {
+    let c = Cluster::start();
+    let ops = user_kubeconfig(&c, "ops", &[]);
+    let wait = Duration::from_secs(10);
+    c.ok(&["create", "configmap", "settings", "--from-literal=a=1"]);
+    c.ok(&["create", "configmap", "other", "--from-literal=a=1"]);
+    c.ok(&[
+        "create",
+        "role",
+        "settings-editor",
+        "--verb=get,update,patch",
+        "--resource=configmaps",
+        "--resource-name=settings",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "ops-settings",
+        "--role=settings-editor",
+        "--user=ops",
+    ]);
+    c.wait_for("ops may read settings", wait, || {
+        as_user(&c, &ops, &["get", "configmap", "settings"]).0
+    });
+    let (ok, _, err) = as_user(&c, &ops, &["get", "configmap", "other"]);
+    assert!(!ok);
+    assert!(
+        err.contains("configmaps \"other\" is forbidden: User \"ops\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"default\""),
+        "{err}"
+    );
+    // a list is not a named request
+    assert!(!as_user(&c, &ops, &["get", "configmaps"]).0);
+    let (ok, _, err) = as_user(
+        &c,
+        &ops,
+        &[
+            "patch",
+            "configmap",
+            "settings",
+            "-p",
+            r#"{"data":{"a":"2"}}"#,
+        ],
+    );
+    assert!(ok, "{err}");
+
+    // a binding to a ServiceAccount subject, as SubjectAccessReview-style can-i sees it
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "ci-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:ci",
+    ]);
+    let binding = c.ok(&[
+        "get",
+        "rolebinding",
+        "ci-view",
+        "-o",
+        "jsonpath={.subjects[0].kind}/{.subjects[0].name}",
+    ]);
+    assert_eq!(binding, "ServiceAccount/ci");
+}
