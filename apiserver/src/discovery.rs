@@ -164,6 +164,7 @@ fn extra_resources(group: &str) -> Vec<Value> {
         ],
         "authentication.k8s.io" => vec![
             json!({"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": false, "kind": "SelfSubjectReview", "verbs": ["create"]}),
+            json!({"name": "tokenreviews", "singularName": "tokenreview", "namespaced": false, "kind": "TokenReview", "verbs": ["create"]}),
         ],
         _ => Vec::new(),
     }

@@ -235,7 +235,9 @@ impl ApiError {
         Self::invalid_of("meta.k8s.io", kind, "", errors)
     }
 
-    fn invalid_of(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
+    /// 422 Invalid for a kind named by group and kind (one not in the registry,
+    /// such as a subresource's `TokenRequest`).
+    pub fn invalid_of(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
         // a field error without a path is Go's nil *field.Path
         let field = |fe: &FieldError| {
             if fe.path.is_root() {

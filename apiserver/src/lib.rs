@@ -22,6 +22,7 @@ pub mod rbac;
 pub mod registry;
 pub mod selectors;
 pub mod server;
+pub mod serviceaccounts;
 pub mod status;
 pub mod store;
 pub mod tables;

@@ -315,6 +315,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 e.message
             ))
         })?;
+    let sa_tokens = Arc::new(crate::serviceaccounts::TokenIssuer::load_or_create(
+        &config.data_dir.join("pki"),
+    )?);
     let rbac = Arc::new(crate::rbac::RbacCache::default());
     let rbac_cache = rbac
         .start(registry.clone())
@@ -334,6 +337,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         openapi: Default::default(),
         watch_list: config.watch_list,
         rbac,
+        sa_tokens,
     });
 
     // kubeconfigs for the admin and for korral's own components

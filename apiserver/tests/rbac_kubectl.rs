@@ -3,7 +3,9 @@
 //! forbidden with kube-apiserver's text until a RoleBinding or
 //! ClusterRoleBinding grants it a role; bindings to users and groups, in a
 //! namespace or cluster-wide, the aggregated default roles (view ⊂ edit ⊂
-//! admin), `kubectl auth can-i` (and `--list`), and revocation.
+//! admin), `kubectl auth can-i` (and `--list`), and revocation; and
+//! ServiceAccount tokens (`kubectl create token`, bound to a pod or not),
+//! TokenReview, and tokens dying with what they name.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -309,4 +311,163 @@ fn roles_with_resource_names_and_service_account_subjects() {
         "jsonpath={.subjects[0].kind}/{.subjects[0].name}",
     ]);
     assert_eq!(binding, "ServiceAccount/ci");
+}
+
+/// A kubeconfig that authenticates with a bearer token.
+fn token_kubeconfig(c: &Cluster, name: &str, token: &str) -> PathBuf {
+    let pki = c.dir.path().join("data/pki");
+    let kc = c.dir.path().join(format!("{name}.kubeconfig"));
+    let server = c.ok(&[
+        "config",
+        "view",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    for args in [
+        vec![
+            "config",
+            "set-cluster",
+            "korral",
+            "--server",
+            &server,
+            "--certificate-authority",
+            path(&pki.join("ca.crt")),
+            "--embed-certs",
+        ],
+        vec!["config", "set-credentials", name, "--token", token],
+        vec![
+            "config",
+            "set-context",
+            "korral",
+            "--cluster",
+            "korral",
+            "--user",
+            name,
+        ],
+        vec!["config", "use-context", "korral"],
+    ] {
+        let mut all = vec!["--kubeconfig", path(&kc)];
+        all.extend_from_slice(&args);
+        run("kubectl", &all);
+    }
+    kc
+}
+
+#[test]
+fn service_account_tokens_authenticate_until_what_they_name_is_gone() {
+    let c = Cluster::start();
+    let wait = Duration::from_secs(10);
+    c.ok(&["create", "serviceaccount", "ci"]);
+    let token = c.ok(&["create", "token", "ci", "--duration=1h"]);
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let ci = token_kubeconfig(&c, "ci", &token);
+
+    let who = as_user(
+        &c,
+        &ci,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ],
+    )
+    .1;
+    assert_eq!(
+        who,
+        r#"system:serviceaccount:default:ci ["system:serviceaccounts","system:serviceaccounts:default","system:authenticated"]"#
+    );
+    let (ok, _, err) = as_user(&c, &ci, &["get", "configmaps"]);
+    assert!(!ok);
+    assert!(
+        err.contains("configmaps is forbidden: User \"system:serviceaccount:default:ci\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\""),
+        "{err}"
+    );
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "ci-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:ci",
+    ]);
+    c.wait_for("the ServiceAccount may list configmaps", wait, || {
+        as_user(&c, &ci, &["get", "configmaps"]).0
+    });
+
+    // TokenReview says whom a token authenticates
+    let review = format!(
+        r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{token}"}}}}"#
+    );
+    let o = c.kubectl_in(
+        &[
+            "create",
+            "-f",
+            "-",
+            "-o",
+            "jsonpath={.status.authenticated} {.status.user.username}",
+        ],
+        Some(&review),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "true system:serviceaccount:default:ci");
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let review = review.replace(&token, &forged);
+    let o = c.kubectl_in(
+        &[
+            "create",
+            "-f",
+            "-",
+            "-o",
+            "jsonpath={.status.authenticated}|{.status.error}",
+        ],
+        Some(&review),
+    );
+    assert_eq!(
+        text(&o.stdout),
+        "|[invalid bearer token, token lookup failed]"
+    );
+
+    // TokenRequest validation
+    let (ok, _, err) = {
+        let o = c.kubectl_in(&["create", "token", "ci", "--duration=5m"], None);
+        (o.status.success(), text(&o.stdout), text(&o.stderr))
+    };
+    assert!(!ok);
+    assert!(
+        err.contains("may not specify a duration less than 10 minutes"),
+        "{err}"
+    );
+
+    // a token bound to a pod dies with the pod
+    c.ok(&[
+        "run",
+        "worker",
+        "--image=busybox:1.36.1",
+        "--restart=Never",
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    let bound = c.ok(&[
+        "create",
+        "token",
+        "ci",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=worker",
+    ]);
+    let pod_kc = token_kubeconfig(&c, "ci-pod", &bound);
+    assert!(as_user(&c, &pod_kc, &["get", "configmaps"]).0);
+    c.ok(&["delete", "pod", "worker", "--grace-period=0", "--force"]);
+    let (ok, _, err) = as_user(&c, &pod_kc, &["get", "configmaps"]);
+    assert!(!ok);
+    assert!(err.contains("Unauthorized"), "{err}");
+
+    // and every token of a ServiceAccount dies with it
+    c.ok(&["delete", "serviceaccount", "ci"]);
+    let (ok, _, err) = as_user(&c, &ci, &["get", "configmaps"]);
+    assert!(!ok);
+    assert!(
+        err.contains("You must be logged in to the server (Unauthorized)"),
+        "{err}"
+    );
 }

@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn namespaced_follows_the_scope() {
-        assert!(<k8s_openapi::api::core::v1::Pod as Object>::NAMESPACED);
-        assert!(!<k8s_openapi::api::core::v1::Node as Object>::NAMESPACED);
+        const { assert!(<k8s_openapi::api::core::v1::Pod as Object>::NAMESPACED) };
+        const { assert!(!<k8s_openapi::api::core::v1::Node as Object>::NAMESPACED) };
     }
 }

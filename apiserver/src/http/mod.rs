@@ -12,6 +12,7 @@ pub mod request;
 pub mod resources;
 pub mod respond;
 pub mod subresources;
+pub mod tokens;
 pub mod watch;
 
 use std::sync::Arc;
@@ -52,11 +53,14 @@ pub struct App {
     pub watch_list: bool,
     /// The RBAC objects requests of RBAC subjects are authorised against.
     pub rbac: Arc<crate::rbac::RbacCache>,
+    /// Signs and checks ServiceAccount tokens.
+    pub sa_tokens: Arc<crate::serviceaccounts::TokenIssuer>,
 }
 
 /// Who is calling: the verified client certificate's subject, else the
-/// bearer token's identity (401 with neither).
-fn authenticate(
+/// bearer token's identity — a token-file token or a ServiceAccount token
+/// (401 with neither).
+async fn authenticate(
     app: &App,
     headers: &HeaderMap,
     cert: Option<&crate::tls::ClientCert>,
@@ -65,9 +69,14 @@ fn authenticate(
         return Ok(id);
     }
     let token = request::bearer(headers).ok_or_else(ApiError::unauthorized)?;
-    app.tokens
-        .authenticate(token)
-        .ok_or_else(ApiError::unauthorized)
+    if let Some(id) = app.tokens.authenticate(token) {
+        return Ok(id);
+    }
+    if crate::serviceaccounts::looks_like_jwt(token) {
+        let (id, _) = tokens::authenticate(app, token, &[crate::serviceaccounts::ISSUER]).await?;
+        return Ok(id);
+    }
+    Err(ApiError::unauthorized())
 }
 
 /// The request's caller, authenticated (or the 401 to answer).
@@ -81,11 +90,9 @@ impl axum::extract::FromRequestParts<Arc<App>> for Caller {
         app: &Arc<App>,
     ) -> Result<Self, Self::Rejection> {
         let cert = parts.extensions.get::<Arc<crate::tls::ClientCert>>();
-        Ok(Caller(authenticate(
-            app,
-            &parts.headers,
-            cert.map(|c| &**c),
-        )))
+        Ok(Caller(
+            authenticate(app, &parts.headers, cert.map(|c| &**c)).await,
+        ))
     }
 }
 
@@ -451,6 +458,18 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
             }
             ["authentication.k8s.io", "v1", "selfsubjectreviews"] => {
                 return whoami(&id, &headers, body).await;
+            }
+            ["authentication.k8s.io", "v1", "tokenreviews"] => {
+                let result = async {
+                    let bytes = request::read_body(body).await?;
+                    let v = request::decode_object(&bytes, &request::content_type(&headers))?;
+                    tokens::token_review(&app, &id, &v).await
+                }
+                .await;
+                return match result {
+                    Ok(v) => json_response(StatusCode::CREATED, &v),
+                    Err(e) => e.into_response(),
+                };
             }
             _ => {}
         }

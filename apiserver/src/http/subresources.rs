@@ -406,6 +406,9 @@ pub async fn serve(
         ("log", &Method::GET) => node_served(req, "log").await,
         ("exec", &Method::GET | &Method::POST) => node_served(req, "exec").await,
         ("sync", &Method::POST) => sync(req).await,
+        ("token", &Method::POST) if req.target.info.is("", "ServiceAccount") => {
+            crate::http::tokens::token_request(req, body).await
+        }
         // a subresource the kind does not have is no route at all (kubectl
         // debug reads that as "ephemeral containers are disabled")
         (sub, _) if !req.target.info.has_subresource(sub) => Err(ApiError::no_route(sub)),

@@ -212,8 +212,9 @@ fn table() -> Vec<Entry> {
         Entry::new::<core::Event>("event")
             .short(&["ev"])
             .stored_as("v1", conversion::event),
-        // no `token` subresource: korral issues no ServiceAccount tokens yet
-        Entry::new::<core::ServiceAccount>("serviceaccount").short(&["sa"]),
+        Entry::new::<core::ServiceAccount>("serviceaccount")
+            .short(&["sa"])
+            .sub(&["token"]),
         Entry::new::<core::PersistentVolume>("persistentvolume")
             .short(&["pv"])
             .sub(&["status"]),

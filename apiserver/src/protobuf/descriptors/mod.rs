@@ -183,6 +183,7 @@ pub const SUBRESOURCE_AND_REVIEW_KINDS: &[(&str, &str)] = &[
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
     ("authentication.k8s.io/v1", "SelfSubjectReview"),
+    ("authentication.k8s.io/v1", "TokenReview"),
 ];
 
 /// The catalogue entry for an apiVersion and kind.
