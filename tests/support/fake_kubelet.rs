@@ -2,6 +2,13 @@
 //! Ready (except those whose image contains "bad"), and finishes the
 //! deletion of pods in their grace period, as a kubelet would — on every
 //! pod change it sees through a watch.
+//!
+//! A pod annotated `fake-kubelet.korral.dev/exit-code: "N"` runs to
+//! completion: once it is Running and Ready, its first container exits
+//! with code N — phase `Succeeded` for 0, `Failed` otherwise, Ready turned
+//! False and the container `terminated` with that exit code, as the
+//! kubelet reports it (what Job tests need). Pods without the annotation
+//! run forever, as before.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +21,9 @@ use schemas::TimeExt;
 use serde_json::json;
 
 use super::pod_watch::{PodWatch, is_ready};
+
+/// The annotation that makes a pod's first container exit with its value.
+pub const EXIT_CODE: &str = "fake-kubelet.korral.dev/exit-code";
 
 /// A running fake kubelet; stops when dropped.
 pub struct FakeKubelet {
@@ -54,19 +64,63 @@ async fn tend(client: &reconcilers::runtime::Client, p: &Pod, ip: &AtomicU32) {
         .and_then(|s| s.containers.first())
         .and_then(|c| c.image.clone())
         .unwrap_or_default();
-    if is_ready(p) || image.contains("bad") {
+    let phase = p
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("");
+    if phase == "Succeeded" || phase == "Failed" {
+        return;
+    }
+    let container = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "c".into());
+    if is_ready(p) {
+        let Some(code) = p
+            .metadata
+            .annotations_map()
+            .get(EXIT_CODE)
+            .and_then(|c| c.parse::<i32>().ok())
+        else {
+            return;
+        };
+        let now = schemas::time::now().text();
+        let started = p
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map_or_else(|| now.clone(), |t| t.text());
+        let status = json!({"status": {
+            "phase": if code == 0 { "Succeeded" } else { "Failed" },
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now}
+            ],
+            "containerStatuses": [{"name": container, "ready": false, "restartCount": 0, "image": image, "imageID": "", "started": false,
+                "state": {"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }, "startedAt": started, "finishedAt": now}}}]
+        }});
+        let _ = api
+            .patch_status(name, &Patch::Merge(status), &WriteParams::default())
+            .await;
+        return;
+    }
+    if image.contains("bad") {
         return;
     }
     let ip = ip.fetch_add(1, Ordering::Relaxed);
     let now = schemas::time::now().text();
     let status = json!({"status": {
         "phase": "Running",
+        "startTime": now,
         "podIP": format!("10.244.0.{}", ip % 250 + 2),
         "conditions": [
             {"type": "Ready", "status": "True", "lastTransitionTime": now},
             {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}
         ],
-        "containerStatuses": [{"name": "c", "ready": true, "restartCount": 0, "image": image, "imageID": "", "started": true, "state": {"running": {"startedAt": now}}}]
+        "containerStatuses": [{"name": container, "ready": true, "restartCount": 0, "image": image, "imageID": "", "started": true, "state": {"running": {"startedAt": now}}}]
     }});
     let _ = api
         .patch_status(name, &Patch::Merge(status), &WriteParams::default())

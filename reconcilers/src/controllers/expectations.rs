@@ -68,6 +68,17 @@ impl Expectations {
         false
     }
 
+    /// Stops waiting for the pod `name` of `owner` (its creation or deletion
+    /// failed, so the cache will never show it).
+    pub fn observed(&self, owner: &ObjectRef, name: &str) {
+        if let Ok(mut m) = self.by_owner.lock()
+            && let Some(p) = m.get_mut(owner)
+        {
+            p.creates.remove(name);
+            p.deletes.remove(name);
+        }
+    }
+
     /// Forgets `owner` (it was deleted).
     pub fn forget(&self, owner: &ObjectRef) {
         if let Ok(mut m) = self.by_owner.lock() {

@@ -144,6 +144,7 @@ fn feed<K: Object>(informer: &Informer<K>, queue: Queue<String>, graphs: Arc<Vec
 /// Runs the collector until shutdown.
 pub async fn run(ctx: Context) {
     use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
     use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::core::v1::{
         ConfigMap, Endpoints, Namespace, Node as CoreNode, Pod, Secret, Service,
@@ -169,6 +170,8 @@ pub async fn run(ctx: Context) {
         Pod,
         ReplicaSet,
         Deployment,
+        Job,
+        CronJob,
         Service,
         Endpoints,
         ConfigMap,

@@ -3,6 +3,8 @@
 //! optionally behind leader election.
 
 pub mod claim;
+pub mod clock;
+pub mod cronjob;
 pub mod custom_kinds;
 pub mod deployment;
 pub mod endpoints;
@@ -10,6 +12,7 @@ pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
 pub mod informers;
+pub mod job;
 pub mod namespace;
 pub mod node_health;
 pub mod options;
@@ -17,6 +20,7 @@ pub mod podutil;
 pub mod recorder;
 pub mod replicaset;
 pub mod scheduler;
+pub mod ttl_after_finished;
 
 use std::sync::Arc;
 
@@ -37,6 +41,9 @@ pub const ALL: &[&str] = &[
     "scheduler",
     "node-health",
     "endpoints",
+    "job",
+    "cronjob",
+    "ttl-after-finished",
 ];
 
 /// What every controller gets.
@@ -122,6 +129,9 @@ async fn start(name: &'static str, ctx: Context) {
         "scheduler" => scheduler::run(ctx).await,
         "node-health" => node_health::run(ctx).await,
         "endpoints" => endpoints::run(ctx).await,
+        "job" => job::run(ctx).await,
+        "cronjob" => cronjob::run(ctx).await,
+        "ttl-after-finished" => ttl_after_finished::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;

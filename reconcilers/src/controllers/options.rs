@@ -27,6 +27,16 @@ pub struct ControllerOptions {
     pub pod_initial_backoff: Duration,
     /// Longest retry delay of a pod that could not be scheduled (default 10 s).
     pub pod_max_backoff: Duration,
+    /// The Job controller's delay before replacing a failed pod, doubled for
+    /// each consecutive failure (kube-controller-manager's
+    /// `DefaultJobPodFailureBackOff`, 10 s).
+    pub job_pod_failure_backoff: Duration,
+    /// The longest such delay (`MaxJobPodFailureBackOff`, 10 min in 1.33's
+    /// code; the documentation's "six minutes" is older).
+    pub job_pod_failure_max_backoff: Duration,
+    /// "Now" for the Job, CronJob and TTL-after-finished controllers: the
+    /// system clock, which tests may move forward.
+    pub clock: crate::controllers::clock::Clock,
 }
 
 impl Default for ControllerOptions {
@@ -38,6 +48,9 @@ impl Default for ControllerOptions {
             percentage_of_nodes_to_score: 0,
             pod_initial_backoff: Duration::from_secs(1),
             pod_max_backoff: Duration::from_secs(10),
+            job_pod_failure_backoff: Duration::from_secs(10),
+            job_pod_failure_max_backoff: Duration::from_secs(600),
+            clock: crate::controllers::clock::Clock::system(),
         }
     }
 }
