@@ -175,8 +175,14 @@ const READ: &[&str] = &["get", "list", "watch"];
 
 /// Decides whether `id` may make the request.
 pub fn authorize(id: &Identity, a: &Attributes<'_>) -> Decision {
-    // anyone may ask what they may do
-    if a.group == "authorization.k8s.io" && a.verb == "create" {
+    // anyone may ask what they may do (not what others may)
+    if a.group == "authorization.k8s.io"
+        && a.verb == "create"
+        && matches!(
+            a.resource,
+            "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+        )
+    {
         return Decision::Allow;
     }
     match &id.role {

@@ -471,3 +471,193 @@ fn service_account_tokens_authenticate_until_what_they_name_is_gone() {
         "{err}"
     );
 }
+
+#[test]
+fn admins_of_a_namespace_may_not_grant_more_than_they_hold() {
+    let c = Cluster::start();
+    let wait = Duration::from_secs(10);
+    let lead = user_kubeconfig(&c, "lead", &[]);
+    c.ok(&["create", "namespace", "team"]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "lead-admin",
+        "--clusterrole=admin",
+        "--user=lead",
+        "-n",
+        "team",
+    ]);
+    c.wait_for("lead to be admin of team", wait, || {
+        can_i(&c, &lead, &["create", "rolebindings", "-n", "team"]) == "yes"
+    });
+    // what admin holds may be handed on
+    let (ok, _, err) = as_user(
+        &c,
+        &lead,
+        &[
+            "create",
+            "rolebinding",
+            "dev-edit",
+            "--clusterrole=edit",
+            "--user=dev",
+            "-n",
+            "team",
+        ],
+    );
+    assert!(ok, "{err}");
+    // cluster-admin is more than admin of one namespace
+    let (ok, _, err) = as_user(
+        &c,
+        &lead,
+        &[
+            "create",
+            "rolebinding",
+            "dev-root",
+            "--clusterrole=cluster-admin",
+            "--user=dev",
+            "-n",
+            "team",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("rolebindings.rbac.authorization.k8s.io \"dev-root\" is forbidden: user \"lead\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}"),
+        "{err}"
+    );
+    // nor may a Role hold rules its writer lacks
+    let (ok, _, err) = as_user(
+        &c,
+        &lead,
+        &[
+            "create",
+            "role",
+            "nodes",
+            "--verb=get",
+            "--resource=nodes",
+            "-n",
+            "team",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}"),
+        "{err}"
+    );
+    let (ok, _, err) = as_user(
+        &c,
+        &lead,
+        &[
+            "create",
+            "role",
+            "pods",
+            "--verb=get,list",
+            "--resource=pods",
+            "-n",
+            "team",
+        ],
+    );
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn impersonation_and_subject_access_reviews() {
+    let c = Cluster::start();
+    let wait = Duration::from_secs(10);
+    let jane = user_kubeconfig(&c, "jane", &[]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "bob-view",
+        "--clusterrole=view",
+        "--user=bob",
+    ]);
+    // the admin may impersonate anyone; what bob may do decides
+    c.wait_for("bob to get view", wait, || {
+        c.kubectl_in(&["auth", "can-i", "list", "pods", "--as=bob"], None)
+            .stdout
+            == b"yes\n"
+    });
+    let o = c.kubectl_in(&["auth", "can-i", "create", "pods", "--as=bob"], None);
+    assert_eq!(text(&o.stdout).trim(), "no");
+    let o = c.kubectl_in(&["get", "secrets", "--as=bob"], None);
+    assert!(
+        text(&o.stderr)
+            .contains("secrets is forbidden: User \"bob\" cannot list resource \"secrets\""),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = c.kubectl_in(
+        &["get", "secrets", "--as=bob", "--as-group=system:masters"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // jane may not impersonate until she may
+    let (ok, _, err) = as_user(&c, &jane, &["get", "pods", "--as=bob"]);
+    assert!(!ok);
+    assert!(
+        err.contains("users \"bob\" is forbidden: User \"jane\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"),
+        "{err}"
+    );
+    c.ok(&[
+        "create",
+        "clusterrole",
+        "impersonate-bob",
+        "--verb=impersonate",
+        "--resource=users",
+        "--resource-name=bob",
+    ]);
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "jane-as-bob",
+        "--clusterrole=impersonate-bob",
+        "--user=jane",
+    ]);
+    c.wait_for("jane to act as bob", wait, || {
+        as_user(&c, &jane, &["get", "pods", "--as=bob"]).0
+    });
+
+    // SubjectAccessReview: what may bob do?
+    let review = |attrs: &str| {
+        let body = format!(
+            r#"{{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{{"user":"bob",{attrs}}}}}"#
+        );
+        let o = c.kubectl_in(
+            &[
+                "create",
+                "-f",
+                "-",
+                "-o",
+                "jsonpath={.status.allowed} {.status.reason}",
+            ],
+            Some(&body),
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    assert_eq!(
+        review(r#""resourceAttributes":{"namespace":"default","verb":"list","resource":"pods"}"#),
+        "true RBAC: allowed by RoleBinding \"default/bob-view\" of ClusterRole \"view\" to User \"bob\""
+    );
+    assert_eq!(
+        review(r#""resourceAttributes":{"namespace":"default","verb":"delete","resource":"pods"}"#),
+        "false "
+    );
+    // jane may not ask about others
+    let body = r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"bob","resourceAttributes":{"verb":"get","resource":"pods"}}}"#;
+    let (ok, _, err) = {
+        let mut all = vec!["--kubeconfig", path(&jane), "create", "-f", "-"];
+        all.truncate(5);
+        let o = c.kubectl_in(&all, Some(body));
+        (o.status.success(), text(&o.stdout), text(&o.stderr))
+    };
+    assert!(!ok);
+    assert!(
+        err.contains("cannot create resource \"subjectaccessreviews\""),
+        "{err}"
+    );
+}

@@ -57,6 +57,88 @@ pub struct App {
     pub sa_tokens: Arc<crate::serviceaccounts::TokenIssuer>,
 }
 
+/// Who is calling, after impersonation: the authenticated caller, or the
+/// user and groups it names in `Impersonate-User`/`Impersonate-Group` when
+/// it may `impersonate` them (kube's impersonation filter).
+async fn caller(
+    app: &App,
+    headers: &HeaderMap,
+    cert: Option<&crate::tls::ClientCert>,
+) -> ApiResult<Identity> {
+    let id = authenticate(app, headers, cert).await?;
+    let all = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    };
+    let users = all("impersonate-user");
+    let groups = all("impersonate-group");
+    let Some(user) = users.first() else {
+        if groups.is_empty() {
+            return Ok(id);
+        }
+        return Err(ApiError::internal(
+            "requested impersonation of groups without impersonating a user",
+        ));
+    };
+    let may = |resource: &str, group: &str, namespace: Option<&str>, name: &str| {
+        let attrs = crate::auth::Attributes {
+            verb: "impersonate",
+            group,
+            resource,
+            subresource: None,
+            namespace,
+            name: Some(name),
+        };
+        match crate::auth::authorize(&id, &attrs) {
+            crate::auth::Decision::Allow => Ok(()),
+            _ => Err(ApiError::forbidden(
+                &id.name,
+                "impersonate",
+                resource,
+                group,
+                namespace,
+                Some(name),
+                "",
+            )),
+        }
+    };
+    let service_account = user
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'));
+    match service_account {
+        Some((ns, name)) => may("serviceaccounts", "", Some(ns), name)?,
+        None => may("users", "", None, user)?,
+    }
+    for g in &groups {
+        may("groups", "", None, g)?;
+    }
+    let mut all_groups = groups.clone();
+    if let (Some((ns, _)), true) = (service_account, groups.is_empty()) {
+        all_groups.push("system:serviceaccounts".into());
+        all_groups.push(format!("system:serviceaccounts:{ns}"));
+    }
+    if user != "system:anonymous" && !all_groups.iter().any(|g| g == "system:authenticated") {
+        all_groups.push("system:authenticated".into());
+    }
+    let role = match user.strip_prefix("system:node:") {
+        Some(node) if all_groups.iter().any(|g| g == "system:nodes") => {
+            crate::auth::Role::Node(node.to_string())
+        }
+        _ => crate::auth::Role::Subject(crate::auth::Subject {
+            groups: all_groups,
+            rbac: crate::auth::RbacView(app.rbac.snapshot()),
+        }),
+    };
+    Ok(Identity {
+        name: user.clone(),
+        role,
+    })
+}
+
 /// Who is calling: the verified client certificate's subject, else the
 /// bearer token's identity — a token-file token or a ServiceAccount token
 /// (401 with neither).
@@ -91,7 +173,7 @@ impl axum::extract::FromRequestParts<Arc<App>> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let cert = parts.extensions.get::<Arc<crate::tls::ClientCert>>();
         Ok(Caller(
-            authenticate(app, &parts.headers, cert.map(|c| &**c)).await,
+            caller(app, &parts.headers, cert.map(|c| &**c)).await,
         ))
     }
 }
@@ -456,6 +538,18 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
             ["authorization.k8s.io", "v1", "selfsubjectrulesreviews"] => {
                 return review(&id, &headers, body, false).await;
             }
+            ["authorization.k8s.io", "v1", "subjectaccessreviews"] => {
+                return subject_review(&app, &id, &headers, body, None).await;
+            }
+            [
+                "authorization.k8s.io",
+                "v1",
+                "namespaces",
+                ns,
+                "localsubjectaccessreviews",
+            ] => {
+                return subject_review(&app, &id, &headers, body, Some(ns)).await;
+            }
             ["authentication.k8s.io", "v1", "selfsubjectreviews"] => {
                 return whoami(&id, &headers, body).await;
             }
@@ -529,6 +623,26 @@ async fn review(id: &Identity, headers: &HeaderMap, body: Body, access_review: b
         } else {
             Ok(access::rules_review(id, &v))
         }
+    }
+    .await;
+    match result {
+        Ok(v) => json_response(StatusCode::CREATED, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A SubjectAccessReview, or a LocalSubjectAccessReview in `namespace`.
+async fn subject_review(
+    app: &App,
+    id: &Identity,
+    headers: &HeaderMap,
+    body: Body,
+    namespace: Option<&str>,
+) -> Response {
+    let result = async {
+        let bytes = request::read_body(body).await?;
+        let v = request::decode_object(&bytes, &request::content_type(headers))?;
+        access::subject_access_review(id, &app.rbac.snapshot(), &v, namespace)
     }
     .await;
     match result {

@@ -102,6 +102,24 @@ impl Req {
         )
     }
 
+    /// RBAC's escalation prevention for writes of roles and bindings by RBAC
+    /// subjects (korral's fixed roles may grant anything).
+    fn check_escalation(&self, obj: &Value) -> ApiResult<()> {
+        let info = &self.target.info;
+        match &self.id.role {
+            crate::auth::Role::Subject(subject) if info.group == "rbac.authorization.k8s.io" => {
+                crate::rbac::escalation::check_write(
+                    &subject.rbac.0,
+                    &subject.user(&self.id.name),
+                    &info.kind,
+                    self.ns(),
+                    obj,
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Enforces a conditional access decision that depends on the stored object.
     async fn enforce_on_object(
         &self,
@@ -233,6 +251,7 @@ impl Req {
     async fn create(&self, body: bytes::Bytes) -> ApiResult<Response> {
         access::check(&self.id, "create", &self.target)?;
         let obj = request::decode_object(&body, &request::content_type(&self.headers))?;
+        self.check_escalation(&obj)?;
         let manager = request::field_manager(&self.query, &self.headers);
         let info = self.target.info.clone();
         let decoded = crate::admission::as_decoded(&info, &obj);
@@ -254,6 +273,7 @@ impl Req {
         let verb = "update";
         let access = access::check(&self.id, verb, &self.target)?;
         let new = request::decode_object(&body, &request::content_type(&self.headers))?;
+        self.check_escalation(&new)?;
         if matches!(access, Access::Conditional(_)) {
             self.enforce_on_object(&access, verb, None).await?;
         }
@@ -314,6 +334,7 @@ impl Req {
                     )
                 },
                 |old, new| {
+                    self.check_escalation(new)?;
                     if content_type.starts_with("application/apply-patch") {
                         Ok(())
                     } else {
@@ -339,6 +360,7 @@ impl Req {
                     &manager,
                     force,
                 )?;
+                self.check_escalation(&config)?;
                 let created = self
                     .app
                     .registry

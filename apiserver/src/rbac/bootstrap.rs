@@ -420,10 +420,22 @@ mod tests {
             name: "root".into(),
             groups: vec!["system:masters".into()],
         };
+        // system:masters is allowed before RBAC is asked (no reason), as kube's
+        // privileged-group authoriser does
+        assert_eq!(s.authorize(&admin, &pods), Verdict::Allow(String::new()));
+        let ops = User {
+            name: "ops".into(),
+            groups: vec!["system:authenticated".into()],
+        };
+        let mut with_admin = defaults();
+        with_admin.cluster_bindings.push(from(serde_json::json!({
+            "metadata": {"name": "ops-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "ops"}]})));
         assert_eq!(
-            s.authorize(&admin, &pods),
+            with_admin.authorize(&ops, &pods),
             Verdict::Allow(
-                "RBAC: allowed by ClusterRoleBinding \"cluster-admin\" of ClusterRole \"cluster-admin\" to Group \"system:masters\"".into()
+                "RBAC: allowed by ClusterRoleBinding \"ops-admin\" of ClusterRole \"cluster-admin\" to User \"ops\"".into()
             )
         );
     }

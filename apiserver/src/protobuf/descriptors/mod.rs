@@ -184,6 +184,8 @@ pub const SUBRESOURCE_AND_REVIEW_KINDS: &[(&str, &str)] = &[
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
     ("authentication.k8s.io/v1", "SelfSubjectReview"),
     ("authentication.k8s.io/v1", "TokenReview"),
+    ("authorization.k8s.io/v1", "SubjectAccessReview"),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"),
 ];
 
 /// The catalogue entry for an apiVersion and kind.
@@ -315,7 +317,8 @@ mod tests {
         assert!(lookup("apps/v1", "Pod").is_none());
         // described by kubectl, but not served by korral
         assert!(lookup("v1", "ComponentStatus").is_none());
-        assert!(lookup("authorization.k8s.io/v1", "SubjectAccessReview").is_none());
+        assert!(lookup("authorization.k8s.io/v1", "SubjectAccessReview").is_some());
+        assert!(lookup("authorization.k8s.io/v1", "TokenRequest").is_none());
         // served, but not described by kubectl's descriptors
         assert!(lookup("apiextensions.k8s.io/v1", "CustomResourceDefinition").is_none());
     }
