@@ -28,3 +28,4 @@ pub mod store;
 pub mod tables;
 pub mod target;
 pub mod tls;
+pub mod watched;

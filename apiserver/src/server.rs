@@ -86,6 +86,7 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     crd_controller: tokio::task::JoinHandle<()>,
     rbac_cache: tokio::task::JoinHandle<()>,
+    policy_cache: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -95,6 +96,7 @@ impl RunningServer {
         let _ = self.task.await;
         self.crd_controller.abort();
         self.rbac_cache.abort();
+        self.policy_cache.abort();
     }
 
     /// Waits until the server stops on its own (a listener error).
@@ -102,6 +104,7 @@ impl RunningServer {
         let result = self.task.await;
         self.crd_controller.abort();
         self.rbac_cache.abort();
+        self.policy_cache.abort();
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ServerError::Other(format!(
@@ -318,11 +321,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let sa_tokens = Arc::new(crate::serviceaccounts::TokenIssuer::load_or_create(
         &config.data_dir.join("pki"),
     )?);
-    let rbac = Arc::new(crate::rbac::RbacCache::default());
+    let rbac = Arc::new(crate::rbac::cache::new());
     let rbac_cache = rbac
         .start(registry.clone())
         .await
         .map_err(|e| ServerError::Other(format!("cannot read the RBAC objects: {}", e.message)))?;
+    let policies = Arc::new(crate::admission::policies::cache());
+    let policy_cache = policies.start(registry.clone()).await.map_err(|e| {
+        ServerError::Other(format!("cannot read the admission policies: {}", e.message))
+    })?;
     let host = client_host(bound);
     let url = format!("https://{host}");
     let app = Arc::new(App {
@@ -338,6 +345,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         watch_list: config.watch_list,
         rbac,
         sa_tokens,
+        policies,
     });
 
     // kubeconfigs for the admin and for korral's own components
@@ -424,5 +432,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         task,
         crd_controller,
         rbac_cache,
+        policy_cache,
     })
 }

@@ -7,6 +7,7 @@
 //! against the defaulted old object.
 
 mod pods;
+pub mod policies;
 pub mod priority;
 mod strategy;
 

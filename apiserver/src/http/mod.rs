@@ -55,6 +55,8 @@ pub struct App {
     pub rbac: Arc<crate::rbac::RbacCache>,
     /// Signs and checks ServiceAccount tokens.
     pub sa_tokens: Arc<crate::serviceaccounts::TokenIssuer>,
+    /// The ValidatingAdmissionPolicies and bindings of the moment.
+    pub policies: Arc<crate::admission::policies::PolicyCache>,
 }
 
 /// Who is calling, after impersonation: the authenticated caller, or the

@@ -102,6 +102,32 @@ impl Req {
         )
     }
 
+    /// The ValidatingAdmissionPolicy bindings that apply to this request
+    /// (none for the policy kinds themselves, as kube-apiserver spares them).
+    pub async fn admission_policies(
+        &self,
+        operation: &str,
+        name: &str,
+    ) -> ApiResult<crate::admission::policies::Prepared> {
+        let info = &self.target.info;
+        let attrs = crate::admission::policies::Attributes {
+            operation,
+            info,
+            subresource: self.target.subresource.as_deref(),
+            namespace: self.ns(),
+            name,
+            user: &self.id.name,
+            groups: access::groups_of(&self.id),
+            dry_run: options::dry_run(&self.query),
+        };
+        let policies = if info.group == "admissionregistration.k8s.io" {
+            std::sync::Arc::new(crate::admission::policies::Policies::default())
+        } else {
+            self.app.policies.snapshot()
+        };
+        policies.prepare(&self.app.registry, &attrs).await
+    }
+
     /// RBAC's escalation prevention for writes of roles and bindings by RBAC
     /// subjects (korral's fixed roles may grant anything).
     fn check_escalation(&self, obj: &Value) -> ApiResult<()> {
@@ -255,6 +281,8 @@ impl Req {
         let manager = request::field_manager(&self.query, &self.headers);
         let info = self.target.info.clone();
         let decoded = crate::admission::as_decoded(&info, &obj);
+        let name = objects::name(&obj).to_string();
+        let policies = self.admission_policies("CREATE", &name).await?;
         let created = self
             .app
             .registry
@@ -263,7 +291,10 @@ impl Req {
                 self.ns(),
                 obj,
                 &self.write_options(options::Write::Create)?,
-                |o| crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager),
+                |o| {
+                    policies.validate(Some(o), None, &self.warnings)?;
+                    crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager)
+                },
             )
             .await?;
         Ok(self.object_response(StatusCode::CREATED, created))
@@ -280,6 +311,7 @@ impl Req {
         let manager = request::field_manager(&self.query, &self.headers);
         let sub = self.target.subresource.as_deref();
         let info = self.target.info.clone();
+        let policies = self.admission_policies("UPDATE", self.name()).await?;
         let updated = self
             .app
             .registry
@@ -291,6 +323,7 @@ impl Req {
                 sub,
                 &self.write_options(options::Write::Update)?,
                 |old, new| {
+                    policies.validate(Some(new), Some(old), &self.warnings)?;
                     crate::http::managed::record_update(&info, Some(old), new, &manager, sub)
                 },
             )
@@ -312,6 +345,7 @@ impl Req {
         let opts = self.write_options(options::Write::Patch {
             apply: content_type.starts_with("application/apply-patch"),
         })?;
+        let policies = self.admission_policies("UPDATE", self.name()).await?;
         let patched = self
             .app
             .registry
@@ -335,6 +369,7 @@ impl Req {
                 },
                 |old, new| {
                     self.check_escalation(new)?;
+                    policies.validate(Some(new), Some(old), &self.warnings)?;
                     if content_type.starts_with("application/apply-patch") {
                         Ok(())
                     } else {
@@ -361,10 +396,13 @@ impl Req {
                     force,
                 )?;
                 self.check_escalation(&config)?;
+                let policies = self.admission_policies("CREATE", self.name()).await?;
                 let created = self
                     .app
                     .registry
-                    .create(&info, self.ns(), config, &opts, |_| Ok(()))
+                    .create(&info, self.ns(), config, &opts, |o| {
+                        policies.validate(Some(o), None, &self.warnings)
+                    })
                     .await?;
                 Ok(self.object_response(StatusCode::CREATED, created))
             }

@@ -194,6 +194,7 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
         }
     })?;
     let (spec_path, _, _) = scale_paths(info);
+    let policies = req.admission_policies("UPDATE", name).await?;
     let updated = req
         .app
         .registry
@@ -224,6 +225,12 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
                 Ok(new)
             },
             |old, new| {
+                // policies see the Scale objects, as for kube's scale subresource
+                policies.validate(
+                    Some(&scale_of(info, new)?),
+                    Some(&scale_of(info, old)?),
+                    &req.warnings,
+                )?;
                 crate::http::managed::record_update(info, Some(old), new, &manager, Some("scale"))
             },
         )

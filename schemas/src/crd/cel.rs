@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+pub use cel::Value as CelValue;
 use cel::common::value::Val;
 use cel::objects::{Key, Map};
-use cel::{Context, Env, ExecutionError, Program, Value as CelValue};
+use cel::{Context, Env, ExecutionError, Program};
 use serde_json::Value;
 
 /// The environment every rule is compiled and run in.
@@ -135,6 +136,35 @@ pub fn evaluate_message(
             Some(s.trim().to_string()).filter(|s| !s.is_empty() && !s.contains('\n'))
         }
         _ => None,
+    }
+}
+
+/// A CEL value as JSON (an admission policy's `variables`): lists, maps,
+/// numbers, strings, booleans and null; anything else as its text.
+pub fn from_cel(v: &CelValue) -> Value {
+    match v {
+        CelValue::Null => Value::Null,
+        CelValue::Bool(b) => Value::Bool(*b),
+        CelValue::Int(i) => Value::from(*i),
+        CelValue::UInt(u) => Value::from(*u),
+        CelValue::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        CelValue::String(s) => Value::String(s.to_string()),
+        CelValue::List(l) => Value::Array(l.iter().map(from_cel).collect()),
+        CelValue::Map(m) => Value::Object(
+            m.map
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Key::String(s) => s.to_string(),
+                        Key::Int(i) => i.to_string(),
+                        Key::Uint(u) => u.to_string(),
+                        Key::Bool(b) => b.to_string(),
+                    };
+                    (key, from_cel(v))
+                })
+                .collect(),
+        ),
+        other => Value::String(format!("{other:?}")),
     }
 }
 

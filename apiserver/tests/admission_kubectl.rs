@@ -1,0 +1,204 @@
+//! ValidatingAdmissionPolicy through the real kubectl: a policy limiting
+//! Deployments (and their scale subresource) refuses `kubectl create` and
+//! `kubectl scale` with kube-apiserver's text; a parameterised policy reads
+//! its limit from a ConfigMap and words its message with
+//! `messageExpression`; a Warn binding only warns; a binding's namespace
+//! selector limits where a policy applies.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+
+use std::time::Duration;
+
+use cluster::{Cluster, text};
+
+const POLICY: &str = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: max-replicas
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: ["apps"]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["deployments", "deployments/scale"]
+  validations:
+  - expression: "object.spec.replicas <= 5"
+    message: "replicas must be no greater than 5"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: max-replicas
+spec:
+  policyName: max-replicas
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        limits: enforced
+"#;
+
+const PARAMS_POLICY: &str = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: replica-budget
+spec:
+  paramKind:
+    apiVersion: v1
+    kind: ConfigMap
+  matchConstraints:
+    resourceRules:
+    - apiGroups: ["apps"]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["deployments"]
+  variables:
+  - name: limit
+    expression: "int(params.data.max)"
+  validations:
+  - expression: "object.spec.replicas <= variables.limit"
+    messageExpression: "'at most ' + params.data.max + ' replicas in ' + request.namespace"
+    reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: replica-budget
+spec:
+  policyName: replica-budget
+  validationActions: [Warn]
+  paramRef:
+    name: budget
+    namespace: default
+    parameterNotFoundAction: Deny
+"#;
+
+#[test]
+fn a_policy_refuses_what_its_expression_rejects_with_kubes_text() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "prod"]);
+    c.ok(&["label", "namespace", "prod", "limits=enforced"]);
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.27",
+        "--replicas=2",
+        "-n",
+        "prod",
+    ]);
+    let o = c.kubectl_in(&["apply", "-f", "-"], Some(POLICY));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let create_big = || {
+        c.kubectl_in(
+            &[
+                "create",
+                "deployment",
+                "big",
+                "--image=nginx:1.27",
+                "--replicas=6",
+                "-n",
+                "prod",
+            ],
+            None,
+        )
+    };
+    c.wait_for("the policy to take effect", Duration::from_secs(10), || {
+        !create_big().status.success()
+    });
+    let err = text(&create_big().stderr);
+    assert!(
+        err.contains(
+            "deployments.apps \"big\" is forbidden: ValidatingAdmissionPolicy 'max-replicas' with binding 'max-replicas' denied request: replicas must be no greater than 5"
+        ),
+        "{err}"
+    );
+    // kubectl apply words a 422 with its causes, as against kube-apiserver
+    let manifest = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: big\n  namespace: prod\nspec:\n  replicas: 7\n  selector:\n    matchLabels: {app: big}\n  template:\n    metadata:\n      labels: {app: big}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n";
+    let o = c.kubectl_in(&["apply", "-f", "-"], Some(manifest));
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains(
+            "The deployments \"big\" is invalid: : ValidatingAdmissionPolicy 'max-replicas' with binding 'max-replicas' denied request: replicas must be no greater than 5"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    // the scale subresource too
+    let o = c.kubectl_in(
+        &["scale", "deployment", "web", "--replicas=6", "-n", "prod"],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("denied request: replicas must be no greater than 5"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "prod",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "2"
+    );
+    c.ok(&["scale", "deployment", "web", "--replicas=5", "-n", "prod"]);
+    // a namespace the binding does not select is not limited
+    c.ok(&[
+        "create",
+        "deployment",
+        "big",
+        "--image=nginx:1.27",
+        "--replicas=6",
+    ]);
+}
+
+#[test]
+fn params_messages_and_warn_actions() {
+    let c = Cluster::start();
+    let o = c.kubectl_in(&["apply", "-f", "-"], Some(PARAMS_POLICY));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // without its params a Deny parameterNotFoundAction refuses
+    c.wait_for("the policy to take effect", Duration::from_secs(10), || {
+        let o = c.kubectl_in(&["create", "deployment", "a", "--image=nginx:1.27"], None);
+        !o.status.success()
+            && text(&o.stderr)
+                .contains("no params found for policy binding with `Deny` parameterNotFoundAction")
+    });
+    c.ok(&["create", "configmap", "budget", "--from-literal=max=3"]);
+    c.wait_for("the params to be found", Duration::from_secs(10), || {
+        c.kubectl_in(&["create", "deployment", "a", "--image=nginx:1.27"], None)
+            .status
+            .success()
+    });
+    // a Warn binding lets the request through with a warning
+    let o = c.kubectl_in(
+        &[
+            "create",
+            "deployment",
+            "b",
+            "--image=nginx:1.27",
+            "--replicas=4",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(
+            "Warning: Validation failed for ValidatingAdmissionPolicy 'replica-budget' with binding 'replica-budget': at most 3 replicas in default"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+}
