@@ -202,3 +202,89 @@ fn params_messages_and_warn_actions() {
         text(&o.stderr)
     );
 }
+
+const HARDENED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hardened
+  namespace: secure
+spec:
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 10001
+    seccompProfile:
+      type: RuntimeDefault
+  containers:
+  - name: app
+    image: registry.example.com/app:1.0
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities:
+        drop: ["ALL"]
+"#;
+
+#[test]
+fn pod_security_levels_from_namespace_labels() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "secure"]);
+    c.ok(&[
+        "label",
+        "namespace",
+        "secure",
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    ]);
+    let o = c.kubectl_in(
+        &["run", "nginx", "--image=nginx:1.27", "-n", "secure"],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains(
+            "pods \"nginx\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"nginx\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"nginx\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"nginx\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"nginx\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = c.kubectl_in(&["apply", "-f", "-"], Some(HARDENED));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // workloads are created, with a warning about their pods
+    let o = c.kubectl_in(
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "-n",
+            "secure",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+        "{}",
+        text(&o.stderr)
+    );
+    // baseline refuses privilege, allows the rest
+    c.ok(&["create", "namespace", "team"]);
+    c.ok(&[
+        "label",
+        "namespace",
+        "team",
+        "pod-security.kubernetes.io/enforce=baseline",
+    ]);
+    let privileged = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"root","namespace":"team"},
+        "spec":{"containers":[{"name":"shell","image":"busybox:1.36.1","securityContext":{"privileged":true}}]}}"#;
+    let o = c.kubectl_in(&["apply", "-f", "-"], Some(privileged));
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains(
+            "violates PodSecurity \"baseline:latest\": privileged (container \"shell\" must not set securityContext.privileged=true)"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    c.ok(&["run", "plain", "--image=nginx:1.27", "-n", "team"]);
+}

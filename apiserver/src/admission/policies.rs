@@ -271,6 +271,25 @@ impl Prepared {
         self.entries.is_empty()
     }
 
+    /// The request's namespace as read (null for cluster-scoped requests).
+    pub fn namespace_object(&self) -> &Value {
+        &self.namespace_object
+    }
+
+    /// The policies and Pod Security (from the namespace's labels) on the
+    /// object as it will be written.
+    pub fn admit(
+        &self,
+        kind: &str,
+        object: &Value,
+        old: Option<&Value>,
+        warnings: &Warnings,
+    ) -> ApiResult<()> {
+        self.validate(Some(object), old, warnings)?;
+        let levels = crate::admission::pod_security::levels(&self.namespace_object);
+        crate::admission::pod_security::admit(&levels, kind, old.is_none(), object, warnings)
+    }
+
     /// Runs the validations of every applying binding on `object` (and
     /// `old`); a Deny action refuses with kube's error, Warn adds a warning.
     pub fn validate(

@@ -292,7 +292,7 @@ impl Req {
                 obj,
                 &self.write_options(options::Write::Create)?,
                 |o| {
-                    policies.validate(Some(o), None, &self.warnings)?;
+                    policies.admit(&info.kind, o, None, &self.warnings)?;
                     crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager)
                 },
             )
@@ -323,7 +323,7 @@ impl Req {
                 sub,
                 &self.write_options(options::Write::Update)?,
                 |old, new| {
-                    policies.validate(Some(new), Some(old), &self.warnings)?;
+                    policies.admit(&info.kind, new, Some(old), &self.warnings)?;
                     crate::http::managed::record_update(&info, Some(old), new, &manager, sub)
                 },
             )
@@ -369,7 +369,7 @@ impl Req {
                 },
                 |old, new| {
                     self.check_escalation(new)?;
-                    policies.validate(Some(new), Some(old), &self.warnings)?;
+                    policies.admit(&info.kind, new, Some(old), &self.warnings)?;
                     if content_type.starts_with("application/apply-patch") {
                         Ok(())
                     } else {
@@ -401,7 +401,7 @@ impl Req {
                     .app
                     .registry
                     .create(&info, self.ns(), config, &opts, |o| {
-                        policies.validate(Some(o), None, &self.warnings)
+                        policies.admit(&info.kind, o, None, &self.warnings)
                     })
                     .await?;
                 Ok(self.object_response(StatusCode::CREATED, created))
