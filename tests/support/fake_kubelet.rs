@@ -37,9 +37,10 @@ impl FakeKubelet {
         let watch = PodWatch::start(kubeconfig, "fake-kubelet", None, move |client, pods| {
             let (client, ip) = (client.clone(), ip.clone());
             Box::pin(async move {
-                for p in pods {
-                    tend(&client, &p, &ip).await;
-                }
+                // pods are tended concurrently, as a kubelet's pod workers are
+                let ip = &ip;
+                let client = &client;
+                futures_util::future::join_all(pods.iter().map(|p| tend(client, p, ip))).await;
             })
         });
         FakeKubelet { _watch: watch }

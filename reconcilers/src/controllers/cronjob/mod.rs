@@ -193,6 +193,10 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
         match api.replace_status(cj.metadata.name_str(), &cj, &wp()).await {
             Ok(_) => {}
             Err(e) if e.is_not_found() => return Ok(Action::AwaitChange),
+            // a stale cache: the Jobs created are found by name next time
+            Err(e) if e.is_conflict() => {
+                return Ok(Action::Requeue(std::time::Duration::from_millis(50)));
+            }
             Err(e) => return Err(e),
         }
     }

@@ -68,6 +68,9 @@ struct State {
     finalizer_removals: Mutex<HashMap<ObjectRef, HashSet<String>>>,
     /// Back-off of pod replacements, per Job.
     backoff: Mutex<HashMap<ObjectRef, BackoffRecord>>,
+    /// The resourceVersion of each Job's last status write: a cache older
+    /// than it would only meet a conflict.
+    written: Mutex<HashMap<ObjectRef, u64>>,
     recorder: Recorder,
 }
 
@@ -114,6 +117,7 @@ pub async fn run(ctx: Context) {
         expectations: Expectations::default(),
         finalizer_removals: Mutex::new(HashMap::new()),
         backoff: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
     });
     let shutdown = ctx.stopped();
     controller
@@ -138,6 +142,22 @@ impl State {
         if let Ok(mut m) = self.backoff.lock() {
             m.remove(key);
         }
+        if let Ok(mut m) = self.written.lock() {
+            m.remove(key);
+        }
+    }
+
+    /// Remembers the resourceVersion a status write produced.
+    fn wrote(&self, key: &ObjectRef, job: &Job) {
+        if let (Some(rv), Ok(mut m)) = (resource_version(job), self.written.lock()) {
+            m.insert(key.clone(), rv);
+        }
+    }
+
+    /// Whether the cached Job predates our last status write.
+    fn stale(&self, key: &ObjectRef, cached: &Job) -> bool {
+        let written = self.written.lock().ok().and_then(|m| m.get(key).copied());
+        matches!((resource_version(cached), written), (Some(c), Some(w)) if c < w)
     }
 
     /// The uids whose finalizer removal is still unobserved.
@@ -196,6 +216,11 @@ impl State {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A resourceVersion as a number (korral's and etcd's are revisions).
+fn resource_version(job: &Job) -> Option<u64> {
+    job.metadata.resource_version.as_deref()?.parse().ok()
 }
 
 /// Releases the pods of a Job that is gone (or finished): those it
@@ -378,7 +403,16 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     // orphans naming this Job by label may be adopted below; leftovers of a
     // previous Job of the same name are released
     release_leftovers(&state, &key, Some(&shared)).await?;
-    sync(&state, &key, (*shared).clone()).await
+    if state.stale(&key, &shared) {
+        // the watch brings our own write shortly, and with it this key
+        return Ok(Action::Requeue(Duration::from_millis(200)));
+    }
+    match sync(&state, &key, (*shared).clone()).await {
+        // someone else wrote the Job: look again at once, without piling
+        // up per-key back-off
+        Err(e) if e.is_conflict() => Ok(Action::Requeue(Duration::from_millis(50))),
+        r => r,
+    }
 }
 
 async fn sync(state: &State, key: &ObjectRef, mut job: Job) -> Result<Action, ClientError> {
@@ -1317,6 +1351,7 @@ async fn track_status_and_remove_finalizers(
     // 1. flush what is about to be released
     if needs_flush {
         jc.job = api.replace_status(&name, &jc.job, &wp()).await?;
+        state.wrote(key, &jc.job);
         if let Ok(mut m) = state.backoff.lock() {
             m.insert(key.clone(), jc.new_backoff.clone());
         }
@@ -1353,7 +1388,8 @@ async fn track_status_and_remove_finalizers(
     }
     if let Some(e) = release_error {
         if needs_flush {
-            api.replace_status(&name, &jc.job, &wp()).await?;
+            let written = api.replace_status(&name, &jc.job, &wp()).await?;
+            state.wrote(key, &written);
         }
         return Err(e);
     }
@@ -1364,6 +1400,7 @@ async fn track_status_and_remove_finalizers(
     }
     if needs_flush {
         jc.job = api.replace_status(&name, &jc.job, &wp()).await?;
+        state.wrote(key, &jc.job);
         if finished && let Some(c) = &jc.finished {
             if c.type_ == status::COMPLETE {
                 if let Some(n) = completions_of(&jc.job)
