@@ -455,7 +455,7 @@ pub fn violations(level: &str, meta: &Value, spec: &Value) -> Vec<String> {
         let bad: Vec<String> = cs
             .iter()
             .filter(
-                |c| match c.get("securityContext").and_then(|s| seccomp(s)).as_deref() {
+                |c| match c.get("securityContext").and_then(&seccomp).as_deref() {
                     Some("RuntimeDefault" | "Localhost") => false,
                     Some(_) => true,
                     None => !pod_ok,
