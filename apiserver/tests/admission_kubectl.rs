@@ -288,3 +288,79 @@ fn pod_security_levels_from_namespace_labels() {
     );
     c.ok(&["run", "plain", "--image=nginx:1.27", "-n", "team"]);
 }
+
+const LIMITS: &str = r#"
+apiVersion: v1
+kind: LimitRange
+metadata:
+  name: container-limits
+  namespace: limited
+spec:
+  limits:
+  - type: Container
+    default:
+      cpu: 500m
+      memory: 256Mi
+    defaultRequest:
+      cpu: 100m
+      memory: 128Mi
+    max:
+      cpu: "1"
+    min:
+      memory: 64Mi
+"#;
+
+#[test]
+fn limit_ranges_default_and_bound_new_pods() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "limited"]);
+    let o = c.kubectl_in(&["apply", "-f", "-"], Some(LIMITS));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    c.ok(&["run", "plain", "--image=nginx:1.27", "-n", "limited"]);
+    let res = c.ok(&[
+        "get",
+        "pod",
+        "plain",
+        "-n",
+        "limited",
+        "-o",
+        "jsonpath={.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.requests.memory} {.spec.containers[0].resources.limits.cpu} {.spec.containers[0].resources.limits.memory}",
+    ]);
+    assert_eq!(res, "100m 128Mi 500m 256Mi");
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "pod",
+            "plain",
+            "-n",
+            "limited",
+            "-o",
+            "jsonpath={.metadata.annotations.kubernetes\\.io/limit-ranger}"
+        ]),
+        "LimitRanger plugin set: cpu, memory request for container plain; cpu, memory limit for container plain"
+    );
+    let o = c.kubectl_in(
+        &["run", "greedy", "--image=nginx:1.27", "-n", "limited", "--overrides", r#"{"spec":{"containers":[{"name":"greedy","image":"nginx:1.27","resources":{"limits":{"cpu":"2"}}}]}}"#],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains(
+            "pods \"greedy\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    // other namespaces are not limited
+    c.ok(&["run", "free", "--image=nginx:1.27"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "pod",
+            "free",
+            "-o",
+            "jsonpath={.spec.containers[0].resources}"
+        ]),
+        "{}"
+    );
+}

@@ -81,10 +81,13 @@ struct Entry {
     params: Value,
 }
 
-/// The bindings that apply to a request, ready to validate its object.
+/// What admission needs from the store for one request (the bindings that
+/// apply, the namespace, its LimitRanges for a new pod), ready to check the
+/// object as it will be written.
 pub struct Prepared {
     entries: Vec<Entry>,
     namespace_object: Value,
+    limit_ranges: Vec<k8s_openapi::api::core::v1::LimitRange>,
     request: Value,
     group: String,
     resource: String,
@@ -248,9 +251,23 @@ impl Policies {
             "userInfo": {"username": a.user, "groups": a.groups},
             "dryRun": a.dry_run,
         });
+        let limit_ranges = match a.namespace {
+            Some(ns)
+                if a.operation == "CREATE" && a.info.is("", "Pod") && a.subresource.is_none() =>
+            {
+                let info = schemas::lookup("v1", "LimitRange")
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                let page = registry
+                    .list(info, Some(ns), &ListOptions::default())
+                    .await?;
+                decode_all(page.items)
+            }
+            _ => Vec::new(),
+        };
         Ok(Prepared {
             entries,
             namespace_object,
+            limit_ranges,
             request,
             group: a.info.group.clone(),
             resource: a.info.plural.clone(),
@@ -276,15 +293,19 @@ impl Prepared {
         &self.namespace_object
     }
 
-    /// The policies and Pod Security (from the namespace's labels) on the
-    /// object as it will be written.
+    /// LimitRanger (defaults and limits of a new pod), the policies and Pod
+    /// Security (from the namespace's labels) on the object as it will be
+    /// written.
     pub fn admit(
         &self,
         kind: &str,
-        object: &Value,
+        object: &mut Value,
         old: Option<&Value>,
         warnings: &Warnings,
     ) -> ApiResult<()> {
+        if kind == "Pod" && old.is_none() {
+            crate::admission::limit_ranger::admit_pod(&self.limit_ranges, object)?;
+        }
         self.validate(Some(object), old, warnings)?;
         let levels = crate::admission::pod_security::levels(&self.namespace_object);
         crate::admission::pod_security::admit(&levels, kind, old.is_none(), object, warnings)
