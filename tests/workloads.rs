@@ -381,3 +381,22 @@ fn custom_resources_go_with_their_namespace_and_their_owners() {
         || !s.kubectl(&["get", "order", "follow-up"]).status.success(),
     );
 }
+
+#[test]
+fn every_namespace_has_a_default_service_account() {
+    let s = Server::start();
+    s.ok(&["create", "namespace", "team"]);
+    let has_default = |ns: &str| {
+        stdout(&s.kubectl(&["get", "serviceaccount", "default", "-n", ns, "-o", "name"])).trim()
+            == "serviceaccount/default"
+    };
+    for ns in ["default", "kube-system", "team"] {
+        wait_for("the default ServiceAccount", LONG, || has_default(ns));
+    }
+    // deleted, it comes back (with a new uid)
+    let uid = jsonpath(&s, "serviceaccount/default", "{.metadata.uid}");
+    s.ok(&["delete", "serviceaccount", "default"]);
+    wait_for("the default ServiceAccount to come back", LONG, || {
+        has_default("default") && jsonpath(&s, "serviceaccount/default", "{.metadata.uid}") != uid
+    });
+}

@@ -20,6 +20,7 @@ pub mod podutil;
 pub mod recorder;
 pub mod replicaset;
 pub mod scheduler;
+pub mod serviceaccount;
 pub mod ttl_after_finished;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub const ALL: &[&str] = &[
     "job",
     "cronjob",
     "ttl-after-finished",
+    "serviceaccount",
 ];
 
 /// What every controller gets.
@@ -132,6 +134,7 @@ async fn start(name: &'static str, ctx: Context) {
         "job" => job::run(ctx).await,
         "cronjob" => cronjob::run(ctx).await,
         "ttl-after-finished" => ttl_after_finished::run(ctx).await,
+        "serviceaccount" => serviceaccount::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;
