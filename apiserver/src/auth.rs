@@ -148,6 +148,21 @@ pub struct Attributes<'a> {
     pub name: Option<&'a str>,
 }
 
+impl Attributes<'_> {
+    /// The same request as the RBAC authoriser reads it.
+    pub fn rbac_request(&self) -> crate::rbac::Request<'_> {
+        crate::rbac::Request {
+            verb: self.verb,
+            group: self.group,
+            resource: self.resource,
+            subresource: self.subresource,
+            name: self.name,
+            namespace: self.namespace,
+            path: None,
+        }
+    }
+}
+
 /// A check the request handler must make with the objects involved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Condition {
@@ -198,16 +213,11 @@ pub fn authorize(id: &Identity, a: &Attributes<'_>) -> Decision {
         }
         Role::Node(node) => authorize_node(node, a),
         Role::Subject(subject) => {
-            let req = crate::rbac::Request {
-                verb: a.verb,
-                group: a.group,
-                resource: a.resource,
-                subresource: a.subresource,
-                name: a.name,
-                namespace: a.namespace,
-                path: None,
-            };
-            match subject.rbac.0.authorize(&subject.user(&id.name), &req) {
+            match subject
+                .rbac
+                .0
+                .authorize(&subject.user(&id.name), &a.rbac_request())
+            {
                 crate::rbac::Verdict::Allow(_) => Decision::Allow,
                 crate::rbac::Verdict::Deny => Decision::Deny(String::new()),
             }

@@ -159,6 +159,16 @@ fn who(names: &[String]) -> String {
     }
 }
 
+/// Who must set a field that the pod may set for all its containers:
+/// `pod or container "a"` unless the pod already does.
+fn whom(pod_sets_it: bool, names: &[String]) -> String {
+    if pod_sets_it {
+        who(names)
+    } else {
+        format!("pod or {}", who(names))
+    }
+}
+
 fn sc<'a>(c: &'a Value, field: &str) -> Option<&'a Value> {
     c.get("securityContext")?.get(field)
 }
@@ -419,13 +429,9 @@ pub fn violations(level: &str, meta: &Value, spec: &Value) -> Vec<String> {
             .map(|c| name(c))
             .collect();
         if !bad.is_empty() {
-            let whom = if pod_ok {
-                who(&bad)
-            } else {
-                format!("pod or {}", who(&bad))
-            };
             out.push(format!(
-                "runAsNonRoot != true ({whom} must set securityContext.runAsNonRoot=true)"
+                "runAsNonRoot != true ({} must set securityContext.runAsNonRoot=true)",
+                whom(pod_ok, &bad)
             ));
         }
         let root: Vec<String> = cs
@@ -464,13 +470,9 @@ pub fn violations(level: &str, meta: &Value, spec: &Value) -> Vec<String> {
             .map(|c| name(c))
             .collect();
         if !bad.is_empty() {
-            let whom = if pod_ok {
-                who(&bad)
-            } else {
-                format!("pod or {}", who(&bad))
-            };
             out.push(format!(
-                "seccompProfile ({whom} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+                "seccompProfile ({} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")",
+                whom(pod_ok, &bad)
             ));
         }
     } else if pod_type.as_deref() == Some("Unconfined") {

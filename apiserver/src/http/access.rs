@@ -243,16 +243,11 @@ pub fn access_review(id: &Identity, body: &Value) -> ApiResult<Value> {
     };
     let (allowed, reason) = if let Role::Subject(subject) = &id.role {
         // RBAC answers wildcards itself, with kube's allow reason
-        let req = crate::rbac::Request {
-            verb: a.verb,
-            group: a.group,
-            resource: a.resource,
-            subresource: a.subresource,
-            name: a.name,
-            namespace: a.namespace,
-            path: None,
-        };
-        match subject.rbac.0.authorize(&subject.user(&id.name), &req) {
+        match subject
+            .rbac
+            .0
+            .authorize(&subject.user(&id.name), &a.rbac_request())
+        {
             crate::rbac::Verdict::Allow(why) => (true, why),
             crate::rbac::Verdict::Deny => (false, String::new()),
         }
