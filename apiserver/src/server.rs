@@ -87,6 +87,7 @@ pub struct RunningServer {
     crd_controller: tokio::task::JoinHandle<()>,
     rbac_cache: tokio::task::JoinHandle<()>,
     policy_cache: tokio::task::JoinHandle<()>,
+    quota_status: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -97,6 +98,7 @@ impl RunningServer {
         self.crd_controller.abort();
         self.rbac_cache.abort();
         self.policy_cache.abort();
+        self.quota_status.abort();
     }
 
     /// Waits until the server stops on its own (a listener error).
@@ -105,6 +107,7 @@ impl RunningServer {
         self.crd_controller.abort();
         self.rbac_cache.abort();
         self.policy_cache.abort();
+        self.quota_status.abort();
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ServerError::Other(format!(
@@ -326,6 +329,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .start(registry.clone())
         .await
         .map_err(|e| ServerError::Other(format!("cannot read the RBAC objects: {}", e.message)))?;
+    let quota_status = crate::admission::quota_status::start(registry.clone());
     let policies = Arc::new(crate::admission::policies::cache());
     let policy_cache = policies.start(registry.clone()).await.map_err(|e| {
         ServerError::Other(format!("cannot read the admission policies: {}", e.message))
@@ -433,5 +437,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         crd_controller,
         rbac_cache,
         policy_cache,
+        quota_status,
     })
 }

@@ -364,3 +364,94 @@ fn limit_ranges_default_and_bound_new_pods() {
         "{}"
     );
 }
+
+const QUOTA: &str = r#"
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: compute
+  namespace: quota
+spec:
+  hard:
+    pods: "2"
+    limits.cpu: "1"
+    configmaps: "3"
+"#;
+
+#[test]
+fn resource_quotas_refuse_what_goes_past_them_and_report_usage() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "quota"]);
+    let o = c.kubectl_in(&["apply", "-f", "-"], Some(QUOTA));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = |name: &str, cpu: &str| {
+        let overrides = format!(
+            r#"{{"spec":{{"containers":[{{"name":"{name}","image":"nginx:1.27","resources":{{"limits":{{"cpu":"{cpu}"}}}}}}]}}}}"#
+        );
+        c.kubectl_in(
+            &[
+                "run",
+                name,
+                "--image=nginx:1.27",
+                "-n",
+                "quota",
+                "--overrides",
+                &overrides,
+            ],
+            None,
+        )
+    };
+    let o = c.kubectl_in(&["run", "bare", "--image=nginx:1.27", "-n", "quota"], None);
+    assert!(
+        text(&o.stderr).contains(
+            "pods \"bare\" is forbidden: failed quota: compute: must specify limits.cpu for: bare"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(run("a", "600m").status.success());
+    let o = run("b", "500m");
+    assert!(
+        text(&o.stderr).contains(
+            "pods \"b\" is forbidden: exceeded quota: compute, requested: limits.cpu=500m, used: limits.cpu=600m, limited: limits.cpu=1"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(run("b", "400m").status.success());
+    let o = run("c", "0");
+    assert!(
+        text(&o.stderr)
+            .contains("exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"),
+        "{}",
+        text(&o.stderr)
+    );
+    // the quota's status follows what the namespace holds
+    let used = |c: &Cluster| {
+        c.ok(&[
+            "get",
+            "resourcequota",
+            "compute",
+            "-n",
+            "quota",
+            "-o",
+            "jsonpath={.status.used.pods} {.status.used.limits\\.cpu} {.status.used.configmaps}",
+        ])
+    };
+    c.wait_for("the quota's usage", Duration::from_secs(10), || {
+        used(&c) == "2 1 0"
+    });
+    c.ok(&[
+        "delete",
+        "pod",
+        "a",
+        "-n",
+        "quota",
+        "--grace-period=0",
+        "--force",
+    ]);
+    c.wait_for("the quota's usage to drop", Duration::from_secs(10), || {
+        used(&c) == "1 400m 0"
+    });
+    assert!(run("c", "100m").status.success());
+}

@@ -11,6 +11,8 @@ pub mod pod_security;
 mod pods;
 pub mod policies;
 pub mod priority;
+pub mod quota;
+pub mod quota_status;
 mod strategy;
 
 use std::sync::{Arc, Mutex};

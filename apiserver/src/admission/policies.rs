@@ -88,6 +88,8 @@ pub struct Prepared {
     entries: Vec<Entry>,
     namespace_object: Value,
     limit_ranges: Vec<k8s_openapi::api::core::v1::LimitRange>,
+    quotas: Vec<k8s_openapi::api::core::v1::ResourceQuota>,
+    holdings: crate::admission::quota::Holdings,
     request: Value,
     group: String,
     resource: String,
@@ -264,16 +266,74 @@ impl Policies {
             }
             _ => Vec::new(),
         };
+        let (quotas, holdings) = match a.namespace {
+            Some(ns) if a.operation == "CREATE" && a.subresource.is_none() && a.info.namespaced => {
+                quotas_and_holdings(registry, ns).await?
+            }
+            _ => (Vec::new(), Default::default()),
+        };
         Ok(Prepared {
             entries,
             namespace_object,
             limit_ranges,
+            quotas,
+            holdings,
             request,
             group: a.info.group.clone(),
             resource: a.info.plural.clone(),
             name: a.name.to_string(),
         })
     }
+}
+
+/// A namespace's ResourceQuotas and, when it has any, the objects that
+/// count toward them.
+async fn quotas_and_holdings(
+    registry: &Registry,
+    ns: &str,
+) -> ApiResult<(
+    Vec<k8s_openapi::api::core::v1::ResourceQuota>,
+    crate::admission::quota::Holdings,
+)> {
+    let lookup =
+        |v: &str, k: &str| schemas::lookup(v, k).map_err(|e| ApiError::internal(e.to_string()));
+    let page = registry
+        .list(
+            lookup("v1", "ResourceQuota")?,
+            Some(ns),
+            &ListOptions::default(),
+        )
+        .await?;
+    let quotas: Vec<k8s_openapi::api::core::v1::ResourceQuota> = decode_all(page.items);
+    let mut holdings = crate::admission::quota::Holdings::new();
+    let kinds = registry.kinds().snapshot();
+    for q in &quotas {
+        for (plural, group) in crate::admission::quota::counted_kinds(q) {
+            let key = if group.is_empty() {
+                plural.clone()
+            } else {
+                format!("{plural}.{group}")
+            };
+            if holdings.contains_key(&key) {
+                continue;
+            }
+            // any version of the resource holds the same objects
+            let Some(info) = kinds
+                .all()
+                .iter()
+                .find(|k| k.group == group && k.plural == plural)
+                .cloned()
+            else {
+                continue;
+            };
+            let items = registry
+                .list(&info, Some(ns), &ListOptions::default())
+                .await?
+                .items;
+            holdings.insert(key, items);
+        }
+    }
+    Ok((quotas, holdings))
 }
 
 /// What one validation concluded.
@@ -305,6 +365,15 @@ impl Prepared {
     ) -> ApiResult<()> {
         if kind == "Pod" && old.is_none() {
             crate::admission::limit_ranger::admit_pod(&self.limit_ranges, object)?;
+        }
+        if old.is_none() && !self.quotas.is_empty() {
+            crate::admission::quota::admit(
+                &self.quotas,
+                &self.holdings,
+                &self.resource,
+                &self.group,
+                object,
+            )?;
         }
         self.validate(Some(object), old, warnings)?;
         let levels = crate::admission::pod_security::levels(&self.namespace_object);
