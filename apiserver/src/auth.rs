@@ -76,6 +76,30 @@ impl Subject {
     }
 }
 
+/// The group of korral's controllers (token-file role `controller`).
+pub const CONTROLLERS_GROUP: &str = "system:korral:controllers";
+/// The group of korral's GitOps intake (role `intake`).
+pub const INTAKE_GROUP: &str = "system:korral:intake";
+/// The group of read-only users (role `viewer`).
+pub const VIEWERS_GROUP: &str = "korral:viewers";
+
+/// Turns an authenticated identity into the one requests are authorised
+/// as: korral's token-file roles and the `system:masters` certificate
+/// become RBAC subjects in their groups (the default bindings grant those
+/// groups what the roles stand for); nodes keep the node authoriser.
+pub fn for_requests(id: Identity, rbac: Arc<crate::rbac::Snapshot>) -> Identity {
+    match id.role.groups() {
+        Some(groups) => Identity {
+            name: id.name,
+            role: Role::Subject(Subject {
+                groups,
+                rbac: RbacView(rbac),
+            }),
+        },
+        None => id,
+    }
+}
+
 /// What an identity may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -94,6 +118,19 @@ pub enum Role {
 }
 
 impl Role {
+    /// The RBAC groups a token-file role stands for (`None` for nodes and
+    /// identities that are RBAC subjects already).
+    pub fn groups(&self) -> Option<Vec<String>> {
+        let group = match self {
+            Role::Admin => "system:masters",
+            Role::Viewer => VIEWERS_GROUP,
+            Role::Controller => CONTROLLERS_GROUP,
+            Role::Intake => INTAKE_GROUP,
+            Role::Node(_) | Role::Subject(_) => return None,
+        };
+        Some(vec![group.to_string(), "system:authenticated".to_string()])
+    }
+
     /// Parses `admin`, `viewer`, `node:NAME`, `controller`, `intake`.
     pub fn parse(s: &str) -> Option<Role> {
         match s {

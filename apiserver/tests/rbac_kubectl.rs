@@ -661,3 +661,228 @@ fn impersonation_and_subject_access_reviews() {
         "{err}"
     );
 }
+
+/// Whether a kubectl command as an identity was allowed (it succeeded) or
+/// forbidden (kube's 403); any other failure fails the test.
+fn outcome(c: &Cluster, kc: &Path, args: &[&str]) -> bool {
+    let (ok, out, err) = as_user(c, kc, args);
+    if ok {
+        return true;
+    }
+    assert!(
+        err.contains("(Forbidden)") || err.contains("is forbidden"),
+        "{args:?} failed otherwise: {out}{err}"
+    );
+    false
+}
+
+#[test]
+fn identities_by_verbs_by_resources_agree_with_the_rbac_objects() {
+    let c = Cluster::start();
+    let wait = Duration::from_secs(10);
+    c.ok(&["create", "namespace", "team"]);
+    c.ok(&["create", "configmap", "victim", "-n", "team"]);
+    // token-file identities: korral's viewer role and a node
+    let tokens = c.dir.path().join("data/tokens.csv");
+    let mut file = std::fs::read_to_string(&tokens).expect("tokens.csv");
+    file.push_str(
+        "tok-viewer-0123456789,viewer,viewer\ntok-node-a-0123456789,system:node:a,node:a\n",
+    );
+    std::fs::write(&tokens, file).expect("tokens.csv");
+    let admin = c.kubeconfig.clone();
+    let viewer = token_kubeconfig(&c, "viewer", "tok-viewer-0123456789");
+    let node = token_kubeconfig(&c, "node-a", "tok-node-a-0123456789");
+    // certificate users and a ServiceAccount, with what the objects grant
+    let jane = user_kubeconfig(&c, "jane", &["dev"]);
+    let qa = user_kubeconfig(&c, "quinn", &["qa"]);
+    c.ok(&["create", "serviceaccount", "ci", "-n", "team"]);
+    let ci = token_kubeconfig(&c, "ci", &c.ok(&["create", "token", "ci", "-n", "team"]));
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "jane-edit",
+        "--clusterrole=edit",
+        "--user=jane",
+        "-n",
+        "team",
+    ]);
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "qa-view",
+        "--clusterrole=view",
+        "--group=qa",
+    ]);
+    c.ok(&[
+        "create",
+        "role",
+        "deployer",
+        "--verb=get,list,create,update,delete",
+        "--resource=deployments.apps",
+        "-n",
+        "team",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "ci-deployer",
+        "--role=deployer",
+        "--serviceaccount=team:ci",
+        "-n",
+        "team",
+    ]);
+    c.wait_for("the bindings to be in force", wait, || {
+        can_i(&c, &ci, &["create", "deployments.apps", "-n", "team"]) == "yes"
+    });
+
+    // (can-i arguments, the same request made for real)
+    let checks: [(&[&str], &[&str]); 7] = [
+        (
+            &["list", "pods", "-n", "team"],
+            &["get", "pods", "-n", "team"],
+        ),
+        (
+            &["create", "deployments.apps", "-n", "team"],
+            &[
+                "create",
+                "deployment",
+                "probe",
+                "--image=nginx:1.27",
+                "-n",
+                "team",
+                "--dry-run=server",
+            ],
+        ),
+        (
+            &["delete", "configmaps", "-n", "team"],
+            &[
+                "delete",
+                "configmap",
+                "victim",
+                "-n",
+                "team",
+                "--dry-run=server",
+            ],
+        ),
+        (
+            &["list", "secrets", "-n", "team"],
+            &["get", "secrets", "-n", "team"],
+        ),
+        (
+            &[
+                "create",
+                "rolebindings.rbac.authorization.k8s.io",
+                "-n",
+                "team",
+            ],
+            &[
+                "create",
+                "rolebinding",
+                "probe",
+                "--clusterrole=view",
+                "--user=x",
+                "-n",
+                "team",
+                "--dry-run=server",
+            ],
+        ),
+        (&["list", "nodes"], &["get", "nodes"]),
+        (
+            &["create", "deployments.apps", "-n", "default"],
+            &[
+                "create",
+                "deployment",
+                "probe",
+                "--image=nginx:1.27",
+                "--dry-run=server",
+            ],
+        ),
+    ];
+    // expected, in the order of `checks`, from the objects above: admin is
+    // system:masters; viewer reads all but Secrets; jane edits team; quinn
+    // views everywhere; ci manages team's Deployments; node a reads nodes
+    let expected: [(&str, &Path, [Option<bool>; 7]); 6] = [
+        ("admin", &admin, [Some(true); 7]),
+        (
+            "viewer",
+            &viewer,
+            [
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(true),
+                Some(false),
+            ],
+        ),
+        (
+            "jane",
+            &jane,
+            [
+                Some(true),
+                Some(true),
+                Some(true),
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(false),
+            ],
+        ),
+        (
+            "quinn",
+            &qa,
+            [
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(false),
+            ],
+        ),
+        (
+            "ci",
+            &ci,
+            [
+                Some(false),
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(false),
+                Some(false),
+            ],
+        ),
+        // the node authoriser's conditional answers (pods, secrets) are left out
+        (
+            "node a",
+            &node,
+            [
+                None,
+                Some(false),
+                Some(false),
+                None,
+                Some(false),
+                Some(true),
+                Some(false),
+            ],
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (who, kc, want) in expected {
+        for ((can_i_args, real), want) in checks.iter().zip(want) {
+            let Some(want) = want else { continue };
+            let said = can_i(&c, kc, can_i_args) == "yes";
+            let did = outcome(&c, kc, real);
+            if said != want || did != want {
+                mismatches.push(format!(
+                    "{who} {can_i_args:?}: expected {want}, can-i said {said}, the request {}",
+                    if did { "was allowed" } else { "was forbidden" }
+                ));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

@@ -149,12 +149,13 @@ async fn authenticate(
     headers: &HeaderMap,
     cert: Option<&crate::tls::ClientCert>,
 ) -> ApiResult<Identity> {
-    if let Some(id) = cert.and_then(|c| crate::auth::identity_from_cert(c, app.rbac.snapshot())) {
-        return Ok(id);
+    let rbac = app.rbac.snapshot();
+    if let Some(id) = cert.and_then(|c| crate::auth::identity_from_cert(c, rbac.clone())) {
+        return Ok(crate::auth::for_requests(id, rbac));
     }
     let token = request::bearer(headers).ok_or_else(ApiError::unauthorized)?;
     if let Some(id) = app.tokens.authenticate(token) {
-        return Ok(id);
+        return Ok(crate::auth::for_requests(id, rbac));
     }
     if crate::serviceaccounts::looks_like_jwt(token) {
         let (id, _) = tokens::authenticate(app, token, &[crate::serviceaccounts::ISSUER]).await?;

@@ -244,7 +244,11 @@ pub async fn token_review(app: &Arc<App>, id: &Identity, body: &Value) -> ApiRes
     } else {
         asked
     };
-    let status = if let Some(user) = app.tokens.authenticate(token) {
+    let status = if let Some(user) = app
+        .tokens
+        .authenticate(token)
+        .map(|u| crate::auth::for_requests(u, app.rbac.snapshot()))
+    {
         json!({"authenticated": true, "user": {"username": user.name, "groups": access::groups_of(&user)}, "audiences": [ISSUER]})
     } else {
         match authenticate(app, token, &audiences).await {

@@ -289,6 +289,24 @@ pub fn cluster_roles() -> Vec<Value> {
             )],
         ),
     ];
+    // korral's own identities, as ordinary RBAC subjects (their groups come
+    // from the token file's role column, see `auth::Role::groups`)
+    let everything = || vec![rule(&["*"], &["*"], &["*"]), urls(&["*"], &["*"])];
+    roles.push(cluster_role("system:korral:controller", &[], everything()));
+    roles.push(cluster_role("system:korral:intake", &[], everything()));
+    let mut readable: Vec<&str> = schemas::builtin_kinds()
+        .iter()
+        .map(|k| k.plural.as_str())
+        .filter(|p| *p != "secrets")
+        .collect();
+    readable.sort();
+    readable.dedup();
+    readable.extend(["*/status", "*/scale", "pods/log"]);
+    roles.push(cluster_role(
+        "korral:viewer",
+        &[],
+        vec![rule(&["*"], &readable, READ), urls(&["*"], &["get"])],
+    ));
     fill_aggregated(&mut roles);
     roles
 }
@@ -358,6 +376,21 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:public-info-viewer",
             "system:public-info-viewer",
             &["system:authenticated", "system:unauthenticated"],
+        ),
+        binding(
+            "system:korral:controller",
+            "system:korral:controller",
+            &[crate::auth::CONTROLLERS_GROUP],
+        ),
+        binding(
+            "system:korral:intake",
+            "system:korral:intake",
+            &[crate::auth::INTAKE_GROUP],
+        ),
+        binding(
+            "korral:viewer",
+            "korral:viewer",
+            &[crate::auth::VIEWERS_GROUP],
         ),
     ]
 }
