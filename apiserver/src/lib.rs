@@ -5,6 +5,7 @@
 //! (what every write goes through).
 
 pub mod admission;
+pub mod audit;
 pub mod auth;
 pub mod crds;
 pub mod discovery;

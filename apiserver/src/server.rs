@@ -34,6 +34,8 @@ pub struct ServerConfig {
     /// kube-apiserver's `WatchList` feature gate: watches with
     /// `sendInitialEvents`. Off by default, as in Kubernetes 1.33.
     pub watch_list: bool,
+    /// The audit policy and log (`--audit-policy-file`, `--audit-log-path`).
+    pub audit: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServerConfig {
@@ -47,6 +49,7 @@ impl ServerConfig {
             extra_sans: Vec::new(),
             ipam: crate::ipam::IpamConfig::default(),
             watch_list: false,
+            audit: None,
         }
     }
 }
@@ -329,6 +332,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .start(registry.clone())
         .await
         .map_err(|e| ServerError::Other(format!("cannot read the RBAC objects: {}", e.message)))?;
+    let audit = match &config.audit {
+        Some((policy, log)) => Some(Arc::new(
+            crate::audit::Audit::open(policy, log).map_err(ServerError::Other)?,
+        )),
+        None => None,
+    };
     let quota_status = crate::admission::quota_status::start(registry.clone());
     let policies = Arc::new(crate::admission::policies::cache());
     let policy_cache = policies.start(registry.clone()).await.map_err(|e| {
@@ -350,6 +359,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         rbac,
         sa_tokens,
         policies,
+        audit,
     });
 
     // kubeconfigs for the admin and for korral's own components

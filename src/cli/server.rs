@@ -55,6 +55,12 @@ pub struct Args {
     /// watch without a resourceVersion into one.
     #[arg(long)]
     pub watch_list: bool,
+    /// An audit.k8s.io/v1 Policy: each request's audit level (with --audit-log-path).
+    #[arg(long, value_name = "FILE", requires = "audit_log_path")]
+    pub audit_policy_file: Option<PathBuf>,
+    /// Where audit events are appended as JSON lines (with --audit-policy-file).
+    #[arg(long, value_name = "FILE", requires = "audit_policy_file")]
+    pub audit_log_path: Option<PathBuf>,
     #[command(flatten)]
     pub network: Network,
     #[command(flatten)]
@@ -126,6 +132,10 @@ impl Args {
         config.listen = self.listen;
         config.extra_sans = self.tls_sans.clone();
         config.watch_list = self.watch_list;
+        config.audit = self
+            .audit_policy_file
+            .clone()
+            .zip(self.audit_log_path.clone());
         config.ipam.service_cidr = self.network.service_cidr;
         config.ipam.cluster_cidr = self.network.cluster_cidr;
         config.insecure_listen = self

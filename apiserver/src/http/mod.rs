@@ -57,6 +57,8 @@ pub struct App {
     pub sa_tokens: Arc<crate::serviceaccounts::TokenIssuer>,
     /// The ValidatingAdmissionPolicies and bindings of the moment.
     pub policies: Arc<crate::admission::policies::PolicyCache>,
+    /// The audit log, when configured.
+    pub audit: Option<Arc<crate::audit::Audit>>,
 }
 
 /// Who is calling, after impersonation: the authenticated caller, or the
@@ -263,7 +265,10 @@ fn health_route(
 /// `Audit-Id` and `Cache-Control: no-cache, private`.
 async fn kube_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    if let Ok(id) = axum::http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+    // an audited request carries its event's id already
+    if !h.contains_key("audit-id")
+        && let Ok(id) = axum::http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+    {
         h.insert("audit-id", id);
     }
     h.entry(axum::http::header::CACHE_CONTROL)
@@ -593,6 +598,71 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
+    // the audit event, when the policy asks for one (written after the answer)
+    let audit_verb = match (&method, target.name.is_some()) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if watching => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    };
+    let groups = access::groups_of(&id);
+    let audit = app.audit.as_ref().and_then(|a| {
+        let r = crate::audit::Request {
+            user: &id.name,
+            groups: &groups,
+            verb: audit_verb,
+            group: &target.info.group,
+            resource: &target.info.plural,
+            subresource: target.subresource.as_deref(),
+            namespace: target.namespace.as_deref(),
+            name: target.name.as_deref(),
+            path: uri.path(),
+        };
+        let level = a.level(&r);
+        (level != crate::audit::Level::None).then(|| {
+            (
+                a.clone(),
+                level,
+                (
+                    id.name.clone(),
+                    target.info.group.clone(),
+                    target.info.plural.clone(),
+                    target.subresource.clone(),
+                    target.namespace.clone(),
+                    target.name.clone(),
+                    target.info.version.clone(),
+                ),
+            )
+        })
+    });
+    let received = chrono::Utc::now();
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let (body, request_object) = match &audit {
+        Some((_, level, _)) if *level >= crate::audit::Level::Request => {
+            match request::read_body(body).await {
+                Ok(bytes) => {
+                    // JSON, YAML or protobuf, logged as the object's JSON
+                    let parsed = (!bytes.is_empty())
+                        .then(|| {
+                            request::decode_object(&bytes, &request::content_type(&headers)).ok()
+                        })
+                        .flatten();
+                    (Body::from(bytes), parsed)
+                }
+                Err(e) => return e.into_response(),
+            }
+        }
+        _ => (body, None),
+    };
     let req = Req {
         app: app.clone(),
         id,
@@ -603,7 +673,7 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         upgrade: std::sync::Mutex::new(upgrade),
         warnings: Default::default(),
     };
-    let response = match resources::serve(req, method, body).await {
+    let mut response = match resources::serve(req, method, body).await {
         Ok(r) => r,
         Err(e) => {
             if e.code >= 500 {
@@ -614,6 +684,37 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
     };
     app.metrics
         .observe(verb, &resource, response.status().as_u16(), started);
+    if let Some((log, level, (user, group, plural, sub, ns, name, version))) = audit {
+        let audit_id = uuid::Uuid::new_v4().to_string();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&audit_id) {
+            response.headers_mut().insert("audit-id", v);
+        }
+        let r = crate::audit::Request {
+            user: &user,
+            groups: &groups,
+            verb: audit_verb,
+            group: &group,
+            resource: &plural,
+            subresource: sub.as_deref(),
+            namespace: ns.as_deref(),
+            name: name.as_deref(),
+            path: uri.path(),
+        };
+        let uri_text = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_string(), |p| p.to_string());
+        log.record(&crate::audit::event(
+            level,
+            &audit_id,
+            &uri_text,
+            &r,
+            &version,
+            &user_agent,
+            response.status().as_u16(),
+            request_object,
+            received,
+        ));
+    }
     response
 }
 
