@@ -61,26 +61,15 @@ struct Policy {
     rules: Vec<Rule>,
 }
 
-/// What the policy is asked about.
+/// What the policy is asked about: who, and the request as the authoriser
+/// sees it (a `path` and no resource for non-resource requests).
 pub struct Request<'a> {
     /// The user.
     pub user: &'a str,
     /// Its groups.
     pub groups: &'a [String],
-    /// The audit verb (`get`, `list`, `watch`, `create`, ...).
-    pub verb: &'a str,
-    /// API group.
-    pub group: &'a str,
-    /// Resource (plural), empty for a non-resource request.
-    pub resource: &'a str,
-    /// Subresource.
-    pub subresource: Option<&'a str>,
-    /// Namespace.
-    pub namespace: Option<&'a str>,
-    /// Object name.
-    pub name: Option<&'a str>,
-    /// The URL path.
-    pub path: &'a str,
+    /// The audit verb (`get`, `list`, `watch`, `create`, ...) and the object.
+    pub req: crate::rbac::Request<'a>,
 }
 
 impl Rule {
@@ -89,17 +78,18 @@ impl Rule {
         if !any(&self.users, r.user)
             || !(self.user_groups.is_empty()
                 || self.user_groups.iter().any(|g| r.groups.contains(g)))
-            || !any(&self.verbs, r.verb)
+            || !any(&self.verbs, r.req.verb)
         {
             return false;
         }
-        if r.resource.is_empty() {
+        let path = r.req.path.unwrap_or("");
+        if r.req.resource.is_empty() {
             // a non-resource request matches only rules about URLs (or none)
             return self.resources.is_empty()
                 && self.namespaces.is_empty()
                 && (self.non_resource_urls.is_empty()
                     || self.non_resource_urls.iter().any(|u| {
-                        u == r.path || u.strip_suffix('*').is_some_and(|p| r.path.starts_with(p))
+                        u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
                     }));
         }
         if !self.non_resource_urls.is_empty() {
@@ -109,29 +99,30 @@ impl Rule {
             && !self
                 .namespaces
                 .iter()
-                .any(|n| *n == r.namespace.unwrap_or(""))
+                .any(|n| *n == r.req.namespace.unwrap_or(""))
         {
             return false;
         }
         if self.resources.is_empty() {
             return true;
         }
-        let combined = match r.subresource {
-            Some(s) => format!("{}/{s}", r.resource),
-            None => r.resource.to_string(),
+        let combined = match r.req.subresource {
+            Some(s) => format!("{}/{s}", r.req.resource),
+            None => r.req.resource.to_string(),
         };
         self.resources.iter().any(|gr| {
-            gr.group == r.group
+            gr.group == r.req.group
                 && (gr.resources.is_empty()
                     || gr.resources.iter().any(|x| {
                         *x == combined
                             || *x == "*"
-                            || (r.subresource.is_some()
-                                && (x.strip_prefix("*/") == r.subresource
-                                    || *x == format!("{}/*", r.resource)))
+                            || (r.req.subresource.is_some()
+                                && (x.strip_prefix("*/") == r.req.subresource
+                                    || *x == format!("{}/*", r.req.resource)))
                     }))
                 && (gr.resource_names.is_empty()
-                    || r.name
+                    || r.req
+                        .name
                         .is_some_and(|n| gr.resource_names.iter().any(|x| x == n)))
         })
     }
@@ -211,25 +202,25 @@ pub fn event(
         "auditID": audit_id,
         "stage": "ResponseComplete",
         "requestURI": uri,
-        "verb": r.verb,
+        "verb": r.req.verb,
         "user": {"username": r.user, "groups": r.groups},
         "userAgent": user_agent,
         "responseStatus": {"metadata": {}, "code": code},
         "requestReceivedTimestamp": ts(received),
         "stageTimestamp": ts(chrono::Utc::now()),
     });
-    if !r.resource.is_empty() {
-        let mut object_ref = json!({"resource": r.resource, "apiVersion": version});
-        if let Some(ns) = r.namespace {
+    if !r.req.resource.is_empty() {
+        let mut object_ref = json!({"resource": r.req.resource, "apiVersion": version});
+        if let Some(ns) = r.req.namespace {
             object_ref["namespace"] = json!(ns);
         }
-        if let Some(n) = r.name {
+        if let Some(n) = r.req.name {
             object_ref["name"] = json!(n);
         }
-        if !r.group.is_empty() {
-            object_ref["apiGroup"] = json!(r.group);
+        if !r.req.group.is_empty() {
+            object_ref["apiGroup"] = json!(r.req.group);
         }
-        if let Some(s) = r.subresource {
+        if let Some(s) = r.req.subresource {
             object_ref["subresource"] = json!(s);
         }
         e["objectRef"] = object_ref;
@@ -262,13 +253,12 @@ mod tests {
         let req = |verb, resource| Request {
             user: "jane",
             groups: &groups,
-            verb,
-            group: "",
-            resource,
-            subresource: None,
-            namespace: Some("default"),
-            name: None,
-            path: "/api",
+            req: crate::rbac::Request {
+                verb,
+                resource,
+                namespace: Some("default"),
+                ..Default::default()
+            },
         };
         assert_eq!(a.level(&req("list", "events")), Level::None);
         assert_eq!(a.level(&req("create", "events")), Level::Metadata);

@@ -611,34 +611,18 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         _ => "unknown",
     };
     let groups = access::groups_of(&id);
+    // what the audit event says of the object (owned: the request moves on)
+    let object: AuditObject = (
+        target.info.group.clone(),
+        target.info.plural.clone(),
+        target.subresource.clone(),
+        target.namespace.clone(),
+        target.name.clone(),
+        target.info.version.clone(),
+    );
     let audit = app.audit.as_ref().and_then(|a| {
-        let r = crate::audit::Request {
-            user: &id.name,
-            groups: &groups,
-            verb: audit_verb,
-            group: &target.info.group,
-            resource: &target.info.plural,
-            subresource: target.subresource.as_deref(),
-            namespace: target.namespace.as_deref(),
-            name: target.name.as_deref(),
-            path: uri.path(),
-        };
-        let level = a.level(&r);
-        (level != crate::audit::Level::None).then(|| {
-            (
-                a.clone(),
-                level,
-                (
-                    id.name.clone(),
-                    target.info.group.clone(),
-                    target.info.plural.clone(),
-                    target.subresource.clone(),
-                    target.namespace.clone(),
-                    target.name.clone(),
-                    target.info.version.clone(),
-                ),
-            )
-        })
+        let level = a.level(&audit_request(&id.name, &groups, audit_verb, &object));
+        (level != crate::audit::Level::None).then(|| (a.clone(), level, id.name.clone()))
     });
     let received = chrono::Utc::now();
     let user_agent = headers
@@ -684,22 +668,12 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
     };
     app.metrics
         .observe(verb, &resource, response.status().as_u16(), started);
-    if let Some((log, level, (user, group, plural, sub, ns, name, version))) = audit {
+    if let Some((log, level, user)) = audit {
         let audit_id = uuid::Uuid::new_v4().to_string();
         if let Ok(v) = axum::http::HeaderValue::from_str(&audit_id) {
             response.headers_mut().insert("audit-id", v);
         }
-        let r = crate::audit::Request {
-            user: &user,
-            groups: &groups,
-            verb: audit_verb,
-            group: &group,
-            resource: &plural,
-            subresource: sub.as_deref(),
-            namespace: ns.as_deref(),
-            name: name.as_deref(),
-            path: uri.path(),
-        };
+        let r = audit_request(&user, &groups, audit_verb, &object);
         let uri_text = uri
             .path_and_query()
             .map_or_else(|| uri.path().to_string(), |p| p.to_string());
@@ -708,7 +682,7 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
             &audit_id,
             &uri_text,
             &r,
-            &version,
+            &object.5,
             &user_agent,
             response.status().as_u16(),
             request_object,
@@ -716,6 +690,39 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         ));
     }
     response
+}
+
+/// The audit policy's view of a resource request: who, the verb, and the
+/// object (group, resource, subresource, namespace, name, version).
+type AuditObject = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+fn audit_request<'a>(
+    user: &'a str,
+    groups: &'a [String],
+    verb: &'a str,
+    object: &'a AuditObject,
+) -> crate::audit::Request<'a> {
+    let (group, plural, sub, ns, name, _) = object;
+    crate::audit::Request {
+        user,
+        groups,
+        req: crate::rbac::Request {
+            verb,
+            group,
+            resource: plural,
+            subresource: sub.as_deref(),
+            name: name.as_deref(),
+            namespace: ns.as_deref(),
+            path: None,
+        },
+    }
 }
 
 async fn review(id: &Identity, headers: &HeaderMap, body: Body, access_review: bool) -> Response {
