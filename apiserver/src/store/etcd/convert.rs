@@ -113,15 +113,20 @@ pub(super) fn map_err(e: etcd_client::Error, what: &str) -> StoreError {
             | Code::Cancelled
             | Code::Aborted
             | Code::ResourceExhausted
-            | Code::Unknown => StoreError::Unavailable(format!("{what}: etcd: {}", s.message())),
+            // the causes say whether the request could have reached etcd
+            | Code::Unknown => StoreError::Unavailable(format!("{what}: etcd: {}", with_causes(s))),
             Code::Unauthenticated | Code::PermissionDenied => StoreError::Internal(format!(
                 "{what}: etcd refused: {} (check the etcd user and password or client certificate)",
                 s.message()
             )),
             _ => StoreError::Internal(format!("{what}: etcd: {}", s.message())),
         },
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
-            StoreError::Unavailable(format!("{what}: {}", with_causes(&e)))
+        // etcd-client's error does not chain to what it wraps
+        etcd_client::Error::TransportError(t) => {
+            StoreError::Unavailable(format!("{what}: transport error: {}", with_causes(t)))
+        }
+        etcd_client::Error::IoError(io) => {
+            StoreError::Unavailable(format!("{what}: io error: {}", with_causes(io)))
         }
         _ => StoreError::Internal(format!("{what}: {e}")),
     }

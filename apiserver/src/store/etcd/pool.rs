@@ -142,11 +142,14 @@ fn may_retry(e: &Error, retry: Retry) -> bool {
         .iter()
         .any(|m| msg.contains(m))
     };
-    // the causes matter: a transport error's own text is just "transport error"
+    // the causes matter: a transport error's own text is just "transport
+    // error", and etcd-client's error does not chain to what it wraps, so
+    // the chain is read from the wrapped error itself
     match e {
-        Error::TransportError(_) | Error::IoError(_) => {
-            retry == Retry::Read || never_sent(&super::convert::with_causes(e))
+        Error::TransportError(t) => {
+            retry == Retry::Read || never_sent(&super::convert::with_causes(t))
         }
+        Error::IoError(io) => retry == Retry::Read || never_sent(&super::convert::with_causes(io)),
         Error::GRpcStatus(s) => match s.code() {
             Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled => {
                 retry == Retry::Read
