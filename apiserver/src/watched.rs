@@ -88,7 +88,7 @@ impl<T: Send + Sync + 'static> Watched<T> {
                     tracing::warn!(error = %e.message, kinds = ?self.kinds, "a watch behind a cached value failed");
                 }
             }
-            tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(25)))).await;
+            tokio::time::sleep(backoff(failures)).await;
             match self.rebuild(&registry).await {
                 Ok(rv) => revision = rv,
                 Err(e) => {
@@ -101,11 +101,40 @@ impl<T: Send + Sync + 'static> Watched<T> {
 
     /// Rebuilds after every batch of changes until a watch ends.
     async fn follow(&self, registry: &Registry, revision: i64) -> ApiResult<()> {
-        // true: something changed; false: a watch ended (start over)
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bool>(4);
+        let mut changes = Changes::watch(registry, self.kinds, revision).await?;
+        while changes.next().await {
+            self.rebuild(registry).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The pause before starting over after `failures` failures in a row
+/// (0.2 s more each time, at most 5 s).
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(200 * u64::from(failures.min(25)))
+}
+
+/// Changes to objects of a few kinds after a revision, in batches; the
+/// watches stop when this is dropped.
+pub struct Changes {
+    rx: tokio::sync::mpsc::Receiver<bool>,
+    watches: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Changes {
+    /// Watches `kinds` (apiVersion, kind) in every namespace from `revision`.
+    pub async fn watch(
+        registry: &Registry,
+        kinds: &[(&str, &str)],
+        revision: i64,
+    ) -> ApiResult<Changes> {
+        // true: something changed; false: a watch ended
+        let (tx, rx) = tokio::sync::mpsc::channel::<bool>(4);
         let mut watches = Vec::new();
-        for (api_version, kind) in self.kinds {
-            let info = Self::info(api_version, kind)?;
+        for (api_version, kind) in kinds {
+            let info = schemas::lookup(api_version, kind)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             let opts = WatchOptions {
                 resource_version: Some(revision.to_string()),
                 ..Default::default()
@@ -117,24 +146,27 @@ impl<T: Send + Sync + 'static> Watched<T> {
                     if e.kind == "ERROR" {
                         break;
                     }
-                    // a full channel already holds a pending rebuild
+                    // a full channel already holds a pending batch
                     let _ = tx.try_send(true);
                 }
                 let _ = tx.send(false).await;
             }));
         }
-        drop(tx);
-        let result = async {
-            while let Some(true) = rx.recv().await {
-                self.rebuild(registry).await?;
-            }
-            Ok(())
-        }
-        .await;
-        for w in watches {
+        Ok(Changes { rx, watches })
+    }
+
+    /// Waits for the next batch of changes: `false` once a watch has ended
+    /// (the caller starts over from a fresh read).
+    pub async fn next(&mut self) -> bool {
+        matches!(self.rx.recv().await, Some(true))
+    }
+}
+
+impl Drop for Changes {
+    fn drop(&mut self) {
+        for w in &self.watches {
             w.abort();
         }
-        result
     }
 }
 

@@ -69,49 +69,60 @@ fn user_kubeconfig(c: &Cluster, user: &str, groups: &[&str]) -> PathBuf {
             path(&crt),
         ],
     );
-    let kc = dir.join("kubeconfig.yaml");
+    write_kubeconfig(
+        c,
+        &dir.join("kubeconfig.yaml"),
+        user,
+        &[
+            "--client-certificate",
+            path(&crt),
+            "--client-key",
+            path(&key),
+            "--embed-certs",
+        ],
+    )
+}
+
+/// A kubeconfig at `kc` for the cluster with `user`'s credentials
+/// (`kubectl config set-credentials` flags).
+fn write_kubeconfig(c: &Cluster, kc: &Path, user: &str, credentials: &[&str]) -> PathBuf {
+    let ca = c.dir.path().join("data/pki/ca.crt");
     let server = c.ok(&[
         "config",
         "view",
         "-o",
         "jsonpath={.clusters[0].cluster.server}",
     ]);
-    let set = |args: &[&str]| {
-        let mut all = vec!["--kubeconfig", path(&kc)];
-        all.extend_from_slice(args);
+    let mut set_credentials = vec!["config", "set-credentials", user];
+    set_credentials.extend_from_slice(credentials);
+    for args in [
+        vec![
+            "config",
+            "set-cluster",
+            "korral",
+            "--server",
+            &server,
+            "--certificate-authority",
+            path(&ca),
+            "--embed-certs",
+        ],
+        set_credentials,
+        vec![
+            "config",
+            "set-context",
+            "korral",
+            "--cluster",
+            "korral",
+            "--user",
+            user,
+        ],
+        vec!["config", "use-context", "korral"],
+    ] {
+        let mut all = vec!["--kubeconfig", path(kc)];
+        all.extend_from_slice(&args);
         run("kubectl", &all);
-    };
-    set(&[
-        "config",
-        "set-cluster",
-        "korral",
-        "--server",
-        &server,
-        "--certificate-authority",
-        path(&pki.join("ca.crt")),
-        "--embed-certs",
-    ]);
-    set(&[
-        "config",
-        "set-credentials",
-        user,
-        "--client-certificate",
-        path(&crt),
-        "--client-key",
-        path(&key),
-        "--embed-certs",
-    ]);
-    set(&[
-        "config",
-        "set-context",
-        "korral",
-        "--cluster",
-        "korral",
-        "--user",
-        user,
-    ]);
-    set(&["config", "use-context", "korral"]);
-    kc
+    }
+    kc.to_path_buf()
 }
 
 fn path(p: &Path) -> &str {
@@ -315,42 +326,8 @@ fn roles_with_resource_names_and_service_account_subjects() {
 
 /// A kubeconfig that authenticates with a bearer token.
 fn token_kubeconfig(c: &Cluster, name: &str, token: &str) -> PathBuf {
-    let pki = c.dir.path().join("data/pki");
     let kc = c.dir.path().join(format!("{name}.kubeconfig"));
-    let server = c.ok(&[
-        "config",
-        "view",
-        "-o",
-        "jsonpath={.clusters[0].cluster.server}",
-    ]);
-    for args in [
-        vec![
-            "config",
-            "set-cluster",
-            "korral",
-            "--server",
-            &server,
-            "--certificate-authority",
-            path(&pki.join("ca.crt")),
-            "--embed-certs",
-        ],
-        vec!["config", "set-credentials", name, "--token", token],
-        vec![
-            "config",
-            "set-context",
-            "korral",
-            "--cluster",
-            "korral",
-            "--user",
-            name,
-        ],
-        vec!["config", "use-context", "korral"],
-    ] {
-        let mut all = vec!["--kubeconfig", path(&kc)];
-        all.extend_from_slice(&args);
-        run("kubectl", &all);
-    }
-    kc
+    write_kubeconfig(c, &kc, name, &["--token", token])
 }
 
 #[test]

@@ -240,21 +240,17 @@ pub fn violations(level: &str, meta: &Value, spec: &Value) -> Vec<String> {
             ));
         }
     }
-    // capabilities: baseline limits adds; restricted also requires drop ALL
-    let adds = |c: &Value| -> Vec<String> {
-        sc(c, "capabilities")
-            .and_then(|k| k.get("add"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
+    // capabilities: baseline limits adds; restricted allows only
+    // NET_BIND_SERVICE to be added and requires dropping ALL
+    let allowed = |cap: &str| {
+        if restricted {
+            cap == "NET_BIND_SERVICE"
+        } else {
+            BASELINE_CAPABILITIES.contains(&cap)
+        }
     };
+    let mut details = Vec::new();
     if restricted {
-        let mut details = Vec::new();
         let no_drop: Vec<String> = cs
             .iter()
             .filter(|c| {
@@ -271,45 +267,32 @@ pub fn violations(level: &str, meta: &Value, spec: &Value) -> Vec<String> {
                 who(&no_drop)
             ));
         }
-        for c in &cs {
-            let extra: Vec<String> = adds(c)
-                .into_iter()
-                .filter(|a| a != "NET_BIND_SERVICE")
-                .map(|a| format!("{a:?}"))
-                .collect();
-            if !extra.is_empty() {
-                details.push(format!(
-                    "container {:?} must not include {} in securityContext.capabilities.add",
-                    name(c),
-                    extra.join(", ")
-                ));
-            }
-        }
-        if !details.is_empty() {
-            out.push(format!(
-                "unrestricted capabilities ({})",
-                details.join("; ")
+    }
+    for c in &cs {
+        let extra: Vec<String> = sc(c, "capabilities")
+            .and_then(|k| k.get("add"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|a| !allowed(a))
+            .map(|a| format!("{a:?}"))
+            .collect();
+        if !extra.is_empty() {
+            details.push(format!(
+                "container {:?} must not include {} in securityContext.capabilities.add",
+                name(c),
+                extra.join(", ")
             ));
         }
-    } else {
-        let mut details = Vec::new();
-        for c in &cs {
-            let extra: Vec<String> = adds(c)
-                .into_iter()
-                .filter(|a| !BASELINE_CAPABILITIES.contains(&a.as_str()))
-                .map(|a| format!("{a:?}"))
-                .collect();
-            if !extra.is_empty() {
-                details.push(format!(
-                    "container {:?} must not include {} in securityContext.capabilities.add",
-                    name(c),
-                    extra.join(", ")
-                ));
-            }
-        }
-        if !details.is_empty() {
-            out.push(format!("non-default capabilities ({})", details.join("; ")));
-        }
+    }
+    if !details.is_empty() {
+        let reason = if restricted {
+            "unrestricted capabilities"
+        } else {
+            "non-default capabilities"
+        };
+        out.push(format!("{reason} ({})", details.join("; ")));
     }
     // hostNamespaces
     let hosts: Vec<String> = ["hostNetwork", "hostPID", "hostIPC"]

@@ -5,15 +5,13 @@
 //! arithmetic it shares (`quota::usage`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
 use serde_json::{Value, json};
 
 use crate::errors::{ApiError, ApiResult};
-use crate::registry::{ListOptions, Registry, WatchOptions, WriteOptions};
-use crate::watched::decode_all;
+use crate::registry::{ListOptions, Registry, WriteOptions};
+use crate::watched::{Changes, backoff, decode_all};
 
 /// The kinds whose changes can move a quota's usage.
 const WATCHED: &[(&str, &str)] = &[
@@ -35,24 +33,25 @@ pub fn start(registry: Registry) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut failures = 0u32;
         loop {
-            let revision = match sync_all(&registry).await {
-                Ok(rev) => rev,
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(error = %e.message, "cannot update ResourceQuota status");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(25))))
-                        .await;
-                    continue;
+            let waited = async {
+                let revision = sync_all(&registry).await?;
+                let mut changes = Changes::watch(&registry, WATCHED, revision).await?;
+                // the quotas' own status writes come back here: recomputed
+                // to the same status, they are skipped
+                while changes.next().await {
+                    sync_all(&registry).await?;
                 }
-            };
-            match follow(&registry, revision).await {
+                Ok::<_, ApiError>(())
+            }
+            .await;
+            match waited {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures += 1;
-                    tracing::warn!(error = %e.message, "the ResourceQuota status watch failed");
+                    tracing::warn!(error = %e.message, "cannot keep ResourceQuota status current");
                 }
             }
-            tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(25)))).await;
+            tokio::time::sleep(backoff(failures)).await;
         }
     })
 }
@@ -135,33 +134,4 @@ async fn sync_all(registry: &Registry) -> ApiResult<i64> {
         }
     }
     Ok(revision)
-}
-
-/// Waits for a change to any watched kind after `revision`, then returns (so the caller
-/// recomputes); an error ends the wait too.
-async fn follow(registry: &Registry, revision: i64) -> ApiResult<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    let mut watches = Vec::new();
-    for (api_version, kind) in WATCHED {
-        let opts = WatchOptions {
-            resource_version: Some(revision.to_string()),
-            ..Default::default()
-        };
-        let mut events = registry
-            .watch(Arc::new(info(api_version, kind)?.clone()), None, opts)
-            .await?;
-        let tx = tx.clone();
-        watches.push(tokio::spawn(async move {
-            // the quota's own status writes come back here: they change
-            // nothing and are recomputed to the same status, then skipped
-            let _ = events.recv().await;
-            let _ = tx.try_send(());
-        }));
-    }
-    drop(tx);
-    let _ = rx.recv().await;
-    for w in watches {
-        w.abort();
-    }
-    Ok(())
 }

@@ -60,7 +60,7 @@ pub fn check_write(query: &Query, write: Write) -> ApiResult<()> {
         }
     };
     errors.extend(field_manager_errors(manager));
-    errors.extend(dry_run_errors(query));
+    errors.extend(dry_run_errors(&query.all("dryRun")));
     if let Some(v) = query.get("fieldValidation")
         && !matches!(v, "" | "Ignore" | "Strict" | "Warn")
     {
@@ -92,8 +92,7 @@ fn field_manager_errors(manager: &str) -> Vec<FieldError> {
 }
 
 /// `dryRun` may only be `All` (every value of the repeated parameter).
-fn dry_run_errors(query: &Query) -> Vec<FieldError> {
-    let values = query.all("dryRun");
+fn dry_run_errors(values: &[&str]) -> Vec<FieldError> {
     if values.iter().all(|v| *v == "All") {
         return Vec::new();
     }
@@ -243,12 +242,7 @@ pub fn check_delete(
             ));
         }
     }
-    let dry = Query(
-        dry_run
-            .iter()
-            .map(|v| ("dryRun".to_string(), v.clone()))
-            .collect(),
-    );
+    let dry: Vec<&str> = dry_run.iter().map(String::as_str).collect();
     errors.extend(dry_run_errors(&dry));
     fail("DeleteOptions", errors)
 }
