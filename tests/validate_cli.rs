@@ -139,6 +139,19 @@ fn custom_resources_validate_against_a_definition_anywhere_in_the_input() {
 }
 
 #[test]
+fn a_hand_written_definition_without_list_kind_defines_its_kind() {
+    // listKind is defaulted before the definition is checked, as the API server does
+    let o = korral(&["validate", "fixtures/crds/handwritten"]);
+    assert_eq!(
+        stdout(&o).trim(),
+        "1 file, 2 objects: all valid",
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
 fn a_custom_resource_without_its_definition_says_how_to_provide_one() {
     let o = korral(&["validate", ORDERS]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));

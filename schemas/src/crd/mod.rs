@@ -359,16 +359,18 @@ pub fn register_from_manifests(
         let Ok(info) = crate::kinds::lookup(api_version, "CustomResourceDefinition") else {
             continue;
         };
-        // the definition is validated with the rest; only a valid one defines kinds
+        // the definition is validated with the rest; only a valid one defines
+        // kinds — checked after defaulting, as the API server checks it (a
+        // CRD without `names.listKind` gets `<Kind>List`)
         let mut obj = m.object.clone();
         crate::check::strip_nulls(&mut obj);
-        if !crate::check::validate_object(info, &obj).is_empty() {
-            continue;
-        }
         let defaulted = match info.apply_defaults(obj) {
             Ok(d) => d,
             Err(_) => continue,
         };
+        if !crate::check::validate_object(info, &defaulted).is_empty() {
+            continue;
+        }
         match crate::kinds::decode_typed::<CustomResourceDefinition>(&defaulted) {
             Ok(crd) => {
                 let name = crd.metadata.name.clone().unwrap_or_default();
