@@ -240,10 +240,24 @@ fn containerd_node_runs_pods_with_their_own_ips() {
         &web,
         Duration::from_secs(60),
     );
+    // one container per pod plus each restart's previous attempt: 4 web pods
+    // and live, the killed one's restart and live's (a probe timing out on a
+    // loaded machine can restart live once more); adoption adds none
+    let restart_counts = s.ok(&[
+        "get",
+        "pods",
+        "-o",
+        "jsonpath={range .items[*]}{.status.containerStatuses[0].restartCount} {end}",
+    ]);
+    let counts: Vec<usize> = restart_counts
+        .split_whitespace()
+        .map(|n| n.parse().expect("a restart count"))
+        .collect();
+    assert_eq!(counts.len(), 5, "4 web pods and live: {restart_counts}");
     assert_eq!(
         ctd.container_count(),
-        7,
-        "4 web pods and live, plus the previous attempts of the killed one and live"
+        counts.len() + counts.iter().sum::<usize>(),
+        "a container per pod and per restart ({restart_counts}), no duplicates"
     );
 
     // deleting a pod stops its container within the grace period (3 s; httpd as PID 1 ignores SIGTERM)
