@@ -1,7 +1,7 @@
 //! Authentication, authorisation and bad input against a real server: every
 //! refusal is a clean 4xx `Status` and changes nothing.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::Server;

@@ -3,10 +3,9 @@
 //! processes on one etcd never both act, and killing the leader hands over
 //! within the lease duration.
 
-mod support;
+use crate::support;
 
-#[path = "../apiserver/tests/common/etcd.rs"]
-mod etcd;
+use crate::etcd;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

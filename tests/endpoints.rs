@@ -4,8 +4,8 @@
 //! address as ready; Endpoints of a Service without a selector are left
 //! as written, and a deleted Service's Endpoints go with it.
 
-mod sim;
-mod support;
+use crate::sim;
+use crate::support;
 
 use std::time::Duration;
 

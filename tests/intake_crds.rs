@@ -11,8 +11,8 @@
 //! against it; a definition whose names are taken is reported, not waited
 //! for.
 
-mod intake_common;
-mod support;
+use crate::intake_common;
+use crate::support;
 
 use serde_json::Value;
 

@@ -5,8 +5,8 @@
 //! metric follow; Secret values never show; with selfHeal the changes are
 //! reverted, including fields others added.
 
-mod intake_common;
-mod support;
+use crate::intake_common;
+use crate::support;
 
 use serde_json::Value;
 

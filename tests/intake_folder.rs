@@ -3,8 +3,8 @@
 //! `korral diff` shows what a sync would change before it happens; an empty
 //! folder is refused rather than pruning everything.
 
-mod intake_common;
-mod support;
+use crate::intake_common;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -7,8 +7,8 @@
 //! commit), the fix recovering; prune off leaving objects (reported as
 //! extra); the push webhook; `korral sync` and `korral sources`.
 
-mod intake_common;
-mod support;
+use crate::intake_common;
+use crate::support;
 
 use std::net::TcpListener;
 use std::process::Command;

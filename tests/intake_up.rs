@@ -4,8 +4,7 @@
 //! kubeconfig kubectl uses, reports what it does, and stops everything
 //! (the pods' processes too) on Ctrl-C.
 
-mod intake_common;
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! a taken or out-of-range cluster IP is refused with the field named; a
 //! deleted Service's address and port are free again.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;

@@ -8,7 +8,7 @@
 //! version installed under `target/node` (`.ci/run` installs a pinned 1.x
 //! and the newest release Node 20 runs) with the machine's `node`.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -10,7 +10,7 @@
 //! movable clock) run that controller in the test process against a server
 //! started without it; the others use the server's own controllers.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The real `kubectl` against a fresh `korral server`: every everyday command,
 //! each step asserting on kubectl's output and exit code.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

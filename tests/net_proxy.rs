@@ -7,8 +7,8 @@
 //! for a service without endpoints). `korral node --cleanup` then leaves
 //! no KORRAL chain or jump behind.
 
-mod net_support;
-mod support;
+use crate::net_support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -15,9 +15,9 @@
 //! - one host's daemon and network are killed: the node goes NotReady, its
 //!   pod is replaced on the other host, and the Service keeps answering.
 
-mod net_support;
-mod node_support;
-mod support;
+use crate::net_support;
+use crate::node_support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

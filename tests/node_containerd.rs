@@ -9,8 +9,8 @@
 //! mounts, network namespaces, the bridge, cgroups) is removed even when it
 //! fails.
 
-mod node_support;
-mod support;
+use crate::node_support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

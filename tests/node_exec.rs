@@ -7,8 +7,8 @@
 //! container terminated before the pod goes. The test starts its own
 //! containerd and removes everything it ran, even when it fails.
 
-mod node_support;
-mod support;
+use crate::node_support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -6,8 +6,8 @@
 //! healthy nodes; when the heartbeat resumes the node recovers. Cordon,
 //! drain and uncordon work with the real kubectl.
 
-mod sim;
-mod support;
+use crate::sim;
+use crate::support;
 
 use std::time::Duration;
 

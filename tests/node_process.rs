@@ -7,8 +7,8 @@
 //! probe fails (after a ConfigMap update reaches the volume), stops a
 //! deleted pod within its grace period, and adopts its pods after a restart.
 
-mod node_support;
-mod support;
+use crate::node_support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,8 +3,8 @@
 //! Running and Ready after the simulated start delay (their probes pass:
 //! nothing runs to probe), and deleted pods go.
 
-mod node_support;
-mod support;
+use crate::node_support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! (colon-separated; CI sets one environment with pinned client versions and
 //! one with the newest), else under `python3`.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -7,8 +7,8 @@
 //! pods as Kubernetes does; waiting pods are retried when a pod is deleted
 //! or a node is added.
 
-mod sim;
-mod support;
+use crate::sim;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

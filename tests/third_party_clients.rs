@@ -8,7 +8,7 @@
 //! under every interpreter in `KORRAL_PYTHONS` (CI: pinned and newest
 //! client versions).
 
-mod support;
+use crate::support;
 
 use support::Server;
 use support::python::{pythons, scenario};

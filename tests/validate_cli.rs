@@ -2,7 +2,7 @@
 //! resources included (definitions in the input, in `--crds` folders, and
 //! read from a running server with `--kubeconfig`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! enough pods ready, rollout history/undo/pause/resume, progress deadlines,
 //! deletion propagation, namespace deletion.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -5,8 +5,7 @@
 //! `messageExpression`; a Warn binding only warns; a binding's namespace
 //! selector limits where a policy applies.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+use crate::cluster;
 
 use std::time::Duration;
 

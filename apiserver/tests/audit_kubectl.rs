@@ -4,8 +4,7 @@
 //! at Metadata, nothing for rules at None — and the event's `auditID` is
 //! the response's `Audit-Id` header.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+use crate::cluster;
 
 use serde_json::Value;
 

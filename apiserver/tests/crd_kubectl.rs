@@ -5,8 +5,7 @@
 //! deprecated versions, name conflicts, and deletion with the cleanup
 //! finalizer.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+use crate::cluster;
 
 use std::time::Duration;
 

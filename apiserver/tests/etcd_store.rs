@@ -3,7 +3,7 @@
 //! user/password auth and TLS with client certificates. Each test runs its
 //! own etcd and fails (never skips) if etcd cannot start.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,7 @@
 //! the manifests said, listed with kube-apiserver's columns, applied
 //! server-side, and deleted.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+use crate::cluster;
 
 use std::collections::BTreeSet;
 

@@ -8,7 +8,7 @@
 //! history and data agree. The same file goes through every iteration, so
 //! each run also recovers from the previous crash.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -26,6 +26,17 @@ const CHILD_DIR: &str = "KORRAL_CRASH_CHILD_DIR";
 const CHILD_ITERATION: &str = "KORRAL_CRASH_CHILD_ITERATION";
 const ITERATIONS: usize = 20;
 const TEST_NAME: &str = "kill_9_never_loses_an_acknowledged_write";
+
+/// The test's full name as the test harness knows it (its module path
+/// without the crate), for re-running just this test as the child.
+fn test_path() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    if module.is_empty() {
+        TEST_NAME.to_string()
+    } else {
+        format!("{module}::{TEST_NAME}")
+    }
+}
 
 #[test]
 fn kill_9_never_loses_an_acknowledged_write() {
@@ -99,7 +110,7 @@ fn random_below(n: u64) -> u64 {
 fn run_child_and_kill(dir: &Path, iteration: usize) -> Vec<Ack> {
     let exe = std::env::current_exe().expect("the test executable");
     let mut child = Command::new(exe)
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .args([&test_path(), "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
         .env(CHILD_ITERATION, iteration.to_string())
         .stdout(Stdio::piped())

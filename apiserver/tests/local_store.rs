@@ -2,7 +2,7 @@
 //! periodic compaction, a lagging watcher whose history was compacted, and
 //! shutdown.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

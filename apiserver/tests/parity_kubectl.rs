@@ -4,8 +4,7 @@
 //! Status bytes, metadata-only reads, YAML bodies, discovery hashes and
 //! ETags, OpenAPI v2, and kubectl debug without ephemeral containers.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+use crate::cluster;
 
 use serde_json::{Value, json};
 

@@ -3,8 +3,7 @@
 //! that the request really was protobuf (kubectl's `-v=7` request log), and
 //! that the stored object holds what the command said.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+use crate::cluster;
 
 use std::process::Command;
 

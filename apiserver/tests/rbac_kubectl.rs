@@ -7,8 +7,7 @@
 //! ServiceAccount tokens (`kubectl create token`, bound to a pod or not),
 //! TokenReview, and tokens dying with what they name.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+use crate::cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! private etcd). A backend passes when it keeps the semantics documented at
 //! the top of `apiserver/src/store/mod.rs`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -5,8 +5,7 @@
 //! body or the query, paths with extra slashes, content negotiation, gzip
 //! and pretty printing.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+use crate::cluster;
 
 use cluster::{Cluster, Reply, text};
 
