@@ -17,6 +17,7 @@ mod support;
 // One module per area under test.
 mod api_security;
 mod controller_failover;
+mod daemonsets;
 mod endpoints;
 mod intake_crds;
 mod intake_drift;

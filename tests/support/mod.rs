@@ -160,6 +160,27 @@ impl Server {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// `kubectl apply -f -` of `yaml`; panics with kubectl's output on failure.
+    pub fn apply(&self, yaml: &str) {
+        let o = self.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
+        assert!(
+            o.status.success(),
+            "kubectl apply failed: {}{}\n{}",
+            stdout(&o),
+            stderr(&o),
+            self.log()
+        );
+    }
+
+    /// `kubectl get ARGS -o json`, parsed (`null` when kubectl fails).
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let o = self.kubectl(&all);
+        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     /// A token for an identity with `role` (via `korral token create`).
     pub fn token(&self, role: &str) -> String {
         let o = Command::new(korral_bin())

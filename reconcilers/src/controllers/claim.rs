@@ -84,6 +84,26 @@ pub async fn claim<P: Object, C: Object>(
     Ok(owned)
 }
 
+/// The owners in `owners` that may adopt `child`: none when it has a
+/// controller already, else those of its namespace whose (non-empty)
+/// `selector` matches its labels. Controllers watch their children with it.
+pub fn adopters<P: Object, C: Object>(
+    owners: &crate::runtime::Cache<P>,
+    child: &C,
+    selector: impl Fn(&P) -> Option<LabelSelector>,
+) -> Vec<crate::runtime::ObjectRef> {
+    let m = child.metadata();
+    if controller_of(m).is_some() {
+        return Vec::new();
+    }
+    owners
+        .in_namespace(m.namespace_str())
+        .iter()
+        .filter(|o| selector(o).is_some_and(|s| !s.is_empty() && s.matches(m.labels_map())))
+        .map(|o| crate::runtime::ObjectRef::of(o.as_ref()))
+        .collect()
+}
+
 /// `None` for a 404 or 409 (the object went or changed), the result otherwise.
 pub fn ignore_gone<T>(r: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
     match r {

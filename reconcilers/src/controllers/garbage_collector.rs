@@ -172,6 +172,8 @@ pub async fn run(ctx: Context) {
         Deployment,
         Job,
         CronJob,
+        k8s_openapi::api::apps::v1::DaemonSet,
+        k8s_openapi::api::core::v1::ReplicationController,
         Service,
         Endpoints,
         ConfigMap,

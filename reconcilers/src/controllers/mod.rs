@@ -6,6 +6,7 @@ pub mod claim;
 pub mod clock;
 pub mod cronjob;
 pub mod custom_kinds;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
@@ -46,6 +47,8 @@ pub const ALL: &[&str] = &[
     "cronjob",
     "ttl-after-finished",
     "serviceaccount",
+    "daemonset",
+    "replicationcontroller",
 ];
 
 /// What every controller gets.
@@ -135,6 +138,8 @@ async fn start(name: &'static str, ctx: Context) {
         "cronjob" => cronjob::run(ctx).await,
         "ttl-after-finished" => ttl_after_finished::run(ctx).await,
         "serviceaccount" => serviceaccount::run(ctx).await,
+        "daemonset" => daemonset::run(ctx).await,
+        "replicationcontroller" => replicaset::run_replication_controllers(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;
@@ -238,4 +243,28 @@ pub fn status_patch<T: serde::Serialize>(old: Option<&T>, new: &T) -> crate::run
         }
     }
     crate::runtime::Patch::Merge(serde_json::json!({ "status": status }))
+}
+
+/// Writes `new` as an object's status (a [`status_patch`] through the status
+/// subresource) when it differs from `old`; `Ok(false)` when the object is
+/// gone.
+pub async fn write_status<K: schemas::Object, S: serde::Serialize + PartialEq>(
+    api: &crate::runtime::Api<K>,
+    name: &str,
+    old: Option<&S>,
+    new: &S,
+    manager: &str,
+) -> Result<bool, crate::runtime::ClientError> {
+    if old == Some(new) {
+        return Ok(true);
+    }
+    let wp = crate::runtime::WriteParams {
+        field_manager: Some(manager.into()),
+        ..Default::default()
+    };
+    match api.patch_status(name, &status_patch(old, new), &wp).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
 }

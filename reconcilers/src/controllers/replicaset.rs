@@ -4,67 +4,117 @@
 //! that match the selector, releasing pods that stop matching — with
 //! expectations so a stale cache never double-creates or double-deletes,
 //! and status replicas/fullyLabeled/ready/available/observedGeneration.
+//!
+//! ReplicationControllers run the same logic (as kube-controller-manager
+//! runs them through the ReplicaSet controller): [`Replicated`] views either
+//! kind as a ReplicaSet (an RC's map selector as `matchLabels`), and the
+//! status goes back to the real kind, which has the same fields.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::apps::v1::{
+    ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
+};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use schemas::MetaExt;
-use schemas::SelectorExt;
+use schemas::Object;
 
-use crate::controllers::Context;
+use crate::controllers::claim::adopters;
 use crate::controllers::expectations::Expectations;
 use crate::controllers::podutil::{
-    controller_of, controller_ref, deletion_order, is_active, is_available, is_ready,
-    seconds_until_available,
+    controller_ref, deletion_order, is_active, is_available, is_ready, seconds_until_available,
 };
+use crate::controllers::{Context, write_status};
 use crate::runtime::{
     Action, Cache, ClientError, Controller, DeleteParams, ObjectRef, WriteParams,
 };
 
 /// At most this many pods are created or deleted per sync (Kubernetes' burstReplicas).
 pub const BURST_REPLICAS: usize = 500;
-const MANAGER: &str = "replicaset-controller";
 
-struct State {
+/// A kind the ReplicaSet logic runs: ReplicaSets, and ReplicationControllers
+/// seen as ReplicaSets.
+pub trait Replicated: Object {
+    /// The controller's name (`--controllers`, metrics).
+    const CONTROLLER: &'static str;
+    /// Its field manager and event source.
+    const MANAGER: &'static str;
+    /// This object as a ReplicaSet (spec, status and metadata).
+    fn as_replicaset(&self) -> Cow<'_, ReplicaSet>;
+}
+
+impl Replicated for ReplicaSet {
+    const CONTROLLER: &'static str = "replicaset";
+    const MANAGER: &'static str = "replicaset-controller";
+    fn as_replicaset(&self) -> Cow<'_, ReplicaSet> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl Replicated for ReplicationController {
+    const CONTROLLER: &'static str = "replicationcontroller";
+    const MANAGER: &'static str = "replication-controller";
+    fn as_replicaset(&self) -> Cow<'_, ReplicaSet> {
+        let spec = self.spec.clone().unwrap_or_default();
+        let status = self
+            .status
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| serde_json::from_value::<ReplicaSetStatus>(v).ok());
+        Cow::Owned(ReplicaSet {
+            metadata: self.metadata.clone(),
+            spec: Some(ReplicaSetSpec {
+                min_ready_seconds: spec.min_ready_seconds,
+                replicas: spec.replicas,
+                selector: LabelSelector {
+                    match_labels: spec.selector.filter(|s| !s.is_empty()),
+                    match_expressions: None,
+                },
+                template: spec.template,
+            }),
+            status,
+        })
+    }
+}
+
+struct State<K: Replicated> {
     ctx: Context,
-    replicasets: Cache<ReplicaSet>,
+    owners: Cache<K>,
     pods: Cache<Pod>,
     expectations: Expectations,
 }
 
-/// Runs the controller until shutdown.
+/// Runs the ReplicaSet controller until shutdown.
 pub async fn run(ctx: Context) {
-    let rs_informer = ctx.informers.get::<ReplicaSet>();
+    run_for::<ReplicaSet>(ctx).await;
+}
+
+/// Runs the ReplicationController controller until shutdown.
+pub async fn run_replication_controllers(ctx: Context) {
+    run_for::<ReplicationController>(ctx).await;
+}
+
+async fn run_for<K: Replicated>(ctx: Context) {
+    let informer = ctx.informers.get::<K>();
     let pod_informer = ctx.informers.pods();
-    let rs_cache = rs_informer.cache();
-    // an orphan pod may be adopted by any replicaset in its namespace whose selector matches
-    let rs_for_orphans = rs_informer.cache();
-    let controller = Controller::new("replicaset", &rs_informer)
-        .owns::<ReplicaSet, Pod>(&pod_informer)
+    let cache = informer.cache();
+    // an orphan pod may be adopted by any owner in its namespace whose selector matches
+    let for_orphans = informer.cache();
+    let controller = Controller::new(K::CONTROLLER, &informer)
+        .owns::<K, Pod>(&pod_informer)
         .watches(&pod_informer, move |p: &Pod| {
-            if controller_of(&p.metadata).is_some() {
-                return Vec::new();
-            }
-            let ns = p.metadata.namespace_str();
-            rs_for_orphans
-                .in_namespace(ns)
-                .iter()
-                .filter(|rs| {
-                    rs.spec.as_ref().is_some_and(|s| {
-                        !s.selector.is_empty() && s.selector.matches(p.metadata.labels_map())
-                    })
-                })
-                .map(|rs| ObjectRef::of(rs.as_ref()))
-                .collect()
+            adopters(&for_orphans, p, |o: &K| {
+                o.as_replicaset().spec.as_ref().map(|s| s.selector.clone())
+            })
         })
         .workers(16);
     let state = Arc::new(State {
         ctx: ctx.clone(),
-        replicasets: rs_cache,
+        owners: cache,
         pods: pod_informer.cache(),
         expectations: Expectations::default(),
     });
@@ -82,21 +132,25 @@ fn ns_of(key: &ObjectRef) -> &str {
     key.namespace.as_deref().unwrap_or("default")
 }
 
-async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientError> {
-    let Some(rs) = state.replicasets.get(&key) else {
+async fn reconcile<K: Replicated>(
+    state: Arc<State<K>>,
+    key: ObjectRef,
+) -> Result<Action, ClientError> {
+    let Some(owner) = state.owners.get(&key) else {
         state.expectations.forget(&key);
         return Ok(Action::AwaitChange);
     };
+    let rs = owner.as_replicaset();
     let ns = ns_of(&key).to_string();
     let spec = rs.spec.clone().unwrap_or_default();
     let pod_api = state.ctx.client.api::<Pod>(Some(&ns));
 
     let owned = crate::controllers::claim::claim(
-        rs.as_ref(),
+        owner.as_ref(),
         &spec.selector,
         &state.pods,
         &pod_api,
-        MANAGER,
+        K::MANAGER,
     )
     .await?;
 
@@ -116,7 +170,8 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
         let want = usize::try_from(spec.replicas.unwrap_or(1).max(0)).unwrap_or(0);
         if active.len() < want {
             let count = (want - active.len()).min(BURST_REPLICAS);
-            match create_pods(&state, &key, rs.as_ref(), count).await {
+            let pod = pod_from_template(rs.as_ref(), controller_ref(owner.as_ref()));
+            match create_pods(&state, &key, &pod, count).await {
                 Ok(()) => {}
                 Err(e) => create_error = Some(e),
             }
@@ -146,26 +201,11 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
 
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let status = compute_status(rs.as_ref(), &active, create_error.as_ref());
-    if rs.status.as_ref() != Some(&status) {
-        let patch = crate::controllers::status_patch(rs.status.as_ref(), &status);
-        match state
-            .ctx
-            .client
-            .api::<ReplicaSet>(Some(&ns))
-            .patch_status(
-                rs.metadata.name_str(),
-                &patch,
-                &WriteParams {
-                    field_manager: Some(MANAGER.into()),
-                    ..Default::default()
-                },
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => return Ok(Action::AwaitChange),
-            Err(e) => return Err(e),
-        }
+    // the RC status has the same fields: the patch is written as is
+    let api = state.ctx.client.api::<K>(Some(&ns));
+    let name = rs.metadata.name_str();
+    if !write_status(&api, name, rs.status.as_ref(), &status, K::MANAGER).await? {
+        return Ok(Action::AwaitChange);
     }
     if let Some(e) = create_error {
         return Err(e);
@@ -183,8 +223,8 @@ async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientEr
     })
 }
 
-/// The pod a replicaset's template describes.
-pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
+/// The pod a replicaset's template describes, controlled by `owner`.
+pub fn pod_from_template(rs: &ReplicaSet, owner: OwnerReference) -> Pod {
     let template = rs
         .spec
         .as_ref()
@@ -198,7 +238,7 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
             labels: tmeta.labels,
             annotations: tmeta.annotations,
             finalizers: tmeta.finalizers,
-            owner_references: Some(vec![controller_ref(rs)]),
+            owner_references: Some(vec![owner]),
             ..Default::default()
         },
         spec: template.spec,
@@ -206,19 +246,18 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
     }
 }
 
-async fn create_pods(
-    state: &State,
+async fn create_pods<K: Replicated>(
+    state: &State<K>,
     key: &ObjectRef,
-    rs: &ReplicaSet,
+    pod: &Pod,
     count: usize,
 ) -> Result<(), ClientError> {
     let pod_api = state
         .ctx
         .client
-        .api::<Pod>(rs.metadata.namespace.as_deref());
-    let pod = pod_from_template(rs);
+        .api::<Pod>(pod.metadata.namespace.as_deref());
     let wp = WriteParams {
-        field_manager: Some(MANAGER.into()),
+        field_manager: Some(K::MANAGER.into()),
         ..Default::default()
     };
     let mut remaining = count;
@@ -226,7 +265,7 @@ async fn create_pods(
     while remaining > 0 {
         let n = batch.min(remaining);
         let results =
-            futures_util::future::join_all((0..n).map(|_| pod_api.create(&pod, &wp))).await;
+            futures_util::future::join_all((0..n).map(|_| pod_api.create(pod, &wp))).await;
         let mut names = Vec::new();
         let mut first_error = None;
         for r in results {
@@ -313,6 +352,7 @@ fn compute_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use schemas::SelectorExt;
     use serde_json::json;
 
     #[test]
@@ -324,7 +364,7 @@ mod tests {
                                   "spec": {"containers": [{"name": "c", "image": "x"}]}}}
         }))
         .expect("rs");
-        let pod = pod_from_template(&rs);
+        let pod = pod_from_template(&rs, controller_ref(&rs));
         assert_eq!(pod.metadata.generate_name.as_deref(), Some("web-abc-"));
         assert_eq!(
             pod.metadata.labels_map().get("app").map(String::as_str),
@@ -336,5 +376,42 @@ mod tests {
             ("ReplicaSet", "u1", Some(true))
         );
         assert_eq!(pod.spec.as_ref().map(|s| s.containers.len()), Some(1));
+    }
+
+    #[test]
+    fn replication_controllers_are_seen_as_replicasets() {
+        let rc: ReplicationController = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u2", "generation": 2},
+            "spec": {"replicas": 3, "selector": {"app": "web"},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c", "image": "x"}]}}},
+            "status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": 1}
+        }))
+        .expect("rc");
+        let rs = rc.as_replicaset();
+        let spec = rs.spec.as_ref().expect("spec");
+        assert_eq!(spec.replicas, Some(3));
+        let mut labels = BTreeMap::new();
+        labels.insert("app".to_string(), "web".to_string());
+        assert!(spec.selector.matches(&labels));
+        labels.insert("app".to_string(), "db".to_string());
+        assert!(!spec.selector.matches(&labels));
+        let status = rs.status.as_ref().expect("status");
+        assert_eq!((status.replicas, status.ready_replicas), (1, Some(1)));
+        // pods are controlled by the RC itself
+        let pod = pod_from_template(&rs, controller_ref(&rc));
+        let owner = &pod.metadata.owner_references.as_ref().expect("refs")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.api_version.as_str()),
+            ("ReplicationController", "v1")
+        );
+        // an RC without a selector selects nothing
+        let bare = ReplicationController::default();
+        assert!(
+            bare.as_replicaset()
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.selector.is_empty())
+        );
     }
 }

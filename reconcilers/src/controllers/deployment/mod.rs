@@ -19,9 +19,9 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemas::MetaExt;
-use schemas::SelectorExt;
 
 use crate::controllers::Context;
+use crate::controllers::claim::adopters;
 use crate::controllers::claim::ignore_gone;
 use crate::controllers::podutil::{controller_of, controller_ref};
 use crate::runtime::{
@@ -56,19 +56,9 @@ pub async fn run(ctx: Context) {
     let controller = Controller::new("deployment", &d_informer)
         .owns::<Deployment, ReplicaSet>(&rs_informer)
         .watches(&rs_informer, move |rs: &ReplicaSet| {
-            if controller_of(&rs.metadata).is_some() {
-                return Vec::new();
-            }
-            d_for_orphans
-                .in_namespace(rs.metadata.namespace_str())
-                .iter()
-                .filter(|d| {
-                    d.spec.as_ref().is_some_and(|s| {
-                        !s.selector.is_empty() && s.selector.matches(rs.metadata.labels_map())
-                    })
-                })
-                .map(|d| ObjectRef::of(d.as_ref()))
-                .collect()
+            adopters(&d_for_orphans, rs, |d: &Deployment| {
+                d.spec.as_ref().map(|s| s.selector.clone())
+            })
         })
         // Recreate waits for old pods to be gone: their deletions matter
         .watches(&pod_informer, move |p: &Pod| {

@@ -61,19 +61,38 @@ fn field_matches(r: &NodeSelectorRequirement, node_name: &str) -> bool {
 
 /// Whether `node` satisfies one term (an empty term matches nothing).
 pub fn term_matches(t: &NodeSelectorTerm, node: &NodeInfo) -> bool {
+    term_matches_node(t, &node.name, node.labels())
+}
+
+/// Whether the node `name` with `labels` satisfies one term (an empty term
+/// matches nothing).
+pub fn term_matches_node(
+    t: &NodeSelectorTerm,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     let exprs = t.match_expressions.as_deref().unwrap_or_default();
     let fields = t.match_fields.as_deref().unwrap_or_default();
     if exprs.is_empty() && fields.is_empty() {
         return false;
     }
-    let labels = node.labels();
     exprs.iter().all(|r| requirement_matches(r, labels))
-        && fields.iter().all(|r| field_matches(r, &node.name))
+        && fields.iter().all(|r| field_matches(r, name))
 }
 
 /// Whether `node` satisfies the pod's `nodeSelector` and required node affinity.
 pub fn required_matches(spec: &PodSpec, node: &NodeInfo) -> bool {
-    let labels = node.labels();
+    required_matches_node(spec, &node.name, node.labels())
+}
+
+/// Whether the node `name` with `labels` satisfies the pod's `nodeSelector`
+/// and required node affinity (`GetRequiredNodeAffinity(pod).Match(node)`;
+/// the DaemonSet controller asks this of every node).
+pub fn required_matches_node(
+    spec: &PodSpec,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     let selector_ok = spec
         .node_selector
         .iter()
@@ -93,7 +112,7 @@ pub fn required_matches(spec: &PodSpec, node: &NodeInfo) -> bool {
         Some(sel) => sel
             .node_selector_terms
             .iter()
-            .any(|t| term_matches(t, node)),
+            .any(|t| term_matches_node(t, name, labels)),
         None => true,
     }
 }
