@@ -125,14 +125,21 @@ fn unprivileged_setup(
     (dir, bin)
 }
 
-#[test]
-fn process_node_runs_probes_restarts_and_adopts_pods() {
-    let s = Server::start();
+/// A process-runtime node daemon on `s`, as `nobody` when the test is root.
+struct ProcessNode {
+    node: NodeProc,
+    data: std::path::PathBuf,
+    // dropped after `node`: kills the containers, then removes the binary copy
+    _reaper: Reaper,
+    _bin_dir: Option<tempfile::TempDir>,
+}
+
+fn start_process_node(s: &Server) -> ProcessNode {
     let kc = s.kubeconfig_for(&format!("node:{NODE}"));
     let data = s.dir.path().join("node-data");
     std::fs::create_dir_all(&data).expect("data dir");
     let data = data.canonicalize().expect("canonical");
-    let _reaper = Reaper(data.clone());
+    let reaper = Reaper(data.clone());
     let args: Vec<String> = [
         "--kubeconfig",
         &kc.to_string_lossy(),
@@ -159,15 +166,31 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     .map(|a| a.to_string())
     .collect();
     // without root: as the test's own user, or — when the test runs as root — as `nobody`
-    let _bin_dir;
-    let mut node = if unsafe { libc::geteuid() } == 0 {
-        let (bin_dir, bin) = unprivileged_setup(&s, &kc, &data);
-        _bin_dir = bin_dir;
-        NodeProc::start_as(NOBODY, &bin, &data, &s.dir.path().join("node.log"), &args)
+    let (node, bin_dir) = if unsafe { libc::geteuid() } == 0 {
+        let (bin_dir, bin) = unprivileged_setup(s, &kc, &data);
+        let node = NodeProc::start_as(NOBODY, &bin, &data, &s.dir.path().join("node.log"), &args);
+        (node, Some(bin_dir))
     } else {
-        NodeProc::start(&data, &s.dir.path().join("node.log"), &args)
+        (
+            NodeProc::start(&data, &s.dir.path().join("node.log"), &args),
+            None,
+        )
     };
-    wait_node(&s, &node, NODE);
+    wait_node(s, &node, NODE);
+    ProcessNode {
+        node,
+        data,
+        _reaper: reaper,
+        _bin_dir: bin_dir,
+    }
+}
+
+#[test]
+fn process_node_runs_probes_restarts_and_adopts_pods() {
+    let s = Server::start();
+    let mut proc_node = start_process_node(&s);
+    let data = proc_node.data.clone();
+    let node = &mut proc_node.node;
     let daemon_uid = node.pid().and_then(uid_of);
     assert!(
         daemon_uid.is_some_and(|u| u != 0),
@@ -193,7 +216,7 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     apply(&s, &page("index.html: \"hello from korral\""));
     apply(&s, WEB);
     apply(&s, LIVE_POD);
-    let web = wait_ready_pods(&s, &node, "app=web", 3, Duration::from_secs(60));
+    let web = wait_ready_pods(&s, node, "app=web", 3, Duration::from_secs(60));
     let mut ips = Vec::new();
     for pod in &web {
         assert_eq!(jsonpath(&s, "pod", pod, "{.spec.nodeName}"), NODE);
@@ -223,7 +246,7 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     assert_eq!(tail.lines().count(), 1, "--tail 1: {tail}");
 
     // the containers run as the daemon's user
-    let pid = pid_of(&node, &s, w0);
+    let pid = pid_of(node, &s, w0);
     assert_eq!(uid_of(u32::try_from(pid).unwrap_or(0)), daemon_uid);
 
     // kubectl exec: output, stderr and exit code apart, stdin
@@ -232,7 +255,7 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     check_streaming_exec(&s, w0, &["busybox"]);
 
     // a killed container is restarted
-    let pid = pid_of(&node, &s, w0);
+    let pid = pid_of(node, &s, w0);
     assert!(pid > 0 && alive(pid));
     let _ = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
@@ -253,7 +276,7 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     assert!(prev.contains("response:200"), "previous logs: {prev}");
 
     // a failing liveness probe restarts the container
-    wait_ready(&s, &node, "live", Duration::from_secs(30));
+    wait_ready(&s, node, "live", Duration::from_secs(30));
     let uid = jsonpath(&s, "pod", "live", "{.metadata.uid}");
     let health = data.join("pods").join(&uid).join("volumes/state/healthz");
     assert!(
@@ -299,14 +322,7 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     );
 
     // restarting the daemon adopts the running containers: same ids, no restarts
-    check_adoption(
-        &s,
-        &mut node,
-        "web",
-        "app=web",
-        &web,
-        Duration::from_secs(30),
-    );
+    check_adoption(&s, node, "web", "app=web", &web, Duration::from_secs(30));
     let containers = std::fs::read_dir(data.join("containers"))
         .expect("containers")
         .count();
@@ -317,7 +333,7 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     );
 
     // deleting a pod stops its container within the grace period (5 s); the Deployment replaces it
-    let pid = pid_of(&node, &s, w2);
+    let pid = pid_of(node, &s, w2);
     assert!(alive(pid));
     let started = Instant::now();
     s.ok(&["delete", "pod", w2, "--wait=false"]);
@@ -336,6 +352,115 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
         Duration::from_secs(10),
         || !s.kubectl(&["get", "pod", w2]).status.success(),
     );
-    let replaced = wait_ready_pods(&s, &node, "app=web", 4, Duration::from_secs(30));
+    let replaced = wait_ready_pods(&s, node, "app=web", 4, Duration::from_secs(30));
     assert!(!replaced.contains(w2), "a replacement, not the deleted pod");
+}
+
+/// A pod that asks the API server who it is with the real kubectl, from the
+/// token, CA and namespace of its `kube-api-access` volume and the
+/// `KUBERNETES_SERVICE_*` variables (the process runtime points them at the
+/// API server: no service proxy). The mount path words in env are rewritten
+/// to the volume's node directory by the process runtime.
+const WHOAMI_POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: whoami}
+spec:
+  restartPolicy: Never
+  serviceAccountName: reader
+  containers:
+  - name: whoami
+    image: busybox
+    command:
+    - sh
+    - -c
+    - |
+      set -e
+      kubectl --server "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT" \
+        --certificate-authority "$SA_DIR/ca.crt" --token "$(cat "$SA_DIR/token")" \
+        auth whoami -o jsonpath='{.status.userInfo.username}'
+      echo
+      echo "namespace=$(cat "$SA_DIR/namespace")"
+    env:
+    - {name: SA_DIR, value: /var/run/secrets/kubernetes.io/serviceaccount}
+    - {name: HOME, value: /tmp}
+"#;
+
+#[test]
+fn a_pod_uses_its_service_account_token() {
+    let s = Server::start();
+    let _node = start_process_node(&s);
+    s.ok(&["create", "serviceaccount", "reader"]);
+    // the publisher puts the cluster CA in every namespace
+    wait_for(
+        "kube-root-ca.crt in the default namespace",
+        Duration::from_secs(20),
+        || {
+            s.kubectl(&[
+                "get",
+                "configmap",
+                "kube-root-ca.crt",
+                "-o",
+                "jsonpath={.data.ca\\.crt}",
+            ])
+            .stdout
+            .starts_with(b"-----BEGIN CERTIFICATE-----")
+        },
+    );
+    apply(&s, WHOAMI_POD);
+    // admission: the account is the pod's, with the projected volume mounted
+    assert_eq!(
+        jsonpath(&s, "pod", "whoami", "{.spec.serviceAccount}"),
+        "reader"
+    );
+    let volume = jsonpath(&s, "pod", "whoami", "{.spec.volumes[0].name}");
+    assert!(volume.starts_with("kube-api-access-"), "{volume}");
+    assert_eq!(
+        jsonpath(
+            &s,
+            "pod",
+            "whoami",
+            "{.spec.containers[0].volumeMounts[0].mountPath}"
+        ),
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
+    assert_eq!(
+        jsonpath(
+            &s,
+            "pod",
+            "whoami",
+            "{.spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds}"
+        ),
+        "3607"
+    );
+    wait_for("the whoami pod to finish", Duration::from_secs(60), || {
+        let phase = jsonpath(&s, "pod", "whoami", "{.status.phase}");
+        phase == "Succeeded" || phase == "Failed"
+    });
+    let logs = s.kubectl(&["logs", "whoami"]);
+    let out = String::from_utf8_lossy(&logs.stdout);
+    assert_eq!(
+        jsonpath(&s, "pod", "whoami", "{.status.phase}"),
+        "Succeeded",
+        "logs: {out}"
+    );
+    assert!(
+        out.contains("system:serviceaccount:default:reader"),
+        "the token authenticates the pod's ServiceAccount: {out}"
+    );
+    assert!(out.contains("namespace=default"), "{out}");
+    // a pod naming an account that does not exist is refused, as by kube-apiserver
+    let refused = s.kubectl(&[
+        "run",
+        "ghost",
+        "--image=busybox",
+        "--overrides={\"spec\":{\"serviceAccountName\":\"ghost\"}}",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(
+            "error looking up service account default/ghost: serviceaccount \"ghost\" not found"
+        ),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

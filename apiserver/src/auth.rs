@@ -210,6 +210,10 @@ pub enum Condition {
     /// The ConfigMap/Secret must be used by a pod bound to this node (and a
     /// list/watch must select it by `metadata.name`).
     UsedByPodOn(String),
+    /// A token of this ServiceAccount must be bound to a pod on this node
+    /// that runs as the ServiceAccount (the Node authoriser and
+    /// NodeRestriction for `serviceaccounts/token`).
+    TokenForPodOn(String),
 }
 
 /// The authoriser's answer.
@@ -289,6 +293,9 @@ fn authorize_node(node: &str, a: &Attributes<'_>) -> Decision {
         }
         ("", "configmaps" | "secrets", None) if READ.contains(&a.verb) => {
             Decision::AllowIf(Condition::UsedByPodOn(node.into()))
+        }
+        ("", "serviceaccounts", Some("token")) if a.verb == "create" => {
+            Decision::AllowIf(Condition::TokenForPodOn(node.into()))
         }
         ("", "services" | "endpoints" | "namespaces", None) if READ.contains(&a.verb) => {
             Decision::Allow

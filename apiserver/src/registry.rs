@@ -30,7 +30,11 @@ pub struct Registry {
     store: Arc<dyn Store>,
     ipam: Ipam,
     kinds: Arc<schemas::Registry>,
+    service_account_admission: bool,
 }
+
+/// The admission plugins `--disable-admission-plugins` can turn off.
+pub const DISABLEABLE_ADMISSION_PLUGINS: &[&str] = &["ServiceAccount"];
 
 /// Options of a list.
 #[derive(Clone, Debug, Default)]
@@ -142,7 +146,25 @@ impl Registry {
             ipam: Ipam::new(store.clone(), config),
             store,
             kinds: Arc::new(schemas::Registry::builtin()),
+            service_account_admission: true,
         }
+    }
+
+    /// Turns admission plugins off by kube-apiserver's names
+    /// (`--disable-admission-plugins`; see [`DISABLEABLE_ADMISSION_PLUGINS`]).
+    pub fn disable_admission_plugins(&mut self, names: &[String]) -> Result<(), String> {
+        for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            match name {
+                "ServiceAccount" => self.service_account_admission = false,
+                other => {
+                    return Err(format!(
+                        "admission plugin {other:?} cannot be disabled; korral can disable: {}",
+                        DISABLEABLE_ADMISSION_PLUGINS.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The kinds served: built-in ones and those of established CustomResourceDefinitions.
@@ -358,6 +380,9 @@ impl Registry {
         self.check_namespace(info, objects::namespace(&obj), &name)
             .await?;
         if info.is("", "Pod") {
+            if self.service_account_admission {
+                admission::service_account::admit_pod(self, &mut obj).await?;
+            }
             admission::priority::admit_pod(self, &mut obj).await?;
         }
         mutate(&mut obj)?;

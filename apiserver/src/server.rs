@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub watch_list: bool,
     /// The audit policy and log (`--audit-policy-file`, `--audit-log-path`).
     pub audit: Option<(PathBuf, PathBuf)>,
+    /// Admission plugins turned off (`--disable-admission-plugins`).
+    pub disabled_admission_plugins: Vec<String>,
 }
 
 impl ServerConfig {
@@ -50,6 +52,7 @@ impl ServerConfig {
             ipam: crate::ipam::IpamConfig::default(),
             watch_list: false,
             audit: None,
+            disabled_admission_plugins: Vec::new(),
         }
     }
 }
@@ -297,7 +300,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         open_store(&config).await?,
         metrics.clone(),
     ));
-    let registry = Registry::with_ipam(store, config.ipam.clone());
+    let mut registry = Registry::with_ipam(store, config.ipam.clone());
+    registry
+        .disable_admission_plugins(&config.disabled_admission_plugins)
+        .map_err(ServerError::Other)?;
     let std_listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Listen {
             addr: config.listen,

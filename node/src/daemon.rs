@@ -42,6 +42,17 @@ pub struct Daemon {
     pub materialize: bool,
 }
 
+/// The API server's host and port from the node's own server URL: where
+/// pods reach it on a node without the service proxy (no cluster IPs).
+fn api_endpoint(base_url: &str) -> Option<(String, u16)> {
+    let url = reqwest::Url::parse(base_url).ok()?;
+    let host = url
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Some((host.to_string(), url.port_or_known_default()?))
+}
+
 /// Removes the containers of pods that no longer exist (after a restart, or a missed delete).
 pub async fn cleanup_orphans(ctx: &PodContext) {
     let live: std::collections::HashSet<String> = ctx
@@ -188,6 +199,9 @@ impl Daemon {
             materialize,
         );
         pod_context.dns = dns;
+        if config.proxy.is_none() {
+            pod_context.api_endpoint = api_endpoint(client.base_url());
+        }
         let ctx = Arc::new(pod_context);
         let controller = Controller::new("node-pods", &informer).workers(config.workers);
         let queue = controller.queue();

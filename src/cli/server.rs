@@ -61,6 +61,11 @@ pub struct Args {
     /// Where audit events are appended as JSON lines (with --audit-policy-file).
     #[arg(long, value_name = "FILE", requires = "audit_policy_file")]
     pub audit_log_path: Option<PathBuf>,
+    /// Admission plugins to turn off, comma-separated, by kube-apiserver's
+    /// names (korral can turn off: ServiceAccount — which otherwise gives
+    /// every new pod its ServiceAccount and the kube-api-access token volume).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
     #[command(flatten)]
     pub network: Network,
     #[command(flatten)]
@@ -132,6 +137,7 @@ impl Args {
         config.listen = self.listen;
         config.extra_sans = self.tls_sans.clone();
         config.watch_list = self.watch_list;
+        config.disabled_admission_plugins = self.disable_admission_plugins.clone();
         config.audit = self
             .audit_policy_file
             .clone()

@@ -13,6 +13,7 @@ pub mod policies;
 pub mod priority;
 pub mod quota;
 pub mod quota_status;
+pub mod service_account;
 mod strategy;
 
 use std::sync::{Arc, Mutex};

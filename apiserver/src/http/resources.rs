@@ -185,6 +185,16 @@ impl Req {
                 let fields = self.query.selectors(&self.target.info)?.fields;
                 access::check_selects_node(&self.id, verb, &self.target, &fields, node)
             }
+            // only the TokenRequest handler can check this one
+            Access::Conditional(Condition::TokenForPodOn(node)) => Err(ApiError::forbidden(
+                &self.id.name,
+                verb,
+                &self.target.info.plural,
+                &self.target.info.group,
+                self.ns(),
+                self.target.name.as_deref(),
+                &format!("node {node:?} may not {verb} this"),
+            )),
         }
     }
 
@@ -241,15 +251,17 @@ impl Req {
                 )
                 .await
             }
-            Access::Conditional(Condition::PodOnNode(node)) => Err(ApiError::forbidden(
-                &self.id.name,
-                verb,
-                &self.target.info.plural,
-                &self.target.info.group,
-                self.ns(),
-                None,
-                &format!("node {node:?} may not {verb} this collection"),
-            )),
+            Access::Conditional(Condition::PodOnNode(node) | Condition::TokenForPodOn(node)) => {
+                Err(ApiError::forbidden(
+                    &self.id.name,
+                    verb,
+                    &self.target.info.plural,
+                    &self.target.info.group,
+                    self.ns(),
+                    None,
+                    &format!("node {node:?} may not {verb} this collection"),
+                ))
+            }
         }
     }
 

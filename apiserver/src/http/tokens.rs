@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::auth::{Identity, RbacView, Role, Subject};
+use crate::auth::{Condition, Identity, RbacView, Role, Subject};
 use crate::errors::{ApiError, ApiResult};
 use crate::http::App;
-use crate::http::access;
+use crate::http::access::{self, Access};
 use crate::http::request;
 use crate::http::resources::{Req, json_response};
 use crate::objects;
@@ -79,7 +79,7 @@ fn invalid(name: &str, errors: &[FieldError]) -> ApiError {
 /// `POST .../serviceaccounts/NAME/token`: a TokenRequest answered with a
 /// signed token (`status.token`, `status.expirationTimestamp`).
 pub async fn token_request(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
-    access::check(&req.id, "create", &req.target)?;
+    let access = access::check(&req.id, "create", &req.target)?;
     let ns = req.target.namespace.as_deref().unwrap_or("default");
     let name = req.target.name.as_deref().unwrap_or("");
     let mut tr = if body.is_empty() {
@@ -154,6 +154,9 @@ pub async fn token_request(req: &Req, body: bytes::Bytes) -> ApiResult<Response>
             }
         };
         let obj = req.app.registry.get(info, Some(ns), bound_name).await?;
+        if let Access::Conditional(Condition::TokenForPodOn(node)) = &access {
+            node_may_request(req, node, bound_kind, &obj, name)?;
+        }
         let uid = objects::uid(&obj).to_string();
         if let Some(want) = bound
             .get("uid")
@@ -178,6 +181,9 @@ pub async fn token_request(req: &Req, body: bytes::Bytes) -> ApiResult<Response>
         } else {
             claim.secret = r;
         }
+    }
+    if let (Access::Conditional(Condition::TokenForPodOn(node)), None) = (&access, &claim.pod) {
+        return Err(node_refused(req, node, "it must be bound to a pod"));
     }
     let now = chrono::Utc::now();
     let claims = Claims {
@@ -208,6 +214,54 @@ pub async fn token_request(req: &Req, body: bytes::Bytes) -> ApiResult<Response>
     }
     tr["status"] = json!({"token": token, "expirationTimestamp": expires});
     Ok(json_response(StatusCode::CREATED, &tr))
+}
+
+/// NodeRestriction for a node's TokenRequest: bound to a pod on that node
+/// that runs as this ServiceAccount.
+fn node_may_request(
+    req: &Req,
+    node: &str,
+    bound_kind: &str,
+    pod: &Value,
+    service_account: &str,
+) -> ApiResult<()> {
+    if bound_kind != "Pod" {
+        return Err(node_refused(req, node, "it must be bound to a pod"));
+    }
+    if pod.pointer("/spec/nodeName").and_then(Value::as_str) != Some(node) {
+        return Err(node_refused(
+            req,
+            node,
+            &format!("the pod {:?} is not bound to this node", objects::name(pod)),
+        ));
+    }
+    let runs_as = pod
+        .pointer("/spec/serviceAccountName")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    if runs_as != service_account {
+        return Err(node_refused(
+            req,
+            node,
+            &format!(
+                "the pod {:?} runs as service account {runs_as:?}",
+                objects::name(pod)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn node_refused(req: &Req, node: &str, why: &str) -> ApiError {
+    ApiError::forbidden(
+        &req.id.name,
+        "create",
+        "serviceaccounts/token",
+        "",
+        req.target.namespace.as_deref(),
+        req.target.name.as_deref(),
+        &format!("node {node:?} may only request tokens for its own pods: {why}"),
+    )
 }
 
 /// `POST /apis/authentication.k8s.io/v1/tokenreviews`: whether a token is

@@ -51,12 +51,15 @@ fn utf8(name: &str, key: &str, bytes: &[u8]) -> Result<String, EnvError> {
         .map_err(|_| format!("key {key:?} of {name:?} is not UTF-8 and cannot be an env var"))
 }
 
-/// Builds the environment of `container`.
+/// Builds the environment of `container` over the Service variables
+/// (`services`, see `service_env`), which `envFrom` and `env` override and
+/// `$(VAR)` references see.
 pub async fn build(
     pod: &Pod,
     container: &Container,
     facts: &Facts,
     sources: &mut Sources<'_>,
+    services: &[(String, String)],
 ) -> Result<Vec<(String, String)>, EnvError> {
     let mut order: Vec<String> = Vec::new();
     let mut vars: HashMap<String, String> = HashMap::new();
@@ -67,6 +70,9 @@ pub async fn build(
             }
             vars.insert(k, v);
         };
+    for (k, v) in services {
+        set(&mut order, &mut vars, k.clone(), v.clone());
+    }
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (name, optional, data) = if let Some(r) = &from.config_map_ref {

@@ -7,9 +7,11 @@ pub mod dns;
 pub mod downward;
 pub mod env;
 pub mod probes;
+pub mod service_env;
 pub mod sources;
 pub mod status;
 pub mod sync;
+pub mod tokens;
 pub mod volumes;
 
 pub use sync::{PodContext, reconcile};

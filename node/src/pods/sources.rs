@@ -1,10 +1,13 @@
-//! The ConfigMaps and Secrets a pod's env and volumes read, fetched by name
-//! (all a node identity may do) and remembered for the length of one sync.
+//! The ConfigMaps, Secrets, Services and ServiceAccount tokens a pod's env
+//! and volumes read, fetched by name (all a node identity may do) and
+//! remembered for the length of one sync (tokens for their lifetime).
 
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use reconcilers::runtime::Client;
+
+use crate::pods::tokens::Tokens;
 
 /// The data of a ConfigMap or Secret as bytes, or `None` when it does not exist.
 pub type Data = Option<BTreeMap<String, Vec<u8>>>;
@@ -12,6 +15,7 @@ pub type Data = Option<BTreeMap<String, Vec<u8>>>;
 /// Fetches ConfigMaps and Secrets of one namespace, each at most once.
 pub struct Sources<'a> {
     client: &'a Client,
+    tokens: &'a Tokens,
     namespace: String,
     config_maps: HashMap<String, Data>,
     secrets: HashMap<String, Data>,
@@ -19,9 +23,10 @@ pub struct Sources<'a> {
 
 impl<'a> Sources<'a> {
     /// A fetcher for `namespace`.
-    pub fn new(client: &'a Client, namespace: &str) -> Self {
+    pub fn new(client: &'a Client, namespace: &str, tokens: &'a Tokens) -> Self {
         Sources {
             client,
+            tokens,
             namespace: namespace.to_string(),
             config_maps: HashMap::new(),
             secrets: HashMap::new(),
@@ -74,5 +79,20 @@ impl<'a> Sources<'a> {
             self.secrets.insert(name.to_string(), data);
         }
         Ok(self.secrets.get(name).unwrap_or(&None))
+    }
+
+    /// The API client (for reads beyond ConfigMaps and Secrets).
+    pub fn client(&self) -> &Client {
+        self.client
+    }
+
+    /// A token of the pod's ServiceAccount for a projected volume.
+    pub async fn token(
+        &mut self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        audience: Option<&str>,
+        seconds: i64,
+    ) -> Result<String, String> {
+        self.tokens.get(self.client, pod, audience, seconds).await
     }
 }

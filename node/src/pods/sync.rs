@@ -67,6 +67,12 @@ pub struct PodContext {
     pub queue: OnceLock<Queue<ObjectRef>>,
     /// The cluster DNS pods' resolv.conf points at (`None`: the node's resolv.conf).
     pub dns: Option<crate::pods::dns::ClusterDns>,
+    /// Where pods reach the API server when the `kubernetes` Service's
+    /// cluster IP does not answer (the process runtime has no service
+    /// proxy): `KUBERNETES_SERVICE_HOST`/`_PORT` then name this host and port.
+    pub api_endpoint: Option<(String, u16)>,
+    /// ServiceAccount tokens issued for the pods' projected volumes.
+    pub tokens: crate::pods::tokens::Tokens,
     states: Mutex<HashMap<ObjectRef, PodState>>,
     uids: Mutex<HashMap<String, ObjectRef>>,
 }
@@ -96,6 +102,8 @@ impl PodContext {
             materialize,
             queue: OnceLock::new(),
             dns: None,
+            api_endpoint: None,
+            tokens: Default::default(),
             states: Mutex::new(HashMap::new()),
             uids: Mutex::new(HashMap::new()),
         }
@@ -139,6 +147,7 @@ impl PodContext {
         if let Ok(mut u) = self.uids.lock() {
             u.remove(uid);
         }
+        self.tokens.forget(uid);
     }
 }
 
@@ -386,7 +395,7 @@ async fn sync(
     }
     let mut facts = ctx.facts.clone();
     facts.pod_ip = st.ip.clone();
-    let mut sources = Sources::new(&ctx.client, pod.metadata.namespace_str());
+    let mut sources = Sources::new(&ctx.client, pod.metadata.namespace_str(), &ctx.tokens);
     if ctx.materialize
         && st.ip.is_some()
         && st
@@ -687,7 +696,9 @@ async fn container_config(
     facts: &Facts,
 ) -> Result<ContainerConfig, String> {
     let env = if ctx.materialize {
-        env::build(pod, c, facts, sources).await?
+        let services =
+            crate::pods::service_env::for_pod(sources, pod, ctx.api_endpoint.as_ref()).await?;
+        env::build(pod, c, facts, sources, &services).await?
     } else {
         Vec::new()
     };

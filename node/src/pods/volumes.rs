@@ -1,6 +1,6 @@
 //! Pod volumes on the node: emptyDir (a directory), hostPath (checked or
 //! created per its type), and configMap / secret / downwardAPI / projected
-//! written like the kubelet's atomic writer — files in a timestamped
+//! (with ServiceAccount tokens, renewed before they expire) written like the kubelet's atomic writer — files in a timestamped
 //! directory, a `..data` symlink swapped atomically on change, and one
 //! relative symlink per top-level entry — with the requested file modes.
 
@@ -19,6 +19,8 @@ use crate::pods::sources::{Data, Sources};
 pub type Files = BTreeMap<String, (Vec<u8>, u32)>;
 
 const DEFAULT_MODE: u32 = 0o644;
+/// A `serviceAccountToken` source's lifetime when it names none (the API's default).
+const DEFAULT_TOKEN_SECONDS: i64 = 3600;
 
 /// The directory holding the pod's volumes.
 pub fn volumes_dir(pod_dir: &Path) -> PathBuf {
@@ -161,6 +163,12 @@ pub async fn desired_files(
                     mode,
                     facts,
                 )?;
+            }
+            if let Some(t) = &src.service_account_token {
+                safe_rel(&t.path)?;
+                let seconds = t.expiration_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS);
+                let token = sources.token(pod, t.audience.as_deref(), seconds).await?;
+                files.insert(t.path.clone(), (token.into_bytes(), mode));
             }
         }
     } else {

@@ -20,6 +20,7 @@ pub mod options;
 pub mod podutil;
 pub mod recorder;
 pub mod replicaset;
+pub mod root_ca_publisher;
 pub mod scheduler;
 pub mod serviceaccount;
 pub mod ttl_after_finished;
@@ -47,6 +48,7 @@ pub const ALL: &[&str] = &[
     "cronjob",
     "ttl-after-finished",
     "serviceaccount",
+    "root-ca-cert-publisher",
     "daemonset",
     "replicationcontroller",
 ];
@@ -138,6 +140,7 @@ async fn start(name: &'static str, ctx: Context) {
         "cronjob" => cronjob::run(ctx).await,
         "ttl-after-finished" => ttl_after_finished::run(ctx).await,
         "serviceaccount" => serviceaccount::run(ctx).await,
+        "root-ca-cert-publisher" => root_ca_publisher::run(ctx).await,
         "daemonset" => daemonset::run(ctx).await,
         "replicationcontroller" => replicaset::run_replication_controllers(ctx).await,
         other => {

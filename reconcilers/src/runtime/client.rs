@@ -73,6 +73,7 @@ pub struct Client {
     base: Arc<str>,
     token: Option<Arc<str>>,
     namespace: Arc<str>,
+    ca_pem: Option<Arc<str>>,
 }
 
 /// How a patch body is interpreted.
@@ -220,6 +221,7 @@ impl Client {
             base: kc.server.clone().into(),
             token: kc.token.clone().map(Into::into),
             namespace: kc.namespace.clone().into(),
+            ca_pem: kc.ca_pem.clone().map(Into::into),
         })
     }
 
@@ -233,6 +235,11 @@ impl Client {
     /// The kubeconfig's default namespace.
     pub fn default_namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// The CA (PEM) the client trusts the server by, if the kubeconfig names one.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The server's base URL.
