@@ -361,29 +361,58 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
 /// `KUBERNETES_SERVICE_*` variables (the process runtime points them at the
 /// API server: no service proxy). The mount path words in env are rewritten
 /// to the volume's node directory by the process runtime.
-const WHOAMI_POD: &str = r#"apiVersion: v1
+/// A pod that uses its ServiceAccount with the real kubectl, from the
+/// token, CA and namespace of its `kube-api-access` volume and the
+/// `KUBERNETES_SERVICE_*` variables (the process runtime points them at the
+/// API server: no service proxy): who it is, then `kubectl get pods`. The
+/// mount path in `SA_DIR` is rewritten to the volume's node directory by the
+/// process runtime (no mount namespace without root).
+fn sa_pod(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
 kind: Pod
-metadata: {name: whoami}
+metadata: {{name: {name}}}
 spec:
   restartPolicy: Never
   serviceAccountName: reader
   containers:
-  - name: whoami
+  - name: kubectl
     image: busybox
     command:
     - sh
     - -c
     - |
-      set -e
-      kubectl --server "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT" \
-        --certificate-authority "$SA_DIR/ca.crt" --token "$(cat "$SA_DIR/token")" \
-        auth whoami -o jsonpath='{.status.userInfo.username}'
+      k() {{
+        kubectl --server "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT" \
+          --certificate-authority "$SA_DIR/ca.crt" --token "$(cat "$SA_DIR/token")" "$@"
+      }}
+      k auth whoami -o jsonpath='{{.status.userInfo.username}}'
       echo
       echo "namespace=$(cat "$SA_DIR/namespace")"
+      k get pods -o name 2>&1 || true
     env:
-    - {name: SA_DIR, value: /var/run/secrets/kubernetes.io/serviceaccount}
-    - {name: HOME, value: /tmp}
-"#;
+    - {{name: SA_DIR, value: /var/run/secrets/kubernetes.io/serviceaccount}}
+    - {{name: HOME, value: /tmp}}
+"#
+    )
+}
+
+/// Runs `sa_pod(name)` to completion and returns its log.
+fn run_sa_pod(s: &Server, name: &str) -> String {
+    apply(s, &sa_pod(name));
+    wait_for("the pod to finish", Duration::from_secs(60), || {
+        let phase = jsonpath(s, "pod", name, "{.status.phase}");
+        phase == "Succeeded" || phase == "Failed"
+    });
+    let logs = s.kubectl(&["logs", name]);
+    let out = String::from_utf8_lossy(&logs.stdout).to_string();
+    assert_eq!(
+        jsonpath(s, "pod", name, "{.status.phase}"),
+        "Succeeded",
+        "logs: {out}"
+    );
+    out
+}
 
 #[test]
 fn a_pod_uses_its_service_account_token() {
@@ -406,19 +435,19 @@ fn a_pod_uses_its_service_account_token() {
             .starts_with(b"-----BEGIN CERTIFICATE-----")
         },
     );
-    apply(&s, WHOAMI_POD);
+    let out = run_sa_pod(&s, "before");
     // admission: the account is the pod's, with the projected volume mounted
     assert_eq!(
-        jsonpath(&s, "pod", "whoami", "{.spec.serviceAccount}"),
+        jsonpath(&s, "pod", "before", "{.spec.serviceAccount}"),
         "reader"
     );
-    let volume = jsonpath(&s, "pod", "whoami", "{.spec.volumes[0].name}");
+    let volume = jsonpath(&s, "pod", "before", "{.spec.volumes[0].name}");
     assert!(volume.starts_with("kube-api-access-"), "{volume}");
     assert_eq!(
         jsonpath(
             &s,
             "pod",
-            "whoami",
+            "before",
             "{.spec.containers[0].volumeMounts[0].mountPath}"
         ),
         "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -427,27 +456,43 @@ fn a_pod_uses_its_service_account_token() {
         jsonpath(
             &s,
             "pod",
-            "whoami",
+            "before",
             "{.spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds}"
         ),
         "3607"
-    );
-    wait_for("the whoami pod to finish", Duration::from_secs(60), || {
-        let phase = jsonpath(&s, "pod", "whoami", "{.status.phase}");
-        phase == "Succeeded" || phase == "Failed"
-    });
-    let logs = s.kubectl(&["logs", "whoami"]);
-    let out = String::from_utf8_lossy(&logs.stdout);
-    assert_eq!(
-        jsonpath(&s, "pod", "whoami", "{.status.phase}"),
-        "Succeeded",
-        "logs: {out}"
     );
     assert!(
         out.contains("system:serviceaccount:default:reader"),
         "the token authenticates the pod's ServiceAccount: {out}"
     );
     assert!(out.contains("namespace=default"), "{out}");
+    // RBAC: forbidden with kube's text until a RoleBinding grants it
+    assert!(
+        out.contains(
+            "pods is forbidden: User \"system:serviceaccount:default:reader\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        ),
+        "{out}"
+    );
+    s.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list,watch",
+        "--resource=pods",
+    ]);
+    s.ok(&[
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=pod-reader",
+        "--serviceaccount=default:reader",
+    ]);
+    let out = run_sa_pod(&s, "after");
+    assert!(
+        out.contains("pod/before"),
+        "the binding lets it list pods: {out}"
+    );
+    assert!(!out.contains("forbidden"), "{out}");
     // a pod naming an account that does not exist is refused, as by kube-apiserver
     let refused = s.kubectl(&[
         "run",
