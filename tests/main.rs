@@ -37,6 +37,7 @@ mod node_process;
 mod node_simulated;
 mod python_client;
 mod scheduling;
+mod statefulsets;
 mod third_party_clients;
 mod validate_cli;
 mod workloads;

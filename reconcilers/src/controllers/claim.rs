@@ -24,6 +24,19 @@ pub async fn claim<P: Object, C: Object>(
     api: &Api<C>,
     manager: &str,
 ) -> Result<Vec<Arc<C>>, ClientError> {
+    claim_filtered(owner, selector, |_| true, cache, api, manager).await
+}
+
+/// [`claim`], where an object must also pass `filter` to match (the
+/// StatefulSet controller's: its pods are named after it).
+pub async fn claim_filtered<P: Object, C: Object>(
+    owner: &P,
+    selector: &LabelSelector,
+    filter: impl Fn(&C) -> bool,
+    cache: &crate::runtime::Cache<C>,
+    api: &Api<C>,
+    manager: &str,
+) -> Result<Vec<Arc<C>>, ClientError> {
     let uid = owner.metadata().uid.clone().unwrap_or_default();
     let candidates = candidates(cache, owner.metadata().namespace_str(), &uid, selector);
     let deleting = owner.metadata().deletion_timestamp.is_some();
@@ -34,7 +47,7 @@ pub async fn claim<P: Object, C: Object>(
     let mut owned = Vec::new();
     for c in candidates {
         let m = c.metadata();
-        let matches = !selector.is_empty() && selector.matches(m.labels_map());
+        let matches = !selector.is_empty() && selector.matches(m.labels_map()) && filter(&c);
         match controller_of(m) {
             Some(r) if r.uid == uid => {
                 if matches || deleting {

@@ -143,11 +143,12 @@ fn feed<K: Object>(informer: &Informer<K>, queue: Queue<String>, graphs: Arc<Vec
 
 /// Runs the collector until shutdown.
 pub async fn run(ctx: Context) {
-    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
     use k8s_openapi::api::batch::v1::{CronJob, Job};
     use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::core::v1::{
-        ConfigMap, Endpoints, Namespace, Node as CoreNode, Pod, Secret, Service,
+        ConfigMap, Endpoints, Namespace, Node as CoreNode, PersistentVolumeClaim, Pod, Secret,
+        Service,
     };
     use schemas::korral::{DriftReport, GitSource};
 
@@ -170,6 +171,9 @@ pub async fn run(ctx: Context) {
         Pod,
         ReplicaSet,
         Deployment,
+        StatefulSet,
+        ControllerRevision,
+        PersistentVolumeClaim,
         Job,
         CronJob,
         k8s_openapi::api::apps::v1::DaemonSet,

@@ -23,6 +23,7 @@ pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod ttl_after_finished;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub const ALL: &[&str] = &[
     "root-ca-cert-publisher",
     "daemonset",
     "replicationcontroller",
+    "statefulset",
 ];
 
 /// What every controller gets.
@@ -140,6 +142,7 @@ async fn start(name: &'static str, ctx: Context) {
         "cronjob" => cronjob::run(ctx).await,
         "ttl-after-finished" => ttl_after_finished::run(ctx).await,
         "serviceaccount" => serviceaccount::run(ctx).await,
+        "statefulset" => statefulset::run(ctx).await,
         "root-ca-cert-publisher" => root_ca_publisher::run(ctx).await,
         "daemonset" => daemonset::run(ctx).await,
         "replicationcontroller" => replicaset::run_replication_controllers(ctx).await,

@@ -524,4 +524,50 @@ mod tests {
         let fwd = answer(&ask("example.org.", RecordType::A), &dir(), &config(true));
         assert!(matches!(fwd, Outcome::Forward));
     }
+
+    #[test]
+    fn a_statefulset_pods_hostname_resolves_through_its_headless_service() {
+        use crate::controllers::{endpoints, statefulset};
+        let set: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "u"},
+            "spec": {"serviceName": "nginx", "selector": {"matchLabels": {"app": "nginx"}},
+                "template": {"metadata": {"labels": {"app": "nginx"}},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"name": "web", "containerPort": 80}]}]}}}
+        }))
+        .expect("statefulset");
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "nginx", "namespace": "default"},
+            "spec": {"clusterIP": "None", "selector": {"app": "nginx"}, "ports": [{"name": "web", "port": 80}]}
+        }))
+        .expect("service");
+        // the controller's pod, as the kubelet reports it running and ready
+        let mut pod = statefulset::pods::new_pod(&set, 0, "web-1");
+        pod.status = serde_json::from_value(
+            serde_json::json!({"phase": "Running", "podIP": "10.244.0.9",
+            "conditions": [{"type": "Ready", "status": "True"}]}),
+        )
+        .ok();
+        let (subsets, _) = endpoints::subsets(&svc, &[Arc::new(pod)]);
+        let mut m = Map::default();
+        m.services
+            .insert(("default".into(), "nginx".into()), Arc::new(svc));
+        m.endpoints.insert(
+            ("default".into(), "nginx".into()),
+            Arc::new(Endpoints {
+                subsets: Some(subsets),
+                ..Default::default()
+            }),
+        );
+        let bytes = ask("web-0.nginx.default.svc.cluster.local.", RecordType::A)
+            .to_vec()
+            .expect("encode");
+        let req = Message::from_vec(&bytes).expect("decode");
+        let Outcome::Reply(r) = answer(&req, &m, &config(false)) else {
+            panic!("forwarded");
+        };
+        assert_eq!(
+            texts(&r.answers),
+            vec!["web-0.nginx.default.svc.cluster.local. 5 IN A 10.244.0.9"]
+        );
+    }
 }

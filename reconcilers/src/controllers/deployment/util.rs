@@ -54,8 +54,13 @@ pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -
         h ^= u32::from(b);
         h = h.wrapping_mul(0x01000193);
     }
-    h.to_string()
-        .bytes()
+    safe_encode(&h.to_string())
+}
+
+/// apimachinery's `rand.SafeEncodeString`: each byte mapped into the safe
+/// alphabet, so generated names never spell words.
+pub fn safe_encode(s: &str) -> String {
+    s.bytes()
         .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
         .collect()
 }
