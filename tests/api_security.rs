@@ -4,7 +4,9 @@
 use crate::support;
 
 use serde_json::{Value, json};
-use support::Server;
+use std::time::Duration;
+
+use support::{Server, stdout, wait_for};
 
 fn status(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not a Status object ({e}): {body}"))
@@ -292,4 +294,84 @@ fn bad_bodies_get_clean_errors_and_change_nothing() {
         .filter(|n| n != "kube-root-ca.crt")
         .collect();
     assert_eq!(names, vec!["good"]);
+}
+
+/// Who a bearer token authenticates as (SelfSubjectReview), or the HTTP code.
+fn whoami(s: &Server, token: &str) -> Result<String, u16> {
+    let body = br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#;
+    let (code, reply) = s.curl(
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        Some(token),
+        "application/json",
+        Some(body),
+    );
+    if code != 201 {
+        return Err(code);
+    }
+    let v: Value = serde_json::from_str(&reply).map_err(|_| code)?;
+    Ok(v["status"]["userInfo"]["username"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+#[test]
+fn a_legacy_token_secret_is_filled_and_lasts_as_long_as_its_account() {
+    let s = Server::start();
+    s.ok(&["create", "serviceaccount", "build"]);
+    s.apply(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: build-token
+  annotations:
+    kubernetes.io/service-account.name: build
+type: kubernetes.io/service-account-token
+"#,
+    );
+    let field = |template: &str| {
+        stdout(&s.kubectl(&[
+            "get",
+            "secret",
+            "build-token",
+            "-o",
+            &format!("go-template={template}"),
+        ]))
+    };
+    wait_for(
+        "the tokens controller to fill the Secret",
+        Duration::from_secs(20),
+        || !field("{{index .data \"token\" | base64decode}}").is_empty(),
+    );
+    let token = field("{{index .data \"token\" | base64decode}}");
+    assert_eq!(
+        field("{{index .data \"namespace\" | base64decode}}"),
+        "default"
+    );
+    assert!(
+        field("{{index .data \"ca.crt\" | base64decode}}")
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    let sa_uid = s.ok(&["get", "sa", "build", "-o", "jsonpath={.metadata.uid}"]);
+    assert_eq!(
+        field("{{index .metadata.annotations \"kubernetes.io/service-account.uid\"}}"),
+        sa_uid
+    );
+    assert_eq!(
+        whoami(&s, &token),
+        Ok("system:serviceaccount:default:build".to_string())
+    );
+    // the account goes: its token Secret goes, and the token stops working
+    s.ok(&["delete", "serviceaccount", "build"]);
+    wait_for(
+        "the token Secret to be deleted",
+        Duration::from_secs(20),
+        || {
+            !s.kubectl(&["get", "secret", "build-token"])
+                .status
+                .success()
+        },
+    );
+    assert_eq!(whoami(&s, &token), Err(401));
 }

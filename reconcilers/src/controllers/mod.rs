@@ -23,6 +23,7 @@ pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod serviceaccount_tokens;
 pub mod statefulset;
 pub mod ttl_after_finished;
 
@@ -50,6 +51,7 @@ pub const ALL: &[&str] = &[
     "ttl-after-finished",
     "serviceaccount",
     "root-ca-cert-publisher",
+    "serviceaccount-token",
     "daemonset",
     "replicationcontroller",
     "statefulset",
@@ -144,6 +146,7 @@ async fn start(name: &'static str, ctx: Context) {
         "serviceaccount" => serviceaccount::run(ctx).await,
         "statefulset" => statefulset::run(ctx).await,
         "root-ca-cert-publisher" => root_ca_publisher::run(ctx).await,
+        "serviceaccount-token" => serviceaccount_tokens::run(ctx).await,
         "daemonset" => daemonset::run(ctx).await,
         "replicationcontroller" => replicaset::run_replication_controllers(ctx).await,
         other => {
