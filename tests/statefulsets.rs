@@ -6,8 +6,9 @@
 //! order of watch events), stable names, claims and DNS hostnames, a
 //! deleted pod coming back with its claim, a partitioned rolling update,
 //! `kubectl rollout status|history|undo|restart`, ordered scale down,
-//! garbage collection; then Parallel pods, orphaning, and claims deleted
-//! with their set under `whenDeleted: Delete`.
+//! garbage collection; then never-ready pods (OrderedReady makes only the
+//! first, Parallel all), orphaning, and claims deleted with their set under
+//! `whenDeleted: Delete`.
 
 use crate::support;
 
@@ -491,6 +492,27 @@ fn parallel_pods_orphaning_and_claims_deleted_with_their_set() {
         ),
         parallel_set("cache", "")
     ));
+    // the same never-ready pods under OrderedReady: once the status counts
+    // ordered-0 (written after the sync that saw it), nothing else was created
+    s.apply(&parallel_set("ordered", "").replace("  podManagementPolicy: Parallel\n", ""));
+    wait_for(
+        "the ordered set's status to count its first pod",
+        LONG,
+        || {
+            s.get_json(&["sts", "ordered"])["status"]["replicas"]
+                .as_i64()
+                .is_some_and(|n| n >= 1)
+        },
+    );
+    let names: Vec<String> = pods(&s, "app=ordered")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["ordered-0"],
+        "OrderedReady waits for ordered-0 to be ready"
+    );
     for set in ["db", "cache"] {
         wait_for(&format!("{set}'s three pods"), LONG, || {
             pods(&s, &format!("app={set}")).len() == 3
@@ -527,5 +549,14 @@ fn parallel_pods_orphaning_and_claims_deleted_with_their_set() {
             })
     });
     assert_eq!(pods(&s, "app=cache").len(), 3, "orphans stay");
-    assert_eq!(items(&s.get_json(&["pvc"])).len(), 3, "cache's claims stay");
+    let cache_claims = items(&s.get_json(&["pvc"]))
+        .iter()
+        .filter(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("data-cache-")
+        })
+        .count();
+    assert_eq!(cache_claims, 3, "cache's claims stay");
 }
