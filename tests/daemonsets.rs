@@ -12,7 +12,7 @@ use crate::support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sim::Sim;
 use support::fake_kubelet::FakeKubelet;
 use support::{Server, stderr, stdout, wait_for};

@@ -18,6 +18,7 @@ mod support;
 mod api_security;
 mod controller_failover;
 mod daemonsets;
+mod disruption;
 mod endpoints;
 mod intake_crds;
 mod intake_drift;

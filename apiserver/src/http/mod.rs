@@ -2,6 +2,7 @@
 //! metrics endpoints, and the resource endpoints in `resources`.
 
 pub mod access;
+pub mod eviction;
 pub mod exec;
 pub mod health;
 pub mod managed;

@@ -1,6 +1,6 @@
 //! Subresources beyond status: `scale` (Deployments, ReplicaSets,
 //! StatefulSets, ReplicationControllers and custom resources with a scale
-//! subresource), `binding` and `eviction` (Pods), `log`/`exec` (Pods,
+//! subresource), `binding` and `eviction` (Pods; `eviction.rs`), `log`/`exec` (Pods,
 //! proxied to the node daemon), and `sync` (GitSources: ask intake to sync now).
 
 use axum::http::{Method, StatusCode};
@@ -13,7 +13,7 @@ use crate::http::options;
 use crate::http::request;
 use crate::http::resources::{Req, json_response};
 use crate::objects;
-use crate::registry::{DeleteOptions, WriteOptions};
+use crate::registry::WriteOptions;
 use schemas::KindInfo;
 
 /// Where a kind keeps its replicas: `.spec.replicas` and `.status.replicas`
@@ -295,6 +295,11 @@ async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
 fn set_pod_scheduled(pod: &mut Value) {
     let now = schemas::time::now_text();
     let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+    set_pod_condition(pod, cond);
+}
+
+/// Sets a pod's condition, replacing the one of the same type.
+pub fn set_pod_condition(pod: &mut Value, cond: Value) {
     let status = pod
         .as_object_mut()
         .map(|m| m.entry("status").or_insert_with(|| json!({})));
@@ -303,46 +308,9 @@ fn set_pod_scheduled(pod: &mut Value) {
     };
     let conds = status.entry("conditions").or_insert_with(|| json!([]));
     if let Value::Array(list) = conds {
-        list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+        list.retain(|c| c.get("type") != cond.get("type"));
         list.push(cond);
     }
-}
-
-async fn eviction(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
-    access::check(&req.id, "create", &req.target)?;
-    options::check_write(&req.query, options::Write::Create)?;
-    let mut opts = DeleteOptions {
-        dry_run: options::dry_run(&req.query),
-        ..Default::default()
-    };
-    if !body.is_empty() {
-        let ev: k8s_openapi::api::policy::v1::Eviction = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("the Eviction body is not valid: {e}")))?;
-        if let Some(d) = ev.delete_options {
-            opts.grace_period_seconds = d.grace_period_seconds;
-            opts.propagation_policy = d.propagation_policy;
-            if let Some(p) = d.preconditions {
-                opts.precondition_uid = p.uid;
-                opts.precondition_resource_version = p.resource_version;
-            }
-            if d.dry_run.is_some_and(|x| x.iter().any(|v| v == "All")) {
-                opts.dry_run = true;
-            }
-        }
-    }
-    req.app
-        .registry
-        .delete(
-            &req.target.info,
-            req.target.namespace.as_deref(),
-            req.target.name.as_deref().unwrap_or(""),
-            &opts,
-        )
-        .await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
 }
 
 /// `pods/log` and `pods/exec`: proxied to the node daemon running the pod
@@ -409,7 +377,7 @@ pub async fn serve(
     match (sub, &method) {
         ("scale", _) => scale(req, method, body).await,
         ("binding", &Method::POST) => binding(req, body).await,
-        ("eviction", &Method::POST) => eviction(req, body).await,
+        ("eviction", &Method::POST) => crate::http::eviction::serve(req, body).await,
         ("log", &Method::GET) => node_served(req, "log").await,
         ("exec", &Method::GET | &Method::POST) => node_served(req, "exec").await,
         ("sync", &Method::POST) => sync(req).await,

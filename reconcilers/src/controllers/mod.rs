@@ -8,6 +8,7 @@ pub mod cronjob;
 pub mod custom_kinds;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod events;
 pub mod expectations;
@@ -54,6 +55,7 @@ pub const ALL: &[&str] = &[
     "serviceaccount-token",
     "daemonset",
     "replicationcontroller",
+    "disruption",
     "statefulset",
 ];
 
@@ -149,6 +151,7 @@ async fn start(name: &'static str, ctx: Context) {
         "serviceaccount-token" => serviceaccount_tokens::run(ctx).await,
         "daemonset" => daemonset::run(ctx).await,
         "replicationcontroller" => replicaset::run_replication_controllers(ctx).await,
+        "disruption" => disruption::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;
