@@ -91,7 +91,7 @@ fn drain_waits_for_the_disruption_budget() {
     );
     sim.node("d2", "4", "8Gi", 110, json!({}), json!({}));
 
-    // a raw eviction gets kube-apiserver's refusal, byte for byte
+    // a raw eviction gets kube-apiserver's refusal, byte for byte (with its newline)
     let victim = web_pods_on(&s, "d1")[0].clone();
     let token = s.token("admin");
     let body = json!({"apiVersion": "policy/v1", "kind": "Eviction",
@@ -106,7 +106,7 @@ fn drain_waits_for_the_disruption_budget() {
     assert_eq!(code, 429, "{text}");
     assert_eq!(
         text,
-        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"Cannot evict pod as it would violate the pod's disruption budget.\",\"reason\":\"TooManyRequests\",\"details\":{\"causes\":[{\"reason\":\"DisruptionBudget\",\"message\":\"The disruption budget web-pdb needs 2 healthy pods and has 2 currently\"}]},\"code\":429}"
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"Cannot evict pod as it would violate the pod's disruption budget.\",\"reason\":\"TooManyRequests\",\"details\":{\"causes\":[{\"reason\":\"DisruptionBudget\",\"message\":\"The disruption budget web-pdb needs 2 healthy pods and has 2 currently\"}]},\"code\":429}\n"
     );
 
     // drain keeps retrying the 429 until its timeout
@@ -195,6 +195,6 @@ fn budgets_scale_from_the_controller_and_refuse_two_at_once() {
     assert_eq!(code, 500, "{text}");
     assert_eq!(
         text,
-        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.\",\"code\":500}"
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.\",\"code\":500}\n"
     );
 }
