@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub audit: Option<(PathBuf, PathBuf)>,
     /// Admission plugins turned off (`--disable-admission-plugins`).
     pub disabled_admission_plugins: Vec<String>,
+    /// Requests without credentials are `system:anonymous` (`--anonymous-auth`).
+    pub anonymous_auth: bool,
 }
 
 impl ServerConfig {
@@ -53,6 +55,7 @@ impl ServerConfig {
             watch_list: false,
             audit: None,
             disabled_admission_plugins: Vec::new(),
+            anonymous_auth: true,
         }
     }
 }
@@ -362,6 +365,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         )),
         openapi: Default::default(),
         watch_list: config.watch_list,
+        anonymous_auth: config.anonymous_auth,
         rbac,
         sa_tokens,
         policies,

@@ -66,6 +66,11 @@ pub struct Args {
     /// every new pod its ServiceAccount and the kube-api-access token volume).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub disable_admission_plugins: Vec<String>,
+    /// Serve requests without credentials as `system:anonymous` (group
+    /// `system:unauthenticated`), which the default RBAC lets read only
+    /// /version and the health endpoints; `false` answers them 401.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
     #[command(flatten)]
     pub network: Network,
     #[command(flatten)]
@@ -138,6 +143,7 @@ impl Args {
         config.extra_sans = self.tls_sans.clone();
         config.watch_list = self.watch_list;
         config.disabled_admission_plugins = self.disable_admission_plugins.clone();
+        config.anonymous_auth = self.anonymous_auth;
         config.audit = self
             .audit_policy_file
             .clone()

@@ -52,6 +52,9 @@ pub struct App {
     pub openapi: crate::openapi::OpenApi,
     /// The `WatchList` feature gate (see `ServerConfig::watch_list`).
     pub watch_list: bool,
+    /// Requests without credentials are `system:anonymous` (kube-apiserver's
+    /// `--anonymous-auth`, on by default); else they get 401.
+    pub anonymous_auth: bool,
     /// The RBAC objects requests of RBAC subjects are authorised against.
     pub rbac: Arc<crate::rbac::RbacCache>,
     /// Signs and checks ServiceAccount tokens.
@@ -156,7 +159,13 @@ async fn authenticate(
     if let Some(id) = cert.and_then(|c| crate::auth::identity_from_cert(c, rbac.clone())) {
         return Ok(crate::auth::for_requests(id, rbac));
     }
-    let token = request::bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    let Some(token) = request::bearer(headers) else {
+        return if app.anonymous_auth {
+            Ok(anonymous(rbac))
+        } else {
+            Err(ApiError::unauthorized())
+        };
+    };
     if let Some(id) = app.tokens.authenticate(token) {
         return Ok(crate::auth::for_requests(id, rbac));
     }
@@ -167,7 +176,54 @@ async fn authenticate(
     Err(ApiError::unauthorized())
 }
 
-/// The request's caller, authenticated (or the 401 to answer).
+/// The identity of a request without credentials: what RBAC's
+/// `system:unauthenticated` bindings allow (`system:public-info-viewer`).
+fn anonymous(rbac: Arc<crate::rbac::Snapshot>) -> Identity {
+    Identity {
+        name: ANONYMOUS.to_string(),
+        role: crate::auth::Role::Subject(crate::auth::Subject {
+            groups: vec!["system:unauthenticated".to_string()],
+            rbac: crate::auth::RbacView(rbac),
+        }),
+    }
+}
+
+/// The user of requests without credentials.
+pub const ANONYMOUS: &str = "system:anonymous";
+
+/// Whether a path is a non-resource URL (discovery roots and group
+/// versions, OpenAPI, metrics) rather than a resource request.
+fn non_resource_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.first().copied() {
+        Some("api") => parts.len() <= 2,
+        Some("apis") => parts.len() <= 3,
+        _ => true,
+    }
+}
+
+/// Authorises a non-resource request by RBAC's `nonResourceURLs` (kube's
+/// `cannot get path` 403); nodes may read every such path.
+fn authorize_path(id: &Identity, verb: &str, path: &str) -> ApiResult<()> {
+    let crate::auth::Role::Subject(subject) = &id.role else {
+        return Ok(());
+    };
+    let request = crate::rbac::Request {
+        verb,
+        path: Some(path),
+        ..Default::default()
+    };
+    match subject.rbac.0.authorize(&subject.user(&id.name), &request) {
+        crate::rbac::Verdict::Allow(_) => Ok(()),
+        crate::rbac::Verdict::Deny => Err(ApiError::forbidden_message(format!(
+            "forbidden: User {:?} cannot {verb} path {path:?}",
+            id.name
+        ))),
+    }
+}
+
+/// The request's caller, authenticated (or the 401 to answer) and, for a
+/// non-resource URL, authorised for it.
 pub struct Caller(pub ApiResult<Identity>);
 
 impl axum::extract::FromRequestParts<Arc<App>> for Caller {
@@ -178,9 +234,16 @@ impl axum::extract::FromRequestParts<Arc<App>> for Caller {
         app: &Arc<App>,
     ) -> Result<Self, Self::Rejection> {
         let cert = parts.extensions.get::<Arc<crate::tls::ClientCert>>();
-        Ok(Caller(
-            caller(app, &parts.headers, cert.map(|c| &**c)).await,
-        ))
+        let id = caller(app, &parts.headers, cert.map(|c| &**c)).await;
+        let path = parts.uri.path();
+        let id = match id {
+            Ok(id) if non_resource_path(path) => {
+                let verb = parts.method.as_str().to_ascii_lowercase();
+                authorize_path(&id, &verb, path).map(|()| id)
+            }
+            other => other,
+        };
+        Ok(Caller(id))
     }
 }
 

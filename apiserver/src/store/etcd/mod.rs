@@ -251,13 +251,22 @@ impl EtcdStore {
     }
 
     async fn txn(&self, txn: Txn, what: &str) -> Result<TxnResponse> {
+        self.txn_raw(txn, Retry::Write)
+            .await
+            .map_err(|e| map_err(e, what))
+    }
+
+    async fn txn_raw(
+        &self,
+        txn: Txn,
+        retry: Retry,
+    ) -> std::result::Result<TxnResponse, etcd_client::Error> {
         self.pool
-            .call(Retry::Write, |c| {
+            .call(retry, |c| {
                 let txn = txn.clone();
                 async move { c.kv_client().txn(txn).await }
             })
             .await
-            .map_err(|e| map_err(e, what))
     }
 }
 
@@ -428,8 +437,29 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when([Compare::create_revision(full.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(full.as_str(), value.clone(), None)]);
-        let resp = self.txn(txn, "creating a key").await?;
+        let (resp, resent) = match self.txn_raw(txn.clone(), Retry::Write).await {
+            Ok(resp) => (resp, false),
+            // the member went away: the create may or may not have been
+            // applied. It is conditional on the key's absence, so it can be
+            // sent again, and an "exists" answer checked against what we wrote
+            Err(e) if pool::unavailable(&e) => {
+                tracing::warn!(key, error = %e, "a create's outcome is unknown; sending it again");
+                let resp = self
+                    .txn_raw(txn, Retry::Read)
+                    .await
+                    .map_err(|e| map_err(e, "creating a key"))?;
+                (resp, true)
+            }
+            Err(e) => return Err(map_err(e, "creating a key")),
+        };
         if !resp.succeeded() {
+            if resent
+                && let Some(kv) = self.get(key).await?
+                && kv.version == 1
+                && kv.value == value
+            {
+                return Ok(kv);
+            }
             return Err(StoreError::AlreadyExists { key: key.into() });
         }
         let rev = header_revision(&resp, "a create")?;

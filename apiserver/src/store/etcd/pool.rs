@@ -125,6 +125,12 @@ impl Pool {
     }
 }
 
+/// Whether a request failed because its member was unavailable (for a
+/// write: it may or may not have been applied).
+pub(super) fn unavailable(e: &Error) -> bool {
+    may_retry(e, Retry::Read)
+}
+
 /// Whether a failed request may go to another member.
 fn may_retry(e: &Error, retry: Retry) -> bool {
     use tonic::Code;
