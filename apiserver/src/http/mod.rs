@@ -581,7 +581,13 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
     let query = request::Query::parse(uri.query());
     let id = match caller {
         Ok(id) => id,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            // read the body before answering: an HTTP/2 stream answered
+            // while its body is still arriving is reset, and clients (curl)
+            // then report a framing error instead of the 401/403
+            let _ = request::read_body(body).await;
+            return e.into_response();
+        }
     };
     // go-restful trims the slashes at both ends of a path but matches an
     // empty segment inside it (`/api/v1//pods`) against nothing
