@@ -19,6 +19,7 @@ pub struct Sources<'a> {
     namespace: String,
     config_maps: HashMap<String, Data>,
     secrets: HashMap<String, Data>,
+    service_env: Option<Vec<(String, String)>>,
 }
 
 impl<'a> Sources<'a> {
@@ -30,6 +31,7 @@ impl<'a> Sources<'a> {
             namespace: namespace.to_string(),
             config_maps: HashMap::new(),
             secrets: HashMap::new(),
+            service_env: None,
         }
     }
 
@@ -84,6 +86,21 @@ impl<'a> Sources<'a> {
     /// The API client (for reads beyond ConfigMaps and Secrets).
     pub fn client(&self) -> &Client {
         self.client
+    }
+
+    /// The pod's Service variables (`service_env`), read once per sync
+    /// however many containers start.
+    pub async fn service_env(
+        &mut self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        api_endpoint: Option<&(String, u16)>,
+    ) -> Result<Vec<(String, String)>, String> {
+        if let Some(vars) = &self.service_env {
+            return Ok(vars.clone());
+        }
+        let vars = crate::pods::service_env::for_pod(self, pod, api_endpoint).await?;
+        self.service_env = Some(vars.clone());
+        Ok(vars)
     }
 
     /// A token of the pod's ServiceAccount for a projected volume.

@@ -696,8 +696,7 @@ async fn container_config(
     facts: &Facts,
 ) -> Result<ContainerConfig, String> {
     let env = if ctx.materialize {
-        let services =
-            crate::pods::service_env::for_pod(sources, pod, ctx.api_endpoint.as_ref()).await?;
+        let services = sources.service_env(pod, ctx.api_endpoint.as_ref()).await?;
         env::build(pod, c, facts, sources, &services).await?
     } else {
         Vec::new()

@@ -70,6 +70,22 @@ impl Informers {
         informer
     }
 
+    /// A private informer of the `K` objects a field selector picks (a
+    /// controller that needs a few objects of a large kind: one ConfigMap
+    /// name, one Secret type), stopped with the shared ones.
+    pub fn selected<K: Object>(&self, field_selector: &str) -> Informer<K> {
+        let config = Config {
+            field_selector: Some(field_selector.to_string()),
+            ..Default::default()
+        };
+        let informer = Informer::start(self.client.api::<K>(None), config, Vec::new());
+        let stop = informer.clone();
+        if let Ok(mut s) = self.stoppers.lock() {
+            s.push(Box::new(move || stop.stop()));
+        }
+        informer
+    }
+
     /// Stops every informer started so far.
     pub fn stop(&self) {
         if let Ok(mut s) = self.stoppers.lock() {

@@ -11,10 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::controllers::Context;
-use crate::runtime::watcher::Config;
-use crate::runtime::{
-    Action, Cache, ClientError, Controller, Informer, ObjectRef, Patch, WriteParams,
-};
+use crate::runtime::{Action, Cache, ClientError, Controller, ObjectRef, Patch, WriteParams};
 
 /// The ConfigMap's name.
 pub const NAME: &str = "kube-root-ca.crt";
@@ -43,14 +40,9 @@ pub async fn run(ctx: Context) {
     };
     let namespaces = ctx.informers.get::<Namespace>();
     // only the published ConfigMaps, not every ConfigMap of the cluster
-    let maps: Informer<ConfigMap> = Informer::start(
-        ctx.client.api::<ConfigMap>(None),
-        Config {
-            field_selector: Some(format!("metadata.name={NAME}")),
-            ..Default::default()
-        },
-        Vec::new(),
-    );
+    let maps = ctx
+        .informers
+        .selected::<ConfigMap>(&format!("metadata.name={NAME}"));
     let controller = Controller::new("root-ca-cert-publisher", &namespaces)
         .watches(&maps, |cm: &ConfigMap| match &cm.metadata.namespace {
             Some(ns) => vec![ObjectRef::new(None, ns)],
@@ -71,7 +63,6 @@ pub async fn run(ctx: Context) {
             shutdown,
         )
         .await;
-    maps.stop();
 }
 
 async fn reconcile(state: Arc<State>, key: ObjectRef) -> Result<Action, ClientError> {

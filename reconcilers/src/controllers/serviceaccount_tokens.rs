@@ -19,9 +19,8 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use serde_json::{Value, json};
 
 use crate::controllers::Context;
-use crate::runtime::watcher::Config;
 use crate::runtime::{
-    Action, Cache, ClientError, Controller, DeleteParams, Informer, ObjectRef, Patch, WriteParams,
+    Action, Cache, ClientError, Controller, DeleteParams, ObjectRef, Patch, WriteParams,
 };
 
 /// The Secret type this controller fills.
@@ -44,14 +43,9 @@ struct State {
 pub async fn run(ctx: Context) {
     let accounts = ctx.informers.get::<ServiceAccount>();
     // only token Secrets, not every Secret of the cluster
-    let secrets: Informer<Secret> = Informer::start(
-        ctx.client.api::<Secret>(None),
-        Config {
-            field_selector: Some(format!("type={TOKEN_TYPE}")),
-            ..Default::default()
-        },
-        Vec::new(),
-    );
+    let secrets = ctx
+        .informers
+        .selected::<Secret>(&format!("type={TOKEN_TYPE}"));
     let by_account = secrets.cache();
     let controller = Controller::new("serviceaccount-token", &secrets)
         .watches(&accounts, move |sa: &ServiceAccount| {
@@ -78,7 +72,6 @@ pub async fn run(ctx: Context) {
             shutdown,
         )
         .await;
-    secrets.stop();
 }
 
 fn annotation<'a>(s: &'a Secret, key: &str) -> Option<&'a str> {
