@@ -3,18 +3,21 @@
 //! the daemon pods by their `metadata.name` node affinity and the fake
 //! kubelet marking pods Running and Ready: one pod per node, a new node
 //! gets one, a tainted node none, a rolling update and its undo with
-//! `kubectl rollout status|history|undo`; an RC keeps its replicas and
-//! `kubectl scale rc` changes them.
+//! `kubectl rollout status|history|undo`; OnDelete replacing only deleted
+//! pods; maxSurge starting each new pod beside the old one (seen through a
+//! pod watch); an RC keeps its replicas and `kubectl scale rc` changes them.
 
 use crate::sim;
 use crate::support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 use sim::Sim;
 use support::fake_kubelet::FakeKubelet;
+use support::pod_watch::{self, PodWatch};
 use support::{Server, stderr, stdout, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -277,4 +280,218 @@ fn a_replication_controller_keeps_its_replicas_and_scales() {
     assert_eq!(row.get(..4), Some(&["web", "4", "4", "4"][..]), "{table}");
     s.ok(&["scale", "rc", "web", "--replicas=1"]);
     wait_for("one replica", WAIT, || ready(1)(&s));
+}
+
+/// A DaemonSet named `name` with `strategy` (the `updateStrategy` value, as YAML flow).
+fn daemonset(name: &str, strategy: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: {name}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  updateStrategy: {strategy}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers:\n      - name: c\n        image: busybox:1\n"
+    )
+}
+
+/// Live pods labelled `app=<app>`: name → (node, image, uid).
+fn live_pods(s: &Server, app: &str) -> BTreeMap<String, (String, String, String)> {
+    let list = s.get_json(&["pods", "-l", &format!("app={app}")]);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| !p["metadata"]["deletionTimestamp"].is_string())
+        .map(|p| {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+            (
+                s(&p["metadata"]["name"]),
+                (
+                    s(&p["spec"]["nodeName"]),
+                    s(&p["spec"]["containers"][0]["image"]),
+                    s(&p["metadata"]["uid"]),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn on_delete_replaces_only_the_pods_that_are_deleted() {
+    let s = Server::start_with(&["--controllers", "daemonset,scheduler"]);
+    let sim = Sim::new(&s.kubeconfig);
+    let nodes = ["n1", "n2", "n3"];
+    for n in nodes {
+        sim.node(n, "4", "8Gi", 110, json!({}), json!({}));
+    }
+    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    s.apply(&daemonset("lazy", "{type: OnDelete}"));
+    wait_for("a pod on each node", WAIT, || {
+        one_each(&pods_by_node(&s, "lazy"), &nodes, "busybox:1")
+    });
+    let before = live_pods(&s, "lazy");
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // a new template: the controller records it (a second revision, the
+    // status counting no updated pod) and replaces nothing
+    s.ok(&["set", "image", "ds/lazy", "c=busybox:2"]);
+    let observed = support::poll_until(WAIT, || {
+        let ds = s.get_json(&["ds", "lazy"]);
+        let st = &ds["status"];
+        st["observedGeneration"] == ds["metadata"]["generation"]
+            && ds["metadata"]["generation"] == 2
+            // omitted when 0, as kube's omitempty
+            && st["updatedNumberScheduled"].as_i64().unwrap_or(0) == 0
+            && st["currentNumberScheduled"] == 3
+            && st["numberReady"] == 3
+    });
+    assert!(
+        observed,
+        "the status did not observe the new template with no pod updated: {}",
+        s.get_json(&["ds", "lazy"])
+    );
+    let revisions = s.get_json(&["controllerrevisions"]);
+    let count = revisions["items"].as_array().map_or(0, |a| a.len());
+    assert_eq!(count, 2, "two revisions: {revisions}");
+    assert_eq!(
+        live_pods(&s, "lazy"),
+        before,
+        "OnDelete replaced a pod without its deletion"
+    );
+
+    // the deleted pod comes back on its node with the new template; the
+    // others stay as they were
+    let (victim, (node, _, _)) = before
+        .iter()
+        .find(|(_, (n, _, _))| n == "n2")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("the pod on n2");
+    s.ok(&["delete", "pod", &victim, "--wait=false"]);
+    wait_for("the replacement on n2 with the new image", WAIT, || {
+        let now = live_pods(&s, "lazy");
+        now.len() == 3
+            && now
+                .iter()
+                .any(|(name, (n, image, _))| *name != victim && *n == node && image == "busybox:2")
+    });
+    let after = live_pods(&s, "lazy");
+    for (name, v) in &before {
+        if *name != victim {
+            assert_eq!(after.get(name), Some(v), "{name} changed: {after:?}");
+        }
+    }
+    wait_for("the status to count one updated pod", WAIT, || {
+        let st = &s.get_json(&["ds", "lazy"])["status"];
+        st["updatedNumberScheduled"] == 1 && st["numberReady"] == 3
+    });
+    // kubectl rollout status does not wait for OnDelete rollouts, as kube's
+    let o = s.kubectl(&["rollout", "status", "ds/lazy", "--timeout=5s"]);
+    assert!(
+        !o.status.success()
+            && stderr(&o)
+                .contains("rollout status is only available for RollingUpdate strategy type"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+/// What the watch saw of a surge rollout, over every change.
+#[derive(Default)]
+struct SurgeLog {
+    /// Nodes seen with a live old pod and a live new pod at once.
+    overlapped: BTreeSet<String>,
+    /// The most live pods seen at once.
+    most_live: usize,
+    /// Changes after which a node had no live, ready pod (node, pods seen).
+    dark: Vec<String>,
+}
+
+#[test]
+fn max_surge_starts_the_new_pod_beside_the_old_one() {
+    let s = Server::start_with(&["--controllers", "daemonset,scheduler"]);
+    let sim = Sim::new(&s.kubeconfig);
+    let nodes = ["n1", "n2", "n3"];
+    for n in nodes {
+        sim.node(n, "4", "8Gi", 110, json!({}), json!({}));
+    }
+    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    s.apply(&daemonset(
+        "surge",
+        "{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}",
+    ));
+    wait_for("a ready pod on each node", WAIT, || {
+        let st = &s.get_json(&["ds", "surge"])["status"];
+        one_each(&pods_by_node(&s, "surge"), &nodes, "busybox:1") && st["numberReady"] == 3
+    });
+
+    // every change to the pods from here on, as a watch delivers them
+    let log = Arc::new(Mutex::new(SurgeLog::default()));
+    let (synced_tx, synced_rx) = std::sync::mpsc::channel::<()>();
+    let watch = {
+        let log = log.clone();
+        PodWatch::start(
+            &s.kubeconfig,
+            "surge-log",
+            Some("app=surge"),
+            move |_, pods| {
+                let live: Vec<_> = pods
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .collect();
+                let mut by_node: BTreeMap<String, (bool, bool, bool)> = BTreeMap::new();
+                for p in &live {
+                    let spec = p.spec.as_ref();
+                    let node = spec.and_then(|s| s.node_name.clone()).unwrap_or_default();
+                    let image = spec
+                        .and_then(|s| s.containers.first())
+                        .and_then(|c| c.image.clone())
+                        .unwrap_or_default();
+                    let e = by_node.entry(node).or_default();
+                    e.0 |= image == "busybox:1";
+                    e.1 |= image == "busybox:2";
+                    e.2 |= pod_watch::is_ready(p);
+                }
+                if let Ok(mut l) = log.lock() {
+                    l.most_live = l.most_live.max(live.len());
+                    for n in ["n1", "n2", "n3"] {
+                        let (old, new, ready) = by_node.get(n).copied().unwrap_or_default();
+                        if old && new {
+                            l.overlapped.insert(n.to_string());
+                        }
+                        if !ready {
+                            l.dark.push(format!("{n} after {} live pods", live.len()));
+                        }
+                    }
+                }
+                let _ = synced_tx.send(());
+                Box::pin(async {})
+            },
+        )
+    };
+    assert!(
+        synced_rx.recv_timeout(WAIT).is_ok(),
+        "the pod watch did not sync"
+    );
+    s.ok(&["set", "image", "ds/surge", "c=busybox:2"]);
+    let o = s.kubectl(&["rollout", "status", "ds/surge", "--timeout=90s"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    wait_for("one pod per node, all on the new image", WAIT, || {
+        one_each(&pods_by_node(&s, "surge"), &nodes, "busybox:2")
+    });
+    drop(watch);
+    let log = log.lock().expect("log");
+    assert_eq!(
+        log.overlapped
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        nodes,
+        "on every node the new pod should run beside the old one before the old one goes"
+    );
+    assert!(
+        log.most_live <= nodes.len() + 1,
+        "maxSurge 1 allows one extra pod, {} were live at once",
+        log.most_live
+    );
+    assert!(
+        log.dark.is_empty(),
+        "maxUnavailable 0 left nodes without a ready pod: {:?}",
+        log.dark
+    );
 }
