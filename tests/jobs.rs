@@ -2,9 +2,13 @@
 //! `korral server`, with the fake kubelet finishing pods (the
 //! `fake-kubelet.korral.dev/exit-code` annotation): completions and
 //! parallelism, Indexed Jobs, the backoff limit, a pod failure policy,
+//! per-index back-off (`backoffLimitPerIndex`, `maxFailedIndexes`,
+//! `failedIndexes`), a success policy, `podReplacementPolicy: Failed`,
 //! suspend, TTL deletion, CronJobs on a real minute and on a clock the test
-//! moves, Forbid, history limits, `kubectl create job --from=cronjob/…` and
-//! `kubectl wait --for=condition=complete`.
+//! moves, Forbid, history limits, `startingDeadlineSeconds`, `kubectl create
+//! job --from=cronjob/…` and `kubectl wait --for=condition=complete`. The
+//! fake kubelet's per-index exit codes
+//! (`fake-kubelet.korral.dev/exit-code-by-index`) make some indexes fail.
 //!
 //! Tests that need controller tunables (a short pod-failure back-off, a
 //! movable clock) run that controller in the test process against a server
@@ -22,7 +26,7 @@ use reconcilers::controllers::clock::Clock;
 use reconcilers::controllers::{self, Context, ControllerOptions, Informers};
 use reconcilers::runtime::{Client, ControllerMetrics};
 use serde_json::Value;
-use support::fake_kubelet::{EXIT_CODE, FakeKubelet};
+use support::fake_kubelet::{EXIT_CODE, EXIT_CODE_BY_INDEX, FakeKubelet};
 use support::pod_watch::PodWatch;
 use support::{Server, stderr, stdout, wait_for};
 
@@ -526,4 +530,345 @@ fn a_cronjob_runs_on_the_real_minute_and_kubectl_creates_jobs_from_it() {
     wait_for("lastScheduleTime", LONG, || {
         get_json(&s, &["cronjob", "every"])["status"]["lastScheduleTime"].is_string()
     });
+}
+
+/// An Indexed Job whose pods exit by index (`codes`, e.g. `"1=1,3=1"`) or
+/// with `exit_code` (others run forever without one).
+fn indexed_job(name: &str, spec_extra: &str, codes: &str, exit_code: Option<i32>) -> String {
+    let general = exit_code
+        .map(|c| format!(", {EXIT_CODE}: \"{c}\""))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  completionMode: Indexed\n{spec_extra}  template:\n    metadata:\n      annotations: {{{EXIT_CODE_BY_INDEX}: \"{codes}\"{general}}}\n      labels: {{app: {name}}}\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: busybox\n"
+    )
+}
+
+/// The Job controller with a short pod-failure back-off.
+fn quick_backoff() -> ControllerOptions {
+    ControllerOptions {
+        job_pod_failure_backoff: Duration::from_millis(200),
+        job_pod_failure_max_backoff: Duration::from_secs(1),
+        ..ControllerOptions::default()
+    }
+}
+
+/// A pod's completion index and per-index failure count annotations.
+fn index_and_failures(p: &Value) -> (String, String) {
+    let a = &p["metadata"]["annotations"];
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    (
+        s(&a["batch.kubernetes.io/job-completion-index"]),
+        s(&a["batch.kubernetes.io/job-index-failure-count"]),
+    )
+}
+
+/// Waits for the Job to carry a true `type_` condition and returns it.
+fn wait_condition(s: &Server, job: &str, type_: &str) -> Value {
+    let done = support::poll_until(LONG, || {
+        condition(&get_json(s, &["job", job]), type_).is_some()
+    });
+    let j = get_json(s, &["job", job]);
+    assert!(done, "no {type_} condition on {job}: {j}\n{}", s.log());
+    j
+}
+
+#[test]
+fn indexes_fail_on_their_own_backoff_limit_up_to_max_failed_indexes() {
+    let s = Server::start_with(&["--controllers", "all,-job"]);
+    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    let _jobs = InProcess::start(&s.kubeconfig, &["job"], quick_backoff());
+
+    // the odd indexes fail every time: each is retried once (backoffLimitPerIndex
+    // 1), then marked failed, while the even ones complete; the Job fails
+    // once every index is decided
+    apply(
+        &s,
+        &indexed_job(
+            "odd",
+            "  completions: 4\n  parallelism: 2\n  backoffLimitPerIndex: 1\n",
+            "1=1,3=1",
+            Some(0),
+        ),
+    );
+    let j = wait_condition(&s, "odd", "Failed");
+    assert_eq!(
+        condition(&j, "Failed"),
+        Some((
+            "FailedIndexes".to_string(),
+            "Job has failed indexes".to_string()
+        )),
+        "{j}"
+    );
+    assert!(condition(&j, "FailureTarget").is_some(), "{j}");
+    assert_eq!(j["status"]["failedIndexes"], "1,3", "{j}");
+    assert_eq!(j["status"]["completedIndexes"], "0,2", "{j}");
+    assert_eq!(j["status"]["succeeded"], 2, "{j}");
+    assert_eq!(j["status"]["failed"], 4, "two tries of each odd index: {j}");
+    // each failing index ran twice, its replacement counting the failure
+    let mut runs: Vec<(String, String)> = pods_of(&s, "odd")
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Failed")
+        .map(index_and_failures)
+        .collect();
+    runs.sort();
+    let want: Vec<(String, String)> = [("1", "0"), ("1", "1"), ("3", "0"), ("3", "1")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(runs, want, "failed pods by (index, failure count)");
+
+    // maxFailedIndexes 0: the first index to fail ends the Job at once
+    apply(
+        &s,
+        &indexed_job(
+            "strict",
+            "  completions: 4\n  parallelism: 1\n  backoffLimitPerIndex: 1\n  maxFailedIndexes: 0\n",
+            "",
+            Some(1),
+        ),
+    );
+    let j = wait_condition(&s, "strict", "Failed");
+    assert_eq!(
+        condition(&j, "Failed"),
+        Some((
+            "MaxFailedIndexesExceeded".to_string(),
+            "Job has exceeded the specified maximal number of failed indexes".to_string()
+        )),
+        "{j}"
+    );
+    assert_eq!(j["status"]["failedIndexes"], "0", "{j}");
+    assert_eq!(j["status"]["failed"], 2, "{j}");
+    // omitted when empty, as kube's omitempty
+    assert_eq!(
+        j["status"]["completedIndexes"].as_str().unwrap_or(""),
+        "",
+        "{j}"
+    );
+    let mut runs: Vec<(String, String)> = pods_of(&s, "strict")
+        .iter()
+        .map(index_and_failures)
+        .collect();
+    runs.sort();
+    assert_eq!(
+        runs,
+        vec![
+            ("0".to_string(), "0".to_string()),
+            ("0".to_string(), "1".to_string())
+        ],
+        "only index 0 ran, twice"
+    );
+}
+
+#[test]
+fn a_success_policy_completes_the_job_early_and_ends_the_other_pods() {
+    let s = Server::start();
+    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    // index 0 succeeds, the others run until the Job ends them
+    let policy = "  completions: 5\n  parallelism: 5\n  successPolicy:\n    rules:\n    - succeededIndexes: \"0,2-3\"\n      succeededCount: 1\n";
+    apply(&s, &indexed_job("leader", policy, "0=0", None));
+    let j = wait_condition(&s, "leader", "Complete");
+    assert_eq!(
+        condition(&j, "SuccessCriteriaMet"),
+        Some((
+            "SuccessPolicy".to_string(),
+            "Matched rules at index 0".to_string()
+        )),
+        "{j}"
+    );
+    let (reason, _) = condition(&j, "Complete").expect("Complete");
+    assert_eq!(reason, "SuccessPolicy", "{j}");
+    assert_eq!(j["status"]["completedIndexes"], "0", "{j}");
+    assert_eq!(j["status"]["succeeded"], 1, "{j}");
+    assert_eq!(j["status"]["active"], Value::Null, "{j}");
+    assert_eq!(j["status"]["terminating"], 0, "{j}");
+    assert!(j["status"]["completionTime"].is_string(), "{j}");
+    // SuccessCriteriaMet came first: Complete's transition is not earlier
+    let at = |t: &str| {
+        j["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+            .and_then(|c| c["lastTransitionTime"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(at("SuccessCriteriaMet") <= at("Complete"), "{j}");
+    // the running pods were ended; only the succeeded one is left
+    let left: Vec<String> = pods_of(&s, "leader")
+        .iter()
+        .map(|p| format!("{}:{}", index_and_failures(p).0, p["status"]["phase"]))
+        .collect();
+    assert_eq!(left, vec!["0:\"Succeeded\"".to_string()], "{j}");
+}
+
+#[test]
+fn pod_replacement_policy_failed_waits_for_the_old_pod_to_be_terminal() {
+    let s = Server::start_with(&["--controllers", "all,-job"]);
+    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    let _jobs = InProcess::start(&s.kubeconfig, &["job"], quick_backoff());
+    let running = |job: &str| {
+        pods_of(&s, job)
+            .into_iter()
+            .filter(|p| {
+                p["status"]["phase"] == "Running" && !p["metadata"]["deletionTimestamp"].is_string()
+            })
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+
+    // Failed: a deleted pod is terminating until the kubelet reports it
+    // Failed; the Job counts it as terminating and starts nothing meanwhile
+    apply(
+        &s,
+        &job("patient", "  podReplacementPolicy: Failed\n", None),
+    );
+    wait_for("the first pod to run", LONG, || {
+        running("patient").len() == 1
+    });
+    let first = running("patient").remove(0);
+    s.ok(&["delete", "pod", &first, "--wait=false"]);
+    let seen = support::poll_until(LONG, || {
+        let st = &get_json(&s, &["job", "patient"])["status"];
+        st["terminating"] == 1 && st["active"].is_null()
+    });
+    let j = get_json(&s, &["job", "patient"]);
+    assert!(seen, "the Job did not count its pod terminating: {j}");
+    let pods = pods_of(&s, "patient");
+    assert_eq!(
+        pods.len(),
+        1,
+        "a replacement before the old pod is terminal: {pods:?}"
+    );
+    assert!(pods[0]["metadata"]["deletionTimestamp"].is_string());
+    assert!(
+        !j["status"]["failed"].as_i64().is_some_and(|f| f > 0),
+        "a terminating pod is not failed yet: {j}"
+    );
+    // the kubelet's word: the pod ended Failed; now it is counted and replaced
+    s.ok(&[
+        "patch",
+        "pod",
+        &first,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Failed"}}"#,
+    ]);
+    wait_for("the replacement to run and the old pod to go", LONG, || {
+        let names: Vec<String> = pods_of(&s, "patient")
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        let now = running("patient");
+        now.len() == 1 && now[0] != first && !names.contains(&first)
+    });
+    wait_for(
+        "the Job to count one failure and no terminating pod",
+        LONG,
+        || {
+            let st = &get_json(&s, &["job", "patient"])["status"];
+            st["failed"] == 1 && st["terminating"] == 0 && st["active"] == 1
+        },
+    );
+
+    // the default (TerminatingOrFailed) replaces a pod as soon as it is deleted
+    apply(&s, &job("eager", "", None));
+    wait_for("the first pod to run", LONG, || running("eager").len() == 1);
+    let first = running("eager").remove(0);
+    s.ok(&["delete", "pod", &first, "--wait=false"]);
+    wait_for("a replacement without the pod turning Failed", LONG, || {
+        let now = running("eager");
+        now.len() == 1 && now[0] != first
+    });
+    let counted = support::poll_until(LONG, || {
+        get_json(&s, &["job", "eager"])["status"]["failed"] == 1
+    });
+    assert!(
+        counted,
+        "the deleted pod should count as failed: {}",
+        get_json(&s, &["job", "eager"])
+    );
+}
+
+/// A CronJob on `schedule` (UTC) whose Jobs run until deleted.
+fn cronjob_on(name: &str, schedule: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {name}\nspec:\n  schedule: \"{schedule}\"\n  timeZone: Etc/UTC\n{extra}  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: main\n            image: busybox\n"
+    )
+}
+
+#[test]
+fn a_run_missed_by_more_than_the_starting_deadline_is_not_started() {
+    use chrono::{Timelike, Utc};
+    let s = Server::start_with(&["--controllers", "all,-cronjob"]);
+    let clock = Clock::system();
+    let options = ControllerOptions {
+        clock: clock.clone(),
+        ..ControllerOptions::default()
+    };
+    let _cron = InProcess::start(&s.kubeconfig, &["cronjob"], options);
+    // hourly, at a minute ten minutes from now: the wall clock reaches no
+    // start time while the test runs, only the moved clock does
+    let minute = (Utc::now().minute() + 10) % 60;
+    let schedule = format!("{minute} * * * *");
+    apply(
+        &s,
+        &cronjob_on("late", &schedule, "  startingDeadlineSeconds: 10\n"),
+    );
+    apply(
+        &s,
+        &cronjob_on("lenient", &schedule, "  startingDeadlineSeconds: 300\n"),
+    );
+    let created = get_json(&s, &["cronjob", "lenient"])["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .expect("creationTimestamp");
+    // the first start time after creation
+    let mut first = created
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .expect("a whole minute");
+    while first <= created || first.minute() != minute {
+        first += chrono::Duration::minutes(1);
+    }
+    let name = |cron: &str, at: chrono::DateTime<Utc>| format!("{cron}-{}", at.timestamp() / 60);
+    let names = |cron: &str| -> Vec<String> {
+        jobs_of(&s, cron)
+            .iter()
+            .filter_map(|j| j["metadata"]["name"].as_str().map(str::to_string))
+            .collect()
+    };
+
+    // 30 s after the start time: within 300 s, past 10 s
+    let to = |t: chrono::DateTime<Utc>| (t - clock.now()).to_std().unwrap_or_default();
+    clock.advance(to(first + chrono::Duration::seconds(30)));
+    wait_for("the lenient CronJob to start the missed run", LONG, || {
+        names("lenient") == vec![name("lenient", first)]
+    });
+    // an hour on, 5 s after the next start time: both start that one, and
+    // the run the late one missed never appears
+    let next = first + chrono::Duration::hours(1);
+    clock.advance(to(next + chrono::Duration::seconds(5)));
+    wait_for("both CronJobs to start the next run", LONG, || {
+        names("late").contains(&name("late", next))
+            && names("lenient").contains(&name("lenient", next))
+    });
+    assert_eq!(
+        names("late"),
+        vec![name("late", next)],
+        "the run missed by more than startingDeadlineSeconds was started"
+    );
+    assert_eq!(
+        names("lenient"),
+        vec![name("lenient", first), name("lenient", next)]
+    );
+    let cj = get_json(&s, &["cronjob", "late"]);
+    let last = cj["status"]["lastScheduleTime"].as_str().unwrap_or("");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(last)
+            .map(|t| t.timestamp())
+            .ok(),
+        Some(next.timestamp()),
+        "{cj}"
+    );
 }

@@ -8,7 +8,9 @@
 //! with code N — phase `Succeeded` for 0, `Failed` otherwise, Ready turned
 //! False and the container `terminated` with that exit code, as the
 //! kubelet reports it (what Job tests need). Pods without the annotation
-//! run forever, as before.
+//! run forever, as before. `fake-kubelet.korral.dev/exit-code-by-index:
+//! "0=0,3=1"` gives the pods of those completion indexes (Indexed Jobs)
+//! their own exit code, over the general one.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +26,24 @@ use super::pod_watch::{PodWatch, is_ready};
 
 /// The annotation that makes a pod's first container exit with its value.
 pub const EXIT_CODE: &str = "fake-kubelet.korral.dev/exit-code";
+
+/// The annotation giving some completion indexes their own exit code (`"0=0,3=1"`).
+pub const EXIT_CODE_BY_INDEX: &str = "fake-kubelet.korral.dev/exit-code-by-index";
+
+/// The exit code a pod's first container ends with, if it ends.
+fn exit_code(p: &Pod) -> Option<i32> {
+    let annotations = p.metadata.annotations_map();
+    let by_index = annotations
+        .get("batch.kubernetes.io/job-completion-index")
+        .zip(annotations.get(EXIT_CODE_BY_INDEX))
+        .and_then(|(ix, codes)| {
+            codes.split(',').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                (k.trim() == ix).then(|| v.trim().parse::<i32>().ok())?
+            })
+        });
+    by_index.or_else(|| annotations.get(EXIT_CODE).and_then(|c| c.parse().ok()))
+}
 
 /// A running fake kubelet; stops when dropped.
 pub struct FakeKubelet {
@@ -80,12 +100,7 @@ async fn tend(client: &reconcilers::runtime::Client, p: &Pod, ip: &AtomicU32) {
         .map(|c| c.name.clone())
         .unwrap_or_else(|| "c".into());
     if is_ready(p) {
-        let Some(code) = p
-            .metadata
-            .annotations_map()
-            .get(EXIT_CODE)
-            .and_then(|c| c.parse::<i32>().ok())
-        else {
+        let Some(code) = exit_code(p) else {
             return;
         };
         let now = schemas::time::now().text();
