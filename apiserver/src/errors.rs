@@ -61,6 +61,12 @@ impl ApiError {
         }
     }
 
+    /// An error with the code and reason another component chose (an
+    /// admission webhook's refusal); an empty reason is left out.
+    pub fn with_reason(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(code, reason, message)
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

@@ -77,6 +77,8 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// `fieldValidation`, and where warnings go.
     pub directives: admission::Directives,
+    /// The admission webhooks that may apply (see [`admission::webhooks`]).
+    pub webhooks: Option<Arc<admission::webhooks::Calls>>,
 }
 
 /// Options of a delete (from the query and the `DeleteOptions` body).
@@ -92,6 +94,10 @@ pub struct DeleteOptions {
     pub precondition_resource_version: Option<String>,
     /// `dryRun=All`.
     pub dry_run: bool,
+    /// The validating admission webhooks that may apply.
+    pub webhooks: Option<Arc<admission::webhooks::Calls>>,
+    /// Where their warnings go.
+    pub warnings: admission::Warnings,
 }
 
 /// The outcome of a delete.
@@ -385,7 +391,13 @@ impl Registry {
             }
             admission::priority::admit_pod(self, &mut obj).await?;
         }
+        obj = self.call_mutating_webhooks(info, obj, None, opts).await?;
         mutate(&mut obj)?;
+        if let Some(calls) = &opts.webhooks {
+            calls
+                .validate(self, Some(&obj), None, &opts.directives.warnings)
+                .await?;
+        }
         if opts.dry_run {
             if self
                 .store
@@ -413,6 +425,29 @@ impl Registry {
                 Err(ApiError::from_store(info, &name, e))
             }
         }
+    }
+
+    /// The mutating admission webhooks on an object admission made (`old`
+    /// for an update); what they changed is admitted again (unknown fields
+    /// dropped, defaults, validation), as kube decodes and validates a
+    /// patched object.
+    async fn call_mutating_webhooks(
+        &self,
+        info: &KindInfo,
+        obj: Value,
+        old: Option<&Value>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let Some(calls) = opts.webhooks.as_ref().filter(|c| c.has_mutating()) else {
+            return Ok(obj);
+        };
+        let mutated = calls
+            .mutate(self, obj.clone(), old, &opts.directives.warnings)
+            .await?;
+        if mutated == obj {
+            return Ok(obj);
+        }
+        admission::after_webhooks(info, mutated, old, &opts.directives)
     }
 
     /// Replaces an object (PUT). A `resourceVersion` in the body must match.
@@ -472,12 +507,20 @@ impl Registry {
             {
                 return Err(ApiError::conflict(info, name));
             }
-            let mut new = admission::admit_update(info, &old, new, subresource, &opts.directives)?;
+            let new = admission::admit_update(info, &old, new, subresource, &opts.directives)?;
+            let mut new = self
+                .call_mutating_webhooks(info, new, Some(&old), opts)
+                .await?;
             mutate(&old, &mut new)?;
             meta_mut(&mut new).insert(
                 "resourceVersion".into(),
                 Value::String(kv.mod_revision.to_string()),
             );
+            if let Some(calls) = &opts.webhooks {
+                calls
+                    .validate(self, Some(&new), Some(&old), &opts.directives.warnings)
+                    .await?;
+            }
             if new == old {
                 return Ok(old);
             }
@@ -540,6 +583,11 @@ impl Registry {
                         kv.mod_revision
                     ),
                 ));
+            }
+            if let Some(calls) = &opts.webhooks {
+                calls
+                    .validate(self, None, Some(&old), &opts.warnings)
+                    .await?;
             }
             let mut new = old.clone();
             let mut finalizers = objects::finalizers(&old);

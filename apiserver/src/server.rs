@@ -93,10 +93,9 @@ pub struct RunningServer {
     pub app: Arc<App>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    crd_controller: tokio::task::JoinHandle<()>,
-    rbac_cache: tokio::task::JoinHandle<()>,
-    policy_cache: tokio::task::JoinHandle<()>,
-    quota_status: tokio::task::JoinHandle<()>,
+    /// The in-server tasks (CRD controller, RBAC, policy and webhook
+    /// caches, quota status), stopped with the server.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -104,19 +103,17 @@ impl RunningServer {
     pub async fn shutdown(self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         let _ = self.task.await;
-        self.crd_controller.abort();
-        self.rbac_cache.abort();
-        self.policy_cache.abort();
-        self.quota_status.abort();
+        for task in &self.background {
+            task.abort();
+        }
     }
 
     /// Waits until the server stops on its own (a listener error).
     pub async fn wait(self) -> Result<(), ServerError> {
         let result = self.task.await;
-        self.crd_controller.abort();
-        self.rbac_cache.abort();
-        self.policy_cache.abort();
-        self.quota_status.abort();
+        for task in &self.background {
+            task.abort();
+        }
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ServerError::Other(format!(
@@ -352,6 +349,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let policy_cache = policies.start(registry.clone()).await.map_err(|e| {
         ServerError::Other(format!("cannot read the admission policies: {}", e.message))
     })?;
+    let webhooks = Arc::new(crate::admission::webhooks::cache());
+    let webhook_cache = webhooks.start(registry.clone()).await.map_err(|e| {
+        ServerError::Other(format!(
+            "cannot read the admission webhook configurations: {}",
+            e.message
+        ))
+    })?;
     let host = client_host(bound);
     let url = format!("https://{host}");
     let app = Arc::new(App {
@@ -369,6 +373,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         rbac,
         sa_tokens,
         policies,
+        webhooks,
         audit,
     });
 
@@ -454,9 +459,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         app,
         handle,
         task,
-        crd_controller,
-        rbac_cache,
-        policy_cache,
-        quota_status,
+        background: vec![
+            crd_controller,
+            rbac_cache,
+            policy_cache,
+            webhook_cache,
+            quota_status,
+        ],
     })
 }

@@ -22,4 +22,5 @@ mod patch_props;
 mod protobuf_kubectl;
 mod rbac_kubectl;
 mod store_conformance;
+mod webhooks_kubectl;
 mod wire_kubectl;

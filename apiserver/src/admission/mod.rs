@@ -15,6 +15,7 @@ pub mod quota;
 pub mod quota_status;
 pub mod service_account;
 mod strategy;
+pub mod webhooks;
 
 use std::sync::{Arc, Mutex};
 
@@ -174,6 +175,24 @@ pub fn admit_create(
     strategy::after_defaults_create(info, &mut obj);
     validated(info, &obj, None, d)?;
     strategy::warn_on_create(info, &obj, &d.warnings);
+    Ok(obj)
+}
+
+/// Admits again an object the mutating webhooks changed: unknown fields
+/// dropped, defaults applied, and validated (against `old` for an update),
+/// as kube decodes a patched object and validates what admission leaves.
+pub fn after_webhooks(
+    info: &KindInfo,
+    mut obj: Value,
+    old: Option<&Value>,
+    d: &Directives,
+) -> ApiResult<Value> {
+    strategy::set_type_meta(info, &mut obj)?;
+    info.compiled().prune(&mut obj);
+    schemas::check::strip_nulls(&mut obj);
+    let obj = defaulted(info, obj)?;
+    let old = old.map(|o| defaulted(info, o.clone())).transpose()?;
+    validated(info, &obj, old.as_ref(), d)?;
     Ok(obj)
 }
 

@@ -136,7 +136,11 @@ fn labels_of(v: &Value) -> std::collections::BTreeMap<String, String> {
 
 /// Resource rules and the namespace selector (the object selector waits
 /// for the object).
-fn resources_match(m: &MatchResources, a: &Attributes<'_>, namespace_object: &Value) -> bool {
+pub(crate) fn resources_match(
+    m: &MatchResources,
+    a: &Attributes<'_>,
+    namespace_object: &Value,
+) -> bool {
     let rules = m.resource_rules.as_deref().unwrap_or(&[]);
     if !rules.is_empty() && !rules.iter().any(|r| rule_matches(r, a)) {
         return false;
@@ -512,14 +516,7 @@ impl Prepared {
         }
         vars.push(("variables", Value::Object(variables)));
         let refs: Vec<(&str, &Value)> = vars.iter().map(|(n, v)| (*n, v)).collect();
-        let check = |expr: &str| -> Result<bool, String> {
-            let program = cel::compile(expr)?;
-            match cel::evaluate_with(&program, &refs) {
-                Ok(cel::CelValue::Bool(b)) => Ok(b),
-                Ok(other) => Err(format!("expression did not evaluate to a bool: {other:?}")),
-                Err(o) => Err(format!("{o:?}")),
-            }
-        };
+        let check = |expr: &str| cel_bool(expr, &refs);
         for mc in spec.match_conditions.iter().flatten() {
             match check(&mc.expression) {
                 Ok(true) => {}
@@ -556,6 +553,18 @@ impl Prepared {
             }
         }
         Ok(out)
+    }
+}
+
+/// Evaluates a CEL expression that must give a bool over the named values
+/// (policies' validations and match conditions, webhooks' match conditions).
+pub(crate) fn cel_bool(expr: &str, refs: &[(&str, &Value)]) -> Result<bool, String> {
+    use schemas::crd::cel;
+    let program = cel::compile(expr)?;
+    match cel::evaluate_with(&program, refs) {
+        Ok(cel::CelValue::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("expression did not evaluate to a bool: {other:?}")),
+        Err(o) => Err(format!("{o:?}")),
     }
 }
 

@@ -304,7 +304,27 @@ pub fn after_defaults_create(info: &KindInfo, obj: &mut Value) {
         );
         pods::add_default_tolerations(root);
     }
+    label_namespace(info, root);
     empty_spec_and_status(info, root);
+}
+
+/// Every Namespace carries `kubernetes.io/metadata.name: <name>`, set by
+/// kube-apiserver's defaulting on every write (webhooks' and policies'
+/// namespace selectors rely on it).
+fn label_namespace(info: &KindInfo, root: &mut Map<String, Value>) {
+    if !info.is("", "Namespace") {
+        return;
+    }
+    let Some(Value::Object(meta)) = root.get_mut("metadata") else {
+        return;
+    };
+    let Some(name) = meta.get("name").and_then(Value::as_str).map(str::to_string) else {
+        return;
+    };
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if let Value::Object(labels) = labels {
+        labels.insert("kubernetes.io/metadata.name".into(), Value::String(name));
+    }
 }
 
 /// Built-in kinds' `spec` and `status` are Go structs, always written
@@ -480,6 +500,7 @@ pub fn after_defaults_update(
     subresource: Option<&str>,
 ) {
     if let Value::Object(root) = new {
+        label_namespace(info, root);
         empty_spec_and_status(info, root);
     }
     if subresource == Some("status") {

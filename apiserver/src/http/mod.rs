@@ -61,6 +61,8 @@ pub struct App {
     pub sa_tokens: Arc<crate::serviceaccounts::TokenIssuer>,
     /// The ValidatingAdmissionPolicies and bindings of the moment.
     pub policies: Arc<crate::admission::policies::PolicyCache>,
+    /// The admission webhook configurations of the moment.
+    pub webhooks: Arc<crate::admission::webhooks::WebhookCache>,
     /// The audit log, when configured.
     pub audit: Option<Arc<crate::audit::Audit>>,
 }

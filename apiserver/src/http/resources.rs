@@ -68,6 +68,7 @@ impl Req {
                 field_validation: self.query.field_validation()?,
                 warnings: self.warnings.clone(),
             },
+            webhooks: None,
         })
     }
 
@@ -102,6 +103,23 @@ impl Req {
         )
     }
 
+    fn admission_attributes<'a>(
+        &'a self,
+        operation: &'a str,
+        name: &'a str,
+    ) -> crate::admission::policies::Attributes<'a> {
+        crate::admission::policies::Attributes {
+            operation,
+            info: &self.target.info,
+            subresource: self.target.subresource.as_deref(),
+            namespace: self.ns(),
+            name,
+            user: &self.id.name,
+            groups: access::groups_of(&self.id),
+            dry_run: options::dry_run(&self.query),
+        }
+    }
+
     /// The ValidatingAdmissionPolicy bindings that apply to this request
     /// (none for the policy kinds themselves, as kube-apiserver spares them).
     pub async fn admission_policies(
@@ -109,23 +127,38 @@ impl Req {
         operation: &str,
         name: &str,
     ) -> ApiResult<crate::admission::policies::Prepared> {
-        let info = &self.target.info;
-        let attrs = crate::admission::policies::Attributes {
-            operation,
-            info,
-            subresource: self.target.subresource.as_deref(),
-            namespace: self.ns(),
-            name,
-            user: &self.id.name,
-            groups: access::groups_of(&self.id),
-            dry_run: options::dry_run(&self.query),
-        };
-        let policies = if info.group == "admissionregistration.k8s.io" {
+        let attrs = self.admission_attributes(operation, name);
+        let policies = if self.target.info.group == "admissionregistration.k8s.io" {
             std::sync::Arc::new(crate::admission::policies::Policies::default())
         } else {
             self.app.policies.snapshot()
         };
         policies.prepare(&self.app.registry, &attrs).await
+    }
+
+    /// The admission webhooks that may apply to this request (`options`:
+    /// the kind of its options object, `CreateOptions`, `UpdateOptions`,
+    /// `PatchOptions` or `DeleteOptions`), given the namespace the
+    /// policies read.
+    pub fn webhook_calls(
+        &self,
+        operation: &str,
+        name: &str,
+        options: &str,
+        policies: &crate::admission::policies::Prepared,
+    ) -> Option<Arc<crate::admission::webhooks::Calls>> {
+        let mut opts = serde_json::json!({"kind": options, "apiVersion": "meta.k8s.io/v1"});
+        if let Some(m) = self.query.get("fieldManager").filter(|m| !m.is_empty()) {
+            opts["fieldManager"] = Value::String(m.to_string());
+        }
+        if options::dry_run(&self.query) {
+            opts["dryRun"] = serde_json::json!(["All"]);
+        }
+        self.app.webhooks.snapshot().prepare(
+            &self.admission_attributes(operation, name),
+            policies.namespace_object(),
+            opts,
+        )
     }
 
     /// RBAC's escalation prevention for writes of roles and bindings by RBAC
@@ -295,19 +328,15 @@ impl Req {
         let decoded = crate::admission::as_decoded(&info, &obj);
         let name = objects::name(&obj).to_string();
         let policies = self.admission_policies("CREATE", &name).await?;
+        let mut opts = self.write_options(options::Write::Create)?;
+        opts.webhooks = self.webhook_calls("CREATE", &name, "CreateOptions", &policies);
         let created = self
             .app
             .registry
-            .create(
-                &info,
-                self.ns(),
-                obj,
-                &self.write_options(options::Write::Create)?,
-                |o| {
-                    policies.admit(&info.kind, o, None, &self.warnings)?;
-                    crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager)
-                },
-            )
+            .create(&info, self.ns(), obj, &opts, |o| {
+                policies.admit(&info.kind, o, None, &self.warnings)?;
+                crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager)
+            })
             .await?;
         Ok(self.object_response(StatusCode::CREATED, created))
     }
@@ -324,6 +353,8 @@ impl Req {
         let sub = self.target.subresource.as_deref();
         let info = self.target.info.clone();
         let policies = self.admission_policies("UPDATE", self.name()).await?;
+        let mut opts = self.write_options(options::Write::Update)?;
+        opts.webhooks = self.webhook_calls("UPDATE", self.name(), "UpdateOptions", &policies);
         let updated = self
             .app
             .registry
@@ -333,7 +364,7 @@ impl Req {
                 self.name(),
                 new,
                 sub,
-                &self.write_options(options::Write::Update)?,
+                &opts,
                 |old, new| {
                     policies.admit(&info.kind, new, Some(old), &self.warnings)?;
                     crate::http::managed::record_update(&info, Some(old), new, &manager, sub)
@@ -354,10 +385,11 @@ impl Req {
         let force = self.query.flag("force");
         let sub = self.target.subresource.as_deref();
         let info = self.target.info.clone();
-        let opts = self.write_options(options::Write::Patch {
+        let mut opts = self.write_options(options::Write::Patch {
             apply: content_type.starts_with("application/apply-patch"),
         })?;
         let policies = self.admission_policies("UPDATE", self.name()).await?;
+        opts.webhooks = self.webhook_calls("UPDATE", self.name(), "PatchOptions", &policies);
         let patched = self
             .app
             .registry
@@ -409,6 +441,10 @@ impl Req {
                 )?;
                 self.check_escalation(&config)?;
                 let policies = self.admission_policies("CREATE", self.name()).await?;
+                let opts = WriteOptions {
+                    webhooks: self.webhook_calls("CREATE", self.name(), "PatchOptions", &policies),
+                    ..opts
+                };
                 let created = self
                     .app
                     .registry
@@ -522,7 +558,10 @@ impl Req {
         let access = access::check(&self.id, "delete", &self.target)?;
         self.protect_namespace(self.name())?;
         self.enforce_on_object(&access, "delete", None).await?;
-        let (opts, accepted) = self.delete_options(&body)?;
+        let (mut opts, accepted) = self.delete_options(&body)?;
+        let policies = self.admission_policies("DELETE", self.name()).await?;
+        opts.webhooks = self.webhook_calls("DELETE", self.name(), "DeleteOptions", &policies);
+        opts.warnings = self.warnings.clone();
         match self
             .app
             .registry
@@ -541,7 +580,9 @@ impl Req {
         let list_opts = self.list_options()?;
         self.authorize_collection("deletecollection", &list_opts)
             .await?;
-        let (opts, _) = self.delete_options(&body)?;
+        let (mut opts, _) = self.delete_options(&body)?;
+        opts.warnings = self.warnings.clone();
+        let policies = self.admission_policies("DELETE", "").await?;
         let page = self
             .app
             .registry
@@ -565,6 +606,8 @@ impl Req {
             {
                 continue;
             }
+            // webhooks see each object deleted, by name
+            opts.webhooks = self.webhook_calls("DELETE", &name, "DeleteOptions", &policies);
             match self
                 .app
                 .registry

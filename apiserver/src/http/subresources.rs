@@ -186,7 +186,7 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
     } else {
         None
     };
-    let opts = req.write_options(if method == Method::PUT {
+    let mut opts = req.write_options(if method == Method::PUT {
         options::Write::Update
     } else {
         options::Write::Patch {
@@ -195,6 +195,12 @@ async fn scale(req: &Req, method: Method, body: bytes::Bytes) -> ApiResult<Respo
     })?;
     let (spec_path, _, _) = scale_paths(info);
     let policies = req.admission_policies("UPDATE", name).await?;
+    let options_kind = if method == Method::PUT {
+        "UpdateOptions"
+    } else {
+        "PatchOptions"
+    };
+    opts.webhooks = req.webhook_calls("UPDATE", name, options_kind, &policies);
     let updated = req
         .app
         .registry
