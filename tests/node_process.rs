@@ -6,6 +6,9 @@
 //! whose liveness probe fails, marks pods NotReady when their readiness
 //! probe fails (after a ConfigMap update reaches the volume), stops a
 //! deleted pod within its grace period, and adopts its pods after a restart.
+//! A daemon run as root gives each container its own mount namespace: the
+//! real kubectl and the Python client inside pods use their ServiceAccount
+//! through in-cluster configuration alone.
 
 use crate::node_support;
 use crate::support;
@@ -134,7 +137,25 @@ struct ProcessNode {
     _bin_dir: Option<tempfile::TempDir>,
 }
 
+/// A process-runtime node daemon on `s`, as `nobody` when the test is root.
 fn start_process_node(s: &Server) -> ProcessNode {
+    start_process_node_as(s, false)
+}
+
+/// A process-runtime node daemon on `s` running as root: its containers get
+/// their own mount namespaces, volumes at their `mountPath`. Fails (does not
+/// skip) when the test is not root.
+fn start_root_process_node(s: &Server) -> ProcessNode {
+    // SAFETY: geteuid has no preconditions
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "mount namespaces for the process runtime need root; run the tests as root, as CI does"
+    );
+    start_process_node_as(s, true)
+}
+
+fn start_process_node_as(s: &Server, root: bool) -> ProcessNode {
     let kc = s.kubeconfig_for(&format!("node:{NODE}"));
     let data = s.dir.path().join("node-data");
     std::fs::create_dir_all(&data).expect("data dir");
@@ -166,7 +187,7 @@ fn start_process_node(s: &Server) -> ProcessNode {
     .map(|a| a.to_string())
     .collect();
     // without root: as the test's own user, or — when the test runs as root — as `nobody`
-    let (node, bin_dir) = if unsafe { libc::geteuid() } == 0 {
+    let (node, bin_dir) = if !root && unsafe { libc::geteuid() } == 0 {
         let (bin_dir, bin) = unprivileged_setup(s, &kc, &data);
         let node = NodeProc::start_as(NOBODY, &bin, &data, &s.dir.path().join("node.log"), &args);
         (node, Some(bin_dir))
@@ -356,17 +377,17 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     assert!(!replaced.contains(w2), "a replacement, not the deleted pod");
 }
 
-/// A pod that asks the API server who it is with the real kubectl, from the
-/// token, CA and namespace of its `kube-api-access` volume and the
-/// `KUBERNETES_SERVICE_*` variables (the process runtime points them at the
-/// API server: no service proxy). The mount path words in env are rewritten
-/// to the volume's node directory by the process runtime.
-/// A pod that uses its ServiceAccount with the real kubectl, from the
-/// token, CA and namespace of its `kube-api-access` volume and the
-/// `KUBERNETES_SERVICE_*` variables (the process runtime points them at the
-/// API server: no service proxy): who it is, then `kubectl get pods`. The
-/// mount path in `SA_DIR` is rewritten to the volume's node directory by the
-/// process runtime (no mount namespace without root).
+/// Where in-cluster clients read their ServiceAccount's credentials.
+const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// A pod that uses its ServiceAccount with the real kubectl and no
+/// kubeconfig: in-cluster configuration from the `KUBERNETES_SERVICE_*`
+/// variables (the process runtime points them at the API server: no service
+/// proxy) and the token and CA of its `kube-api-access` volume, mounted at
+/// the absolute path kubectl reads in the container's mount namespace. It
+/// asks who it is, reads its namespace, tries to write into the read-only
+/// volume, then runs `kubectl get pods`. `HOME` (kubectl's cache) is an
+/// emptyDir at a path the node does not have either.
 fn sa_pod(name: &str) -> String {
     format!(
         r#"apiVersion: v1
@@ -382,24 +403,20 @@ spec:
     - sh
     - -c
     - |
-      k() {{
-        kubectl --server "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT" \
-          --certificate-authority "$SA_DIR/ca.crt" --token "$(cat "$SA_DIR/token")" "$@"
-      }}
-      k auth whoami -o jsonpath='{{.status.userInfo.username}}'
+      kubectl auth whoami -o jsonpath='{{.status.userInfo.username}}'
       echo
-      echo "namespace=$(cat "$SA_DIR/namespace")"
-      k get pods -o name 2>&1 || true
-    env:
-    - {{name: SA_DIR, value: /var/run/secrets/kubernetes.io/serviceaccount}}
-    - {{name: HOME, value: /tmp}}
+      echo "namespace=$(cat {SA_DIR}/namespace)"
+      touch {SA_DIR}/x 2>&1 || true
+      kubectl get pods -o name 2>&1 || true
+    env: [{{name: HOME, value: /home/korral-test}}]
+    volumeMounts: [{{name: home, mountPath: /home/korral-test}}]
+  volumes: [{{name: home, emptyDir: {{}}}}]
 "#
     )
 }
 
-/// Runs `sa_pod(name)` to completion and returns its log.
-fn run_sa_pod(s: &Server, name: &str) -> String {
-    apply(s, &sa_pod(name));
+/// Waits until `pod` has finished and returns its log; it must have succeeded.
+fn finished_log(s: &Server, name: &str) -> String {
     wait_for("the pod to finish", Duration::from_secs(60), || {
         let phase = jsonpath(s, "pod", name, "{.status.phase}");
         phase == "Succeeded" || phase == "Failed"
@@ -414,12 +431,14 @@ fn run_sa_pod(s: &Server, name: &str) -> String {
     out
 }
 
-#[test]
-fn a_pod_uses_its_service_account_token() {
-    let s = Server::start();
-    let _node = start_process_node(&s);
-    s.ok(&["create", "serviceaccount", "reader"]);
-    // the publisher puts the cluster CA in every namespace
+/// Runs `sa_pod(name)` to completion and returns its log.
+fn run_sa_pod(s: &Server, name: &str) -> String {
+    apply(s, &sa_pod(name));
+    finished_log(s, name)
+}
+
+/// Waits for the root CA publisher to put the cluster CA in the default namespace.
+fn wait_root_ca(s: &Server) {
     wait_for(
         "kube-root-ca.crt in the default namespace",
         Duration::from_secs(20),
@@ -435,29 +454,48 @@ fn a_pod_uses_its_service_account_token() {
             .starts_with(b"-----BEGIN CERTIFICATE-----")
         },
     );
+}
+
+/// Whether any of the pods' mount paths exist on the host (they must not
+/// be created there).
+fn host_has(paths: &[&str]) -> Vec<String> {
+    paths
+        .iter()
+        .filter(|p| std::path::Path::new(p).exists())
+        .map(|p| p.to_string())
+        .collect()
+}
+
+#[test]
+fn a_pod_uses_its_service_account_token() {
+    let s = Server::start();
+    let _node = start_root_process_node(&s);
+    let before_on_host = host_has(&[SA_DIR, "/home/korral-test"]);
+    s.ok(&["create", "serviceaccount", "reader"]);
+    wait_root_ca(&s);
     let out = run_sa_pod(&s, "before");
-    // admission: the account is the pod's, with the projected volume mounted
+    // admission: the account is the pod's, with the projected volume mounted read-only
     assert_eq!(
         jsonpath(&s, "pod", "before", "{.spec.serviceAccount}"),
         "reader"
     );
-    let volume = jsonpath(&s, "pod", "before", "{.spec.volumes[0].name}");
+    let volume = jsonpath(&s, "pod", "before", "{.spec.volumes[?(@.projected)].name}");
     assert!(volume.starts_with("kube-api-access-"), "{volume}");
     assert_eq!(
         jsonpath(
             &s,
             "pod",
             "before",
-            "{.spec.containers[0].volumeMounts[0].mountPath}"
+            &format!("{{.spec.containers[0].volumeMounts[?(@.name==\"{volume}\")].mountPath}}")
         ),
-        "/var/run/secrets/kubernetes.io/serviceaccount"
+        SA_DIR
     );
     assert_eq!(
         jsonpath(
             &s,
             "pod",
             "before",
-            "{.spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds}"
+            "{.spec.volumes[?(@.projected)].projected.sources[0].serviceAccountToken.expirationSeconds}"
         ),
         "3607"
     );
@@ -466,6 +504,10 @@ fn a_pod_uses_its_service_account_token() {
         "the token authenticates the pod's ServiceAccount: {out}"
     );
     assert!(out.contains("namespace=default"), "{out}");
+    assert!(
+        out.contains(&format!("{SA_DIR}/x': Read-only file system")),
+        "the token volume is read-only: {out}"
+    );
     // RBAC: forbidden with kube's text until a RoleBinding grants it
     assert!(
         out.contains(
@@ -493,6 +535,12 @@ fn a_pod_uses_its_service_account_token() {
         "the binding lets it list pods: {out}"
     );
     assert!(!out.contains("forbidden"), "{out}");
+    // the mount points lived in the containers' namespaces only
+    assert_eq!(
+        host_has(&[SA_DIR, "/home/korral-test"]),
+        before_on_host,
+        "mount points were left on the host"
+    );
     // a pod naming an account that does not exist is refused, as by kube-apiserver
     let refused = s.kubectl(&[
         "run",
@@ -508,4 +556,116 @@ fn a_pod_uses_its_service_account_token() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+/// The Python client in a pod: `load_incluster_config()` (which verifies the
+/// API server's certificate for `KUBERNETES_SERVICE_HOST` against the
+/// volume's `ca.crt`), the ConfigMaps of its namespace listed, then idle so
+/// that `kubectl exec` can look inside its mount namespace.
+const PY_LIST_CONFIGMAPS: &str = r#"
+import time
+from kubernetes import client, config
+config.load_incluster_config()
+c = client.Configuration.get_default_copy()
+print("host", c.host, "verify_ssl", c.verify_ssl)
+ns = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read()
+for cm in client.CoreV1Api().list_namespaced_config_map(ns).items:
+    print("configmap", cm.metadata.name)
+print("listed", flush=True)
+time.sleep(3600)
+"#;
+
+#[test]
+fn the_python_client_runs_in_cluster_in_a_pod() {
+    let s = Server::start();
+    let _node = start_root_process_node(&s);
+    s.ok(&["create", "serviceaccount", "lister"]);
+    s.ok(&["create", "configmap", "alpha", "--from-literal=k=v"]);
+    s.ok(&["create", "configmap", "beta", "--from-literal=k=v"]);
+    s.ok(&[
+        "create",
+        "role",
+        "configmap-reader",
+        "--verb=list",
+        "--resource=configmaps",
+    ]);
+    s.ok(&[
+        "create",
+        "rolebinding",
+        "lister",
+        "--role=configmap-reader",
+        "--serviceaccount=default:lister",
+    ]);
+    wait_root_ca(&s);
+    let port = s
+        .url
+        .rsplit(':')
+        .next()
+        .expect("the server URL has a port")
+        .trim_end_matches('/')
+        .to_string();
+    for (i, python) in support::python::pythons().iter().enumerate() {
+        let name = format!("py-{i}");
+        // the interpreter itself (`python3` may be a pyenv shim needing the test's env)
+        let o = std::process::Command::new(python)
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("run python");
+        let interpreter = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        assert!(interpreter.starts_with('/'), "{python}: {interpreter:?}");
+        let pod = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "serviceAccountName": "lister",
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{
+                    "name": "python",
+                    "image": "python",
+                    "command": [interpreter, "-u", "-c", PY_LIST_CONFIGMAPS],
+                }],
+            },
+        });
+        apply(&s, &pod.to_string());
+        let log = || String::from_utf8_lossy(&s.kubectl(&["logs", &name]).stdout).to_string();
+        let listed = support::poll_until(Duration::from_secs(60), || {
+            log().contains("listed")
+                || ["Succeeded", "Failed"]
+                    .contains(&jsonpath(&s, "pod", &name, "{.status.phase}").as_str())
+        });
+        let out = log();
+        let versions = support::python::versions(python);
+        assert!(
+            listed,
+            "{python} ({versions}): no listing within 60 s or the pod ended; log:\n{out}\npod: {}",
+            s.ok(&["get", "pod", &name, "-o", "yaml"])
+        );
+        for want in [
+            "configmap alpha",
+            "configmap beta",
+            "configmap kube-root-ca.crt",
+            "listed",
+        ] {
+            assert!(
+                out.contains(want),
+                "{python} ({versions}): {want:?} in:\n{out}"
+            );
+        }
+        // the server's certificate is valid for the address in-cluster clients are given
+        assert!(
+            out.contains(&format!("host https://127.0.0.1:{port} verify_ssl True")),
+            "{python} ({versions}): {out}"
+        );
+        // exec joins the container's mount namespace
+        let o = s.kubectl(&["exec", &name, "--", "cat", &format!("{SA_DIR}/namespace")]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "default",
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        s.ok(&["delete", "pod", &name, "--wait=false"]);
+    }
 }

@@ -182,6 +182,9 @@ pub struct ShimArgs {
     /// The log file.
     #[arg(long)]
     log_file: PathBuf,
+    /// The container's mount plan (JSON): run it in its own mount namespace.
+    #[arg(long)]
+    mounts: Option<PathBuf>,
     /// The command.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -189,7 +192,12 @@ pub struct ShimArgs {
 
 /// Runs the shim.
 pub fn shim(args: ShimArgs) -> ExitCode {
-    let code = node::runtime::process::shim::run(&args.dir, &args.log_file, &args.command);
+    let code = node::runtime::process::shim::run(
+        &args.dir,
+        &args.log_file,
+        &args.command,
+        args.mounts.as_deref(),
+    );
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 

@@ -201,14 +201,19 @@ pub fn format(headers: &HeaderMap, list: bool, protobuf: bool) -> ApiResult<Form
     })
 }
 
-/// The bearer token of a request, if any.
+/// The bearer token of a request, if any, read as kube-apiserver's
+/// bearertoken authenticator does: the scheme in any case (the Python
+/// client's in-cluster configuration sends `bearer`), the token the word
+/// after it.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    let token = rest.split(' ').next()?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The request's content type without parameters (e.g. `application/merge-patch+json`).
@@ -302,6 +307,24 @@ pub fn decode_object(bytes: &[u8], content_type: &str) -> ApiResult<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_as_kube_apiserver_reads_them() {
+        let token = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                axum::http::header::AUTHORIZATION,
+                v.parse().expect("header value"),
+            );
+            bearer(&h).map(str::to_string)
+        };
+        assert_eq!(token("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(token("bearer abc").as_deref(), Some("abc"));
+        assert_eq!(token("BEARER abc extra").as_deref(), Some("abc"));
+        assert_eq!(token("Bearer  abc"), None);
+        assert_eq!(token("Bearer"), None);
+        assert_eq!(token("Basic abc"), None);
+    }
 
     #[test]
     fn query_parameters_decode() {

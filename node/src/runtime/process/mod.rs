@@ -2,15 +2,22 @@
 //! (no image, no root, no isolation), under a detached shim ([`shim`]) so it
 //! survives daemon restarts and is adopted afterwards.
 //!
-//! Volumes: they are materialised under the node's data directory and
-//! container paths are rewritten — every command/args word, env value and
-//! working directory equal to a `mountPath` or under it is pointed at the
-//! volume's node directory (`/www/index.html` → `DATA/pods/UID/volumes/page/index.html`).
+//! Volumes are materialised under the node's data directory. When the
+//! daemon is root and the kernel allows it, each container runs in its own
+//! mount namespace with every volume bind-mounted at its `mountPath`
+//! ([`mount_ns`]), and `exec` joins that namespace. Otherwise (not root:
+//! `korral up` as a user) container paths are rewritten instead — every
+//! command/args word, env value and working directory equal to a
+//! `mountPath` or under it is pointed at the volume's node directory
+//! (`/www/index.html` → `DATA/pods/UID/volumes/page/index.html`); programs
+//! that read fixed paths of their own (in-cluster clients' token) do not
+//! find them. Which of the two a daemon uses is logged once at start.
 //! Pod IPs: the host's IP by default (like hostNetwork: pods on one node
 //! must use distinct ports); `loopback` gives each pod its own 127.x.y.z
 //! address (from the node's pod CIDR) for processes that bind `$(POD_IP)`.
 //! cpu and memory limits are not enforced (no cgroups without root).
 
+pub mod mount_ns;
 pub mod shim;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +49,8 @@ pub struct Process {
     /// Held while a sandbox picks and records its IP, so that two pods
     /// started at once never read the same free address.
     ip_lock: std::sync::Mutex<()>,
+    /// Containers get their own mount namespace (else paths are rewritten).
+    mount_ns: bool,
 }
 
 /// What the runtime keeps about a container (`ROOT/containers/ID/record.json`).
@@ -59,6 +68,9 @@ struct Record {
     env: Vec<(String, String)>,
     working_dir: Option<String>,
     mounts: Vec<(String, PathBuf)>,
+    /// Runs in its own mount namespace: exec joins it, paths are not rewritten.
+    #[serde(default)]
+    mount_ns: bool,
 }
 
 /// The default `PATH` of a container.
@@ -83,6 +95,33 @@ pub fn rewrite(s: &str, mounts: &[(String, PathBuf)]) -> String {
     s.to_string()
 }
 
+/// Whether containers get mount namespaces here (root, and the kernel
+/// agrees); says which way volumes reach containers, once.
+fn mount_namespaces() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        tracing::info!(
+            "not root: containers share the node's mount namespace; volume paths in their commands, env and working directories are rewritten to node directories"
+        );
+        return false;
+    }
+    match mount_ns::probe() {
+        Ok(()) => {
+            tracing::info!(
+                "containers run in their own mount namespaces, volumes bind-mounted at their mountPath"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "no mount namespaces here: volume paths in containers' commands, env and working directories are rewritten to node directories"
+            );
+            false
+        }
+    }
+}
+
 fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence.
     pid > 0 && unsafe { libc::kill(pid, 0) } == 0
@@ -102,6 +141,7 @@ impl Process {
             ips,
             events: event_channel(),
             ip_lock: std::sync::Mutex::new(()),
+            mount_ns: mount_namespaces(),
         };
         // watch the containers a previous daemon left running
         if let Ok(rd) = std::fs::read_dir(rt.root.join("containers")) {
@@ -286,21 +326,26 @@ impl Runtime for Process {
             )
             .collect();
         mounts.sort_by_key(|(mp, _)| std::cmp::Reverse(mp.len()));
+        // without a mount namespace, container paths become node paths
+        let path = |s: &str| {
+            if self.mount_ns {
+                s.to_string()
+            } else {
+                rewrite(s, &mounts)
+            }
+        };
         for a in &mut argv {
-            *a = rewrite(a, &mounts);
+            *a = path(a);
         }
-        let mut env: Vec<(String, String)> = c
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), rewrite(v, &mounts)))
-            .collect();
+        let mut env: Vec<(String, String)> =
+            c.env.iter().map(|(k, v)| (k.clone(), path(v))).collect();
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
         if !env.iter().any(|(k, _)| k == "HOSTNAME") {
             env.push(("HOSTNAME".into(), sandbox.hostname.clone()));
         }
-        let cwd = c.working_dir.as_deref().map(|w| rewrite(w, &mounts));
+        let cwd = c.working_dir.as_deref().map(path);
         let id = format!("{:016x}", rand::random::<u64>());
         let dir = self.dir(&id);
         std::fs::create_dir_all(&dir)
@@ -319,10 +364,29 @@ impl Runtime for Process {
             env: env.clone(),
             working_dir: cwd.clone(),
             mounts: mounts.clone(),
+            mount_ns: self.mount_ns,
         };
         let body = serde_json::to_vec(&rec).map_err(|e| RuntimeError::Other(e.to_string()))?;
         shim::write_atomic(&dir.join("record.json"), &body)
             .map_err(|e| RuntimeError::Other(e.to_string()))?;
+        let plan_file = dir.join("mounts.json");
+        if self.mount_ns {
+            let plan = mount_ns::Plan {
+                mounts: c
+                    .mounts
+                    .iter()
+                    .map(|m| mount_ns::BindMount {
+                        source: m.host_path.clone(),
+                        target: m.container_path.clone(),
+                        read_only: m.read_only,
+                    })
+                    .collect(),
+                working_dir: cwd.clone(),
+            };
+            let body = serde_json::to_vec(&plan).map_err(|e| RuntimeError::Other(e.to_string()))?;
+            shim::write_atomic(&plan_file, &body)
+                .map_err(|e| RuntimeError::Other(format!("{}: {e}", plan_file.display())))?;
+        }
         if let Some(parent) = c.log_path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| RuntimeError::Other(format!("{}: {e}", parent.display())))?;
@@ -336,8 +400,11 @@ impl Runtime for Process {
             .arg("--dir")
             .arg(&dir)
             .arg("--log-file")
-            .arg(&c.log_path)
-            .arg("--")
+            .arg(&c.log_path);
+        if self.mount_ns {
+            cmd.arg("--mounts").arg(&plan_file);
+        }
+        cmd.arg("--")
             .args(&argv)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -345,7 +412,11 @@ impl Runtime for Process {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(false);
-        let workdir = cwd.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+        // in a mount namespace the shim's child enters the working directory
+        let workdir = match cwd {
+            Some(w) if !self.mount_ns => PathBuf::from(w),
+            _ => PathBuf::from("/"),
+        };
         if !workdir.is_dir() {
             return Err(RuntimeError::Invalid(format!(
                 "working directory {} does not exist on the node",
@@ -423,16 +494,29 @@ impl Runtime for Process {
         let rec = self
             .record(&dir)
             .map_err(|_| RuntimeError::NotFound(id.into()))?;
-        let argv: Vec<String> = command.iter().map(|a| rewrite(a, &rec.mounts)).collect();
+        let argv: Vec<String> = if rec.mount_ns {
+            command.to_vec()
+        } else {
+            command.iter().map(|a| rewrite(a, &rec.mounts)).collect()
+        };
         let (prog, args) = argv
             .split_first()
             .ok_or_else(|| RuntimeError::Invalid("exec: empty command".into()))?;
-        let ExecStreams { stdin, output } = streams;
         let mut cmd = tokio::process::Command::new(prog);
+        if rec.mount_ns {
+            let pid = Self::pid(&dir)
+                .filter(|p| Self::exit(&dir).is_none() && alive(*p))
+                .ok_or_else(|| RuntimeError::Invalid(format!("container {id} is not running")))?;
+            mount_ns::Joined::open(pid, rec.working_dir.as_deref())
+                .map_err(|e| RuntimeError::Other(format!("exec: {e}")))?
+                .apply(&mut cmd);
+        } else {
+            cmd.current_dir(rec.working_dir.as_deref().unwrap_or("/"));
+        }
+        let ExecStreams { stdin, output } = streams;
         cmd.args(args)
             .env_clear()
             .envs(rec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(rec.working_dir.as_deref().unwrap_or("/"))
             .stdin(match stdin {
                 Some(_) => std::process::Stdio::piped(),
                 None => std::process::Stdio::null(),
@@ -558,6 +642,7 @@ mod tests {
             env: vec![("PATH".into(), DEFAULT_PATH.into())],
             working_dir: None,
             mounts: vec![],
+            mount_ns: false,
         };
         let dir = rt.dir(&id);
         std::fs::create_dir_all(&dir).expect("dir");

@@ -3,12 +3,15 @@
 //! container's command in its own process group with stdout/stderr
 //! appended to the log file, records the pid, waits, and records the exit
 //! status — so containers outlive a daemon restart and their exit codes are
-//! never lost.
+//! never lost. Given a mount plan, the command runs in its own mount
+//! namespace ([`super::mount_ns`]).
 
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use super::mount_ns::{self, Plan};
 
 /// What the shim records when the command ends.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -44,9 +47,14 @@ fn record_exit(dir: &Path, code: i32, signal: Option<i32>, message: Option<Strin
     }
 }
 
+/// The file in a container's directory where the child writes why its
+/// mount namespace could not be set up.
+const SETUP_ERROR: &str = "setup-error";
+
 /// Runs the shim: `dir` holds the container's records, `log` receives its
-/// output, `argv` is the command. Returns the shim's exit code.
-pub fn run(dir: &Path, log: &Path, argv: &[String]) -> i32 {
+/// output, `argv` is the command; with `mounts` (a [`Plan`] as JSON) the
+/// command runs in its own mount namespace. Returns the shim's exit code.
+pub fn run(dir: &Path, log: &Path, argv: &[String], mounts: Option<&Path>) -> i32 {
     // SAFETY: setsid has no memory effects; it detaches us from the daemon's session.
     unsafe {
         libc::setsid();
@@ -82,22 +90,37 @@ pub fn run(dir: &Path, log: &Path, argv: &[String]) -> i32 {
             return 1;
         }
     };
-    let child = Command::new(program)
-        .args(args)
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
-        .process_group(0)
-        .spawn();
-    let mut child = match child {
+        .process_group(0);
+    if let Some(plan) = mounts
+        && let Err(msg) = isolate(&mut cmd, dir, plan)
+    {
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
+            let _ = writeln!(f, "{msg}");
+        }
+        record_exit(dir, 126, None, Some(msg));
+        return 1;
+    }
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
+            let setup = std::fs::read_to_string(dir.join(SETUP_ERROR)).unwrap_or_default();
+            let code = if !setup.is_empty() {
+                126
+            } else if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {
                 126
             };
-            let msg = format!("cannot run {program:?}: {e}");
+            let msg = if setup.is_empty() {
+                format!("cannot run {program:?}: {e}")
+            } else {
+                format!("cannot set up the mount namespace of {program:?}: {setup}")
+            };
             if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
                 let _ = writeln!(f, "{msg}");
             }
@@ -115,4 +138,32 @@ pub fn run(dir: &Path, log: &Path, argv: &[String]) -> i32 {
         Err(e) => record_exit(dir, 255, None, Some(format!("wait: {e}"))),
     }
     0
+}
+
+/// Makes `cmd` enter a mount namespace set up from the plan in `file`
+/// before exec; a failure there is written to [`SETUP_ERROR`] and makes the
+/// spawn fail.
+fn isolate(cmd: &mut Command, dir: &Path, file: &Path) -> Result<(), String> {
+    let plan: Plan = std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("mount plan {}: {e}", file.display()))?;
+    let scratch = dir.join("mnt");
+    std::fs::create_dir_all(&scratch)
+        .and_then(|()| std::fs::canonicalize(&scratch))
+        .map_err(|e| format!("{}: {e}", scratch.display()))
+        .map(|scratch| {
+            let report = std::fs::File::create(dir.join(SETUP_ERROR));
+            // SAFETY: the shim is single-threaded, so the child may allocate
+            // between fork and exec; it only sets up its own mount namespace.
+            unsafe {
+                cmd.pre_exec(move || {
+                    mount_ns::enter(&plan, &scratch).inspect_err(|e| {
+                        if let Ok(mut f) = report.as_ref() {
+                            let _ = write!(f, "{e}");
+                        }
+                    })
+                });
+            }
+        })
 }
