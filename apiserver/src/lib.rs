@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod audit;
 pub mod auth;
+pub mod bootstrap_tokens;
 pub mod crds;
 pub mod discovery;
 pub mod errors;

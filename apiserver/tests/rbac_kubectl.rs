@@ -5,7 +5,7 @@
 //! namespace or cluster-wide, the aggregated default roles (view ⊂ edit ⊂
 //! admin), `kubectl auth can-i` (and `--list`), and revocation; and
 //! ServiceAccount tokens (`kubectl create token`, bound to a pod or not),
-//! TokenReview, and tokens dying with what they name.
+//! TokenReview, and tokens dying with what they name; bootstrap tokens.
 
 use crate::cluster;
 
@@ -861,4 +861,85 @@ fn identities_by_verbs_by_resources_agree_with_the_rbac_objects() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// A bootstrap token Secret as `kubeadm token create` writes it.
+fn bootstrap_secret(c: &Cluster, id: &str, secret: &str, expiration: &str) {
+    c.ok(&[
+        "-n",
+        "kube-system",
+        "create",
+        "secret",
+        "generic",
+        &format!("bootstrap-token-{id}"),
+        "--type=bootstrap.kubernetes.io/token",
+        &format!("--from-literal=token-id={id}"),
+        &format!("--from-literal=token-secret={secret}"),
+        "--from-literal=usage-bootstrap-authentication=true",
+        "--from-literal=auth-extra-groups=system:bootstrappers:kubeadm:default-node-token",
+        &format!("--from-literal=expiration={expiration}"),
+    ]);
+}
+
+#[test]
+fn bootstrap_tokens_authenticate_while_their_secret_is_valid() {
+    let c = Cluster::start();
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let earlier = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    bootstrap_secret(&c, "abcdef", "0123456789abcdef", &later);
+    bootstrap_secret(&c, "zyxwvu", "0123456789abcdef", &earlier);
+
+    let joiner = token_kubeconfig(&c, "joiner", "abcdef.0123456789abcdef");
+    let (ok, who, err) = as_user(&c, &joiner, &["auth", "whoami", "-o", "json"]);
+    assert!(ok, "{err}");
+    let who: serde_json::Value = serde_json::from_str(&who).expect("SelfSubjectReview");
+    assert_eq!(
+        who["status"]["userInfo"]["username"],
+        "system:bootstrap:abcdef"
+    );
+    assert_eq!(
+        who["status"]["userInfo"]["groups"],
+        serde_json::json!([
+            "system:bootstrappers",
+            "system:bootstrappers:kubeadm:default-node-token",
+            "system:authenticated"
+        ])
+    );
+    // an ordinary RBAC subject: nothing until bound, then what kubeadm binds
+    assert_eq!(
+        can_i(&c, &joiner, &["create", "certificatesigningrequests"]),
+        "no"
+    );
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "kubeadm:kubelet-bootstrap",
+        "--clusterrole=system:node-bootstrapper",
+        "--group=system:bootstrappers:kubeadm:default-node-token",
+    ]);
+    c.wait_for("the binding to apply", Duration::from_secs(10), || {
+        can_i(&c, &joiner, &["create", "certificatesigningrequests"]) == "yes"
+    });
+    assert_eq!(can_i(&c, &joiner, &["list", "secrets", "-A"]), "no");
+
+    // a wrong secret, an expired token, a deleted Secret: 401
+    for (name, token) in [
+        ("wrong", "abcdef.ffffffffffffffff"),
+        ("expired", "zyxwvu.0123456789abcdef"),
+    ] {
+        let kc = token_kubeconfig(&c, name, token);
+        let (ok, _, err) = as_user(&c, &kc, &["get", "--raw", "/api"]);
+        assert!(!ok);
+        assert!(err.contains("Unauthorized"), "{name}: {err}");
+    }
+    c.ok(&[
+        "-n",
+        "kube-system",
+        "delete",
+        "secret",
+        "bootstrap-token-abcdef",
+    ]);
+    let (ok, _, err) = as_user(&c, &joiner, &["auth", "whoami"]);
+    assert!(!ok);
+    assert!(err.contains("Unauthorized"), "{err}");
 }

@@ -150,8 +150,8 @@ async fn caller(
 }
 
 /// Who is calling: the verified client certificate's subject, else the
-/// bearer token's identity — a token-file token or a ServiceAccount token
-/// (401 with neither).
+/// bearer token's identity — a token-file token, a bootstrap token or a
+/// ServiceAccount token (401 with none).
 async fn authenticate(
     app: &App,
     headers: &HeaderMap,
@@ -170,6 +170,16 @@ async fn authenticate(
     };
     if let Some(id) = app.tokens.authenticate(token) {
         return Ok(crate::auth::for_requests(id, rbac));
+    }
+    if crate::bootstrap_tokens::parse(token).is_some() {
+        let (name, groups) = crate::bootstrap_tokens::authenticate(&app.registry, token).await?;
+        return Ok(Identity {
+            name,
+            role: crate::auth::Role::Subject(crate::auth::Subject {
+                groups,
+                rbac: crate::auth::RbacView(rbac),
+            }),
+        });
     }
     if crate::serviceaccounts::looks_like_jwt(token) {
         let (id, _) = tokens::authenticate(app, token, &[crate::serviceaccounts::ISSUER]).await?;

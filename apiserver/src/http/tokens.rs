@@ -304,6 +304,13 @@ pub async fn token_review(app: &Arc<App>, id: &Identity, body: &Value) -> ApiRes
         .map(|u| crate::auth::for_requests(u, app.rbac.snapshot()))
     {
         json!({"authenticated": true, "user": {"username": user.name, "groups": access::groups_of(&user)}, "audiences": [ISSUER]})
+    } else if crate::bootstrap_tokens::parse(token).is_some() {
+        match crate::bootstrap_tokens::authenticate(&app.registry, token).await {
+            Ok((name, groups)) => {
+                json!({"authenticated": true, "user": {"username": name, "groups": groups}, "audiences": [ISSUER]})
+            }
+            Err(_) => json!({"user": {}, "error": "[invalid bearer token, token lookup failed]"}),
+        }
     } else {
         match authenticate(app, token, &audiences).await {
             Ok((user, claims)) => {

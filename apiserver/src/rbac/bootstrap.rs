@@ -280,6 +280,17 @@ pub fn cluster_roles() -> Vec<Value> {
                 &["get"],
             )],
         ),
+        // what a joining node does with its bootstrap token (kube binds
+        // kubeadm's token group to it): ask for its client certificate
+        cluster_role(
+            "system:node-bootstrapper",
+            &[],
+            vec![rule(
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests"],
+                &["create", "get", "list", "watch"],
+            )],
+        ),
         cluster_role(
             "system:public-info-viewer",
             &[],
