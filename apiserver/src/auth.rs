@@ -28,10 +28,7 @@ pub fn identity_from_cert(
         }
         let mut groups = cert.organizations.clone();
         groups.push("system:authenticated".into());
-        Role::Subject(Subject {
-            groups,
-            rbac: RbacView(rbac),
-        })
+        Role::Subject(Subject::in_groups(groups, RbacView(rbac)))
     };
     Some(Identity {
         name: cert.common_name.clone(),
@@ -64,6 +61,23 @@ pub struct Subject {
     pub groups: Vec<String>,
     /// The RBAC objects of the request's moment.
     pub rbac: RbacView,
+    /// The user's uid, when the authenticator (or impersonation) gives one.
+    pub uid: Option<String>,
+    /// Extra user information (a ServiceAccount token's credential and
+    /// pod, `Impersonate-Extra-*`), by key.
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Subject {
+    /// A subject in `groups`, without uid or extras.
+    pub fn in_groups(groups: Vec<String>, rbac: RbacView) -> Self {
+        Subject {
+            groups,
+            rbac,
+            uid: None,
+            extra: Default::default(),
+        }
+    }
 }
 
 impl Subject {
@@ -91,10 +105,7 @@ pub fn for_requests(id: Identity, rbac: Arc<crate::rbac::Snapshot>) -> Identity 
     match id.role.groups() {
         Some(groups) => Identity {
             name: id.name,
-            role: Role::Subject(Subject {
-                groups,
-                rbac: RbacView(rbac),
-            }),
+            role: Role::Subject(Subject::in_groups(groups, RbacView(rbac))),
         },
         None => id,
     }

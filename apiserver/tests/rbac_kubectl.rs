@@ -596,6 +596,38 @@ fn impersonation_and_subject_access_reviews() {
     c.wait_for("jane to act as bob", wait, || {
         as_user(&c, &jane, &["get", "pods", "--as=bob"]).0
     });
+    // a uid needs its own grant (uids in authentication.k8s.io)
+    let (ok, _, err) = as_user(&c, &jane, &["get", "pods", "--as=bob", "--as-uid=1234"]);
+    assert!(!ok);
+    assert!(
+        err.contains("uids.authentication.k8s.io \"1234\" is forbidden: User \"jane\" cannot impersonate resource \"uids\" in API group \"authentication.k8s.io\" at the cluster scope"),
+        "{err}"
+    );
+    // the admin may name a uid and extras; the server answers as that user
+    let who = c.curl(
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        &[
+            "Content-Type: application/json",
+            "Impersonate-User: bob",
+            "Impersonate-Group: dev",
+            "Impersonate-Uid: 1234",
+            "Impersonate-Extra-Scopes: read",
+            "Impersonate-Extra-Scopes: write",
+            "Impersonate-Extra-example.com%2fteam: blue",
+        ],
+        Some(br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#),
+    );
+    assert_eq!(who.code, 201, "{}", text(&who.body));
+    assert_eq!(
+        who.json()["status"]["userInfo"],
+        serde_json::json!({
+            "username": "bob",
+            "uid": "1234",
+            "groups": ["dev", "system:authenticated"],
+            "extra": {"scopes": ["read", "write"], "example.com/team": ["blue"]}
+        })
+    );
 
     // SubjectAccessReview: what may bob do?
     let review = |attrs: &str| {

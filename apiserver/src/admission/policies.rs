@@ -66,10 +66,8 @@ pub struct Attributes<'a> {
     pub namespace: Option<&'a str>,
     /// The object's name.
     pub name: &'a str,
-    /// The user.
-    pub user: &'a str,
-    /// Its groups.
-    pub groups: Vec<String>,
+    /// The user as kube's UserInfo (username, uid, groups, extra).
+    pub user_info: Value,
     /// A dry run.
     pub dry_run: bool,
 }
@@ -254,7 +252,7 @@ impl Policies {
             "name": a.name,
             "namespace": a.namespace.unwrap_or(""),
             "operation": a.operation,
-            "userInfo": {"username": a.user, "groups": a.groups},
+            "userInfo": a.user_info,
             "dryRun": a.dry_run,
         });
         let limit_ranges = match a.namespace {
@@ -592,8 +590,7 @@ mod tests {
             subresource: sub,
             namespace: Some("default"),
             name: "web",
-            user: "u",
-            groups: Vec::new(),
+            user_info: json!({"username": "u"}),
             dry_run: false,
         };
         let main = rule(&["deployments"], &["CREATE", "UPDATE"]);

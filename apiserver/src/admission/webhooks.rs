@@ -248,7 +248,7 @@ impl Webhooks {
             "requestKind": kind,
             "requestResource": resource,
             "operation": a.operation,
-            "userInfo": {"username": a.user, "groups": a.groups},
+            "userInfo": a.user_info,
             "dryRun": a.dry_run,
             "options": options,
         });

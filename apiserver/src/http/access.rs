@@ -223,6 +223,21 @@ pub fn groups_of(id: &Identity) -> Vec<String> {
     fixed.iter().map(|g| g.to_string()).collect()
 }
 
+/// The caller as kube's UserInfo (username, uid, groups, extra), as
+/// SelfSubjectReview and TokenReview answer it.
+pub fn user_info(id: &Identity) -> Value {
+    let mut info = json!({"username": id.name, "groups": groups_of(id)});
+    if let Role::Subject(s) = &id.role {
+        if let Some(uid) = &s.uid {
+            info["uid"] = json!(uid);
+        }
+        if !s.extra.is_empty() {
+            info["extra"] = json!(s.extra);
+        }
+    }
+    info
+}
+
 /// Answers a SelfSubjectAccessReview (`kubectl auth can-i VERB RESOURCE`).
 pub fn access_review(id: &Identity, body: &Value) -> ApiResult<Value> {
     let attrs = body.pointer("/spec/resourceAttributes").ok_or_else(|| {

@@ -68,8 +68,11 @@ pub struct App {
 }
 
 /// Who is calling, after impersonation: the authenticated caller, or the
-/// user and groups it names in `Impersonate-User`/`Impersonate-Group` when
-/// it may `impersonate` them (kube's impersonation filter).
+/// user, groups, uid and extras it names in `Impersonate-User`,
+/// `Impersonate-Group`, `Impersonate-Uid` and `Impersonate-Extra-<key>`
+/// when it may `impersonate` each (users, groups and serviceaccounts; uids
+/// and `userextras/<key>` in authentication.k8s.io), as kube's
+/// impersonation filter.
 async fn caller(
     app: &App,
     headers: &HeaderMap,
@@ -86,20 +89,37 @@ async fn caller(
     };
     let users = all("impersonate-user");
     let groups = all("impersonate-group");
+    let uids = all("impersonate-uid");
+    // Impersonate-Extra-<key>: the key percent-encoded, compared lowercase
+    let mut extra: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (name, value) in headers {
+        if let Some(key) = name.as_str().strip_prefix("impersonate-extra-")
+            && let Ok(value) = value.to_str()
+        {
+            let key = percent_encoding::percent_decode_str(key)
+                .decode_utf8_lossy()
+                .to_lowercase();
+            extra.entry(key).or_default().push(value.to_string());
+        }
+    }
     let Some(user) = users.first() else {
-        if groups.is_empty() {
+        if groups.is_empty() && uids.is_empty() && extra.is_empty() {
             return Ok(id);
         }
         return Err(ApiError::internal(
-            "requested impersonation of groups without impersonating a user",
+            "requested impersonation of groups, a uid or extras without impersonating a user",
         ));
     };
-    let may = |resource: &str, group: &str, namespace: Option<&str>, name: &str| {
+    let may = |resource: &str,
+               subresource: Option<&str>,
+               group: &str,
+               namespace: Option<&str>,
+               name: &str| {
         let attrs = crate::auth::Attributes {
             verb: "impersonate",
             group,
             resource,
-            subresource: None,
+            subresource,
             namespace,
             name: Some(name),
         };
@@ -108,7 +128,10 @@ async fn caller(
             _ => Err(ApiError::forbidden(
                 &id.name,
                 "impersonate",
-                resource,
+                &match subresource {
+                    Some(sub) => format!("{resource}/{sub}"),
+                    None => resource.to_string(),
+                },
                 group,
                 namespace,
                 Some(name),
@@ -120,11 +143,19 @@ async fn caller(
         .strip_prefix("system:serviceaccount:")
         .and_then(|rest| rest.split_once(':'));
     match service_account {
-        Some((ns, name)) => may("serviceaccounts", "", Some(ns), name)?,
-        None => may("users", "", None, user)?,
+        Some((ns, name)) => may("serviceaccounts", None, "", Some(ns), name)?,
+        None => may("users", None, "", None, user)?,
     }
     for g in &groups {
-        may("groups", "", None, g)?;
+        may("groups", None, "", None, g)?;
+    }
+    for uid in &uids {
+        may("uids", None, "authentication.k8s.io", None, uid)?;
+    }
+    for (key, values) in &extra {
+        for v in values {
+            may("userextras", Some(key), "authentication.k8s.io", None, v)?;
+        }
     }
     let mut all_groups = groups.clone();
     if let (Some((ns, _)), true) = (service_account, groups.is_empty()) {
@@ -138,10 +169,15 @@ async fn caller(
         Some(node) if all_groups.iter().any(|g| g == "system:nodes") => {
             crate::auth::Role::Node(node.to_string())
         }
-        _ => crate::auth::Role::Subject(crate::auth::Subject {
-            groups: all_groups,
-            rbac: crate::auth::RbacView(app.rbac.snapshot()),
-        }),
+        _ => {
+            let mut subject = crate::auth::Subject::in_groups(
+                all_groups,
+                crate::auth::RbacView(app.rbac.snapshot()),
+            );
+            subject.uid = uids.first().cloned();
+            subject.extra = extra;
+            crate::auth::Role::Subject(subject)
+        }
     };
     Ok(Identity {
         name: user.clone(),
@@ -175,10 +211,10 @@ async fn authenticate(
         let (name, groups) = crate::bootstrap_tokens::authenticate(&app.registry, token).await?;
         return Ok(Identity {
             name,
-            role: crate::auth::Role::Subject(crate::auth::Subject {
+            role: crate::auth::Role::Subject(crate::auth::Subject::in_groups(
                 groups,
-                rbac: crate::auth::RbacView(rbac),
-            }),
+                crate::auth::RbacView(rbac),
+            )),
         });
     }
     if crate::serviceaccounts::looks_like_jwt(token) {
@@ -193,10 +229,10 @@ async fn authenticate(
 fn anonymous(rbac: Arc<crate::rbac::Snapshot>) -> Identity {
     Identity {
         name: ANONYMOUS.to_string(),
-        role: crate::auth::Role::Subject(crate::auth::Subject {
-            groups: vec!["system:unauthenticated".to_string()],
-            rbac: crate::auth::RbacView(rbac),
-        }),
+        role: crate::auth::Role::Subject(crate::auth::Subject::in_groups(
+            vec!["system:unauthenticated".to_string()],
+            crate::auth::RbacView(rbac),
+        )),
     }
 }
 
@@ -855,8 +891,7 @@ async fn whoami(id: &Identity, headers: &HeaderMap, body: Body) -> Response {
         let mut v = request::decode_object(&bytes, &request::content_type(headers))?;
         v["apiVersion"] = serde_json::json!("authentication.k8s.io/v1");
         v["kind"] = serde_json::json!("SelfSubjectReview");
-        v["status"] =
-            serde_json::json!({"userInfo": {"username": id.name, "groups": access::groups_of(id)}});
+        v["status"] = serde_json::json!({"userInfo": access::user_info(id)});
         Ok::<_, ApiError>(v)
     }
     .await;

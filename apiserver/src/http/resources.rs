@@ -114,8 +114,7 @@ impl Req {
             subresource: self.target.subresource.as_deref(),
             namespace: self.ns(),
             name,
-            user: &self.id.name,
-            groups: access::groups_of(&self.id),
+            user_info: access::user_info(&self.id),
             dry_run: options::dry_run(&self.query),
         }
     }

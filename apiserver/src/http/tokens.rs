@@ -62,12 +62,25 @@ pub async fn authenticate(
             }
         }
     }
+    let mut subject = Subject::in_groups(claims.groups(), RbacView(app.rbac.snapshot()));
+    subject.uid = Some(k.serviceaccount.uid.clone());
+    subject.extra.insert(
+        "authentication.kubernetes.io/credential-id".into(),
+        vec![format!("JTI={}", claims.jti)],
+    );
+    if let Some(p) = &k.pod {
+        subject.extra.insert(
+            "authentication.kubernetes.io/pod-name".into(),
+            vec![p.name.clone()],
+        );
+        subject.extra.insert(
+            "authentication.kubernetes.io/pod-uid".into(),
+            vec![p.uid.clone()],
+        );
+    }
     let identity = Identity {
         name: claims.username(),
-        role: Role::Subject(Subject {
-            groups: claims.groups(),
-            rbac: RbacView(app.rbac.snapshot()),
-        }),
+        role: Role::Subject(subject),
     };
     Ok((identity, claims))
 }
@@ -314,29 +327,12 @@ pub async fn token_review(app: &Arc<App>, id: &Identity, body: &Value) -> ApiRes
     } else {
         match authenticate(app, token, &audiences).await {
             Ok((user, claims)) => {
-                let mut extra = serde_json::Map::new();
-                extra.insert(
-                    "authentication.kubernetes.io/credential-id".into(),
-                    json!([format!("JTI={}", claims.jti)]),
-                );
-                if let Some(p) = &claims.kubernetes.pod {
-                    extra.insert(
-                        "authentication.kubernetes.io/pod-name".into(),
-                        json!([p.name]),
-                    );
-                    extra.insert(
-                        "authentication.kubernetes.io/pod-uid".into(),
-                        json!([p.uid]),
-                    );
-                }
                 let audiences: Vec<&str> = audiences
                     .iter()
                     .copied()
                     .filter(|a| claims.aud.iter().any(|c| c == a))
                     .collect();
-                json!({"authenticated": true, "user": {
-                    "username": user.name, "uid": claims.kubernetes.serviceaccount.uid,
-                    "groups": access::groups_of(&user), "extra": extra}, "audiences": audiences})
+                json!({"authenticated": true, "user": access::user_info(&user), "audiences": audiences})
             }
             Err(_) => json!({"user": {}, "error": "[invalid bearer token, token lookup failed]"}),
         }
