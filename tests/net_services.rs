@@ -22,7 +22,7 @@ use crate::support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use net_support::{Lab, NetNode};
+use net_support::{Lab, start_containerd_node};
 use node_support::containerd::Containerd;
 use node_support::{jsonpath, tail};
 use support::{Server, poll_until, wait_for};
@@ -217,50 +217,23 @@ fn services_across_two_hosts() {
 
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let kc = s.kubeconfig_for(&format!("node:{name}"));
         let data = ctd_dir.join(format!("node-{i}"));
-        lab.track_node(name, &data);
-        let ip = lab.hosts[i].ip.to_string();
-        let args: Vec<String> = [
-            "--kubeconfig",
-            &kc.to_string_lossy(),
-            "--name",
+        nodes.push(start_containerd_node(
+            &mut lab,
+            &s,
+            &ctd,
+            i,
             name,
-            "--runtime",
-            "containerd",
-            "--containerd-address",
-            &ctd.sock.to_string_lossy(),
-            "--containerd-namespace",
-            &ctd.namespace,
-            "--node-ip",
-            &ip,
-            "--listen",
-            &format!("{ip}:0"),
-            "--data-dir",
-            &data.to_string_lossy(),
-            "--heartbeat-interval",
-            "1s",
-            "--status-interval",
-            "1s",
-            "--sync-period",
-            "1s",
-            "--proxy-min-sync-period",
-            "100ms",
-            "--proxy-sync-period",
-            "10s",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-        let log = s.dir.path().join(format!("node-{i}.log"));
-        nodes.push(NetNode::start(&lab.hosts[i], &log, &args));
-    }
-    for (i, name) in names.iter().enumerate() {
-        assert!(
-            poll_until(Duration::from_secs(30), || node_ready(&s, name) == "True"),
-            "node {name} not Ready; log:\n{}",
-            tail(&nodes[i].log_text(), 30)
-        );
+            &data,
+            &[
+                "--status-interval",
+                "1s",
+                "--proxy-min-sync-period",
+                "100ms",
+                "--proxy-sync-period",
+                "10s",
+            ],
+        ));
     }
 
     apply(&s, WEB);

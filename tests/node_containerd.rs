@@ -8,16 +8,25 @@
 //! restart are checked. Everything the test created (containers, shims,
 //! mounts, network namespaces, the bridge, cgroups) is removed even when it
 //! fails.
+//!
+//! In-cluster clients: inside a network namespace the test makes (the
+//! `net_support` lab), a node with the service proxy runs a pod whose image
+//! holds the machine's static kubectl; with no kubeconfig it reaches the API
+//! server through the `kubernetes` Service's cluster IP with its
+//! ServiceAccount's token.
 
+use crate::net_support;
 use crate::node_support;
 use crate::support;
 
 use std::time::{Duration, Instant};
 
+use net_support::{Lab, start_containerd_node};
 use node_support::containerd::{Containerd, run};
 use node_support::{
-    NodeProc, apply, check_adoption, check_exec, check_readiness_moves_endpoints, container_id,
-    endpoint_ips, http_get, jsonpath, ready, restarts, wait_node, wait_ready, wait_ready_pods,
+    NodeProc, READER_CANNOT_LIST_PODS, SA_DIR, apply, check_adoption, check_exec,
+    check_readiness_moves_endpoints, container_id, endpoint_ips, finished_log, http_get, jsonpath,
+    let_reader_list_pods, ready, restarts, wait_node, wait_ready, wait_ready_pods, wait_root_ca,
 };
 use support::{Server, wait_for};
 
@@ -282,6 +291,148 @@ fn containerd_node_runs_pods_with_their_own_ips() {
     );
     let replaced = wait_ready_pods(&s, &node, "app=web", 4, Duration::from_secs(60));
     assert!(!replaced.contains(w2), "a replacement, not the deleted pod");
+    drop(node);
+    drop(ctd);
+}
+
+/// The image with kubectl in it.
+const KUBECTL_IMAGE: &str = "korral-test/kubectl:1";
+
+/// The machine's kubectl (a static Go binary), as `which kubectl` finds it.
+fn host_kubectl() -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+        .expect("kubectl on PATH");
+    std::fs::canonicalize(&found).expect("kubectl's real path")
+}
+
+/// A pod of `reader` that finds the API server with nothing but what the
+/// node gave it: the `KUBERNETES_SERVICE_*` variables, and the token, CA
+/// and namespace of its `kube-api-access` volume. It prints them, its
+/// mount of the volume, who it is, and `kubectl get pods` with the
+/// requests' URLs (`-v=6`).
+fn in_cluster_pod(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+  serviceAccountName: reader
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: kubectl
+    image: {KUBECTL_IMAGE}
+    command:
+    - sh
+    - -c
+    - |
+      echo "service=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
+      grep " {SA_DIR} " /proc/mounts | sed 's/^/mount: /'
+      echo "namespace=$(cat {SA_DIR}/namespace)"
+      echo "whoami=$(kubectl auth whoami -o jsonpath='{{.status.userInfo.username}}' 2>&1)"
+      kubectl get pods -o name -v=6 2>&1 || true
+"#
+    )
+}
+
+/// The line of kubectl's `-v=6` log that answers a request to `url` ("" if none).
+fn request_line<'a>(log: &'a str, url: &str) -> &'a str {
+    log.lines()
+        .filter(|l| l.contains(url))
+        .find(|l| l.contains(" OK") || l.contains("Forbidden"))
+        .unwrap_or("")
+}
+
+#[test]
+fn an_in_cluster_kubectl_reaches_the_api_server_through_the_kubernetes_service() {
+    let mut lab = Lab::new(1);
+    let gw = lab.gateway();
+    let s = Server::start_on(&format!("{gw}:0"), &[]);
+    let ctd_dir = lab.dir.path().join("ctd");
+    std::fs::create_dir_all(&ctd_dir).expect("dir");
+    let name = format!("incluster-{}", std::process::id());
+    let ctd = Containerd::start(&ctd_dir, &name);
+    let kubectl = host_kubectl();
+    ctd.import_busybox_with(
+        KUBECTL_IMAGE,
+        &[format!("{}:/usr/local/bin/kubectl", kubectl.display())],
+    );
+
+    // the containerd runtime runs the service proxy by default (iptables in the lab host's namespace)
+    let data = ctd_dir.join("node-data");
+    let node = start_containerd_node(
+        &mut lab,
+        &s,
+        &ctd,
+        0,
+        &name,
+        &data,
+        &["--proxy-min-sync-period", "100ms"],
+    );
+
+    // the kubernetes Service fronts the address the API server listens on in the lab
+    let cluster_ip = jsonpath(&s, "service", "kubernetes", "{.spec.clusterIP}");
+    assert_eq!(cluster_ip, "10.96.0.1");
+    let port = s.url.rsplit(':').next().expect("port").to_string();
+    assert_eq!(
+        jsonpath(
+            &s,
+            "endpoints",
+            "kubernetes",
+            "{.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}"
+        ),
+        format!("{gw}:{port}")
+    );
+
+    s.ok(&["create", "serviceaccount", "reader"]);
+    wait_root_ca(&s);
+    apply(&s, &in_cluster_pod("before"));
+    let out = finished_log(&s, "before");
+    assert!(
+        out.contains(&format!("service={cluster_ip}:443\n")),
+        "the variables name the kubernetes Service: {out}"
+    );
+    // a real read-only mount in the container's mount namespace
+    let mount = out
+        .lines()
+        .find_map(|l| l.strip_prefix("mount: "))
+        .unwrap_or_else(|| panic!("{SA_DIR} is not a mount point in the container: {out}"));
+    let opts = mount.split_whitespace().nth(3).unwrap_or("");
+    assert!(
+        opts.split(',').any(|o| o == "ro"),
+        "the token volume is mounted read-only: {mount}"
+    );
+    assert!(out.contains("namespace=default\n"), "{out}");
+    assert!(
+        out.contains("Using in-cluster configuration"),
+        "no kubeconfig: {out}"
+    );
+    assert!(
+        out.contains("whoami=system:serviceaccount:default:reader\n"),
+        "the token authenticates the pod's ServiceAccount: {out}"
+    );
+    // through the cluster IP, with kube's 403 text
+    let pods_url = format!("https://{cluster_ip}:443/api/v1/namespaces/default/pods");
+    assert!(
+        request_line(&out, &pods_url).contains("403 Forbidden"),
+        "kubectl asked {pods_url}: {out}"
+    );
+    assert!(out.contains(READER_CANNOT_LIST_PODS), "{out}");
+    let_reader_list_pods(&s);
+    apply(&s, &in_cluster_pod("after"));
+    let out = finished_log(&s, "after");
+    assert!(
+        request_line(&out, &pods_url).contains("200 OK"),
+        "kubectl asked {pods_url}: {out}"
+    );
+    assert!(
+        out.contains("pod/before\n"),
+        "the binding lets it list pods: {out}"
+    );
+    assert!(!out.contains("forbidden"), "{out}");
     drop(node);
     drop(ctd);
 }

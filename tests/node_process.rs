@@ -16,9 +16,10 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use node_support::{
-    NodeProc, alive, apply, check_adoption, check_exec, check_readiness_moves_endpoints,
-    check_streaming_exec, container_id, endpoint_ips, http_get, jsonpath, ready, restarts, uid_of,
-    wait_node, wait_ready, wait_ready_pods,
+    NodeProc, READER_CANNOT_LIST_PODS, SA_DIR, alive, apply, check_adoption, check_exec,
+    check_readiness_moves_endpoints, check_streaming_exec, container_id, endpoint_ips,
+    finished_log, http_get, jsonpath, let_reader_list_pods, ready, restarts, uid_of, wait_node,
+    wait_ready, wait_ready_pods, wait_root_ca,
 };
 use support::{Server, wait_for};
 
@@ -377,9 +378,6 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     assert!(!replaced.contains(w2), "a replacement, not the deleted pod");
 }
 
-/// Where in-cluster clients read their ServiceAccount's credentials.
-const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
 /// A pod that uses its ServiceAccount with the real kubectl and no
 /// kubeconfig: in-cluster configuration from the `KUBERNETES_SERVICE_*`
 /// variables (the process runtime points them at the API server: no service
@@ -415,45 +413,10 @@ spec:
     )
 }
 
-/// Waits until `pod` has finished and returns its log; it must have succeeded.
-fn finished_log(s: &Server, name: &str) -> String {
-    wait_for("the pod to finish", Duration::from_secs(60), || {
-        let phase = jsonpath(s, "pod", name, "{.status.phase}");
-        phase == "Succeeded" || phase == "Failed"
-    });
-    let logs = s.kubectl(&["logs", name]);
-    let out = String::from_utf8_lossy(&logs.stdout).to_string();
-    assert_eq!(
-        jsonpath(s, "pod", name, "{.status.phase}"),
-        "Succeeded",
-        "logs: {out}"
-    );
-    out
-}
-
 /// Runs `sa_pod(name)` to completion and returns its log.
 fn run_sa_pod(s: &Server, name: &str) -> String {
     apply(s, &sa_pod(name));
     finished_log(s, name)
-}
-
-/// Waits for the root CA publisher to put the cluster CA in the default namespace.
-fn wait_root_ca(s: &Server) {
-    wait_for(
-        "kube-root-ca.crt in the default namespace",
-        Duration::from_secs(20),
-        || {
-            s.kubectl(&[
-                "get",
-                "configmap",
-                "kube-root-ca.crt",
-                "-o",
-                "jsonpath={.data.ca\\.crt}",
-            ])
-            .stdout
-            .starts_with(b"-----BEGIN CERTIFICATE-----")
-        },
-    );
 }
 
 /// Whether any of the pods' mount paths exist on the host (they must not
@@ -509,26 +472,8 @@ fn a_pod_uses_its_service_account_token() {
         "the token volume is read-only: {out}"
     );
     // RBAC: forbidden with kube's text until a RoleBinding grants it
-    assert!(
-        out.contains(
-            "pods is forbidden: User \"system:serviceaccount:default:reader\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
-        ),
-        "{out}"
-    );
-    s.ok(&[
-        "create",
-        "role",
-        "pod-reader",
-        "--verb=get,list,watch",
-        "--resource=pods",
-    ]);
-    s.ok(&[
-        "create",
-        "rolebinding",
-        "reader",
-        "--role=pod-reader",
-        "--serviceaccount=default:reader",
-    ]);
+    assert!(out.contains(READER_CANNOT_LIST_PODS), "{out}");
+    let_reader_list_pods(&s);
     let out = run_sa_pod(&s, "after");
     assert!(
         out.contains("pod/before"),

@@ -36,6 +36,13 @@ impl Default for IpamConfig {
     }
 }
 
+impl IpamConfig {
+    /// The first service IP (the `kubernetes` Service's).
+    pub fn first_service_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.service_cidr.0) + 1)
+    }
+}
+
 /// Parses `a.b.c.d/n` (IPv4).
 pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
     let (ip, bits) = s.split_once('/')?;
@@ -64,7 +71,7 @@ impl Ipam {
 
     /// The first service IP (the `kubernetes` Service's).
     pub fn first_service_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.config.service_cidr.0) + 1)
+        self.config.first_service_ip()
     }
 
     fn owner(obj: &Value) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! kubeconfigs), the store (embedded by default, etcd when asked), the system
 //! namespaces, and the HTTPS listener (plus an optional loopback HTTP one).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,10 @@ pub struct ServerConfig {
     pub insecure_listen: Option<SocketAddr>,
     /// Extra names and IPs for the serving certificate.
     pub extra_sans: Vec<String>,
+    /// The address published in the `kubernetes` Service's Endpoints, where
+    /// pods reach the API server (kube-apiserver's `--advertise-address`);
+    /// `None`: see [`advertise_address`].
+    pub advertise_address: Option<IpAddr>,
     /// The service and cluster (pod) CIDRs IPAM allocates from.
     pub ipam: crate::ipam::IpamConfig,
     /// kube-apiserver's `WatchList` feature gate: watches with
@@ -51,6 +55,7 @@ impl ServerConfig {
             etcd: None,
             insecure_listen: None,
             extra_sans: Vec::new(),
+            advertise_address: None,
             ipam: crate::ipam::IpamConfig::default(),
             watch_list: false,
             audit: None,
@@ -146,7 +151,32 @@ pub const HTTP2_MAX_STREAMS: u32 = 1000;
 
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-async fn bootstrap(registry: &Registry, listen: SocketAddr) -> Result<(), ServerError> {
+/// The address the API server publishes to the cluster when none is given,
+/// as kube-apiserver chooses it: the listen address, or for a wildcard
+/// listener the address of the interface the default route leaves by (a
+/// connected UDP socket: the kernel picks the source, nothing is sent);
+/// loopback when there is no default route.
+pub fn advertise_address(listen: IpAddr) -> IpAddr {
+    if !listen.is_unspecified() {
+        return listen;
+    }
+    // TEST-NET-3 (RFC 5737): routed by the default route, never answered
+    let probe = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.connect((Ipv4Addr::new(203, 0, 113, 1), 9)).map(|()| s))
+        .and_then(|s| s.local_addr());
+    match probe {
+        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => {
+            tracing::warn!(
+                "no default route: the kubernetes Service points at 127.0.0.1, which pods in their own network namespaces cannot reach (set --advertise-address)"
+            );
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
+/// The objects every cluster starts with; `advertised` is where pods reach the API server.
+async fn bootstrap(registry: &Registry, advertised: SocketAddr) -> Result<(), ServerError> {
     let ns = schemas::lookup("v1", "Namespace").map_err(|e| ServerError::Other(e.to_string()))?;
     for name in SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -207,26 +237,26 @@ async fn bootstrap(registry: &Registry, listen: SocketAddr) -> Result<(), Server
             }
         }
     }
-    kubernetes_service(registry, listen).await
+    kubernetes_service(registry, advertised).await
 }
 
 /// The `kubernetes` Service and Endpoints in `default`: the API server's
-/// address inside the cluster (the first service IP), kept current on restart.
-async fn kubernetes_service(registry: &Registry, listen: SocketAddr) -> Result<(), ServerError> {
+/// address inside the cluster (the first service IP) in front of its
+/// advertised address and port, kept current on restart.
+async fn kubernetes_service(
+    registry: &Registry,
+    advertised: SocketAddr,
+) -> Result<(), ServerError> {
     let lookup = |k| schemas::lookup("v1", k).map_err(|e| ServerError::Other(e.to_string()));
     let (svc, ep) = (lookup("Service")?, lookup("Endpoints")?);
     let ip = registry.ipam().first_service_ip().to_string();
-    let host = if listen.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        listen.ip().to_string()
-    };
+    let host = advertised.ip().to_string();
     let service = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": listen.port()}]}});
+        "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": advertised.port()}]}});
     let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": "kubernetes"},
-        "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": listen.port(), "protocol": "TCP"}]}]});
+        "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": advertised.port(), "protocol": "TCP"}]}]});
     for (info, obj) in [(svc, service), (ep, endpoints)] {
         let opts = WriteOptions::default();
         match registry
@@ -289,9 +319,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         path: config.data_dir.clone(),
         source,
     })?;
+    // as kube-apiserver's: the certificate covers the advertised address and
+    // the kubernetes Service's cluster IP, which in-cluster clients dial
+    let advertise = config
+        .advertise_address
+        .unwrap_or_else(|| advertise_address(config.listen.ip()));
+    let service_ip = config.ipam.first_service_ip();
     let mut sans = config.extra_sans.clone();
-    if !config.listen.ip().is_unspecified() {
-        sans.push(config.listen.ip().to_string());
+    for ip in [config.listen.ip(), advertise, IpAddr::V4(service_ip)] {
+        if !ip.is_unspecified() {
+            sans.push(ip.to_string());
+        }
     }
     let pki = crate::pki::load_or_create(&config.data_dir.join("pki"), &sans)?;
     let tokens = TokenFile::load_or_create(&config.data_dir)?;
@@ -321,7 +359,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             addr: config.listen,
             source,
         })?;
-    bootstrap(&registry, bound).await?;
+    bootstrap(&registry, SocketAddr::new(advertise, bound.port())).await?;
     let crd_controller = crate::crds::CrdController::start(registry.clone())
         .await
         .map_err(|e| {
@@ -467,4 +505,61 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             quota_status,
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_specific_listen_address_is_advertised_and_a_wildcard_never_is() {
+        let ip: IpAddr = "10.250.7.1".parse().expect("ip");
+        assert_eq!(advertise_address(ip), ip);
+        assert_eq!(
+            advertise_address(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+        assert!(!advertise_address(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).is_unspecified());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_kubernetes_service_fronts_the_advertised_address_the_certificate_covers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServerConfig::new(dir.path());
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        config.advertise_address = Some("127.0.0.2".parse().expect("ip"));
+        let server = start(config).await.expect("start");
+        let port = server
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .expect("port");
+        let registry = &server.app.registry;
+        let info = |k| schemas::lookup("v1", k).expect("kind");
+        let ep = registry
+            .get(info("Endpoints"), Some("default"), "kubernetes")
+            .await
+            .expect("endpoints");
+        assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "127.0.0.2");
+        assert_eq!(ep["subsets"][0]["ports"][0]["port"], port);
+        let svc = registry
+            .get(info("Service"), Some("default"), "kubernetes")
+            .await
+            .expect("service");
+        assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1");
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], port);
+        // the serving certificate's names (pki.rs records them beside it)
+        let sans = std::fs::read_to_string(dir.path().join("pki/server.sans")).expect("sans");
+        let sans: Vec<&str> = sans.trim().split(',').collect();
+        for want in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "10.96.0.1",
+            "kubernetes.default.svc",
+        ] {
+            assert!(sans.contains(&want), "{want} in {sans:?}");
+        }
+        server.shutdown().await;
+    }
 }

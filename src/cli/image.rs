@@ -1,5 +1,5 @@
 //! `korral image`: build a tiny busybox image archive from Debian's
-//! busybox-static, and import image archives (OCI layout or docker save)
+//! busybox-static (plus any host files asked for), and import image archives (OCI layout or docker save)
 //! into containerd — no registry is needed.
 
 use std::path::PathBuf;
@@ -34,6 +34,11 @@ pub struct BuildBusyboxArgs {
     /// Image names (repeatable).
     #[arg(long = "tag", default_values = ["busybox:latest"])]
     tags: Vec<String>,
+    /// Also copy a file of this machine into the image, as `SOURCE:DEST`
+    /// (DEST absolute; parent directories are made; repeatable), e.g. a
+    /// static kubectl: `--add /usr/bin/kubectl:/usr/local/bin/kubectl`.
+    #[arg(long = "add", value_name = "SOURCE:DEST")]
+    add: Vec<node::runtime::containerd::busybox::ExtraFile>,
 }
 
 /// Runs `korral image import`.
@@ -77,9 +82,9 @@ pub fn import(args: ImportArgs) -> ExitCode {
 
 /// Runs `korral image build-busybox`.
 pub fn build_busybox(args: BuildBusyboxArgs) -> ExitCode {
-    match node::runtime::containerd::busybox::build(&args.busybox, &args.tags).and_then(|tar| {
-        std::fs::write(&args.out, tar).map_err(|e| format!("{}: {e}", args.out.display()))
-    }) {
+    match node::runtime::containerd::busybox::build(&args.busybox, &args.tags, &args.add).and_then(
+        |tar| std::fs::write(&args.out, tar).map_err(|e| format!("{}: {e}", args.out.display())),
+    ) {
         Ok(()) => {
             println!("wrote {} ({})", args.out.display(), args.tags.join(", "));
             ExitCode::SUCCESS

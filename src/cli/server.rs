@@ -1,7 +1,7 @@
 //! `korral server`: the control plane (API server over the embedded store or
 //! etcd); writes `DIR/kubeconfig.yaml` for kubectl.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,6 +20,12 @@ pub struct Args {
     /// HTTPS address to listen on.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
+    /// The IP published in the `kubernetes` Service's Endpoints, where pods
+    /// reach the API server (it must be reachable from their network
+    /// namespaces); default: the listen IP, or for 0.0.0.0 the address of
+    /// the interface the default route leaves by, as kube-apiserver's.
+    #[arg(long, value_name = "IP")]
+    pub advertise_address: Option<IpAddr>,
     /// etcd client URLs (comma-separated); the embedded store is used when unset.
     #[arg(long, value_delimiter = ',', value_name = "URLS")]
     pub etcd_servers: Vec<String>,
@@ -99,7 +105,8 @@ pub struct Network {
     /// the API server's IP and a free port (pods reach it through the kube-dns Service).
     #[arg(long, value_name = "ADDR|none")]
     pub dns_listen: Option<String>,
-    /// The address the kube-dns Endpoints name (default: the DNS listen IP).
+    /// The address the kube-dns Endpoints name (default: the DNS listen IP;
+    /// for 0.0.0.0 the API server's advertised address).
     #[arg(long)]
     pub dns_advertise_address: Option<Ipv4Addr>,
     /// A DNS server for names outside the cluster domain (default: such names are refused).
@@ -116,8 +123,13 @@ fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
 }
 
 impl Network {
-    /// The DNS server's configuration (`None` when disabled).
-    pub fn dns(&self, api_listen: SocketAddr) -> Result<Option<DnsConfig>, String> {
+    /// The DNS server's configuration (`None` when disabled); a wildcard
+    /// listener is published at the API server's advertised address.
+    pub fn dns(
+        &self,
+        api_listen: SocketAddr,
+        api_advertise: IpAddr,
+    ) -> Result<Option<DnsConfig>, String> {
         let listen = match self.dns_listen.as_deref() {
             Some("none") => return Ok(None),
             Some(a) => a
@@ -126,7 +138,10 @@ impl Network {
             None => SocketAddr::new(api_listen.ip(), 0),
         };
         let mut c = DnsConfig::new(listen);
-        c.advertise = self.dns_advertise_address;
+        c.advertise = self.dns_advertise_address.or(match api_advertise {
+            IpAddr::V4(ip) if listen.ip().is_unspecified() => Some(ip),
+            _ => None,
+        });
         c.upstream = self.dns_upstream;
         c.domain = self.cluster_domain.clone();
         // kubeadm's choice: the 10th address of the service range
@@ -140,7 +155,14 @@ impl Args {
     pub fn config(&self) -> ServerConfig {
         let mut config = ServerConfig::new(&self.data_dir);
         config.listen = self.listen;
-        config.extra_sans = self.tls_sans.clone();
+        config.advertise_address = self.advertise_address;
+        // kubeadm's: the in-cluster name with the cluster domain
+        config.extra_sans = std::iter::once(format!(
+            "kubernetes.default.svc.{}",
+            self.network.cluster_domain
+        ))
+        .chain(self.tls_sans.iter().cloned())
+        .collect();
         config.watch_list = self.watch_list;
         config.disabled_admission_plugins = self.disable_admission_plugins.clone();
         config.anonymous_auth = self.anonymous_auth;
@@ -269,7 +291,10 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Starts the cluster DNS server (as the controller identity) unless disabled.
 async fn start_dns(args: &Args) -> Result<Option<reconcilers::dns::RunningDns>, String> {
-    let Some(config) = args.network.dns(args.listen)? else {
+    let advertise = args
+        .advertise_address
+        .unwrap_or_else(|| apiserver::server::advertise_address(args.listen.ip()));
+    let Some(config) = args.network.dns(args.listen, advertise)? else {
         return Ok(None);
     };
     let client = reconcilers::runtime::Client::from_kubeconfig(

@@ -264,6 +264,70 @@ impl Drop for Lab {
     }
 }
 
+/// Starts `korral node` with the containerd runtime (and so the service
+/// proxy) in `lab`'s host `i`, as node `name` of server `s`: data in `data`
+/// (tracked for cleanup), serving on the host's address, 1 s heartbeats and
+/// syncs, `extra` flags after those; waits until the Node is Ready.
+pub fn start_containerd_node(
+    lab: &mut Lab,
+    s: &crate::support::Server,
+    ctd: &crate::node_support::containerd::Containerd,
+    i: usize,
+    name: &str,
+    data: &Path,
+    extra: &[&str],
+) -> NetNode {
+    lab.track_node(name, data);
+    let host = &lab.hosts[i];
+    let ip = host.ip.to_string();
+    let kc = s.kubeconfig_for(&format!("node:{name}"));
+    let base = [
+        "--kubeconfig",
+        &kc.to_string_lossy(),
+        "--name",
+        name,
+        "--runtime",
+        "containerd",
+        "--containerd-address",
+        &ctd.sock.to_string_lossy(),
+        "--containerd-namespace",
+        &ctd.namespace,
+        "--node-ip",
+        &ip,
+        "--listen",
+        &format!("{ip}:0"),
+        "--data-dir",
+        &data.to_string_lossy(),
+        "--heartbeat-interval",
+        "1s",
+        "--sync-period",
+        "1s",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect::<Vec<String>>();
+    let args: Vec<String> = base
+        .into_iter()
+        .chain(extra.iter().map(|a| a.to_string()))
+        .collect();
+    let log = s.dir.path().join(format!("node-{i}.log"));
+    let node = NetNode::start(host, &log, &args);
+    let ready = || {
+        crate::node_support::jsonpath(
+            s,
+            "node",
+            name,
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "True"
+    };
+    assert!(
+        crate::support::poll_until(std::time::Duration::from_secs(30), ready),
+        "node {name} not Ready; log:\n{}",
+        crate::node_support::tail(&node.log_text(), 30)
+    );
+    node
+}
+
 /// A `korral node` running inside a host's namespace, killed on drop.
 pub struct NetNode {
     child: Option<Child>,

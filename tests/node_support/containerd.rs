@@ -74,11 +74,18 @@ impl Containerd {
     /// Builds the busybox image from busybox-static with `korral image
     /// build-busybox` (tagged `tag`) and imports it with `korral image import`.
     pub fn import_busybox(&self, tag: &str) {
+        self.import_busybox_with(tag, &[]);
+    }
+
+    /// [`Containerd::import_busybox`] with host files added to the image,
+    /// each `SOURCE:DEST` (`korral image build-busybox --add`).
+    pub fn import_busybox_with(&self, tag: &str, add: &[String]) {
         let tar = self.dir.join("busybox.tar");
         let o = Command::new(crate::support::korral_bin())
             .args(["image", "build-busybox"])
             .arg(&tar)
             .args(["--tag", tag])
+            .args(add.iter().flat_map(|a| ["--add", a.as_str()]))
             .output()
             .expect("build-busybox");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

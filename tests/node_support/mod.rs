@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use crate::support::{Server, korral_bin, poll_until, wait_for};
 
+/// Where in-cluster clients read their ServiceAccount's credentials.
+pub const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
 /// A running `korral node`.
 pub struct NodeProc {
     child: Option<Child>,
@@ -610,4 +613,61 @@ pub fn check_graceful_delete_reports_not_ready(s: &Server, node: &NodeProc, pod:
         Duration::from_secs(20),
         || !s.kubectl(&["get", "pod", pod]).status.success(),
     );
+}
+
+/// Waits until `pod` has finished and returns its log; it must have succeeded.
+pub fn finished_log(s: &Server, name: &str) -> String {
+    wait_for("the pod to finish", Duration::from_secs(60), || {
+        let phase = jsonpath(s, "pod", name, "{.status.phase}");
+        phase == "Succeeded" || phase == "Failed"
+    });
+    let logs = s.kubectl(&["logs", name]);
+    let out = String::from_utf8_lossy(&logs.stdout).to_string();
+    assert_eq!(
+        jsonpath(s, "pod", name, "{.status.phase}"),
+        "Succeeded",
+        "logs: {out}"
+    );
+    out
+}
+
+/// Waits for the root CA publisher to put the cluster CA in the default namespace.
+pub fn wait_root_ca(s: &Server) {
+    wait_for(
+        "kube-root-ca.crt in the default namespace",
+        Duration::from_secs(20),
+        || {
+            s.kubectl(&[
+                "get",
+                "configmap",
+                "kube-root-ca.crt",
+                "-o",
+                "jsonpath={.data.ca\\.crt}",
+            ])
+            .stdout
+            .starts_with(b"-----BEGIN CERTIFICATE-----")
+        },
+    );
+}
+
+/// kube-apiserver's 403 text for the `reader` ServiceAccount listing pods in `default`.
+pub const READER_CANNOT_LIST_PODS: &str = "pods is forbidden: User \"system:serviceaccount:default:reader\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"";
+
+/// Grants the `reader` ServiceAccount get/list/watch on pods in `default`
+/// (a Role and a RoleBinding, made with kubectl).
+pub fn let_reader_list_pods(s: &Server) {
+    s.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list,watch",
+        "--resource=pods",
+    ]);
+    s.ok(&[
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=pod-reader",
+        "--serviceaccount=default:reader",
+    ]);
 }

@@ -1,7 +1,9 @@
 //! Builds a tiny OCI image archive from Debian's `busybox-static`: one
-//! uncompressed layer with `/bin/busybox` and a link per applet, a config, a
-//! manifest, and an index naming the image (`io.containerd.image.name`) —
-//! what `korral image build-busybox` writes and the tests import.
+//! uncompressed layer with `/bin/busybox`, a link per applet and any extra
+//! files asked for (a static `kubectl` for the in-cluster client tests), a
+//! config, a manifest, and an index naming the image
+//! (`io.containerd.image.name`) — what `korral image build-busybox` writes
+//! and the tests import.
 
 use std::path::Path;
 
@@ -43,8 +45,39 @@ pub fn normalize(reference: &str) -> String {
     }
 }
 
-/// Builds the archive from the busybox binary at `busybox`, naming the image `tags`.
-pub fn build(busybox: &Path, tags: &[String]) -> Result<Vec<u8>, String> {
+/// A host file copied into the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraFile {
+    /// The file on this machine (its permission bits are kept).
+    pub source: std::path::PathBuf,
+    /// Its absolute path in the image.
+    pub dest: String,
+}
+
+impl std::str::FromStr for ExtraFile {
+    type Err = String;
+
+    /// `SOURCE:DEST`, DEST absolute.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some((source, dest))
+                if !source.is_empty() && dest.starts_with('/') && dest.len() > 1 =>
+            {
+                Ok(ExtraFile {
+                    source: source.into(),
+                    dest: dest.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "{s:?}: expected SOURCE:DEST with an absolute DEST (e.g. /usr/bin/kubectl:/usr/local/bin/kubectl)"
+            )),
+        }
+    }
+}
+
+/// Builds the archive from the busybox binary at `busybox` plus `extra`
+/// files (their parent directories made as needed), naming the image `tags`.
+pub fn build(busybox: &Path, tags: &[String], extra: &[ExtraFile]) -> Result<Vec<u8>, String> {
     let bin = std::fs::read(busybox).map_err(|e| {
         format!(
             "{}: {e} (install Debian's busybox-static)",
@@ -70,6 +103,7 @@ pub fn build(busybox: &Path, tags: &[String]) -> Result<Vec<u8>, String> {
         .map(str::to_string)
         .collect();
     let mut layer = Writer::default();
+    let mut dirs: Vec<String> = Vec::new();
     for (d, mode) in [
         ("bin/", 0o755),
         ("etc/", 0o755),
@@ -83,6 +117,7 @@ pub fn build(busybox: &Path, tags: &[String]) -> Result<Vec<u8>, String> {
         ("run/", 0o755),
     ] {
         layer.add(Entry::Dir { path: d, mode })?;
+        dirs.push(d.to_string());
     }
     layer.add(Entry::File {
         path: "bin/busybox",
@@ -106,6 +141,9 @@ pub fn build(busybox: &Path, tags: &[String]) -> Result<Vec<u8>, String> {
         mode: 0o644,
         data: b"root:x:0:\nnogroup:x:65534:\n",
     })?;
+    for f in extra {
+        add_extra(&mut layer, &mut dirs, f)?;
+    }
     let layer = layer.finish();
     let layer_digest = digest(&layer);
     let config = serde_json::to_vec(&json!({
@@ -171,6 +209,43 @@ pub fn build(busybox: &Path, tags: &[String]) -> Result<Vec<u8>, String> {
     Ok(out.finish())
 }
 
+/// Adds one extra file and the parent directories not written yet.
+fn add_extra(layer: &mut Writer, dirs: &mut Vec<String>, f: &ExtraFile) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dest = f.dest.trim_start_matches('/');
+    if dest.is_empty()
+        || dest
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(format!("{:?} is not a plain absolute path", f.dest));
+    }
+    let data = std::fs::read(&f.source).map_err(|e| format!("{}: {e}", f.source.display()))?;
+    let mode = std::fs::metadata(&f.source)
+        .map_err(|e| format!("{}: {e}", f.source.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    let mut parent = String::new();
+    let components: Vec<&str> = dest.split('/').collect();
+    for c in &components[..components.len() - 1] {
+        parent.push_str(c);
+        parent.push('/');
+        if !dirs.contains(&parent) {
+            layer.add(Entry::Dir {
+                path: &parent,
+                mode: 0o755,
+            })?;
+            dirs.push(parent.clone());
+        }
+    }
+    layer.add(Entry::File {
+        path: dest,
+        mode,
+        data: &data,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,8 +265,12 @@ mod tests {
     #[test]
     fn builds_an_oci_layout_from_busybox() {
         let busybox = Path::new("/bin/busybox");
-        let tar = build(busybox, &["busybox:latest".into(), "busybox:1.36".into()])
-            .expect("build (needs busybox-static)");
+        let tar = build(
+            busybox,
+            &["busybox:latest".into(), "busybox:1.36".into()],
+            &[],
+        )
+        .expect("build (needs busybox-static)");
         let files = crate::runtime::containerd::archive::read_files(&tar).expect("read");
         let index: serde_json::Value =
             serde_json::from_slice(files.get("index.json").expect("index")).expect("json");
@@ -201,5 +280,58 @@ mod tests {
             .get(&format!("blobs/sha256/{}", m.trim_start_matches("sha256:")))
             .expect("manifest blob");
         assert_eq!(digest(manifest), m, "blobs are content-addressed");
+    }
+
+    #[test]
+    fn extra_files_land_in_the_layer_with_their_parents_and_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tool = dir.path().join("tool");
+        std::fs::write(&tool, b"#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+        let extra: ExtraFile = format!("{}:/usr/local/bin/tool", tool.display())
+            .parse()
+            .expect("SOURCE:DEST");
+        let tar = build(Path::new("/bin/busybox"), &["busybox:x".into()], &[extra])
+            .expect("build (needs busybox-static)");
+        let files = crate::runtime::containerd::archive::read_files(&tar).expect("read");
+        let index: serde_json::Value =
+            serde_json::from_slice(files.get("index.json").expect("index")).expect("json");
+        let blob = |d: &str| {
+            files
+                .get(&format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
+                .expect("blob")
+        };
+        let manifest: serde_json::Value = serde_json::from_slice(blob(
+            index["manifests"][0]["digest"].as_str().expect("digest"),
+        ))
+        .expect("manifest");
+        let layer = blob(manifest["layers"][0]["digest"].as_str().expect("layer"));
+        let layer_files = crate::runtime::containerd::archive::read_files(layer).expect("layer");
+        assert_eq!(
+            layer_files.get("usr/local/bin/tool").map(Vec::as_slice),
+            Some(&b"#!/bin/sh\n"[..])
+        );
+        // the header records the mode (bytes 100..108, octal) and the parents come first
+        let at = layer
+            .windows(18)
+            .position(|w| w == b"usr/local/bin/tool")
+            .expect("entry");
+        assert_eq!(&layer[at + 100..at + 107], b"0000750");
+        for parent in ["usr/", "usr/local/", "usr/local/bin/"] {
+            let p = layer
+                .windows(parent.len())
+                .position(|w| w == parent.as_bytes())
+                .expect("parent directory entry");
+            assert!(p < at, "{parent} before the file");
+        }
+        assert!(
+            "x:relative".parse::<ExtraFile>().is_err() && "nocolon".parse::<ExtraFile>().is_err()
+        );
+        let bad = ExtraFile {
+            source: tool,
+            dest: "/usr/../etc/x".into(),
+        };
+        assert!(build(Path::new("/bin/busybox"), &[], &[bad]).is_err());
     }
 }
