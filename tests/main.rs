@@ -39,6 +39,7 @@ mod node_simulated;
 mod python_client;
 mod scheduling;
 mod statefulsets;
+mod storage;
 mod third_party_clients;
 mod validate_cli;
 mod workloads;

@@ -221,6 +221,9 @@ pub enum Condition {
     /// The ConfigMap/Secret must be used by a pod bound to this node (and a
     /// list/watch must select it by `metadata.name`).
     UsedByPodOn(String),
+    /// The PersistentVolume must be a local-path volume of this node (its
+    /// node daemon deletes it once Released with reclaim `Delete`).
+    VolumeOnNode(String),
     /// A token of this ServiceAccount must be bound to a pod on this node
     /// that runs as the ServiceAccount (the Node authoriser and
     /// NodeRestriction for `serviceaccounts/token`).
@@ -304,6 +307,13 @@ fn authorize_node(node: &str, a: &Attributes<'_>) -> Decision {
         }
         ("", "configmaps" | "secrets", None) if READ.contains(&a.verb) => {
             Decision::AllowIf(Condition::UsedByPodOn(node.into()))
+        }
+        ("", "persistentvolumeclaims", None) if a.verb == "get" => {
+            Decision::AllowIf(Condition::UsedByPodOn(node.into()))
+        }
+        ("", "persistentvolumes", None) if READ.contains(&a.verb) => Decision::Allow,
+        ("", "persistentvolumes", None) if a.verb == "delete" => {
+            Decision::AllowIf(Condition::VolumeOnNode(node.into()))
         }
         ("", "serviceaccounts", Some("token")) if a.verb == "create" => {
             Decision::AllowIf(Condition::TokenForPodOn(node.into()))

@@ -391,6 +391,9 @@ impl Registry {
             }
             admission::priority::admit_pod(self, &mut obj).await?;
         }
+        if info.is("", "PersistentVolumeClaim") {
+            admission::storage_class::admit_claim(self, &mut obj).await?;
+        }
         obj = self.call_mutating_webhooks(info, obj, None, opts).await?;
         mutate(&mut obj)?;
         if let Some(calls) = &opts.webhooks {

@@ -2,7 +2,8 @@
 //! the pod CIDR the API server allocated), start the service proxy and the
 //! routes to other nodes' pods (when configured), heartbeat the Lease, keep
 //! node conditions current, watch the pods bound to the node, reconcile
-//! them, clean up containers of pods that are gone, and serve logs over HTTPS.
+//! them, clean up containers of pods that are gone, reclaim the node's
+//! local-path volumes, and serve logs over HTTPS.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -232,6 +233,13 @@ impl Daemon {
                     tokio::time::sleep(period).await;
                 }
             }));
+        }
+        if materialize {
+            tasks.push(tokio::spawn(crate::storage::reclaim_loop(
+                client.clone(),
+                config.name.clone(),
+                crate::storage::local_path_root(&config.data_dir),
+            )));
         }
         if let Some((ep, tls, _)) = endpoint {
             tracing::info!(node = %config.name, addr = %ep.addr, "serving logs over HTTPS");

@@ -5,7 +5,8 @@
 //!
 //! Start reading at [`daemon`] (the wiring), then [`pods::sync`] (the pod
 //! reconciler) and [`runtime`] (the trait and its implementations). The
-//! service proxy is [`proxy`]; routes to other nodes' pods are [`routes`].
+//! service proxy is [`proxy`]; routes to other nodes' pods are [`routes`];
+//! persistent volumes (claims mounted, local-path volumes reclaimed) are [`storage`].
 
 pub mod config;
 pub mod daemon;
@@ -17,6 +18,7 @@ pub mod registration;
 pub mod routes;
 pub mod runtime;
 pub mod server;
+pub mod storage;
 
 pub use config::{NodeConfig, Timings};
 pub use daemon::Daemon;

@@ -254,6 +254,12 @@ pub async fn register(
     if let Some(fp) = &facts.cert_sha256 {
         annotations.insert(SERVING_CERT_ANNOTATION.to_string(), fp.clone());
     }
+    annotations.insert(
+        reconcilers::controllers::persistentvolume::ANN_LOCAL_PATH_ROOT.to_string(),
+        crate::storage::local_path_root(&config.data_dir)
+            .to_string_lossy()
+            .into_owned(),
+    );
     let node = Node {
         metadata: ObjectMeta {
             name: Some(config.name.clone()),

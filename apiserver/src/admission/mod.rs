@@ -14,6 +14,7 @@ pub mod priority;
 pub mod quota;
 pub mod quota_status;
 pub mod service_account;
+pub mod storage_class;
 mod strategy;
 pub mod webhooks;
 

@@ -95,6 +95,29 @@ pub fn check_selects_node(
     }
 }
 
+/// Whether a pod's volumes name the PersistentVolumeClaim `name` (generic
+/// ephemeral volumes as the `<pod>-<volume>` claim kube makes for them).
+fn pod_uses_claim(pod: &Value, name: &str) -> bool {
+    let pod_name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    pod.pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|v| {
+            v.pointer("/persistentVolumeClaim/claimName")
+                .and_then(Value::as_str)
+                == Some(name)
+                || (v.get("ephemeral").is_some()
+                    && v.get("name")
+                        .and_then(Value::as_str)
+                        .map(|n| format!("{pod_name}-{n}"))
+                        == Some(name.to_string()))
+        })
+}
+
 /// Whether a pod spec refers to a ConfigMap (`secret = false`) or Secret by name.
 fn pod_uses(pod: &Value, name: &str, secret: bool) -> bool {
     let spec = pod.get("spec").unwrap_or(&Value::Null);
@@ -166,6 +189,33 @@ fn pod_uses(pod: &Value, name: &str, secret: bool) -> bool {
             .any(|s| eq(s.get("name")))
 }
 
+/// Checks that a PersistentVolume is a local-path volume of `node`
+/// (annotated with the node by the `korral.dev/local-path` provisioner).
+pub fn check_volume_on_node(
+    id: &Identity,
+    verb: &str,
+    target: &Target,
+    pv: &Value,
+    node: &str,
+) -> ApiResult<()> {
+    let ann = |k: &str| {
+        pv.pointer(&format!("/metadata/annotations/{}", k.replace('/', "~1")))
+            .and_then(Value::as_str)
+    };
+    if ann("pv.kubernetes.io/provisioned-by") == Some("korral.dev/local-path")
+        && ann("korral.dev/local-path-node") == Some(node)
+    {
+        Ok(())
+    } else {
+        Err(forbidden(
+            id,
+            verb,
+            target,
+            &format!("node {node:?} may only {verb} the local-path volumes on it"),
+        ))
+    }
+}
+
 /// Checks that a ConfigMap/Secret is used by a pod bound to `node`; for a
 /// list or watch, that it selects one such object by name.
 pub async fn check_used_by_node(
@@ -200,7 +250,14 @@ pub async fn check_used_by_node(
         )
         .await?;
     let secret = target.info.kind == "Secret";
-    if page.items.iter().any(|p| pod_uses(p, name, secret)) {
+    let used = |p: &Value| {
+        if target.info.kind == "PersistentVolumeClaim" {
+            pod_uses_claim(p, name)
+        } else {
+            pod_uses(p, name, secret)
+        }
+    };
+    if page.items.iter().any(used) {
         Ok(())
     } else {
         Err(forbidden(

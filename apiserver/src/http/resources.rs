@@ -187,10 +187,12 @@ impl Req {
     ) -> ApiResult<()> {
         match access {
             Access::Granted => Ok(()),
-            Access::Conditional(Condition::PodOnNode(node)) => {
+            Access::Conditional(
+                cond @ (Condition::PodOnNode(node) | Condition::VolumeOnNode(node)),
+            ) => {
                 let stored;
-                let pod = match obj {
-                    Some(p) => p,
+                let o = match obj {
+                    Some(o) => o,
                     None => {
                         stored = self
                             .app
@@ -200,7 +202,11 @@ impl Req {
                         &stored
                     }
                 };
-                access::check_pod(&self.id, verb, &self.target, pod, node)
+                if matches!(cond, Condition::PodOnNode(_)) {
+                    access::check_pod(&self.id, verb, &self.target, o, node)
+                } else {
+                    access::check_volume_on_node(&self.id, verb, &self.target, o, node)
+                }
             }
             Access::Conditional(Condition::UsedByPodOn(node)) => {
                 access::check_used_by_node(
@@ -283,17 +289,19 @@ impl Req {
                 )
                 .await
             }
-            Access::Conditional(Condition::PodOnNode(node) | Condition::TokenForPodOn(node)) => {
-                Err(ApiError::forbidden(
-                    &self.id.name,
-                    verb,
-                    &self.target.info.plural,
-                    &self.target.info.group,
-                    self.ns(),
-                    None,
-                    &format!("node {node:?} may not {verb} this collection"),
-                ))
-            }
+            Access::Conditional(
+                Condition::PodOnNode(node)
+                | Condition::TokenForPodOn(node)
+                | Condition::VolumeOnNode(node),
+            ) => Err(ApiError::forbidden(
+                &self.id.name,
+                verb,
+                &self.target.info.plural,
+                &self.target.info.group,
+                self.ns(),
+                None,
+                &format!("node {node:?} may not {verb} this collection"),
+            )),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Pod volumes on the node: emptyDir (a directory), hostPath (checked or
-//! created per its type), and configMap / secret / downwardAPI / projected
+//! created per its type), persistentVolumeClaim (its bound volume's
+//! directory, `storage.rs`), and configMap / secret / downwardAPI / projected
 //! (with ServiceAccount tokens, renewed before they expire) written like the kubelet's atomic writer — files in a timestamped
 //! directory, a `..data` symlink swapped atomically on change, and one
 //! relative symlink per top-level entry — with the requested file modes.
@@ -288,7 +289,10 @@ pub fn write_atomic(dir: &Path, files: &Files) -> Result<bool, String> {
     Ok(true)
 }
 
-fn host_path(v: &k8s_openapi::api::core::v1::HostPathVolumeSource) -> Result<PathBuf, String> {
+/// A hostPath's node path, checked or created per its `type`.
+pub(crate) fn host_path(
+    v: &k8s_openapi::api::core::v1::HostPathVolumeSource,
+) -> Result<PathBuf, String> {
     let p = PathBuf::from(&v.path);
     let meta = std::fs::metadata(&p);
     use std::os::unix::fs::FileTypeExt;
@@ -346,6 +350,14 @@ pub async fn prepare(
         let dir = base.join(&v.name);
         if let Some(hp) = &v.host_path {
             out.insert(v.name.clone(), host_path(hp)?);
+        } else if let Some(claim) = &v.persistent_volume_claim {
+            let path = crate::storage::claim_path(
+                sources.client(),
+                pod.metadata.namespace_str(),
+                &claim.claim_name,
+            )
+            .await?;
+            out.insert(v.name.clone(), path);
         } else if v.empty_dir.is_some() {
             if !dir.exists() {
                 std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;

@@ -18,6 +18,7 @@ pub mod job;
 pub mod namespace;
 pub mod node_health;
 pub mod options;
+pub mod persistentvolume;
 pub mod podutil;
 pub mod recorder;
 pub mod replicaset;
@@ -57,6 +58,8 @@ pub const ALL: &[&str] = &[
     "replicationcontroller",
     "disruption",
     "statefulset",
+    "persistentvolume-binder",
+    "local-path-provisioner",
 ];
 
 /// What every controller gets.
@@ -152,6 +155,8 @@ async fn start(name: &'static str, ctx: Context) {
         "daemonset" => daemonset::run(ctx).await,
         "replicationcontroller" => replicaset::run_replication_controllers(ctx).await,
         "disruption" => disruption::run(ctx).await,
+        "persistentvolume-binder" => persistentvolume::binder::run(ctx).await,
+        "local-path-provisioner" => persistentvolume::local_path::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;

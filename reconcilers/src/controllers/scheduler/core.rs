@@ -14,7 +14,8 @@ use crate::runtime::ObjectRef;
 
 use super::cache::ClusterCache;
 use super::framework::{Decision, Profile, ScheduleError};
-use super::plugins::default_profile;
+use super::plugins::volume_binding::VolumeListers;
+use super::plugins::{default_profile, default_profile_with};
 use super::pod_info::{PodInfo, bound_node, gated, ours, terminal};
 use super::queue::{ClusterEvent, SchedulingQueue};
 
@@ -83,6 +84,19 @@ impl Scheduler {
             queue: SchedulingQueue::new(options.pod_initial_backoff, options.pod_max_backoff),
             profile: default_profile(options.percentage_of_nodes_to_score),
         }
+    }
+
+    /// A scheduler with the default profile whose VolumeBinding reads `volumes`.
+    pub fn with_volumes(options: &ControllerOptions, volumes: VolumeListers) -> Self {
+        Scheduler {
+            profile: default_profile_with(options.percentage_of_nodes_to_score, Some(volumes)),
+            ..Scheduler::new(options)
+        }
+    }
+
+    /// A claim, volume or class changed: pods waiting for storage may fit now.
+    pub fn on_storage_change(&mut self, now: Instant) {
+        self.queue.on_event(ClusterEvent::Other, now);
     }
 
     /// A node was added or changed.

@@ -9,17 +9,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::sync::broadcast::error::TryRecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodCondition, Service};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodCondition, Service,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
 use schemas::MetaExt;
 
 use crate::controllers::Context;
+use crate::controllers::persistentvolume::ANN_SELECTED_NODE;
 use crate::controllers::recorder::{NORMAL, Recorder, WARNING};
 use crate::runtime::{Change, ClientError, Informer, ObjectRef, Patch, WriteParams};
 
 use super::core::{Outcome, Scheduler};
+use super::plugins::volume_binding::{VolumeListers, claims_to_select};
 use super::pod_info::{DEFAULT_SCHEDULER, PodInfo};
 
 /// Bindings in flight at once.
@@ -37,6 +42,9 @@ struct Feeds {
     nodes: broadcast::Receiver<Arc<Change<Node>>>,
     namespaces: broadcast::Receiver<Arc<Change<Namespace>>>,
     services: broadcast::Receiver<Arc<Change<Service>>>,
+    claims: broadcast::Receiver<Arc<Change<PersistentVolumeClaim>>>,
+    volumes: broadcast::Receiver<Arc<Change<PersistentVolume>>>,
+    classes: broadcast::Receiver<Arc<Change<StorageClass>>>,
 }
 
 struct Sources {
@@ -44,6 +52,9 @@ struct Sources {
     nodes: Informer<Node>,
     namespaces: Informer<Namespace>,
     services: Informer<Service>,
+    claims: Informer<PersistentVolumeClaim>,
+    volumes: Informer<PersistentVolume>,
+    classes: Informer<StorageClass>,
 }
 
 fn identity() -> String {
@@ -60,6 +71,9 @@ pub async fn run(ctx: Context) {
         nodes: ctx.informers.get::<Node>(),
         namespaces: ctx.informers.get::<Namespace>(),
         services: ctx.informers.get::<Service>(),
+        claims: ctx.informers.get::<PersistentVolumeClaim>(),
+        volumes: ctx.informers.get::<PersistentVolume>(),
+        classes: ctx.informers.get::<StorageClass>(),
     };
     // subscribe before reading the caches, so nothing falls in between
     let mut feeds = Feeds {
@@ -67,18 +81,29 @@ pub async fn run(ctx: Context) {
         nodes: src.nodes.subscribe(),
         namespaces: src.namespaces.subscribe(),
         services: src.services.subscribe(),
+        claims: src.claims.subscribe(),
+        volumes: src.volumes.subscribe(),
+        classes: src.classes.subscribe(),
     };
     let synced = async {
         src.nodes.cache().wait_synced().await;
         src.namespaces.cache().wait_synced().await;
         src.services.cache().wait_synced().await;
+        src.claims.cache().wait_synced().await;
+        src.volumes.cache().wait_synced().await;
+        src.classes.cache().wait_synced().await;
         src.pods.cache().wait_synced().await;
     };
     tokio::select! {
         _ = synced => {}
         _ = ctx.stopped() => return,
     }
-    let mut s = Scheduler::new(&ctx.options);
+    let listers = VolumeListers {
+        claims: src.claims.cache(),
+        volumes: src.volumes.cache(),
+        classes: src.classes.cache(),
+    };
+    let mut s = Scheduler::with_volumes(&ctx.options, listers.clone());
     resync(&mut s, &src, Instant::now());
     tracing::info!(
         nodes = s.cache.nodes().len(),
@@ -99,7 +124,7 @@ pub async fn run(ctx: Context) {
             bound(&mut s, &src, r, now);
         }
         if let Some(outcome) = s.schedule_next(now) {
-            handle(&ctx, &recorder, &bind_tx, &permits, outcome);
+            handle(&ctx, &recorder, &bind_tx, &permits, &listers, outcome);
             tokio::task::yield_now().await;
             continue;
         }
@@ -124,6 +149,9 @@ pub async fn run(ctx: Context) {
                 Ok(c) => { on_service(&mut s, &c); false }
                 Err(_) => true,
             },
+            Ok(_) | Err(RecvError::Lagged(_)) = feeds.claims.recv() => { s.on_storage_change(Instant::now()); false }
+            Ok(_) | Err(RecvError::Lagged(_)) = feeds.volumes.recv() => { s.on_storage_change(Instant::now()); false }
+            Ok(_) | Err(RecvError::Lagged(_)) = feeds.classes.recv() => { s.on_storage_change(Instant::now()); false }
             Some(r) = bind_rx.recv() => { bound(&mut s, &src, r, Instant::now()); false }
             _ = tokio::time::sleep_until(wake) => false,
             _ = &mut stopped => break,
@@ -158,6 +186,19 @@ fn drain(s: &mut Scheduler, f: &mut Feeds, _src: &Sources, now: Instant) -> bool
             Err(TryRecvError::Lagged(_)) => lagged = true,
             Err(_) => break,
         }
+    }
+    let mut storage = false;
+    while matches!(f.claims.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {
+        storage = true;
+    }
+    while matches!(f.volumes.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {
+        storage = true;
+    }
+    while matches!(f.classes.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {
+        storage = true;
+    }
+    if storage {
+        s.on_storage_change(now);
     }
     loop {
         match f.pods.try_recv() {
@@ -268,6 +309,7 @@ fn handle(
     recorder: &Recorder,
     bind_tx: &mpsc::UnboundedSender<BindResult>,
     permits: &Arc<Semaphore>,
+    listers: &VolumeListers,
     outcome: Outcome,
 ) {
     match outcome {
@@ -282,8 +324,32 @@ fn handle(
                 feasible = decision.feasible, ?took, "scheduled");
             let api = ctx.client.api::<Pod>(Some(info.namespace()));
             let (tx, permits, recorder) = (bind_tx.clone(), permits.clone(), recorder.clone());
+            let to_select = claims_to_select(listers, &info.pod);
+            let claims_api = ctx
+                .client
+                .api::<PersistentVolumeClaim>(Some(info.namespace()));
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
+                // PreBind: the delayed claims learn the node, for their provisioner
+                for c in &to_select {
+                    let patch = json!({"metadata": {"resourceVersion": c.metadata.resource_version,
+                        "annotations": {ANN_SELECTED_NODE: decision.node}}});
+                    if let Err(e) = claims_api
+                        .patch(
+                            c.metadata.name_str(),
+                            &Patch::Merge(patch),
+                            &WriteParams::default(),
+                        )
+                        .await
+                    {
+                        let _ = tx.send(BindResult {
+                            info,
+                            node: decision.node,
+                            result: Err(e),
+                        });
+                        return;
+                    }
+                }
                 let body = json!({"apiVersion": "v1", "kind": "Binding",
                     "metadata": {"name": info.name(), "namespace": info.namespace()},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": decision.node}});

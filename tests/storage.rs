@@ -1,0 +1,420 @@
+//! Persistent storage end to end, with the real kubectl against a real
+//! `korral server`: claims bind to pre-created volumes (smallest fit,
+//! `selector`, `volumeName`; phases, annotations, reclaim Retain and a
+//! `Delete` nothing can carry out), the default StorageClass `local-path`
+//! fills classless claims, the scheduler's VolumeBinding (unbound Immediate
+//! claims, volume node affinity, `selected-node` for WaitForFirstConsumer)
+//! with simulated nodes, a StatefulSet's claims provisioned and bound; and
+//! on a process-runtime `korral node` a pod writes into a local-path claim,
+//! a later pod reads it, and deleting the claim removes volume and directory.
+
+use crate::node_support;
+use crate::support;
+
+use std::time::Duration;
+
+use node_support::{NodeProc, finished_log, jsonpath, wait_node};
+use serde_json::Value;
+use support::simulated_nodes::SimulatedNodes;
+use support::{Server, wait_for};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn pv(name: &str, size: &str, class: &str, reclaim: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {name}\n  labels: {{size: \"{size}\"}}\nspec:\n  capacity: {{storage: {size}}}\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"{class}\"\n  persistentVolumeReclaimPolicy: {reclaim}\n  hostPath: {{path: /tmp/korral-test-{name}}}\n{extra}"
+    )
+}
+
+fn pvc(name: &str, size: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}}}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: {size}}}}}\n{extra}"
+    )
+}
+
+fn get(s: &Server, kind: &str, name: &str) -> Value {
+    let o = s.kubectl(&["get", kind, name, "-o", "json"]);
+    if !o.status.success() {
+        return Value::Null;
+    }
+    serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
+}
+
+fn phase(s: &Server, kind: &str, name: &str) -> String {
+    get(s, kind, name)["status"]["phase"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn wait_phase(s: &Server, kind: &str, name: &str, want: &str) {
+    wait_for(&format!("{kind} {name} to be {want}"), LONG, || {
+        phase(s, kind, name) == want
+    });
+}
+
+/// "Reason: message" of every event about objects named `name`.
+fn events_of(s: &Server, name: &str) -> String {
+    let all = s.get_json(&["events"]);
+    all["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["name"] == name)
+        .map(|e| {
+            format!(
+                "{}: {}\n",
+                e["reason"].as_str().unwrap_or(""),
+                e["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn claims_bind_to_volumes_by_size_selector_and_name_and_are_reclaimed() {
+    let s = Server::start();
+    let manual = "---\napiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: manual}\nprovisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: Immediate\n";
+    s.apply(manual);
+    for yaml in [
+        pv("small", "1Gi", "manual", "Retain", ""),
+        pv("medium", "2Gi", "manual", "Retain", ""),
+        pv(
+            "gold",
+            "5Gi",
+            "manual",
+            "Retain",
+            "  volumeMode: Filesystem\n",
+        ),
+        pv("named", "3Gi", "manual", "Retain", ""),
+        pv("doomed", "1Gi", "other", "Delete", ""),
+    ] {
+        s.apply(&yaml);
+    }
+    s.ok(&["label", "pv", "gold", "tier=gold"]);
+    for name in ["small", "medium", "gold", "named", "doomed"] {
+        wait_phase(&s, "pv", name, "Available");
+    }
+    // smallest fit; a selector; a pre-bound volumeName; no class at all
+    s.apply(&pvc("by-size", "512Mi", "  storageClassName: manual\n"));
+    s.apply(&pvc(
+        "by-label",
+        "1Gi",
+        "  storageClassName: manual\n  selector: {matchLabels: {tier: gold}}\n",
+    ));
+    s.apply(&pvc(
+        "by-name",
+        "1Gi",
+        "  storageClassName: manual\n  volumeName: named\n",
+    ));
+    s.apply(&pvc("to-delete", "1Gi", "  storageClassName: other\n"));
+    s.apply(&pvc(
+        "nothing-fits",
+        "100Gi",
+        "  storageClassName: manual\n",
+    ));
+    s.apply(&pvc("classless", "1Gi", "  storageClassName: \"\"\n"));
+    s.apply(&pvc("defaulted", "1Gi", ""));
+    for (claim, volume) in [
+        ("by-size", "small"),
+        ("by-label", "gold"),
+        ("by-name", "named"),
+        ("to-delete", "doomed"),
+    ] {
+        wait_phase(&s, "pvc", claim, "Bound");
+        wait_phase(&s, "pv", volume, "Bound");
+        let c = get(&s, "pvc", claim);
+        let v = get(&s, "pv", volume);
+        assert_eq!(c["spec"]["volumeName"], volume, "{c}");
+        assert_eq!(
+            c["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"], "yes",
+            "{c}"
+        );
+        assert_eq!(c["status"]["capacity"], v["spec"]["capacity"], "{c}");
+        assert_eq!(c["status"]["accessModes"][0], "ReadWriteOnce", "{c}");
+        assert_eq!(v["spec"]["claimRef"]["name"], claim, "{v}");
+        assert_eq!(v["spec"]["claimRef"]["uid"], c["metadata"]["uid"], "{v}");
+        assert_eq!(
+            v["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"], "yes",
+            "{v}"
+        );
+        // the controller chose the volume, unless the claim named it
+        let chose = c["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"].clone();
+        if claim == "by-name" {
+            assert!(chose.is_null(), "{c}");
+        } else {
+            assert_eq!(chose, "yes", "{c}");
+        }
+    }
+    assert_eq!(phase(&s, "pv", "medium"), "Available");
+    wait_phase(&s, "pvc", "nothing-fits", "Pending");
+    wait_phase(&s, "pvc", "classless", "Pending");
+    wait_for("FailedBinding on the classless claim", LONG, || {
+        events_of(&s, "classless").contains(
+            "FailedBinding: no persistent volumes available for this claim and no storage class is set",
+        )
+    });
+    // DefaultStorageClass admission: the built-in local-path class, which waits for a consumer
+    let sc = get(&s, "storageclass", "local-path");
+    assert_eq!(
+        sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"], "true",
+        "{sc}"
+    );
+    assert_eq!(sc["provisioner"], "korral.dev/local-path");
+    assert_eq!(sc["volumeBindingMode"], "WaitForFirstConsumer");
+    assert_eq!(
+        get(&s, "pvc", "defaulted")["spec"]["storageClassName"],
+        "local-path"
+    );
+    assert_eq!(
+        get(&s, "pvc", "classless")["spec"]["storageClassName"],
+        "",
+        "an explicit empty class stays"
+    );
+    wait_phase(&s, "pvc", "defaulted", "Pending");
+    wait_for("WaitForFirstConsumer on the defaulted claim", LONG, || {
+        events_of(&s, "defaulted").contains(
+            "WaitForFirstConsumer: waiting for first consumer to be created before binding",
+        )
+    });
+
+    // reclaim: Retain keeps a Released volume; Delete with nothing to delete it fails
+    s.ok(&["delete", "pvc", "by-size", "to-delete"]);
+    wait_phase(&s, "pv", "small", "Released");
+    wait_phase(&s, "pv", "doomed", "Failed");
+    let doomed = get(&s, "pv", "doomed");
+    assert_eq!(
+        doomed["status"]["message"],
+        "error getting deleter volume plugin for volume \"doomed\": no deletable volume plugin matched",
+        "{doomed}"
+    );
+    // a Released volume keeps its claimRef: a new claim does not get it
+    s.apply(&pvc("after", "512Mi", "  storageClassName: manual\n"));
+    wait_phase(&s, "pvc", "after", "Bound");
+    assert_eq!(get(&s, "pvc", "after")["spec"]["volumeName"], "medium");
+    assert_eq!(phase(&s, "pv", "small"), "Released");
+}
+
+const STS: &str = r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - {name: db, image: busybox, command: ["sleep", "3600"], volumeMounts: [{name: data, mountPath: /data}]}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#;
+
+fn pod_using(name: &str, claim: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: c, image: busybox, command: [sleep, \"3600\"], volumeMounts: [{{name: v, mountPath: /v}}]}}\n  volumes: [{{name: v, persistentVolumeClaim: {{claimName: {claim}}}}}]\n"
+    )
+}
+
+#[test]
+fn the_scheduler_places_pods_where_their_volumes_are() {
+    let s = Server::start();
+    let _nodes = SimulatedNodes::start(&s, "sim", 3);
+
+    // a StatefulSet's claims: provisioned on the node each pod went to, bound
+    s.apply(STS);
+    for i in 0..2 {
+        let claim = format!("data-db-{i}");
+        let pod = format!("db-{i}");
+        wait_phase(&s, "pvc", &claim, "Bound");
+        wait_phase(&s, "pod", &pod, "Running");
+        let c = get(&s, "pvc", &claim);
+        let node = get(&s, "pod", &pod)["spec"]["nodeName"].clone();
+        let ann = &c["metadata"]["annotations"];
+        assert_eq!(ann["volume.kubernetes.io/selected-node"], node, "{c}");
+        assert_eq!(
+            ann["volume.kubernetes.io/storage-provisioner"], "korral.dev/local-path",
+            "{c}"
+        );
+        let volume = c["spec"]["volumeName"].as_str().unwrap_or("").to_string();
+        assert_eq!(
+            volume,
+            format!("pvc-{}", c["metadata"]["uid"].as_str().unwrap_or(""))
+        );
+        let v = get(&s, "pv", &volume);
+        assert_eq!(
+            v["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"],
+            "korral.dev/local-path"
+        );
+        assert_eq!(v["spec"]["persistentVolumeReclaimPolicy"], "Delete");
+        assert_eq!(
+            v["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+                [0],
+            node,
+            "{v}"
+        );
+        assert!(
+            v["spec"]["hostPath"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(&format!("/storage/{volume}"))),
+            "{v}"
+        );
+        assert!(
+            events_of(&s, &claim).contains(&format!(
+                "ProvisioningSucceeded: Successfully provisioned volume {volume}"
+            )),
+            "{}",
+            events_of(&s, &claim)
+        );
+    }
+
+    // an unbound Immediate claim keeps its pod Pending, with kube's message
+    s.apply("apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: manual}\nprovisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: Immediate\n");
+    s.apply(&pvc("pinned", "1Gi", "  storageClassName: manual\n"));
+    s.apply(&pod_using("waits", "pinned"));
+    wait_for("waits to be unschedulable", LONG, || {
+        jsonpath(
+            &s,
+            "pod",
+            "waits",
+            "{.status.conditions[?(@.type==\"PodScheduled\")].message}",
+        )
+        .contains("pod has unbound immediate PersistentVolumeClaims")
+    });
+    assert!(
+        events_of(&s, "waits").contains(
+            "FailedScheduling: 0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+        ),
+        "{}",
+        events_of(&s, "waits")
+    );
+    // a volume on sim-2 appears: the claim binds, and the pod follows its volume there
+    s.apply(&pv(
+        "on-sim-2",
+        "1Gi",
+        "manual",
+        "Retain",
+        "  nodeAffinity: {required: {nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [sim-2]}]}]}}\n",
+    ));
+    wait_phase(&s, "pvc", "pinned", "Bound");
+    wait_phase(&s, "pod", "waits", "Running");
+    assert_eq!(get(&s, "pod", "waits")["spec"]["nodeName"], "sim-2");
+    // a second pod using the same volume goes there too
+    s.apply(&pod_using("follows", "pinned"));
+    wait_phase(&s, "pod", "follows", "Running");
+    assert_eq!(get(&s, "pod", "follows")["spec"]["nodeName"], "sim-2");
+}
+
+// ---- a real node: data outlives pods; Delete removes it ----
+
+const NODE: &str = "store-1";
+
+fn claim_pod(name: &str, script: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "{script}"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]
+"#
+    )
+}
+
+fn start_node(s: &Server) -> NodeProc {
+    let kc = s.kubeconfig_for(&format!("node:{NODE}"));
+    let data = s.dir.path().join("node-data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let data = data.canonicalize().expect("canonical");
+    let args: Vec<String> = [
+        "--kubeconfig",
+        &kc.to_string_lossy(),
+        "--name",
+        NODE,
+        "--runtime",
+        "process",
+        "--process-pod-ips",
+        "loopback",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.to_string_lossy(),
+        "--heartbeat-interval",
+        "1s",
+        "--sync-period",
+        "1s",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
+    wait_node(s, &node, NODE);
+    node
+}
+
+#[test]
+fn a_local_path_claim_keeps_its_data_across_pods_until_deleted() {
+    let s = Server::start();
+    let node = start_node(&s);
+    s.apply(&pvc("data", "64Mi", ""));
+    wait_phase(&s, "pvc", "data", "Pending");
+
+    s.apply(&claim_pod(
+        "writer",
+        "echo hello from the writer > /data/greeting",
+    ));
+    assert_eq!(finished_log(&s, "writer"), "");
+    assert_eq!(phase(&s, "pod", "writer"), "Succeeded");
+    let claim = get(&s, "pvc", "data");
+    assert_eq!(claim["spec"]["storageClassName"], "local-path", "{claim}");
+    assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
+    assert_eq!(
+        claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        NODE
+    );
+    let volume = claim["spec"]["volumeName"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let dir = node.data_dir.join("storage").join(&volume);
+    let pv = get(&s, "pv", &volume);
+    assert_eq!(
+        pv["spec"]["hostPath"]["path"],
+        dir.to_string_lossy().as_ref(),
+        "{pv}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("greeting")).expect("the file on the node"),
+        "hello from the writer\n"
+    );
+
+    // the writer is gone; a new pod sees what it wrote
+    s.ok(&["delete", "pod", "writer"]);
+    s.apply(&claim_pod("reader", "cat /data/greeting"));
+    assert_eq!(finished_log(&s, "reader").trim(), "hello from the writer");
+    assert_eq!(get(&s, "pod", "reader")["spec"]["nodeName"], NODE);
+    s.ok(&["delete", "pod", "reader"]);
+
+    // reclaim Delete: the volume is Released, the node removes its directory, then the volume
+    s.ok(&["delete", "pvc", "data"]);
+    wait_for("the volume to be deleted", LONG, || {
+        let o = s.kubectl(&["get", "pv", &volume]);
+        !o.status.success() && support::stderr(&o).contains("NotFound")
+    });
+    assert!(!dir.exists(), "{} is removed", dir.display());
+    let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+    assert!(
+        log.contains("reclaimed: directory removed, volume deleted"),
+        "{log}"
+    );
+}
