@@ -178,3 +178,105 @@ pub fn claims_to_select(l: &VolumeListers, pod: &Pod) -> Vec<Arc<PersistentVolum
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::scheduler::plugins::testing::{cache, filter, node, pod};
+    use crate::runtime::cache::new_cache;
+    use crate::runtime::watcher::Event;
+    use serde_json::{Value, json};
+
+    fn cache_of<K: schemas::Object + serde::de::DeserializeOwned>(items: Vec<Value>) -> Cache<K> {
+        let (c, mut w) = new_cache::<K>(Vec::new());
+        let objs = items
+            .into_iter()
+            .map(|v| serde_json::from_value(v).expect("object"))
+            .collect();
+        w.apply(&Event::Restarted(objs));
+        c
+    }
+
+    fn listers() -> VolumeListers {
+        let claim = |name: &str, class: &str, volume: Option<&str>, ann: Value| {
+            json!({"metadata": {"name": name, "namespace": "default", "annotations": ann},
+                "spec": {"storageClassName": class, "volumeName": volume,
+                    "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+        };
+        let on = |node: &str| {
+            json!({"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}})
+        };
+        VolumeListers {
+            claims: cache_of(vec![
+                claim("bound", "wait", Some("pv-b"), json!({})),
+                claim("immediate", "now", None, json!({})),
+                claim("delayed", "wait", None, json!({})),
+                claim("chosen", "wait", None, json!({ANN_SELECTED_NODE: "c"})),
+                claim("static", "static", None, json!({})),
+                claim("dangling", "wait", Some("gone"), json!({})),
+            ]),
+            volumes: cache_of(vec![
+                json!({"metadata": {"name": "pv-b"}, "spec": {"nodeAffinity": on("b")}}),
+                json!({"metadata": {"name": "pv-s"}, "spec": {"nodeAffinity": on("a"),
+                    "storageClassName": "static", "accessModes": ["ReadWriteOnce"],
+                    "capacity": {"storage": "2Gi"}}, "status": {"phase": "Available"}}),
+            ]),
+            classes: cache_of(vec![
+                json!({"metadata": {"name": "wait"}, "provisioner": "korral.dev/local-path",
+                    "volumeBindingMode": "WaitForFirstConsumer"}),
+                json!({"metadata": {"name": "now"}, "provisioner": "x", "volumeBindingMode": "Immediate"}),
+                json!({"metadata": {"name": "static"}, "provisioner": "kubernetes.io/no-provisioner",
+                    "volumeBindingMode": "WaitForFirstConsumer"}),
+            ]),
+        }
+    }
+
+    #[test]
+    fn claims_decide_the_nodes() {
+        let host = |n: &str| node(n, json!({"kubernetes.io/hostname": n}), json!({}));
+        let c = cache(vec![host("a"), host("b"), host("c")], Vec::new());
+        let plugin = VolumeBinding {
+            listers: Some(listers()),
+        };
+        let using = |claim: &str| {
+            pod(
+                "p",
+                json!({}),
+                json!({"volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]}),
+            )
+        };
+        let conflict = Some(NODE_CONFLICT.to_string());
+        let bind = Some(BIND_CONFLICT.to_string());
+        let all = |r: &str| vec![Some(r.to_string()); 3];
+        let cases: Vec<(&str, Vec<Option<String>>)> = vec![
+            ("bound", vec![conflict.clone(), None, conflict]),
+            ("immediate", all(UNBOUND_IMMEDIATE)),
+            ("delayed", vec![None, None, None]),
+            ("chosen", vec![bind.clone(), bind.clone(), None]),
+            ("static", vec![None, bind.clone(), bind]),
+            ("dangling", all(PV_NOT_EXIST)),
+            (
+                "missing",
+                all("persistentvolumeclaim \"missing\" not found"),
+            ),
+        ];
+        for (claim, want) in cases {
+            assert_eq!(filter(&plugin, &using(claim), &c), want, "{claim}");
+        }
+        let l = listers();
+        let p = using("delayed");
+        let names: Vec<String> = claims_to_select(&l, &p.pod)
+            .iter()
+            .map(|c| c.metadata.name_str().to_string())
+            .collect();
+        assert_eq!(names, ["delayed"]);
+        assert!(claims_to_select(&l, &using("chosen").pod).is_empty());
+        // without listers every pod passes
+        let none = VolumeBinding { listers: None };
+        assert_eq!(
+            filter(&none, &using("immediate"), &c),
+            vec![None, None, None]
+        );
+    }
+}
