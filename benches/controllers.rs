@@ -14,21 +14,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use reconcilers::runtime::{Client, ListParams, WatchEvent, WriteParams};
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use reconcilers::runtime::{ListParams, WatchEvent, WriteParams};
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -61,39 +48,17 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut server, client) =
         common::start_server(dir.path(), &dir.path().join("server.log"), &[]).await;
-    let metrics_port = common::free_port();
-    let mut controllers = common::spawn(
-        &[
-            "controllers",
-            "--kubeconfig",
-            &dir.path().join("controller.kubeconfig").to_string_lossy(),
-            // the workload controllers this measures (no nodes here: a scheduler would only
-            // write 10,000 "0/0 nodes are available" conditions and events)
-            "--controllers",
-            "replicaset,deployment,garbage-collector,namespace",
-            "--metrics-addr",
-            &format!("127.0.0.1:{metrics_port}"),
-        ],
+    // the workload controllers this measures (no nodes here: a scheduler would only
+    // write 10,000 "0/0 nodes are available" conditions and events); idle:
+    // leading and serving metrics, nothing to do yet
+    let (mut controllers, metrics_port) = common::start_controllers(
+        &client,
+        dir.path(),
+        "replicaset,deployment,garbage-collector,namespace",
         &dir.path().join("controllers.log"),
-    );
-    // idle: leading (its Lease is held) and serving metrics, nothing to do yet
-    let leases = client.api::<Lease>(Some("kube-system"));
-    common::wait_until("the controllers to lead", Duration::from_secs(60), || {
-        let leases = leases.clone();
-        async move {
-            leases
-                .get("korral-controllers")
-                .await
-                .ok()
-                .and_then(|l| l.spec.and_then(|s| s.holder_identity))
-                .is_some()
-                && reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-                    .await
-                    .is_ok()
-        }
-    })
+    )
     .await;
-    let rss_idle = rss_kib(controllers.id());
+    let rss_idle = common::rss_kib(controllers.id());
     // Pods are counted from a watch opened before the first create: polling
     // lists of 10,000 pods would load the server more than the controllers.
     let pods = client.api::<Pod>(Some("default"));
@@ -142,7 +107,7 @@ async fn main() {
     let created = start.elapsed();
     let mut peak_rss = 0;
     while !counter.is_finished() {
-        peak_rss = peak_rss.max(rss_kib(controllers.id()));
+        peak_rss = peak_rss.max(common::rss_kib(controllers.id()));
         assert!(
             start.elapsed() < Duration::from_secs(1800),
             "did not converge within 30 minutes"
@@ -164,7 +129,7 @@ async fn main() {
     let _ = controllers.kill();
     let _ = controllers.wait();
     let direct_count = want.min(5000);
-    let direct = direct_creates(&client, direct_count).await;
+    let direct = common::direct_creates(&client, "direct", direct_count).await;
     println!(
         "korral controllers benchmark: {count} Deployments × {replicas} replicas ({want} pods), 2 processes on this machine"
     );
@@ -219,39 +184,4 @@ async fn main() {
     );
     let _ = server.kill();
     let _ = server.wait();
-}
-
-/// Creates `n` bare pods in the `direct` namespace with 16 concurrent
-/// clients and returns how long it took.
-async fn direct_creates(client: &Client, n: usize) -> Duration {
-    let ns: k8s_openapi::api::core::v1::Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "direct"}}))
-            .expect("namespace");
-    client
-        .api::<k8s_openapi::api::core::v1::Namespace>(None)
-        .create(&ns, &WriteParams::default())
-        .await
-        .expect("create namespace");
-    let api = client.api::<Pod>(Some("direct"));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..16 {
-        let api = api.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in (w..n).step_by(16) {
-                let pod: Pod = serde_json::from_value(serde_json::json!({
-                    "metadata": {"name": format!("direct-{i:05}"), "labels": {"app": "direct"}},
-                    "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}
-                }))
-                .expect("pod");
-                api.create(&pod, &WriteParams::default())
-                    .await
-                    .expect("create pod");
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("task");
-    }
-    start.elapsed()
 }

@@ -740,7 +740,7 @@ fn pod_replacement_policy_failed_waits_for_the_old_pod_to_be_terminal() {
     );
     assert!(pods[0]["metadata"]["deletionTimestamp"].is_string());
     assert!(
-        !j["status"]["failed"].as_i64().is_some_and(|f| f > 0),
+        j["status"]["failed"].as_i64().is_none_or(|f| f <= 0),
         "a terminating pod is not failed yet: {j}"
     );
     // the kubelet's word: the pod ended Failed; now it is counted and replaced

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reconcilers::runtime::Client;
+use k8s_openapi::api::core::v1::Pod;
+use reconcilers::runtime::{Client, WriteParams};
 
 /// How often a benchmark checks a condition it waits for.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -80,4 +81,102 @@ pub async fn start_server(data: &Path, log: &Path, extra: &[&str]) -> (Child, Cl
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The resident memory of process `pid` in KiB (0 when unreadable).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Starts `korral controllers --controllers LIST` against the server whose
+/// data is in `data` (its `controller.kubeconfig`), metrics on a free port,
+/// and returns it with that port once it leads (its Lease is held) and
+/// serves metrics.
+// the child is handed to the caller, which stops and waits for it
+#[allow(clippy::zombie_processes)]
+pub async fn start_controllers(
+    client: &Client,
+    data: &Path,
+    list: &str,
+    log: &Path,
+) -> (Child, u16) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let metrics_port = free_port();
+    let controllers = spawn(
+        &[
+            "controllers",
+            "--kubeconfig",
+            &data.join("controller.kubeconfig").to_string_lossy(),
+            "--controllers",
+            list,
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics_port}"),
+        ],
+        log,
+    );
+    let leases = client.api::<Lease>(Some("kube-system"));
+    wait_until("the controllers to lead", Duration::from_secs(60), || {
+        let leases = leases.clone();
+        async move {
+            leases
+                .get("korral-controllers")
+                .await
+                .ok()
+                .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+                .is_some()
+                && reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+                    .await
+                    .is_ok()
+        }
+    })
+    .await;
+    (controllers, metrics_port)
+}
+
+/// Creates namespace `ns` and `n` bare pods in it with 16 concurrent
+/// clients (the peer of controllers creating pods) and returns how long
+/// the pods took.
+pub async fn direct_creates(client: &Client, ns: &str, n: usize) -> Duration {
+    create_namespace(client, ns).await;
+    let api = client.api::<Pod>(Some(ns));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(16) {
+                let pod: Pod = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("direct-{i:05}"), "labels": {"app": "direct"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}
+                }))
+                .expect("pod");
+                api.create(&pod, &WriteParams::default())
+                    .await
+                    .expect("create pod");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    start.elapsed()
+}
+
+/// Creates namespace `ns`.
+pub async fn create_namespace(client: &Client, ns: &str) {
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).expect("namespace");
+    client
+        .api::<k8s_openapi::api::core::v1::Namespace>(None)
+        .create(&namespace, &WriteParams::default())
+        .await
+        .expect("create namespace");
 }
