@@ -1,7 +1,8 @@
 //! Persistent storage end to end, with the real kubectl against a real
 //! `korral server`: claims bind to pre-created volumes (smallest fit,
 //! `selector`, `volumeName`; phases, annotations, reclaim Retain and a
-//! `Delete` nothing can carry out), the default StorageClass `local-path`
+//! `Delete` nothing can carry out, pvc- and pv-protection while a pod uses
+//! the claim), the default StorageClass `local-path`
 //! fills classless claims, the scheduler's VolumeBinding (unbound Immediate
 //! claims, volume node affinity, `selected-node` for WaitForFirstConsumer)
 //! with simulated nodes, a StatefulSet's claims provisioned and bound; and
@@ -193,6 +194,35 @@ fn claims_bind_to_volumes_by_size_selector_and_name_and_are_reclaimed() {
     wait_phase(&s, "pvc", "after", "Bound");
     assert_eq!(get(&s, "pvc", "after")["spec"]["volumeName"], "medium");
     assert_eq!(phase(&s, "pv", "small"), "Released");
+
+    // in-use protection: a claim a pod uses outlives its deletion until the pod goes
+    for (kind, name, finalizer) in [
+        ("pvc", "by-name", "kubernetes.io/pvc-protection"),
+        ("pv", "named", "kubernetes.io/pv-protection"),
+    ] {
+        assert_eq!(
+            get(&s, kind, name)["metadata"]["finalizers"],
+            serde_json::json!([finalizer])
+        );
+    }
+    s.apply(&pod_using("user", "by-name"));
+    s.ok(&["delete", "pvc", "by-name", "--wait=false"]);
+    wait_for("by-name to be terminating", LONG, || {
+        !get(&s, "pvc", "by-name")["metadata"]["deletionTimestamp"].is_null()
+    });
+    // a bound volume is protected too
+    s.ok(&["delete", "pv", "named", "--wait=false"]);
+    s.ok(&["delete", "pv", "small"]);
+    assert!(get(&s, "pv", "small").is_null(), "a Released volume goes");
+    assert_eq!(phase(&s, "pvc", "by-name"), "Bound");
+    assert_eq!(phase(&s, "pv", "named"), "Bound");
+    s.ok(&["delete", "pod", "user", "--grace-period=0", "--force"]);
+    wait_for("by-name to be gone", LONG, || {
+        get(&s, "pvc", "by-name").is_null()
+    });
+    wait_for("named to be gone once Released", LONG, || {
+        get(&s, "pv", "named").is_null()
+    });
 }
 
 const STS: &str = r#"apiVersion: apps/v1

@@ -394,6 +394,9 @@ impl Registry {
         if info.is("", "PersistentVolumeClaim") {
             admission::storage_class::admit_claim(self, &mut obj).await?;
         }
+        if info.is("", "PersistentVolumeClaim") || info.is("", "PersistentVolume") {
+            admission::storage_protection::admit(&info.kind, &mut obj);
+        }
         obj = self.call_mutating_webhooks(info, obj, None, opts).await?;
         mutate(&mut obj)?;
         if let Some(calls) = &opts.webhooks {

@@ -15,6 +15,7 @@ pub mod quota;
 pub mod quota_status;
 pub mod service_account;
 pub mod storage_class;
+pub mod storage_protection;
 mod strategy;
 pub mod webhooks;
 

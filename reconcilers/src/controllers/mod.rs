@@ -60,6 +60,8 @@ pub const ALL: &[&str] = &[
     "statefulset",
     "persistentvolume-binder",
     "local-path-provisioner",
+    "pvc-protection",
+    "pv-protection",
 ];
 
 /// What every controller gets.
@@ -157,6 +159,8 @@ async fn start(name: &'static str, ctx: Context) {
         "disruption" => disruption::run(ctx).await,
         "persistentvolume-binder" => persistentvolume::binder::run(ctx).await,
         "local-path-provisioner" => persistentvolume::local_path::run(ctx).await,
+        "pvc-protection" => persistentvolume::protection::run_claims(ctx).await,
+        "pv-protection" => persistentvolume::protection::run_volumes(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;

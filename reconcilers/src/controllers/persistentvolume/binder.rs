@@ -477,12 +477,10 @@ async fn set_volume_phase(
 }
 
 async fn sync_volume(state: &State, key: &ObjectRef) -> Result<Action, ClientError> {
+    // a volume being deleted is still synced: pv-protection waits for it to leave Bound
     let Some(v) = state.volumes.get(key) else {
         return Ok(Action::AwaitChange);
     };
-    if v.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::AwaitChange);
-    }
     let Some(r) = v.spec.as_ref().and_then(|s| s.claim_ref.clone()) else {
         set_volume_phase(state, &v, "Available", None).await?;
         return Ok(Action::AwaitChange);

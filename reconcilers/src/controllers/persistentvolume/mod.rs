@@ -1,11 +1,13 @@
 //! Persistent storage, after kube-controller-manager's PV controller and
 //! k3s's local-path provisioner: the binder (`binder.rs`: claims to
 //! volumes, phases, reclaim) and the built-in dynamic provisioner
-//! `korral.dev/local-path` (`local_path.rs`), plus the annotations and
+//! `korral.dev/local-path` (`local_path.rs`), the pvc- and pv-protection
+//! controllers (`protection.rs`), plus the annotations and
 //! claim/volume helpers the scheduler and the node daemon share with them.
 
 pub mod binder;
 pub mod local_path;
+pub mod protection;
 
 use std::collections::BTreeMap;
 use std::future::Future;
