@@ -6,14 +6,16 @@
 //! fills classless claims, the scheduler's VolumeBinding (unbound Immediate
 //! claims, volume node affinity, `selected-node` for WaitForFirstConsumer)
 //! with simulated nodes, a StatefulSet's claims provisioned and bound; and
-//! on a process-runtime `korral node` a pod writes into a local-path claim,
-//! a later pod reads it, and deleting the claim removes volume and directory.
+//! on a `korral node` (process runtime, and containerd + runc with bind
+//! mounts) a pod writes into a local-path claim, a later pod reads it, and
+//! deleting the claim removes volume and directory.
 
 use crate::node_support;
 use crate::support;
 
 use std::time::Duration;
 
+use node_support::containerd::Containerd;
 use node_support::{NodeProc, finished_log, jsonpath, wait_node};
 use serde_json::Value;
 use support::simulated_nodes::SimulatedNodes;
@@ -343,7 +345,7 @@ fn the_scheduler_places_pods_where_their_volumes_are() {
 
 const NODE: &str = "store-1";
 
-fn claim_pod(name: &str, script: &str) -> String {
+fn claim_pod(name: &str, image: &str, script: &str) -> String {
     format!(
         r#"apiVersion: v1
 kind: Pod
@@ -353,7 +355,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: c
-    image: busybox
+    image: {image}
     command: ["sh", "-c", "{script}"]
     volumeMounts: [{{name: data, mountPath: /data}}]
   volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]
@@ -361,20 +363,14 @@ spec:
     )
 }
 
-fn start_node(s: &Server) -> NodeProc {
-    let kc = s.kubeconfig_for(&format!("node:{NODE}"));
-    let data = s.dir.path().join("node-data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    let data = data.canonicalize().expect("canonical");
-    let args: Vec<String> = [
+/// The flags every node daemon here takes, then `extra`.
+fn node_args(s: &Server, name: &str, data: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let kc = s.kubeconfig_for(&format!("node:{name}"));
+    let mut args: Vec<String> = [
         "--kubeconfig",
         &kc.to_string_lossy(),
         "--name",
-        NODE,
-        "--runtime",
-        "process",
-        "--process-pod-ips",
-        "loopback",
+        name,
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
@@ -387,37 +383,35 @@ fn start_node(s: &Server) -> NodeProc {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    let node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
-    wait_node(s, &node, NODE);
-    node
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
 }
 
-#[test]
-fn a_local_path_claim_keeps_its_data_across_pods_until_deleted() {
-    let s = Server::start();
-    let node = start_node(&s);
+/// A pod writes into a new default-class claim, a later pod reads it back on
+/// the same node, and deleting the claim removes volume and directory.
+fn data_outlives_pods_until_the_claim_goes(s: &Server, node: &NodeProc, name: &str, image: &str) {
     s.apply(&pvc("data", "64Mi", ""));
-    wait_phase(&s, "pvc", "data", "Pending");
+    wait_phase(s, "pvc", "data", "Pending");
 
     s.apply(&claim_pod(
         "writer",
+        image,
         "echo hello from the writer > /data/greeting",
     ));
-    assert_eq!(finished_log(&s, "writer"), "");
-    assert_eq!(phase(&s, "pod", "writer"), "Succeeded");
-    let claim = get(&s, "pvc", "data");
+    assert_eq!(finished_log(s, "writer"), "");
+    let claim = get(s, "pvc", "data");
     assert_eq!(claim["spec"]["storageClassName"], "local-path", "{claim}");
     assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
     assert_eq!(
         claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
-        NODE
+        name
     );
     let volume = claim["spec"]["volumeName"]
         .as_str()
         .unwrap_or("")
         .to_string();
     let dir = node.data_dir.join("storage").join(&volume);
-    let pv = get(&s, "pv", &volume);
+    let pv = get(s, "pv", &volume);
     assert_eq!(
         pv["spec"]["hostPath"]["path"],
         dir.to_string_lossy().as_ref(),
@@ -430,9 +424,9 @@ fn a_local_path_claim_keeps_its_data_across_pods_until_deleted() {
 
     // the writer is gone; a new pod sees what it wrote
     s.ok(&["delete", "pod", "writer"]);
-    s.apply(&claim_pod("reader", "cat /data/greeting"));
-    assert_eq!(finished_log(&s, "reader").trim(), "hello from the writer");
-    assert_eq!(get(&s, "pod", "reader")["spec"]["nodeName"], NODE);
+    s.apply(&claim_pod("reader", image, "cat /data/greeting"));
+    assert_eq!(finished_log(s, "reader").trim(), "hello from the writer");
+    assert_eq!(get(s, "pod", "reader")["spec"]["nodeName"], name);
     s.ok(&["delete", "pod", "reader"]);
 
     // reclaim Delete: the volume is Released, the node removes its directory, then the volume
@@ -447,4 +441,54 @@ fn a_local_path_claim_keeps_its_data_across_pods_until_deleted() {
         log.contains("reclaimed: directory removed, volume deleted"),
         "{log}"
     );
+}
+
+#[test]
+fn a_local_path_claim_keeps_its_data_across_pods_until_deleted() {
+    let s = Server::start();
+    let data = s.dir.path().join("node-data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let data = data.canonicalize().expect("canonical");
+    let args = node_args(
+        &s,
+        NODE,
+        &data,
+        &["--runtime", "process", "--process-pod-ips", "loopback"],
+    );
+    let node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
+    wait_node(&s, &node, NODE);
+    data_outlives_pods_until_the_claim_goes(&s, &node, NODE, "busybox");
+}
+
+#[test]
+fn a_containerd_node_bind_mounts_local_path_claims() {
+    let s = Server::start();
+    let name = format!("ctd-store-{}", std::process::id());
+    let dir = s.dir.path().join("ctd");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ctd = Containerd::start(&dir, &name);
+    ctd.import_busybox("busybox:1.36");
+    let data = dir.join("node-data");
+    let (sock, namespace) = (
+        ctd.sock.to_string_lossy().to_string(),
+        ctd.namespace.clone(),
+    );
+    let args = node_args(
+        &s,
+        &name,
+        &data,
+        &[
+            "--runtime",
+            "containerd",
+            "--proxy-mode",
+            "none",
+            "--containerd-address",
+            &sock,
+            "--containerd-namespace",
+            &namespace,
+        ],
+    );
+    let node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
+    wait_node(&s, &node, &name);
+    data_outlives_pods_until_the_claim_goes(&s, &node, &name, "busybox:1.36");
 }
