@@ -105,15 +105,11 @@ async fn main() {
         t.await.expect("task");
     }
     let created = start.elapsed();
-    let mut peak_rss = 0;
-    while !counter.is_finished() {
-        peak_rss = peak_rss.max(common::rss_kib(controllers.id()));
-        assert!(
-            start.elapsed() < Duration::from_secs(1800),
-            "did not converge within 30 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let limit = Duration::from_secs(1800).saturating_sub(start.elapsed());
+    let peak_rss = common::peak_rss_until("convergence", &controllers, limit, || {
+        std::future::ready(counter.is_finished())
+    })
+    .await;
     counter.await.expect("pod counter");
     let converged = start.elapsed();
     let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))

@@ -164,6 +164,7 @@ async fn start_kubelet(
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("fake kubelet: watch failed ({e}); watching again");
+                    // a pause before watching again, not synchronisation
                     tokio::time::sleep(common::POLL).await;
                     continue;
                 }
@@ -292,24 +293,6 @@ async fn plain_lifecycle(
     start.elapsed()
 }
 
-/// Samples the controllers' resident memory until `done` holds; panics
-/// after `limit`.
-async fn watch_until<F: std::future::Future<Output = bool>>(
-    what: &str,
-    controllers: &Child,
-    limit: Duration,
-    mut done: impl FnMut() -> F,
-) -> u64 {
-    let start = Instant::now();
-    let mut peak = 0;
-    while !done().await {
-        peak = peak.max(common::rss_kib(controllers.id()));
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    peak.max(common::rss_kib(controllers.id()))
-}
-
 fn row(what: &str, value: String) {
     println!("  {what:<60} {value:>14}");
 }
@@ -350,7 +333,7 @@ async fn job_scenario(completions: usize, parallelism: usize, nodes: usize) {
     jobs.create(&job, &WriteParams::default())
         .await
         .expect("create job");
-    let peak = watch_until(
+    let peak = common::peak_rss_until(
         "the Job to complete",
         &controllers,
         Duration::from_secs(1800),
@@ -469,7 +452,7 @@ async fn daemonset_scenario(nodes: usize) {
         .await
         .expect("create daemonset");
     let want = i32::try_from(nodes).unwrap_or(i32::MAX);
-    let peak = watch_until(
+    let peak = common::peak_rss_until(
         "the DaemonSet to count every pod ready",
         &controllers,
         Duration::from_secs(1800),

@@ -83,6 +83,28 @@ pub async fn start_server(data: &Path, log: &Path, extra: &[&str]) -> (Child, Cl
     }
 }
 
+/// How often a benchmark samples a process's resident memory.
+pub const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(200);
+
+/// Samples the resident memory of `process` every [`RSS_SAMPLE_EVERY`]
+/// until `done` holds and returns the peak in KiB; panics naming `what`
+/// after `limit`.
+pub async fn peak_rss_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    process: &Child,
+    limit: Duration,
+    mut done: impl FnMut() -> F,
+) -> u64 {
+    let start = Instant::now();
+    let mut peak = 0;
+    while !done().await {
+        peak = peak.max(rss_kib(process.id()));
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(RSS_SAMPLE_EVERY).await;
+    }
+    peak.max(rss_kib(process.id()))
+}
+
 /// The resident memory of process `pid` in KiB (0 when unreadable).
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

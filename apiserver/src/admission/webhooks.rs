@@ -790,6 +790,20 @@ async fn endpoint(
     Err(none())
 }
 
+/// The system's trust roots, read once (webhooks without a `caBundle`).
+fn system_roots() -> Result<&'static Vec<u8>, &'static String> {
+    static ROOTS: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            std::fs::read(SYSTEM_ROOTS).map_err(|e| {
+                format!(
+                    "the webhook has no caBundle and the system's roots ({SYSTEM_ROOTS}) cannot be read: {e}"
+                )
+            })
+        })
+        .as_ref()
+}
+
 impl Target {
     /// An HTTPS client trusting the webhook's `caBundle` (else the
     /// system's roots), with the service's name pinned to its endpoint.
@@ -800,11 +814,7 @@ impl Target {
     ) -> Result<reqwest::Client, CallError> {
         let bundle = match config.ca_bundle.as_ref().filter(|b| !b.0.is_empty()) {
             Some(b) => b.0.clone(),
-            None => std::fs::read(SYSTEM_ROOTS).map_err(|e| {
-                CallError(format!(
-                    "the webhook has no caBundle and the system's roots ({SYSTEM_ROOTS}) cannot be read: {e}"
-                ))
-            })?,
+            None => system_roots().map_err(|e| CallError(e.clone()))?.clone(),
         };
         let roots = reqwest::Certificate::from_pem_bundle(&bundle)
             .map_err(|e| CallError(format!("the webhook's caBundle: {e}")))?;
