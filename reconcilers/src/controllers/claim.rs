@@ -27,12 +27,48 @@ pub async fn claim<P: Object, C: Object>(
     claim_filtered(owner, selector, |_| true, cache, api, manager).await
 }
 
+/// [`claim`], the adoption patch also adding `finalizer` (kube's ref
+/// manager given finalizers: the Job controller's tracking finalizer, so an
+/// adopted pod is tracked like one the Job made). The adopted children are
+/// returned as the patch left them, finalizer included.
+pub async fn claim_adding_finalizer<P: Object, C: Object>(
+    owner: &P,
+    selector: &LabelSelector,
+    finalizer: &str,
+    cache: &crate::runtime::Cache<C>,
+    api: &Api<C>,
+    manager: &str,
+) -> Result<Vec<Arc<C>>, ClientError> {
+    claim_with(
+        owner,
+        selector,
+        |_| true,
+        Some(finalizer),
+        cache,
+        api,
+        manager,
+    )
+    .await
+}
+
 /// [`claim`], where an object must also pass `filter` to match (the
 /// StatefulSet controller's: its pods are named after it).
 pub async fn claim_filtered<P: Object, C: Object>(
     owner: &P,
     selector: &LabelSelector,
     filter: impl Fn(&C) -> bool,
+    cache: &crate::runtime::Cache<C>,
+    api: &Api<C>,
+    manager: &str,
+) -> Result<Vec<Arc<C>>, ClientError> {
+    claim_with(owner, selector, filter, None, cache, api, manager).await
+}
+
+async fn claim_with<P: Object, C: Object>(
+    owner: &P,
+    selector: &LabelSelector,
+    filter: impl Fn(&C) -> bool,
+    adopt_finalizer: Option<&str>,
     cache: &crate::runtime::Cache<C>,
     api: &Api<C>,
     manager: &str,
@@ -85,8 +121,16 @@ pub async fn claim_filtered<P: Object, C: Object>(
                     owner = owner.metadata().name_str(),
                     "adopting"
                 );
-                let patch =
-                    Patch::Merge(json!({"metadata": {"ownerReferences": refs, "uid": m.uid}}));
+                let patch = match adopt_finalizer {
+                    None => {
+                        Patch::Merge(json!({"metadata": {"ownerReferences": refs, "uid": m.uid}}))
+                    }
+                    // strategic: owner references merge by uid and finalizers
+                    // are a set, so a concurrent change to either is kept
+                    Some(f) => Patch::Strategic(json!({"metadata": {
+                        "ownerReferences": [controller_ref(owner)], "uid": m.uid,
+                        "finalizers": [f]}})),
+                };
                 if let Some(adopted) = ignore_gone(api.patch(m.name_str(), &patch, &wp).await)? {
                     owned.push(Arc::new(adopted));
                 }

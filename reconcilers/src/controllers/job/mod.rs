@@ -19,6 +19,8 @@
 pub mod indexes;
 pub mod policy;
 pub mod status;
+#[cfg(test)]
+mod tracking_tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -160,19 +162,32 @@ impl State {
         matches!((resource_version(cached), written), (Some(c), Some(w)) if c < w)
     }
 
-    /// The uids whose finalizer removal is still unobserved.
-    fn expected_removals(&self, key: &ObjectRef) -> HashSet<String> {
+    /// The uids whose finalizer removal is still unobserved in `pods`, the
+    /// snapshot this sync counts from (kube's `uidTrackingExpectations`).
+    ///
+    /// The invariant: a pod is counted exactly once. It goes into
+    /// `uncountedTerminatedPods` (a status write), its uid is expected here
+    /// before the patch removing its finalizer, then it moves into
+    /// `succeeded`/`failed`. From then on only this set keeps a view of the
+    /// pod still showing the finalizer from being counted again, so a uid
+    /// may only be forgotten when `pods` itself shows the removal (the pod
+    /// without the finalizer, or gone), never from a fresh read of the
+    /// cache: the cache runs ahead of the snapshot during the sync, and a
+    /// uid forgotten because the cache already shows the removal, while
+    /// the snapshot still shows the finalizer, was counted twice under load.
+    fn expected_removals(&self, key: &ObjectRef, pods: &[Arc<Pod>]) -> HashSet<String> {
         let Ok(mut m) = self.finalizer_removals.lock() else {
             return HashSet::new();
         };
         let Some(set) = m.get_mut(key) else {
             return HashSet::new();
         };
-        set.retain(|uid| {
-            self.pods
-                .by_uid(uid)
-                .is_some_and(|p| has_tracking_finalizer(&p))
-        });
+        let shown: HashSet<&str> = pods
+            .iter()
+            .filter(|p| has_tracking_finalizer(p))
+            .map(|p| p.metadata.uid_str())
+            .collect();
+        set.retain(|uid| shown.contains(uid.as_str()));
         let out = set.clone();
         if set.is_empty() {
             m.remove(key);
@@ -446,41 +461,24 @@ async fn sync(state: &State, key: &ObjectRef, mut job: Job) -> Result<Action, Cl
         .as_ref()
         .and_then(|s| s.selector.clone())
         .unwrap_or_default();
-    let claimed = crate::controllers::claim::claim(
+    // the one read of the pod cache this sync counts from: adopted pods get
+    // the tracking finalizer in the adoption patch and come back with it
+    let pods = crate::controllers::claim::claim_adding_finalizer(
         &job,
         &selector,
+        TRACKING_FINALIZER,
         &state.pods,
         &state.pod_api(&ns),
         MANAGER,
     )
     .await?;
-    let job_uid = job.metadata.uid.clone().unwrap_or_default();
-    // pods adopted just now count as tracked from now on
-    let pods: Vec<Arc<Pod>> = claimed
-        .into_iter()
-        .map(|p| {
-            let adopted = state
-                .pods
-                .get(&ObjectRef::of(p.as_ref()))
-                .is_none_or(|c| controller_of(&c.metadata).is_none_or(|r| r.uid != job_uid));
-            if adopted && !has_tracking_finalizer(&p) {
-                let mut copy = (*p).clone();
-                let f = copy.metadata.finalizers.get_or_insert_with(Vec::new);
-                if !f.iter().any(|x| x == TRACKING_FINALIZER) {
-                    f.push(TRACKING_FINALIZER.into());
-                }
-                return Arc::new(copy);
-            }
-            p
-        })
-        .collect();
     let active_pods: Vec<Arc<Pod>> = pods.iter().filter(|p| is_active(p)).cloned().collect();
     let mut jc = JobCtx {
         ready: count(active_pods.iter().filter(|p| is_ready(p)).count()),
         terminating: count(pods.iter().filter(|p| is_terminating(p)).count()),
         uncounted_succeeded: uncounted.succeeded.iter().flatten().cloned().collect(),
         uncounted_failed: uncounted.failed.iter().flatten().cloned().collect(),
-        expected_rm: state.expected_removals(key),
+        expected_rm: state.expected_removals(key, &pods),
         job,
         pods,
         active_pods,
