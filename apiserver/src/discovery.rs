@@ -21,10 +21,12 @@ pub const AGGREGATED_V2: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Groups served besides those of the kinds: authorization (for `kubectl
-/// auth can-i`) and authentication (`kubectl auth whoami`).
+/// auth can-i`) and authentication (`kubectl auth whoami`),
+/// and the Metrics API (`crate::metrics_api`, metrics-server's group).
 const EXTRA_GROUPS: &[(&str, &str)] = &[
     ("authorization.k8s.io", "v1"),
     ("authentication.k8s.io", "v1"),
+    ("metrics.k8s.io", "v1beta1"),
 ];
 
 /// `/version`.
@@ -168,6 +170,7 @@ fn extra_resources(group: &str) -> Vec<Value> {
             json!({"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": false, "kind": "SelfSubjectReview", "verbs": ["create"]}),
             json!({"name": "tokenreviews", "singularName": "tokenreview", "namespaced": false, "kind": "TokenReview", "verbs": ["create"]}),
         ],
+        "metrics.k8s.io" => crate::metrics_api::discovery_resources(),
         _ => Vec::new(),
     }
 }
@@ -254,7 +257,7 @@ fn aggregated_version(kinds: &Kinds, group: &str, version: &str) -> Value {
         resources.push(json!({
             "resource": extra["name"],
             "responseKind": {"group": group, "version": version, "kind": extra["kind"]},
-            "scope": "Cluster",
+            "scope": if extra["namespaced"] == true { "Namespaced" } else { "Cluster" },
             "singularResource": extra["singularName"],
             "verbs": extra["verbs"],
         }));

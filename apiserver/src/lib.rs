@@ -15,6 +15,7 @@ pub mod http;
 pub mod ipam;
 pub mod kubeconfig;
 pub mod metrics;
+pub mod metrics_api;
 pub mod objects;
 pub mod openapi;
 pub mod patch;

@@ -413,6 +413,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         policies,
         webhooks,
         audit,
+        metrics_api: Default::default(),
     });
 
     // kubeconfigs for the admin and for korral's own components

@@ -16,6 +16,7 @@ mod etcd_store;
 mod kinds_kubectl;
 mod local_crash;
 mod local_store;
+mod metrics_api_kubectl;
 mod parity_kubectl;
 mod patch_kubectl;
 mod patch_props;

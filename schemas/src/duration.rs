@@ -48,9 +48,59 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Writes a duration as Go's `time.Duration.String()` does (`15.006s`,
+/// `1m0s`, `1h2m3.5s`, `250ms`, `0s`): how `metav1.Duration` fields (a
+/// PodMetrics' `window`) appear in JSON.
+pub fn format_go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let frac = |value: u128, unit: u128, width: usize| -> String {
+        let (whole, rest) = (value / unit, value % unit);
+        if rest == 0 {
+            whole.to_string()
+        } else {
+            let digits = format!("{rest:0width$}");
+            format!("{whole}.{}", digits.trim_end_matches('0'))
+        }
+    };
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return format!("{}µs", frac(nanos, 1_000, 3));
+    }
+    if nanos < 1_000_000_000 {
+        return format!("{}ms", frac(nanos, 1_000_000, 6));
+    }
+    let secs = nanos / 1_000_000_000;
+    let sub = nanos % 1_000_000_000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let seconds = frac(s * 1_000_000_000 + sub, 1_000_000_000, 9);
+    match (h, m) {
+        (0, 0) => format!("{seconds}s"),
+        (0, m) => format!("{m}m{seconds}s"),
+        (h, m) => format!("{h}h{m}m{seconds}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_like_go() {
+        let f = |ms: u64| format_go_duration(Duration::from_millis(ms));
+        assert_eq!(f(0), "0s");
+        assert_eq!(f(15_006), "15.006s");
+        assert_eq!(f(10_000), "10s");
+        assert_eq!(f(60_000), "1m0s");
+        assert_eq!(f(3_723_500), "1h2m3.5s");
+        assert_eq!(f(250), "250ms");
+        assert_eq!(format_go_duration(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(format_go_duration(Duration::from_nanos(42)), "42ns");
+    }
 
     #[test]
     fn parses_go_durations() {

@@ -65,6 +65,8 @@ pub struct App {
     pub webhooks: Arc<crate::admission::webhooks::WebhookCache>,
     /// The audit log, when configured.
     pub audit: Option<Arc<crate::audit::Audit>>,
+    /// The Metrics API's node scraper and its cache (`metrics_api`).
+    pub metrics_api: crate::metrics_api::scrape::Scraper,
 }
 
 /// Who is calling, after impersonation: the authenticated caller, or the
@@ -693,6 +695,21 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
             }
             _ => {}
         }
+    }
+    // the Metrics API, built in (metrics-server's group)
+    if grouped && segs.first() == Some(&schemas::resource_metrics::GROUP) && segs.len() > 2 {
+        let response =
+            crate::metrics_api::serve(&app, &id, &method, &segs, &query, &headers, uri.path())
+                .await;
+        let verb = verb_of(&method, segs.len().is_multiple_of(2), query.flag("watch"));
+        let resource = if segs.contains(&"pods") {
+            "pods"
+        } else {
+            "nodes"
+        };
+        app.metrics
+            .observe(verb, resource, response.status().as_u16(), started);
+        return response;
     }
     let target = match crate::target::parse(&kinds, &rest, grouped) {
         Ok(t) => t,

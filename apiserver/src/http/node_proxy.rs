@@ -39,6 +39,11 @@ pub struct NodeEndpoint {
 pub async fn endpoint(app: &App, node: &str) -> ApiResult<NodeEndpoint> {
     let info = schemas::lookup("v1", "Node").map_err(|e| ApiError::internal(e.to_string()))?;
     let obj = app.registry.get(info, None, node).await?;
+    endpoint_of(node, &obj)
+}
+
+/// A node's endpoint from its Node object `obj`, already read.
+pub fn endpoint_of(node: &str, obj: &Value) -> ApiResult<NodeEndpoint> {
     let port = obj
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_i64)

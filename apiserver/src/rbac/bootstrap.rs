@@ -164,6 +164,13 @@ pub fn cluster_roles() -> Vec<Value> {
                 rule(&["coordination.k8s.io"], &["leases"], ALL),
             ],
         ),
+        // what metrics-server's manifest adds, for the built-in Metrics API:
+        // view (so edit and admin) may read it
+        cluster_role(
+            "system:aggregated-metrics-reader",
+            &[(TO_VIEW, "true"), (TO_EDIT, "true"), (TO_ADMIN, "true")],
+            vec![rule(&["metrics.k8s.io"], &["pods", "nodes"], READ)],
+        ),
         cluster_role(
             "system:aggregate-to-view",
             &[(TO_VIEW, "true")],
@@ -437,6 +444,31 @@ mod tests {
         assert!(rules("view") > 0);
         assert!(rules("edit") > rules("view"));
         assert!(rules("admin") > rules("edit"));
+    }
+
+    #[test]
+    fn view_reads_the_metrics_api_as_with_metrics_server() {
+        let mut s = defaults();
+        s.cluster_bindings.push(from(serde_json::json!({
+            "metadata": {"name": "jane-view"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "jane"}]})));
+        let jane = User {
+            name: "jane".into(),
+            groups: vec!["system:authenticated".into()],
+        };
+        for (resource, verb) in [("pods", "list"), ("pods", "get"), ("nodes", "list")] {
+            let r = Request {
+                verb,
+                group: "metrics.k8s.io",
+                resource,
+                ..Default::default()
+            };
+            assert!(
+                matches!(s.authorize(&jane, &r), Verdict::Allow(_)),
+                "{verb} {resource}"
+            );
+        }
     }
 
     #[test]
