@@ -58,6 +58,21 @@ pub struct Tuning {
     /// How long pods without a toleration for the not-ready/unreachable taints stay on such a node (pods with one use its tolerationSeconds).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub pod_eviction_timeout: Duration,
+    /// How often each HorizontalPodAutoscaler is evaluated.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// The ratio of usage to target within which an autoscaler does not scale.
+    #[arg(long, default_value_t = 0.1)]
+    pub horizontal_pod_autoscaler_tolerance: f64,
+    /// The down-scale stabilisation window of autoscalers whose behavior sets none.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_downscale_stabilization: Duration,
+    /// How long after a pod starts its CPU samples count only once it has been ready for a whole window.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_cpu_initialization_period: Duration,
+    /// How long after start a pod's readiness changes are taken as its initial readiness.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
 }
 
 impl Tuning {
@@ -67,6 +82,11 @@ impl Tuning {
             node_monitor_grace_period: self.node_monitor_grace_period,
             node_monitor_period: self.node_monitor_period,
             pod_eviction_timeout: self.pod_eviction_timeout,
+            hpa_sync_period: self.horizontal_pod_autoscaler_sync_period,
+            hpa_tolerance: self.horizontal_pod_autoscaler_tolerance,
+            hpa_downscale_stabilization: self.horizontal_pod_autoscaler_downscale_stabilization,
+            hpa_cpu_initialization_period: self.horizontal_pod_autoscaler_cpu_initialization_period,
+            hpa_initial_readiness_delay: self.horizontal_pod_autoscaler_initial_readiness_delay,
             ..ControllerOptions::default()
         }
     }

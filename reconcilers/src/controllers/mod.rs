@@ -19,6 +19,7 @@ pub mod namespace;
 pub mod node_health;
 pub mod options;
 pub mod persistentvolume;
+pub mod podautoscaler;
 pub mod podutil;
 pub mod recorder;
 pub mod replicaset;
@@ -62,6 +63,7 @@ pub const ALL: &[&str] = &[
     "local-path-provisioner",
     "pvc-protection",
     "pv-protection",
+    "horizontal-pod-autoscaler",
 ];
 
 /// What every controller gets.
@@ -161,6 +163,7 @@ async fn start(name: &'static str, ctx: Context) {
         "local-path-provisioner" => persistentvolume::local_path::run(ctx).await,
         "pvc-protection" => persistentvolume::protection::run_claims(ctx).await,
         "pv-protection" => persistentvolume::protection::run_volumes(ctx).await,
+        "horizontal-pod-autoscaler" => podautoscaler::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;

@@ -34,6 +34,22 @@ pub struct ControllerOptions {
     /// The longest such delay (`MaxJobPodFailureBackOff`, 10 min in 1.33's
     /// code; the documentation's "six minutes" is older).
     pub job_pod_failure_max_backoff: Duration,
+    /// How often each HorizontalPodAutoscaler is evaluated
+    /// (`--horizontal-pod-autoscaler-sync-period`, default 15 s).
+    pub hpa_sync_period: Duration,
+    /// The ratio of usage to target within which an autoscaler does not act
+    /// (`--horizontal-pod-autoscaler-tolerance`, default 0.1).
+    pub hpa_tolerance: f64,
+    /// The down-scale stabilisation window of autoscalers that set none
+    /// (`--horizontal-pod-autoscaler-downscale-stabilization`, default 5 min).
+    pub hpa_downscale_stabilization: Duration,
+    /// How long after a pod starts its CPU samples are trusted only once it
+    /// is ready for a whole window
+    /// (`--horizontal-pod-autoscaler-cpu-initialization-period`, default 5 min).
+    pub hpa_cpu_initialization_period: Duration,
+    /// How long after start a pod's readiness changes are taken as its
+    /// initial readiness (`--horizontal-pod-autoscaler-initial-readiness-delay`, 30 s).
+    pub hpa_initial_readiness_delay: Duration,
     /// "Now" for the Job, CronJob and TTL-after-finished controllers: the
     /// system clock, which tests may move forward.
     pub clock: crate::controllers::clock::Clock,
@@ -50,6 +66,11 @@ impl Default for ControllerOptions {
             pod_max_backoff: Duration::from_secs(10),
             job_pod_failure_backoff: Duration::from_secs(10),
             job_pod_failure_max_backoff: Duration::from_secs(600),
+            hpa_sync_period: Duration::from_secs(15),
+            hpa_tolerance: 0.1,
+            hpa_downscale_stabilization: Duration::from_secs(300),
+            hpa_cpu_initialization_period: Duration::from_secs(300),
+            hpa_initial_readiness_delay: Duration::from_secs(30),
             clock: crate::controllers::clock::Clock::system(),
         }
     }

@@ -792,6 +792,14 @@ impl DynApi {
         self.client.send(r).await.map(|_| ())
     }
 
+    /// Reads a subresource (e.g. a workload's `scale`).
+    pub async fn get_subresource(&self, name: &str, sub: &str) -> Result<Value> {
+        let path = format!("{}/{sub}", self.item(name));
+        self.client
+            .send(self.client.req(reqwest::Method::GET, &path))
+            .await
+    }
+
     /// Replaces a subresource (e.g. a namespace's `finalize`).
     pub async fn replace_subresource(&self, name: &str, sub: &str, obj: &Value) -> Result<Value> {
         let r = self
