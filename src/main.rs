@@ -73,6 +73,8 @@ enum ImageCommand {
     Import(cli::image::ImportArgs),
     /// Write an OCI archive of a tiny busybox image built from busybox-static.
     BuildBusybox(cli::image::BuildBusyboxArgs),
+    /// Push an image (from containerd or an archive) to a registry.
+    Push(cli::image::PushArgs),
 }
 
 #[derive(Subcommand)]
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         Command::Node(args) => cli::node::run(args),
         Command::Image(ImageCommand::Import(args)) => cli::image::import(args),
         Command::Image(ImageCommand::BuildBusybox(args)) => cli::image::build_busybox(args),
+        Command::Image(ImageCommand::Push(args)) => cli::image::push(args),
         Command::NodeShim(args) => cli::node::shim(args),
     }
 }

@@ -35,6 +35,7 @@ mod node_containerd;
 mod node_exec;
 mod node_health;
 mod node_process;
+mod node_registry;
 mod node_simulated;
 mod python_client;
 mod scheduling;

@@ -16,7 +16,9 @@ use crate::support;
 use std::time::Duration;
 
 use node_support::containerd::Containerd;
-use node_support::{NodeProc, finished_log, jsonpath, wait_node};
+use node_support::{
+    NodeProc, containerd_node_args, events_of, finished_log, jsonpath, node_args, wait_node,
+};
 use serde_json::Value;
 use support::simulated_nodes::SimulatedNodes;
 use support::{Server, wait_for};
@@ -54,24 +56,6 @@ fn wait_phase(s: &Server, kind: &str, name: &str, want: &str) {
     wait_for(&format!("{kind} {name} to be {want}"), LONG, || {
         phase(s, kind, name) == want
     });
-}
-
-/// "Reason: message" of every event about objects named `name`.
-fn events_of(s: &Server, name: &str) -> String {
-    let all = s.get_json(&["events"]);
-    all["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["involvedObject"]["name"] == name)
-        .map(|e| {
-            format!(
-                "{}: {}\n",
-                e["reason"].as_str().unwrap_or(""),
-                e["message"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -364,29 +348,6 @@ spec:
 }
 
 /// The flags every node daemon here takes, then `extra`.
-fn node_args(s: &Server, name: &str, data: &std::path::Path, extra: &[&str]) -> Vec<String> {
-    let kc = s.kubeconfig_for(&format!("node:{name}"));
-    let mut args: Vec<String> = [
-        "--kubeconfig",
-        &kc.to_string_lossy(),
-        "--name",
-        name,
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data.to_string_lossy(),
-        "--heartbeat-interval",
-        "1s",
-        "--sync-period",
-        "1s",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args
-}
-
 /// A pod writes into a new default-class claim, a later pod reads it back on
 /// the same node, and deleting the claim removes volume and directory.
 fn data_outlives_pods_until_the_claim_goes(s: &Server, node: &NodeProc, name: &str, image: &str) {
@@ -469,25 +430,7 @@ fn a_containerd_node_bind_mounts_local_path_claims() {
     let ctd = Containerd::start(&dir, &name);
     ctd.import_busybox("busybox:1.36");
     let data = dir.join("node-data");
-    let (sock, namespace) = (
-        ctd.sock.to_string_lossy().to_string(),
-        ctd.namespace.clone(),
-    );
-    let args = node_args(
-        &s,
-        &name,
-        &data,
-        &[
-            "--runtime",
-            "containerd",
-            "--proxy-mode",
-            "none",
-            "--containerd-address",
-            &sock,
-            "--containerd-namespace",
-            &namespace,
-        ],
-    );
+    let args = containerd_node_args(&s, &name, &data, &ctd, &[]);
     let node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
     wait_node(&s, &node, &name);
     data_outlives_pods_until_the_claim_goes(&s, &node, &name, "busybox:1.36");

@@ -27,7 +27,7 @@ const SIMULATED_PER_CONNECTION: usize = 100;
 /// Which runtime runs the containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeKind {
-    /// containerd + runc (root; images imported with `korral image import`).
+    /// containerd + runc (root; images pulled from registries or imported with `korral image import`).
     Containerd,
     /// Host processes (no root; the command runs on the host).
     Process,
@@ -144,6 +144,10 @@ pub struct Args {
     /// containerd snapshotter.
     #[arg(long, default_value = "overlayfs")]
     snapshotter: String,
+    /// The registries' mirrors, TLS and credentials (k3s's `registries.yaml` format), for image pulls
+    /// of the containerd runtime.
+    #[arg(long, value_name = "FILE")]
+    registry_config: Option<PathBuf>,
     /// Pod IPs of the process runtime.
     #[arg(long, value_enum, default_value = "host")]
     process_pod_ips: ProcessIps,
@@ -298,12 +302,17 @@ fn factory(args: &Args, config: &NodeConfig) -> Result<RuntimeFactory, String> {
             })
         }
         RuntimeKind::Containerd => {
+            let registries = match &args.registry_config {
+                Some(p) => node::runtime::containerd::registry_config::RegistryConfig::load(p)?,
+                None => Default::default(),
+            };
             let opts = node::runtime::containerd::Options {
                 address: args.containerd_address.clone(),
                 namespace: args.containerd_namespace.clone(),
                 snapshotter: args.snapshotter.clone(),
                 node: config.name.clone(),
                 data_dir: data_dir.clone(),
+                registries,
             };
             Box::new(move |reg| {
                 Box::pin(async move {

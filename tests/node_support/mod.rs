@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -670,4 +671,69 @@ pub fn let_reader_list_pods(s: &Server) {
         "--role=pod-reader",
         "--serviceaccount=default:reader",
     ]);
+}
+
+/// `korral node` arguments for node `name` with data in `data`: the node's
+/// kubeconfig, a loopback server, 1 s heartbeats and syncs, then `extra`.
+pub fn node_args(s: &Server, name: &str, data: &Path, extra: &[&str]) -> Vec<String> {
+    let kc = s.kubeconfig_for(&format!("node:{name}"));
+    let mut args: Vec<String> = [
+        "--kubeconfig",
+        &kc.to_string_lossy(),
+        "--name",
+        name,
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.to_string_lossy(),
+        "--heartbeat-interval",
+        "1s",
+        "--sync-period",
+        "1s",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// "Reason: message" lines of every Event about objects named `name`.
+pub fn events_of(s: &Server, name: &str) -> String {
+    s.get_json(&["events"])["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["name"] == name)
+        .map(|e| {
+            format!(
+                "{}: {}\n",
+                e["reason"].as_str().unwrap_or(""),
+                e["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// [`node_args`] for a containerd + runc node on `ctd` without the service proxy.
+pub fn containerd_node_args(
+    s: &Server,
+    name: &str,
+    data: &Path,
+    ctd: &containerd::Containerd,
+    extra: &[&str],
+) -> Vec<String> {
+    let sock = ctd.sock.to_string_lossy();
+    let mut all = vec![
+        "--runtime",
+        "containerd",
+        "--proxy-mode",
+        "none",
+        "--containerd-address",
+        &sock,
+        "--containerd-namespace",
+        &ctd.namespace,
+    ];
+    all.extend_from_slice(extra);
+    node_args(s, name, data, &all)
 }

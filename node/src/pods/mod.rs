@@ -1,11 +1,12 @@
 //! Pod convergence: the reconciler that makes the runtime run what the pods
 //! bound to this node ask for, and the pieces it uses — env, volumes,
-//! downward API, probes, crash-loop back-off, status, resolv.conf.
+//! downward API, probes, image pulls, crash-loop back-off, status, resolv.conf.
 
 pub mod backoff;
 pub mod dns;
 pub mod downward;
 pub mod env;
+pub mod images;
 pub mod probes;
 pub mod service_env;
 pub mod sources;

@@ -23,7 +23,7 @@ use crate::pods::downward::Facts;
 use crate::pods::probes::{Probes, Target};
 use crate::pods::sources::Sources;
 use crate::pods::status::{self, Attempts, Observed};
-use crate::pods::{env, volumes};
+use crate::pods::{env, images, volumes};
 use crate::runtime::{
     ContainerConfig, ContainerInfo, Mount, PodSandbox, Runtime, RuntimeError, State,
 };
@@ -41,6 +41,7 @@ struct PodState {
     volumes: HashMap<String, PathBuf>,
     volumes_synced: Option<std::time::Instant>,
     volume_error: Option<String>,
+    pull_backoff: images::PullBackoff,
 }
 
 /// Everything the pod reconciler of one node works with.
@@ -73,6 +74,8 @@ pub struct PodContext {
     pub api_endpoint: Option<(String, u16)>,
     /// ServiceAccount tokens issued for the pods' projected volumes.
     pub tokens: crate::pods::tokens::Tokens,
+    /// The kubelet's Events about pods (image pulls).
+    pub recorder: reconcilers::controllers::recorder::Recorder,
     states: Mutex<HashMap<ObjectRef, PodState>>,
     uids: Mutex<HashMap<String, ObjectRef>>,
 }
@@ -90,9 +93,12 @@ impl PodContext {
         facts: Facts,
         materialize: bool,
     ) -> Self {
+        let recorder =
+            reconcilers::controllers::recorder::Recorder::new(client.clone(), "kubelet", &node);
         PodContext {
             node,
             client,
+            recorder,
             cache,
             runtime,
             timings,
@@ -632,6 +638,17 @@ async fn restart_or_start(
             l.attempt + 1
         }
     };
+    let puller = images::Puller {
+        runtime: ctx.runtime.as_ref(),
+        recorder: &ctx.recorder,
+        base: ctx.timings.backoff_base,
+        max: ctx.timings.backoff_max,
+    };
+    if let Err(n) = images::ensure(&puller, pod, c, &mut st.pull_backoff, sources).await {
+        tracing::info!(pod = %ObjectRef::of(pod), container = %c.name, reason = %n.reason, message = %n.message, "the container's image is not ready");
+        st.waiting.insert(c.name.clone(), (n.reason, n.message));
+        return Some(n.retry_in);
+    }
     let config = match container_config(ctx, pod, c, attempt, st, sources, facts).await {
         Ok(cfg) => cfg,
         Err(msg) => {

@@ -5,6 +5,7 @@
 //! written — see [`ExecStreams`]). Three implementations: [`containerd`],
 //! [`process`], [`simulated`].
 
+pub mod auth;
 pub mod containerd;
 pub mod process;
 pub mod simulated;
@@ -19,8 +20,10 @@ use tokio::sync::{broadcast, mpsc};
 /// Why a runtime call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// The image is not on the node (no registry is reached: import it).
-    #[error("image {0:?} is not present on the node; import it with `korral image import`")]
+    /// The image is not on the node (and was not pulled).
+    #[error(
+        "image {0:?} is not present on the node; pull it or import it with `korral image import`"
+    )]
     ImageNotPresent(String),
     /// No such container.
     #[error("container {0} not found")]
@@ -270,6 +273,29 @@ where
     let _ = pipe.shutdown().await;
 }
 
+/// An image a runtime pulled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PulledImage {
+    /// The image's id (the digest of its manifest).
+    pub id: String,
+    /// Its size in bytes as stored (compressed layers, config, manifests).
+    pub size: u64,
+}
+
+/// A container's resource counters as the runtime reads them (cgroup or
+/// `/proc`); the node's sampler turns two of them into a CPU rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerUsage {
+    /// CPU time used since the container started, in nanoseconds.
+    pub cpu_ns: u64,
+    /// The working set: memory in use minus inactive file pages.
+    pub working_set_bytes: u64,
+    /// Memory in use (page cache included).
+    pub usage_bytes: u64,
+    /// Resident anonymous memory.
+    pub rss_bytes: u64,
+}
+
 /// What a runtime does for the pod reconciler. Every call is idempotent
 /// where it can be (a sandbox that exists is returned, a container already
 /// stopped stops at once).
@@ -280,6 +306,30 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// `NAME://VERSION` for `nodeInfo.containerRuntimeVersion`.
     async fn version(&self) -> String;
+
+    /// Whether this runtime keeps images (and pulls them): image pull
+    /// policies apply only then. The process runtime runs host commands and
+    /// the simulated one runs nothing, so neither has images.
+    fn has_images(&self) -> bool {
+        false
+    }
+
+    /// The id of an image when it is on the node.
+    async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        Err(RuntimeError::Invalid(format!(
+            "the {} runtime keeps no images (it cannot look up {reference:?})",
+            self.kind()
+        )))
+    }
+
+    /// Pulls an image from its registry with the credentials `keyring` holds.
+    async fn pull_image(&self, reference: &str, keyring: &auth::Keyring) -> Result<PulledImage> {
+        let _ = keyring;
+        Err(RuntimeError::Invalid(format!(
+            "the {} runtime cannot pull images (it runs no images: cannot pull {reference:?}); use the containerd runtime",
+            self.kind()
+        )))
+    }
 
     /// Sets up (or finds) the pod's sandbox; returns the pod's IP.
     async fn run_sandbox(&self, sandbox: &PodSandbox) -> Result<String>;

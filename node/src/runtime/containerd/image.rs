@@ -22,10 +22,14 @@ use crate::runtime::containerd::api::{Api, err, not_found};
 use crate::runtime::containerd::archive;
 use crate::runtime::containerd::busybox::{digest, normalize};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// An OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// An OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// A docker schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// A docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// What a container needs from its image.
 #[derive(Clone, Debug, Default)]
@@ -71,16 +75,25 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     out
 }
 
-/// Imports an image archive; returns the image names created.
-pub async fn import(api: &Api, tar: &[u8]) -> Result<Vec<String>, String> {
+/// The content of an image archive: blobs by digest and the images it names.
+#[derive(Debug, Default)]
+pub struct Archive {
+    /// Every blob, by digest.
+    pub blobs: BTreeMap<String, Vec<u8>>,
+    /// Image names (normalised) and the descriptors they point at.
+    pub images: Vec<(String, Descriptor)>,
+}
+
+/// Reads an OCI layout or `docker save` tarball (for docker archives, a
+/// schema 2 manifest is made from the config and uncompressed layers).
+pub fn read_archive(tar: &[u8]) -> Result<Archive, String> {
     let files = archive::read_files(tar)?;
-    let mut named: Vec<(String, Descriptor)> = Vec::new();
+    let mut out = Archive::default();
     if let Some(index) = files.get("index.json") {
         let index: Value = serde_json::from_slice(index).map_err(|e| format!("index.json: {e}"))?;
         for (path, body) in &files {
             if let Some(hex) = path.strip_prefix("blobs/sha256/") {
-                api.write_blob(&format!("sha256:{hex}"), body.clone())
-                    .await?;
+                out.blobs.insert(format!("sha256:{hex}"), body.clone());
             }
         }
         for m in index["manifests"].as_array().into_iter().flatten() {
@@ -90,7 +103,7 @@ pub async fn import(api: &Api, tar: &[u8]) -> Result<Vec<String>, String> {
                 .map(str::to_string)
                 .or_else(|| ann["org.opencontainers.image.ref.name"].as_str().map(normalize))
                 .ok_or("index.json: a manifest without io.containerd.image.name or org.opencontainers.image.ref.name")?;
-            named.push((
+            out.images.push((
                 name,
                 Descriptor {
                     media_type: m["mediaType"].as_str().unwrap_or(OCI_MANIFEST).to_string(),
@@ -110,12 +123,12 @@ pub async fn import(api: &Api, tar: &[u8]) -> Result<Vec<String>, String> {
                 .get(config_path)
                 .ok_or_else(|| format!("{config_path} missing"))?;
             let config_digest = digest(config);
-            api.write_blob(&config_digest, config.clone()).await?;
+            out.blobs.insert(config_digest.clone(), config.clone());
             let mut layers = Vec::new();
             for l in strings(&entry["Layers"]) {
                 let body = files.get(&l).ok_or_else(|| format!("{l} missing"))?;
                 let d = digest(body);
-                api.write_blob(&d, body.clone()).await?;
+                out.blobs.insert(d.clone(), body.clone());
                 layers.push(serde_json::json!({"mediaType": "application/vnd.docker.image.rootfs.diff.tar", "digest": d, "size": body.len()}));
             }
             let m = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
@@ -124,9 +137,9 @@ pub async fn import(api: &Api, tar: &[u8]) -> Result<Vec<String>, String> {
             .map_err(|e| e.to_string())?;
             let md = digest(&m);
             let size = i64::try_from(m.len()).unwrap_or(0);
-            api.write_blob(&md, m).await?;
+            out.blobs.insert(md.clone(), m);
             for tag in strings(&entry["RepoTags"]) {
-                named.push((
+                out.images.push((
                     normalize(&tag),
                     Descriptor {
                         media_type: DOCKER_MANIFEST.into(),
@@ -140,57 +153,95 @@ pub async fn import(api: &Api, tar: &[u8]) -> Result<Vec<String>, String> {
     } else {
         return Err("not an image archive: neither index.json (OCI layout) nor manifest.json (docker save) found".into());
     }
-    if named.is_empty() {
+    if out.images.is_empty() {
         return Err("the archive names no image".into());
     }
-    let mut images = ImagesClient::new(api.channel.clone());
+    Ok(out)
+}
+
+/// Imports an image archive; returns the image names created.
+pub async fn import(api: &Api, tar: &[u8]) -> Result<Vec<String>, String> {
+    let archive = read_archive(tar)?;
+    for (d, body) in archive.blobs {
+        api.write_blob(&d, body).await?;
+    }
     let mut out = Vec::new();
-    for (name, target) in named {
-        let image = Image {
-            name: name.clone(),
-            labels: Default::default(),
-            target: Some(target),
-            created_at: None,
-            updated_at: None,
-        };
-        let created = images
-            .create(api.req(CreateImageRequest {
-                image: Some(image.clone()),
-                ..Default::default()
-            }))
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(s) if s.code() == containerd_client::tonic::Code::AlreadyExists => {
-                images
-                    .update(api.req(UpdateImageRequest {
-                        image: Some(image),
-                        update_mask: None,
-                        ..Default::default()
-                    }))
-                    .await
-                    .map_err(|s| err(&format!("updating image {name}"), s))?;
-            }
-            Err(s) => return Err(err(&format!("creating image {name}"), s)),
-        }
+    for (name, target) in archive.images {
+        put_image(api, &name, target).await?;
         out.push(name);
     }
     Ok(out)
 }
 
-/// Resolves an image by reference to its manifest and config.
-pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, String> {
+/// The descriptor an image record points at (`None`: no such image).
+pub async fn target(api: &Api, reference: &str) -> Result<Option<Descriptor>, String> {
     let name = normalize(reference);
     let mut images = ImagesClient::new(api.channel.clone());
-    let image = match images
+    match images
         .get(api.req(GetImageRequest { name: name.clone() }))
         .await
     {
-        Ok(r) => r.into_inner().image,
-        Err(s) if not_found(&s) => return Ok(None),
-        Err(s) => return Err(err(&format!("image {name}"), s)),
+        Ok(r) => Ok(r.into_inner().image.and_then(|i| i.target)),
+        Err(s) if not_found(&s) => Ok(None),
+        Err(s) => Err(err(&format!("image {name}"), s)),
+    }
+}
+
+/// Creates (or points anew) the image record `name` at `target`.
+pub async fn put_image(api: &Api, name: &str, target: Descriptor) -> Result<(), String> {
+    let mut images = ImagesClient::new(api.channel.clone());
+    let image = Image {
+        name: name.to_string(),
+        labels: Default::default(),
+        target: Some(target),
+        created_at: None,
+        updated_at: None,
     };
-    let Some(target) = image.and_then(|i| i.target) else {
+    let created = images
+        .create(api.req(CreateImageRequest {
+            image: Some(image.clone()),
+            ..Default::default()
+        }))
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == containerd_client::tonic::Code::AlreadyExists => images
+            .update(api.req(UpdateImageRequest {
+                image: Some(image),
+                update_mask: None,
+                ..Default::default()
+            }))
+            .await
+            .map(|_| ())
+            .map_err(|s| err(&format!("updating image {name}"), s)),
+        Err(s) => Err(err(&format!("creating image {name}"), s)),
+    }
+}
+
+/// The GOARCH name of this machine's architecture (OCI platforms use Go's names).
+pub fn architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// The entry of an index (OCI index or docker manifest list) for this
+/// node's platform: `linux` and this machine's architecture.
+pub fn platform_manifest(index: &Value) -> Option<&Value> {
+    index["manifests"]
+        .as_array()?
+        .iter()
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == architecture())
+}
+
+/// Resolves an image by reference to its manifest and config.
+pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, String> {
+    let name = normalize(reference);
+    let Some(target) = target(api, reference).await? else {
         return Ok(None);
     };
     let mut desc = (target.media_type, target.digest);
@@ -198,9 +249,7 @@ pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, Str
         let index: Value = serde_json::from_slice(&api.read_blob(&desc.1).await?)
             .map_err(|e| format!("index {}: {e}", desc.1))?;
         let ms = index["manifests"].as_array().cloned().unwrap_or_default();
-        let pick = ms
-            .iter()
-            .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64")
+        let pick = platform_manifest(&index)
             .or_else(|| ms.first())
             .ok_or_else(|| format!("image {name}: empty index"))?;
         desc = (

@@ -1,6 +1,7 @@
 //! The `containerd` runtime: containers created through containerd's gRPC
 //! API (the `containerd-client` crate) and run by runc. Images come from
-//! archives imported locally ([`image`]); each container gets a snapshot of
+//! archives imported locally ([`image`]) or are pulled from registries
+//! ([`pull`], configured by [`registry_config`]); each container gets a snapshot of
 //! its image and an OCI spec built from the pod spec ([`spec`]); all
 //! containers of a pod join the pod's network namespace ([`network`]);
 //! stdout/stderr go to the log file through the shim's `file://` IO, which
@@ -12,6 +13,9 @@ pub mod archive;
 pub mod busybox;
 pub mod image;
 pub mod network;
+pub mod pull;
+pub mod push;
+pub mod registry_config;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -32,9 +36,10 @@ use containerd_client::services::v1::{
 use containerd_client::tonic::Code;
 use tokio::sync::broadcast;
 
+use crate::runtime::auth::Keyring;
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, EXEC_CHUNK, ExecChunk, ExecStreams, PodSandbox, Result,
-    Runtime, RuntimeError, State, event_channel, feed_input, labels,
+    ContainerConfig, ContainerInfo, EXEC_CHUNK, ExecChunk, ExecStreams, PodSandbox, PulledImage,
+    Result, Runtime, RuntimeError, State, event_channel, feed_input, labels,
 };
 use api::{Api, err, not_found};
 
@@ -51,6 +56,8 @@ pub struct Options {
     pub node: String,
     /// The node's data directory (pod files, IP leases).
     pub data_dir: PathBuf,
+    /// Mirrors, TLS and credentials of registries (`--registry-config`).
+    pub registries: registry_config::RegistryConfig,
 }
 
 /// The containerd runtime of one node.
@@ -59,6 +66,7 @@ pub struct Containerd {
     opts: Options,
     network: Option<network::Network>,
     events: broadcast::Sender<String>,
+    puller: std::sync::Arc<pull::Puller>,
 }
 
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -88,8 +96,10 @@ impl Containerd {
                 None
             }
         };
+        let puller = std::sync::Arc::new(pull::Puller::new(api.clone(), opts.registries.clone()));
         let rt = Containerd {
             api,
+            puller,
             opts,
             network,
             events: event_channel(),
@@ -255,6 +265,28 @@ impl Runtime for Containerd {
             Ok(r) => format!("containerd://{}", r.into_inner().version),
             Err(_) => "containerd://unknown".into(),
         }
+    }
+
+    fn has_images(&self) -> bool {
+        true
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        Ok(image::resolve(&self.api, reference)
+            .await
+            .map_err(other)?
+            .map(|r| r.id))
+    }
+
+    async fn pull_image(&self, reference: &str, keyring: &Keyring) -> Result<PulledImage> {
+        self.puller
+            .pull(reference, keyring)
+            .await
+            .map(|p| PulledImage {
+                id: p.id,
+                size: p.size,
+            })
+            .map_err(other)
     }
 
     async fn run_sandbox(&self, sb: &PodSandbox) -> Result<String> {
@@ -748,4 +780,53 @@ pub async fn import(
         }
     }
     Ok(names)
+}
+
+/// Pushes the image `name` of containerd's store to a registry (`korral image push`).
+pub async fn push_image(
+    address: &std::path::Path,
+    namespace: &str,
+    name: &str,
+    dest: &push::Destination,
+) -> std::result::Result<push::Pushed, String> {
+    let api = Api::connect(address, namespace).await?;
+    let top = image::target(&api, name).await?.ok_or_else(|| {
+        format!(
+            "no image {} in containerd namespace {namespace}",
+            image::normalize_ref(name)
+        )
+    })?;
+    push::push(&push::Source::Containerd(&api), &top, dest).await
+}
+
+/// Pushes an image of an archive (OCI layout or `docker save`) to a
+/// registry: the one named `name`, or the archive's only image.
+pub async fn push_archive(
+    tar: &[u8],
+    name: Option<&str>,
+    dest: &push::Destination,
+) -> std::result::Result<push::Pushed, String> {
+    let archive = image::read_archive(tar)?;
+    let top = match name {
+        Some(n) => {
+            let want = image::normalize_ref(n);
+            archive
+                .images
+                .iter()
+                .find(|(i, _)| *i == want)
+                .map(|(_, d)| d.clone())
+                .ok_or_else(|| format!("the archive has no image {want}"))?
+        }
+        None => match archive.images.as_slice() {
+            [(_, d)] => d.clone(),
+            many => {
+                let names: Vec<&str> = many.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(format!(
+                    "the archive holds several images ({}); name one with --image",
+                    names.join(", ")
+                ));
+            }
+        },
+    };
+    push::push(&push::Source::Archive(&archive.blobs), &top, dest).await
 }
