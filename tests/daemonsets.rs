@@ -421,6 +421,20 @@ fn max_surge_starts_the_new_pod_beside_the_old_one() {
         one_each(&pods_by_node(&s, "surge"), &nodes, "busybox:1") && st["numberReady"] == 3
     });
 
+    // the status counts each node's oldest pod, and creation times have
+    // whole seconds (kube breaks ties by name): the new pods must come in a
+    // later second than the old ones for the counts below to be certain
+    let newest = s.get_json(&["pods", "-l", "app=surge"])["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["metadata"]["creationTimestamp"].as_str())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .max()
+        .expect("the old pods' creation times");
+    wait_for("a second after the old pods' creation", WAIT, || {
+        chrono::Utc::now() >= newest + chrono::Duration::seconds(1)
+    });
     // a new template whose pods never become ready (the fake kubelet never
     // readies "bad" images): with maxUnavailable 0 the controller may only
     // surge — one new pod beside its node's old one, and no old pod goes
