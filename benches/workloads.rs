@@ -361,6 +361,19 @@ async fn job_scenario(completions: usize, parallelism: usize, nodes: usize) {
     let created = when(&seen.all_created).map(|t| t - t0);
     // every pod the Job ever made, as the watch saw them created
     let made = seen.created.load(Ordering::Relaxed);
+    // the pods that really ran to success (finished pods stay once released)
+    let ran = client
+        .api::<Pod>(Some("default"))
+        .list_all(&ListParams {
+            label_selector: Some("batch.kubernetes.io/job-name=bench".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("list the Job's pods")
+        .items
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
+        .count();
     kubelet.abort();
     stop(controllers);
     let peers = completions.min(5000);
@@ -382,8 +395,8 @@ async fn job_scenario(completions: usize, parallelism: usize, nodes: usize) {
     row("completions per second", format!("{rate:.0}"));
     // status.succeeded should equal the pods made; more means pods counted twice
     row(
-        "pods made (watch) / status.succeeded",
-        format!("{made} / {succeeded}"),
+        "pods made (watch) / Succeeded (list) / status.succeeded",
+        format!("{made} / {ran} / {succeeded}"),
     );
     peer_rows(
         Rates {
@@ -395,6 +408,12 @@ async fn job_scenario(completions: usize, parallelism: usize, nodes: usize) {
         },
         rss_idle,
         peak,
+    );
+    // each pod is counted exactly once (the regression of issue 16)
+    assert_eq!(
+        i32::try_from(ran).unwrap_or(i32::MAX),
+        succeeded,
+        "status.succeeded against the pods that ran to success"
     );
 }
 

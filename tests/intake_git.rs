@@ -10,7 +10,6 @@
 use crate::intake_common;
 use crate::support;
 
-use std::net::TcpListener;
 use std::process::Command;
 
 use serde_json::Value;
@@ -174,16 +173,9 @@ fn commits_roll_out_prune_and_an_invalid_commit_applies_nothing() {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[test]
 fn without_prune_objects_stay_and_show_as_extra_and_pushes_sync_at_once() {
-    let port = free_port();
+    let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let server = Server::start_with(&["--intake-webhook-listen", &listen]);
     let repo = Repo::new();

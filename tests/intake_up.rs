@@ -12,7 +12,7 @@ use std::time::Duration;
 use support::{korral_bin, root, stdout, wait_for};
 
 /// Kills the child if the test fails before stopping it.
-struct Kill(u32);
+pub struct Kill(pub u32);
 
 impl Drop for Kill {
     fn drop(&mut self) {
@@ -29,6 +29,23 @@ fn curl_page(ip: &str) -> std::process::Output {
         .arg(format!("http://{ip}:8080/index.html"))
         .output()
         .expect("curl")
+}
+
+/// Stops `korral up` as Ctrl-C does and checks that it stopped cleanly (`log`: its stderr).
+pub fn stop_up(child: &mut std::process::Child, log: &dyn Fn() -> String) {
+    let o = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(o.success());
+    let mut status = None;
+    wait_for("korral up to stop", Duration::from_secs(30), || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    });
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{}", log());
+    assert!(log().contains("korral up: stopped"), "{}", log());
 }
 
 #[test]
@@ -117,19 +134,7 @@ fn up_serves_the_demo_and_stops_on_ctrl_c() {
         stdout(&page)
     );
 
-    let o = Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(o.success());
-    let mut status = None;
-    wait_for("korral up to stop", Duration::from_secs(30), || {
-        status = child.try_wait().expect("wait");
-        status.is_some()
-    });
-    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{}", log());
-    assert!(log().contains("korral up: stopped"), "{}", log());
+    stop_up(&mut child, &log);
     assert!(
         !curl_page(&ip).status.success(),
         "the pods' processes stop with korral up"

@@ -156,6 +156,23 @@ fn has_event(s: &Server, name: &str, reason: &str) -> bool {
     events_about(s, name).iter().any(|(r, _)| r == reason)
 }
 
+/// `kubectl wait --for=condition=complete job/<job>`, which must succeed.
+fn kubectl_wait_complete(s: &Server, job: &str, timeout: &str) {
+    let o = s.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        &format!("job/{job}"),
+        &format!("--timeout={timeout}"),
+    ]);
+    assert!(
+        o.status.success(),
+        "kubectl wait: {}{}\n{}",
+        stdout(&o),
+        stderr(&o),
+        s.log()
+    );
+}
+
 #[test]
 fn completions_and_parallelism_bound_the_pods_and_kubectl_waits_for_completion() {
     let s = Server::start();
@@ -191,19 +208,7 @@ fn completions_and_parallelism_bound_the_pods_and_kubectl_waits_for_completion()
         &s,
         &job("work", "  completions: 5\n  parallelism: 2\n", Some(0)),
     );
-    let o = s.kubectl(&[
-        "wait",
-        "--for=condition=complete",
-        "job/work",
-        "--timeout=60s",
-    ]);
-    assert!(
-        o.status.success(),
-        "kubectl wait: {}{}\n{}",
-        stdout(&o),
-        stderr(&o),
-        s.log()
-    );
+    kubectl_wait_complete(&s, "work", "60s");
     drop(sampler);
     let j = get_json(&s, &["job", "work"]);
     assert_eq!(j["status"]["succeeded"], 5, "{j}");
@@ -230,6 +235,34 @@ fn completions_and_parallelism_bound_the_pods_and_kubectl_waits_for_completion()
     wait_for("the Job's events", LONG, || {
         has_event(&s, "work", "SuccessfulCreate") && has_event(&s, "work", "Completed")
     });
+}
+
+/// Each finished pod is counted exactly once: a Job whose pods finish as
+/// fast as they start (the pod cache lagging behind the Job's status) ends
+/// with `succeeded` equal to the pods that really ran to success. Finished
+/// pods stay once released and none is deleted here, so listing them
+/// counts every completion that ran; an overcount would show fewer.
+#[test]
+fn many_quick_completions_are_each_counted_once() {
+    let s = Server::start();
+    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    apply(
+        &s,
+        &job("many", "  completions: 100\n  parallelism: 25\n", Some(0)),
+    );
+    kubectl_wait_complete(&s, "many", "120s");
+    let j = get_json(&s, &["job", "many"]);
+    let ran = pods_of(&s, "many")
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Succeeded")
+        .count();
+    assert_eq!(ran, 100, "pods that ran to success; the Job: {j}");
+    assert_eq!(j["status"]["succeeded"], 100, "{j}");
+    let uncounted = &j["status"]["uncountedTerminatedPods"]["succeeded"];
+    assert!(
+        uncounted.as_array().is_none_or(Vec::is_empty),
+        "nothing left uncounted: {j}"
+    );
 }
 
 #[test]

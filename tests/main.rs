@@ -16,10 +16,12 @@ mod support;
 
 // One module per area under test.
 mod api_security;
+mod autoscaling;
 mod controller_failover;
 mod daemonsets;
 mod disruption;
 mod endpoints;
+mod ingress;
 mod intake_crds;
 mod intake_drift;
 mod intake_folder;
@@ -29,6 +31,7 @@ mod ipam;
 mod javascript_client;
 mod jobs;
 mod kubectl_scenario;
+mod metrics_api;
 mod net_proxy;
 mod net_services;
 mod node_containerd;

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use node_support::{
     NodeProc, READER_CANNOT_LIST_PODS, SA_DIR, alive, apply, check_adoption, check_exec,
-    check_readiness_moves_endpoints, check_streaming_exec, container_id, endpoint_ips,
-    finished_log, http_get, jsonpath, let_reader_list_pods, ready, restarts, uid_of, wait_node,
-    wait_ready, wait_ready_pods, wait_root_ca,
+    check_port_forward, check_readiness_moves_endpoints, check_streaming_exec, container_id,
+    endpoint_ips, finished_log, http_get, jsonpath, let_reader_list_pods, ready, restarts, uid_of,
+    wait_node, wait_ready, wait_ready_pods, wait_root_ca,
 };
 use support::{Server, wait_for};
 
@@ -275,6 +275,16 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     check_exec(&s, w0, &["busybox"], "/www/index.html", "hello from korral");
     // kubectl exec -i streams: the command runs while stdin is open, input is echoed live
     check_streaming_exec(&s, w0, &["busybox"]);
+
+    // kubectl port-forward to a pod and to a Service (kubectl picks a pod)
+    check_port_forward(
+        &s,
+        &format!("pod/{w0}"),
+        8080,
+        "/index.html",
+        "hello from korral",
+    );
+    check_port_forward(&s, "svc/web", 80, "/index.html", "hello from korral");
 
     // a killed container is restarted
     let pid = pid_of(node, &s, w0);

@@ -260,7 +260,9 @@ pub fn authorize(id: &Identity, a: &Attributes<'_>) -> Decision {
         Role::Viewer => {
             if a.resource == "secrets" {
                 Decision::Deny("viewers may not read Secrets".into())
-            } else if READ.contains(&a.verb) && a.subresource != Some("exec") {
+            } else if READ.contains(&a.verb)
+                && !matches!(a.subresource, Some("exec" | "portforward" | "attach"))
+            {
                 Decision::Allow
             } else {
                 Decision::Deny(String::new())
@@ -319,6 +321,15 @@ fn authorize_node(node: &str, a: &Attributes<'_>) -> Decision {
             Decision::AllowIf(Condition::TokenForPodOn(node.into()))
         }
         ("", "services" | "endpoints" | "namespaces", None) if READ.contains(&a.verb) => {
+            Decision::Allow
+        }
+        // the node's built-in Ingress controller: routes from Ingresses, its address in their status
+        ("networking.k8s.io", "ingresses" | "ingressclasses", None) if READ.contains(&a.verb) => {
+            Decision::Allow
+        }
+        ("networking.k8s.io", "ingresses", Some("status"))
+            if ["get", "update", "patch"].contains(&a.verb) =>
+        {
             Decision::Allow
         }
         ("", "events", None) if ["create", "update", "patch", "get", "list"].contains(&a.verb) => {

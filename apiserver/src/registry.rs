@@ -394,6 +394,9 @@ impl Registry {
         if info.is("", "PersistentVolumeClaim") {
             admission::storage_class::admit_claim(self, &mut obj).await?;
         }
+        if info.is("networking.k8s.io", "Ingress") {
+            admission::ingress_class::admit_ingress(self, &mut obj).await?;
+        }
         if info.is("", "PersistentVolumeClaim") || info.is("", "PersistentVolume") {
             admission::storage_protection::admit(&info.kind, &mut obj);
         }

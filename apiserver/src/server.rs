@@ -240,15 +240,18 @@ async fn bootstrap(registry: &Registry, advertised: SocketAddr) -> Result<(), Se
     kubernetes_service(registry, advertised).await
 }
 
-/// The `kubernetes` Service and Endpoints in `default`: the API server's
-/// address inside the cluster (the first service IP) in front of its
-/// advertised address and port, kept current on restart.
+/// The `kubernetes` Service, Endpoints and EndpointSlice in `default`: the
+/// API server's address inside the cluster (the first service IP) in front
+/// of its advertised address and port, kept current on restart. The slice is
+/// kube-apiserver's (named `kubernetes`, labelled with the service name
+/// only: no controller manages it).
 async fn kubernetes_service(
     registry: &Registry,
     advertised: SocketAddr,
 ) -> Result<(), ServerError> {
-    let lookup = |k| schemas::lookup("v1", k).map_err(|e| ServerError::Other(e.to_string()));
-    let (svc, ep) = (lookup("Service")?, lookup("Endpoints")?);
+    let lookup = |v, k| schemas::lookup(v, k).map_err(|e| ServerError::Other(e.to_string()));
+    let (svc, ep) = (lookup("v1", "Service")?, lookup("v1", "Endpoints")?);
+    let slice_info = lookup("discovery.k8s.io/v1", "EndpointSlice")?;
     let ip = registry.ipam().first_service_ip().to_string();
     let host = advertised.ip().to_string();
     let service = json!({"apiVersion": "v1", "kind": "Service",
@@ -257,7 +260,12 @@ async fn kubernetes_service(
     let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": "kubernetes"},
         "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": advertised.port(), "protocol": "TCP"}]}]});
-    for (info, obj) in [(svc, service), (ep, endpoints)] {
+    let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": if advertised.is_ipv6() { "IPv6" } else { "IPv4" },
+        "endpoints": [{"addresses": [host], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": advertised.port(), "protocol": "TCP"}]});
+    for (info, obj) in [(svc, service), (ep, endpoints), (slice_info, slice)] {
         let opts = WriteOptions::default();
         match registry
             .create(info, Some("default"), obj.clone(), &opts, |_| Ok(()))
@@ -265,15 +273,18 @@ async fn kubernetes_service(
         {
             Ok(_) => {}
             Err(e) if e.code == 409 => {
-                let field = if info.kind == "Endpoints" {
-                    "/subsets"
-                } else {
-                    "/spec/ports"
+                let fields: &[&str] = match info.kind.as_str() {
+                    "Endpoints" => &["/subsets"],
+                    "EndpointSlice" => &["/endpoints", "/ports"],
+                    _ => &["/spec/ports"],
                 };
                 let refresh = |old: &serde_json::Value| {
                     let mut new = old.clone();
-                    if let (Some(slot), Some(v)) = (new.pointer_mut(field), obj.pointer(field)) {
-                        *slot = v.clone();
+                    for field in fields {
+                        if let (Some(slot), Some(v)) = (new.pointer_mut(field), obj.pointer(field))
+                        {
+                            *slot = v.clone();
+                        }
                     }
                     Ok(new)
                 };
@@ -544,6 +555,19 @@ mod tests {
             .expect("endpoints");
         assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "127.0.0.2");
         assert_eq!(ep["subsets"][0]["ports"][0]["port"], port);
+        let slice_info = schemas::lookup("discovery.k8s.io/v1", "EndpointSlice").expect("kind");
+        let slice = registry
+            .get(slice_info, Some("default"), "kubernetes")
+            .await
+            .expect("endpointslice");
+        assert_eq!(slice["endpoints"][0]["addresses"][0], "127.0.0.2");
+        assert_eq!(slice["endpoints"][0]["conditions"]["ready"], true);
+        assert_eq!(slice["ports"][0]["port"], port);
+        assert_eq!(slice["addressType"], "IPv4");
+        assert_eq!(
+            slice["metadata"]["labels"],
+            json!({"kubernetes.io/service-name": "kubernetes"})
+        );
         let svc = registry
             .get(info("Service"), Some("default"), "kubernetes")
             .await

@@ -30,6 +30,8 @@ pub struct Timings {
     pub backoff_reset: Duration,
     /// The simulated runtime's delay from start to running.
     pub simulated_start: Duration,
+    /// How often container and node usage is sampled (cadvisor's housekeeping: 10 s).
+    pub housekeeping: Duration,
 }
 
 impl Default for Timings {
@@ -44,6 +46,7 @@ impl Default for Timings {
             backoff_max: Duration::from_secs(300),
             backoff_reset: Duration::from_secs(600),
             simulated_start: Duration::from_millis(500),
+            housekeeping: Duration::from_secs(10),
         }
     }
 }
@@ -63,6 +66,9 @@ pub struct NodeConfig {
     pub node_ip: Option<IpAddr>,
     /// Where the logs/exec endpoint listens (`None`: no endpoint, e.g. simulated nodes).
     pub listen: Option<SocketAddr>,
+    /// The endpoint simulated nodes of one process share for their resource
+    /// figures (used when `listen` is `None`).
+    pub shared_stats: Option<crate::server::stats::SharedEndpoint>,
     /// Most pods the node takes (capacity `pods`).
     pub max_pods: i64,
     /// Override the machine's cpu capacity (millicores), e.g. for simulated nodes.
@@ -77,6 +83,8 @@ pub struct NodeConfig {
     pub proxy: Option<crate::proxy::ProxyConfig>,
     /// Install routes to the other nodes' pod CIDRs (the pod network across nodes).
     pub pod_routes: bool,
+    /// The built-in Ingress controller (`None`: not on this node).
+    pub ingress: Option<crate::ingress::IngressConfig>,
     /// The DNS server pods use (`None`: the `kube-system/kube-dns` Service's cluster IP, if there is one).
     pub cluster_dns: Option<Ipv4Addr>,
     /// The cluster domain (`cluster.local`).
@@ -93,6 +101,7 @@ impl NodeConfig {
             taints: Vec::new(),
             node_ip: None,
             listen: Some(SocketAddr::from(([0, 0, 0, 0], 10250))),
+            shared_stats: None,
             max_pods: 110,
             cpu_millis: None,
             memory_bytes: None,
@@ -100,6 +109,7 @@ impl NodeConfig {
             workers: 8,
             proxy: None,
             pod_routes: false,
+            ingress: None,
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
         }

@@ -1,9 +1,11 @@
 //! One node daemon, wired: register the Node, pick the runtime (which needs
 //! the pod CIDR the API server allocated), start the service proxy and the
-//! routes to other nodes' pods (when configured), heartbeat the Lease, keep
+//! routes to other nodes' pods and the Ingress controller (when
+//! configured), heartbeat the Lease, keep
 //! node conditions current, watch the pods bound to the node, reconcile
 //! them, clean up containers of pods that are gone, reclaim the node's
-//! local-path volumes, and serve logs over HTTPS.
+//! local-path volumes, sample resource usage, and serve logs, exec and the
+//! usage figures over HTTPS.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -131,11 +133,23 @@ impl Daemon {
             }
             _ => None,
         };
+        // simulated nodes without an endpoint of their own publish the shared one
+        let shared = config.shared_stats.clone().filter(|_| endpoint.is_none());
         let mut facts = NodeFacts {
             host_ip: host_ip.clone(),
-            port: endpoint.as_ref().map(|e| e.0.addr.port()).unwrap_or(0),
+            port: endpoint
+                .as_ref()
+                .map(|e| e.0.addr.port())
+                .or(shared.as_ref().map(|s| s.port))
+                .unwrap_or(0),
             runtime_version: String::new(),
-            cert_sha256: endpoint.as_ref().map(|e| e.2.clone()),
+            cert_sha256: endpoint
+                .as_ref()
+                .map(|e| e.2.clone())
+                .or(shared.as_ref().map(|s| s.cert_sha256.clone())),
+            stats_path: shared
+                .as_ref()
+                .map(|_| server::stats::summary_path(&config.name)),
         };
         let registered = registration::register(&client, &config, &facts).await?;
         let runtime = runtime(registered.clone()).await?;
@@ -148,6 +162,23 @@ impl Daemon {
                     .and_then(crate::proxy::model::Cidr::parse);
             }
             tasks.push(tokio::spawn(crate::proxy::run(client.clone(), proxy)));
+        }
+        if let Some(ingress) = config.ingress.clone() {
+            let ingress_client = match &ingress.kubeconfig {
+                Some(path) => Client::from_kubeconfig(Some(path), "korral-ingress")
+                    .map_err(|e| format!("ingress: {e}"))?,
+                None => client.clone(),
+            };
+            // a port taken (another node on this machine) leaves the node without the controller
+            match crate::ingress::bind(&ingress).await {
+                Ok(listeners) => tasks.extend(crate::ingress::start(
+                    ingress_client,
+                    ingress,
+                    listeners,
+                    host_ip.clone(),
+                )?),
+                Err(e) => tracing::warn!(error = %e, "the Ingress controller is not running"),
+            }
         }
         if config.pod_routes {
             let resync = config.timings.pod_sync * 3;
@@ -241,9 +272,16 @@ impl Daemon {
                 crate::storage::local_path_root(&config.data_dir),
             )));
         }
+        let stats = crate::stats::Stats::new(ctx.clone(), config.timings.housekeeping);
+        tasks.push(tokio::spawn(stats.clone().run()));
+        if let Some(s) = &shared {
+            s.directory.insert(&config.name, stats.clone());
+        }
         if let Some((ep, tls, _)) = endpoint {
             tracing::info!(node = %config.name, addr = %ep.addr, "serving logs over HTTPS");
-            tasks.push(tokio::spawn(ep.serve(tls, ctx.clone())));
+            let routes =
+                server::router(ctx.clone()).merge(server::stats::routes(stats, metrics.clone()));
+            tasks.push(tokio::spawn(ep.serve(tls, routes)));
         }
         tracing::info!(node = %config.name, runtime = runtime.kind(), "node daemon running");
         let rctx = ctx.clone();
@@ -251,6 +289,9 @@ impl Daemon {
             .run(move |key| reconcile(rctx.clone(), key), metrics, shutdown)
             .await;
         informer.stop();
+        if let Some(s) = &shared {
+            s.directory.remove(&config.name);
+        }
         for t in tasks {
             t.abort();
         }

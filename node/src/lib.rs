@@ -6,10 +6,12 @@
 //! Start reading at [`daemon`] (the wiring), then [`pods::sync`] (the pod
 //! reconciler) and [`runtime`] (the trait and its implementations). The
 //! service proxy is [`proxy`]; routes to other nodes' pods are [`routes`];
-//! persistent volumes (claims mounted, local-path volumes reclaimed) are [`storage`].
+//! persistent volumes (claims mounted, local-path volumes reclaimed) are [`storage`];
+//! the usage figures the Metrics API reads are [`stats`].
 
 pub mod config;
 pub mod daemon;
+pub mod ingress;
 pub mod lease;
 pub mod machine;
 pub mod pods;
@@ -18,6 +20,7 @@ pub mod registration;
 pub mod routes;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 pub mod storage;
 
 pub use config::{NodeConfig, Timings};

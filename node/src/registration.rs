@@ -47,6 +47,8 @@ pub struct NodeFacts {
     pub runtime_version: String,
     /// SHA-256 (hex) of the serving certificate, if any.
     pub cert_sha256: Option<String>,
+    /// The path of the node's `/stats/summary` on a shared endpoint (simulated nodes).
+    pub stats_path: Option<String>,
 }
 
 fn field_manager() -> WriteParams {
@@ -253,6 +255,12 @@ pub async fn register(
     let mut annotations = BTreeMap::new();
     if let Some(fp) = &facts.cert_sha256 {
         annotations.insert(SERVING_CERT_ANNOTATION.to_string(), fp.clone());
+    }
+    if let Some(path) = &facts.stats_path {
+        annotations.insert(
+            schemas::kubelet_stats::STATS_PATH_ANNOTATION.to_string(),
+            path.clone(),
+        );
     }
     annotations.insert(
         reconcilers::controllers::persistentvolume::ANN_LOCAL_PATH_ROOT.to_string(),

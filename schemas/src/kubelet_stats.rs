@@ -5,6 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A Node annotation naming the path of its summary on its endpoint (default
+/// `/stats/summary`): simulated nodes share one endpoint and are told apart
+/// by path, as kwok's nodes are by metrics-server's
+/// `metrics.k8s.io/resource-metrics-path`.
+pub const STATS_PATH_ANNOTATION: &str = "korral.dev/stats-summary-path";
+
 /// The whole summary.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

@@ -135,6 +135,9 @@ pub struct Args {
     /// Delay before a simulated container runs.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     simulated_start_delay: Duration,
+    /// How often container and node CPU and memory are sampled (the CPU rate's window).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    housekeeping_interval: Duration,
     /// containerd's gRPC socket.
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
     containerd_address: PathBuf,
@@ -166,6 +169,17 @@ pub struct Args {
     /// The shortest time between two proxy syncs (changes in between are coalesced).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     proxy_min_sync_period: Duration,
+    /// Where the built-in Ingress controller serves HTTP (`off`: nowhere; default 0.0.0.0:80 as root,
+    /// off otherwise and for simulated nodes).
+    #[arg(long, value_name = "ADDR|off")]
+    ingress_http_listen: Option<String>,
+    /// Where the Ingress controller serves HTTPS (`off`: nowhere; default 0.0.0.0:443 as root).
+    #[arg(long, value_name = "ADDR|off")]
+    ingress_https_listen: Option<String>,
+    /// The kubeconfig the Ingress controller runs as (default: the node's, which may not read the
+    /// Ingresses' TLS Secrets).
+    #[arg(long, value_name = "FILE")]
+    ingress_kubeconfig: Option<PathBuf>,
     /// The DNS server pods use (default: the cluster IP of the kube-system/kube-dns Service).
     #[arg(long)]
     cluster_dns: Option<std::net::Ipv4Addr>,
@@ -249,6 +263,22 @@ fn config(args: &Args, name: &str) -> Result<NodeConfig, String> {
         min_sync_interval: args.proxy_min_sync_period,
     });
     c.pod_routes = args.runtime == RuntimeKind::Containerd && args.simulate.is_none();
+    let http = node::ingress::listen_arg(
+        args.ingress_http_listen.as_deref(),
+        SocketAddr::from(([0, 0, 0, 0], 80)),
+    )?;
+    let https = node::ingress::listen_arg(
+        args.ingress_https_listen.as_deref(),
+        SocketAddr::from(([0, 0, 0, 0], 443)),
+    )?;
+    if (http.is_some() || https.is_some()) && args.simulate.is_none() {
+        c.ingress = Some(node::ingress::IngressConfig {
+            http_listen: http,
+            https_listen: https,
+            kubeconfig: args.ingress_kubeconfig.clone(),
+            address: None,
+        });
+    }
     c.cluster_dns = args.cluster_dns;
     c.cluster_domain = args.cluster_domain.clone();
     c.timings = Timings {
@@ -258,6 +288,7 @@ fn config(args: &Args, name: &str) -> Result<NodeConfig, String> {
         backoff_base: args.backoff_base,
         backoff_max: args.backoff_max,
         simulated_start: args.simulated_start_delay,
+        housekeeping: args.housekeeping_interval,
         ..Timings::default()
     };
     Ok(c)
@@ -371,11 +402,32 @@ async fn run_async(mut args: Args) -> Result<(), String> {
             args.runtime = RuntimeKind::Simulated;
             (0..n).map(|i| format!("{base}-{i}")).collect()
         }
-        None => vec![base],
+        None => vec![base.clone()],
     };
     let metrics = ControllerMetrics::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
+    // simulated nodes share one endpoint for their resource figures
+    let (shared, shared_task) = match (args.simulate, &kc.ca_pem) {
+        (Some(_), Some(ca)) => {
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(".korral/nodes"))
+                .join(format!("{base}-endpoint"));
+            let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            if let Some(ip) = args
+                .node_ip
+                .or_else(|| node::machine::address_towards(client.base_url()))
+            {
+                sans.push(ip.to_string());
+            }
+            let (shared, task) =
+                node::server::stats::serve_shared(args.listen.ip(), &dir, ca, &sans)?;
+            (Some(shared), Some(task))
+        }
+        _ => (None, None),
+    };
     let mut client = client;
     for (i, name) in names.iter().enumerate() {
         // simulated nodes share a connection per SIMULATED_PER_CONNECTION: each node holds a
@@ -386,6 +438,7 @@ async fn run_async(mut args: Args) -> Result<(), String> {
         let mut cfg = config(&args, name)?;
         if args.simulate.is_some() {
             cfg.listen = None;
+            cfg.shared_stats = shared.clone();
             cfg.workers = 2;
         }
         if args.runtime != RuntimeKind::Simulated {
@@ -438,6 +491,9 @@ async fn run_async(mut args: Args) -> Result<(), String> {
         if !t.is_finished() {
             let _ = t.await;
         }
+    }
+    if let Some(t) = shared_task {
+        t.abort();
     }
     match failed {
         Some(e) => Err(e),

@@ -1,7 +1,7 @@
 //! `korral up [PATH | GIT-URL]`: everything in one process for a first run —
 //! the API server on the embedded store, the controllers, one node (process
 //! runtime), the intake reconciler with a source for PATH (default
-//! `fixtures/demo`) — printing
+//! `fixtures/demo`), the Ingress controller on 127.0.0.1:8080/8443 — printing
 //! what it does and how to reach it, until Ctrl-C stops it all. Also the
 //! in-process start of intake that `korral server` uses.
 
@@ -124,7 +124,53 @@ impl LocalNode {
     }
 }
 
-fn start_node(server: &RunningServer, data_dir: &Path, name: &str) -> Result<LocalNode, String> {
+/// The Ingress controller's addresses for `korral up`: each configured one
+/// that can be bound now (port 0 resolved to the port found), with a line
+/// for the user when one cannot.
+fn ingress_addrs(
+    http: &str,
+    https: &str,
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), String> {
+    let free = |v: &str| -> Result<Option<SocketAddr>, String> {
+        let Some(addr) = node::ingress::listen_arg(Some(v), SocketAddr::from(([127, 0, 0, 1], 0)))?
+        else {
+            return Ok(None);
+        };
+        match std::net::TcpListener::bind(addr).and_then(|l| l.local_addr()) {
+            Ok(a) => Ok(Some(a)),
+            Err(e) => {
+                eprintln!("korral up: no Ingress listener on {addr}: {e}");
+                Ok(None)
+            }
+        }
+    };
+    Ok((free(http)?, free(https)?))
+}
+
+/// A kubeconfig for the Ingress controller: it reads the Ingresses' TLS
+/// Secrets, which the node's identity may not.
+fn ingress_kubeconfig(server: &RunningServer, data_dir: &Path) -> Result<PathBuf, String> {
+    let name = "korral-ingress";
+    let ca_path = data_dir.join("pki").join("ca.crt");
+    let ca =
+        std::fs::read_to_string(&ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
+    let token = server
+        .app
+        .tokens
+        .ensure(name, &apiserver::auth::Role::Controller)
+        .map_err(|e| format!("ingress identity: {e}"))?;
+    let path = data_dir.join("ingress.kubeconfig");
+    apiserver::kubeconfig::write(&path, &server.url, &ca, name, &token)
+        .map_err(|e| format!("ingress kubeconfig: {e}"))?;
+    Ok(path)
+}
+
+fn start_node(
+    server: &RunningServer,
+    data_dir: &Path,
+    name: &str,
+    ingress: (Option<SocketAddr>, Option<SocketAddr>),
+) -> Result<LocalNode, String> {
     use apiserver::auth::Role;
     use node::daemon::Daemon;
     use node::runtime::Runtime;
@@ -160,6 +206,14 @@ fn start_node(server: &RunningServer, data_dir: &Path, name: &str) -> Result<Loc
     let mut config = node::NodeConfig::new(name, node_dir.clone());
     config.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     config.node_ip = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    if ingress.0.is_some() || ingress.1.is_some() {
+        config.ingress = Some(node::ingress::IngressConfig {
+            http_listen: ingress.0,
+            https_listen: ingress.1,
+            kubeconfig: Some(data_dir.join("ingress.kubeconfig")),
+            address: None,
+        });
+    }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the korral binary: {e}"))?;
     let slot: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<dyn Runtime>>>> =
         Default::default();
@@ -236,6 +290,12 @@ pub struct Args {
     /// How often the source is checked (folders are also watched).
     #[arg(long, default_value = "30s")]
     interval: String,
+    /// Where the built-in Ingress controller serves HTTP (`off`: nowhere).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR|off")]
+    ingress_http_listen: String,
+    /// Where the Ingress controller serves HTTPS (`off`: nowhere).
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR|off")]
+    ingress_https_listen: String,
 }
 
 fn is_git_url(s: &str) -> bool {
@@ -394,6 +454,25 @@ pub fn run(args: Args) -> ExitCode {
             }
         };
         eprintln!("korral up: controllers running: {}", reconcilers::controllers::ALL.join(", "));
+        let mut ingress = match ingress_addrs(&args.ingress_http_listen, &args.ingress_https_listen) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("korral up: {e}");
+                (None, None)
+            }
+        };
+        if ingress.0.is_some() || ingress.1.is_some() {
+            // the class exists before intake applies anything, so Ingresses without one get it
+            match ingress_kubeconfig(&server, &args.data_dir)
+                .and_then(|p| Client::from_kubeconfig(Some(&p), "korral-up").map_err(|e| e.to_string()))
+            {
+                Ok(c) => node::ingress::ensure_class(&c).await,
+                Err(e) => {
+                    eprintln!("korral up: no Ingress controller: {e}");
+                    ingress = (None, None);
+                }
+            }
+        }
         let intake = match start_intake(&server, &args.data_dir, None, None, identity) {
             Ok(i) => i,
             Err(e) => {
@@ -404,7 +483,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         };
         let node_name = node::machine::hostname();
-        let node = match start_node(&server, &args.data_dir, &node_name) {
+        let node = match start_node(&server, &args.data_dir, &node_name, ingress) {
             Ok(n) => {
                 eprintln!("korral up: node {node_name} running pods as host processes (data in {})", args.data_dir.join("nodes").display());
                 Some(n)
@@ -430,6 +509,13 @@ pub fn run(args: Args) -> ExitCode {
             eprintln!("korral up: {e}");
         } else {
             eprintln!("korral up: source {ns}/{name} ← {what}");
+        }
+        if node.is_some() && (ingress.0.is_some() || ingress.1.is_some()) {
+            let urls: Vec<String> = [("http", ingress.0), ("https", ingress.1)]
+                .into_iter()
+                .filter_map(|(scheme, a)| a.map(|a| format!("{scheme}://{a}/")))
+                .collect();
+            eprintln!("korral up: Ingress controller (IngressClass korral) on {}", urls.join(" and "));
         }
         eprintln!(
             "korral up: ready. In another terminal:\n    kubectl --kubeconfig {} get pods\n    korral --kubeconfig {} sources\n  Ctrl-C stops everything.",

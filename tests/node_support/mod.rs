@@ -673,6 +673,99 @@ pub fn let_reader_list_pods(s: &Server) {
     ]);
 }
 
+/// `kubectl port-forward TARGET LOCAL:REMOTE`, once over WebSocket
+/// (kubectl's default since 1.31: SPDY tunnelled in WebSocket messages) and
+/// once over a raw SPDY upgrade (`KUBECTL_PORT_FORWARD_WEBSOCKETS=false`, as
+/// older kubectl speaks it): two HTTP requests through it (two forwarded
+/// connections) both return `want`; for a pod, a local port forwarded to a
+/// port nothing listens on fails that connection with the node's reason in kubectl's
+/// output, and kubectl then ends the forward as it does against a kubelet.
+pub fn check_port_forward(s: &Server, target: &str, remote: u16, path: &str, want: &str) {
+    use std::io::{BufRead, BufReader};
+    for websockets in ["true", "false"] {
+        let (good, bad) = (crate::support::free_port(), crate::support::free_port());
+        // a Service or workload only forwards the ports it names
+        let refused = target.starts_with("pod/");
+        let mut ports = vec![format!("{good}:{remote}")];
+        if refused {
+            ports.push(format!("{bad}:1"));
+        }
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&s.kubeconfig)
+            .arg("port-forward")
+            .arg(target)
+            .args(&ports)
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl port-forward");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let locals: Vec<String> = ports
+            .iter()
+            .map(|p| format!(":{} ->", p.split(':').next().unwrap_or_default()))
+            .collect();
+        while !locals
+            .iter()
+            .all(|local| seen.iter().any(|l: &String| l.contains(local)))
+        {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => seen.push(l),
+                Err(_) => {
+                    let _ = child.kill();
+                    let out = child.wait_with_output().expect("kubectl output");
+                    panic!(
+                        "kubectl port-forward {target} (websockets={websockets}) did not start: {seen:?}\n{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+        }
+        let url = format!("http://127.0.0.1:{good}{path}");
+        for attempt in 0..2 {
+            assert_eq!(
+                http_get(&url),
+                want,
+                "request {attempt} through kubectl port-forward {target} (websockets={websockets})"
+            );
+        }
+        if !refused {
+            let _ = child.kill();
+            let _ = child.wait();
+            continue;
+        }
+        // kubectl (since 1.30) ends the whole forward on an error from the pod
+        assert_eq!(http_get(&format!("http://127.0.0.1:{bad}/")), "");
+        let ended = poll_until(Duration::from_secs(20), || {
+            child.try_wait().ok().flatten().is_some()
+        });
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("kubectl output");
+        assert!(
+            ended,
+            "kubectl port-forward went on after the error (websockets={websockets})"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("error forwarding port 1 to pod")
+                && stderr.contains("failed to connect"),
+            "kubectl reports the refused connection (websockets={websockets}): {stderr}"
+        );
+    }
+}
+
 /// `korral node` arguments for node `name` with data in `data`: the node's
 /// kubeconfig, a loopback server, 1 s heartbeats and syncs, then `extra`.
 pub fn node_args(s: &Server, name: &str, data: &Path, extra: &[&str]) -> Vec<String> {

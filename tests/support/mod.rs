@@ -310,3 +310,11 @@ impl Drop for ChildGuard {
         self.kill();
     }
 }
+
+/// A TCP port free on 127.0.0.1 right now (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

@@ -14,9 +14,10 @@ const DEFAULT_ANNOTATIONS: &[&str] = &[
     "storageclass.beta.kubernetes.io/is-default-class",
 ];
 
-fn is_default(sc: &Value) -> bool {
-    DEFAULT_ANNOTATIONS.iter().any(|a| {
-        sc.pointer(&format!("/metadata/annotations/{}", a.replace('/', "~1")))
+fn is_default(class: &Value, annotations: &[&str]) -> bool {
+    annotations.iter().any(|a| {
+        class
+            .pointer(&format!("/metadata/annotations/{}", a.replace('/', "~1")))
             .and_then(Value::as_str)
             == Some("true")
     })
@@ -24,13 +25,22 @@ fn is_default(sc: &Value) -> bool {
 
 /// The default class among `classes` (`GetDefaultClass`): newest first, then by name.
 pub fn default_class(classes: &[Value]) -> Option<&str> {
+    newest_default(classes, DEFAULT_ANNOTATIONS)
+}
+
+/// The newest class annotated `true` under one of `annotations`, then by
+/// name (StorageClasses and IngressClasses alike).
+pub fn newest_default<'a>(classes: &'a [Value], annotations: &[&str]) -> Option<&'a str> {
     let created = |v: &Value| {
         v.pointer("/metadata/creationTimestamp")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string()
     };
-    let mut defaults: Vec<&Value> = classes.iter().filter(|c| is_default(c)).collect();
+    let mut defaults: Vec<&Value> = classes
+        .iter()
+        .filter(|c| is_default(c, annotations))
+        .collect();
     defaults.sort_by(|a, b| {
         created(b)
             .cmp(&created(a))

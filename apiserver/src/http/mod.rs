@@ -8,10 +8,12 @@ pub mod health;
 pub mod managed;
 pub mod node_proxy;
 pub mod options;
+pub mod portforward;
 pub mod pretty;
 pub mod request;
 pub mod resources;
 pub mod respond;
+pub mod spdy;
 pub mod subresources;
 pub mod tokens;
 pub mod watch;
@@ -563,6 +565,7 @@ async fn core_api(
         rest,
         grouped: false,
         upgrade: upgrade.ok(),
+        raw_upgrade: parts.extensions.get::<hyper::upgrade::OnUpgrade>().cloned(),
         caller: caller.0,
     };
     api(app, call, body).await
@@ -584,6 +587,7 @@ async fn grouped_api(
         rest,
         grouped: true,
         upgrade: None,
+        raw_upgrade: None,
         caller: caller.0,
     };
     api(app, call, body).await
@@ -598,6 +602,8 @@ struct Call {
     grouped: bool,
     /// A WebSocket upgrade (`pods/exec`), when the request asked for one.
     upgrade: Option<WebSocketUpgrade>,
+    /// The connection's upgrade to another protocol (`pods/portforward`'s SPDY).
+    raw_upgrade: Option<hyper::upgrade::OnUpgrade>,
     /// Who is asking.
     caller: ApiResult<Identity>,
 }
@@ -625,6 +631,7 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         rest,
         grouped,
         upgrade,
+        raw_upgrade,
         caller,
     } = call;
     let started = Instant::now();
@@ -795,6 +802,7 @@ async fn api(app: Arc<App>, call: Call, body: Body) -> Response {
         headers,
         format,
         upgrade: std::sync::Mutex::new(upgrade),
+        raw_upgrade: std::sync::Mutex::new(raw_upgrade),
         warnings: Default::default(),
     };
     let mut response = match resources::serve(req, method, body).await {

@@ -40,6 +40,8 @@ pub struct Req {
     pub format: Format,
     /// The WebSocket upgrade of a `pods/exec` request (taken by its handler).
     pub upgrade: std::sync::Mutex<Option<axum::extract::ws::WebSocketUpgrade>>,
+    /// The connection's raw upgrade (`pods/portforward` over SPDY; taken by its handler).
+    pub raw_upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
     /// `Warning` headers collected while serving.
     pub warnings: Warnings,
 }

@@ -319,11 +319,13 @@ pub fn set_pod_condition(pod: &mut Value, cond: Value) {
     }
 }
 
-/// `pods/log` and `pods/exec`: proxied to the node daemon running the pod
-/// (see `node_proxy` for how the node is found and authenticated).
+/// `pods/log`, `pods/exec` and `pods/portforward`: proxied to the node
+/// daemon running the pod (see `node_proxy` for how the node is found and
+/// authenticated).
 async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
-    // exec runs commands in the pod: Kubernetes asks for `create` on pods/exec
-    let verb = if what == "exec" { "create" } else { "get" };
+    // exec runs commands in the pod and port-forward reaches into it:
+    // Kubernetes asks for `create` on both, whatever the method
+    let verb = if what == "log" { "get" } else { "create" };
     access::check(&req.id, verb, &req.target)?;
     let name = req.target.name.as_deref().unwrap_or("");
     let pod = req
@@ -341,6 +343,17 @@ async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
         return crate::http::node_proxy::logs(&req.app, &pod, &node, &req.query.0).await;
     }
     let upgrade = req.upgrade.lock().ok().and_then(|mut u| u.take());
+    if what == "portforward" {
+        let raw = req.raw_upgrade.lock().ok().and_then(|mut u| u.take());
+        return crate::http::portforward::serve(
+            req.app.clone(),
+            pod,
+            node,
+            upgrade,
+            raw,
+            &req.headers,
+        );
+    }
     crate::http::exec::serve(req.app.clone(), pod, node, &req.query.0, upgrade)
 }
 
@@ -386,6 +399,7 @@ pub async fn serve(
         ("eviction", &Method::POST) => crate::http::eviction::serve(req, body).await,
         ("log", &Method::GET) => node_served(req, "log").await,
         ("exec", &Method::GET | &Method::POST) => node_served(req, "exec").await,
+        ("portforward", &Method::GET | &Method::POST) => node_served(req, "portforward").await,
         ("sync", &Method::POST) => sync(req).await,
         ("token", &Method::POST) if req.target.info.is("", "ServiceAccount") => {
             crate::http::tokens::token_request(req, body).await

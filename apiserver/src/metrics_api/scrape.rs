@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use schemas::kubelet_stats::Summary;
+use schemas::kubelet_stats::{STATS_PATH_ANNOTATION, Summary};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
@@ -25,12 +25,6 @@ pub const CACHE_FOR: Duration = Duration::from_secs(5);
 pub const CONCURRENT_SCRAPES: usize = 32;
 /// The longest a scrape may take.
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A node annotation naming the path of its summary on its endpoint
-/// (default `/stats/summary`): simulated nodes share one endpoint and are
-/// told apart by path, as kwok's nodes are by metrics-server's
-/// `metrics.k8s.io/resource-metrics-path`.
-pub const STATS_PATH_ANNOTATION: &str = "korral.dev/stats-summary-path";
 
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Option<Arc<Summary>>)>>>;
 

@@ -226,7 +226,7 @@ pub async fn run(client: Client, config: ProxyConfig) {
 }
 
 /// Empties a change feed (the next sync reads the caches anyway).
-fn drain<T: Clone>(rx: &mut tokio::sync::broadcast::Receiver<T>) {
+pub fn drain<T: Clone>(rx: &mut tokio::sync::broadcast::Receiver<T>) {
     loop {
         match rx.try_recv() {
             Ok(_) | Err(TryRecvError::Lagged(_)) => {}

@@ -420,6 +420,14 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Pod uids whose containers changed state (exited): the reconciler resyncs them.
     fn events(&self) -> broadcast::Receiver<String>;
+
+    /// A running container's resource counters now (`None`: not measurable:
+    /// gone, or a runtime that measures nothing, like the simulated one,
+    /// whose usage comes from pod annotations — see `crate::stats`).
+    async fn usage(&self, id: &str) -> Option<ContainerUsage> {
+        let _ = id;
+        None
+    }
 }
 
 /// A broadcast channel for runtime events (pod uids).

@@ -1,9 +1,12 @@
-//! The node's HTTPS endpoint (the kubelet's port): container logs and exec,
-//! reached only through the API server's `pods/log` and `pods/exec`
-//! proxies. See [`tls`] for how both ends authenticate.
+//! The node's HTTPS endpoint (the kubelet's port): container logs, exec and
+//! port-forward, reached only through the API server's `pods/log`,
+//! `pods/exec` and `pods/portforward` proxies, and the resource figures the
+//! Metrics API reads ([`stats`]). See [`tls`] for how both ends authenticate.
 
 pub mod exec;
 pub mod logs;
+pub mod portforward;
+pub mod stats;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -27,6 +30,11 @@ pub fn router(ctx: Arc<PodContext>) -> Router {
             // the body is streamed into the command (exec::MAX_STDIN is counted as it goes)
             axum::routing::post(exec::exec),
         )
+        .route(
+            "/portforward/{namespace}/{pod}",
+            // the body streams to the pod's port, the response from it
+            axum::routing::post(portforward::portforward),
+        )
         .with_state(ctx)
 }
 
@@ -47,8 +55,8 @@ pub fn bind(addr: SocketAddr) -> Result<Endpoint, String> {
 }
 
 impl Endpoint {
-    /// Serves until the task is dropped.
-    pub async fn serve(self, tls: Arc<rustls::ServerConfig>, ctx: Arc<PodContext>) {
+    /// Serves `routes` (e.g. [`router`] merged with [`stats::routes`]) until the task is dropped.
+    pub async fn serve(self, tls: Arc<rustls::ServerConfig>, routes: Router) {
         let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
         let server = match axum_server::from_tcp_rustls(self.listener, config) {
             Ok(s) => s,
@@ -57,7 +65,7 @@ impl Endpoint {
                 return;
             }
         };
-        if let Err(e) = server.serve(router(ctx).into_make_service()).await {
+        if let Err(e) = server.serve(routes.into_make_service()).await {
             tracing::error!(error = %e, "the node endpoint failed");
         }
     }

@@ -18,7 +18,9 @@ use schemas::MetaExt;
 use schemas::TimeExt;
 
 use super::Context;
-use crate::runtime::{Action, ClientError, Controller, DeleteParams, ObjectRef, WriteParams};
+use crate::runtime::{
+    Action, Cache, ClientError, Controller, DeleteParams, ObjectRef, WriteParams,
+};
 
 /// Set on Endpoints this controller writes (as Kubernetes does).
 pub const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
@@ -29,7 +31,8 @@ pub const MAX_ADDRESSES: usize = 1000;
 /// Label of the Endpoints of a headless service.
 pub const HEADLESS: &str = "service.kubernetes.io/headless";
 
-fn ready(pod: &Pod) -> bool {
+/// Whether the pod's Ready condition is True.
+pub(crate) fn ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -51,7 +54,10 @@ fn in_endpoints(pod: &Pod) -> bool {
 }
 
 /// The port a service port reaches on `pod`, by number or by container port name.
-fn target_port(port: &k8s_openapi::api::core::v1::ServicePort, pod: &Pod) -> Option<i32> {
+pub(crate) fn target_port(
+    port: &k8s_openapi::api::core::v1::ServicePort,
+    pod: &Pod,
+) -> Option<i32> {
     match &port.target_port {
         None => Some(port.port),
         Some(IntOrString::Int(n)) if *n == 0 => Some(port.port),
@@ -216,17 +222,7 @@ async fn reconcile(ctx: Context, key: ObjectRef) -> Result<Action, ClientError> 
     else {
         return Ok(Action::AwaitChange);
     };
-    let pods: Vec<Arc<Pod>> = ctx
-        .informers
-        .pods()
-        .cache()
-        .in_namespace(&ns)
-        .into_iter()
-        .filter(|p| {
-            let l = p.metadata.labels_map();
-            selector.iter().all(|(k, v)| l.get(k) == Some(v))
-        })
-        .collect();
+    let pods = selected_pods(&ctx.informers.pods().cache(), &ns, selector);
     let (subsets, truncated) = subsets(&svc, &pods);
     let labels = labels(&svc);
     let want_subsets = (!subsets.is_empty()).then_some(subsets);
@@ -271,6 +267,39 @@ async fn reconcile(ctx: Context, key: ObjectRef) -> Result<Action, ClientError> 
     }
 }
 
+/// The pods of `ns` a Service's selector picks.
+pub(crate) fn selected_pods(
+    pods: &Cache<Pod>,
+    ns: &str,
+    selector: &BTreeMap<String, String>,
+) -> Vec<Arc<Pod>> {
+    pods.in_namespace(ns)
+        .into_iter()
+        .filter(|p| {
+            let l = p.metadata.labels_map();
+            selector.iter().all(|(k, v)| l.get(k) == Some(v))
+        })
+        .collect()
+}
+
+/// The Services of the pod's namespace whose (non-empty) selector picks it.
+pub(crate) fn services_selecting(services: &Cache<Service>, p: &Pod) -> Vec<ObjectRef> {
+    let labels = p.metadata.labels_map();
+    services
+        .in_namespace(p.metadata.namespace_str())
+        .into_iter()
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+                })
+        })
+        .map(|s| ObjectRef::of(s.as_ref()))
+        .collect()
+}
+
 /// Runs the endpoints controller until `ctx` shuts down.
 pub async fn run(ctx: Context) {
     let services = ctx.informers.get::<Service>();
@@ -279,22 +308,7 @@ pub async fn run(ctx: Context) {
     let svc_cache = services.cache();
     let controller = Controller::new("endpoints", &services)
         .watches(&endpoints, |e: &Endpoints| vec![ObjectRef::of(e)])
-        .watches(&pods, move |p: &Pod| {
-            let labels = p.metadata.labels_map();
-            svc_cache
-                .in_namespace(p.metadata.namespace_str())
-                .into_iter()
-                .filter(|s| {
-                    s.spec
-                        .as_ref()
-                        .and_then(|s| s.selector.as_ref())
-                        .is_some_and(|sel| {
-                            !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-                        })
-                })
-                .map(|s| ObjectRef::of(s.as_ref()))
-                .collect()
-        })
+        .watches(&pods, move |p: &Pod| services_selecting(&svc_cache, p))
         .workers(2);
     let metrics = ctx.metrics.clone();
     let stopped = ctx.stopped();

@@ -180,6 +180,7 @@ pub async fn run(ctx: Context) {
         k8s_openapi::api::core::v1::ReplicationController,
         Service,
         Endpoints,
+        k8s_openapi::api::discovery::v1::EndpointSlice,
         ConfigMap,
         Secret,
         Namespace,

@@ -10,6 +10,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
+pub mod endpointslice;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
@@ -49,6 +50,7 @@ pub const ALL: &[&str] = &[
     "scheduler",
     "node-health",
     "endpoints",
+    "endpointslice",
     "job",
     "cronjob",
     "ttl-after-finished",
@@ -149,6 +151,7 @@ async fn start(name: &'static str, ctx: Context) {
         "scheduler" => scheduler::run(ctx).await,
         "node-health" => node_health::run(ctx).await,
         "endpoints" => endpoints::run(ctx).await,
+        "endpointslice" => endpointslice::run(ctx).await,
         "job" => job::run(ctx).await,
         "cronjob" => cronjob::run(ctx).await,
         "ttl-after-finished" => ttl_after_finished::run(ctx).await,

@@ -198,7 +198,14 @@ fn table() -> Vec<Entry> {
         Entry::new::<core::Pod>("pod")
             .short(&["po"])
             .categories(ALL)
-            .sub(&["status", "binding", "eviction", "log", "exec"]),
+            .sub(&[
+                "status",
+                "binding",
+                "eviction",
+                "log",
+                "exec",
+                "portforward",
+            ]),
         Entry::new::<core::Node>("node")
             .short(&["no"])
             .sub(&["status", "proxy"]),

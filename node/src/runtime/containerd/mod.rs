@@ -694,6 +694,17 @@ impl Runtime for Containerd {
     fn events(&self) -> broadcast::Receiver<String> {
         self.events.subscribe()
     }
+
+    /// The container's cgroup (`cgroupsPath` `/korral-<node>/<id>`, v1 or v2).
+    async fn usage(&self, id: &str) -> Option<crate::runtime::ContainerUsage> {
+        let path = format!("/korral-{}/{id}", self.opts.node);
+        tokio::task::spawn_blocking(move || {
+            crate::stats::cgroup::usage(std::path::Path::new("/sys/fs/cgroup"), &path)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
 }
 
 /// Creates a FIFO (mode 0600).

@@ -583,6 +583,19 @@ impl Runtime for Process {
     fn events(&self) -> broadcast::Receiver<String> {
         self.events.subscribe()
     }
+
+    /// The container's process group (the shim makes the command a group
+    /// leader) read from `/proc`: CPU time and resident memory.
+    async fn usage(&self, id: &str) -> Option<crate::runtime::ContainerUsage> {
+        let dir = self.dir(id);
+        let pid = Self::pid(&dir).filter(|p| alive(*p))?;
+        tokio::task::spawn_blocking(move || {
+            crate::stats::proc::process_group_usage(std::path::Path::new("/proc"), pid)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
 }
 
 /// How often a container's exit record is looked for (the shim writes it
