@@ -7,19 +7,19 @@
 //! carries the address; a pod whose readiness probe fails leaves the
 //! rotation, and with no ready pod the answer is 503.
 
-use crate::intake_up::{Kill, stop_up};
+use crate::intake_up::Up;
 use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::{korral_bin, stdout, wait_for};
+use support::{stdout, wait_for};
 
 /// A backend: `replicas` pods of busybox httpd writing `answer <pod name>`
 /// into their page (and `extra` files), ready while `/www/ready` exists.
-fn backend(name: &str, replicas: u32, extra: &str) -> String {
+pub fn backend(name: &str, replicas: u32, extra: &str) -> String {
     format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -166,58 +166,23 @@ fn ingress_routes_hosts_paths_tls_and_follows_readiness() {
     std::fs::write(src.join("beta.yaml"), backend("beta", 1, "")).expect("write");
     std::fs::write(src.join("ingress.yaml"), INGRESS).expect("write");
     std::fs::write(src.join("secret.yaml"), tls_secret(data.path())).expect("write");
-    let log_path = data.path().join("up.log");
-    let log_file = std::fs::File::create(&log_path).expect("log");
-    let mut child = Command::new(korral_bin())
-        .args(["up", "--listen", "127.0.0.1:0", "--interval", "1s"])
-        .args([
+    let up = Up::start(
+        data.path(),
+        &src,
+        &[
             "--ingress-http-listen",
             "127.0.0.1:0",
             "--ingress-https-listen",
             "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data.path().join("state"))
-        .arg(&src)
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("korral up");
-    let guard = Kill(child.id());
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    wait_for(
-        "korral up to say it is ready",
-        Duration::from_secs(30),
-        || log().contains("korral up: ready"),
+        ],
     );
+    let log = || up.log();
     let (http, https) = (
         port_in(&log(), "http").expect("the HTTP URL is printed"),
         port_in(&log(), "https").expect("the HTTPS URL is printed"),
     );
-    let kubeconfig = data.path().join("state").join("kubeconfig.yaml");
-    let kubectl = |args: &[&str]| {
-        Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(args)
-            .output()
-            .expect("kubectl")
-    };
-    let ready_pods = |app: &str| -> Vec<String> {
-        let o = kubectl(&[
-            "get",
-            "pods",
-            "-l",
-            &format!("app={app}"),
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
-        ]);
-        stdout(&o)
-            .lines()
-            .filter(|l| l.ends_with(" True"))
-            .map(|l| l.split(' ').next().unwrap_or("").to_string())
-            .collect()
-    };
+    let kubectl = |args: &[&str]| up.kubectl(args);
+    let ready_pods = |app: &str| up.ready_pods(app);
     wait_for("the backends ready", Duration::from_secs(90), || {
         ready_pods("alpha").len() == 2 && ready_pods("beta").len() == 1
     });
@@ -334,6 +299,5 @@ fn ingress_routes_hosts_paths_tls_and_follows_readiness() {
         "other hosts still answer"
     );
 
-    stop_up(&mut child, &log);
-    drop(guard);
+    up.stop();
 }

@@ -23,6 +23,87 @@ impl Drop for Kill {
     }
 }
 
+/// `korral up` on a folder of manifests, its data and log (`up.log`) in a
+/// test's temporary directory; killed if the test fails before [`Up::stop`].
+pub struct Up {
+    child: std::process::Child,
+    log_path: std::path::PathBuf,
+    /// The admin's kubeconfig.
+    pub kubeconfig: std::path::PathBuf,
+    _kill: Kill,
+}
+
+impl Up {
+    /// Starts `korral up` on `src` with `args`, its state in `dir/state`,
+    /// and waits until it says it is ready.
+    pub fn start(dir: &std::path::Path, src: &std::path::Path, args: &[&str]) -> Up {
+        let log_path = dir.join("up.log");
+        let log_file = std::fs::File::create(&log_path).expect("log");
+        let child = Command::new(korral_bin())
+            .args(["up", "--listen", "127.0.0.1:0", "--interval", "1s"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.join("state"))
+            .arg(src)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("korral up");
+        let up = Up {
+            _kill: Kill(child.id()),
+            child,
+            log_path,
+            kubeconfig: dir.join("state").join("kubeconfig.yaml"),
+        };
+        wait_for(
+            "korral up to say it is ready",
+            Duration::from_secs(30),
+            || up.log().contains("korral up: ready"),
+        );
+        up
+    }
+
+    /// What it printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// kubectl with the admin's kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl")
+    }
+
+    /// The pods labelled `app=APP` whose Ready condition is True.
+    pub fn ready_pods(&self, app: &str) -> Vec<String> {
+        let o = self.kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            &format!("app={app}"),
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+        ]);
+        stdout(&o)
+            .lines()
+            .filter(|l| l.ends_with(" True"))
+            .map(|l| l.split(' ').next().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Ctrl-C, then checks that everything stopped.
+    pub fn stop(mut self) {
+        let log_path = self.log_path.clone();
+        stop_up(&mut self.child, &|| {
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        });
+    }
+}
+
 fn curl_page(ip: &str) -> std::process::Output {
     Command::new("curl")
         .args(["-s", "--max-time", "3"])

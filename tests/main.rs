@@ -42,6 +42,7 @@ mod node_registry;
 mod node_simulated;
 mod python_client;
 mod scheduling;
+mod service_lb;
 mod statefulsets;
 mod storage;
 mod third_party_clients;

@@ -218,6 +218,12 @@ impl Ipam {
         if !matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
             return Ok(());
         }
+        // a LoadBalancer with allocateLoadBalancerNodePorts: false gets only the node ports it names
+        let allocate = ty != "LoadBalancer"
+            || svc
+                .pointer("/spec/allocateLoadBalancerNodePorts")
+                .and_then(Value::as_bool)
+                != Some(false);
         let held: Vec<i64> = old.map(node_ports).unwrap_or_default();
         let range = self.config.node_ports.clone();
         let count = u32::try_from(range.end() - range.start() + 1).unwrap_or(0);
@@ -251,6 +257,7 @@ impl Ipam {
                     }
                     taken.push(format!("ipallocations/nodeports/{p}"));
                 }
+                None if !allocate => {}
                 None => {
                     let start = *range.start();
                     let picked = self

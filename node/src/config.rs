@@ -1,5 +1,5 @@
 //! The node daemon's settings: identity, data directory, labels and taints,
-//! networking (service proxy, routes, cluster DNS), and every timing
+//! networking (service proxy, service load balancer, routes, cluster DNS), and every timing
 //! (heartbeat, status, backoff, sync) so tests can run fast.
 
 use std::collections::BTreeMap;
@@ -85,6 +85,8 @@ pub struct NodeConfig {
     pub pod_routes: bool,
     /// The built-in Ingress controller (`None`: not on this node).
     pub ingress: Option<crate::ingress::IngressConfig>,
+    /// The built-in service load balancer (`None`: not on this node).
+    pub service_lb: Option<crate::servicelb::ServiceLbConfig>,
     /// The DNS server pods use (`None`: the `kube-system/kube-dns` Service's cluster IP, if there is one).
     pub cluster_dns: Option<Ipv4Addr>,
     /// The cluster domain (`cluster.local`).
@@ -110,6 +112,7 @@ impl NodeConfig {
             proxy: None,
             pod_routes: false,
             ingress: None,
+            service_lb: None,
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
         }

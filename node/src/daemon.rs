@@ -1,7 +1,7 @@
 //! One node daemon, wired: register the Node, pick the runtime (which needs
 //! the pod CIDR the API server allocated), start the service proxy and the
-//! routes to other nodes' pods and the Ingress controller (when
-//! configured), heartbeat the Lease, keep
+//! routes to other nodes' pods, the Ingress controller and the service
+//! load balancer (when configured), heartbeat the Lease, keep
 //! node conditions current, watch the pods bound to the node, reconcile
 //! them, clean up containers of pods that are gone, reclaim the node's
 //! local-path volumes, sample resource usage, and serve logs, exec and the
@@ -179,6 +179,14 @@ impl Daemon {
                 )?),
                 Err(e) => tracing::warn!(error = %e, "the Ingress controller is not running"),
             }
+        }
+        if let Some(lb) = config.service_lb.clone() {
+            let lb_client = match &lb.kubeconfig {
+                Some(path) => Client::from_kubeconfig(Some(path), "korral-service-lb")
+                    .map_err(|e| format!("service load balancer: {e}"))?,
+                None => client.clone(),
+            };
+            tasks.extend(crate::servicelb::start(lb_client, lb, host_ip.clone()));
         }
         if config.pod_routes {
             let resync = config.timings.pod_sync * 3;

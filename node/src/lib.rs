@@ -5,7 +5,8 @@
 //!
 //! Start reading at [`daemon`] (the wiring), then [`pods::sync`] (the pod
 //! reconciler) and [`runtime`] (the trait and its implementations). The
-//! service proxy is [`proxy`]; routes to other nodes' pods are [`routes`];
+//! service proxy is [`proxy`]; the service load balancer (LoadBalancer
+//! Services and userspace NodePorts on the host) is [`servicelb`]; routes to other nodes' pods are [`routes`];
 //! persistent volumes (claims mounted, local-path volumes reclaimed) are [`storage`];
 //! the usage figures the Metrics API reads are [`stats`].
 
@@ -20,6 +21,7 @@ pub mod registration;
 pub mod routes;
 pub mod runtime;
 pub mod server;
+pub mod servicelb;
 pub mod stats;
 pub mod storage;
 

@@ -46,6 +46,16 @@ pub enum ProxyMode {
     None,
 }
 
+/// Whether the node runs the built-in service load balancer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceLbMode {
+    /// LoadBalancer Services on the host, and NodePorts too when no iptables proxy serves them
+    /// (not on simulated nodes).
+    Auto,
+    /// No service load balancer.
+    Off,
+}
+
 /// Pod IPs of the process runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProcessIps {
@@ -180,6 +190,14 @@ pub struct Args {
     /// Ingresses' TLS Secrets).
     #[arg(long, value_name = "FILE")]
     ingress_kubeconfig: Option<PathBuf>,
+    /// The built-in service load balancer (like k3s's ServiceLB): LoadBalancer Services answer on
+    /// their port on the node's address and 127.0.0.1; without the iptables proxy, NodePorts too.
+    #[arg(long, value_enum, default_value = "auto")]
+    service_lb: ServiceLbMode,
+    /// The kubeconfig the service load balancer runs as (default: the Ingress controller's, else
+    /// the node's, which may not write Services' status).
+    #[arg(long, value_name = "FILE")]
+    service_lb_kubeconfig: Option<PathBuf>,
     /// The DNS server pods use (default: the cluster IP of the kube-system/kube-dns Service).
     #[arg(long)]
     cluster_dns: Option<std::net::Ipv4Addr>,
@@ -277,6 +295,16 @@ fn config(args: &Args, name: &str) -> Result<NodeConfig, String> {
             https_listen: https,
             kubeconfig: args.ingress_kubeconfig.clone(),
             address: None,
+        });
+    }
+    if args.service_lb == ServiceLbMode::Auto && args.simulate.is_none() {
+        c.service_lb = Some(node::servicelb::ServiceLbConfig {
+            node_ports: !proxy,
+            kubeconfig: args
+                .service_lb_kubeconfig
+                .clone()
+                .or(args.ingress_kubeconfig.clone()),
+            ..Default::default()
         });
     }
     c.cluster_dns = args.cluster_dns;

@@ -1,7 +1,8 @@
 //! `korral up [PATH | GIT-URL]`: everything in one process for a first run —
 //! the API server on the embedded store, the controllers, one node (process
 //! runtime), the intake reconciler with a source for PATH (default
-//! `fixtures/demo`), the Ingress controller on 127.0.0.1:8080/8443 — printing
+//! `fixtures/demo`), the Ingress controller on 127.0.0.1:8080/8443, the
+//! service load balancer (LoadBalancer and NodePort Services on 127.0.0.1) — printing
 //! what it does and how to reach it, until Ctrl-C stops it all. Also the
 //! in-process start of intake that `korral server` uses.
 
@@ -147,10 +148,16 @@ fn ingress_addrs(
     Ok((free(http)?, free(https)?))
 }
 
-/// A kubeconfig for the Ingress controller: it reads the Ingresses' TLS
-/// Secrets, which the node's identity may not.
-fn ingress_kubeconfig(server: &RunningServer, data_dir: &Path) -> Result<PathBuf, String> {
-    let name = "korral-ingress";
+/// A kubeconfig for a controller running in the node daemon as its own
+/// identity `name` (the Ingress controller reads the Ingresses' TLS
+/// Secrets, the service load balancer writes Services' status: the node's
+/// identity may do neither), written to `file` in the data directory.
+fn controller_kubeconfig(
+    server: &RunningServer,
+    data_dir: &Path,
+    name: &str,
+    file: &str,
+) -> Result<PathBuf, String> {
     let ca_path = data_dir.join("pki").join("ca.crt");
     let ca =
         std::fs::read_to_string(&ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
@@ -158,10 +165,10 @@ fn ingress_kubeconfig(server: &RunningServer, data_dir: &Path) -> Result<PathBuf
         .app
         .tokens
         .ensure(name, &apiserver::auth::Role::Controller)
-        .map_err(|e| format!("ingress identity: {e}"))?;
-    let path = data_dir.join("ingress.kubeconfig");
+        .map_err(|e| format!("{name} identity: {e}"))?;
+    let path = data_dir.join(file);
     apiserver::kubeconfig::write(&path, &server.url, &ca, name, &token)
-        .map_err(|e| format!("ingress kubeconfig: {e}"))?;
+        .map_err(|e| format!("{name} kubeconfig: {e}"))?;
     Ok(path)
 }
 
@@ -214,6 +221,16 @@ fn start_node(
             address: None,
         });
     }
+    // the service load balancer: LoadBalancer Services and NodePorts on 127.0.0.1
+    config.service_lb = Some(node::servicelb::ServiceLbConfig {
+        kubeconfig: Some(controller_kubeconfig(
+            server,
+            data_dir,
+            "korral-service-lb",
+            "service-lb.kubeconfig",
+        )?),
+        ..Default::default()
+    });
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the korral binary: {e}"))?;
     let slot: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<dyn Runtime>>>> =
         Default::default();
@@ -463,7 +480,7 @@ pub fn run(args: Args) -> ExitCode {
         };
         if ingress.0.is_some() || ingress.1.is_some() {
             // the class exists before intake applies anything, so Ingresses without one get it
-            match ingress_kubeconfig(&server, &args.data_dir)
+            match controller_kubeconfig(&server, &args.data_dir, "korral-ingress", "ingress.kubeconfig")
                 .and_then(|p| Client::from_kubeconfig(Some(&p), "korral-up").map_err(|e| e.to_string()))
             {
                 Ok(c) => node::ingress::ensure_class(&c).await,
@@ -516,6 +533,9 @@ pub fn run(args: Args) -> ExitCode {
                 .filter_map(|(scheme, a)| a.map(|a| format!("{scheme}://{a}/")))
                 .collect();
             eprintln!("korral up: Ingress controller (IngressClass korral) on {}", urls.join(" and "));
+        }
+        if node.is_some() {
+            eprintln!("korral up: LoadBalancer Services answer on 127.0.0.1:<port>, NodePorts on 127.0.0.1:<nodePort>");
         }
         eprintln!(
             "korral up: ready. In another terminal:\n    kubectl --kubeconfig {} get pods\n    korral --kubeconfig {} sources\n  Ctrl-C stops everything.",

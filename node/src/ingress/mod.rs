@@ -174,8 +174,8 @@ pub fn start(
     Ok(tasks)
 }
 
-/// An informer over every namespace.
-fn watch_all<K: Object>(client: &Client, field_selector: Option<&str>) -> Informer<K> {
+/// An informer over every namespace (shared with the service load balancer).
+pub(crate) fn watch_all<K: Object>(client: &Client, field_selector: Option<&str>) -> Informer<K> {
     let config = WatchConfig {
         field_selector: field_selector.map(str::to_string),
         ..Default::default()

@@ -8,7 +8,7 @@
 //! backends, backends resolved to ready endpoint addresses, certificates
 //! by host.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -507,30 +507,15 @@ pub fn build(
 /// The `status.loadBalancer.ingress` an Ingress should carry: its current
 /// entries plus `ip` (each node running the controller adds its address).
 pub fn status_with(ing: &Ingress, ip: &str) -> Option<serde_json::Value> {
-    let current: Vec<serde_json::Value> = ing
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|l| {
-            l.iter()
-                .filter_map(|i| serde_json::to_value(i).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    if current
-        .iter()
-        .any(|i| i.get("ip").and_then(|v| v.as_str()) == Some(ip))
-    {
-        return None;
-    }
-    let mut entries: BTreeMap<String, serde_json::Value> =
-        current.into_iter().map(|v| (v.to_string(), v)).collect();
-    let mine = serde_json::json!({"ip": ip});
-    entries.insert(mine.to_string(), mine);
-    Some(
-        serde_json::json!({"status": {"loadBalancer": {"ingress": entries.into_values().collect::<Vec<_>>()}}}),
-    )
+    use crate::servicelb::status;
+    let current = status::entries(
+        ing.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref()),
+    );
+    let list = status::ingress_with(current, ip, true)?;
+    Some(serde_json::json!({"status": {"loadBalancer": {"ingress": list}}}))
 }
 
 #[cfg(test)]

@@ -24,6 +24,16 @@ impl ApplyDefaults for Service {
         }
         if spec.type_.as_deref() == Some("LoadBalancer") {
             set(&mut spec.allocate_load_balancer_node_ports, true);
+            // LoadBalancerIPMode (GA in 1.32): addresses behave as VIPs unless said otherwise
+            let ingress = self
+                .status
+                .iter_mut()
+                .filter_map(|s| s.load_balancer.as_mut())
+                .filter_map(|lb| lb.ingress.as_mut())
+                .flatten();
+            for i in ingress.filter(|i| i.ip.as_deref().is_some_and(|ip| !ip.is_empty())) {
+                set_str(&mut i.ip_mode, "VIP");
+            }
         }
         if spec.session_affinity.as_deref() == Some("ClientIP") {
             let cfg = spec
