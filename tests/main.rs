@@ -37,6 +37,7 @@ mod net_services;
 mod node_containerd;
 mod node_exec;
 mod node_health;
+mod node_image_gc;
 mod node_process;
 mod node_registry;
 mod node_simulated;

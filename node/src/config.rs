@@ -91,6 +91,8 @@ pub struct NodeConfig {
     pub cluster_dns: Option<Ipv4Addr>,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
+    /// Image garbage collection (runtimes that keep images).
+    pub image_gc: crate::pods::image_gc::Policy,
 }
 
 impl NodeConfig {
@@ -115,6 +117,7 @@ impl NodeConfig {
             service_lb: None,
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
+            image_gc: Default::default(),
         }
     }
 }

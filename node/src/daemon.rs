@@ -4,8 +4,8 @@
 //! load balancer (when configured), heartbeat the Lease, keep
 //! node conditions current, watch the pods bound to the node, reconcile
 //! them, clean up containers of pods that are gone, reclaim the node's
-//! local-path volumes, sample resource usage, and serve logs, exec and the
-//! usage figures over HTTPS.
+//! local-path volumes, collect unused images, sample resource usage, and
+//! serve logs, exec and the usage figures over HTTPS.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -279,6 +279,20 @@ impl Daemon {
                 config.name.clone(),
                 crate::storage::local_path_root(&config.data_dir),
             )));
+        }
+        if runtime.has_images() {
+            let recorder = reconcilers::controllers::recorder::Recorder::new(
+                client.clone(),
+                "kubelet",
+                &config.name,
+            );
+            let gc = crate::pods::image_gc::ImageGc::new(
+                runtime.clone(),
+                config.image_gc.clone(),
+                recorder,
+                &config.name,
+            );
+            tasks.push(tokio::spawn(gc.run()));
         }
         let stats = crate::stats::Stats::new(ctx.clone(), config.timings.housekeeping);
         tasks.push(tokio::spawn(stats.clone().run()));

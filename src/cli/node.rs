@@ -161,6 +161,22 @@ pub struct Args {
     /// of the containerd runtime.
     #[arg(long, value_name = "FILE")]
     registry_config: Option<PathBuf>,
+    /// The percent of the image filesystem (containerd's snapshotter root) in use at or above
+    /// which image garbage collection runs: unused images go, least recently used first, until
+    /// usage is at --image-gc-low-threshold (the kubelet's flag; 100 disables it).
+    #[arg(long, default_value_t = 85, value_name = "PERCENT")]
+    image_gc_high_threshold: u8,
+    /// The percent of the image filesystem in use that image garbage collection frees down to
+    /// (less than --image-gc-high-threshold).
+    #[arg(long, default_value_t = 80, value_name = "PERCENT")]
+    image_gc_low_threshold: u8,
+    /// The minimum age of an unused image (since the node first saw it) before it is garbage
+    /// collected.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    image_minimum_gc_age: Duration,
+    /// How often image garbage collection runs (the kubelet's fixed 5 minutes).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    image_gc_period: Duration,
     /// Pod IPs of the process runtime.
     #[arg(long, value_enum, default_value = "host")]
     process_pod_ips: ProcessIps,
@@ -266,6 +282,13 @@ fn config(args: &Args, name: &str) -> Result<NodeConfig, String> {
     c.max_pods = args.max_pods;
     c.cpu_millis = quantity(&args.cpu, true)?;
     c.memory_bytes = quantity(&args.memory, false)?;
+    c.image_gc = node::pods::image_gc::Policy {
+        high_threshold_percent: args.image_gc_high_threshold,
+        low_threshold_percent: args.image_gc_low_threshold,
+        min_age: args.image_minimum_gc_age,
+        period: args.image_gc_period,
+    };
+    c.image_gc.validate()?;
     let proxy = match args.proxy_mode {
         ProxyMode::Iptables => true,
         ProxyMode::Auto => args.runtime == RuntimeKind::Containerd && args.simulate.is_none(),

@@ -282,6 +282,28 @@ pub struct PulledImage {
     pub size: u64,
 }
 
+/// An image the runtime holds, as the image garbage collector sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The image's id (what [`ContainerInfo::image_id`] names).
+    pub id: String,
+    /// Its names (normalised references) on the node.
+    pub names: Vec<String>,
+    /// Its size in bytes as stored (as [`PulledImage::size`]).
+    pub size: u64,
+}
+
+/// The filesystem a runtime keeps its images on (the kubelet's image filesystem).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageFs {
+    /// A path on it (the snapshotter's root).
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub capacity_bytes: u64,
+    /// Bytes available to unprivileged users.
+    pub available_bytes: u64,
+}
+
 /// A container's resource counters as the runtime reads them (cgroup or
 /// `/proc`); the node's sampler turns two of them into a CPU rate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -327,6 +349,28 @@ pub trait Runtime: Send + Sync + 'static {
         let _ = keyring;
         Err(RuntimeError::Invalid(format!(
             "the {} runtime cannot pull images (it runs no images: cannot pull {reference:?}); use the containerd runtime",
+            self.kind()
+        )))
+    }
+
+    /// The images on the node (none for runtimes without images).
+    async fn images(&self) -> Result<Vec<ImageInfo>> {
+        Ok(Vec::new())
+    }
+
+    /// The filesystem images are kept on, with its usage now.
+    async fn image_fs(&self) -> Result<ImageFs> {
+        Err(RuntimeError::Invalid(format!(
+            "the {} runtime keeps no images",
+            self.kind()
+        )))
+    }
+
+    /// Removes an image by id: every name of it, and what only it used (its
+    /// content and unpacked layers).
+    async fn remove_image(&self, id: &str) -> Result<()> {
+        Err(RuntimeError::Invalid(format!(
+            "the {} runtime keeps no images (it cannot remove {id:?})",
             self.kind()
         )))
     }

@@ -50,6 +50,9 @@ pub struct Resolved {
     pub working_dir: String,
     /// `User`.
     pub user: String,
+    /// Every blob the image is made of here, with its size: the index (if
+    /// any), the manifest, the config and the layers.
+    pub blobs: Vec<(String, u64)>,
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -244,6 +247,8 @@ pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, Str
     let Some(target) = target(api, reference).await? else {
         return Ok(None);
     };
+    let size = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut blobs = vec![(target.digest.clone(), size(target.size))];
     let mut desc = (target.media_type, target.digest);
     if desc.0 == OCI_INDEX || desc.0 == DOCKER_LIST {
         let index: Value = serde_json::from_slice(&api.read_blob(&desc.1).await?)
@@ -259,12 +264,17 @@ pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, Str
                 .to_string(),
             pick["digest"].as_str().unwrap_or("").to_string(),
         );
+        blobs.push((desc.1.clone(), size(pick["size"].as_i64().unwrap_or(0))));
     }
     let manifest: Value = serde_json::from_slice(&api.read_blob(&desc.1).await?)
         .map_err(|e| format!("manifest {}: {e}", desc.1))?;
     let config_digest = manifest["config"]["digest"]
         .as_str()
         .ok_or("manifest without config")?;
+    blobs.push((
+        config_digest.to_string(),
+        size(manifest["config"]["size"].as_i64().unwrap_or(0)),
+    ));
     let config: Value = serde_json::from_slice(&api.read_blob(config_digest).await?)
         .map_err(|e| format!("config: {e}"))?;
     let diff_ids = strings(&config["rootfs"]["diff_ids"]);
@@ -287,7 +297,8 @@ pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, Str
                 d.clone(),
             )
         })
-        .collect();
+        .collect::<Vec<(String, String, i64, String)>>();
+    blobs.extend(layers.iter().map(|l| (l.1.clone(), size(l.2))));
     let c = &config["config"];
     Ok(Some(Resolved {
         id: desc.1,
@@ -298,6 +309,7 @@ pub async fn resolve(api: &Api, reference: &str) -> Result<Option<Resolved>, Str
         cmd: strings(&c["Cmd"]),
         working_dir: c["WorkingDir"].as_str().unwrap_or("").to_string(),
         user: c["User"].as_str().unwrap_or("").to_string(),
+        blobs,
     }))
 }
 

@@ -1,7 +1,8 @@
 //! The `containerd` runtime: containers created through containerd's gRPC
 //! API (the `containerd-client` crate) and run by runc. Images come from
 //! archives imported locally ([`image`]) or are pulled from registries
-//! ([`pull`], configured by [`registry_config`]); each container gets a snapshot of
+//! ([`pull`], configured by [`registry_config`]) and garbage-collected
+//! ([`image_store`]); each container gets a snapshot of
 //! its image and an OCI spec built from the pod spec ([`spec`]); all
 //! containers of a pod join the pod's network namespace ([`network`]);
 //! stdout/stderr go to the log file through the shim's `file://` IO, which
@@ -12,6 +13,7 @@ pub mod api;
 pub mod archive;
 pub mod busybox;
 pub mod image;
+pub mod image_store;
 pub mod network;
 pub mod pull;
 pub mod push;
@@ -38,8 +40,9 @@ use tokio::sync::broadcast;
 
 use crate::runtime::auth::Keyring;
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, EXEC_CHUNK, ExecChunk, ExecStreams, PodSandbox, PulledImage,
-    Result, Runtime, RuntimeError, State, event_channel, feed_input, labels,
+    ContainerConfig, ContainerInfo, EXEC_CHUNK, ExecChunk, ExecStreams, ImageFs, ImageInfo,
+    PodSandbox, PulledImage, Result, Runtime, RuntimeError, State, event_channel, feed_input,
+    labels,
 };
 use api::{Api, err, not_found};
 
@@ -276,6 +279,27 @@ impl Runtime for Containerd {
             .await
             .map_err(other)?
             .map(|r| r.id))
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>> {
+        Ok(image_store::list(&self.api)
+            .await
+            .map_err(other)?
+            .iter()
+            .map(image_store::StoredImage::info)
+            .collect())
+    }
+
+    async fn image_fs(&self) -> Result<ImageFs> {
+        image_store::image_fs(&self.api, &self.opts.snapshotter)
+            .await
+            .map_err(other)
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<()> {
+        image_store::remove(&self.api, &self.opts.snapshotter, id)
+            .await
+            .map_err(other)
     }
 
     async fn pull_image(&self, reference: &str, keyring: &Keyring) -> Result<PulledImage> {
