@@ -177,11 +177,12 @@ async fn run(client: Client, config: ServiceLbConfig, node_address: String) {
                 },
             }
         }
+        now.extend(write_statuses(&client, &wp, &all, &plan, &running, &address).await);
+        // each problem is logged once, when it appears
         for w in now.difference(&warned) {
             tracing::warn!("service lb: {w}");
         }
         warned = now;
-        write_statuses(&client, &wp, &all, &plan, &running, &address).await;
         // a periodic pass retries ports that were taken and failed status writes
         tokio::select! {
             _ = s_rx.recv() => {}
@@ -208,7 +209,8 @@ fn served(plan: &Plan, running: &BTreeMap<(Protocol, u16), Running>) -> BTreeSet
 }
 
 /// Adds the node's address to the status of the load balancers it serves
-/// and removes it from the other Services whose status is ours.
+/// and removes it from the other Services whose status is ours; returns
+/// the writes that failed.
 async fn write_statuses(
     client: &Client,
     wp: &WriteParams,
@@ -216,8 +218,9 @@ async fn write_statuses(
     plan: &Plan,
     running: &BTreeMap<(Protocol, u16), Running>,
     address: &str,
-) {
+) -> Vec<String> {
     let served = served(plan, running);
+    let mut failed = Vec::new();
     for svc in all {
         let (ns, name) = (
             svc.metadata.namespace.as_deref().unwrap_or_default(),
@@ -239,9 +242,10 @@ async fn write_statuses(
             .patch_status(name, &Patch::Merge(patch), wp)
             .await
         {
-            tracing::warn!(service = %key, error = %e, "service lb: cannot write the status");
+            failed.push(format!("{key}: cannot write the status: {e}"));
         }
     }
+    failed
 }
 
 #[cfg(test)]
