@@ -16,10 +16,10 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use node_support::{
-    NodeProc, READER_CANNOT_LIST_PODS, SA_DIR, alive, apply, check_adoption, check_exec,
-    check_port_forward, check_readiness_moves_endpoints, check_streaming_exec, container_id,
-    endpoint_ips, finished_log, http_get, jsonpath, let_reader_list_pods, ready, restarts, uid_of,
-    wait_node, wait_ready, wait_ready_pods, wait_root_ca,
+    NodeProc, READER_CANNOT_LIST_PODS, SA_DIR, alive, apply, check_adoption, check_attach,
+    check_exec, check_port_forward, check_readiness_moves_endpoints, check_streaming_exec,
+    container_id, endpoint_ips, finished_log, http_get, jsonpath, let_reader_list_pods, ready,
+    restarts, ticker_pod, uid_of, wait_node, wait_ready, wait_ready_pods, wait_root_ca,
 };
 use support::{Server, wait_for};
 
@@ -238,6 +238,7 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     apply(&s, &page("index.html: \"hello from korral\""));
     apply(&s, WEB);
     apply(&s, LIVE_POD);
+    apply(&s, &ticker_pod("ticker", NODE, &[]));
     let web = wait_ready_pods(&s, node, "app=web", 3, Duration::from_secs(60));
     let mut ips = Vec::new();
     for pod in &web {
@@ -285,6 +286,10 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
         "hello from korral",
     );
     check_port_forward(&s, "svc/web", 80, "/index.html", "hello from korral");
+
+    // kubectl attach: the ticker's new output until it stops
+    wait_ready(&s, node, "ticker", Duration::from_secs(30));
+    check_attach(&s, "ticker", &["busybox"]);
 
     // a killed container is restarted
     let pid = pid_of(node, &s, w0);
@@ -360,8 +365,8 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
         .count();
     assert_eq!(
         containers,
-        4 + 1 + 1 + 1,
-        "4 web pods and live (two attempts each for the killed one and live): no duplicates"
+        4 + 1 + 1 + 1 + 1,
+        "4 web pods, live and the ticker (two attempts each for the killed one and live): no duplicates"
     );
 
     // deleting a pod stops its container within the grace period (5 s); the Deployment replaces it

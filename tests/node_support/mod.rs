@@ -464,6 +464,21 @@ impl Interactive {
         }
     }
 
+    /// The next stdout line, within `timeout`; panics with what came so far.
+    pub fn next_line(&mut self, timeout: Duration) -> String {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                line
+            }
+            Err(_) => panic!(
+                "no line from kubectl within {timeout:?}; stdout so far: {:?}; stderr: {}",
+                self.seen,
+                self.stderr_text()
+            ),
+        }
+    }
+
     /// Writes to kubectl's stdin (kept open).
     pub fn write(&mut self, text: &str) {
         use std::io::Write;
@@ -549,6 +564,105 @@ pub fn check_streaming_exec(s: &Server, pod: &str, bin: &[&str]) {
         k.seen.iter().any(|l| l == "etc"),
         "ls / printed {:?}",
         k.seen
+    );
+}
+
+/// A pod whose container `c` prints `tick N` every 200 ms until a file
+/// `stop` appears in its emptyDir `/state`, then `stopping` on stderr, and
+/// exits 3 (never restarted): what [`check_attach`] attaches to.
+pub fn ticker_pod(name: &str, node: &str, bin: &[&str]) -> String {
+    let sh: Vec<String> = bin
+        .iter()
+        .chain(&["sh"])
+        .map(|a| format!("{a:?}"))
+        .collect();
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: {node}
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [{sh}, "-c", "i=0; while [ ! -e \"$1/stop\" ]; do i=$((i+1)); echo \"tick $i\"; sleep 0.2; done; echo stopping >&2; exit 3", "sh", "/state"]
+    volumeMounts: [{{name: state, mountPath: /state}}]
+  volumes: [{{name: state, emptyDir: {{}}}}]
+"#,
+        sh = sh.join(", ")
+    )
+}
+
+/// The number of a `tick N` line.
+fn tick(line: &str) -> u64 {
+    line.strip_prefix("tick ")
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("not a tick line: {line:?}"))
+}
+
+/// `kubectl attach` to a running [`ticker_pod`] through the API server
+/// and the node: discovery lists `pods/attach`; a viewer is refused (403);
+/// `-i` is refused because the container has no `stdin: true`; the session
+/// shows the container's new output (ticks after those already in its log)
+/// as it is written, and ends when the container stops (`exit 3`: attach
+/// ends well, as with the kubelet) after the container's last words.
+pub fn check_attach(s: &Server, pod: &str, bin: &[&str]) {
+    let wait = Duration::from_secs(30);
+    let v1 = s.ok(&["get", "--raw", "/api/v1"]);
+    assert!(
+        v1.contains("\"name\":\"pods/attach\""),
+        "discovery lists pods/attach: {v1}"
+    );
+    let viewer = s.token("viewer");
+    let (code, body) = s.curl(
+        "POST",
+        &format!("/api/v1/namespaces/default/pods/{pod}/attach?container=c&stdout=true"),
+        Some(&viewer),
+        "application/json",
+        None,
+    );
+    assert_eq!(code, 403, "a viewer may not attach: {body}");
+    let o = s.kubectl_with(&["attach", "-i", pod, "-c", "c"], &[], Some(""));
+    assert!(
+        !o.status.success() && crate::support::stderr(&o).contains("stdin not enabled"),
+        "attach -i to a container without stdin: {}",
+        crate::support::stderr(&o)
+    );
+
+    // wait for a tick in the log, so "new" has a meaning
+    let mut before = 0;
+    crate::support::wait_for("the ticker's first ticks", wait, || {
+        before = s
+            .ok(&["logs", pod, "-c", "c"])
+            .lines()
+            .filter(|l| l.starts_with("tick "))
+            .map(tick)
+            .max()
+            .unwrap_or(0);
+        before > 0
+    });
+    let mut k = Interactive::start(s, &["attach", pod, "-c", "c"]);
+    let first = tick(&k.next_line(wait));
+    assert!(
+        first > before,
+        "attach shows output from now on: tick {first} was in the log (up to tick {before}) before it attached"
+    );
+    for want in first + 1..first + 4 {
+        assert_eq!(tick(&k.next_line(wait)), want, "ticks as they come");
+    }
+    // the container's end is the session's end
+    s.ok(&["exec", pod, "-c", "c", "--"]
+        .into_iter()
+        .chain(bin.iter().copied())
+        .chain(["touch", "/state/stop"])
+        .collect::<Vec<_>>());
+    assert_eq!(k.wait(wait), Some(0), "stderr: {}", k.stderr_text());
+    assert_eq!(
+        k.seen.last().map(String::as_str),
+        Some("stopping"),
+        "the container's last words (its stderr: the log does not tell the streams apart)"
     );
 }
 

@@ -15,6 +15,12 @@
 //! and the command runs on to its end (as with the kubelet); its output is
 //! dropped. Stdin is capped at [`MAX_STDIN`]; a TTY (`-t`) is refused with a
 //! message saying so.
+//!
+//! `pods/attach` is the same session with [`Action::Attach`]: no command;
+//! the node's `/attach` endpoint answers in the same frames with the
+//! container's output from now on and its exit code when it stops, which
+//! ends the session with `Success` (as the kubelet's attach does). The node
+//! says why it cannot attach stdin (`-i`).
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
@@ -60,12 +66,34 @@ const STDIN_QUEUE: usize = 16;
 /// The largest frame a node may send (its output chunks are 32 KiB).
 const MAX_FRAME: usize = 1 << 20;
 
-/// What one exec request asks for.
+/// What a session does on the node: run a command (`pods/exec`) or attach
+/// to the container's own process (`pods/attach`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `pods/exec`.
+    Exec,
+    /// `pods/attach`.
+    Attach,
+}
+
+impl Action {
+    /// The subresource's name, also the node endpoint's path.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Exec => "exec",
+            Action::Attach => "attach",
+        }
+    }
+}
+
+/// What one exec or attach request asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecRequest {
+    /// Exec or attach.
+    pub action: Action,
     /// The container (resolved like Kubernetes: the only one, or the default-container annotation).
     pub container: String,
-    /// The command and its arguments.
+    /// The command and its arguments (none for attach).
     pub command: Vec<String>,
     /// Whether the client sends stdin.
     pub stdin: bool,
@@ -81,15 +109,18 @@ fn flag(query: &[(String, String)], key: &str) -> bool {
         .is_some_and(|(_, v)| v == "true" || v == "1")
 }
 
-/// Reads an exec request's query parameters, as the API server validates them.
-pub fn parse(pod: &Value, query: &[(String, String)]) -> ApiResult<ExecRequest> {
+/// Reads an exec or attach request's query parameters, as the API server validates them.
+pub fn parse(pod: &Value, query: &[(String, String)], action: Action) -> ApiResult<ExecRequest> {
     let container = pick_container(pod, requested_container(query))?;
-    let command: Vec<String> = query
-        .iter()
-        .filter(|(k, _)| k == "command")
-        .map(|(_, v)| v.clone())
-        .collect();
-    if command.is_empty() {
+    let command: Vec<String> = match action {
+        Action::Exec => query
+            .iter()
+            .filter(|(k, _)| k == "command")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        Action::Attach => Vec::new(),
+    };
+    if command.is_empty() && action == Action::Exec {
         return Err(ApiError::bad_request(
             "you must specify at least one command for the container",
         ));
@@ -100,6 +131,7 @@ pub fn parse(pod: &Value, query: &[(String, String)]) -> ApiResult<ExecRequest> 
         ));
     }
     Ok(ExecRequest {
+        action,
         container,
         command,
         stdin: flag(query, "stdin"),
@@ -108,10 +140,13 @@ pub fn parse(pod: &Value, query: &[(String, String)]) -> ApiResult<ExecRequest> 
 }
 
 /// The `Status` kubectl reads from the status stream at the end of a session:
-/// from the command's exit code, or why it could not run.
-pub fn final_status(result: &Result<i32, String>, command: &[String]) -> Value {
+/// from the command's exit code, or why it could not run. An attachment ends
+/// with `Success` whatever the container's exit code (as the kubelet's).
+pub fn final_status(result: &Result<i32, String>, req: &ExecRequest) -> Value {
+    let command = &req.command;
     match result {
         Ok(0) => json!({"metadata": {}, "status": "Success"}),
+        Ok(_) if req.action == Action::Attach => json!({"metadata": {}, "status": "Success"}),
         Ok(code) => json!({
             "metadata": {},
             "status": "Failure",
@@ -190,7 +225,7 @@ impl FrameReader {
     }
 }
 
-/// Starts the command on the node: `stdin` is the request body, streamed.
+/// Starts the command (or the attachment) on the node: `stdin` is the request body, streamed.
 async fn start_on_node(
     app: &App,
     pod: &Value,
@@ -200,7 +235,12 @@ async fn start_on_node(
 ) -> Result<reqwest::Response, String> {
     let ep = endpoint(app, node).await.map_err(|e| e.message)?;
     let (ns, name) = namespace_and_name(pod);
-    let url = format!("{}/exec/{ns}/{name}/{}", ep.base, req.container);
+    let url = format!(
+        "{}/{}/{ns}/{name}/{}",
+        ep.base,
+        req.action.name(),
+        req.container
+    );
     let mut query: Vec<(&str, &str)> = req
         .command
         .iter()
@@ -228,7 +268,8 @@ async fn start_on_node(
         == Some(NODE_STREAM_CONTENT_TYPE);
     if !streamed {
         return Err(format!(
-            "node {node:?} answered exec in another format than {NODE_STREAM_CONTENT_TYPE} (an older node daemon?); run the API server's korral version on the node"
+            "node {node:?} answered {} in another format than {NODE_STREAM_CONTENT_TYPE} (an older node daemon?); run the API server's korral version on the node",
+            req.action.name()
         ));
     }
     Ok(resp)
@@ -349,7 +390,7 @@ async fn relay(
                             }
                             Ok(None) => break,
                             Err(e) => {
-                                failure = Some(format!("exec on node {node:?}: {e}"));
+                                failure = Some(format!("{} on node {node:?}: {e}", req.action.name()));
                                 break 'session;
                             }
                         };
@@ -378,7 +419,8 @@ async fn relay(
         (Some(message), _) => Err(message),
         (None, Some(code)) => Ok(code),
         (None, None) => Err(format!(
-            "node {node:?} ended the exec session without the command's exit status (did the node daemon restart?)"
+            "node {node:?} ended the {} session without the exit status (did the node daemon restart?)",
+            req.action.name()
         )),
     };
     Relayed {
@@ -395,7 +437,10 @@ async fn session(
     req: ExecRequest,
 ) {
     let result = if req.tty {
-        Err("exec with a TTY (-t) is not supported by korral's node daemons; run without -t (stdin with -i works)".to_string())
+        Err(format!(
+            "{} with a TTY (-t) is not supported by korral's node daemons; run without -t",
+            req.action.name()
+        ))
     } else {
         let relayed = relay(&mut socket, &app, &pod, &node, &req).await;
         if relayed.client_gone {
@@ -403,7 +448,7 @@ async fn session(
         }
         relayed.result
     };
-    let status = final_status(&result, &req.command);
+    let status = final_status(&result, &req);
     let _ = socket
         .send(frame(
             STATUS,
@@ -430,18 +475,20 @@ async fn session(
     .await;
 }
 
-/// Answers an exec request: upgrades to a WebSocket session, or explains what is missing.
+/// Answers an exec or attach request: upgrades to a WebSocket session, or explains what is missing.
 pub fn serve(
     app: std::sync::Arc<App>,
     pod: Value,
     node: String,
     query: &[(String, String)],
     upgrade: Option<WebSocketUpgrade>,
+    action: Action,
 ) -> ApiResult<Response> {
-    let req = parse(&pod, query)?;
+    let req = parse(&pod, query, action)?;
     let upgrade = upgrade.ok_or_else(|| {
         ApiError::bad_request(format!(
-            "pods/exec needs a WebSocket upgrade with subprotocol {} (kubectl 1.30 or later); SPDY is not supported",
+            "pods/{} needs a WebSocket upgrade with subprotocol {} (kubectl 1.30 or later); SPDY is not supported",
+            action.name(),
             PROTOCOLS.join(" or ")
         ))
     })?;
@@ -474,17 +521,32 @@ mod tests {
                 ("container", "b"),
                 ("stdout", "true"),
             ]),
+            Action::Exec,
         )
         .expect("valid");
         assert_eq!(r.container, "b");
         assert_eq!(r.command, vec!["sh", "-c", "id"]);
         assert!(!r.stdin && !r.tty);
-        let e = parse(&pod, &q(&[("container", "a"), ("stdout", "true")])).expect_err("no command");
+        let e = parse(
+            &pod,
+            &q(&[("container", "a"), ("stdout", "true")]),
+            Action::Exec,
+        )
+        .expect_err("no command");
         assert!(e.message.contains("at least one command"), "{}", e.message);
-        let e =
-            parse(&pod, &q(&[("command", "ls"), ("stdout", "true")])).expect_err("which container");
+        let e = parse(
+            &pod,
+            &q(&[("command", "ls"), ("stdout", "true")]),
+            Action::Exec,
+        )
+        .expect_err("which container");
         assert!(e.message.contains("choose one of: [a b]"), "{}", e.message);
-        let e = parse(&pod, &q(&[("command", "ls"), ("container", "a")])).expect_err("no streams");
+        let e = parse(
+            &pod,
+            &q(&[("command", "ls"), ("container", "a")]),
+            Action::Exec,
+        )
+        .expect_err("no streams");
         assert!(e.message.contains("stdin, stdout, stderr"), "{}", e.message);
         let r = parse(
             &pod,
@@ -494,22 +556,48 @@ mod tests {
                 ("stdin", "true"),
                 ("tty", "true"),
             ]),
+            Action::Exec,
         )
         .expect("interactive parses");
         assert!(r.stdin && r.tty);
+        // attach has no command; it asks for streams all the same
+        let r = parse(
+            &pod,
+            &q(&[("container", "a"), ("stdout", "true"), ("stderr", "true")]),
+            Action::Attach,
+        )
+        .expect("attach parses");
+        assert_eq!(r.action, Action::Attach);
+        assert!(r.command.is_empty());
+        let e = parse(&pod, &q(&[("container", "a")]), Action::Attach).expect_err("no streams");
+        assert!(e.message.contains("stdin, stdout, stderr"), "{}", e.message);
     }
 
     #[test]
     fn the_final_status_carries_the_exit_code_as_kubectl_reads_it() {
-        let cmd = vec!["false".to_string()];
-        assert_eq!(final_status(&Ok(0), &cmd)["status"], "Success");
-        let s = final_status(&Ok(3), &cmd);
+        let mut req = ExecRequest {
+            action: Action::Exec,
+            container: "c".into(),
+            command: vec!["false".to_string()],
+            stdin: false,
+            tty: false,
+        };
+        assert_eq!(final_status(&Ok(0), &req)["status"], "Success");
+        let s = final_status(&Ok(3), &req);
         assert_eq!(s["reason"], "NonZeroExitCode");
         assert_eq!(s["details"]["causes"][0]["reason"], "ExitCode");
         assert_eq!(s["details"]["causes"][0]["message"], "3");
-        let s = final_status(&Err("no node".into()), &cmd);
+        let s = final_status(&Err("no node".into()), &req);
         assert_eq!(s["status"], "Failure");
         assert_eq!(s["message"], "no node");
+        // an attachment ends well whatever the container's exit code
+        req.action = Action::Attach;
+        req.command.clear();
+        assert_eq!(final_status(&Ok(3), &req)["status"], "Success");
+        assert_eq!(
+            final_status(&Err("no stdin".into()), &req)["status"],
+            "Failure"
+        );
     }
 
     #[test]

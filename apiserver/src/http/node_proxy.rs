@@ -1,4 +1,4 @@
-//! Proxying `pods/log` (and `pods/exec`) to the node daemon that runs the
+//! Proxying `pods/log` (and `pods/exec`, `pods/attach`) to the node daemon that runs the
 //! pod, like the API server proxies to the kubelet. The node is found from
 //! its Node object: address (`InternalIP`), port
 //! (`status.daemonEndpoints.kubeletEndpoint.Port`), and the SHA-256 of its

@@ -1,6 +1,6 @@
 //! Subresources beyond status: `scale` (Deployments, ReplicaSets,
 //! StatefulSets, ReplicationControllers and custom resources with a scale
-//! subresource), `binding` and `eviction` (Pods; `eviction.rs`), `log`/`exec` (Pods,
+//! subresource), `binding` and `eviction` (Pods; `eviction.rs`), `log`/`exec`/`attach`/`portforward` (Pods,
 //! proxied to the node daemon), and `sync` (GitSources: ask intake to sync now).
 
 use axum::http::{Method, StatusCode};
@@ -319,12 +319,13 @@ pub fn set_pod_condition(pod: &mut Value, cond: Value) {
     }
 }
 
-/// `pods/log`, `pods/exec` and `pods/portforward`: proxied to the node
-/// daemon running the pod (see `node_proxy` for how the node is found and
-/// authenticated).
+/// `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`: proxied
+/// to the node daemon running the pod (see `node_proxy` for how the node is
+/// found and authenticated).
 async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
-    // exec runs commands in the pod and port-forward reaches into it:
-    // Kubernetes asks for `create` on both, whatever the method
+    // exec runs commands in the pod, attach reaches its process and
+    // port-forward its ports: Kubernetes asks for `create` on all three,
+    // whatever the method
     let verb = if what == "log" { "get" } else { "create" };
     access::check(&req.id, verb, &req.target)?;
     let name = req.target.name.as_deref().unwrap_or("");
@@ -354,7 +355,12 @@ async fn node_served(req: &Req, what: &str) -> ApiResult<Response> {
             &req.headers,
         );
     }
-    crate::http::exec::serve(req.app.clone(), pod, node, &req.query.0, upgrade)
+    let action = if what == "attach" {
+        crate::http::exec::Action::Attach
+    } else {
+        crate::http::exec::Action::Exec
+    };
+    crate::http::exec::serve(req.app.clone(), pod, node, &req.query.0, upgrade, action)
 }
 
 async fn sync(req: &Req) -> ApiResult<Response> {
@@ -399,6 +405,7 @@ pub async fn serve(
         ("eviction", &Method::POST) => crate::http::eviction::serve(req, body).await,
         ("log", &Method::GET) => node_served(req, "log").await,
         ("exec", &Method::GET | &Method::POST) => node_served(req, "exec").await,
+        ("attach", &Method::GET | &Method::POST) => node_served(req, "attach").await,
         ("portforward", &Method::GET | &Method::POST) => node_served(req, "portforward").await,
         ("sync", &Method::POST) => sync(req).await,
         ("token", &Method::POST) if req.target.info.is("", "ServiceAccount") => {

@@ -94,7 +94,7 @@ pub fn commands(query: &str) -> Vec<String> {
 }
 
 /// Whether the query asks for the body to be the command's stdin.
-fn wants_stdin(query: &str) -> bool {
+pub(super) fn wants_stdin(query: &str) -> bool {
     form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "stdin" && (v == "true" || v == "1"))
 }
 
@@ -139,6 +139,34 @@ impl Shared {
     }
 }
 
+/// What a streamed session serves: a command run for it (`/exec`) or a
+/// container's own process it attaches to (`/attach`, see [`super::attach`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Session {
+    /// A command run for the session.
+    Exec,
+    /// The container's own process.
+    Attach,
+}
+
+impl Session {
+    /// How messages name the session: `exec in` or `attach to` a container.
+    fn doing(self) -> &'static str {
+        match self {
+            Session::Exec => "exec in",
+            Session::Attach => "attach to",
+        }
+    }
+
+    /// What the idle timeout does.
+    fn on_idle(self) -> &'static str {
+        match self {
+            Session::Exec => "the command was stopped",
+            Session::Attach => "the session was closed (the container runs on)",
+        }
+    }
+}
+
 /// A duration as a message says it: `4 hours`, `5 minutes`, `300 ms`.
 fn spoken(d: Duration) -> String {
     match d.as_secs() {
@@ -175,15 +203,16 @@ pub async fn copy_stdin(body: Body, input: mpsc::Sender<Bytes>, limit: usize, sh
     }
 }
 
-/// The response body: output frames as they come, then the final frame.
-/// After `idle` without input or output the session ends with an error
-/// frame (dropping the output channel, which makes the runtime kill the
-/// command).
+/// The response body: output frames as they come, then the final frame
+/// (`run`'s exit code or error). After `idle` without input or output the
+/// session ends with an error frame (dropping the output channel, which
+/// makes the runtime kill an exec'd command, or ends an attachment).
 fn response_stream(
     output: mpsc::Receiver<ExecChunk>,
     run: tokio::task::JoinHandle<Result<i32, RuntimeError>>,
     shared: Arc<Shared>,
     idle: Duration,
+    session: Session,
     what: String,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
     enum Step {
@@ -208,8 +237,10 @@ fn response_stream(
                 },
                 () = shared.idle(idle) => {
                     let message = format!(
-                        "exec in {what}: no input or output for {} (the node's exec idle timeout); the command was stopped",
-                        spoken(idle)
+                        "{} {what}: no input or output for {} (the node's streaming idle timeout); {}",
+                        session.doing(),
+                        spoken(idle),
+                        session.on_idle(),
                     );
                     return Some((Ok(Frame::Error(message).encode()), Step::Done));
                 }
@@ -224,8 +255,11 @@ fn response_stream(
                 Ok(Err(RuntimeError::NotFound(_))) => {
                     Frame::Error(format!("{what} is not running"))
                 }
-                Ok(Err(e)) => Frame::Error(format!("exec in {what}: {e}")),
-                Err(e) => Frame::Error(format!("exec in {what}: the session failed: {e}")),
+                Ok(Err(e)) => Frame::Error(format!("{} {what}: {e}", session.doing())),
+                Err(e) => Frame::Error(format!(
+                    "{} {what}: the session failed: {e}",
+                    session.doing()
+                )),
             };
             Some((Ok(last.encode()), Step::Done))
         }
@@ -268,11 +302,32 @@ pub async fn exec(
             .exec_streaming(&id, &command, ExecStreams { stdin, output }, EXEC_TIMEOUT)
             .await
     });
+    framed_response(rx, run, shared, Session::Exec, &container, &ns, &pod)
+}
+
+/// The `200` answer of a session that started: [`response_stream`]'s
+/// frames with the node's idle timeout ([`EXEC_IDLE_TIMEOUT`]).
+pub(super) fn framed_response(
+    output: mpsc::Receiver<ExecChunk>,
+    run: tokio::task::JoinHandle<Result<i32, RuntimeError>>,
+    shared: Arc<Shared>,
+    session: Session,
+    container: &str,
+    ns: &str,
+    pod: &str,
+) -> Response {
     let what = format!("container {container:?} in pod {ns}/{pod}");
     (
         StatusCode::OK,
         [("content-type", STREAM_CONTENT_TYPE)],
-        Body::from_stream(response_stream(rx, run, shared, EXEC_IDLE_TIMEOUT, what)),
+        Body::from_stream(response_stream(
+            output,
+            run,
+            shared,
+            EXEC_IDLE_TIMEOUT,
+            session,
+            what,
+        )),
     )
         .into_response()
 }
@@ -385,6 +440,7 @@ mod tests {
             run,
             Arc::new(Shared::default()),
             EXEC_IDLE_TIMEOUT,
+            Session::Exec,
             "container \"c\" in pod ns/p".into(),
         )
         .map(|r| r.unwrap_or_default())
@@ -405,6 +461,7 @@ mod tests {
             run,
             Arc::new(Shared::default()),
             EXEC_IDLE_TIMEOUT,
+            Session::Exec,
             "container \"c\" in pod ns/p".into(),
         )
         .map(|r| r.unwrap_or_default())
@@ -454,6 +511,7 @@ mod tests {
             run,
             shared,
             idle,
+            Session::Exec,
             "container \"c\" in pod ns/p".into(),
         ));
         // activity keeps the session alive, well past the idle time in total

@@ -14,11 +14,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use reconcilers::runtime::ObjectRef;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::pods::PodContext;
 use crate::pods::status::by_name;
+use crate::runtime::Runtime;
 
 /// Query parameters of a log request.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -141,57 +143,62 @@ pub async fn container_logs(
     if let Some(l) = limit {
         body.truncate(l);
     }
-    let follow = flag(&q.follow) && !previous && limit.is_none();
-    if !follow {
+    if !(flag(&q.follow) && !previous && limit.is_none()) {
         return (StatusCode::OK, [("content-type", "text/plain")], body).into_response();
     }
     let offset = u64::try_from(data.len()).unwrap_or(0);
-    let runtime = ctx.runtime.clone();
-    let stream = futures_util::stream::unfold(
-        (Some(body), offset, path, false),
-        move |(first, mut offset, path, done)| {
-            let runtime = runtime.clone();
-            let id = id.clone();
-            async move {
-                if let Some(b) = first {
-                    return Some((
-                        Ok::<Bytes, std::io::Error>(Bytes::from(b)),
-                        (None, offset, path, false),
-                    ));
-                }
-                if done {
-                    return None;
-                }
-                loop {
-                    let mut chunk = Vec::new();
-                    if let Ok(mut f) = tokio::fs::File::open(&path).await
-                        && f.seek(SeekFrom::Start(offset)).await.is_ok()
-                    {
-                        let _ = f.read_to_end(&mut chunk).await;
-                    }
-                    if !chunk.is_empty() {
-                        offset += u64::try_from(chunk.len()).unwrap_or(0);
-                        return Some((Ok(Bytes::from(chunk)), (None, offset, path, false)));
-                    }
-                    let running = runtime
-                        .list()
-                        .await
-                        .map(|cs| cs.iter().any(|c| c.id == id && c.is_running()))
-                        .unwrap_or(false);
-                    if !running {
-                        return None;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        },
-    );
+    let rest = follow(ctx.runtime.clone(), id, path, offset);
+    let stream = futures_util::stream::once(async move { Bytes::from(body) })
+        .chain(rest)
+        .map(Ok::<Bytes, std::io::Error>);
     (
         StatusCode::OK,
         [("content-type", "text/plain")],
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// How often a followed log is looked at for new bytes.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// What a container appends to its log file from `offset` on, as it comes,
+/// until the container `id` is no longer running (what it wrote before it
+/// stopped included). `pods/log?follow` and `pods/attach` read output this way.
+pub(super) fn follow(
+    runtime: Arc<dyn Runtime>,
+    id: String,
+    path: PathBuf,
+    offset: u64,
+) -> impl futures_util::Stream<Item = Bytes> + Send {
+    futures_util::stream::unfold(Some(offset), move |offset| {
+        let (runtime, id, path) = (runtime.clone(), id.clone(), path.clone());
+        async move {
+            let mut offset = offset?;
+            loop {
+                // whether it ran before reading: what it wrote before stopping is read below
+                let running = runtime
+                    .list()
+                    .await
+                    .map(|cs| cs.iter().any(|c| c.id == id && c.is_running()))
+                    .unwrap_or(false);
+                let mut chunk = Vec::new();
+                if let Ok(mut f) = tokio::fs::File::open(&path).await
+                    && f.seek(SeekFrom::Start(offset)).await.is_ok()
+                {
+                    let _ = f.read_to_end(&mut chunk).await;
+                }
+                if !chunk.is_empty() {
+                    offset += u64::try_from(chunk.len()).unwrap_or(0);
+                    return Some((Bytes::from(chunk), running.then_some(offset)));
+                }
+                if !running {
+                    return None;
+                }
+                tokio::time::sleep(FOLLOW_POLL).await;
+            }
+        }
+    })
 }
 
 #[cfg(test)]

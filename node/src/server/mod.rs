@@ -1,8 +1,9 @@
-//! The node's HTTPS endpoint (the kubelet's port): container logs, exec and
-//! port-forward, reached only through the API server's `pods/log`,
-//! `pods/exec` and `pods/portforward` proxies, and the resource figures the
+//! The node's HTTPS endpoint (the kubelet's port): container logs, exec,
+//! attach and port-forward, reached only through the API server's `pods/log`,
+//! `pods/exec`, `pods/attach` and `pods/portforward` proxies, and the resource figures the
 //! Metrics API reads ([`stats`]). See [`tls`] for how both ends authenticate.
 
+pub mod attach;
 pub mod exec;
 pub mod logs;
 pub mod portforward;
@@ -29,6 +30,11 @@ pub fn router(ctx: Arc<PodContext>) -> Router {
             "/exec/{namespace}/{pod}/{container}",
             // the body is streamed into the command (exec::MAX_STDIN is counted as it goes)
             axum::routing::post(exec::exec),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            // the container's output from now on, exec's framed answer
+            axum::routing::post(attach::attach),
         )
         .route(
             "/portforward/{namespace}/{pod}",

@@ -204,6 +204,7 @@ fn table() -> Vec<Entry> {
                 "eviction",
                 "log",
                 "exec",
+                "attach",
                 "portforward",
             ]),
         Entry::new::<core::Node>("node")
