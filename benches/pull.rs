@@ -112,8 +112,14 @@ fn one_run(
     reference: &str,
     registries: &RegistryConfig,
 ) -> [f64; 4] {
+    // each pull gets a containerd of its own, in a directory of its own
+    let fresh = |what: &str| {
+        let d = dir.join(what);
+        std::fs::create_dir_all(&d).expect("containerd dir");
+        Containerd::start(&d, "bench-pull")
+    };
     let time_ctr = |args: &[&str]| {
-        let ctd = Containerd::start(dir, "bench-pull");
+        let ctd = fresh(&args.join("-"));
         let sock = ctd.sock.to_string_lossy().to_string();
         let mut all = vec!["--address", &sock, "--namespace", &ctd.namespace];
         all.extend_from_slice(args);
@@ -127,7 +133,11 @@ fn one_run(
     let ctr_fetch = time_ctr(&["content", "fetch"]);
     let ctr_pull = time_ctr(&["image", "pull"]);
     let time_korral = |unpack: bool| {
-        let ctd = Containerd::start(dir, "bench-pull");
+        let ctd = fresh(if unpack {
+            "korral-pull"
+        } else {
+            "korral-fetch"
+        });
         rt.block_on(async {
             let api = Api::connect(&ctd.sock, &ctd.namespace).await.expect("api");
             let puller = std::sync::Arc::new(Puller::new(api.clone(), registries.clone()));
