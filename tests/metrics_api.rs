@@ -146,30 +146,21 @@ fn top_millicores(top: &str, pod: &str) -> Option<u64> {
 #[test]
 fn kubectl_top_shows_a_busy_container_busy_and_an_idle_one_idle() {
     let s = Server::start();
-    let kc = s.kubeconfig_for(&format!("node:{NODE}"));
     let data = s.dir.path().join("node-data");
     std::fs::create_dir_all(&data).expect("data dir");
-    let args: Vec<String> = [
-        "--kubeconfig",
-        &kc.to_string_lossy(),
-        "--name",
+    let args = node_support::node_args(
+        &s,
         NODE,
-        "--runtime",
-        "process",
-        "--process-pod-ips",
-        "loopback",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data.to_string_lossy(),
-        "--heartbeat-interval",
-        "1s",
-        "--housekeeping-interval",
-        "1s",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+        &data,
+        &[
+            "--runtime",
+            "process",
+            "--process-pod-ips",
+            "loopback",
+            "--housekeeping-interval",
+            "1s",
+        ],
+    );
     let node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
     wait_node(&s, &node, NODE);
     s.apply(PODS);

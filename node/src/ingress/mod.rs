@@ -20,7 +20,6 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -257,7 +256,7 @@ async fn sync_loop(client: Client, shared: Shared, address: String, secrets: boo
             _ = s_rx.recv() => {}
             _ = e_rx.recv() => {}
             _ = changed => {}
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = tokio::time::sleep(crate::proxy::RETRY_PASS) => {}
         }
         crate::proxy::drain(&mut i_rx);
         crate::proxy::drain(&mut c_rx);

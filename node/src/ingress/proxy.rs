@@ -117,7 +117,7 @@ impl Proxy {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::debug!(error = %e, "ingress: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(crate::proxy::ACCEPT_ERROR_PAUSE).await;
                     continue;
                 }
             };

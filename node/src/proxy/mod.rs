@@ -225,6 +225,14 @@ pub async fn run(client: Client, config: ProxyConfig) {
     }
 }
 
+/// The pause after a listener's failed accept or receive (e.g. out of file
+/// descriptors), so the node's TCP/UDP servers do not spin on an error.
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// How often the Ingress controller and the service load balancer run a pass
+/// with nothing changed, to retry taken ports and failed status writes.
+pub const RETRY_PASS: Duration = Duration::from_secs(30);
+
 /// Empties a change feed (the next sync reads the caches anyway).
 pub fn drain<T: Clone>(rx: &mut tokio::sync::broadcast::Receiver<T>) {
     loop {

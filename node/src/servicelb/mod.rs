@@ -20,7 +20,6 @@ pub mod udp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 use reconcilers::runtime::{Client, Patch, WriteParams};
@@ -187,7 +186,7 @@ async fn run(client: Client, config: ServiceLbConfig, node_address: String) {
         tokio::select! {
             _ = s_rx.recv() => {}
             _ = e_rx.recv() => {}
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = tokio::time::sleep(crate::proxy::RETRY_PASS) => {}
         }
         crate::proxy::drain(&mut s_rx);
         crate::proxy::drain(&mut e_rx);

@@ -22,7 +22,7 @@ pub async fn serve(listener: TcpListener, backends: Backends, name: String) {
             Err(e) => {
                 tracing::debug!(service = %name, error = %e, "service lb: accept failed");
                 // e.g. out of file descriptors: do not spin
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(crate::proxy::ACCEPT_ERROR_PAUSE).await;
             }
         }
     }

@@ -28,7 +28,7 @@ pub async fn serve(socket: UdpSocket, backends: Backends, name: String) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(service = %name, error = %e, "service lb: UDP receive failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(crate::proxy::ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
         };
