@@ -88,7 +88,7 @@ fn a_daemonset_runs_one_pod_per_eligible_node_and_rolls_out() {
     for n in ["n1", "n2", "n3"] {
         sim.node(n, "4", "8Gi", 110, json!({}), json!({}));
     }
-    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    let _kubelet = FakeKubelet::start_for_bound(&s.kubeconfig);
     s.apply(AGENT);
     wait_for("a pod on each of the three nodes", WAIT, || {
         one_each(&pods_by_node(&s, "agent"), &["n1", "n2", "n3"], "busybox:1")
@@ -321,7 +321,7 @@ fn on_delete_replaces_only_the_pods_that_are_deleted() {
     for n in nodes {
         sim.node(n, "4", "8Gi", 110, json!({}), json!({}));
     }
-    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    let _kubelet = FakeKubelet::start_for_bound(&s.kubeconfig);
     s.apply(&daemonset("lazy", "{type: OnDelete}"));
     wait_for("a pod on each node", WAIT, || {
         one_each(&pods_by_node(&s, "lazy"), &nodes, "busybox:1")
@@ -403,6 +403,30 @@ struct SurgeLog {
     dark: Vec<String>,
 }
 
+/// One pod as the surge log records it: name, node, image, readiness,
+/// creation and deletion times.
+fn pod_line(p: &k8s_openapi::api::core::v1::Pod) -> String {
+    let spec = p.spec.as_ref();
+    format!(
+        "{} on {} image {} ready {} created {:?} deleting {:?} rv {:?}",
+        p.metadata.name.as_deref().unwrap_or("?"),
+        spec.and_then(|s| s.node_name.as_deref()).unwrap_or("-"),
+        spec.and_then(|s| s.containers.first())
+            .and_then(|c| c.image.as_deref())
+            .unwrap_or("-"),
+        pod_watch::is_ready(p),
+        p.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string()),
+        p.metadata
+            .deletion_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string()),
+        p.metadata.resource_version,
+    )
+}
+
 #[test]
 fn max_surge_starts_the_new_pod_beside_the_old_one() {
     let s = Server::start_with(&["--controllers", "daemonset,scheduler"]);
@@ -411,7 +435,7 @@ fn max_surge_starts_the_new_pod_beside_the_old_one() {
     for n in nodes {
         sim.node(n, "4", "8Gi", 110, json!({}), json!({}));
     }
-    let _kubelet = FakeKubelet::start(&s.kubeconfig);
+    let _kubelet = FakeKubelet::start_for_bound(&s.kubeconfig);
     s.apply(&daemonset(
         "surge",
         "{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}",
@@ -499,7 +523,9 @@ fn max_surge_starts_the_new_pod_beside_the_old_one() {
                     l.most_live = l.most_live.max(live.len());
                     for n in ["n1", "n2", "n3"] {
                         if !ready_on.contains(n) {
-                            l.dark.push(format!("{n} after {} live pods", live.len()));
+                            let seen: Vec<String> = pods.iter().map(|p| pod_line(p)).collect();
+                            l.dark
+                                .push(format!("{n} after {} live pods: {seen:?}", live.len()));
                         }
                     }
                 }

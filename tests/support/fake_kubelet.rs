@@ -11,6 +11,11 @@
 //! run forever, as before. `fake-kubelet.korral.dev/exit-code-by-index:
 //! "0=0,3=1"` gives the pods of those completion indexes (Indexed Jobs)
 //! their own exit code, over the general one.
+//!
+//! [`FakeKubelet::start`] tends every pod, bound or not (tests that run no
+//! scheduler); [`FakeKubelet::start_for_bound`] only pods the scheduler has
+//! bound to a node, as real kubelets — what tests running the scheduler
+//! need, or a pod would be Ready before it has a node.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,8 +56,18 @@ pub struct FakeKubelet {
 }
 
 impl FakeKubelet {
-    /// Starts tending the pods of the cluster behind `kubeconfig`.
+    /// Starts tending the pods of the cluster behind `kubeconfig`, bound to
+    /// a node or not.
     pub fn start(kubeconfig: &Path) -> FakeKubelet {
+        FakeKubelet::tending(kubeconfig, false)
+    }
+
+    /// Starts tending only the pods bound to a node (`spec.nodeName` set).
+    pub fn start_for_bound(kubeconfig: &Path) -> FakeKubelet {
+        FakeKubelet::tending(kubeconfig, true)
+    }
+
+    fn tending(kubeconfig: &Path, only_bound: bool) -> FakeKubelet {
         let ip = Arc::new(AtomicU32::new(10));
         let watch = PodWatch::start(kubeconfig, "fake-kubelet", None, move |client, pods| {
             let (client, ip) = (client.clone(), ip.clone());
@@ -60,7 +75,10 @@ impl FakeKubelet {
                 // pods are tended concurrently, as a kubelet's pod workers are
                 let ip = &ip;
                 let client = &client;
-                futures_util::future::join_all(pods.iter().map(|p| tend(client, p, ip))).await;
+                let tended = pods.iter().filter(|p| {
+                    !only_bound || p.spec.as_ref().is_some_and(|s| s.node_name.is_some())
+                });
+                futures_util::future::join_all(tended.map(|p| tend(client, p, ip))).await;
             })
         });
         FakeKubelet { _watch: watch }
