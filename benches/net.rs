@@ -256,6 +256,7 @@ fn main() {
     let config = RuleConfig {
         cluster_cidr: Cidr::parse("10.244.0.0/16"),
         local_pod_cidr: Cidr::parse("10.244.0.0/24"),
+        ..RuleConfig::default()
     };
     let mut all: Vec<ServicePort> = (0..SERVICES).map(service).collect();
     all.push(measured());

@@ -86,10 +86,16 @@ const JUMPS_NAT: &str = r#"-A PREROUTING -m comment --comment "korral service po
 -A POSTROUTING -m comment --comment "korral postrouting rules" -j KORRAL-POSTROUTING
 "#;
 
-const JUMPS_FILTER: &str = r#"-A INPUT -m conntrack --ctstate NEW -m comment --comment "korral service portals" -j KORRAL-SERVICES
+const JUMPS_FILTER: &str = r#"-A INPUT -m comment --comment "korral firewall" -j KORRAL-FIREWALL
+-A INPUT -m conntrack --ctstate NEW -m comment --comment "korral service portals" -j KORRAL-SERVICES
 -A FORWARD -m comment --comment "korral forwarding rules" -j KORRAL-FORWARD
 -A FORWARD -m conntrack --ctstate NEW -m comment --comment "korral service portals" -j KORRAL-SERVICES
+-A OUTPUT -m comment --comment "korral firewall" -j KORRAL-FIREWALL
 -A OUTPUT -m conntrack --ctstate NEW -m comment --comment "korral service portals" -j KORRAL-SERVICES
+"#;
+
+/// The martian guard of node ports on 127.0.0.1 (`--iptables-localhost-nodeports`, on by default).
+const FIREWALL: &str = r#"-A KORRAL-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
 "#;
 
 const FILTER_BASE: &str = r#"-A KORRAL-FORWARD -m comment --comment "korral forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
@@ -132,8 +138,9 @@ fn expected(nat_decls: &[&str], nat_rules: &str, filter_rules: &str) -> String {
     }
     out.push_str(JUMPS_NAT);
     out.push_str(nat_rules);
-    out.push_str(":KORRAL-FORWARD - [0:0]\n:KORRAL-SERVICES - [0:0]\n");
+    out.push_str(":KORRAL-FIREWALL - [0:0]\n:KORRAL-FORWARD - [0:0]\n:KORRAL-SERVICES - [0:0]\n");
     out.push_str(JUMPS_FILTER);
+    out.push_str(FIREWALL);
     out.push_str(FILTER_BASE);
     out.push_str(filter_rules);
     out
@@ -298,7 +305,7 @@ subsets:
 /// then each chain's rules in chain-name order (rules keep their order).
 fn sort_nat(text: &str) -> String {
     let (nat, filter) = text
-        .split_once(":KORRAL-FORWARD - [0:0]\n")
+        .split_once(":KORRAL-FIREWALL - [0:0]\n")
         .expect("nat then filter");
     let mut decls = Vec::new();
     let mut builtin = Vec::new();
@@ -325,7 +332,7 @@ fn sort_nat(text: &str) -> String {
             out.push('\n');
         }
     }
-    out.push_str(":KORRAL-FORWARD - [0:0]\n");
+    out.push_str(":KORRAL-FIREWALL - [0:0]\n");
     out.push_str(filter);
     out
 }

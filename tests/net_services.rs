@@ -14,6 +14,12 @@
 //!   through the kube-dns Service, resolv.conf written by the node);
 //! - one host's daemon and network are killed: the node goes NotReady, its
 //!   pod is replaced on the other host, and the Service keeps answering.
+//!
+//! And from the node's own network namespace (not a pod's), as on a k3s
+//! node: 127.0.0.1:nodePort, the pod IP and the cluster IP answer; the
+//! martian guard drops another host's packets to the node's 127.0.0.1; the
+//! real kubectl port-forwards to a server listening only on 127.0.0.1 in
+//! the pod.
 
 use crate::net_support;
 use crate::node_support;
@@ -395,6 +401,216 @@ fn services_across_two_hosts() {
         "both survivors answer: {by_pod:?}"
     );
     drop(nodes);
+    drop(ctd);
+    drop(lab);
+}
+
+/// A pod with a server on 8080 (all addresses) and one on 127.0.0.1:8081
+/// only, behind a NodePort Service.
+const REACH: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: ["sh", "-c", "mkdir -p /tmp/www /tmp/lo && echo web > /tmp/www/index.html && echo loopback-only > /tmp/lo/index.html && httpd -p 127.0.0.1:8081 -h /tmp/lo && exec httpd -f -p 8080 -h /tmp/www"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http, nodePort: 30090}]
+"#;
+
+/// The sysctl the proxy sets for node ports on 127.0.0.1 (read in the reader's namespace).
+const ROUTE_LOCALNET: &str = "/proc/sys/net/ipv4/conf/all/route_localnet";
+
+/// A process killed (and reaped) on drop, even when the test fails.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// curl from inside `host`'s namespace (2 s at most): the body, or "" on failure.
+fn curl_in(host: &net_support::Host, url: &str) -> String {
+    let o = host.exec("curl", &["-s", "--max-time", "2", url]);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Packets the martian guard of `host` has dropped so far.
+fn guard_drops(host: &net_support::Host) -> u64 {
+    let o = host.exec(
+        "iptables",
+        &[
+            "-w",
+            "-t",
+            "filter",
+            "-L",
+            "KORRAL-FIREWALL",
+            "-v",
+            "-x",
+            "-n",
+        ],
+    );
+    assert!(o.status.success(), "iptables -L KORRAL-FIREWALL: {o:?}");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    text.lines()
+        .find(|l| l.contains("DROP") && l.contains("127.0.0.0/8"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no martian guard in KORRAL-FIREWALL:\n{text}"))
+}
+
+#[test]
+fn the_node_reaches_its_apps_on_localhost_cluster_ips_and_through_port_forward() {
+    let mut lab = Lab::new(2);
+    let gw = lab.gateway();
+    let s = Server::start_on(&format!("{gw}:0"), &[]);
+    let ctd_dir = lab.dir.path().join("ctd");
+    std::fs::create_dir_all(&ctd_dir).expect("dir");
+    let name = format!("reach{}", std::process::id());
+    let ctd = Containerd::start(&ctd_dir, &name);
+    ctd.import_busybox("busybox:1.36");
+    let root_localnet = std::fs::read_to_string(ROUTE_LOCALNET).expect("route_localnet");
+    let data = ctd_dir.join("node");
+    let node = start_containerd_node(
+        &mut lab,
+        &s,
+        &ctd,
+        0,
+        &name,
+        &data,
+        &["--proxy-min-sync-period", "100ms"],
+    );
+    apply(&s, REACH);
+    let ready = || {
+        jsonpath(
+            &s,
+            "pod",
+            "web",
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "True"
+            && ready_endpoints(&s) == 1
+    };
+    assert!(
+        poll_until(Duration::from_secs(60), ready),
+        "pod not ready: {}\nnode log:\n{}",
+        s.ok(&["get", "pods", "-o", "wide"]),
+        tail(&node.log_text(), 20)
+    );
+    let host = lab.hosts[0].clone();
+
+    // route_localnet is set in the node's namespace, and only there
+    let o = host.exec("cat", &[ROUTE_LOCALNET]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1", "{o:?}");
+    assert_eq!(
+        std::fs::read_to_string(ROUTE_LOCALNET).expect("route_localnet"),
+        root_localnet,
+        "the root namespace's route_localnet is left alone"
+    );
+
+    // 127.0.0.1:nodePort from the node's own namespace (masqueraded: the reply comes back)
+    wait_for(
+        "127.0.0.1:30090 to answer in the node's namespace",
+        Duration::from_secs(20),
+        || curl_in(&host, "http://127.0.0.1:30090/") == "web\n",
+    );
+    // the pod IP, through the bridge; its loopback-only server is not reachable so
+    let pod_ip = jsonpath(&s, "pod", "web", "{.status.podIP}");
+    assert_eq!(curl_in(&host, &format!("http://{pod_ip}:8080/")), "web\n");
+    assert_eq!(curl_in(&host, &format!("http://{pod_ip}:8081/")), "");
+
+    // the cluster IP: routed (as on any node, by the default route) before the proxy's DNAT
+    host.default_route_to_nowhere();
+    let cluster_ip = jsonpath(&s, "service", "web", "{.spec.clusterIP}");
+    assert!(!cluster_ip.is_empty(), "the Service has a cluster IP");
+    wait_for(
+        "the cluster IP to answer in the node's namespace",
+        Duration::from_secs(20),
+        || curl_in(&host, &format!("http://{cluster_ip}/")) == "web\n",
+    );
+    for _ in 0..10 {
+        assert_eq!(curl_in(&host, &format!("http://{cluster_ip}/")), "web\n");
+    }
+
+    // kubectl port-forward reaches the server that listens only on 127.0.0.1 in the pod
+    node_support::check_port_forward(&s, "pod/web", 8081, "/", "loopback-only\n");
+
+    // the martian guard: another host sending to the node's 127.0.0.1 is dropped
+    // (host 1 routes 127.0.0.0/8 to host 0 — its own namespace's tables and sysctl only)
+    let www = lab.dir.path().join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "node-local\n").expect("page");
+    let listener = Reaped(
+        host.command("busybox")
+            .args(["httpd", "-f", "-p", "127.0.0.1:18080", "-h"])
+            .arg(&www)
+            .spawn()
+            .expect("busybox httpd"),
+    );
+    wait_for(
+        "a server on the node's 127.0.0.1",
+        Duration::from_secs(10),
+        || curl_in(&host, "http://127.0.0.1:18080/") == "node-local\n",
+    );
+    let other = &lab.hosts[1];
+    let o = other.exec("sh", &["-c", &format!("echo 1 > {ROUTE_LOCALNET}")]);
+    assert!(o.status.success(), "{o:?}");
+    let hijack = [
+        vec![
+            "route",
+            "del",
+            "local",
+            "127.0.0.0/8",
+            "dev",
+            "lo",
+            "table",
+            "local",
+        ],
+        vec![
+            "route",
+            "del",
+            "local",
+            "127.0.0.1",
+            "dev",
+            "lo",
+            "table",
+            "local",
+        ],
+    ];
+    for args in &hijack {
+        let o = other.exec("ip", args);
+        assert!(o.status.success(), "ip {args:?}: {o:?}");
+    }
+    let via = host.ip.to_string();
+    let o = other.exec(
+        "ip",
+        &["route", "add", "127.0.0.0/8", "via", &via, "dev", "eth0"],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let before = guard_drops(&host);
+    assert_eq!(
+        curl_in(other, "http://127.0.0.1:18080/"),
+        "",
+        "another host reached a server on the node's 127.0.0.1"
+    );
+    let after = guard_drops(&host);
+    assert!(
+        after > before,
+        "the martian guard dropped the attempt ({before} → {after} packets)"
+    );
+    drop(listener);
+    drop(node);
     drop(ctd);
     drop(lab);
 }

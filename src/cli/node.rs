@@ -195,6 +195,11 @@ pub struct Args {
     /// The shortest time between two proxy syncs (changes in between are coalesced).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     proxy_min_sync_period: Duration,
+    /// NodePorts answer on 127.0.0.1 too with the iptables proxy (kube-proxy's flag): sets
+    /// net.ipv4.conf.all.route_localnet=1 in the node's network namespace and drops packets to
+    /// 127.0.0.0/8 from other addresses unless they go to a NodePort (`=false`: not on 127.0.0.1).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    iptables_localhost_nodeports: bool,
     /// Where the built-in Ingress controller serves HTTP (`off`: nowhere; default 0.0.0.0:80 as root,
     /// off otherwise and for simulated nodes).
     #[arg(long, value_name = "ADDR|off")]
@@ -298,6 +303,7 @@ fn config(args: &Args, name: &str) -> Result<NodeConfig, String> {
         rules: node::proxy::rules::RuleConfig {
             cluster_cidr: Some(args.cluster_cidr),
             local_pod_cidr: None,
+            localhost_nodeports: args.iptables_localhost_nodeports,
         },
         sync_period: args.proxy_sync_period,
         full_sync_period: args.proxy_full_sync_period,

@@ -78,6 +78,34 @@ impl Host {
             .expect("nsenter (util-linux)")
     }
 
+    /// Gives the host a default route as a real node has (cluster IPs are
+    /// routed by it before the proxy's DNAT, as with kube-proxy), but into
+    /// a veth pair of its own whose other end is down: what is not DNATed
+    /// goes nowhere, nothing leaves the host. It goes with the namespace.
+    pub fn default_route_to_nowhere(&self) {
+        let ns = self.netns.as_str();
+        must(
+            "ip",
+            &[
+                "-n",
+                ns,
+                "link",
+                "add",
+                "krnowhere",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "krnowhere1",
+            ],
+        );
+        must("ip", &["-n", ns, "link", "set", "krnowhere", "up"]);
+        must(
+            "ip",
+            &["-n", ns, "route", "add", "default", "dev", "krnowhere"],
+        );
+    }
+
     /// `iptables-save` of the host, only the lines about korral's chains.
     pub fn korral_rules(&self) -> String {
         let mut out = String::new();

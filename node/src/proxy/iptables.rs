@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::proxy::rules::{FORWARD, POSTROUTING, PREFIX, SERVICES};
+use crate::proxy::rules::{FIREWALL, FORWARD, POSTROUTING, PREFIX, SERVICES};
 
 /// A jump from a built-in chain into one of the proxy's: (table, chain, rule).
 pub type Jump = (&'static str, &'static str, String);
@@ -19,6 +19,7 @@ pub fn jumps() -> Vec<Jump> {
     let new_portals = format!(
         "-m conntrack --ctstate NEW -m comment --comment \"korral service portals\" -j {SERVICES}"
     );
+    let firewall = format!("-m comment --comment \"korral firewall\" -j {FIREWALL}");
     vec![
         ("nat", "PREROUTING", portals.clone()),
         ("nat", "OUTPUT", portals),
@@ -35,6 +36,9 @@ pub fn jumps() -> Vec<Jump> {
             "FORWARD",
             format!("-m comment --comment \"korral forwarding rules\" -j {FORWARD}"),
         ),
+        // kubelet's KUBE-FIREWALL jumps: the martian guard of localhost node ports
+        ("filter", "INPUT", firewall.clone()),
+        ("filter", "OUTPUT", firewall),
     ]
 }
 
@@ -181,6 +185,6 @@ mod tests {
             vec!["KORRAL-SERVICES", "KORRAL-SVC-ABC"]
         );
         assert_eq!(own_lines(saved).len(), 3);
-        assert_eq!(jumps().len(), 7);
+        assert_eq!(jumps().len(), 9);
     }
 }

@@ -14,6 +14,9 @@
 //! sync). A sync after a change writes only the chains that changed (and
 //! deletes the ones gone); the full sync rewrites everything and re-reads
 //! the chains present, repairing whatever someone else changed.
+//! With localhost node ports (the default, as kube-proxy's
+//! `--iptables-localhost-nodeports`) [`run`] first sets
+//! [`ROUTE_LOCALNET`] in the daemon's network namespace.
 
 pub mod iptables;
 pub mod model;
@@ -156,8 +159,39 @@ fn snapshot(services: &Informer<Service>, endpoints: &Informer<Endpoints>) -> Ve
     model::service_ports(&s, &e)
 }
 
+/// The sysctl that lets packets to and from 127.0.0.0/8 be routed off the
+/// loopback interface (per network namespace: only the node daemon's own).
+pub const ROUTE_LOCALNET: &str = "/proc/sys/net/ipv4/conf/all/route_localnet";
+
+/// Sets `net.ipv4.conf.all.route_localnet=1`, as kube-proxy does for node
+/// ports on localhost; true when it was not set yet.
+pub fn ensure_route_localnet() -> Result<bool, String> {
+    let now =
+        std::fs::read_to_string(ROUTE_LOCALNET).map_err(|e| format!("{ROUTE_LOCALNET}: {e}"))?;
+    if now.trim() == "1" {
+        return Ok(false);
+    }
+    std::fs::write(ROUTE_LOCALNET, b"1")
+        .map_err(|e| format!("writing 1 to {ROUTE_LOCALNET}: {e}"))?;
+    Ok(true)
+}
+
 /// Runs the proxy until the task is dropped.
-pub async fn run(client: Client, config: ProxyConfig) {
+pub async fn run(client: Client, mut config: ProxyConfig) {
+    if config.rules.localhost_nodeports {
+        match ensure_route_localnet() {
+            Ok(changed) => tracing::info!(
+                changed,
+                "node ports answer on 127.0.0.1 too: net.ipv4.conf.all.route_localnet=1 \
+                 (--iptables-localhost-nodeports=false turns this off)"
+            ),
+            Err(e) => {
+                // without it a DNATed packet from 127.0.0.1 cannot leave: exclude loopback instead
+                tracing::warn!(error = %e, "node ports will not answer on 127.0.0.1");
+                config.rules.localhost_nodeports = false;
+            }
+        }
+    }
     let services = Informer::start(
         client.api::<Service>(None),
         WatchConfig::default(),

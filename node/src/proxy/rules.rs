@@ -18,6 +18,13 @@
 //!   the mark.
 //! - filter `KORRAL-SERVICES`: REJECT for service ports without ready
 //!   endpoints; filter `KORRAL-FORWARD`: accept marked and pod traffic.
+//! - filter `KORRAL-FIREWALL` (from INPUT and OUTPUT): with localhost node
+//!   ports (kube-proxy's `--iptables-localhost-nodeports`, which needs
+//!   `route_localnet`), the martian guard that drops packets to 127.0.0.0/8
+//!   from elsewhere unless they were DNATed to a node port (issue 90259);
+//!   without them the node-port jump skips 127.0.0.0/8 instead. NodePort
+//!   traffic is always marked for masquerade, so a connection from
+//!   127.0.0.1 leaves with the bridge's address and its reply comes back.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -38,6 +45,11 @@ pub const POSTROUTING: &str = "KORRAL-POSTROUTING";
 pub const MARK_MASQ: &str = "KORRAL-MARK-MASQ";
 /// The filter chain jumped to from FORWARD.
 pub const FORWARD: &str = "KORRAL-FORWARD";
+/// The filter chain jumped to from INPUT and OUTPUT (kubelet's `KUBE-FIREWALL`):
+/// the martian guard of localhost node ports.
+pub const FIREWALL: &str = "KORRAL-FIREWALL";
+/// The loopback network, whose node ports need `route_localnet`.
+pub const LOOPBACK: &str = "127.0.0.0/8";
 /// Every chain name the proxy owns starts with this.
 pub const PREFIX: &str = "KORRAL-";
 
@@ -48,6 +60,10 @@ pub struct RuleConfig {
     pub cluster_cidr: Option<Cidr>,
     /// This node's pod CIDR (same-node service traffic is masqueraded).
     pub local_pod_cidr: Option<Cidr>,
+    /// Serve node ports on 127.0.0.0/8 too (kube-proxy's
+    /// `--iptables-localhost-nodeports`; needs `route_localnet=1`, adds the
+    /// martian guard); otherwise the node-port jump excludes them.
+    pub localhost_nodeports: bool,
 }
 
 /// The chains of one table, by name, each with its rules (`-A …` lines).
@@ -91,6 +107,17 @@ pub fn render(ports: &[ServicePort], config: &RuleConfig) -> Ruleset {
     }
     declare(&mut filter, SERVICES);
     declare(&mut filter, FORWARD);
+    declare(&mut filter, FIREWALL);
+    if config.localhost_nodeports {
+        add(
+            &mut filter,
+            FIREWALL,
+            format!(
+                "! -s {LOOPBACK} -d {LOOPBACK} {} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+                comment("block incoming localnet connections")
+            ),
+        );
+    }
 
     // marking and masquerading
     add(
@@ -160,11 +187,17 @@ pub fn render(ports: &[ServicePort], config: &RuleConfig) -> Ruleset {
     for sp in ports {
         service_port(&mut nat, &mut filter, sp, config);
     }
+    // without route_localnet a DNATed packet from 127.0.0.1 cannot leave: skip loopback
+    let not_loopback = if config.localhost_nodeports {
+        String::new()
+    } else {
+        format!("! -d {LOOPBACK} ")
+    };
     add(
         &mut nat,
         SERVICES,
         format!(
-            "{} -m addrtype --dst-type LOCAL -j {NODEPORTS}",
+            "{not_loopback}{} -m addrtype --dst-type LOCAL -j {NODEPORTS}",
             comment("korral service nodeports; NOTE: this must be the last rule in this chain")
         ),
     );
@@ -411,6 +444,7 @@ mod tests {
         RuleConfig {
             cluster_cidr: Cidr::parse("10.244.0.0/16"),
             local_pod_cidr: Cidr::parse("10.244.0.0/24"),
+            localhost_nodeports: true,
         }
     }
 
@@ -479,7 +513,8 @@ mod tests {
         assert_eq!(decls, sorted);
         assert_eq!(
             r.saved("filter"),
-            ":KORRAL-FORWARD - [0:0]\n:KORRAL-SERVICES - [0:0]\n\
+            ":KORRAL-FIREWALL - [0:0]\n:KORRAL-FORWARD - [0:0]\n:KORRAL-SERVICES - [0:0]\n\
+             -A KORRAL-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n\
              -A KORRAL-FORWARD -m comment --comment \"korral forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n\
              -A KORRAL-FORWARD -s 10.244.0.0/16 -m comment --comment \"korral pod network\" -j ACCEPT\n\
              -A KORRAL-FORWARD -d 10.244.0.0/16 -m comment --comment \"korral pod network\" -j ACCEPT\n"
@@ -521,6 +556,36 @@ mod tests {
             &[dns, port("web", &[(1, 2)])],
             &config(),
             include_str!("testdata/three_endpoints.txt"),
+        );
+    }
+
+    #[test]
+    fn localhost_nodeports_add_the_martian_guard_or_skip_loopback() {
+        let mut web = port("web", &[(0, 2)]);
+        web.node_port = Some(30080);
+        let on = render(std::slice::from_ref(&web), &config());
+        let guard = &on.filter[FIREWALL];
+        assert_eq!(guard.len(), 1, "{guard:?}");
+        assert!(guard[0].contains("! -s 127.0.0.0/8 -d 127.0.0.0/8"));
+        assert!(guard[0].contains("! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"));
+        let last = on.nat[SERVICES].last().expect("the node-port jump");
+        assert!(last.ends_with(&format!("-m addrtype --dst-type LOCAL -j {NODEPORTS}")));
+        assert!(!last.contains("127.0.0.0/8"), "{last}");
+        // node ports are marked for masquerade: a reply to 127.0.0.1 could not return
+        assert!(on.nat[NODEPORTS][0].ends_with(&format!("--dport 30080 -j {MARK_MASQ}")));
+
+        let off = render(
+            &[web],
+            &RuleConfig {
+                localhost_nodeports: false,
+                ..config()
+            },
+        );
+        assert!(off.filter[FIREWALL].is_empty(), "the chain stays, empty");
+        let last = off.nat[SERVICES].last().expect("the node-port jump");
+        assert!(
+            last.starts_with(&format!("-A {SERVICES} ! -d 127.0.0.0/8 ")),
+            "{last}"
         );
     }
 
@@ -582,7 +647,7 @@ mod tests {
         let mut stale = BTreeMap::new();
         stale.insert("nat", vec!["KORRAL-SVC-GONE".to_string()]);
         let text = r.restore_input(&stale);
-        assert!(text.starts_with("*filter\n:KORRAL-FORWARD - [0:0]\n"));
+        assert!(text.starts_with("*filter\n:KORRAL-FIREWALL - [0:0]\n:KORRAL-FORWARD - [0:0]\n"));
         assert!(text.contains(":KORRAL-SVC-GONE - [0:0]\n"));
         assert!(text.ends_with("-X KORRAL-SVC-GONE\nCOMMIT\n"));
         assert_eq!(text.matches("COMMIT\n").count(), 2);

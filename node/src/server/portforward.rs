@@ -3,12 +3,14 @@
 //! the node daemon connects to the pod's port and relays both ways — the
 //! request body (streamed) is what the client sends, the response body
 //! (streamed) what the pod answers; the body's end half-closes the
-//! connection to the pod. Containerd pods are reached at their pod IP from
-//! the node's network namespace (the kubelet dials `localhost` inside the
-//! pod's namespace, so a server bound to 127.0.0.1 in a container answers
-//! there but not here); process-runtime pods share the host's network and
-//! are reached at their loopback pod IP (or 127.0.0.1 without one). A connection that cannot be made is a 502 with
-//! the reason, which the API server reports on the client's error stream.
+//! connection to the pod. Containerd pods are reached as the kubelet reaches
+//! them: at localhost inside the pod's network namespace (the socket is made
+//! there by a thread that joins it, so a server bound only to 127.0.0.1 in a
+//! container answers); a host-network pod at 127.0.0.1 of the node; a pod
+//! without a namespace of its own at its IP. Process-runtime pods share the
+//! host's network and are reached at their loopback pod IP (or 127.0.0.1
+//! without one). A connection that cannot be made is a 502 with the reason,
+//! which the API server reports on the client's error stream.
 
 use std::sync::Arc;
 
@@ -21,13 +23,35 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::pods::PodContext;
+use crate::runtime::containerd::network;
 use reconcilers::runtime::ObjectRef;
 
 /// The largest chunk read from the pod at once.
 const CHUNK: usize = 32 * 1024;
 
-/// Where the pod's `port` is reached from the node, or why it cannot be.
-fn target(ctx: &PodContext, ns: &str, pod: &str) -> Result<String, (StatusCode, String)> {
+/// How long a connection to the pod may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where a pod's port is dialled.
+#[derive(Debug, PartialEq)]
+enum Target {
+    /// This address, from the node's network namespace.
+    Node(String),
+    /// localhost inside this network namespace (a containerd pod's).
+    Netns(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Node(host) => write!(f, "{host}"),
+            Target::Netns(path) => write!(f, "localhost in the pod's namespace {}", path.display()),
+        }
+    }
+}
+
+/// Where the pod's port is reached from the node, or why it cannot be.
+fn target(ctx: &PodContext, ns: &str, pod: &str) -> Result<Target, (StatusCode, String)> {
     let p = ctx
         .cache
         .get(&ObjectRef::new(Some(ns), pod))
@@ -42,14 +66,25 @@ fn target(ctx: &PodContext, ns: &str, pod: &str) -> Result<String, (StatusCode, 
         .as_ref()
         .and_then(|s| s.pod_ip.clone())
         .filter(|ip| !ip.is_empty());
+    let host_network = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let uid = p.metadata.uid.as_deref().unwrap_or_default();
     match ctx.runtime.kind() {
         // process pods listen on their (loopback) pod IP, or on the host's
-        "process" => Ok(ip.unwrap_or_else(|| "127.0.0.1".into())),
+        "process" => Ok(Target::Node(ip.unwrap_or_else(|| "127.0.0.1".into()))),
+        // the kubelet dials localhost in the pod's namespace: the host's for host-network pods
+        "containerd" if host_network => Ok(Target::Node("127.0.0.1".into())),
+        "containerd" if !uid.is_empty() && network::netns_path(uid).exists() => {
+            Ok(Target::Netns(network::netns_path(uid)))
+        }
         "simulated" => Err((
             StatusCode::BAD_REQUEST,
             format!("pod {ns}/{pod} runs on a simulated node, which has no network to forward to"),
         )),
-        _ => ip.ok_or_else(|| {
+        _ => ip.map(Target::Node).ok_or_else(|| {
             (
                 StatusCode::BAD_REQUEST,
                 format!("pod {ns}/{pod} has no IP address yet"),
@@ -80,17 +115,26 @@ pub async fn portforward(
         Ok(h) => h,
         Err(r) => return r.into_response(),
     };
-    let stream = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
+    let connected = match &host {
+        Target::Node(addr) => tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect((addr.as_str(), port)),
+        )
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+        Target::Netns(path) => network::connect_in_netns(path, port, CONNECT_TIMEOUT).await,
+    };
+    let stream = match connected {
         Ok(s) => s,
         Err(e) => {
             return (
                 StatusCode::BAD_GATEWAY,
-                format!("failed to connect to {host}:{port} of pod {ns}/{pod}: {e}"),
+                format!("failed to connect to port {port} of pod {ns}/{pod} ({host}): {e}"),
             )
                 .into_response();
         }
     };
-    tracing::info!(namespace = %ns, pod = %pod, port, "port-forward connection");
+    tracing::info!(namespace = %ns, pod = %pod, port, target = %host, "port-forward connection");
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     tokio::spawn(async move {

@@ -3,9 +3,12 @@
 //! named network namespace (`/run/netns/kr-<uid>`) with a veth pair whose
 //! pod end is `eth0` with an address from the node's pod CIDR. Addresses
 //! are leased as files under `DATA/ipam/` so a restarted daemon keeps them.
+//! [`connect_in_netns`] dials localhost inside a pod's namespace (port-forward).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A node's pod network.
 #[derive(Clone, Debug)]
@@ -41,6 +44,50 @@ pub fn netns_name(uid: &str) -> String {
 /// The path of a pod's network namespace.
 pub fn netns_path(uid: &str) -> PathBuf {
     Path::new("/run/netns").join(netns_name(uid))
+}
+
+/// Connects to `port` on localhost inside the network namespace at `netns`
+/// (a pod's), as the kubelet's port-forward does: a thread of its own joins
+/// the namespace (`setns`), makes and connects the socket there (127.0.0.1,
+/// then ::1) and ends; the socket keeps its namespace and is handed to
+/// tokio. Never a pooled thread: it would stay in the pod's namespace.
+pub async fn connect_in_netns(
+    netns: &Path,
+    port: u16,
+    timeout: Duration,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let path = netns.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns-connect".into())
+        .spawn(move || {
+            let _ = tx.send(connect_blocking(&path, port, timeout));
+        })?;
+    let stream = rx
+        .await
+        .map_err(|_| std::io::Error::other("the namespace thread ended without an answer"))??;
+    stream.set_nonblocking(true)?;
+    tokio::net::TcpStream::from_std(stream)
+}
+
+/// Joins `netns` (this thread only, which must end afterwards) and connects to localhost:`port`.
+fn connect_blocking(
+    netns: &Path,
+    port: u16,
+    timeout: Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    let ns = std::fs::File::open(netns)?;
+    // SAFETY: `ns` is an open namespace file; setns changes only the calling
+    // thread's network namespace, and this thread ends after connecting
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    std::net::TcpStream::connect_timeout(&v4, timeout).or_else(|e| {
+        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+        // the IPv4 error is the one to report when neither answers
+        std::net::TcpStream::connect_timeout(&v6, timeout).map_err(|_| e)
+    })
 }
 
 async fn ip(args: &[&str]) -> Result<(), String> {
@@ -204,6 +251,33 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn connects_inside_a_namespace_from_a_thread_of_its_own() {
+        // our own namespace, entered by path as a pod's would be
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let port = listener.local_addr().expect("addr").port();
+        let ns = Path::new("/proc/self/ns/net");
+        let got = connect_in_netns(ns, port, Duration::from_secs(5)).await;
+        // SAFETY: geteuid has no preconditions
+        if unsafe { libc::geteuid() } == 0 {
+            let stream = got.expect("connected inside the namespace");
+            let (_, from) = listener.accept().expect("accepted");
+            assert_eq!(stream.local_addr().expect("local"), from);
+        } else {
+            let e = got.expect_err("setns needs CAP_SYS_ADMIN");
+            assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+        }
+        let missing = connect_in_netns(
+            Path::new("/run/netns/kr-none"),
+            port,
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            missing.await.expect_err("no such namespace").kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
 
     #[test]
     fn names_fit_linux_limits() {
