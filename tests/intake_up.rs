@@ -34,13 +34,28 @@ pub struct Up {
 }
 
 impl Up {
-    /// Starts `korral up` on `src` with `args`, its state in `dir/state`,
-    /// and waits until it says it is ready.
+    /// Starts `korral up` on `src` with `args`, its state in `dir/state`, the
+    /// API server on a free loopback port, pods as host processes; waits
+    /// until it says it is ready.
     pub fn start(dir: &std::path::Path, src: &std::path::Path, args: &[&str]) -> Up {
+        let mut all = vec!["--listen", "127.0.0.1:0", "--runtime", "process"];
+        all.extend_from_slice(args);
+        Up::start_with(Command::new(korral_bin()), dir, src, &all)
+    }
+
+    /// Starts `korral up` on `src` with `args` through `korral` (the binary,
+    /// or a command running it, e.g. in a network namespace), its state in
+    /// `dir/state`; waits until it says it is ready.
+    pub fn start_with(
+        mut korral: Command,
+        dir: &std::path::Path,
+        src: &std::path::Path,
+        args: &[&str],
+    ) -> Up {
         let log_path = dir.join("up.log");
         let log_file = std::fs::File::create(&log_path).expect("log");
-        let child = Command::new(korral_bin())
-            .args(["up", "--listen", "127.0.0.1:0", "--interval", "1s"])
+        let child = korral
+            .args(["up", "--interval", "1s"])
             .args(args)
             .arg("--data-dir")
             .arg(dir.join("state"))
@@ -139,6 +154,8 @@ fn up_serves_the_demo_and_stops_on_ctrl_c() {
             "up",
             "--listen",
             "127.0.0.1:0",
+            "--runtime",
+            "process",
             "--interval",
             "1s",
             "--data-dir",
@@ -156,6 +173,11 @@ fn up_serves_the_demo_and_stops_on_ctrl_c() {
         "korral up to say it is ready",
         Duration::from_secs(30),
         || log().contains("korral up: ready"),
+    );
+    assert!(
+        log().contains("korral up: runtime process: asked for with --runtime process"),
+        "{}",
+        log()
     );
     assert!(
         log().contains(&format!(

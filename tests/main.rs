@@ -47,5 +47,6 @@ mod service_lb;
 mod statefulsets;
 mod storage;
 mod third_party_clients;
+mod up_containerd;
 mod validate_cli;
 mod workloads;

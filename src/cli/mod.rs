@@ -12,4 +12,5 @@ pub mod sources;
 pub mod sync;
 pub mod token;
 pub mod up;
+pub mod up_runtime;
 pub mod validate;

@@ -371,16 +371,7 @@ fn factory(args: &Args, config: &NodeConfig) -> Result<RuntimeFactory, String> {
                 Box::pin(async move {
                     let ips = match mode {
                         ProcessIps::Host => PodIps::Host(reg.host_ip.clone()),
-                        ProcessIps::Loopback => {
-                            let o = reg
-                                .pod_cidr
-                                .as_deref()
-                                .and_then(|c| c.split('/').next())
-                                .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
-                                .map(|ip| ip.octets())
-                                .unwrap_or([10, 244, 0, 0]);
-                            PodIps::Loopback([o[1], o[2]])
-                        }
+                        ProcessIps::Loopback => loopback_ips(reg.pod_cidr.as_deref()),
                     };
                     let shim = vec![exe.to_string_lossy().into_owned(), "node-shim".to_string()];
                     Process::new(&data_dir, shim, ips)
@@ -394,23 +385,38 @@ fn factory(args: &Args, config: &NodeConfig) -> Result<RuntimeFactory, String> {
                 Some(p) => node::runtime::containerd::registry_config::RegistryConfig::load(p)?,
                 None => Default::default(),
             };
-            let opts = node::runtime::containerd::Options {
+            containerd_factory(node::runtime::containerd::Options {
                 address: args.containerd_address.clone(),
                 namespace: args.containerd_namespace.clone(),
                 snapshotter: args.snapshotter.clone(),
                 node: config.name.clone(),
                 data_dir: data_dir.clone(),
                 registries,
-            };
-            Box::new(move |reg| {
-                Box::pin(async move {
-                    node::runtime::containerd::Containerd::connect(opts, reg.pod_cidr.as_deref())
-                        .await
-                        .map(|c| Arc::new(c) as Arc<dyn Runtime>)
-                        .map_err(|e| e.to_string())
-                })
             })
         }
+    })
+}
+
+/// The process runtime's `PodIps::Loopback` for a node's pod CIDR: each pod
+/// on its own `127.B.C.x`, B and C from the CIDR's second and third octets.
+pub fn loopback_ips(pod_cidr: Option<&str>) -> PodIps {
+    let o = pod_cidr
+        .and_then(|c| c.split('/').next())
+        .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+        .map(|ip| ip.octets())
+        .unwrap_or([10, 244, 0, 0]);
+    PodIps::Loopback([o[1], o[2]])
+}
+
+/// The containerd runtime, connected once the node knows its pod CIDR.
+pub fn containerd_factory(opts: node::runtime::containerd::Options) -> RuntimeFactory {
+    Box::new(move |reg| {
+        Box::pin(async move {
+            node::runtime::containerd::Containerd::connect(opts, reg.pod_cidr.as_deref())
+                .await
+                .map(|c| Arc::new(c) as Arc<dyn Runtime>)
+                .map_err(|e| e.to_string())
+        })
     })
 }
 

@@ -231,7 +231,14 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(output::ERROR);
             }
         };
-        let dns = match start_dns(&args).await {
+        let dns = match start_dns(
+            &args.network,
+            args.listen,
+            args.advertise_address,
+            &args.data_dir,
+        )
+        .await
+        {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("korral server: {e}");
@@ -289,16 +296,20 @@ pub fn run(args: Args) -> ExitCode {
     })
 }
 
-/// Starts the cluster DNS server (as the controller identity) unless disabled.
-async fn start_dns(args: &Args) -> Result<Option<reconcilers::dns::RunningDns>, String> {
-    let advertise = args
-        .advertise_address
-        .unwrap_or_else(|| apiserver::server::advertise_address(args.listen.ip()));
-    let Some(config) = args.network.dns(args.listen, advertise)? else {
+/// Starts the cluster DNS server (as the controller identity) unless
+/// `network` disables it; `listen` and `advertise` are the API server's.
+pub async fn start_dns(
+    network: &Network,
+    listen: SocketAddr,
+    advertise: Option<IpAddr>,
+    data_dir: &std::path::Path,
+) -> Result<Option<reconcilers::dns::RunningDns>, String> {
+    let advertise = advertise.unwrap_or_else(|| apiserver::server::advertise_address(listen.ip()));
+    let Some(config) = network.dns(listen, advertise)? else {
         return Ok(None);
     };
     let client = reconcilers::runtime::Client::from_kubeconfig(
-        Some(&args.data_dir.join("controller.kubeconfig")),
+        Some(&data_dir.join("controller.kubeconfig")),
         "korral-dns",
     )
     .map_err(|e| format!("cluster DNS: {e}"))?;

@@ -1,10 +1,13 @@
 //! `korral up [PATH | GIT-URL]`: everything in one process for a first run —
-//! the API server on the embedded store, the controllers, one node (process
-//! runtime), the intake reconciler with a source for PATH (default
-//! `fixtures/demo`), the Ingress controller on 127.0.0.1:8080/8443, the
-//! service load balancer (LoadBalancer and NodePort Services on 127.0.0.1) — printing
-//! what it does and how to reach it, until Ctrl-C stops it all. Also the
-//! in-process start of intake that `korral server` uses.
+//! the API server on the embedded store, the controllers, one node
+//! (containerd with a pod network, the iptables service proxy and the
+//! cluster DNS when run as root where containerd runs, host processes
+//! otherwise: [`crate::cli::up_runtime`]), the intake reconciler with a
+//! source for PATH (default `fixtures/demo`), the Ingress controller on
+//! 127.0.0.1:8080/8443, the service load balancer (LoadBalancer and NodePort
+//! Services on 127.0.0.1) — printing what it does and how to reach it, until
+//! Ctrl-C stops it all. Also the in-process start of intake that `korral
+//! server` uses.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,14 +90,30 @@ pub fn start_intake(
     })
 }
 
-/// Starts one node daemon with the process runtime in this process (its
-/// own `node:NAME` identity; each pod gets its own loopback IP, so pods
-/// that bind `$(POD_IP)` do not collide); returns a sender that stops it.
 /// A node daemon running in this process.
 struct LocalNode {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     runtime: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<dyn node::runtime::Runtime>>>>,
+    /// It programmed the machine's network (pod routes, the proxy's chains).
+    network: bool,
+}
+
+/// How the local node runs containers.
+enum NodeRuntime {
+    /// Host processes, each pod on its own loopback IP (pods that bind
+    /// `$(POD_IP)` do not collide).
+    Process,
+    /// containerd, with the pod network and the iptables service proxy.
+    Containerd {
+        /// Where containerd is and which namespace and registries to use (the
+        /// data directory is the node's).
+        opts: node::runtime::containerd::Options,
+        /// The cluster's pod network (the proxy masquerades traffic from outside it).
+        cluster_cidr: node::proxy::model::Cidr,
+        /// The node's address (the API server's advertised one).
+        node_ip: std::net::IpAddr,
+    },
 }
 
 impl LocalNode {
@@ -121,6 +140,16 @@ impl LocalNode {
         }
         if !containers.is_empty() {
             eprintln!("korral up: stopped {} container(s)", containers.len());
+        }
+        if self.network {
+            // what `korral node --cleanup` removes: the proxy's chains and the pod routes
+            let cleaned = match node::proxy::cleanup().await {
+                Ok(()) => node::routes::cleanup().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = cleaned {
+                eprintln!("korral up: could not remove the service proxy's rules: {e}");
+            }
         }
     }
 }
@@ -172,16 +201,18 @@ fn controller_kubeconfig(
     Ok(path)
 }
 
+/// Starts one node daemon in this process, as its own `node:NAME` identity.
 fn start_node(
     server: &RunningServer,
     data_dir: &Path,
     name: &str,
     ingress: (Option<SocketAddr>, Option<SocketAddr>),
+    runtime: NodeRuntime,
 ) -> Result<LocalNode, String> {
     use apiserver::auth::Role;
     use node::daemon::Daemon;
     use node::runtime::Runtime;
-    use node::runtime::process::{PodIps, Process};
+    use node::runtime::process::Process;
 
     let token = server
         .app
@@ -212,7 +243,27 @@ fn start_node(
         .map_err(|e| format!("{}: {e}", node_dir.display()))?;
     let mut config = node::NodeConfig::new(name, node_dir.clone());
     config.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.node_ip = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    let network = matches!(runtime, NodeRuntime::Containerd { .. });
+    match &runtime {
+        NodeRuntime::Process => config.node_ip = Some(std::net::IpAddr::from([127, 0, 0, 1])),
+        NodeRuntime::Containerd {
+            cluster_cidr,
+            node_ip,
+            ..
+        } => {
+            config.node_ip = Some(*node_ip);
+            // the API server reaches the node's logs/exec endpoint at the node's address
+            config.listen = Some(SocketAddr::new(*node_ip, 0));
+            config.pod_routes = true;
+            config.proxy = Some(node::proxy::ProxyConfig {
+                rules: node::proxy::rules::RuleConfig {
+                    cluster_cidr: Some(*cluster_cidr),
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+        }
+    }
     if ingress.0.is_some() || ingress.1.is_some() {
         config.ingress = Some(node::ingress::IngressConfig {
             http_listen: ingress.0,
@@ -221,8 +272,10 @@ fn start_node(
             address: None,
         });
     }
-    // the service load balancer: LoadBalancer Services and NodePorts on 127.0.0.1
+    // the service load balancer: LoadBalancer Services, and NodePorts on 127.0.0.1
+    // where no iptables proxy serves them
     config.service_lb = Some(node::servicelb::ServiceLbConfig {
+        node_ports: !network,
         kubeconfig: Some(controller_kubeconfig(
             server,
             data_dir,
@@ -232,22 +285,28 @@ fn start_node(
         ..Default::default()
     });
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the korral binary: {e}"))?;
+    let inner: node::daemon::RuntimeFactory = match runtime {
+        NodeRuntime::Process => Box::new(move |reg| {
+            Box::pin(async move {
+                let shim = vec![exe.to_string_lossy().into_owned(), "node-shim".to_string()];
+                let ips = crate::cli::node::loopback_ips(reg.pod_cidr.as_deref());
+                Process::new(&node_dir, shim, ips)
+                    .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn Runtime>)
+                    .map_err(|e| e.to_string())
+            })
+        }),
+        NodeRuntime::Containerd { mut opts, .. } => {
+            opts.data_dir = node_dir.clone();
+            crate::cli::node::containerd_factory(opts)
+        }
+    };
+    // the runtime is kept to stop its containers when `korral up` stops
     let slot: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<dyn Runtime>>>> =
         Default::default();
     let keep = slot.clone();
     let runtime: node::daemon::RuntimeFactory = Box::new(move |reg| {
         Box::pin(async move {
-            let o = reg
-                .pod_cidr
-                .as_deref()
-                .and_then(|c| c.split('/').next())
-                .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
-                .map(|ip| ip.octets())
-                .unwrap_or([10, 244, 0, 0]);
-            let shim = vec![exe.to_string_lossy().into_owned(), "node-shim".to_string()];
-            let rt = Process::new(&node_dir, shim, PodIps::Loopback([o[1], o[2]]))
-                .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn Runtime>)
-                .map_err(|e| e.to_string())?;
+            let rt = inner(reg).await?;
             if let Ok(mut k) = keep.lock() {
                 *k = Some(rt.clone());
             }
@@ -280,6 +339,7 @@ fn start_node(
         stop,
         task,
         runtime: slot,
+        network,
     })
 }
 
@@ -292,9 +352,36 @@ pub struct Args {
     /// Where the CA, certificates, tokens, kubeconfigs and the store live.
     #[arg(long, default_value = ".korral", env = "KORRAL_DATA_DIR")]
     data_dir: PathBuf,
-    /// HTTPS address to listen on.
-    #[arg(long, default_value = "127.0.0.1:6443")]
-    listen: SocketAddr,
+    /// HTTPS address to listen on (default 127.0.0.1:6443; with the containerd runtime
+    /// 0.0.0.0:6443, so that pods reach it through the `kubernetes` Service, as on k3s).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The address published in the `kubernetes` Service (default: the listen address, or for
+    /// 0.0.0.0 that of the interface the default route leaves by).
+    #[arg(long)]
+    advertise_address: Option<std::net::IpAddr>,
+    /// The node's name (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// The node's container runtime: containerd when run as root where containerd answers,
+    /// host processes otherwise (`korral up` says which it chose and why).
+    #[arg(long, value_enum, default_value = "auto")]
+    runtime: crate::cli::up_runtime::UpRuntime,
+    /// containerd's gRPC socket (the containerd runtime).
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_address: PathBuf,
+    /// containerd namespace for the node's containers and images.
+    #[arg(long, default_value = "korral")]
+    containerd_namespace: String,
+    /// containerd snapshotter.
+    #[arg(long, default_value = "overlayfs")]
+    snapshotter: String,
+    /// The registries' mirrors, TLS and credentials (k3s's `registries.yaml` format), for the
+    /// containerd runtime's image pulls.
+    #[arg(long, value_name = "FILE")]
+    registry_config: Option<PathBuf>,
+    #[command(flatten)]
+    network: crate::cli::server::Network,
     /// The GitSource's name (default: from the folder or repository).
     #[arg(long)]
     name: Option<String>,
@@ -441,13 +528,45 @@ pub fn run(args: Args) -> ExitCode {
         .name
         .clone()
         .unwrap_or_else(|| source_name(&args.source));
+    let machine = crate::cli::up_runtime::Machine::probe(&args.containerd_address);
+    let choice = match crate::cli::up_runtime::choose(args.runtime, &machine) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("korral up: {e}");
+            return ExitCode::from(output::ERROR);
+        }
+    };
+    let registries = match (&args.registry_config, choice.containerd) {
+        (Some(p), true) => {
+            match node::runtime::containerd::registry_config::RegistryConfig::load(p) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("korral up: --registry-config: {e}");
+                    return ExitCode::from(output::ERROR);
+                }
+            }
+        }
+        _ => Default::default(),
+    };
     let rt = match runtime("up") {
         Ok(r) => r,
         Err(c) => return c,
     };
     rt.block_on(async move {
+        let listen = args.listen.unwrap_or(if choice.containerd {
+            SocketAddr::from(([0, 0, 0, 0], 6443))
+        } else {
+            SocketAddr::from(([127, 0, 0, 1], 6443))
+        });
         let mut config = ServerConfig::new(&args.data_dir);
-        config.listen = args.listen;
+        config.listen = listen;
+        config.advertise_address = args.advertise_address;
+        config.extra_sans = vec![format!("kubernetes.default.svc.{}", args.network.cluster_domain)];
+        config.ipam.service_cidr = args.network.service_cidr;
+        config.ipam.cluster_cidr = args.network.cluster_cidr;
+        let advertised = args
+            .advertise_address
+            .unwrap_or_else(|| apiserver::server::advertise_address(listen.ip()));
         let server = match start(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -456,6 +575,14 @@ pub fn run(args: Args) -> ExitCode {
             }
         };
         eprintln!("korral up: API server on {} (embedded store in {})", server.url, args.data_dir.display());
+        eprintln!(
+            "korral up: runtime {}: {}",
+            if choice.containerd { "containerd" } else { "process" },
+            choice.why
+        );
+        if choice.containerd && advertised.is_loopback() {
+            eprintln!("korral up: the API server is published at {advertised}, which pods in their own network namespaces cannot reach (give --listen or --advertise-address an address they can)");
+        }
         let identity = crate::cli::controllers::default_identity();
         let controllers = match crate::cli::controllers::start_in_process(
             &args.data_dir.join("controller.kubeconfig"),
@@ -499,10 +626,51 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(output::ERROR);
             }
         };
-        let node_name = node::machine::hostname();
-        let node = match start_node(&server, &args.data_dir, &node_name, ingress) {
+        // pods in their own network namespaces resolve Service names through the cluster DNS
+        let dns = if choice.containerd {
+            match crate::cli::server::start_dns(&args.network, listen, args.advertise_address, &args.data_dir).await {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("korral up: no cluster DNS: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let node_name = args.node_name.clone().unwrap_or_else(node::machine::hostname);
+        let node_runtime = if choice.containerd {
+            let (addr, bits) = args.network.cluster_cidr;
+            NodeRuntime::Containerd {
+                opts: node::runtime::containerd::Options {
+                    address: args.containerd_address.clone(),
+                    namespace: args.containerd_namespace.clone(),
+                    snapshotter: args.snapshotter.clone(),
+                    node: node_name.clone(),
+                    // the node's own directory, set by start_node
+                    data_dir: PathBuf::new(),
+                    registries,
+                },
+                cluster_cidr: node::proxy::model::Cidr { addr, bits },
+                node_ip: advertised,
+            }
+        } else {
+            NodeRuntime::Process
+        };
+        let how = if choice.containerd {
+            format!(
+                "running pods in containerd containers (namespace {} at {}) on a pod network from {}/{} with the iptables service proxy",
+                args.containerd_namespace,
+                args.containerd_address.display(),
+                args.network.cluster_cidr.0,
+                args.network.cluster_cidr.1
+            )
+        } else {
+            "running pods as host processes".to_string()
+        };
+        let node = match start_node(&server, &args.data_dir, &node_name, ingress, node_runtime) {
             Ok(n) => {
-                eprintln!("korral up: node {node_name} running pods as host processes (data in {})", args.data_dir.join("nodes").display());
+                eprintln!("korral up: node {node_name} {how} (data in {})", args.data_dir.join("nodes").display());
                 Some(n)
             }
             Err(e) => {
@@ -536,6 +704,9 @@ pub fn run(args: Args) -> ExitCode {
         }
         if node.is_some() {
             eprintln!("korral up: LoadBalancer Services answer on 127.0.0.1:<port>, NodePorts on 127.0.0.1:<nodePort>");
+            if choice.containerd {
+                eprintln!("korral up: pod and Service cluster IPs answer from this machine");
+            }
         }
         eprintln!(
             "korral up: ready. In another terminal:\n    kubectl --kubeconfig {} get pods\n    korral --kubeconfig {} sources\n  Ctrl-C stops everything.",
@@ -556,6 +727,7 @@ pub fn run(args: Args) -> ExitCode {
         if let Some(n) = node {
             n.stop().await;
         }
+        drop(dns);
         let _ = controllers.0.send(true);
         let _ = controllers.1.await;
         server.shutdown().await;
