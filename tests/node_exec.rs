@@ -3,7 +3,9 @@
 //! (the command starts while stdin is still open, typed input is echoed
 //! live, stdin's end is the command's EOF, a command that does not read
 //! stdin ends the session anyway), `kubectl cp` into and out of a pod still
-//! works, and a graceful delete shows the pod `Ready=False` with its
+//! works, `kubectl attach -i` feeds a container's stdin (`stdin: true`,
+//! `stdinOnce`), `kubectl exec -it` and `kubectl run -it --rm` get
+//! terminals, and a graceful delete shows the pod `Ready=False` with its
 //! container terminated before the pod goes. The test starts its own
 //! containerd and removes everything it ran, even when it fails.
 
@@ -14,8 +16,8 @@ use std::time::Duration;
 
 use node_support::containerd::Containerd;
 use node_support::{
-    NodeProc, apply, check_cp, check_graceful_delete_reports_not_ready, check_streaming_exec,
-    wait_node, wait_ready,
+    NodeProc, apply, check_attach_stdin, check_cp, check_graceful_delete_reports_not_ready,
+    check_streaming_exec, check_terminals, wait_node, wait_ready,
 };
 use support::Server;
 
@@ -69,11 +71,14 @@ fn containerd_exec_streams_stdin_and_deletion_reports_not_ready() {
         "1s",
         "--sync-period",
         "1s",
+        // the test's image stays, however full the machine's disk is
+        "--image-gc-high-threshold",
+        "100",
     ]
     .iter()
     .map(|a| a.to_string())
     .collect();
-    let node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
+    let mut node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
     wait_node(&s, &node, &node_name);
 
     apply(&s, &pod("shell", &node_name));
@@ -81,6 +86,8 @@ fn containerd_exec_streams_stdin_and_deletion_reports_not_ready() {
 
     check_streaming_exec(&s, "shell", &[]);
     check_cp(&s, "shell", "/tmp");
+    check_attach_stdin(&s, &mut node, &node_name, &[]);
+    check_terminals(&s, &node, &node_name, "reader", &["sh"], "busybox:1.36");
     check_graceful_delete_reports_not_ready(&s, &node, "shell");
 
     drop(node);

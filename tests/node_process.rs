@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use node_support::{
     NodeProc, READER_CANNOT_LIST_PODS, SA_DIR, alive, apply, check_adoption, check_attach,
-    check_exec, check_port_forward, check_readiness_moves_endpoints, check_streaming_exec,
-    container_id, endpoint_ips, finished_log, http_get, jsonpath, let_reader_list_pods, ready,
-    restarts, ticker_pod, uid_of, wait_node, wait_ready, wait_ready_pods, wait_root_ca,
+    check_attach_stdin, check_exec, check_port_forward, check_readiness_moves_endpoints,
+    check_streaming_exec, check_terminals, container_id, endpoint_ips, finished_log, http_get,
+    jsonpath, let_reader_list_pods, ready, restarts, ticker_pod, uid_of, wait_node, wait_ready,
+    wait_ready_pods, wait_root_ca,
 };
 use support::{Server, wait_for};
 
@@ -391,6 +392,25 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
     );
     let replaced = wait_ready_pods(&s, node, "app=web", 4, Duration::from_secs(30));
     assert!(!replaced.contains(w2), "a replacement, not the deleted pod");
+}
+
+/// `kubectl attach -i` feeds a container's own stdin (shared by sessions,
+/// kept across a daemon restart, closed by the first session with
+/// `stdinOnce`), and terminals work: `kubectl exec -it POD -- sh` and
+/// `kubectl run -it --rm`, with the real kubectl on a terminal of its own.
+#[test]
+fn process_node_attaches_stdin_and_serves_terminals() {
+    let s = Server::start();
+    let mut proc_node = start_process_node(&s);
+    check_attach_stdin(&s, &mut proc_node.node, NODE, &["busybox"]);
+    check_terminals(
+        &s,
+        &proc_node.node,
+        NODE,
+        "reader",
+        &["busybox", "sh"],
+        "busybox",
+    );
 }
 
 /// A pod that uses its ServiceAccount with the real kubectl and no

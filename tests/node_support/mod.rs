@@ -400,16 +400,41 @@ pub struct Interactive {
 impl Interactive {
     /// Starts `kubectl ARGS` against the server with piped stdin, stdout and stderr.
     pub fn start(s: &Server, args: &[&str]) -> Interactive {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&s.kubeconfig).args(args);
+        Interactive::spawn(cmd)
+    }
+
+    /// Starts `kubectl ARGS` on a terminal of its own (util-linux `script`,
+    /// which relays the piped stdin and stdout), after `stty cols 101 rows
+    /// 31` on it: `kubectl -t` finds a terminal of that size.
+    pub fn on_terminal(s: &Server, args: &[&str]) -> Interactive {
+        let line = std::iter::once("kubectl".to_string())
+            .chain([
+                "--kubeconfig".to_string(),
+                s.kubeconfig.display().to_string(),
+            ])
+            .chain(args.iter().map(|a| format!("'{a}'")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args([
+            "-qec",
+            &format!("stty cols 101 rows 31; exec {line}"),
+            "/dev/null",
+        ]);
+        Interactive::spawn(cmd)
+    }
+
+    /// Starts `cmd` with piped stdin, stdout and stderr.
+    fn spawn(mut cmd: Command) -> Interactive {
         use std::io::{BufRead, Read};
-        let mut child = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&s.kubeconfig)
-            .args(args)
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("run kubectl");
+            .expect("run kubectl (or script)");
         let stdin = child.stdin.take();
         let (tx, lines) = std::sync::mpsc::channel();
         if let Some(out) = child.stdout.take() {
@@ -464,6 +489,28 @@ impl Interactive {
         }
     }
 
+    /// Waits up to `timeout` for a stdout line containing `want` (a
+    /// terminal's lines end in `\r`, may start with a prompt); that line.
+    pub fn expect_containing(&mut self, want: &str, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(want) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {want:?} from kubectl within {timeout:?}; stdout so far: {:?}; stderr: {}",
+                    self.seen,
+                    self.stderr_text()
+                ),
+            }
+        }
+    }
+
     /// The next stdout line, within `timeout`; panics with what came so far.
     pub fn next_line(&mut self, timeout: Duration) -> String {
         match self.lines.recv_timeout(timeout) {
@@ -486,6 +533,54 @@ impl Interactive {
         pipe.write_all(text.as_bytes())
             .expect("write kubectl stdin");
         pipe.flush().expect("flush kubectl stdin");
+    }
+
+    /// Writes to kubectl's stdin; false when kubectl is gone (no panic).
+    pub fn try_write(&mut self, text: &str) -> bool {
+        use std::io::Write;
+        self.stdin.as_mut().is_some_and(|p| {
+            p.write_all(text.as_bytes())
+                .and_then(|()| p.flush())
+                .is_ok()
+        })
+    }
+
+    /// Whether a stdout line equal to `want` comes within `timeout` (false
+    /// too when kubectl's stdout ends first).
+    pub fn try_line(&mut self, want: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line == want;
+                    self.seen.push(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Whether a stdout line containing `want` comes within `timeout`
+    /// (false too when kubectl's stdout ends first).
+    pub fn try_containing(&mut self, want: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(want);
+                    self.seen.push(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
     }
 
     /// Closes kubectl's stdin (its EOF).
@@ -663,6 +758,205 @@ pub fn check_attach(s: &Server, pod: &str, bin: &[&str]) {
         k.seen.last().map(String::as_str),
         Some("stopping"),
         "the container's last words (its stderr: the log does not tell the streams apart)"
+    );
+}
+
+/// A pod whose container echoes each line of its stdin (`got:LINE`) and says
+/// `eof` at its end, then idles: `stdin: true`, with `stdinOnce` if `once`.
+/// `bin` prefixes busybox applets (`["busybox"]` on the host, `[]` in an image).
+pub fn stdin_pod(name: &str, node: &str, bin: &[&str], once: bool) -> String {
+    let sh: Vec<String> = bin
+        .iter()
+        .chain(&["sh"])
+        .map(|a| format!("{a:?}"))
+        .collect();
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox:1.36
+    stdin: true
+    stdinOnce: {once}
+    command: [{sh}, "-c", "while read l; do echo got:$l; done; echo eof; while true; do sleep 1; done"]
+"#,
+        sh = sh.join(", ")
+    )
+}
+
+/// `kubectl attach -i` feeds a container's own stdin (`stdin: true`): the
+/// stdin outlives a session whose input ends, sessions share it (each sees
+/// the container's output), it outlives a restart of the node daemon; with
+/// `stdinOnce` the first session's end of input is the container's EOF and
+/// later `-i` sessions are refused. Makes the pods `reader` and `once`.
+pub fn check_attach_stdin(s: &Server, node: &mut NodeProc, node_name: &str, bin: &[&str]) {
+    let wait = Duration::from_secs(30);
+    apply(s, &stdin_pod("reader", node_name, bin, false));
+    apply(s, &stdin_pod("once", node_name, bin, true));
+    wait_ready(s, node, "reader", Duration::from_secs(60));
+    wait_ready(s, node, "once", Duration::from_secs(60));
+    let attach = ["attach", "-i", "reader", "-c", "c"];
+
+    // input reaches the container's process; the session's end of input is not its end
+    let mut a = Interactive::start(s, &attach);
+    a.write("one\n");
+    a.expect_line("got:one", wait);
+    a.close_stdin();
+    drop(a);
+
+    // two sessions share the stdin, and each sees what the container answers
+    let mut b = Interactive::start(s, &attach);
+    b.write("from-b\n");
+    b.expect_line("got:from-b", wait);
+    let mut c = Interactive::start(s, &attach);
+    c.write("from-c\n");
+    c.expect_line("got:from-c", wait);
+    b.expect_line("got:from-c", wait);
+    b.write("again-b\n");
+    b.expect_line("got:again-b", wait);
+    c.expect_line("got:again-b", wait);
+    for k in [&b, &c] {
+        assert!(
+            !k.seen.iter().any(|l| l == "eof"),
+            "the container's stdin stayed open: {:?}",
+            k.seen
+        );
+    }
+    drop((b, c));
+
+    // the stdin outlives the daemon: the next one attaches to it
+    node.restart();
+    wait_for("an attachment through the restarted node", wait, || {
+        let mut k = Interactive::start(s, &attach);
+        k.try_write("after-restart\n") && k.try_line("got:after-restart", Duration::from_secs(5))
+    });
+
+    // stdinOnce: the first session's end of input closes the container's stdin for good
+    let once = ["attach", "-i", "once", "-c", "c"];
+    let mut o = Interactive::start(s, &once);
+    o.write("first\n");
+    o.expect_line("got:first", wait);
+    o.close_stdin();
+    o.expect_line("eof", wait);
+    drop(o);
+    let late = s.kubectl_with(&once, &[], Some("late\n"));
+    assert!(
+        !late.status.success() && crate::support::stderr(&late).contains("stdinOnce"),
+        "attach -i after a stdinOnce session: {}",
+        crate::support::stderr(&late)
+    );
+}
+
+/// Terminals (`-t`): `kubectl exec -it POD -- sh` gets a shell on a
+/// terminal of the client's size (the resize stream) whose exit code is
+/// kubectl's, and `kubectl run -it --rm` (a pod with `stdin`, `stdinOnce`
+/// and `tty`, then attach) gets an interactive shell, its output also in the
+/// container's log, and deletes the pod when the shell exits. `pod` is a
+/// running pod with a container `c`; `sh` the shell's command, `image` what
+/// `kubectl run` starts.
+pub fn check_terminals(
+    s: &Server,
+    node: &NodeProc,
+    node_name: &str,
+    pod: &str,
+    sh: &[&str],
+    image: &str,
+) {
+    let wait = Duration::from_secs(30);
+    let exec: Vec<&str> = ["exec", "-it", pod, "-c", "c", "--"]
+        .into_iter()
+        .chain(sh.iter().copied())
+        .collect();
+    let mut t = Interactive::on_terminal(s, &exec);
+    t.write("tty\n");
+    let line = t.expect_containing("/dev/pts/", wait);
+    assert!(
+        !line.contains("not a tty"),
+        "the shell's stdin is a terminal: {line:?}"
+    );
+    // the terminal has kubectl's size (sent on the resize stream as the session starts)
+    let mut sized = false;
+    let deadline = std::time::Instant::now() + wait;
+    while !sized && std::time::Instant::now() < deadline {
+        t.write("stty size\n");
+        let line = t.expect_containing(" ", wait);
+        sized = line.trim_end() == "31 101";
+    }
+    assert!(
+        sized,
+        "the terminal is 31 rows of 101 columns: {:?}",
+        t.seen
+    );
+    // what is typed is echoed by the terminal, and the shell runs it
+    t.write("echo marker-$((6*7))\n");
+    let echoed = t.expect_containing("marker-", wait);
+    assert!(
+        echoed.contains("$((6*7))"),
+        "the typed line echoed first: {echoed:?}"
+    );
+    t.expect_containing("marker-42", wait);
+    // one stream: what the shell writes to stderr arrives too
+    t.write("echo to-stderr >&2\n");
+    let line = t.expect_containing("to-stderr", wait);
+    assert!(
+        line.contains("echo"),
+        "the echo of the typed line: {line:?}"
+    );
+    t.expect_containing("to-stderr", wait);
+    t.write("exit 5\n");
+    assert_eq!(
+        t.wait(wait),
+        Some(5),
+        "kubectl's exit code is the shell's: {:?}",
+        t.seen
+    );
+
+    // kubectl run -it --rm: a pod on a terminal, attached, deleted when done
+    let overrides = format!(r#"{{"spec":{{"nodeName":"{node_name}"}}}}"#);
+    let run: Vec<&str> = [
+        "run",
+        "tty-run",
+        "-it",
+        "--rm",
+        "--restart=Never",
+        "--image",
+        image,
+        "--overrides",
+        &overrides,
+        "--command",
+        "--",
+    ]
+    .into_iter()
+    .chain(sh.iter().copied())
+    .collect();
+    let mut r = Interactive::on_terminal(s, &run);
+    if !r.try_containing("If you don't see a command prompt", Duration::from_secs(60)) {
+        panic!(
+            "kubectl run -it did not attach within 60 s; stdout: {:?}\nthe pod: {}\nnode log tail:\n{}",
+            r.seen,
+            s.kubectl(&["get", "pod", "tty-run", "-o", "yaml"])
+                .stdout
+                .escape_ascii(),
+            tail(&node.log_text(), 40)
+        );
+    }
+    r.write("echo run-$((1+2))\n");
+    r.expect_containing("run-3", wait);
+    let log = s.ok(&["logs", "tty-run"]);
+    assert!(
+        log.contains("run-3"),
+        "the terminal's output is in the log: {log:?}"
+    );
+    r.write("exit\n");
+    assert_eq!(r.wait(Duration::from_secs(60)), Some(0), "{:?}", r.seen);
+    assert!(
+        r.seen.iter().any(|l| l.contains("pod \"tty-run\" deleted")),
+        "--rm deletes the pod: {:?}",
+        r.seen
     );
 }
 

@@ -13,14 +13,20 @@
 //! exit code as kubectl expects it, then the socket closes — whether or not
 //! the client closed stdin. A client that leaves closes the command's stdin
 //! and the command runs on to its end (as with the kubelet); its output is
-//! dropped. Stdin is capped at [`MAX_STDIN`]; a TTY (`-t`) is refused with a
-//! message saying so.
+//! dropped. Stdin is capped at [`MAX_STDIN`].
+//!
+//! With a TTY (`tty=true`, kubectl's `-t`) the command runs on a terminal
+//! on the node: its output, stdout and stderr in one, comes on stream 1
+//! only, and kubectl's resize stream (4: `{"Width":…,"Height":…}`) is
+//! passed on. The request body to the node then carries both, as frames
+//! ([`input_frame`]: the stream number, the length, the bytes).
 //!
 //! `pods/attach` is the same session with [`Action::Attach`]: no command;
 //! the node's `/attach` endpoint answers in the same frames with the
 //! container's output from now on and its exit code when it stops, which
-//! ends the session with `Success` (as the kubelet's attach does). The node
-//! says why it cannot attach stdin (`-i`).
+//! ends the session with `Success` (as the kubelet's attach does); stdin
+//! (`-i`) goes to the container's own stdin when its spec has `stdin: true`
+//! (the node says why not otherwise), and `-t` to its terminal.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +52,8 @@ const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const STATUS: u8 = 3;
+/// The terminal size stream (`{"Width":…,"Height":…}`).
+const RESIZE: u8 = 4;
 /// v5's control stream, whose `[255, id]` closes a stream.
 const CONTROL: u8 = 255;
 
@@ -97,7 +105,7 @@ pub struct ExecRequest {
     pub command: Vec<String>,
     /// Whether the client sends stdin.
     pub stdin: bool,
-    /// Whether a TTY was asked for (not supported).
+    /// Whether a TTY was asked for.
     pub tty: bool,
 }
 
@@ -225,6 +233,51 @@ impl FrameReader {
     }
 }
 
+/// The largest terminal size message accepted from a client.
+const MAX_RESIZE: usize = 1024;
+
+/// One frame of a terminal session's request body to the node
+/// (`node/src/server/exec.rs` reads them): the stream (0 input, 4 a
+/// terminal size), the payload's length (4 bytes, big-endian), the payload.
+pub fn input_frame(stream: u8, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(5 + payload.len());
+    out.extend_from_slice(&[stream]);
+    // client messages are capped far below 4 GiB (input by the WebSocket's limits)
+    out.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(payload);
+    out.freeze()
+}
+
+/// A client's terminal size message, checked (`{"Width":N,"Height":N}`,
+/// each 0–65535) and passed on as it is; an error says what was wrong.
+pub fn terminal_size(payload: &[u8]) -> Result<Bytes, String> {
+    #[derive(serde::Deserialize)]
+    struct Size {
+        #[serde(rename = "Width")]
+        _width: u16,
+        #[serde(rename = "Height")]
+        _height: u16,
+    }
+    if payload.len() > MAX_RESIZE {
+        return Err(format!(
+            "a terminal size message of {} bytes",
+            payload.len()
+        ));
+    }
+    serde_json::from_slice::<Size>(payload)
+        .map(|_| Bytes::copy_from_slice(payload))
+        .map_err(|e| {
+            format!(
+                "terminal size {:?} is not {{\"Width\":N,\"Height\":N}}: {e}",
+                String::from_utf8_lossy(payload)
+            )
+        })
+}
+
 /// Starts the command (or the attachment) on the node: `stdin` is the request body, streamed.
 async fn start_on_node(
     app: &App,
@@ -248,6 +301,9 @@ async fn start_on_node(
         .collect();
     if req.stdin {
         query.push(("stdin", "true"));
+    }
+    if req.tty {
+        query.push(("tty", "true"));
     }
     let resp = client(app, &ep)
         .map_err(|e| e.message)?
@@ -307,7 +363,8 @@ async fn relay(
     node: &str,
     req: &ExecRequest,
 ) -> Relayed {
-    let (mut stdin, body) = if req.stdin {
+    // on a terminal the body carries input and sizes, framed
+    let (mut stdin, body) = if req.stdin || req.tty {
         let (tx, rx) = mpsc::channel::<Bytes>(STDIN_QUEUE);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
@@ -359,10 +416,21 @@ async fn relay(
                             break 'session;
                         }
                         if data.len() > 1 {
-                            pending = Some(data.slice(1..));
+                            pending = Some(if req.tty {
+                                input_frame(STDIN, &data[1..])
+                            } else {
+                                data.slice(1..)
+                            });
                         }
                     }
-                    // v5: the client closed stdin, so does the command
+                    Some(&RESIZE) if req.tty && stdin.is_some() => {
+                        match terminal_size(&data[1..]) {
+                            Ok(size) => pending = Some(input_frame(RESIZE, &size)),
+                            Err(e) => tracing::debug!(error = %e, "exec: a terminal size"),
+                        }
+                    }
+                    // v5: the client closed stdin, so does the command (on a
+                    // terminal, the body's end also ends the sizes)
                     Some(&CONTROL) if data.get(1) == Some(&STDIN) => stdin = None,
                     _ => {}
                 },
@@ -436,18 +504,11 @@ async fn session(
     node: String,
     req: ExecRequest,
 ) {
-    let result = if req.tty {
-        Err(format!(
-            "{} with a TTY (-t) is not supported by korral's node daemons; run without -t",
-            req.action.name()
-        ))
-    } else {
-        let relayed = relay(&mut socket, &app, &pod, &node, &req).await;
-        if relayed.client_gone {
-            return;
-        }
-        relayed.result
-    };
+    let relayed = relay(&mut socket, &app, &pod, &node, &req).await;
+    if relayed.client_gone {
+        return;
+    }
+    let result = relayed.result;
     let status = final_status(&result, &req);
     let _ = socket
         .send(frame(
@@ -625,6 +686,24 @@ mod tests {
             }
             assert_eq!(got, want, "split every {step} bytes");
         }
+    }
+
+    #[test]
+    fn terminal_input_is_framed_for_the_node_and_sizes_are_checked() {
+        assert_eq!(&input_frame(STDIN, b"ls")[..], &[0, 0, 0, 0, 2, b'l', b's']);
+        assert_eq!(&input_frame(RESIZE, b"")[..], &[4, 0, 0, 0, 0]);
+        let size = br#"{"Width":120,"Height":40}"#;
+        assert_eq!(terminal_size(size).expect("a size"), &size[..]);
+        for bad in [
+            &br#"{"Width":-1,"Height":40}"#[..],
+            br#"{"Width":70000,"Height":40}"#,
+            br#"{"Height":40}"#,
+            b"80x24",
+        ] {
+            let e = terminal_size(bad).expect_err("not a size");
+            assert!(e.contains("Width"), "{e}");
+        }
+        assert!(terminal_size(&[b' '; 2000]).is_err(), "too long");
     }
 
     #[test]

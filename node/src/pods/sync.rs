@@ -775,6 +775,7 @@ async fn container_config(
         memory_limit_bytes: limit("memory").map(|q| q.value()),
         log_path,
         pod_ip: st.ip.clone(),
+        io: crate::runtime::ContainerIo::of(c),
         env,
     })
 }

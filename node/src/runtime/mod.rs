@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod containerd;
 pub mod process;
+pub mod pty;
 pub mod simulated;
 
 use std::path::PathBuf;
@@ -126,6 +127,61 @@ pub struct ContainerConfig {
     pub log_path: PathBuf,
     /// The pod's IP (for adoption records).
     pub pod_ip: Option<String>,
+    /// The spec's `stdin`, `stdinOnce` and `tty`.
+    pub io: ContainerIo,
+}
+
+/// How a container's own process is connected (the spec's `stdin`,
+/// `stdinOnce` and `tty`): with `stdin` the runtime keeps a stdin pipe that
+/// attach sessions write to ([`Runtime::attach_input`]); with `tty` the
+/// process gets a terminal, whose output (stdout and stderr in one) goes to
+/// the log as usual.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerIo {
+    /// Keep a stdin pipe open for attach sessions.
+    pub stdin: bool,
+    /// Close stdin when the first attach session's input ends.
+    pub stdin_once: bool,
+    /// Give the process a terminal.
+    pub tty: bool,
+}
+
+impl ContainerIo {
+    /// The fields of a container spec.
+    pub fn of(c: &k8s_openapi::api::core::v1::Container) -> Self {
+        ContainerIo {
+            stdin: c.stdin == Some(true),
+            stdin_once: c.stdin_once == Some(true),
+            tty: c.tty == Some(true),
+        }
+    }
+}
+
+/// A terminal's size, as the remotecommand resize stream sends it
+/// (`{"Width": columns, "Height": rows}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct TermSize {
+    /// Columns.
+    #[serde(rename = "Width")]
+    pub width: u16,
+    /// Rows.
+    #[serde(rename = "Height")]
+    pub height: u16,
+}
+
+/// What an attach session sends to a container's own process: its input
+/// (for a container with `stdin: true`) and terminal sizes (with `tty:
+/// true`), as they arrive. See [`Runtime::attach_input`].
+#[derive(Debug)]
+pub struct AttachInput {
+    /// Input for the container's stdin; the channel's end is the end of this
+    /// session's input (not of the container's stdin, unless `close_stdin`).
+    pub stdin: Option<mpsc::Receiver<Bytes>>,
+    /// Terminal sizes to apply to the container's terminal.
+    pub resize: Option<mpsc::Receiver<TermSize>>,
+    /// Close the container's stdin when this session's input ends
+    /// (`stdinOnce` without a TTY, as containerd's CRI does).
+    pub close_stdin: bool,
 }
 
 /// A container's state as the runtime sees it.
@@ -218,6 +274,11 @@ pub struct ExecStreams {
     pub stdin: Option<mpsc::Receiver<Bytes>>,
     /// Where the command's output goes as it is produced.
     pub output: mpsc::Sender<ExecChunk>,
+    /// Run the command on a terminal: its output (stdout and stderr in one)
+    /// arrives as [`ExecChunk::Stdout`].
+    pub tty: bool,
+    /// Terminal sizes to apply as they arrive (with `tty`).
+    pub resize: Option<mpsc::Receiver<TermSize>>,
 }
 
 /// How many chunks an exec's output (or input) channel holds before the
@@ -441,6 +502,8 @@ pub trait Runtime: Send + Sync + 'static {
             ExecStreams {
                 stdin: input,
                 output,
+                tty: false,
+                resize: None,
             },
             timeout,
         );
@@ -460,6 +523,28 @@ pub trait Runtime: Send + Sync + 'static {
             stdout,
             stderr,
         })
+    }
+
+    /// Whether a running container's stdin can be written by an attach
+    /// session now: an error saying why not otherwise (started without
+    /// `stdin: true`, its stdin closed after a `stdinOnce` session, or a
+    /// runtime that keeps no stdin).
+    async fn stdin_ready(&self, id: &str) -> Result<()> {
+        let _ = id;
+        Err(RuntimeError::Invalid(format!(
+            "the {} runtime keeps no stdin for a container's own process",
+            self.kind()
+        )))
+    }
+
+    /// Feeds an attach session's input to a container's own process: its
+    /// stdin chunks to the container's stdin (which several sessions share),
+    /// its terminal sizes to the container's terminal, as they arrive, until
+    /// both channels end (then, with `close_stdin`, the container's stdin is
+    /// closed for good).
+    async fn attach_input(&self, id: &str, input: AttachInput) -> Result<()> {
+        let _ = input;
+        self.stdin_ready(id).await
     }
 
     /// Pod uids whose containers changed state (exited): the reconciler resyncs them.

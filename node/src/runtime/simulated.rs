@@ -161,9 +161,14 @@ impl Runtime for Simulated {
         &self,
         id: &str,
         _command: &[String],
-        _streams: ExecStreams,
+        streams: ExecStreams,
         _timeout: Duration,
     ) -> Result<i32> {
+        if streams.tty {
+            return Err(RuntimeError::Invalid(
+                "the simulated runtime runs no processes, so it has no terminal (-t) to offer; exec without -t".into(),
+            ));
+        }
         if self.with(|m| m.get(id).is_some_and(ContainerInfo::is_running))? {
             Ok(0)
         } else {

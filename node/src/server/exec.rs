@@ -7,8 +7,11 @@
 //! (`200`, [`STREAM_CONTENT_TYPE`]) is a sequence of [`Frame`]s written as
 //! the command produces output: stdout and stderr chunks, then one final
 //! frame, the exit code or an error. The session ends when the command
-//! exits, whether or not its input ended. No TTY; the command is killed
-//! after [`EXEC_IDLE_TIMEOUT`] without input or output, after
+//! exits, whether or not its input ended. With `tty=true` the command runs
+//! on a terminal: its output (stdout and stderr in one) comes as stdout,
+//! and the request body is a sequence of [`InputFrame`]s instead — input
+//! and the terminal's sizes (kubectl's resize stream). The command is
+//! killed after [`EXEC_IDLE_TIMEOUT`] without input or output, after
 //! [`EXEC_TIMEOUT`] in any case, or when the API server goes away.
 //!
 //! Errors found before the command starts (no such pod or container) are
@@ -22,12 +25,12 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::pods::PodContext;
-use crate::runtime::{EXEC_QUEUE, ExecChunk, ExecStreams, RuntimeError};
+use crate::runtime::{EXEC_QUEUE, ExecChunk, ExecStreams, RuntimeError, TermSize};
 
 /// How long a session may go without input or output before the command is
 /// stopped: the kubelet's default (`--streaming-connection-idle-timeout`).
@@ -96,6 +99,123 @@ pub fn commands(query: &str) -> Vec<String> {
 /// Whether the query asks for the body to be the command's stdin.
 pub(super) fn wants_stdin(query: &str) -> bool {
     form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "stdin" && (v == "true" || v == "1"))
+}
+
+/// Whether the query asks for a terminal (`tty=true`): the request body is
+/// then [`InputFrame`]s.
+pub(super) fn wants_tty(query: &str) -> bool {
+    form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "tty" && (v == "true" || v == "1"))
+}
+
+/// One frame of a terminal session's request body: a kind byte, the
+/// payload's length (4 bytes, big-endian), the payload — the API server's
+/// `pods/exec` and `pods/attach` write them (`apiserver/src/http/exec.rs`),
+/// with the channel protocol's stream numbers as kinds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputFrame {
+    /// Kind 0: input.
+    Stdin(Bytes),
+    /// Kind 4: the terminal's size, as kubectl sends it (`{"Width":…,"Height":…}`).
+    Resize(TermSize),
+}
+
+/// The largest input frame (the API server sends up to 32 KiB of input at once).
+const MAX_INPUT_FRAME: usize = 1 << 20;
+
+/// Cuts a terminal session's request body into [`InputFrame`]s as its bytes
+/// arrive, however they are split.
+#[derive(Debug, Default)]
+pub struct InputReader {
+    buf: BytesMut,
+}
+
+impl InputReader {
+    /// Adds bytes as they arrive.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete frame, `None` until one is; an error for bytes
+    /// that are not frames.
+    pub fn next_frame(&mut self) -> Result<Option<InputFrame>, String> {
+        let Some((&kind, rest)) = self.buf.split_first() else {
+            return Ok(None);
+        };
+        let Some(len) = rest.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if len > MAX_INPUT_FRAME {
+            return Err(format!(
+                "an input frame of {len} bytes (at most {MAX_INPUT_FRAME}): not korral's terminal protocol"
+            ));
+        }
+        if self.buf.len() < 5 + len {
+            return Ok(None);
+        }
+        self.buf.advance(5);
+        let payload = self.buf.split_to(len).freeze();
+        match kind {
+            0 => Ok(Some(InputFrame::Stdin(payload))),
+            4 => serde_json::from_slice::<TermSize>(&payload)
+                .map(|s| Some(InputFrame::Resize(s)))
+                .map_err(|e| {
+                    format!(
+                        "a terminal size {:?} is not {{\"Width\":N,\"Height\":N}}: {e}",
+                        String::from_utf8_lossy(&payload)
+                    )
+                }),
+            k => Err(format!("an input frame of unknown kind {k}")),
+        }
+    }
+}
+
+/// Reads a terminal session's framed request body as it arrives: input to
+/// `input` (when the session has stdin; up to `limit` bytes, as
+/// [`copy_stdin`]), sizes to `resize`. The body's end ends both; a body
+/// that is not frames ends them too, with a warning.
+pub async fn copy_framed_input(
+    body: Body,
+    input: Option<mpsc::Sender<Bytes>>,
+    resize: mpsc::Sender<TermSize>,
+    limit: usize,
+    shared: Arc<Shared>,
+) {
+    let mut stream = body.into_data_stream();
+    let mut frames = InputReader::default();
+    let (mut input, mut total) = (input, 0usize);
+    while let Some(Ok(chunk)) = stream.next().await {
+        shared.touch();
+        frames.push(&chunk);
+        loop {
+            match frames.next_frame() {
+                Ok(Some(InputFrame::Stdin(data))) => {
+                    total = total.saturating_add(data.len());
+                    if total > limit {
+                        let _ = shared.overflow.set(format!(
+                            "stdin is larger than {} MiB; the command's input was cut there",
+                            limit >> 20
+                        ));
+                        input = None;
+                    }
+                    if let Some(tx) = &input
+                        && !data.is_empty()
+                        && tx.send(data).await.is_err()
+                    {
+                        input = None;
+                    }
+                }
+                Ok(Some(InputFrame::Resize(size))) => {
+                    let _ = resize.send(size).await;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "terminal session input");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// What the pieces of one session share: when input or output last moved,
@@ -288,21 +408,57 @@ pub async fn exec(
     };
     tracing::info!(namespace = %ns, pod = %pod, container = %container, command = ?command, "exec");
     let shared = Arc::new(Shared::default());
-    let stdin = if wants_stdin(&query) {
-        let (tx, rx) = mpsc::channel(EXEC_QUEUE);
-        tokio::spawn(copy_stdin(body, tx, MAX_STDIN, shared.clone()));
-        Some(rx)
-    } else {
-        None
-    };
+    let tty = wants_tty(&query);
+    let (stdin, resize) = input_channels(body, wants_stdin(&query), tty, &shared);
     let (output, rx) = mpsc::channel(EXEC_QUEUE);
     let runtime = ctx.runtime.clone();
     let run = tokio::spawn(async move {
+        let streams = ExecStreams {
+            stdin,
+            output,
+            tty,
+            resize,
+        };
         runtime
-            .exec_streaming(&id, &command, ExecStreams { stdin, output }, EXEC_TIMEOUT)
+            .exec_streaming(&id, &command, streams, EXEC_TIMEOUT)
             .await
     });
     framed_response(rx, run, shared, Session::Exec, &container, &ns, &pod)
+}
+
+/// The channels a session's request body is copied into as it arrives:
+/// input (with `stdin`) and, on a terminal (`tty`: the body is
+/// [`InputFrame`]s), its sizes.
+pub(super) fn input_channels(
+    body: Body,
+    stdin: bool,
+    tty: bool,
+    shared: &Arc<Shared>,
+) -> (
+    Option<mpsc::Receiver<Bytes>>,
+    Option<mpsc::Receiver<TermSize>>,
+) {
+    let (input_tx, input_rx) = if stdin {
+        let (tx, rx) = mpsc::channel(EXEC_QUEUE);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    if tty {
+        let (size_tx, size_rx) = mpsc::channel(EXEC_QUEUE);
+        tokio::spawn(copy_framed_input(
+            body,
+            input_tx,
+            size_tx,
+            MAX_STDIN,
+            shared.clone(),
+        ));
+        return (input_rx, Some(size_rx));
+    }
+    if let Some(tx) = input_tx {
+        tokio::spawn(copy_stdin(body, tx, MAX_STDIN, shared.clone()));
+    }
+    (input_rx, None)
 }
 
 /// The `200` answer of a session that started: [`response_stream`]'s
@@ -345,6 +501,90 @@ mod tests {
         assert!(commands("stdout=true").is_empty());
         assert!(wants_stdin("command=cat&stdin=true"));
         assert!(!wants_stdin("command=cat&stdout=true"));
+    }
+
+    #[test]
+    fn terminal_input_frames_are_read_however_their_bytes_are_split() {
+        assert!(wants_tty("command=sh&tty=true"));
+        assert!(!wants_tty("command=sh&stdin=true"));
+        let frame = |kind: u8, payload: &[u8]| {
+            let mut f = vec![kind];
+            f.extend_from_slice(&u32::try_from(payload.len()).expect("short").to_be_bytes());
+            f.extend_from_slice(payload);
+            f
+        };
+        let mut wire = frame(0, b"ls\r");
+        wire.extend(frame(4, br#"{"Width":120,"Height":40}"#));
+        wire.extend(frame(0, b""));
+        let want = vec![
+            InputFrame::Stdin(Bytes::from_static(b"ls\r")),
+            InputFrame::Resize(TermSize {
+                width: 120,
+                height: 40,
+            }),
+            InputFrame::Stdin(Bytes::new()),
+        ];
+        for step in [1, 2, 5, 9, wire.len()] {
+            let mut r = InputReader::default();
+            let mut got = Vec::new();
+            for piece in wire.chunks(step) {
+                r.push(piece);
+                while let Some(f) = r.next_frame().expect("valid frames") {
+                    got.push(f);
+                }
+            }
+            assert_eq!(got, want, "split every {step} bytes");
+        }
+        let mut r = InputReader::default();
+        r.push(&frame(4, br#"{"Width":-1}"#));
+        assert!(
+            r.next_frame()
+                .expect_err("not a size")
+                .contains("is not {\"Width\"")
+        );
+        let mut r = InputReader::default();
+        r.push(&frame(7, b""));
+        assert!(r.next_frame().expect_err("kind").contains("kind 7"));
+    }
+
+    #[tokio::test]
+    async fn framed_input_is_split_into_stdin_and_sizes() {
+        let (body_tx, body) = streamed_body();
+        let (in_tx, mut in_rx) = mpsc::channel(4);
+        let (size_tx, mut size_rx) = mpsc::channel(4);
+        let copy = tokio::spawn(copy_framed_input(
+            body,
+            Some(in_tx),
+            size_tx,
+            1 << 20,
+            Arc::new(Shared::default()),
+        ));
+        let mut wire = vec![0, 0, 0, 0, 3];
+        wire.extend_from_slice(b"ab\r");
+        let size = br#"{"Width":80,"Height":24}"#;
+        wire.extend_from_slice(&[4, 0, 0, 0, u8::try_from(size.len()).expect("short")]);
+        wire.extend_from_slice(size);
+        // a frame split across two chunks of the body
+        body_tx
+            .send(Bytes::copy_from_slice(&wire[..3]))
+            .await
+            .expect("send");
+        body_tx
+            .send(Bytes::copy_from_slice(&wire[3..]))
+            .await
+            .expect("send");
+        assert_eq!(in_rx.recv().await.as_deref(), Some(&b"ab\r"[..]));
+        assert_eq!(
+            size_rx.recv().await,
+            Some(TermSize {
+                width: 80,
+                height: 24
+            })
+        );
+        drop(body_tx);
+        assert_eq!(in_rx.recv().await, None, "the body's end ends the input");
+        assert_eq!(size_rx.recv().await, None);
+        copy.await.expect("copy task");
     }
 
     #[test]

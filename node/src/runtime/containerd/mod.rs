@@ -8,6 +8,15 @@
 //! stdout/stderr go to the log file through the shim's `file://` IO, which
 //! survives daemon restarts. Containers carry korral labels, so a restarted
 //! daemon lists and adopts them instead of starting duplicates.
+//!
+//! A container with `stdin: true` gets a stdin FIFO (`DATA/io/ID/stdin`)
+//! that containerd's shim opens and holds open itself, so attach sessions —
+//! of this daemon or the next — open it, write, and close again; `stdinOnce`
+//! ends it with `CloseIO`. With `tty: true` the task runs on a terminal
+//! whose output comes through a FIFO (`DATA/io/ID/stdout`) the daemon copies
+//! to the log file (a restarted daemon takes the copy up again; the shim's
+//! own reader keeps the terminal from failing meanwhile, though a full FIFO
+//! stalls its output).
 
 pub mod api;
 pub mod archive;
@@ -33,16 +42,17 @@ use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::{
     CloseIoRequest, Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest,
-    KillRequest, ListContainersRequest, StartRequest, WaitRequest, container::Runtime as CRuntime,
+    KillRequest, ListContainersRequest, ResizePtyRequest, StartRequest, WaitRequest,
+    container::Runtime as CRuntime,
 };
 use containerd_client::tonic::Code;
 use tokio::sync::broadcast;
 
 use crate::runtime::auth::Keyring;
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, EXEC_CHUNK, ExecChunk, ExecStreams, ImageFs, ImageInfo,
-    PodSandbox, PulledImage, Result, Runtime, RuntimeError, State, event_channel, feed_input,
-    labels,
+    AttachInput, ContainerConfig, ContainerInfo, EXEC_CHUNK, ExecChunk, ExecStreams, ImageFs,
+    ImageInfo, PodSandbox, PulledImage, Result, Runtime, RuntimeError, State, TermSize,
+    event_channel, feed_input, labels,
 };
 use api::{Api, err, not_found};
 
@@ -111,6 +121,11 @@ impl Containerd {
         for c in rt.list().await.map_err(|e| e.to_string())? {
             if c.is_running() {
                 rt.watch(&c.id, &c.pod_uid);
+                let fifo = rt.io_dir(&c.id).join(TTY_FIFO);
+                if fifo.exists() {
+                    let pipe = open_terminal_fifo(&fifo)?;
+                    rt.copy_terminal(&c.id, pipe, c.log_path.clone());
+                }
             }
         }
         Ok(rt)
@@ -126,6 +141,94 @@ impl Containerd {
 
     fn snapshots(&self) -> SnapshotsClient<containerd_client::tonic::transport::Channel> {
         SnapshotsClient::new(self.api.channel.clone())
+    }
+
+    /// Where a container's stdin and terminal FIFOs are.
+    fn io_dir(&self, id: &str) -> PathBuf {
+        self.opts.data_dir.join("io").join(id)
+    }
+
+    /// Copies a task's terminal output from its FIFO (see
+    /// [`open_terminal_fifo`]) to the log file until the task exits (then
+    /// what the FIFO still holds). Call it once the task exists.
+    fn copy_terminal(&self, id: &str, mut pipe: tokio::net::unix::pipe::Receiver, log: PathBuf) {
+        let (api, id) = (self.api.clone(), id.to_string());
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut out = match tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .await
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(container = %id, log = %log.display(), error = %e, "terminal output: cannot open the log");
+                    return;
+                }
+            };
+            let mut tasks = TasksClient::new(api.channel.clone());
+            let exited = tasks.wait(api.req(WaitRequest {
+                container_id: id.clone(),
+                exec_id: String::new(),
+            }));
+            tokio::pin!(exited);
+            let mut buf = vec![0u8; EXEC_CHUNK];
+            loop {
+                tokio::select! {
+                    r = pipe.read(&mut buf) => match r {
+                        Ok(n) if n > 0 => {
+                            let _ = out.write_all(&buf[..n]).await;
+                        }
+                        _ => return,
+                    },
+                    _ = &mut exited => break,
+                }
+            }
+            // the rest, up to what is there now
+            while let Ok(n) = pipe.try_read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = out.write_all(&buf[..n]).await;
+            }
+            let _ = out.flush().await;
+        });
+    }
+
+    /// The container's labels.
+    async fn labels(&self, id: &str) -> Result<HashMap<String, String>> {
+        Ok(self
+            .containers()
+            .get(self.api.req(GetContainerRequest { id: id.to_string() }))
+            .await
+            .map_err(|s| {
+                if not_found(&s) {
+                    RuntimeError::NotFound(id.into())
+                } else {
+                    other(err("reading the container", s))
+                }
+            })?
+            .into_inner()
+            .container
+            .ok_or_else(|| RuntimeError::NotFound(id.into()))?
+            .labels)
+    }
+
+    /// Sets the size of a task's (or an exec's) terminal.
+    async fn resize(&self, id: &str, exec_id: &str, size: TermSize) {
+        if let Err(s) = self
+            .tasks()
+            .resize_pty(self.api.req(ResizePtyRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+                width: u32::from(size.width),
+                height: u32::from(size.height),
+            }))
+            .await
+        {
+            tracing::debug!(container = id, exec = exec_id, error = %s.message(), "terminal resize");
+        }
     }
 
     /// Waits for a task to exit, then tells the reconciler.
@@ -353,7 +456,10 @@ impl Runtime for Containerd {
             netns,
             cgroup: format!("/korral-{}/{id}", self.opts.node),
         };
-        let oci = spec::build(c, &image, &files);
+        let mut oci = spec::build(c, &image, &files);
+        if c.io.tty {
+            on_terminal(&mut oci["process"]);
+        }
         if spec::args(c, &image).is_empty() {
             return Err(RuntimeError::Invalid(format!(
                 "container {:?}: no command and the image has no entrypoint or cmd",
@@ -386,6 +492,9 @@ impl Runtime for Containerd {
             "io.korral.log".into(),
             c.log_path.to_string_lossy().into_owned(),
         );
+        if c.io.stdin {
+            l.insert(STDIN_LABEL.into(), "true".into());
+        }
         let container = Container {
             id: id.clone(),
             labels: l,
@@ -431,21 +540,68 @@ impl Runtime for Containerd {
                 .map_err(|e| other(format!("{}: {e}", parent.display())))?;
         }
         let log_uri = format!("file://{}", c.log_path.display());
+        let io_dir = self.io_dir(&id);
+        let fifos = || -> std::io::Result<(String, Option<PathBuf>)> {
+            if !(c.io.stdin || c.io.tty) {
+                return Ok((String::new(), None));
+            }
+            std::fs::create_dir_all(&io_dir)?;
+            let stdin = if c.io.stdin {
+                let p = io_dir.join(STDIN_FIFO);
+                make_fifo(&p)?;
+                p.display().to_string()
+            } else {
+                String::new()
+            };
+            let tty = if c.io.tty {
+                let p = io_dir.join(TTY_FIFO);
+                make_fifo(&p)?;
+                Some(p)
+            } else {
+                None
+            };
+            Ok((stdin, tty))
+        };
+        let (stdin, tty) = match fifos() {
+            Ok(x) => x,
+            Err(e) => {
+                cleanup(self, id.clone()).await;
+                let _ = std::fs::remove_dir_all(&io_dir);
+                return Err(other(format!("{}: {e}", io_dir.display())));
+            }
+        };
+        // a terminal's output comes through its FIFO, copied to the log by the daemon
+        // (open before the task: the shim's open waits for a reader)
+        let (stdout, stderr, terminal) = match &tty {
+            Some(fifo) => match open_terminal_fifo(fifo) {
+                Ok(pipe) => (fifo.display().to_string(), String::new(), Some(pipe)),
+                Err(e) => {
+                    cleanup(self, id.clone()).await;
+                    let _ = std::fs::remove_dir_all(&io_dir);
+                    return Err(other(e));
+                }
+            },
+            None => (log_uri.clone(), log_uri, None),
+        };
         let created = self
             .tasks()
             .create(self.api.req(CreateTaskRequest {
                 container_id: id.clone(),
                 rootfs: mounts,
-                stdin: String::new(),
-                stdout: log_uri.clone(),
-                stderr: log_uri,
-                terminal: false,
+                stdin,
+                stdout,
+                stderr,
+                terminal: c.io.tty,
                 ..Default::default()
             }))
             .await;
         if let Err(s) = created {
             cleanup(self, id.clone()).await;
+            let _ = std::fs::remove_dir_all(&io_dir);
             return Err(other(err("creating the task", s)));
+        }
+        if let Some(pipe) = terminal {
+            self.copy_terminal(&id, pipe, c.log_path.clone());
         }
         if let Err(s) = self
             .tasks()
@@ -516,6 +672,7 @@ impl Runtime for Containerd {
                 key: id.to_string(),
             }))
             .await;
+        let _ = std::fs::remove_dir_all(self.io_dir(id));
         Ok(())
     }
 
@@ -565,34 +722,44 @@ impl Runtime for Containerd {
             .as_ref()
             .and_then(|a| serde_json::from_slice(&a.value).ok())
             .unwrap_or_default();
-        let process = spec::exec_process(&cspec, command);
+        let mut process = spec::exec_process(&cspec, command);
         let exec_id = format!("exec-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
-        let ExecStreams { stdin, output } = streams;
+        let ExecStreams {
+            stdin,
+            output,
+            tty,
+            mut resize,
+        } = streams;
+        if tty {
+            on_terminal(&mut process);
+        }
         // stdio through FIFOs the shim opens: stdin fed as it arrives, stdout and stderr read apart
         let fifo = |name: &str| -> Result<PathBuf> {
             let p = std::env::temp_dir().join(format!("korral-{exec_id}.{name}"));
             make_fifo(&p).map_err(|e| other(format!("creating {}: {e}", p.display())))?;
             Ok(p)
         };
+        // on a terminal, stdout carries all of the output: no stderr
         let out_fifo = fifo("out")?;
-        let err_fifo = fifo("err")?;
+        let err_fifo = if tty { None } else { Some(fifo("err")?) };
         let in_fifo = match stdin {
             Some(_) => Some(fifo("in")?),
             None => None,
         };
         let wraps: [fn(bytes::Bytes) -> ExecChunk; 2] = [ExecChunk::Stdout, ExecChunk::Stderr];
-        let readers = [out_fifo.clone(), err_fifo.clone()]
+        let readers = [Some(out_fifo.clone()), err_fifo.clone()]
             .into_iter()
             .zip(wraps)
+            .filter_map(|(p, wrap)| Some((p?, wrap)))
             .map(|(p, wrap)| {
                 let output = output.clone();
                 tokio::task::spawn_blocking(move || stream_fifo(&p, wrap, &output))
             })
             .collect::<Vec<_>>();
-        let release = |fifos: [&PathBuf; 2]| {
+        let release = |fifos: [Option<&PathBuf>; 2]| {
             use std::os::unix::fs::OpenOptionsExt;
             // a writer of our own ends a reader still waiting for the shim's
-            for p in fifos {
+            for p in fifos.into_iter().flatten() {
                 let _ = std::fs::OpenOptions::new()
                     .write(true)
                     .custom_flags(libc::O_NONBLOCK)
@@ -600,7 +767,7 @@ impl Runtime for Containerd {
             }
         };
         let remove_fifos = || {
-            for p in [Some(&out_fifo), Some(&err_fifo), in_fifo.as_ref()]
+            for p in [Some(&out_fifo), err_fifo.as_ref(), in_fifo.as_ref()]
                 .into_iter()
                 .flatten()
             {
@@ -618,8 +785,11 @@ impl Runtime for Containerd {
                         .map(|p| p.display().to_string())
                         .unwrap_or_default(),
                     stdout: out_fifo.display().to_string(),
-                    stderr: err_fifo.display().to_string(),
-                    terminal: false,
+                    stderr: err_fifo
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    terminal: tty,
                     spec: Some(prost_types::Any {
                         type_url: PROCESS_TYPE.into(),
                         value: body,
@@ -629,7 +799,7 @@ impl Runtime for Containerd {
             )
             .await;
         if let Err(e) = created {
-            release([&out_fifo, &err_fifo]);
+            release([Some(&out_fifo), err_fifo.as_ref()]);
             remove_fifos();
             return Err(other(err("exec", e)));
         }
@@ -645,21 +815,35 @@ impl Runtime for Containerd {
             }));
             let start_and_feed = async {
                 start.await.map_err(|s| other(err("starting exec", s)))?;
-                // stdin once the shim has the FIFO's read end (it opens it while starting),
-                // chunk by chunk as it arrives; its end closes the command's input
-                if let (Some(path), Some(input)) = (in_fifo.as_deref(), stdin) {
-                    match open_fifo_writer(path).await {
-                        Ok(pipe) => feed_input(input, pipe).await,
-                        Err(e) => tracing::warn!(error = %e, "exec stdin"),
+                // a terminal is resized once the process runs, as sizes arrive
+                let sizes = async {
+                    if let Some(rx) = resize.as_mut() {
+                        while let Some(size) = rx.recv().await {
+                            self.resize(id, &exec_id, size).await;
+                        }
                     }
-                    let _ = TasksClient::new(self.api.channel.clone())
-                        .close_io(self.api.req(CloseIoRequest {
-                            container_id: id.to_string(),
-                            exec_id: exec_id.clone(),
-                            stdin: true,
-                        }))
-                        .await;
-                }
+                };
+                // stdin once the shim has the FIFO's read end (it opens it while starting),
+                // chunk by chunk as it arrives; its end closes the command's input (a
+                // terminal's input has no end of its own: ^D is typed)
+                let feed = async {
+                    if let (Some(path), Some(input)) = (in_fifo.as_deref(), stdin) {
+                        match open_fifo_writer(path).await {
+                            Ok(pipe) => feed_input(input, pipe).await,
+                            Err(e) => tracing::warn!(error = %e, "exec stdin"),
+                        }
+                        if !tty {
+                            let _ = TasksClient::new(self.api.channel.clone())
+                                .close_io(self.api.req(CloseIoRequest {
+                                    container_id: id.to_string(),
+                                    exec_id: exec_id.clone(),
+                                    stdin: true,
+                                }))
+                                .await;
+                        }
+                    }
+                };
+                tokio::join!(feed, sizes);
                 Ok::<(), RuntimeError>(())
             };
             tokio::pin!(wait, start_and_feed);
@@ -707,12 +891,77 @@ impl Runtime for Containerd {
             .await;
         // the shim closed its ends when the process went; if it never opened them (a failed
         // start), a writer of our own ends the readers' wait
-        release([&out_fifo, &err_fifo]);
+        release([Some(&out_fifo), err_fifo.as_ref()]);
         for r in readers {
             let _ = r.await;
         }
         remove_fifos();
         result.map(|code| i32::try_from(code).unwrap_or(255))
+    }
+
+    async fn stdin_ready(&self, id: &str) -> Result<()> {
+        let labels = self.labels(id).await?;
+        if labels.get(STDIN_LABEL).map(String::as_str) != Some("true") {
+            return Err(RuntimeError::Invalid(format!(
+                "container {id} was started without stdin: true in its spec; restart it with stdin: true to attach to its stdin"
+            )));
+        }
+        let dir = self.io_dir(id);
+        if dir.join(STDIN_CLOSED).exists() {
+            return Err(RuntimeError::Invalid(
+                "its stdin was closed when the first attach session ended (stdinOnce: true); it stays closed until the container restarts".into(),
+            ));
+        }
+        open_stdin(&dir.join(STDIN_FIFO)).map(drop)
+    }
+
+    async fn attach_input(&self, id: &str, input: AttachInput) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let AttachInput {
+            mut stdin,
+            mut resize,
+            close_stdin,
+        } = input;
+        let dir = self.io_dir(id);
+        let mut pipe = match stdin {
+            Some(_) => Some(open_stdin(&dir.join(STDIN_FIFO))?),
+            None => None,
+        };
+        while stdin.is_some() || resize.is_some() {
+            tokio::select! {
+                chunk = next_chunk(&mut stdin) => match (chunk, pipe.as_mut()) {
+                    (Some(data), Some(p)) => {
+                        if let Err(e) = p.write_all(&data).await {
+                            return Err(other(format!(
+                                "writing to the stdin of container {id} (did it stop?): {e}"
+                            )));
+                        }
+                    }
+                    (Some(_), None) => {}
+                    (None, _) => {
+                        stdin = None;
+                        pipe = None;
+                        if close_stdin {
+                            tracing::info!(container = id, "stdinOnce: closing the container's stdin");
+                            let _ = std::fs::write(dir.join(STDIN_CLOSED), b"");
+                            self.tasks()
+                                .close_io(self.api.req(CloseIoRequest {
+                                    container_id: id.to_string(),
+                                    exec_id: String::new(),
+                                    stdin: true,
+                                }))
+                                .await
+                                .map_err(|s| other(err("closing the container's stdin", s)))?;
+                        }
+                    }
+                },
+                size = next_size(&mut resize) => match size {
+                    Some(size) => self.resize(id, "", size).await,
+                    None => resize = None,
+                },
+            }
+        }
+        Ok(())
     }
 
     fn events(&self) -> broadcast::Receiver<String> {
@@ -728,6 +977,74 @@ impl Runtime for Containerd {
         .await
         .ok()
         .flatten()
+    }
+}
+
+/// The FIFO in a container's io directory the shim reads its stdin from.
+const STDIN_FIFO: &str = "stdin";
+
+/// The FIFO in a container's io directory its terminal's output comes through.
+const TTY_FIFO: &str = "stdout";
+
+/// The file in a container's io directory that says its stdin was closed (`stdinOnce`).
+const STDIN_CLOSED: &str = "stdin-closed";
+
+/// The label of a container created with `stdin: true`.
+const STDIN_LABEL: &str = "io.korral.stdin";
+
+/// Puts a process (its OCI spec) on a terminal, with `TERM=xterm` unless it
+/// sets `TERM` (as containerd's CRI does).
+fn on_terminal(process: &mut serde_json::Value) {
+    process["terminal"] = serde_json::Value::Bool(true);
+    if let Some(env) = process["env"].as_array_mut()
+        && !env
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.starts_with("TERM=")))
+    {
+        env.push(serde_json::Value::from("TERM=xterm"));
+    }
+}
+
+/// Opens a task's terminal FIFO for reading — and writing, so that reads
+/// never see an end before the shim opens it, nor between two daemons.
+fn open_terminal_fifo(
+    fifo: &std::path::Path,
+) -> std::result::Result<tokio::net::unix::pipe::Receiver, String> {
+    tokio::net::unix::pipe::OpenOptions::new()
+        .read_write(true)
+        .open_receiver(fifo)
+        .map_err(|e| format!("{}: {e}", fifo.display()))
+}
+
+/// Opens a task's stdin FIFO for writing: the shim holds its read end while
+/// the task runs (without a reader the open fails at once).
+fn open_stdin(path: &std::path::Path) -> Result<tokio::net::unix::pipe::Sender> {
+    tokio::net::unix::pipe::OpenOptions::new()
+        .open_sender(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) | Some(libc::ENOENT) => RuntimeError::Invalid(format!(
+                "the container is not running (nothing reads {})",
+                path.display()
+            )),
+            _ => other(format!("{}: {e}", path.display())),
+        })
+}
+
+/// The next chunk of an optional input channel (never, without one).
+async fn next_chunk(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
+) -> Option<bytes::Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next terminal size of an optional channel (never, without one).
+async fn next_size(rx: &mut Option<tokio::sync::mpsc::Receiver<TermSize>>) -> Option<TermSize> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -202,6 +202,7 @@ mod tests {
             memory_limit_bytes: Some(64 << 20),
             log_path: PathBuf::from("/tmp/log"),
             pod_ip: None,
+            io: Default::default(),
         }
     }
 

@@ -26,9 +26,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
 use crate::runtime::{
-    ContainerConfig, ContainerInfo, ExecChunk, ExecStreams, Mount, PodSandbox, Result, Runtime,
-    RuntimeError, State, event_channel, feed_input, pump_output,
+    AttachInput, ContainerConfig, ContainerInfo, ExecChunk, ExecStreams, Mount, PodSandbox, Result,
+    Runtime, RuntimeError, State, TermSize, event_channel, feed_input, pty, pump_output,
 };
 
 /// How the process runtime gives pods IPs.
@@ -369,6 +372,15 @@ impl Runtime for Process {
         let body = serde_json::to_vec(&rec).map_err(|e| RuntimeError::Other(e.to_string()))?;
         shim::write_atomic(&dir.join("record.json"), &body)
             .map_err(|e| RuntimeError::Other(e.to_string()))?;
+        if c.io.stdin || c.io.tty {
+            let io = shim::Io {
+                stdin: c.io.stdin,
+                tty: c.io.tty,
+            };
+            let body = serde_json::to_vec(&io).map_err(|e| RuntimeError::Other(e.to_string()))?;
+            shim::write_atomic(&dir.join(shim::IO_FILE), &body)
+                .map_err(|e| RuntimeError::Other(e.to_string()))?;
+        }
         let plan_file = dir.join("mounts.json");
         if self.mount_ns {
             let plan = mount_ns::Plan {
@@ -513,17 +525,28 @@ impl Runtime for Process {
         } else {
             cmd.current_dir(rec.working_dir.as_deref().unwrap_or("/"));
         }
-        let ExecStreams { stdin, output } = streams;
+        let ExecStreams {
+            stdin,
+            output,
+            tty,
+            resize,
+        } = streams;
         cmd.args(args)
             .env_clear()
-            .envs(rec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(match stdin {
-                Some(_) => std::process::Stdio::piped(),
-                None => std::process::Stdio::null(),
-            })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
+            .envs(rec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if tty {
+            if !rec.env.iter().any(|(k, _)| k == "TERM") {
+                cmd.env("TERM", "xterm");
+            }
+            return exec_on_terminal(cmd, prog, stdin, resize, output, timeout).await;
+        }
+        cmd.stdin(match stdin {
+            Some(_) => std::process::Stdio::piped(),
+            None => std::process::Stdio::null(),
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -580,6 +603,75 @@ impl Runtime for Process {
         }
     }
 
+    async fn stdin_ready(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        if !dir.exists() {
+            return Err(RuntimeError::NotFound(id.into()));
+        }
+        if !shim::Io::read(&dir).stdin {
+            return Err(RuntimeError::Invalid(format!(
+                "container {id} was started without stdin: true in its spec; restart it with stdin: true to attach to its stdin"
+            )));
+        }
+        if dir.join(shim::STDIN_CLOSED).exists() {
+            return Err(RuntimeError::Invalid(
+                "its stdin was closed when the first attach session ended (stdinOnce: true); it stays closed until the container restarts".into(),
+            ));
+        }
+        open_control(&dir).map(drop)
+    }
+
+    async fn attach_input(&self, id: &str, input: AttachInput) -> Result<()> {
+        let dir = self.dir(id);
+        let io = shim::Io::read(&dir);
+        let AttachInput {
+            mut stdin,
+            mut resize,
+            close_stdin,
+        } = input;
+        if !io.stdin {
+            stdin = None;
+        }
+        if !io.tty {
+            resize = None;
+        }
+        if stdin.is_none() && resize.is_none() {
+            return Ok(());
+        }
+        let mut control = open_control(&dir)?;
+        let gone = |e: std::io::Error| {
+            RuntimeError::Other(format!(
+                "writing to the shim of container {id} (did it stop?): {e}"
+            ))
+        };
+        while stdin.is_some() || resize.is_some() {
+            let frame = match next_input(&mut stdin, &mut resize).await {
+                Input::Stdin(Some(data)) => {
+                    for piece in data.chunks(shim::CONTROL_INPUT_MAX) {
+                        let frame = shim::Control::Input(piece.to_vec()).encode();
+                        control.write_all(&frame).await.map_err(gone)?;
+                    }
+                    continue;
+                }
+                Input::Stdin(None) => {
+                    stdin = None;
+                    if !close_stdin {
+                        continue;
+                    }
+                    tracing::info!(container = id, "stdinOnce: closing the container's stdin");
+                    shim::Control::CloseStdin
+                }
+                Input::Resize(Some(size)) => shim::Control::Resize(size),
+                Input::Resize(None) => {
+                    resize = None;
+                    continue;
+                }
+            };
+            control.write_all(&frame.encode()).await.map_err(gone)?;
+        }
+        Ok(())
+    }
+
     fn events(&self) -> broadcast::Receiver<String> {
         self.events.subscribe()
     }
@@ -596,6 +688,159 @@ impl Runtime for Process {
         .ok()
         .flatten()
     }
+}
+
+/// How long an exec on a terminal waits, once its command ended, for the
+/// rest of the terminal's output (something the command started may keep
+/// the terminal open).
+const TTY_DRAIN: Duration = Duration::from_secs(2);
+
+/// Runs an exec'd command on a new pseudo-terminal (`kubectl exec -t`): its
+/// stdin, stdout and stderr are the terminal, whose output goes to `output`
+/// as stdout; input and sizes are applied as they arrive. Returns the exit
+/// code as [`Runtime::exec_streaming`] does.
+async fn exec_on_terminal(
+    mut cmd: tokio::process::Command,
+    prog: &str,
+    mut stdin: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+    mut resize: Option<tokio::sync::mpsc::Receiver<TermSize>>,
+    output: tokio::sync::mpsc::Sender<ExecChunk>,
+    timeout: Duration,
+) -> Result<i32> {
+    let term = |e: std::io::Error| RuntimeError::Other(format!("exec {prog:?}: a terminal: {e}"));
+    let (master, slave) = pty::open().map_err(term)?;
+    let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone().map_err(term);
+    cmd.stdin(dup(&slave)?)
+        .stdout(dup(&slave)?)
+        .stderr(slave)
+        .kill_on_drop(true);
+    // SAFETY: the hook calls only setsid and ioctl (async-signal-safe).
+    unsafe { cmd.pre_exec(pty::make_controlling_terminal) };
+    let spawned = cmd.spawn();
+    // our copies of the slave go: the terminal ends with the command
+    drop(cmd);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let why = format!("cannot run {prog:?}: {e}\r\n");
+            let _ = output.send(ExecChunk::Stdout(why.into())).await;
+            return Ok(127);
+        }
+    };
+    let master = pty::Master::new(master).map_err(term)?;
+    let pump = async {
+        let mut buf = vec![0u8; crate::runtime::EXEC_CHUNK];
+        let mut open = true;
+        loop {
+            match master.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if open
+                        && output
+                            .send(ExecChunk::Stdout(Bytes::copy_from_slice(&buf[..n])))
+                            .await
+                            .is_err()
+                    {
+                        open = false;
+                    }
+                }
+            }
+        }
+    };
+    let feed = async {
+        while stdin.is_some() || resize.is_some() {
+            match next_input(&mut stdin, &mut resize).await {
+                Input::Stdin(Some(data)) => {
+                    if master.write_all(&data).await.is_err() {
+                        stdin = None;
+                    }
+                }
+                // a terminal's input has no end of its own (^D is typed)
+                Input::Stdin(None) => stdin = None,
+                Input::Resize(Some(size)) => {
+                    if let Err(e) = master.resize(size) {
+                        tracing::debug!(error = %e, "exec terminal resize");
+                    }
+                }
+                Input::Resize(None) => resize = None,
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    let session = async {
+        tokio::pin!(pump);
+        let (status, drained) = tokio::select! {
+            status = child.wait() => (status, false),
+            // (feeding never ends: it waits once its input is gone)
+            () = feed => (child.wait().await, false),
+            // the terminal is gone: the command is ending
+            () = &mut pump => (child.wait().await, true),
+        };
+        if !drained {
+            let _ = tokio::time::timeout(TTY_DRAIN, &mut pump).await;
+        }
+        status
+    };
+    tokio::select! {
+        r = tokio::time::timeout(timeout, session) => match r {
+            Ok(Ok(status)) => Ok(status
+                .code()
+                .or_else(|| {
+                    use std::os::unix::process::ExitStatusExt;
+                    status.signal().map(|s| 128 + s)
+                })
+                .unwrap_or(255)),
+            Ok(Err(e)) => Err(RuntimeError::Other(format!("exec {prog:?}: waiting: {e}"))),
+            Err(_) => Err(RuntimeError::Other(format!(
+                "exec {prog:?}: timed out after {timeout:?}"
+            ))),
+        },
+        () = output.closed() => Err(RuntimeError::Other(format!(
+            "exec {prog:?}: the session went away; the command was killed"
+        ))),
+    }
+}
+
+/// The next item of an optional channel (never, without one).
+async fn recv<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What came next from an attach or exec session's input.
+enum Input {
+    /// Input (`None`: its end).
+    Stdin(Option<Bytes>),
+    /// A terminal size (`None`: no more).
+    Resize(Option<TermSize>),
+}
+
+/// Waits for the next input or terminal size (never, when both are gone).
+async fn next_input(
+    stdin: &mut Option<tokio::sync::mpsc::Receiver<Bytes>>,
+    resize: &mut Option<tokio::sync::mpsc::Receiver<TermSize>>,
+) -> Input {
+    tokio::select! {
+        c = recv(stdin) => Input::Stdin(c),
+        s = recv(resize) => Input::Resize(s),
+    }
+}
+
+/// Opens the write end of a running container's control FIFO, which its
+/// shim holds open (without a reader — the shim is gone — the open fails).
+fn open_control(dir: &Path) -> Result<tokio::net::unix::pipe::Sender> {
+    let path = dir.join(shim::CONTROL_FIFO);
+    tokio::net::unix::pipe::OpenOptions::new()
+        .open_sender(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) | Some(libc::ENOENT) => RuntimeError::Invalid(format!(
+                "the container is not running (nothing reads {})",
+                path.display()
+            )),
+            _ => RuntimeError::Other(format!("{}: {e}", path.display())),
+        })
 }
 
 /// How often a container's exit record is looked for (the shim writes it
@@ -691,6 +936,8 @@ mod tests {
             ExecStreams {
                 stdin: Some(in_rx),
                 output: out_tx,
+                tty: false,
+                resize: None,
             },
             WAIT,
         );
@@ -731,6 +978,8 @@ mod tests {
             ExecStreams {
                 stdin: Some(in_rx),
                 output: out_tx,
+                tty: false,
+                resize: None,
             },
             WAIT,
         );
@@ -751,6 +1000,8 @@ mod tests {
             ExecStreams {
                 stdin: None,
                 output: out_tx,
+                tty: false,
+                resize: None,
             },
             Duration::from_secs(120),
         );
@@ -760,6 +1011,89 @@ mod tests {
                 .is_err_and(|e| e.to_string().contains("went away")),
             "{r:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn exec_on_a_terminal_echoes_input_applies_sizes_and_merges_output() {
+        let (_root, rt, id) = runtime_with_container();
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel(4);
+        let (size_tx, size_rx) = tokio::sync::mpsc::channel(4);
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(4);
+        // the size is read after a line of input, so it is applied by then
+        let cmd = argv(&[
+            "sh",
+            "-c",
+            "read l; test -t 0 && echo tty:yes; echo err:$l >&2; stty size; echo TERM=$TERM",
+        ]);
+        let run = rt.exec_streaming(
+            &id,
+            &cmd,
+            ExecStreams {
+                stdin: Some(in_rx),
+                output: out_tx,
+                tty: true,
+                resize: Some(size_rx),
+            },
+            WAIT,
+        );
+        let session = async {
+            size_tx
+                .send(TermSize {
+                    width: 77,
+                    height: 11,
+                })
+                .await
+                .expect("size");
+            in_tx.send(Bytes::from("hi\n")).await.expect("send");
+            let mut text = String::new();
+            while let Some(chunk) = next_output(&mut out_rx).await {
+                match chunk {
+                    ExecChunk::Stdout(b) => text.push_str(&String::from_utf8_lossy(&b)),
+                    ExecChunk::Stderr(b) => panic!("stderr on a terminal: {b:?}"),
+                }
+            }
+            text
+        };
+        let (code, text) = tokio::join!(run, session);
+        assert_eq!(code.expect("ran"), 0, "{text:?}");
+        for want in [
+            "hi\r\n",
+            "tty:yes\r\n",
+            "err:hi\r\n",
+            "11 77\r\n",
+            "TERM=xterm",
+        ] {
+            assert!(text.contains(want), "{want:?} in {text:?}");
+        }
+    }
+
+    #[test]
+    fn control_frames_read_back_as_written() {
+        let frames = vec![
+            shim::Control::Input(b"line\n".to_vec()),
+            shim::Control::Resize(TermSize {
+                width: 300,
+                height: 2,
+            }),
+            shim::Control::CloseStdin,
+            shim::Control::Input(vec![7; shim::CONTROL_INPUT_MAX]),
+        ];
+        let mut wire = Vec::new();
+        for f in &frames {
+            let bytes = f.encode();
+            assert!(bytes.len() <= shim::CONTROL_MAX, "atomic on a FIFO");
+            wire.extend(bytes);
+        }
+        let mut r = &wire[..];
+        let mut got = Vec::new();
+        while let Some(f) = shim::Control::read(&mut r).expect("frames") {
+            got.push(f);
+        }
+        assert_eq!(got, frames);
+        let mut bad = &[2u8, 0, 1, 9][..];
+        assert!(shim::Control::read(&mut bad).is_err(), "a short resize");
+        let mut bad = &[9u8, 0, 0][..];
+        assert!(shim::Control::read(&mut bad).is_err(), "an unknown kind");
     }
 
     #[tokio::test]
