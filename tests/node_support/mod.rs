@@ -843,11 +843,13 @@ pub fn check_attach_stdin(s: &Server, node: &mut NodeProc, node_name: &str, bin:
     o.close_stdin();
     o.expect_line("eof", wait);
     drop(o);
-    let late = s.kubectl_with(&once, &[], Some("late\n"));
+    let mut late = Interactive::start(s, &once);
+    late.try_write("late\n");
+    let code = late.wait(wait);
     assert!(
-        !late.status.success() && crate::support::stderr(&late).contains("stdinOnce"),
-        "attach -i after a stdinOnce session: {}",
-        crate::support::stderr(&late)
+        code != Some(0) && late.stderr_text().contains("stdinOnce"),
+        "attach -i after a stdinOnce session: exit {code:?}, {}",
+        late.stderr_text()
     );
 }
 

@@ -2,8 +2,10 @@
 //! a pod sandbox (network), containers built from the pod spec, their
 //! observed state, exec for probes and `kubectl exec` (streamed: the command
 //! starts at once, its input arrives as it is sent, its output leaves as it is
-//! written — see [`ExecStreams`]). Three implementations: [`containerd`],
-//! [`process`], [`simulated`].
+//! written — see [`ExecStreams`]; on a terminal with `-t`, see [`pty`]), and
+//! `kubectl attach`'s input to a container's own stdin or terminal
+//! ([`AttachInput`]). Three implementations: [`containerd`], [`process`],
+//! [`simulated`].
 
 pub mod auth;
 pub mod containerd;
