@@ -881,18 +881,7 @@ pub fn check_terminals(
         "the shell's stdin is a terminal: {line:?}"
     );
     // the terminal has kubectl's size (sent on the resize stream as the session starts)
-    let mut sized = false;
-    let deadline = std::time::Instant::now() + wait;
-    while !sized && std::time::Instant::now() < deadline {
-        t.write("stty size\n");
-        let line = t.expect_containing(" ", wait);
-        sized = line.trim_end() == "31 101";
-    }
-    assert!(
-        sized,
-        "the terminal is 31 rows of 101 columns: {:?}",
-        t.seen
-    );
+    expect_terminal_size(&mut t, wait);
     // what is typed is echoed by the terminal, and the shell runs it
     t.write("echo marker-$((6*7))\n");
     let echoed = t.expect_containing("marker-", wait);
@@ -948,6 +937,8 @@ pub fn check_terminals(
     }
     r.write("echo run-$((1+2))\n");
     r.expect_containing("run-3", wait);
+    // attached to the container's own terminal, kubectl's size reaches it too
+    expect_terminal_size(&mut r, wait);
     let log = s.ok(&["logs", "tty-run"]);
     assert!(
         log.contains("run-3"),
@@ -959,6 +950,24 @@ pub fn check_terminals(
         r.seen.iter().any(|l| l.contains("pod \"tty-run\" deleted")),
         "--rm deletes the pod: {:?}",
         r.seen
+    );
+}
+
+/// Asks the shell on `t`'s terminal for its size (`stty size`) until it is
+/// the 31 rows of 101 columns [`Interactive::on_terminal`] gives kubectl's
+/// terminal — the size kubectl sends as the session starts — within `wait`.
+fn expect_terminal_size(t: &mut Interactive, wait: Duration) {
+    let mut sized = false;
+    let deadline = std::time::Instant::now() + wait;
+    while !sized && std::time::Instant::now() < deadline {
+        t.write("stty size\n");
+        let line = t.expect_containing(" ", wait);
+        sized = line.trim_end() == "31 101";
+    }
+    assert!(
+        sized,
+        "the terminal is 31 rows of 101 columns: {:?}",
+        t.seen
     );
 }
 
