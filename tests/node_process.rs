@@ -8,7 +8,9 @@
 //! deleted pod within its grace period, and adopts its pods after a restart.
 //! A daemon run as root gives each container its own mount namespace: the
 //! real kubectl and the Python client inside pods use their ServiceAccount
-//! through in-cluster configuration alone.
+//! through in-cluster configuration alone. Both ways, `kubectl attach -i`
+//! feeds a container's own stdin and `kubectl exec -it` / `run -it --rm`
+//! get terminals.
 
 use crate::node_support;
 use crate::support;
@@ -402,6 +404,23 @@ fn process_node_runs_probes_restarts_and_adopts_pods() {
 fn process_node_attaches_stdin_and_serves_terminals() {
     let s = Server::start();
     let mut proc_node = start_process_node(&s);
+    check_attach_stdin(&s, &mut proc_node.node, NODE, &["busybox"]);
+    check_terminals(
+        &s,
+        &proc_node.node,
+        NODE,
+        "reader",
+        &["busybox", "sh"],
+        "busybox",
+    );
+}
+
+/// The same with a daemon run as root: containers (and execs) in mount
+/// namespaces of their own, where the terminal is set up as well.
+#[test]
+fn root_process_node_attaches_stdin_and_serves_terminals() {
+    let s = Server::start();
+    let mut proc_node = start_root_process_node(&s);
     check_attach_stdin(&s, &mut proc_node.node, NODE, &["busybox"]);
     check_terminals(
         &s,
