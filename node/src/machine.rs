@@ -152,6 +152,20 @@ pub fn address_towards(server: &str) -> Option<IpAddr> {
     Some(s.local_addr().ok()?.ip())
 }
 
+/// Whether this process runs as root (effective user 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Where `program` is found on `PATH`, if it is.
+pub fn on_path(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,18 +183,4 @@ mod tests {
             Some(IpAddr::from([127, 0, 0, 1]))
         );
     }
-}
-
-/// Whether this process runs as root (effective user 0).
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Where `program` is found on `PATH`, if it is.
-pub fn on_path(program: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
 }
