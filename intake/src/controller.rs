@@ -377,7 +377,8 @@ async fn reconcile(ctx: Ctx, key: ObjectRef) -> Result<Action, String> {
                     .as_ref()
                     .and_then(crate::status::ready)
                     .is_some_and(|c| {
-                        c.reason == "FetchFailed" && c.message.contains(&e.to_string())
+                        matches!(c.reason.as_str(), "FetchFailed" | "ValidationFailed")
+                            && c.message.contains(&e.to_string())
                     });
                 if !already {
                     ctx.engine.fetch_failed(&source, &e).await;

@@ -37,11 +37,17 @@ pub enum Change {
     Create {
         /// The object.
         object: String,
+        /// The kustomization it is built from, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
     },
     /// Changed.
     Update {
         /// The object.
         object: String,
+        /// The kustomization it is built from, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
         /// The fields.
         fields: Vec<FieldUpdate>,
     },
@@ -248,6 +254,7 @@ pub async fn plan(
                 // (the sync would create it first)
                 plan.changes.push(Change::Create {
                     object: o.key.to_string(),
+                    from: o.built_from().map(str::to_string),
                 });
                 continue;
             }
@@ -259,6 +266,7 @@ pub async fn plan(
         match live {
             None => plan.changes.push(Change::Create {
                 object: o.key.to_string(),
+                from: o.built_from().map(str::to_string),
             }),
             Some(l) => {
                 let mut fields = field_updates(&l, &after);
@@ -270,6 +278,7 @@ pub async fn plan(
                 } else {
                     plan.changes.push(Change::Update {
                         object: o.key.to_string(),
+                        from: o.built_from().map(str::to_string),
                         fields,
                     });
                 }
@@ -305,6 +314,13 @@ pub async fn plan(
     Ok(plan)
 }
 
+/// ` [overlays/prod/kustomization.yaml]` for an object built by kustomize.
+pub fn from_suffix(from: &Option<String>) -> String {
+    from.as_deref()
+        .map(|f| format!(" [{f}]"))
+        .unwrap_or_default()
+}
+
 /// The plan for people: `+`, `~` with one line per field (`from → to`), `-`.
 pub fn render_text(plan: &Plan) -> String {
     use crate::drift::text::show;
@@ -312,11 +328,15 @@ pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
     for c in &plan.changes {
         match c {
-            Change::Create { object } => {
-                let _ = writeln!(out, "+ {object}: would be created");
+            Change::Create { object, from } => {
+                let _ = writeln!(out, "+ {object}{}: would be created", from_suffix(from));
             }
-            Change::Update { object, fields } => {
-                let _ = writeln!(out, "~ {object}:");
+            Change::Update {
+                object,
+                from,
+                fields,
+            } => {
+                let _ = writeln!(out, "~ {object}{}:", from_suffix(from));
                 for f in fields {
                     let _ = writeln!(
                         out,

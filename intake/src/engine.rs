@@ -18,6 +18,7 @@ use schemas::{Diagnostic, Registry};
 use crate::definitions;
 use crate::drift::{self, Drift};
 use crate::heal::{self, Healed};
+use crate::kustomize::BuildOptions;
 use crate::live;
 use crate::metrics::IntakeMetrics;
 use crate::owner::{MANAGER, Owner};
@@ -26,6 +27,7 @@ use crate::render::{Desired, render_with};
 use crate::report;
 use crate::source::{self, FetchError, Location, Snapshot};
 use crate::status::{self, Failure};
+use crate::substitute;
 use crate::sync::{SyncFailure, SyncOptions, SyncReport, sync};
 
 /// The owner of a GitSource's objects.
@@ -129,9 +131,10 @@ impl Engine {
         let location = Self::location(source)?;
         let cache = self.cache_dir.clone();
         let revision = revision.map(str::to_string);
+        let build = BuildOptions::from_spec(&source.spec.clone().unwrap_or_default());
         tokio::task::spawn_blocking(move || match revision {
-            Some(r) => source::fetch_revision(&location, &cache, &r),
-            None => source::fetch(&location, &cache),
+            Some(r) => source::fetch_revision(&location, &cache, &r, &build),
+            None => source::fetch(&location, &cache, &build),
         })
         .await
         .map_err(|e| FetchError::Io(format!("the fetch task failed: {e}")))?
@@ -159,13 +162,20 @@ impl Engine {
         }
     }
 
-    /// Renders a snapshot for `source` with the kinds of `registry`.
+    /// Renders a snapshot for `source` with the kinds of `registry`, after
+    /// the post-build substitution its spec asks for.
     pub async fn render_with(
         &self,
         source: &GitSource,
-        snapshot: Snapshot,
+        mut snapshot: Snapshot,
         registry: Registry,
     ) -> Result<Desired, Vec<Diagnostic>> {
+        if let Some(pb) = source.spec.as_ref().and_then(|s| s.post_build.as_ref()) {
+            let vars = substitute::variables(&self.client, source.metadata.namespace_str(), pb)
+                .await
+                .map_err(|m| vec![failure_diagnostic(format!("postBuild: {m}"))])?;
+            substitute::substitute_files(&mut snapshot.files, &vars);
+        }
         let owner = owner_of(source);
         let ns = default_namespace(source);
         tokio::task::spawn_blocking(move || render_with(&snapshot, Some(&owner), &ns, &registry))
@@ -300,37 +310,59 @@ impl Engine {
         outcome
     }
 
-    /// Records a failed fetch.
+    /// Records a failed fetch (a kustomization that did not build is a
+    /// validation failure of its revision, with every error located).
     pub async fn fetch_failed(&self, source: &GitSource, e: &FetchError) -> Outcome {
         let old = source.status.clone().unwrap_or_default();
-        let summary = format!(
-            "cannot read {}: {e}",
-            Self::location(source)
-                .map(|l| l.describe())
-                .unwrap_or_default()
-        );
+        let (revision, failure, errors): (Option<&str>, Failure, &[Diagnostic]) = match e {
+            FetchError::Build { revision, errors } => (
+                Some(revision.as_str()).filter(|r| !r.is_empty()),
+                Failure::ValidationFailed,
+                errors,
+            ),
+            _ => (None, Failure::FetchFailed, &[]),
+        };
+        let summary = match e {
+            FetchError::Build { .. } => {
+                format!("the kustomization does not build; nothing applied: {e}")
+            }
+            _ => format!(
+                "cannot read {}: {e}",
+                Self::location(source)
+                    .map(|l| l.describe())
+                    .unwrap_or_default()
+            ),
+        };
         let new = handled(
             source,
             status::failed(
                 &old,
-                None,
-                Failure::FetchFailed,
+                revision,
+                failure,
                 &summary,
-                &[],
+                errors,
                 source.metadata.generation,
             ),
         );
         let key = owner_of(source).to_string();
         tracing::warn!(source = %key, "{summary}");
-        self.metrics.synced(&key, "fetch_failed", 0.0);
+        self.metrics.synced(
+            &key,
+            if failure == Failure::FetchFailed {
+                "fetch_failed"
+            } else {
+                "invalid"
+            },
+            0.0,
+        );
         if let Err(e) = self.write_status(source, &new).await {
             tracing::warn!(source = %key, error = %e, "cannot record the fetch failure");
         }
         Outcome::Failed {
-            revision: None,
-            failure: Failure::FetchFailed,
+            revision: revision.map(str::to_string),
+            failure,
             summary,
-            errors: Vec::new(),
+            errors: errors.to_vec(),
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Start at [`engine`] (the steps of one sync) and [`controller`] (the
 //! GitSource reconciler that runs them). A revision flows:
-//! [`source`] (a snapshot of files) → [`render`] (validated objects, via
+//! [`source`] (a snapshot of files; a kustomization built by
+//! [`kustomize`]) → [`substitute`] (post-build variables) → [`render`] (validated objects, via
 //! [`validate`], custom resources against the source's and the cluster's
 //! [`definitions`]) → [`sync`] (dry run, server-side apply with
 //! definitions first, prune) → [`status`];
@@ -17,6 +18,7 @@ pub mod drift;
 pub mod engine;
 pub mod files;
 pub mod heal;
+pub mod kustomize;
 pub mod live;
 pub mod metrics;
 pub mod object;
@@ -26,6 +28,7 @@ pub mod render;
 pub mod report;
 pub mod source;
 pub mod status;
+pub mod substitute;
 pub mod sync;
 pub mod validate;
 pub mod webhook;

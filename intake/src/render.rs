@@ -30,6 +30,13 @@ pub struct DesiredObject {
 }
 
 impl DesiredObject {
+    /// The kustomization this object was built from (with the file
+    /// kustomize says it came from, when recorded); `None` for an object
+    /// read from a manifest file.
+    pub fn built_from(&self) -> Option<&str> {
+        crate::kustomize::built_from(&self.manifest.file)
+    }
+
     /// A diagnostic about `path` of this object, located in its file.
     pub fn diagnostic(&self, path: Option<&str>, message: String) -> Diagnostic {
         let fp = path.map(parse_path).unwrap_or_else(FieldPath::root);

@@ -1,6 +1,8 @@
 //! korral.dev/v1alpha1: korral's own kinds, `GitSource` (a Git repository or
 //! folder the cluster converges to) and `DriftReport` (what differs).
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
@@ -74,6 +76,52 @@ pub struct GitSourceSpec {
     pub suspend: Option<bool>,
     /// Namespace for namespaced objects that name none (default: the source's).
     pub target_namespace: Option<String>,
+    /// How a path holding a `kustomization.yaml` is built.
+    pub kustomize: Option<KustomizeSpec>,
+    /// Variable substitution on the rendered objects, as Flux's
+    /// `spec.postBuild`.
+    pub post_build: Option<PostBuild>,
+}
+
+/// How a kustomization is built (with the real kustomize).
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KustomizeSpec {
+    /// Allow remote resources, bases and components (URLs, `github.com/…`,
+    /// `git@…`, `?ref=`); default false: such a kustomization is refused.
+    pub allow_remote_bases: Option<bool>,
+    /// Which tool builds: `auto` (default: `kustomize` on PATH, else
+    /// `kubectl kustomize`), `kustomize` or `kubectl`.
+    pub tool: Option<String>,
+}
+
+/// Variable substitution after the build, as Flux's `spec.postBuild`:
+/// `${var}`, `${var:=default}`; `$${var}` is left as `${var}`; undefined
+/// variables become empty; objects annotated or labelled
+/// `kustomize.toolkit.fluxcd.io/substitute: disabled` are left alone.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostBuild {
+    /// Variables and their values; they take precedence over `substituteFrom`.
+    pub substitute: Option<BTreeMap<String, String>>,
+    /// ConfigMaps and Secrets (in the source's namespace) whose data are
+    /// variables; later ones override earlier ones.
+    pub substitute_from: Option<Vec<SubstituteReference>>,
+}
+
+/// A ConfigMap or Secret holding variables.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubstituteReference {
+    /// `ConfigMap` or `Secret`.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// A missing object is skipped instead of failing the sync (default false).
+    pub optional: Option<bool>,
 }
 
 /// A Git reference; exactly one field is set.

@@ -4,13 +4,17 @@
 //! objects are that source's and what would be pruned is listed too.
 //! Custom resources are checked against the definitions in PATH and in the
 //! cluster; those of definitions not yet applied show as created.
+//! A folder holding a `kustomization.yaml` is built first (as the source
+//! would build it), and `--source`'s post-build substitution applied.
 //! Exit status: 0 no change, 1 changes, 2 error (including invalid manifests).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use intake::engine::{default_namespace, owner_of};
-use intake::source::{Snapshot, SourceFile};
+use intake::kustomize::BuildOptions;
+use intake::source::{FetchError, Snapshot, SourceFile};
+use schemas::MetaExt;
 
 use crate::cli::output::{self, Format};
 use crate::cli::sources::{client, get_source, runtime, split_source};
@@ -29,15 +33,28 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     output: Format,
+    /// Let a kustomization at PATH fetch remote bases (as the source's
+    /// `spec.kustomize.allowRemoteBases`).
+    #[arg(long)]
+    allow_remote_bases: bool,
     /// The kubeconfig to use (default: $KUBECONFIG, then ./.korral/kubeconfig.yaml).
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
 }
 
-fn read(path: &PathBuf) -> Result<Snapshot, String> {
+fn read(path: &PathBuf, build: &BuildOptions) -> Result<Snapshot, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.is_dir() {
-        return intake::source::folder::snapshot(path).map_err(|e| e.to_string());
+        return intake::source::folder::read(path, build).map_err(|e| match e {
+            FetchError::Build { errors, .. } => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                format!(
+                    "{}\nthe kustomization does not build: a sync would apply nothing",
+                    lines.join("\n")
+                )
+            }
+            other => other.to_string(),
+        });
     }
     let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let files = vec![SourceFile {
@@ -52,13 +69,6 @@ fn read(path: &PathBuf) -> Result<Snapshot, String> {
 
 /// Runs `korral diff`.
 pub fn run(args: Args) -> ExitCode {
-    let snapshot = match read(&args.path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("korral diff: {e}");
-            return ExitCode::from(output::ERROR);
-        }
-    };
     let rt = match runtime("diff") {
         Ok(r) => r,
         Err(c) => return c,
@@ -78,6 +88,38 @@ pub fn run(args: Args) -> ExitCode {
             }
             None => None,
         };
+        // a kustomization is built as the source would build it
+        let spec = source
+            .as_ref()
+            .and_then(|s| s.spec.clone())
+            .unwrap_or_default();
+        let mut build = BuildOptions::from_spec(&spec);
+        build.allow_remote |= args.allow_remote_bases;
+        let mut snapshot = match tokio::task::spawn_blocking({
+            let path = args.path.clone();
+            move || read(&path, &build)
+        })
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                eprintln!("korral diff: {e}");
+                return ExitCode::from(output::ERROR);
+            }
+            Err(e) => {
+                eprintln!("korral diff: the read task failed: {e}");
+                return ExitCode::from(output::ERROR);
+            }
+        };
+        if let (Some(src), Some(pb)) = (&source, spec.post_build.as_ref()) {
+            match intake::substitute::variables(&client, src.metadata.namespace_str(), pb).await {
+                Ok(vars) => intake::substitute::substitute_files(&mut snapshot.files, &vars),
+                Err(e) => {
+                    eprintln!("korral diff: postBuild: {e}");
+                    return ExitCode::from(output::ERROR);
+                }
+            }
+        }
         let owner = source.as_ref().map(owner_of);
         let ns = match (&args.namespace, &source) {
             (Some(n), _) => n.clone(),

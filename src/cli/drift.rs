@@ -92,6 +92,17 @@ pub fn run(args: Args) -> ExitCode {
                 let mut v = serde_json::to_value(drift.to_status()).unwrap_or_default();
                 v["source"] = json!(label);
                 v["objects"] = json!(drift.objects);
+                // which kustomization each drifted object was built from
+                let from: std::collections::BTreeMap<String, String> = drift
+                    .modified
+                    .iter()
+                    .map(|m| &m.key)
+                    .chain(drift.missing.iter().map(|(_, k)| k))
+                    .filter_map(|k| Some((k.to_string(), drift.built_from.get(k)?.clone())))
+                    .collect();
+                if !from.is_empty() {
+                    v["builtFrom"] = json!(from);
+                }
                 let printed = output::print_json(&v);
                 if printed != ExitCode::SUCCESS {
                     return printed;

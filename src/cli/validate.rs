@@ -2,12 +2,15 @@
 //! report every problem with file, line, document, object and field path.
 //! Custom resources are checked against the CustomResourceDefinitions in
 //! the input, in `--crds` files and folders, and, with `--kubeconfig`, in a
-//! cluster.
+//! cluster. A folder holding a `kustomization.yaml` is built with
+//! kustomize first; its objects are reported under the kustomization.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use intake::validate::{load_definitions, validate_files_with};
+use intake::kustomize::BuildOptions;
+use intake::source::SourceFile;
+use intake::validate::{load_definitions, validate_files_with, validate_texts_with};
 use schemas::Registry;
 
 use crate::cli::output::{self, Format};
@@ -53,6 +56,9 @@ pub struct Args {
     /// a folder (searched recursively); repeatable.
     #[arg(long = "crds", value_name = "PATH")]
     crds: Vec<PathBuf>,
+    /// Let kustomizations fetch remote resources, bases and components.
+    #[arg(long)]
+    allow_remote_bases: bool,
     /// Also read the CustomResourceDefinitions installed in the cluster of
     /// this kubeconfig (read only; $KUBECONFIG is not used unless given here).
     #[arg(long, value_name = "FILE")]
@@ -102,7 +108,13 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::from(output::ERROR)
         })
     };
-    let files = match collect(&args.paths) {
+    // folders holding a kustomization are built; the rest are read as files
+    let (kustomizations, plain): (Vec<PathBuf>, Vec<PathBuf>) = args
+        .paths
+        .iter()
+        .cloned()
+        .partition(|p| p.is_dir() && intake::kustomize::kustomization_in(p).is_some());
+    let files = match collect(&plain) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -120,7 +132,30 @@ pub fn run(args: Args) -> ExitCode {
     }
     let definitions = load_definitions(&crd_files, &registry);
     sources.files = definitions.loaded;
-    let mut report = validate_files_with(&files, &args.namespace, &registry);
+    let mut report = if kustomizations.is_empty() {
+        validate_files_with(&files, &args.namespace, &registry)
+    } else {
+        let build = BuildOptions {
+            allow_remote: args.allow_remote_bases,
+            ..Default::default()
+        };
+        match built_and_read(&kustomizations, &files, &build) {
+            Ok((texts, mut build_errors)) => {
+                let inputs: Vec<(&str, &[u8])> = texts
+                    .iter()
+                    .map(|f| (f.path.as_str(), f.data.as_slice()))
+                    .collect();
+                let mut r = validate_texts_with(&inputs, &args.namespace, &registry);
+                build_errors.append(&mut r.diagnostics);
+                r.diagnostics = build_errors;
+                r
+            }
+            Err(e) => {
+                eprintln!("korral validate: {e}");
+                return ExitCode::from(output::ERROR);
+            }
+        }
+    };
     // broken definitions first: they explain the errors of their objects
     let mut diagnostics = definitions.diagnostics;
     diagnostics.append(&mut report.diagnostics);
@@ -188,6 +223,40 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     ExitCode::from(code)
+}
+
+/// The objects each kustomization builds (reported under the
+/// kustomization's path) and the plain files' contents; build errors are
+/// returned beside them, located at the kustomization.
+fn built_and_read(
+    kustomizations: &[PathBuf],
+    files: &[PathBuf],
+    build: &BuildOptions,
+) -> Result<(Vec<SourceFile>, Vec<schemas::Diagnostic>), String> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for dir in kustomizations {
+        match intake::kustomize::build(dir, "", build) {
+            Ok(built) => out.extend(built.into_iter().map(|mut f| {
+                f.path = dir.join(&f.path).display().to_string();
+                f
+            })),
+            Err(mut e) => {
+                for d in &mut e {
+                    d.file = dir.join(&d.file).display().to_string();
+                }
+                errors.append(&mut e);
+            }
+        }
+    }
+    for f in files {
+        let data = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        out.push(SourceFile {
+            path: f.display().to_string(),
+            data,
+        });
+    }
+    Ok((out, errors))
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

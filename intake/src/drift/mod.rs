@@ -49,6 +49,8 @@ pub struct Drift {
     pub extra: Vec<(Arc<KindInfo>, ObjectKey)>,
     /// Objects compared.
     pub objects: usize,
+    /// The kustomization each declared object built by kustomize came from.
+    pub built_from: std::collections::BTreeMap<ObjectKey, String>,
 }
 
 impl Drift {
@@ -125,6 +127,11 @@ pub fn detect(desired: &Desired, live: &LiveObjects, owner: &Owner) -> Drift {
     let mut drift = Drift {
         revision: desired.revision.clone(),
         objects: desired.objects.len(),
+        built_from: desired
+            .objects
+            .iter()
+            .filter_map(|o| Some((o.key.clone(), o.built_from()?.to_string())))
+            .collect(),
         ..Default::default()
     };
     for (i, r) in results {

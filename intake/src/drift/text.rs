@@ -11,6 +11,7 @@ use schemas::TimeExt;
 use serde_json::Value;
 
 use crate::drift::{Drift, FieldChange};
+use crate::object::ObjectKey;
 
 /// A value as printed: `(absent)`, plain scalars, compact JSON (cut at 100 characters).
 pub fn show(v: Option<&Value>) -> String {
@@ -62,8 +63,9 @@ pub fn change_line(c: &FieldChange) -> String {
 /// The whole report; `home` is the source's namespace (others are named).
 pub fn render(drift: &Drift, home: &str, source: &str) -> String {
     let mut out = String::new();
+    let from = |k: &ObjectKey| crate::diff::from_suffix(&drift.built_from.get(k).cloned());
     for m in &drift.modified {
-        let name = m.key.short(home);
+        let name = format!("{}{}", m.key.short(home), from(&m.key));
         let Some(first) = m.changes.first() else {
             continue;
         };
@@ -82,7 +84,12 @@ pub fn render(drift: &Drift, home: &str, source: &str) -> String {
         }
     }
     for (_, k) in &drift.missing {
-        let _ = writeln!(out, "+ {}: missing from the cluster", k.short(home));
+        let _ = writeln!(
+            out,
+            "+ {}{}: missing from the cluster",
+            k.short(home),
+            from(k)
+        );
     }
     for (_, k) in &drift.extra {
         let _ = writeln!(

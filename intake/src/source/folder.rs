@@ -8,8 +8,28 @@ use rayon::prelude::*;
 use ring::digest::{Context, SHA256};
 
 use crate::files::collect;
+use crate::kustomize::{self, BuildOptions};
 use crate::owner::hex;
 use crate::source::{FetchError, Snapshot, SourceFile};
+
+/// Reads a folder source: the kustomization in `dir` built with `build`
+/// when there is one (the revision is then the digest of the build's
+/// output, so a changed base or generator input is a new revision), else
+/// the manifest files under it.
+pub fn read(dir: &Path, build: &BuildOptions) -> Result<Snapshot, FetchError> {
+    if kustomize::kustomization_in(dir).is_none() {
+        return snapshot(dir);
+    }
+    let files = kustomize::build(dir, "", build).map_err(|errors| FetchError::Build {
+        // the folder's own files name the revision that failed
+        revision: snapshot(dir).map(|s| s.revision).unwrap_or_default(),
+        errors,
+    })?;
+    Ok(Snapshot {
+        revision: digest_of(&files),
+        files,
+    })
+}
 
 /// Reads the manifest files under `dir`; paths are reported relative to it.
 pub fn snapshot(dir: &Path) -> Result<Snapshot, FetchError> {

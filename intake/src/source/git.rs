@@ -14,6 +14,7 @@ use git2::{Cred, TreeWalkResult};
 use ring::digest::{SHA256, digest};
 
 use crate::files::is_manifest;
+use crate::kustomize::{self, BuildOptions, KUSTOMIZATION_FILES};
 use crate::owner::hex;
 use crate::source::{FetchError, GitReference, Snapshot, SourceFile, is_hidden};
 
@@ -226,25 +227,112 @@ impl Mirror {
         })
     }
 
+    /// The tree of `commit` at `sub` (the root tree for "").
+    fn tree_at<'r>(
+        &self,
+        repo: &'r Repository,
+        commit: &Oid,
+        sub: &str,
+    ) -> Result<git2::Tree<'r>, FetchError> {
+        let c = repo.find_commit(*commit).map_err(git_err)?;
+        let root = c.tree().map_err(git_err)?;
+        if sub.is_empty() {
+            return Ok(root);
+        }
+        let entry = root.get_path(Path::new(sub)).map_err(|_| {
+            FetchError::Git(format!("path {sub:?} does not exist at commit {commit}"))
+        })?;
+        if entry.kind() != Some(ObjectType::Tree) {
+            return Err(FetchError::Git(format!(
+                "path {sub:?} is not a folder at commit {commit}"
+            )));
+        }
+        repo.find_tree(entry.id()).map_err(git_err)
+    }
+
+    /// The name of the kustomization file in the tree of `commit` at `sub`, if any.
+    pub fn kustomization(&self, commit: &Oid, sub: &str) -> Result<Option<String>, FetchError> {
+        let repo = self.repo()?;
+        let tree = self.tree_at(&repo, commit, sub)?;
+        Ok(KUSTOMIZATION_FILES
+            .iter()
+            .find(|n| {
+                tree.get_name(n)
+                    .is_some_and(|e| e.kind() == Some(ObjectType::Blob))
+            })
+            .map(|n| n.to_string()))
+    }
+
+    /// Writes every file of the tree of `commit` under `dest` (what a
+    /// kustomize build reads); symlinks and submodules are skipped.
+    pub fn checkout(&self, commit: &Oid, dest: &Path) -> Result<(), FetchError> {
+        let repo = self.repo()?;
+        let tree = self.tree_at(&repo, commit, "")?;
+        let mut blobs: Vec<(String, Oid, i32)> = Vec::new();
+        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            let name = entry.name().unwrap_or("");
+            if name == ".git" || name.is_empty() {
+                return TreeWalkResult::Skip;
+            }
+            if entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120000 {
+                blobs.push((format!("{dir}{name}"), entry.id(), entry.filemode()));
+            }
+            TreeWalkResult::Ok
+        })
+        .map_err(git_err)?;
+        for (path, id, mode) in blobs {
+            let blob = repo.find_blob(id).map_err(git_err)?;
+            let target = dest.join(&path);
+            let io = |e: std::io::Error| FetchError::Io(format!("writing {path}: {e}"));
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&target, blob.content()).map_err(io)?;
+            if mode == 0o100755 {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+                    .map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The source at `commit`: the kustomization at `sub` built (in a
+    /// checkout of the commit under `work`, removed afterwards) when there
+    /// is one, else the manifest files under `sub`.
+    pub fn read(
+        &self,
+        commit: &Oid,
+        sub: &str,
+        work: &Path,
+        build: &BuildOptions,
+    ) -> Result<Snapshot, FetchError> {
+        if self.kustomization(commit, sub)?.is_none() {
+            return self.snapshot(commit, sub);
+        }
+        std::fs::create_dir_all(work)
+            .map_err(|e| FetchError::Io(format!("{}: {e}", work.display())))?;
+        let checkout = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(work)
+            .map_err(|e| FetchError::Io(format!("{}: {e}", work.display())))?;
+        self.checkout(commit, checkout.path())?;
+        let files =
+            kustomize::build(checkout.path(), sub, build).map_err(|errors| FetchError::Build {
+                revision: commit.to_string(),
+                errors,
+            })?;
+        Ok(Snapshot {
+            revision: commit.to_string(),
+            files,
+        })
+    }
+
     /// The manifest files under `sub` in the tree of `commit`, read from the
     /// object database (no checkout); hidden entries and symlinks are skipped.
     pub fn snapshot(&self, commit: &Oid, sub: &str) -> Result<Snapshot, FetchError> {
         let repo = self.repo()?;
-        let c = repo.find_commit(*commit).map_err(git_err)?;
-        let root = c.tree().map_err(git_err)?;
-        let tree = if sub.is_empty() {
-            root
-        } else {
-            let entry = root.get_path(Path::new(sub)).map_err(|_| {
-                FetchError::Git(format!("path {sub:?} does not exist at commit {commit}"))
-            })?;
-            if entry.kind() != Some(ObjectType::Tree) {
-                return Err(FetchError::Git(format!(
-                    "path {sub:?} is not a folder at commit {commit}"
-                )));
-            }
-            repo.find_tree(entry.id()).map_err(git_err)?
-        };
+        let tree = self.tree_at(&repo, commit, sub)?;
         let prefix = if sub.is_empty() {
             String::new()
         } else {

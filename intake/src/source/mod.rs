@@ -8,7 +8,10 @@ pub mod watch;
 
 use std::path::{Path, PathBuf};
 
+use schemas::Diagnostic;
 use schemas::korral::GitSourceSpec;
+
+use crate::kustomize::BuildOptions;
 
 /// One manifest file of a snapshot.
 #[derive(Clone, Debug)]
@@ -80,6 +83,14 @@ pub enum FetchError {
     /// The folder could not be read.
     #[error("{0}")]
     Io(String),
+    /// A kustomization did not build (or was refused): every problem, located.
+    #[error("{}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Build {
+        /// The revision that did not build.
+        revision: String,
+        /// Every problem.
+        errors: Vec<Diagnostic>,
+    },
 }
 
 impl Location {
@@ -139,9 +150,19 @@ impl Location {
     }
 }
 
+/// Where checkouts for kustomize builds go under the cache folder.
+fn build_dir(cache_dir: &Path) -> std::path::PathBuf {
+    cache_dir.join("builds")
+}
+
 /// Reads the current revision of a source: fetches a Git repository into its
-/// mirror under `cache_dir` (blocking; run it off the async workers).
-pub fn fetch(location: &Location, cache_dir: &Path) -> Result<Snapshot, FetchError> {
+/// mirror under `cache_dir` (blocking; run it off the async workers). A
+/// path holding a kustomization is built with `build`.
+pub fn fetch(
+    location: &Location,
+    cache_dir: &Path,
+    build: &BuildOptions,
+) -> Result<Snapshot, FetchError> {
     match location {
         Location::Git {
             url,
@@ -150,9 +171,9 @@ pub fn fetch(location: &Location, cache_dir: &Path) -> Result<Snapshot, FetchErr
         } => {
             let mirror = git::Mirror::open(cache_dir, url)?;
             let commit = mirror.fetch(reference)?;
-            mirror.snapshot(&commit, path)
+            mirror.read(&commit, path, &build_dir(cache_dir), build)
         }
-        Location::Folder { path } => folder::snapshot(path),
+        Location::Folder { path } => folder::read(path, build),
     }
 }
 
@@ -163,15 +184,16 @@ pub fn fetch_revision(
     location: &Location,
     cache_dir: &Path,
     revision: &str,
+    build: &BuildOptions,
 ) -> Result<Snapshot, FetchError> {
     match location {
         Location::Git { url, path, .. } => {
             let mirror = git::Mirror::open(cache_dir, url)?;
             let commit = mirror.ensure_commit(revision)?;
-            mirror.snapshot(&commit, path)
+            mirror.read(&commit, path, &build_dir(cache_dir), build)
         }
         Location::Folder { path } => {
-            let s = folder::snapshot(path)?;
+            let s = folder::read(path, build)?;
             if s.revision == revision {
                 Ok(s)
             } else {

@@ -27,6 +27,7 @@ use crate::object::MetaExt;
 use crate::path::FieldPath;
 
 pub use batch::cron_job_name_too_long;
+pub use other::is_variable_name;
 pub use pod::validate_pod_spec;
 
 /// Semantic checks of one kind.

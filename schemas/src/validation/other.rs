@@ -188,6 +188,40 @@ impl Validate for GitSource {
         if let Some(ns) = spec.target_namespace.as_deref().filter(|n| !n.is_empty()) {
             errs.check(sp.key("targetNamespace"), ns, names::dns1123_label(ns));
         }
+        if let Some(tool) = spec.kustomize.as_ref().and_then(|k| k.tool.as_deref())
+            && !matches!(tool, "" | "auto" | "kustomize" | "kubectl")
+        {
+            errs.push(FieldError::not_supported(
+                sp.key("kustomize").key("tool"),
+                tool,
+                &["auto", "kustomize", "kubectl"],
+            ));
+        }
+        if let Some(pb) = &spec.post_build {
+            let pp = sp.key("postBuild");
+            for k in pb.substitute.iter().flat_map(|m| m.keys()) {
+                if !is_variable_name(k) {
+                    errs.push(FieldError::invalid(
+                        pp.key("substitute").key(k.clone()),
+                        k,
+                        "a variable name is letters, digits and '_', not starting with a digit",
+                    ));
+                }
+            }
+            for (i, r) in pb.substitute_from.iter().flatten().enumerate() {
+                let rp = pp.key("substituteFrom").index(i);
+                if !matches!(r.kind.as_str(), "ConfigMap" | "Secret") {
+                    errs.push(FieldError::not_supported(
+                        rp.key("kind"),
+                        &r.kind,
+                        &["ConfigMap", "Secret"],
+                    ));
+                }
+                if r.name.is_empty() {
+                    errs.push(FieldError::required(rp.key("name"), "the object's name"));
+                }
+            }
+        }
         if let Some(p) = spec.path.as_deref()
             && url.is_some()
             && (p.starts_with('/') || p.split('/').any(|x| x == ".."))
@@ -215,4 +249,14 @@ impl Validate for DriftReport {
         }
         errs.0
     }
+}
+
+/// Whether `name` is a post-build variable name (as Flux:
+/// `^[_[:alpha:]][_[:alpha:][:digit:]]*$`).
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
