@@ -16,7 +16,7 @@ use crate::support;
 
 use serde_json::Value;
 
-use intake_common::{Repo, SYNC, condition, create_source, get, korral, source, wait_applied};
+use intake_common::{Repo, SYNC, create_source, get, korral, wait_applied, wait_failed};
 use support::simulated_nodes::SimulatedNodes;
 use support::{Server, stderr, stdout, wait_for};
 
@@ -391,12 +391,7 @@ fn broken_and_remote_kustomizations_apply_nothing_and_post_build_substitutes() {
     assert_eq!(code, Some(0), "{out}");
 
     // a build error names the kustomization; nothing is applied
-    let mut s = Value::Null;
-    wait_for("the broken build to be reported", SYNC, || {
-        s = source(&server, "broken");
-        condition(&s, "Ready").as_deref() == Some("False")
-            && s["status"]["lastError"]["revision"] == c1.as_str()
-    });
+    let s = wait_failed(&server, "broken", &c1);
     let e = &s["status"]["lastError"]["errors"][0];
     assert_eq!(e["file"], "broken/kustomization.yaml", "{s:#}");
     assert!(
@@ -409,11 +404,7 @@ fn broken_and_remote_kustomizations_apply_nothing_and_post_build_substitutes() {
     assert!(get(&server, "configmap", "broken-one").is_null());
 
     // a remote base is refused before building, at its file and line
-    wait_for("the remote base to be refused", SYNC, || {
-        s = source(&server, "remote");
-        condition(&s, "Ready").as_deref() == Some("False")
-            && s["status"]["lastError"]["revision"] == c1.as_str()
-    });
+    let s = wait_failed(&server, "remote", &c1);
     let e = &s["status"]["lastError"]["errors"][0];
     assert_eq!(e["file"], "remote/kustomization.yaml", "{s:#}");
     assert_eq!(e["line"], 3, "{s:#}");

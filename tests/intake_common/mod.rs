@@ -155,6 +155,18 @@ pub fn wait_applied(server: &Server, name: &str, revision: &str) -> Value {
     last
 }
 
+/// Waits until the source reports `revision` failed (Ready False, the
+/// revision in `lastError`).
+pub fn wait_failed(server: &Server, name: &str, revision: &str) -> Value {
+    let mut last = Value::Null;
+    wait_for(&format!("{name} to report {revision} failed"), SYNC, || {
+        last = source(server, name);
+        condition(&last, "Ready").as_deref() == Some("False")
+            && last["status"]["lastError"]["revision"] == revision
+    });
+    last
+}
+
 /// Creates a GitSource with kubectl.
 pub fn create_source(server: &Server, yaml: &str) {
     let o = server.kubectl_with(&["apply", "-f", "-"], &[], Some(yaml));
