@@ -7,6 +7,7 @@
 //! kustomize's own annotations removed.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -107,6 +108,21 @@ pub fn built_from(file: &str) -> Option<&str> {
     let k = file.split(" (from ").next().unwrap_or(file);
     let name = k.rsplit('/').next().unwrap_or(k);
     is_kustomization_name(name).then_some(file)
+}
+
+/// Whether a file of a snapshot is a kustomization itself (named like one,
+/// and a `kustomize.config.k8s.io` kind or no Kubernetes object), not an
+/// object a build produced.
+pub fn is_unbuilt_kustomization(path: &str, data: &[u8]) -> bool {
+    if !is_kustomization_name(path.rsplit('/').next().unwrap_or(path)) {
+        return false;
+    }
+    let Ok(v) = serde_saphyr::from_slice::<Value>(data) else {
+        return true;
+    };
+    v["apiVersion"]
+        .as_str()
+        .is_none_or(|a| a.starts_with("kustomize.config.k8s.io/"))
 }
 
 /// Whether a resource, base or component entry names something remote
@@ -256,9 +272,9 @@ fn check_dir(
     }
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+/// The executable `name` in the folders of `path` (a PATH value).
+fn find_on_path(name: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+    std::env::split_paths(path?)
         .map(|d| d.join(name))
         .find(|p| {
             use std::os::unix::fs::PermissionsExt;
@@ -268,8 +284,13 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 
 /// The program and leading arguments that build with `tool`, or why none can.
 pub fn command_for(tool: Tool) -> Result<(PathBuf, Vec<&'static str>), String> {
-    let kustomize = || find_on_path("kustomize").map(|p| (p, vec!["build"]));
-    let kubectl = || find_on_path("kubectl").map(|p| (p, vec!["kustomize"]));
+    command_in(tool, std::env::var_os("PATH").as_deref())
+}
+
+/// [`command_for`] with the programs searched in `path` (a PATH value).
+fn command_in(tool: Tool, path: Option<&OsStr>) -> Result<(PathBuf, Vec<&'static str>), String> {
+    let kustomize = || find_on_path("kustomize", path).map(|p| (p, vec!["build"]));
+    let kubectl = || find_on_path("kubectl", path).map(|p| (p, vec!["kustomize"]));
     match tool {
         Tool::Auto => kustomize().or_else(kubectl).ok_or_else(|| {
             "cannot build the kustomization: neither `kustomize` nor `kubectl` is on PATH".into()
@@ -524,7 +545,7 @@ mod tests {
         assert_eq!(broken.len(), 1);
         assert_eq!(broken[0].file, "base/kustomization.yml");
         assert!(
-            broken[0].message.contains("not a valid kustomization"),
+            broken[0].message.contains("not a valid kustomization") && broken[0].line == 1,
             "{}",
             broken[0]
         );
@@ -550,6 +571,63 @@ mod tests {
             serde_json::json!({"keep": "yes"})
         );
         assert_eq!(built_from("deploy/web.yaml"), None);
+        assert!(!is_unbuilt_kustomization(&files[1].path, &files[1].data));
+        assert!(is_unbuilt_kustomization(
+            "a/kustomization.yml",
+            b"resources: [x.yaml]\n"
+        ));
+        assert!(is_unbuilt_kustomization(
+            "Kustomization",
+            b"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        ));
+        assert!(!is_unbuilt_kustomization("a/web.yaml", b"resources: []\n"));
+    }
+
+    #[test]
+    fn kustomize_is_preferred_then_kubectl_and_neither_is_an_error_naming_both() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().as_os_str();
+        let e = command_in(Tool::Auto, Some(path)).expect_err("nothing there");
+        assert!(e.contains("`kustomize`") && e.contains("`kubectl`"), "{e}");
+        assert!(command_in(Tool::Auto, None).is_err());
+        let add = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "#!/bin/sh\n").expect("write");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        };
+        add("kubectl");
+        let (p, args) = command_in(Tool::Auto, Some(path)).expect("kubectl");
+        assert_eq!((p, args), (dir.path().join("kubectl"), vec!["kustomize"]));
+        assert!(command_in(Tool::Kustomize, Some(path)).is_err());
+        add("kustomize");
+        let (p, args) = command_in(Tool::Auto, Some(path)).expect("kustomize");
+        assert_eq!((p, args), (dir.path().join("kustomize"), vec!["build"]));
+        let (p, _) = command_in(Tool::Kubectl, Some(path)).expect("kubectl asked for");
+        assert_eq!(p, dir.path().join("kubectl"));
+    }
+
+    #[test]
+    fn a_build_that_takes_too_long_is_stopped() {
+        let started = Instant::now();
+        let e = run(
+            Path::new("/bin/sh"),
+            &["-c".into(), "exec sleep 30".into()],
+            Path::new("/"),
+            Duration::from_millis(200),
+        )
+        .expect_err("stopped");
+        assert!(e.contains("longer than"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let (ok, out, _) = run(
+            Path::new("/bin/sh"),
+            &["-c".into(), "echo built".into()],
+            Path::new("/"),
+            Duration::from_secs(20),
+        )
+        .expect("runs");
+        assert!(ok);
+        assert_eq!(out, b"built\n");
     }
 
     #[test]

@@ -126,6 +126,26 @@ pub fn render_with(
             message: "no manifest files (*.yaml, *.yml, *.json) found: refusing to treat an empty source as \"delete everything\"".into(),
         }]);
     }
+    // a kustomization below the source's path is not built (only the
+    // path's own is): say so instead of calling its kind unknown
+    let unbuilt: Vec<Diagnostic> = snapshot
+        .files
+        .iter()
+        .filter(|f| crate::kustomize::is_unbuilt_kustomization(&f.path, &f.data))
+        .map(|f| Diagnostic {
+            file: f.path.clone(),
+            line: 0,
+            column: 0,
+            document: None,
+            object: None,
+            path: None,
+            class: Class::Invalid,
+            message: "a kustomization below the source's path is not built: point spec.path at its folder (one source per overlay)".into(),
+        })
+        .collect();
+    if !unbuilt.is_empty() {
+        return Err(unbuilt);
+    }
     let inputs: Vec<(&str, &[u8])> = snapshot
         .files
         .iter()
@@ -241,6 +261,20 @@ mod tests {
             "{shown:?}"
         );
         assert!(render(&snap(&[]), None, "d").is_err());
+        let nested = snap(&[
+            (
+                "a.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
+            ),
+            (
+                "overlays/prod/kustomization.yaml",
+                "resources: [../../base]\n",
+            ),
+        ]);
+        let errs = render(&nested, None, "d").expect_err("a kustomization not built");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].file, "overlays/prod/kustomization.yaml");
+        assert!(errs[0].message.contains("spec.path"), "{}", errs[0]);
     }
 
     #[test]
