@@ -9,14 +9,17 @@
 //! ConfigMap; a broken kustomization and a remote base are reported at
 //! their file and apply nothing; Flux-style post-build substitution
 //! (inline and from a ConfigMap, defaults, `$${…}` escapes, the disable
-//! annotation) lands in the applied objects.
+//! annotation) lands in the applied objects; a folder source builds its
+//! kustomization and follows a base outside its folder.
 
 use crate::intake_common;
 use crate::support;
 
 use serde_json::Value;
 
-use intake_common::{Repo, SYNC, create_source, get, korral, wait_applied, wait_failed};
+use intake_common::{
+    Repo, SYNC, condition, create_source, get, korral, source, wait_applied, wait_failed,
+};
 use support::simulated_nodes::SimulatedNodes;
 use support::{Server, stderr, stdout, wait_for};
 
@@ -335,7 +338,11 @@ fn broken_and_remote_kustomizations_apply_nothing_and_post_build_substitutes() {
     let server = Server::start();
     let repo = Repo::new();
     repo.write("app/settings.yaml", SUBSTITUTED);
-    repo.write("app/kustomization.yaml", "resources:\n- settings.yaml\n");
+    repo.write(
+        "app/kustomization.yaml",
+        "resources:\n- settings.yaml\ngeneratorOptions:\n  disableNameSuffixHash: true\nconfigMapGenerator:\n- name: motd\n  files: [motd.txt]\n",
+    );
+    repo.write("app/motd.txt", "welcome to ${cluster_env}\n");
     repo.write(
         "broken/kustomization.yaml",
         "resources:\n- settings.yaml\n- missing.yaml\n",
@@ -385,6 +392,11 @@ fn broken_and_remote_kustomizations_apply_nothing_and_post_build_substitutes() {
     assert_eq!(cm["data"]["literal"], "${not_a_var}", "the escape");
     assert_eq!(cm["data"]["shell"], "$HOME", "$var is left alone");
     assert_eq!(cm["data"]["undefined"], "[]", "undefined is empty");
+    // a generator reading a file that is no manifest (the checkout holds it)
+    assert_eq!(
+        get(&server, "configmap", "motd")["data"]["motd.txt"],
+        "welcome to from-configmap\n"
+    );
     let v = get(&server, "configmap", "verbatim");
     assert_eq!(v["data"]["env"], "${cluster_env}", "disabled: {v:#}");
     let (code, out) = run(&server, &["drift", "app"]);
@@ -415,4 +427,74 @@ fn broken_and_remote_kustomizations_apply_nothing_and_post_build_substitutes() {
         "{s:#}"
     );
     assert!(get(&server, "configmap", "remote-one").is_null());
+}
+
+#[test]
+fn a_folder_source_builds_its_kustomization_and_follows_its_base() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    write(
+        "base/kustomization.yaml",
+        "configMapGenerator:\n- name: greeting\n  files: [greeting.txt]\n",
+    );
+    write("base/greeting.txt", "hello\n");
+    write(
+        "site/kustomization.yaml",
+        "resources: [../base]\nnamePrefix: site-\n",
+    );
+    let site = dir.path().join("site");
+    let site = site.to_str().expect("utf-8");
+    create_source(
+        &server,
+        &format!(
+            "apiVersion: korral.dev/v1alpha1\nkind: GitSource\nmetadata:\n  name: site\nspec:\n  path: {site}\n  interval: 1s\n  prune: true\n"
+        ),
+    );
+    let configmap = |want: &str| {
+        let mut found = Value::Null;
+        wait_for(&format!("a ConfigMap saying {want:?}"), SYNC, || {
+            let o = server.kubectl(&["get", "configmaps", "-o", "json"]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+            let items: Vec<Value> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| {
+                    c["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("site-greeting-"))
+                })
+                .cloned()
+                .collect();
+            // the old one pruned, the new one there
+            if let [only] = items.as_slice()
+                && only["data"]["greeting.txt"] == want
+            {
+                found = only.clone();
+                return true;
+            }
+            false
+        });
+        found
+    };
+    let first = configmap("hello\n");
+    let rev = source(&server, "site")["status"]["lastAppliedRevision"].clone();
+    assert!(
+        rev.as_str().is_some_and(|r| r.starts_with("sha256:")),
+        "{rev}"
+    );
+    // the base, outside the source's folder, changes: a new revision
+    write("base/greeting.txt", "hi\n");
+    let second = configmap("hi\n");
+    assert_ne!(first["metadata"]["name"], second["metadata"]["name"]);
+    let s = source(&server, "site");
+    assert_ne!(s["status"]["lastAppliedRevision"], rev, "{s:#}");
+    assert_eq!(condition(&s, "Ready").as_deref(), Some("True"));
+    let (code, out) = run(&server, &["drift", "site"]);
+    assert_eq!(code, Some(0), "{out}");
 }
