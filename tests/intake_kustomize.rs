@@ -254,6 +254,12 @@ fn overlays_sync_clean_and_a_generator_change_rolls_the_deployment_and_prunes() 
         "{out}"
     );
 
+    // and so does the DriftReport
+    wait_for("the DriftReport to name the kustomization", SYNC, || {
+        get(&server, "driftreport", "production")["status"]["modified"][0]["builtFrom"]
+            == "overlays/production/kustomization.yaml (from base/deployment.yaml)"
+    });
+
     // validate and diff build a kustomization folder first
     let staging_dir = repo.work.join("overlays/staging");
     let staging_dir = staging_dir.to_str().expect("utf-8");

@@ -268,6 +268,10 @@ pub struct DriftReportStatus {
 pub struct ObjectDrift {
     /// The object.
     pub object: InventoryEntry,
+    /// The kustomization it was built from (`overlays/prod/kustomization.yaml`,
+    /// with `(from FILE)` when kustomize recorded its origin); unset for an
+    /// object read from a manifest file.
+    pub built_from: Option<String>,
     /// The fields that differ.
     pub fields: Option<Vec<FieldDrift>>,
 }

@@ -80,6 +80,7 @@ impl Drift {
                     .iter()
                     .map(|m| ObjectDrift {
                         object: m.key.to_entry(&m.info),
+                        built_from: self.built_from.get(&m.key).cloned(),
                         fields: Some(
                             m.changes
                                 .iter()
