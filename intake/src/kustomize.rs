@@ -6,11 +6,12 @@
 //! after the kustomization (and the file kustomize says it came from),
 //! kustomize's own annotations removed.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use schemas::korral::GitSourceSpec;
@@ -31,7 +32,7 @@ pub const BUILD_TIMEOUT: Duration = Duration::from_secs(60);
 pub const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
 
 /// Which program builds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Tool {
     /// `kustomize` on PATH, else `kubectl kustomize`.
     #[default]
@@ -77,6 +78,51 @@ impl BuildOptions {
             timeout: BUILD_TIMEOUT,
         }
     }
+}
+
+/// How many successful builds of commits are kept.
+pub const CACHED_BUILDS: usize = 32;
+
+/// What identifies the build of a kustomization at a commit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BuildKey {
+    /// The repository (its mirror).
+    pub repository: String,
+    /// The commit.
+    pub commit: String,
+    /// The kustomization's folder.
+    pub path: String,
+    /// The program that builds.
+    pub tool: Tool,
+}
+
+/// Recent successful builds, oldest first.
+type Kept = VecDeque<(BuildKey, Vec<SourceFile>)>;
+
+/// Runs `build` unless a build with the same key succeeded recently, and
+/// keeps its output: a commit's build cannot change while remote bases
+/// are refused, so polls and drift checks of an unchanged commit do not
+/// check it out and build it again. Failures are not kept (the tool may
+/// be installed later).
+pub fn cached<E>(
+    key: BuildKey,
+    build: impl FnOnce() -> Result<Vec<SourceFile>, E>,
+) -> Result<Vec<SourceFile>, E> {
+    static BUILDS: OnceLock<Mutex<Kept>> = OnceLock::new();
+    let builds = BUILDS.get_or_init(Default::default);
+    let lock = || builds.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, files)) = lock().iter().find(|(k, _)| *k == key) {
+        tracing::debug!(commit = %key.commit, path = %key.path, "kustomize build reused");
+        return Ok(files.clone());
+    }
+    let files = build()?;
+    let mut kept = lock();
+    kept.retain(|(k, _)| *k != key);
+    kept.push_back((key, files.clone()));
+    while kept.len() > CACHED_BUILDS {
+        kept.pop_front();
+    }
+    Ok(files)
 }
 
 /// The kustomization file in `dir` on disk, if any.
@@ -605,6 +651,40 @@ mod tests {
         assert_eq!((p, args), (dir.path().join("kustomize"), vec!["build"]));
         let (p, _) = command_in(Tool::Kubectl, Some(path)).expect("kubectl asked for");
         assert_eq!(p, dir.path().join("kubectl"));
+    }
+
+    #[test]
+    fn successful_builds_of_a_commit_are_kept_and_failures_are_not() {
+        let key = |commit: &str| BuildKey {
+            repository: "/cache/test-cache-repo".into(),
+            commit: commit.into(),
+            path: "overlays/prod".into(),
+            tool: Tool::Auto,
+        };
+        let file = |p: &str| SourceFile {
+            path: p.into(),
+            data: Vec::new(),
+        };
+        let mut runs = 0;
+        let failed: Result<Vec<SourceFile>, String> = cached(key("c1"), || {
+            runs += 1;
+            Err("no kubectl".into())
+        });
+        assert!(failed.is_err());
+        for _ in 0..2 {
+            let built: Result<_, String> = cached(key("c1"), || {
+                runs += 1;
+                Ok(vec![file("a")])
+            });
+            assert_eq!(built.expect("built")[0].path, "a");
+        }
+        assert_eq!(runs, 2, "the failure retried, the success reused");
+        let other: Result<_, String> = cached(key("c2"), || {
+            runs += 1;
+            Ok(vec![file("b")])
+        });
+        assert_eq!(other.expect("built")[0].path, "b");
+        assert_eq!(runs, 3, "another commit builds");
     }
 
     #[test]

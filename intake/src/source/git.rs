@@ -14,7 +14,7 @@ use git2::{Cred, TreeWalkResult};
 use ring::digest::{SHA256, digest};
 
 use crate::files::is_manifest;
-use crate::kustomize::{self, BuildOptions, KUSTOMIZATION_FILES};
+use crate::kustomize::{self, BuildKey, BuildOptions, KUSTOMIZATION_FILES};
 use crate::owner::hex;
 use crate::source::{FetchError, GitReference, Snapshot, SourceFile, is_hidden};
 
@@ -310,18 +310,31 @@ impl Mirror {
         if self.kustomization(commit, sub)?.is_none() {
             return self.snapshot(commit, sub);
         }
-        std::fs::create_dir_all(work)
-            .map_err(|e| FetchError::Io(format!("{}: {e}", work.display())))?;
-        let checkout = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(work)
-            .map_err(|e| FetchError::Io(format!("{}: {e}", work.display())))?;
-        self.checkout(commit, checkout.path())?;
-        let files =
+        let run = || {
+            std::fs::create_dir_all(work)
+                .map_err(|e| FetchError::Io(format!("{}: {e}", work.display())))?;
+            let checkout = tempfile::Builder::new()
+                .prefix("build-")
+                .tempdir_in(work)
+                .map_err(|e| FetchError::Io(format!("{}: {e}", work.display())))?;
+            self.checkout(commit, checkout.path())?;
             kustomize::build(checkout.path(), sub, build).map_err(|errors| FetchError::Build {
                 revision: commit.to_string(),
                 errors,
-            })?;
+            })
+        };
+        // remote bases may change under a fixed commit: those builds are not kept
+        let files = if build.allow_remote {
+            run()?
+        } else {
+            let key = BuildKey {
+                repository: self.dir.display().to_string(),
+                commit: commit.to_string(),
+                path: sub.to_string(),
+                tool: build.tool,
+            };
+            kustomize::cached(key, run)?
+        };
         Ok(Snapshot {
             revision: commit.to_string(),
             files,
