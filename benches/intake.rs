@@ -212,7 +212,12 @@ async fn main() {
         .expect("sync");
     let apply1 = t2.elapsed();
     let t3 = Instant::now();
-    let status = intake::status::synced(&Default::default(), &report, source.metadata.generation);
+    let status = intake::status::synced(
+        &Default::default(),
+        &report,
+        source.metadata.generation,
+        &[],
+    );
     let source = engine.write_status(&source, &status).await.expect("status");
     let status1 = t3.elapsed();
     let first = t0.elapsed();

@@ -59,6 +59,8 @@ fn crd_exists(server: &Server) -> bool {
 #[test]
 fn definitions_and_their_objects_sync_in_one_revision_drift_and_prune() {
     let server = Server::start();
+    // the demo pods become ready: the source is Ready only when its objects are healthy
+    let _kubelet = support::fake_kubelet::FakeKubelet::start(&server.kubeconfig);
     let repo = Repo::new();
     repo.add_demo("deploy/app");
     let crd =

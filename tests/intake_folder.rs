@@ -20,6 +20,8 @@ fn copy_demo(dir: &std::path::Path) {
 #[test]
 fn a_folder_source_follows_saves_and_diff_previews_changes() {
     let server = Server::start();
+    // the demo pods become ready: the source is Ready only when its objects are healthy
+    let _kubelet = support::fake_kubelet::FakeKubelet::start(&server.kubeconfig);
     let dir = tempfile::tempdir().expect("temp dir");
     copy_demo(dir.path());
     let path = dir.path().to_str().expect("utf-8");

@@ -178,6 +178,8 @@ fn without_prune_objects_stay_and_show_as_extra_and_pushes_sync_at_once() {
     let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let server = Server::start_with(&["--intake-webhook-listen", &listen]);
+    // the demo pods become ready: the source is Ready only when its objects are healthy
+    let _kubelet = support::fake_kubelet::FakeKubelet::start(&server.kubeconfig);
     let repo = Repo::new();
     repo.add_demo(".");
     let c1 = repo.commit("demo");

@@ -26,6 +26,7 @@ mod intake_crds;
 mod intake_drift;
 mod intake_folder;
 mod intake_git;
+mod intake_health;
 mod intake_kustomize;
 mod intake_up;
 mod ipam;

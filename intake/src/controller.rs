@@ -4,7 +4,10 @@
 //! request (`POST …/gitsources/NAME/sync`), on a spec change, and at once
 //! when a watched folder changes: fetch, and sync a new revision. Then
 //! check drift — also shortly after any change to an object the source
-//! owns — publish the DriftReport and metric, and heal when asked.
+//! owns — publish the DriftReport and metric, and heal when asked. Until
+//! what a sync applied is healthy, its health is checked again (every
+//! second while progressing, until `spec.timeout`; then on changes and on
+//! the interval).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -84,6 +87,10 @@ struct SourceState {
     check_due: bool,
 }
 
+/// How often the health of what a sync applied is checked while it is
+/// progressing (besides on changes to the objects).
+const HEALTH_POLL: Duration = Duration::from_secs(1);
+
 type States = Arc<Mutex<HashMap<ObjectRef, SourceState>>>;
 
 #[derive(Clone)]
@@ -107,14 +114,7 @@ fn resource_version(s: &GitSource) -> u64 {
         .unwrap_or(0)
 }
 
-fn interval_of(s: &GitSource) -> Duration {
-    s.spec
-        .as_ref()
-        .and_then(|s| s.interval.as_deref())
-        .and_then(|i| schemas::duration::parse_duration(i).ok())
-        .unwrap_or(Duration::from_secs(60))
-        .max(Duration::from_secs(1))
-}
+use crate::engine::interval_of;
 
 /// Starts the reconciler: it runs while this process holds the Lease
 /// `korral-intake` in `kube-system`, until `shutdown` turns true.
@@ -496,6 +496,25 @@ async fn reconcile(ctx: Ctx, key: ObjectRef) -> Result<Action, String> {
             ctx.engine.publish(&source, &drift).await;
         }
     }
+    // what the last sync applied, until it is healthy: at once while
+    // progressing, then on changes and on the interval
+    let mut waiting = false;
+    if let Some(d) = &desired
+        && let Some(st) = source.status.as_ref()
+        && crate::status::health_pending(st)
+        && (check_due || crate::status::progressing(st))
+    {
+        if let Some(s) = ctx.engine.update_health(&source, d).await {
+            if let Some(st) = lock(&ctx.states).get_mut(&key) {
+                st.latest = Some(s.clone());
+            }
+            source = s;
+        }
+        waiting = source
+            .status
+            .as_ref()
+            .is_some_and(crate::status::progressing);
+    }
     let states = lock(&ctx.states);
     let next = states
         .get(&key)
@@ -506,6 +525,7 @@ async fn reconcile(ctx: Ctx, key: ObjectRef) -> Result<Action, String> {
             left(st.last_fetch).min(left(st.last_check))
         })
         .unwrap_or(interval);
+    let next = if waiting { next.min(HEALTH_POLL) } else { next };
     Ok(Action::Requeue(next.max(Duration::from_millis(100))))
 }
 

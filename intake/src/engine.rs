@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -18,6 +18,9 @@ use schemas::{Diagnostic, Registry};
 use crate::definitions;
 use crate::drift::{self, Drift};
 use crate::heal::{self, Healed};
+use crate::health::{Health, Status, Unhealthy};
+use crate::healthcheck;
+use crate::hooks;
 use crate::kustomize::BuildOptions;
 use crate::live;
 use crate::metrics::IntakeMetrics;
@@ -43,6 +46,31 @@ pub fn default_namespace(source: &GitSource) -> String {
         .and_then(|s| s.target_namespace.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| source.metadata.namespace_str().to_string())
+}
+
+/// A duration field of the source's spec, if set and valid.
+fn spec_duration(
+    source: &GitSource,
+    field: fn(&schemas::korral::GitSourceSpec) -> Option<&str>,
+) -> Option<Duration> {
+    source
+        .spec
+        .as_ref()
+        .and_then(field)
+        .and_then(|d| schemas::duration::parse_duration(d).ok())
+}
+
+/// How often a source is fetched (`spec.interval`, default 60 s, at least 1 s).
+pub fn interval_of(source: &GitSource) -> Duration {
+    spec_duration(source, |s| s.interval.as_deref())
+        .unwrap_or(Duration::from_secs(60))
+        .max(Duration::from_secs(1))
+}
+
+/// How long what a sync applies may take to become healthy, and each wave
+/// and hook (`spec.timeout`; default the interval, as Flux's).
+pub fn timeout_of(source: &GitSource) -> Duration {
+    spec_duration(source, |s| s.timeout.as_deref()).unwrap_or_else(|| interval_of(source))
 }
 
 /// A problem that is no manifest's.
@@ -178,13 +206,18 @@ impl Engine {
         }
         let owner = owner_of(source);
         let ns = default_namespace(source);
-        tokio::task::spawn_blocking(move || render_with(&snapshot, Some(&owner), &ns, &registry))
-            .await
-            .unwrap_or_else(|e| {
-                Err(vec![failure_diagnostic(format!(
-                    "the render task failed: {e}"
-                ))])
+        tokio::task::spawn_blocking(move || {
+            render_with(&snapshot, Some(&owner), &ns, &registry).map(|mut d| {
+                hooks::split(&mut d);
+                d
             })
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(vec![failure_diagnostic(format!(
+                "the render task failed: {e}"
+            ))])
+        })
     }
 
     /// Writes a new status for `source` (a merge patch against its current one).
@@ -239,6 +272,8 @@ impl Engine {
                 let opts = SyncOptions {
                     prune: spec.prune.unwrap_or(false),
                     progress: self.progress,
+                    timeout: timeout_of(source),
+                    home: default_namespace(source),
                     ..Default::default()
                 };
                 let previous = old.inventory.clone().unwrap_or_default();
@@ -252,6 +287,9 @@ impl Engine {
                                 (Failure::ApplyFailed, errors.clone())
                             }
                             SyncFailure::Client(_) => (Failure::ApplyFailed, Vec::new()),
+                            SyncFailure::Unhealthy { .. } | SyncFailure::Hook { .. } => {
+                                (Failure::HealthCheckFailed, Vec::new())
+                            }
                         };
                         Outcome::Failed {
                             revision: Some(revision),
@@ -265,7 +303,10 @@ impl Engine {
         };
         let generation = source.metadata.generation;
         let new = match &outcome {
-            Outcome::Synced { report, .. } => status::synced(&old, report, generation),
+            Outcome::Synced { report, desired } => {
+                let unhealthy = self.unhealthy(source, desired).await;
+                status::synced(&old, report, generation, &unhealthy)
+            }
             Outcome::Failed {
                 revision,
                 failure,
@@ -299,6 +340,7 @@ impl Engine {
                     Failure::ValidationFailed => "invalid",
                     Failure::FetchFailed => "fetch_failed",
                     Failure::ApplyFailed => "apply_failed",
+                    Failure::HealthCheckFailed => "unhealthy",
                 }
             }
         };
@@ -308,6 +350,68 @@ impl Engine {
             tracing::warn!(source = %key, error = %e, "cannot record the sync's status");
         }
         outcome
+    }
+
+    /// What `desired` declares that is not healthy in the cluster now (a
+    /// cluster that cannot be read counts as not healthy yet).
+    pub async fn unhealthy(&self, source: &GitSource, desired: &Desired) -> Vec<Unhealthy> {
+        let objects: Vec<&crate::render::DesiredObject> = desired.objects.iter().collect();
+        match healthcheck::unhealthy(&self.client, &objects, &default_namespace(source)).await {
+            Ok(u) => u,
+            Err(e) => vec![Unhealthy {
+                object: "the cluster".into(),
+                health: Health {
+                    status: Status::InProgress,
+                    message: format!("cannot be read: {e}"),
+                },
+                why: None,
+            }],
+        }
+    }
+
+    /// Checks again the health of what the last sync applied, when it was
+    /// not healthy: records healthy, still progressing, or — after
+    /// `spec.timeout` since the sync, or when an object failed —
+    /// `HealthCheckFailed`. Returns the source as written, if it changed.
+    pub async fn update_health(&self, source: &GitSource, desired: &Desired) -> Option<GitSource> {
+        let old = source.status.clone().unwrap_or_default();
+        if !status::health_pending(&old)
+            || old.last_applied_revision.as_deref() != Some(desired.revision.as_str())
+        {
+            return None;
+        }
+        let unhealthy = self.unhealthy(source, desired).await;
+        let elapsed = old
+            .last_sync_time
+            .as_ref()
+            .map(|t| {
+                (chrono::Utc::now() - schemas::TimeExt::utc(t))
+                    .to_std()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        let gave_up = healthcheck::any_failed(&unhealthy) || elapsed >= timeout_of(source);
+        let new = status::health(&old, &unhealthy, gave_up, old.observed_generation);
+        if new == old {
+            return None;
+        }
+        let key = owner_of(source).to_string();
+        match status::ready(&new).map(|c| c.status.as_str()) {
+            Some("True") => tracing::info!(source = %key, "healthy"),
+            Some("False") if status::ready(&old).is_none_or(|c| c.status != "False") => {
+                tracing::warn!(source = %key, unhealthy = %crate::health::summary(&unhealthy), "health check failed")
+            }
+            _ => {
+                tracing::debug!(source = %key, unhealthy = %crate::health::summary(&unhealthy), "waiting for health")
+            }
+        }
+        match self.write_status(source, &new).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(source = %key, error = %e, "cannot record the health check");
+                None
+            }
+        }
     }
 
     /// Records a failed fetch (a kustomization that did not build is a

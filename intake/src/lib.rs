@@ -9,7 +9,10 @@
 //! [`definitions`]) → [`sync`] (dry run, server-side apply with
 //! definitions first, prune) → [`status`];
 //! then [`drift`] compares it with the cluster ([`live`]), [`report`]
-//! publishes the result and [`heal`] reverts it when asked.
+//! publishes the result and [`heal`] reverts it when asked; [`health`]
+//! judges what a sync applied (kstatus's rules) and [`healthcheck`] reads
+//! it from the cluster and waits for it (between sync waves, for
+//! [`hooks`]).
 
 pub mod controller;
 pub mod definitions;
@@ -18,6 +21,9 @@ pub mod drift;
 pub mod engine;
 pub mod files;
 pub mod heal;
+pub mod health;
+pub mod healthcheck;
+pub mod hooks;
 pub mod kustomize;
 pub mod live;
 pub mod metrics;

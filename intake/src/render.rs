@@ -90,6 +90,9 @@ pub struct Desired {
     /// The kinds the render knew (built-in, the registry's and the source's
     /// custom kinds): where inventory entries and live objects find theirs.
     pub kinds: Arc<Kinds>,
+    /// Hook Jobs, run around the sync instead of applied with the objects
+    /// (moved here by [`crate::hooks::split`]).
+    pub hooks: Vec<DesiredObject>,
 }
 
 /// Renders a snapshot for `owner` (stamped on every object; `None` leaves
@@ -190,6 +193,7 @@ pub fn render_with(
         revision: snapshot.revision.clone(),
         objects,
         kinds: registry.snapshot(),
+        hooks: Vec::new(),
     })
 }
 

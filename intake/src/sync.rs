@@ -6,12 +6,19 @@
 //! dry-run), then server-side apply in dependency order
 //! (CustomResourceDefinitions — then wait until they are Established and
 //! their kinds served — Namespaces, ConfigMaps/Secrets, workloads, Services,
-//! custom resources), prune what left the inventory (opt-in, only what the
-//! source still owns, in reverse order: custom resources before their
-//! definitions), and return the new inventory.
+//! custom resources) within each sync wave (the annotation
+//! `korral.dev/sync-wave`, or Argo CD's `argocd.argoproj.io/sync-wave`; an
+//! integer, default 0, lower first), each wave healthy
+//! ([`crate::healthcheck`]) before the next starts — PreSync hook Jobs
+//! before the first, PostSync ones once all are healthy
+//! ([`crate::hooks`]) — prune what left the
+//! inventory (opt-in, only what the source still owns, in reverse order:
+//! custom resources before their definitions), and return the new
+//! inventory.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
 use rayon::prelude::*;
@@ -23,6 +30,9 @@ use schemas::{Class, Diagnostic, KindInfo};
 
 use crate::definitions::{ESTABLISH_TIMEOUT, wait_established};
 use crate::drift::diff_object;
+use crate::health::{Unhealthy, summary};
+use crate::healthcheck::wait_healthy;
+use crate::hooks::{self, Phase};
 use crate::live::{self, CONCURRENCY, LiveObjects};
 use crate::object::{
     CUSTOM, DEFINITIONS, ObjectKey, info_of, is_definition, is_definition_key, sync_rank,
@@ -32,7 +42,7 @@ use crate::progress::Progress;
 use crate::render::{Desired, DesiredObject};
 
 /// How to sync.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SyncOptions {
     /// Delete objects that left the source (only those it owns).
     pub prune: bool,
@@ -40,6 +50,10 @@ pub struct SyncOptions {
     pub progress: Progress,
     /// Writes in flight at once.
     pub concurrency: usize,
+    /// How long each sync wave may take to become healthy.
+    pub timeout: Duration,
+    /// The source's namespace (objects are named relative to it in messages).
+    pub home: String,
 }
 
 impl Default for SyncOptions {
@@ -48,8 +62,26 @@ impl Default for SyncOptions {
             prune: false,
             progress: Progress::Silent,
             concurrency: CONCURRENCY,
+            timeout: Duration::from_secs(60),
+            home: "default".into(),
         }
     }
+}
+
+/// korral's sync-wave annotation.
+pub const WAVE: &str = "korral.dev/sync-wave";
+/// Argo CD's, honoured so migrating repositories keep their order.
+pub const ARGO_WAVE: &str = "argocd.argoproj.io/sync-wave";
+
+/// An object's sync wave: its `korral.dev/sync-wave` (else
+/// `argocd.argoproj.io/sync-wave`) annotation, 0 when unset or not an integer.
+pub fn wave_of(object: &Value) -> i64 {
+    let annotations = &object["metadata"]["annotations"];
+    [WAVE, ARGO_WAVE]
+        .iter()
+        .find_map(|a| annotations[*a].as_str())
+        .and_then(|w| w.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// What a successful sync did.
@@ -83,6 +115,24 @@ pub enum SyncFailure {
     },
     /// The cluster could not be read.
     Client(ClientError),
+    /// A hook Job failed or did not complete in time.
+    Hook {
+        /// When it ran.
+        phase: Phase,
+        /// What failed.
+        unhealthy: Vec<Unhealthy>,
+        /// What was applied before.
+        applied: Vec<ObjectKey>,
+    },
+    /// A sync wave did not become healthy in time; later waves were not applied.
+    Unhealthy {
+        /// The wave.
+        wave: i64,
+        /// What was not healthy.
+        unhealthy: Vec<Unhealthy>,
+        /// What was applied before.
+        applied: Vec<ObjectKey>,
+    },
 }
 
 impl std::fmt::Display for SyncFailure {
@@ -102,6 +152,25 @@ impl std::fmt::Display for SyncFailure {
                 applied.len()
             ),
             SyncFailure::Client(e) => write!(f, "reading the cluster: {e}"),
+            SyncFailure::Hook {
+                phase, unhealthy, ..
+            } => write!(
+                f,
+                "a {phase} hook did not complete{}: {}",
+                if *phase == Phase::PreSync {
+                    "; nothing else applied"
+                } else {
+                    ""
+                },
+                summary(unhealthy)
+            ),
+            SyncFailure::Unhealthy {
+                wave, unhealthy, ..
+            } => write!(
+                f,
+                "sync wave {wave} is not healthy, later waves not applied: {}",
+                summary(unhealthy)
+            ),
         }
     }
 }
@@ -293,41 +362,117 @@ pub async fn sync(
         return Err(SyncFailure::Rejected(refused));
     }
 
-    // the writes, one rank at a time
+    // PreSync hooks
+    if let Err(unhealthy) = hooks::run(
+        client,
+        &desired.hooks,
+        Phase::PreSync,
+        &desired.revision,
+        &opts.home,
+        opts.timeout,
+    )
+    .await
+    {
+        return Err(SyncFailure::Hook {
+            phase: Phase::PreSync,
+            unhealthy,
+            applied: Vec::new(),
+        });
+    }
+
+    // the writes, one wave at a time, each one rank at a time, each wave
+    // healthy before the next
     let mut applied = Vec::new();
     let mut errors = Vec::new();
     let tracker = opts.progress.start("apply", to_apply.len());
-    for rank in DEFINITIONS..=CUSTOM {
-        let batch: Vec<&DesiredObject> = to_apply
-            .iter()
-            .copied()
-            .filter(|o| sync_rank(&o.info) == rank)
-            .collect();
-        if !batch.is_empty() {
-            let done = run_all(batch, opts.concurrency, &tracker, |o| {
-                apply_one(client, o, false)
-            })
-            .await;
-            for (o, r) in done {
-                match r {
-                    Ok(obj) => {
-                        applied.push(o.key.clone());
-                        live.insert(o.key.clone(), obj);
+    let waves: BTreeSet<i64> = desired.objects.iter().map(|o| wave_of(&o.object)).collect();
+    let last_wave = waves.last().copied().unwrap_or(0);
+    'waves: for &wave in &waves {
+        for rank in DEFINITIONS..=CUSTOM {
+            let batch: Vec<&DesiredObject> = to_apply
+                .iter()
+                .copied()
+                .filter(|o| sync_rank(&o.info) == rank && wave_of(&o.object) == wave)
+                .collect();
+            if !batch.is_empty() {
+                let done = run_all(batch, opts.concurrency, &tracker, |o| {
+                    apply_one(client, o, false)
+                })
+                .await;
+                for (o, r) in done {
+                    match r {
+                        Ok(obj) => {
+                            applied.push(o.key.clone());
+                            live.insert(o.key.clone(), obj);
+                        }
+                        Err(e) => errors.extend(error_diagnostics(o, &e)),
                     }
-                    Err(e) => errors.extend(error_diagnostics(o, &e)),
                 }
             }
+            if errors.is_empty() && rank == DEFINITIONS {
+                errors.extend(establish(client, desired, &to_apply, &new_definitions).await);
+            }
+            if !errors.is_empty() {
+                break 'waves;
+            }
         }
-        if errors.is_empty() && rank == DEFINITIONS {
-            errors.extend(establish(client, desired, &to_apply, &new_definitions).await);
-        }
-        if !errors.is_empty() {
-            break;
+        if wave != last_wave {
+            let members: Vec<&DesiredObject> = desired
+                .objects
+                .iter()
+                .filter(|o| wave_of(&o.object) == wave)
+                .collect();
+            tracing::info!(
+                wave,
+                objects = members.len(),
+                "waiting for the sync wave to be healthy"
+            );
+            if let Err(unhealthy) =
+                wait_healthy(client, &members, &opts.home, Instant::now() + opts.timeout).await
+            {
+                tracker.finish();
+                return Err(SyncFailure::Unhealthy {
+                    wave,
+                    unhealthy,
+                    applied,
+                });
+            }
         }
     }
     tracker.finish();
     if !errors.is_empty() {
         return Err(SyncFailure::Apply { errors, applied });
+    }
+
+    // PostSync hooks, once everything is healthy
+    if desired
+        .hooks
+        .iter()
+        .any(|h| hooks::phase_of(&h.object) == Some(Phase::PostSync))
+    {
+        let all: Vec<&DesiredObject> = desired.objects.iter().collect();
+        let ran = match wait_healthy(client, &all, &opts.home, Instant::now() + opts.timeout).await
+        {
+            Ok(()) => {
+                hooks::run(
+                    client,
+                    &desired.hooks,
+                    Phase::PostSync,
+                    &desired.revision,
+                    &opts.home,
+                    opts.timeout,
+                )
+                .await
+            }
+            Err(u) => Err(u),
+        };
+        if let Err(unhealthy) = ran {
+            return Err(SyncFailure::Hook {
+                phase: Phase::PostSync,
+                unhealthy,
+                applied,
+            });
+        }
     }
 
     // prune, in reverse order: custom resources before their definitions
@@ -508,5 +653,21 @@ async fn establish(
                 }
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn waves_come_from_korral_or_argo_annotations() {
+        let with = |a: Value| json!({"metadata": {"name": "x", "annotations": a}});
+        assert_eq!(wave_of(&json!({"metadata": {"name": "x"}})), 0);
+        assert_eq!(wave_of(&with(json!({WAVE: "2"}))), 2);
+        assert_eq!(wave_of(&with(json!({ARGO_WAVE: "-1"}))), -1);
+        assert_eq!(wave_of(&with(json!({WAVE: "3", ARGO_WAVE: "1"}))), 3);
+        assert_eq!(wave_of(&with(json!({WAVE: "soon"}))), 0);
     }
 }

@@ -81,6 +81,9 @@ pub struct GitSourceSpec {
     /// Variable substitution on the rendered objects, as Flux's
     /// `spec.postBuild`.
     pub post_build: Option<PostBuild>,
+    /// How long what a sync applied may take to become healthy (and each
+    /// sync wave and hook Job), e.g. `2m` (default: the interval).
+    pub timeout: Option<String>,
 }
 
 /// How a kustomization is built (with the real kustomize).

@@ -1,5 +1,5 @@
 //! `korral sources`: the GitSources with their status (revision, readiness,
-//! counts, drift); plus the helpers the other intake commands share
+//! health of what they applied, counts, drift); plus the helpers the other intake commands share
 //! (client, runtime, source names, the local Git cache).
 
 use std::path::{Path, PathBuf};
@@ -202,6 +202,7 @@ pub fn run(args: Args) -> ExitCode {
                             "name": s.metadata.name_str(),
                             "source": location(s),
                             "ready": ready,
+                            "health": intake::status::health_column(&st),
                             "message": message,
                             "lastFetchedRevision": st.last_fetched_revision,
                             "lastAppliedRevision": st.last_applied_revision,
@@ -234,6 +235,7 @@ pub fn run(args: Args) -> ExitCode {
                     "SOURCE".into(),
                     "REVISION".into(),
                     "READY".into(),
+                    "HEALTH".into(),
                     "OBJECTS".into(),
                     "DRIFT".into(),
                     "SYNCED".into(),
@@ -251,6 +253,7 @@ pub fn run(args: Args) -> ExitCode {
                             .map(short_revision)
                             .unwrap_or_else(|| "-".into()),
                         ready,
+                        intake::status::health_column(&st).to_string(),
                         st.inventory.as_ref().map_or(0, Vec::len).to_string(),
                         drift_of(s).map_or("-".into(), |d| d.to_string()),
                         st.last_sync_time

@@ -1,7 +1,10 @@
 //! `korral sync SOURCE`: sync a GitSource now — by asking the server's
 //! intake (the `sync` subresource) and waiting for its answer, or with
 //! `--local` in this process (a progress bar on a terminal). With `--url`
-//! or `--path` the source is created or updated first.
+//! or `--path` the source is created or updated first. With `--wait`, also
+//! until what was applied is healthy: exit 0 healthy, 1 not healthy (the
+//! source's health check failed, or still progressing at `--timeout`),
+//! 2 errors.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +56,10 @@ pub struct Args {
     /// Sync in this process instead of asking the server's intake.
     #[arg(long)]
     local: bool,
-    /// How long to wait for the server's answer.
+    /// Wait until what was applied is healthy (or the source's health check fails).
+    #[arg(long)]
+    wait: bool,
+    /// How long to wait for the server's answer (and, with --wait, for health).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     timeout: Duration,
     /// Output format.
@@ -159,11 +165,12 @@ pub fn report(source: &GitSource, format: Format) -> ExitCode {
         source.metadata.name_str()
     );
     let ready = intake::status::ready(&st);
-    let ok = ready.is_some_and(|c| c.status == "True");
+    // applied, health still progressing: synced (`--wait` waits for more)
+    let ok = ready.is_some_and(|c| c.status == "True") || intake::status::progressing(&st);
     let reason = ready.map(|c| c.reason.clone()).unwrap_or_default();
     let code = if ok {
         output::OK
-    } else if reason == "ValidationFailed" {
+    } else if reason == "ValidationFailed" || reason == intake::status::HEALTH_CHECK_FAILED {
         output::FOUND
     } else {
         output::ERROR
@@ -179,6 +186,7 @@ pub fn report(source: &GitSource, format: Format) -> ExitCode {
                 "source": name,
                 "synced": ok,
                 "reason": reason,
+                "health": intake::status::health_column(&st),
                 "message": ready.map(|c| c.message.clone()),
                 "lastFetchedRevision": st.last_fetched_revision,
                 "lastAppliedRevision": st.last_applied_revision,
@@ -215,12 +223,49 @@ pub fn report(source: &GitSource, format: Format) -> ExitCode {
             let message = ready.map(|c| c.message.clone()).unwrap_or_default();
             if ok {
                 println!("{name}: {message}");
+            } else if reason == intake::status::HEALTH_CHECK_FAILED {
+                println!("{name}: not healthy: {message}");
             } else {
                 println!("{name}: sync failed ({reason}): {message}");
             }
         }
     }
     ExitCode::from(code)
+}
+
+/// How a poll of the source ended.
+enum Polled {
+    /// The condition held for this copy.
+    Done(GitSource),
+    /// The deadline passed; the last copy read, if any.
+    TimedOut(Option<GitSource>),
+}
+
+/// Reads the source until `done` holds for it or `deadline` passes (an
+/// error when it is deleted).
+async fn poll_source(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    deadline: Instant,
+    done: impl Fn(&GitSource) -> bool,
+) -> Result<Polled, String> {
+    let api = client.api::<GitSource>(Some(ns));
+    let mut pause = Duration::from_millis(50);
+    let mut last = None;
+    loop {
+        match api.get_opt(name).await {
+            Ok(Some(s)) if done(&s) => return Ok(Polled::Done(s)),
+            Ok(Some(s)) => last = Some(s),
+            Ok(None) => return Err(format!("GitSource {ns}/{name} was deleted")),
+            Err(e) => tracing::debug!(error = %e, "polling the source"),
+        }
+        if Instant::now() >= deadline {
+            return Ok(Polled::TimedOut(last));
+        }
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
 }
 
 async fn wait_for_answer(
@@ -230,31 +275,76 @@ async fn wait_for_answer(
     request: &str,
     timeout: Duration,
 ) -> Result<GitSource, String> {
-    let api = client.api::<GitSource>(Some(ns));
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        match api.get_opt(name).await {
-            Ok(Some(s))
-                if s.status
-                    .as_ref()
-                    .and_then(|st| st.last_handled_sync_request.as_deref())
-                    == Some(request) =>
-            {
-                return Ok(s);
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(format!("GitSource {ns}/{name} was deleted")),
-            Err(e) => tracing::debug!(error = %e, "polling the source"),
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "no answer from the server's intake within {timeout:?} (does the server run it? `korral server` does unless --intake=false; or use --local)"
-            ));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
+    let answered = |s: &GitSource| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.last_handled_sync_request.as_deref())
+            == Some(request)
+    };
+    match poll_source(client, ns, name, Instant::now() + timeout, answered).await? {
+        Polled::Done(s) => Ok(s),
+        Polled::TimedOut(_) => Err(format!(
+            "no answer from the server's intake within {timeout:?} (does the server run it? `korral server` does unless --intake=false; or use --local)"
+        )),
     }
+}
+
+/// After the sync: waits until the source is no longer progressing (its
+/// applied objects healthy, or its health check failed) or `deadline`
+/// (then the source as last read).
+async fn wait_for_health(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    deadline: Instant,
+) -> Result<GitSource, String> {
+    let settled =
+        |s: &GitSource| !intake::status::progressing(&s.status.clone().unwrap_or_default());
+    match poll_source(client, ns, name, deadline, settled).await? {
+        Polled::Done(s) | Polled::TimedOut(Some(s)) => Ok(s),
+        Polled::TimedOut(None) => Err(format!("cannot read GitSource {ns}/{name}")),
+    }
+}
+
+/// With `--local --wait`: checks health in this process until it is
+/// settled (what the server's intake does for a source it syncs).
+async fn settle_locally(
+    engine: &Engine,
+    client: &Client,
+    ns: &str,
+    name: &str,
+    desired: &intake::render::Desired,
+    deadline: Instant,
+) {
+    loop {
+        let Ok(s) = get_source("sync", client, ns, name).await else {
+            return;
+        };
+        let st = s.status.clone().unwrap_or_default();
+        if !intake::status::progressing(&st) || Instant::now() >= deadline {
+            return;
+        }
+        engine.update_health(&s, desired).await;
+        tokio::time::sleep(intake::healthcheck::POLL).await;
+    }
+}
+
+/// The exit code of a `--wait`ed source that is still progressing.
+fn still_progressing(s: &GitSource, format: Format) -> Option<ExitCode> {
+    let st = s.status.clone().unwrap_or_default();
+    if !intake::status::progressing(&st) {
+        return None;
+    }
+    let message = intake::status::ready(&st)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    eprintln!(
+        "korral sync: {}/{} not healthy within the timeout: {message}",
+        s.metadata.namespace_str(),
+        s.metadata.name_str()
+    );
+    let _ = report(s, format);
+    Some(ExitCode::from(output::FOUND))
 }
 
 /// Runs `korral sync`.
@@ -282,11 +372,23 @@ pub fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             },
         };
+        let started = Instant::now();
         let done = if args.local {
             let mut engine = Engine::new(client.clone(), cache_dir(args.cache_dir.clone()));
             engine.progress = Progress::for_terminal();
             if let intake::engine::Outcome::Synced { desired, .. } = engine.sync_now(&source).await
             {
+                if args.wait {
+                    settle_locally(
+                        &engine,
+                        &client,
+                        &ns,
+                        &name,
+                        &desired,
+                        started + args.timeout,
+                    )
+                    .await;
+                }
                 let fresh = get_source("sync", &client, &ns, &name)
                     .await
                     .unwrap_or(source.clone());
@@ -315,16 +417,36 @@ pub fn run(args: Args) -> ExitCode {
                     return ExitCode::from(output::ERROR);
                 }
             };
-            match wait_for_answer(&client, &ns, &name, &request, args.timeout).await {
+            let answered = match wait_for_answer(&client, &ns, &name, &request, args.timeout).await
+            {
                 Ok(s) => Ok(s),
                 Err(e) => {
                     eprintln!("korral sync: {e}");
                     return ExitCode::from(output::ERROR);
                 }
+            };
+            match answered {
+                Ok(_) if args.wait => {
+                    match wait_for_health(&client, &ns, &name, started + args.timeout).await {
+                        Ok(s) => Ok(s),
+                        Err(e) => {
+                            eprintln!("korral sync: {e}");
+                            return ExitCode::from(output::ERROR);
+                        }
+                    }
+                }
+                other => other,
             }
         };
         match done {
-            Ok(s) => report(&s, args.output),
+            Ok(s) => {
+                if args.wait
+                    && let Some(code) = still_progressing(&s, args.output)
+                {
+                    return code;
+                }
+                report(&s, args.output)
+            }
             Err(code) => code,
         }
     })

@@ -1,5 +1,7 @@
 //! A stand-in for node daemons in controller tests: marks pods Running and
-//! Ready (except those whose image contains "bad"), and finishes the
+//! Ready (except those whose image contains "bad"; of those, an image that
+//! also contains "unpullable" is reported waiting in `ImagePullBackOff`,
+//! as a kubelet whose pulls fail does), and finishes the
 //! deletion of pods in their grace period, as a kubelet would — on every
 //! pod change it sees through a watch.
 //!
@@ -142,6 +144,24 @@ async fn tend(client: &reconcilers::runtime::Client, p: &Pod, ip: &AtomicU32) {
         return;
     }
     if image.contains("bad") {
+        if image.contains("unpullable")
+            && p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_none()
+        {
+            let status = json!({"status": {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}
+                ],
+                "containerStatuses": [{"name": container, "ready": false, "restartCount": 0, "image": image, "imageID": "", "started": false,
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image {image:?}")}}}]
+            }});
+            let _ = api
+                .patch_status(name, &Patch::Merge(status), &WriteParams::default())
+                .await;
+        }
         return;
     }
     let ip = ip.fetch_add(1, Ordering::Relaxed);

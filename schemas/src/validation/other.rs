@@ -185,6 +185,11 @@ impl Validate for GitSource {
                 Err(e) => errs.push(FieldError::invalid(sp.key("interval"), i, e)),
             }
         }
+        if let Some(t) = spec.timeout.as_deref()
+            && let Err(e) = parse_duration(t)
+        {
+            errs.push(FieldError::invalid(sp.key("timeout"), t, e));
+        }
         if let Some(ns) = spec.target_namespace.as_deref().filter(|n| !n.is_empty()) {
             errs.check(sp.key("targetNamespace"), ns, names::dns1123_label(ns));
         }
