@@ -203,14 +203,17 @@ fn up_serves_the_demo_and_stops_on_ctrl_c() {
             .count()
             == 2
     });
-    let o = kubectl(&[
-        "get",
-        "gitsource",
-        "demo",
-        "-o",
-        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-    ]);
-    assert_eq!(stdout(&o), "True");
+    // Ready once what it applied is healthy (the pods running and ready)
+    wait_for("the source to be Ready", Duration::from_secs(30), || {
+        let o = kubectl(&[
+            "get",
+            "gitsource",
+            "demo",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        stdout(&o) == "True"
+    });
     wait_for("the sync to be reported", Duration::from_secs(10), || {
         log().contains("source default/demo: synced")
     });
