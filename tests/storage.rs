@@ -330,6 +330,17 @@ fn the_scheduler_places_pods_where_their_volumes_are() {
 const NODE: &str = "store-1";
 
 fn claim_pod(name: &str, image: &str, script: &str) -> String {
+    pod_with_data(
+        name,
+        image,
+        script,
+        "persistentVolumeClaim: {claimName: data}",
+    )
+}
+
+/// A pod running `script` once, with volume `data` (of source `source`, flow
+/// YAML) at /data.
+fn pod_with_data(name: &str, image: &str, script: &str, source: &str) -> String {
     format!(
         r#"apiVersion: v1
 kind: Pod
@@ -342,7 +353,7 @@ spec:
     image: {image}
     command: ["sh", "-c", "{script}"]
     volumeMounts: [{{name: data, mountPath: /data}}]
-  volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]
+  volumes: [{{name: data, {source}}}]
 "#
     )
 }
@@ -404,20 +415,26 @@ fn data_outlives_pods_until_the_claim_goes(s: &Server, node: &NodeProc, name: &s
     );
 }
 
-#[test]
-fn a_local_path_claim_keeps_its_data_across_pods_until_deleted() {
-    let s = Server::start();
+/// A Ready `korral node` named [`NODE`] on the process runtime.
+fn process_node(s: &Server) -> NodeProc {
     let data = s.dir.path().join("node-data");
     std::fs::create_dir_all(&data).expect("data dir");
     let data = data.canonicalize().expect("canonical");
     let args = node_args(
-        &s,
+        s,
         NODE,
         &data,
         &["--runtime", "process", "--process-pod-ips", "loopback"],
     );
     let node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
-    wait_node(&s, &node, NODE);
+    wait_node(s, &node, NODE);
+    node
+}
+
+#[test]
+fn a_local_path_claim_keeps_its_data_across_pods_until_deleted() {
+    let s = Server::start();
+    let node = process_node(&s);
     data_outlives_pods_until_the_claim_goes(&s, &node, NODE, "busybox");
 }
 
@@ -434,4 +451,109 @@ fn a_containerd_node_bind_mounts_local_path_claims() {
     let node = NodeProc::start(&data, &s.dir.path().join("node.log"), &args);
     wait_node(&s, &node, &name);
     data_outlives_pods_until_the_claim_goes(&s, &node, &name, "busybox:1.36");
+}
+
+// ---- generic ephemeral volumes ----
+
+/// A pod whose volume `data` is a generic ephemeral volume (64Mi, no class).
+fn ephemeral_pod(name: &str, image: &str, script: &str) -> String {
+    let template = format!(
+        "ephemeral: {{volumeClaimTemplate: {{metadata: {{labels: {{made-for: {name}}}, annotations: {{note: scratch}}}}, spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 64Mi}}}}}}}}}}"
+    );
+    pod_with_data(name, image, script, &template)
+}
+
+/// The PodScheduled condition's message.
+fn unschedulable_message(s: &Server, pod: &str) -> String {
+    jsonpath(
+        s,
+        "pod",
+        pod,
+        "{.status.conditions[?(@.type==\"PodScheduled\")].message}",
+    )
+}
+
+#[test]
+fn an_ephemeral_volume_gets_a_claim_owned_by_its_pod_and_goes_with_it() {
+    let s = Server::start();
+    let node = process_node(&s);
+
+    // the controller makes `<pod>-<volume>` from the template, owned by the pod;
+    // the scheduler places it (WaitForFirstConsumer) and the node mounts it
+    s.apply(&ephemeral_pod(
+        "scratch",
+        "busybox",
+        "echo written through an ephemeral volume > /data/note",
+    ));
+    assert_eq!(finished_log(&s, "scratch"), "");
+    let pod = get(&s, "pod", "scratch");
+    let claim = get(&s, "pvc", "scratch-data");
+    assert_eq!(
+        claim["metadata"]["ownerReferences"],
+        serde_json::json!([{"apiVersion": "v1", "kind": "Pod", "name": "scratch",
+            "uid": pod["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]),
+        "{claim}"
+    );
+    assert_eq!(
+        claim["metadata"]["labels"]["made-for"], "scratch",
+        "{claim}"
+    );
+    assert_eq!(
+        claim["metadata"]["annotations"]["note"], "scratch",
+        "{claim}"
+    );
+    assert_eq!(claim["spec"]["storageClassName"], "local-path", "{claim}");
+    assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
+    assert_eq!(
+        claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        NODE
+    );
+    let volume = claim["spec"]["volumeName"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let dir = node.data_dir.join("storage").join(&volume);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("note")).expect("the file on the node"),
+        "written through an ephemeral volume\n"
+    );
+
+    // a claim of that name the pod does not own is never used: kube's event
+    // and scheduling message, until it goes and the pod's own claim replaces it
+    s.apply(&pvc("clash-data", "64Mi", ""));
+    s.apply(&ephemeral_pod(
+        "clash",
+        "busybox",
+        "cat /data/missing 2>/dev/null; echo clean",
+    ));
+    let refusal = "PVC default/clash-data was not created for pod default/clash (pod is not owner)";
+    wait_for("clash to be unschedulable", LONG, || {
+        unschedulable_message(&s, "clash").contains(refusal)
+    });
+    wait_for("the FailedBinding event on clash", LONG, || {
+        events_of(&s, "clash").contains(&format!("FailedBinding: ephemeral volume data: {refusal}"))
+    });
+    assert!(
+        get(&s, "pvc", "clash-data")["metadata"]["ownerReferences"].is_null(),
+        "a claim not made for the pod is left as it is"
+    );
+    assert_eq!(jsonpath(&s, "pod", "clash", "{.spec.nodeName}"), "");
+    s.ok(&["delete", "pvc", "clash-data"]);
+    assert_eq!(finished_log(&s, "clash").trim(), "clean");
+    let owner = get(&s, "pvc", "clash-data")["metadata"]["ownerReferences"][0].clone();
+    assert_eq!(
+        owner["uid"],
+        get(&s, "pod", "clash")["metadata"]["uid"],
+        "{owner}"
+    );
+
+    // the claim is garbage-collected with its pod; reclaim Delete removes volume and directory
+    s.ok(&["delete", "pod", "scratch"]);
+    wait_for("scratch-data to be garbage-collected", LONG, || {
+        get(&s, "pvc", "scratch-data").is_null()
+    });
+    wait_for("the volume to be deleted", LONG, || {
+        get(&s, "pv", &volume).is_null()
+    });
+    assert!(!dir.exists(), "{} is removed", dir.display());
 }

@@ -1,4 +1,5 @@
-//! Persistent storage on the node: a pod's PersistentVolumeClaim resolves to
+//! Persistent storage on the node: a pod's PersistentVolumeClaim (or the
+//! claim of a generic ephemeral volume, which the pod must control) resolves to
 //! its bound volume's directory (`hostPath` or `local`; a local-path
 //! volume's directory is made on first use, open to every user as k3s's
 //! provisioner makes it), and the node's half of the `korral.dev/local-path`
@@ -10,7 +11,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use reconcilers::controllers::persistentvolume::ephemeral::volume_is_for_pod;
 use reconcilers::controllers::persistentvolume::{
     claim_phase, claim_volume, local_path_node, volume_phase,
 };
@@ -26,15 +28,25 @@ pub fn local_path_root(data_dir: &Path) -> PathBuf {
     std::path::absolute(&root).unwrap_or(root)
 }
 
-/// The node directory of claim `claim` in `namespace`: its bound volume's
-/// path. An unbound claim is an error the pod's sync retries.
-pub async fn claim_path(client: &Client, namespace: &str, claim: &str) -> Result<PathBuf, String> {
+/// The node directory of claim `claim` of `pod`: its bound volume's path.
+/// The claim of a generic ephemeral volume (`ephemeral`) must be controlled
+/// by the pod, as the kubelet checks. An unbound claim is an error the
+/// pod's sync retries.
+pub async fn claim_path(
+    client: &Client,
+    pod: &Pod,
+    claim: &str,
+    ephemeral: bool,
+) -> Result<PathBuf, String> {
     let c = client
-        .api::<PersistentVolumeClaim>(Some(namespace))
+        .api::<PersistentVolumeClaim>(Some(pod.metadata.namespace_str()))
         .get_opt(claim)
         .await
         .map_err(|e| format!("persistentvolumeclaim {claim:?}: {e}"))?
         .ok_or_else(|| format!("persistentvolumeclaim {claim:?} not found"))?;
+    if ephemeral {
+        volume_is_for_pod(pod, &c)?;
+    }
     let volume = match claim_volume(&c) {
         Some(v) if claim_phase(&c) == "Bound" => v.to_string(),
         _ => return Err(format!("persistentvolumeclaim {claim:?} is not bound yet")),

@@ -1,6 +1,6 @@
 //! Pod volumes on the node: emptyDir (a directory), hostPath (checked or
-//! created per its type), persistentVolumeClaim (its bound volume's
-//! directory, `storage.rs`), and configMap / secret / downwardAPI / projected
+//! created per its type), persistentVolumeClaim and generic ephemeral
+//! volumes (the bound volume's directory of the claim, `storage.rs`), and configMap / secret / downwardAPI / projected
 //! (with ServiceAccount tokens, renewed before they expire) written like the kubelet's atomic writer — files in a timestamped
 //! directory, a `..data` symlink swapped atomically on change, and one
 //! relative symlink per top-level entry — with the requested file modes.
@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{KeyToPath, Pod, Volume};
+use reconcilers::controllers::persistentvolume::ephemeral;
 use schemas::MetaExt;
 use schemas::object::volume_sources;
 
@@ -351,12 +352,12 @@ pub async fn prepare(
         if let Some(hp) = &v.host_path {
             out.insert(v.name.clone(), host_path(hp)?);
         } else if let Some(claim) = &v.persistent_volume_claim {
-            let path = crate::storage::claim_path(
-                sources.client(),
-                pod.metadata.namespace_str(),
-                &claim.claim_name,
-            )
-            .await?;
+            let path =
+                crate::storage::claim_path(sources.client(), pod, &claim.claim_name, false).await?;
+            out.insert(v.name.clone(), path);
+        } else if v.ephemeral.is_some() {
+            let claim = ephemeral::claim_name(pod, v);
+            let path = crate::storage::claim_path(sources.client(), pod, &claim, true).await?;
             out.insert(v.name.clone(), path);
         } else if v.empty_dir.is_some() {
             if !dir.exists() {

@@ -65,6 +65,7 @@ pub const ALL: &[&str] = &[
     "local-path-provisioner",
     "pvc-protection",
     "pv-protection",
+    "ephemeral-volume",
     "horizontal-pod-autoscaler",
 ];
 
@@ -166,6 +167,7 @@ async fn start(name: &'static str, ctx: Context) {
         "local-path-provisioner" => persistentvolume::local_path::run(ctx).await,
         "pvc-protection" => persistentvolume::protection::run_claims(ctx).await,
         "pv-protection" => persistentvolume::protection::run_volumes(ctx).await,
+        "ephemeral-volume" => persistentvolume::ephemeral::run(ctx).await,
         "horizontal-pod-autoscaler" => podautoscaler::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");

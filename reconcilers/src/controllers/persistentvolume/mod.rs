@@ -2,10 +2,12 @@
 //! k3s's local-path provisioner: the binder (`binder.rs`: claims to
 //! volumes, phases, reclaim) and the built-in dynamic provisioner
 //! `korral.dev/local-path` (`local_path.rs`), the pvc- and pv-protection
-//! controllers (`protection.rs`), plus the annotations and
+//! controllers (`protection.rs`), the `ephemeral-volume` controller
+//! (`ephemeral.rs`: the claims of generic ephemeral volumes), plus the annotations and
 //! claim/volume helpers the scheduler and the node daemon share with them.
 
 pub mod binder;
+pub mod ephemeral;
 pub mod local_path;
 pub mod protection;
 
@@ -131,13 +133,18 @@ pub fn waits_for_first_consumer(class: Option<&StorageClass>) -> bool {
 /// The claims a pod's volumes name, in order (`persistentVolumeClaim.claimName`;
 /// generic ephemeral volumes as `<pod>-<volume>`, the claim kube creates for them).
 pub fn pod_claims(pod: &Pod) -> Vec<String> {
-    let pod_name = pod.metadata.name_str();
+    pod_claim_volumes(pod).into_iter().map(|(c, _)| c).collect()
+}
+
+/// [`pod_claims`], each with whether it is a generic ephemeral volume's
+/// (which must be controlled by the pod, [`ephemeral::volume_is_for_pod`]).
+pub fn pod_claim_volumes(pod: &Pod) -> Vec<(String, bool)> {
     pod.spec
         .iter()
         .flat_map(|s| s.volumes.iter().flatten())
         .filter_map(|v| match (&v.persistent_volume_claim, &v.ephemeral) {
-            (Some(c), _) => Some(c.claim_name.clone()),
-            (None, Some(_)) => Some(format!("{pod_name}-{}", v.name)),
+            (Some(c), _) => Some((c.claim_name.clone(), false)),
+            (None, Some(_)) => Some((ephemeral::claim_name(pod, v), true)),
             _ => None,
         })
         .collect()

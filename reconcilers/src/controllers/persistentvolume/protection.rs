@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use schemas::MetaExt;
 use serde_json::json;
 
-use super::{pod_claims, volume_phase};
+use super::ephemeral::volume_is_for_pod;
+use super::{pod_claim_volumes, pod_claims, volume_phase};
 use crate::controllers::Context;
 use crate::controllers::scheduler::pod_info::terminal;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -58,10 +59,16 @@ fn has(meta: &ObjectMeta, f: &str) -> bool {
     meta.deletion_timestamp.is_some() && meta.finalizers.iter().flatten().any(|x| x == f)
 }
 
-/// Whether a pod that has not finished uses claim `name`.
-fn in_use<'a>(pods: impl IntoIterator<Item = &'a Pod>, name: &str) -> bool {
-    pods.into_iter()
-        .any(|p| !terminal(p) && pod_claims(p).iter().any(|c| c == name))
+/// Whether a pod that has not finished uses `claim` (the claim of a pod's
+/// generic ephemeral volume only when the pod controls it, as kube's `podUsesPVC`).
+fn in_use<'a>(pods: impl IntoIterator<Item = &'a Pod>, claim: &PersistentVolumeClaim) -> bool {
+    let name = claim.metadata.name_str();
+    pods.into_iter().any(|p| {
+        !terminal(p)
+            && pod_claim_volumes(p).iter().any(|(c, is_ephemeral)| {
+                c == name && (!is_ephemeral || volume_is_for_pod(p, claim).is_ok())
+            })
+    })
 }
 
 /// Runs `pvc-protection` until shutdown.
@@ -103,7 +110,7 @@ async fn reconcile_claim(
     }
     let ns = claim.metadata.namespace_str();
     let cached = pods.in_namespace(ns);
-    if in_use(cached.iter().map(Arc::as_ref), &key.name) {
+    if in_use(cached.iter().map(Arc::as_ref), &claim) {
         return Ok(Action::AwaitChange);
     }
     let live = ctx
@@ -111,7 +118,7 @@ async fn reconcile_claim(
         .api::<Pod>(Some(ns))
         .list_all(&ListParams::default())
         .await?;
-    if in_use(live.items.iter(), &key.name) {
+    if in_use(live.items.iter(), &claim) {
         return Ok(Action::AwaitChange);
     }
     let api = ctx.client.api::<PersistentVolumeClaim>(Some(ns));

@@ -17,8 +17,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use schemas::MetaExt;
 
 use crate::controllers::persistentvolume::{
-    ANN_SELECTED_NODE, binder, claim_class, claim_volume, pod_claims, volume_fits_node,
-    waits_for_first_consumer,
+    ANN_SELECTED_NODE, binder, claim_class, claim_phase, claim_volume, ephemeral,
+    pod_claim_volumes, pod_claims, volume_fits_node, waits_for_first_consumer,
 };
 use crate::controllers::scheduler::cache::NodeInfo;
 use crate::controllers::scheduler::framework::{Code, Cycle, Plugin, PreFilter, Rejection};
@@ -86,7 +86,8 @@ impl Plugin for VolumeBinding {
         let Some(l) = &self.listers else {
             return PreFilter::Skip;
         };
-        let names = pod_claims(&cx.pod.pod);
+        let pod = &cx.pod.pod;
+        let names = pod_claim_volumes(pod);
         if names.is_empty() {
             return PreFilter::Skip;
         }
@@ -96,12 +97,28 @@ impl Plugin for VolumeBinding {
             delayed: Vec::new(),
         };
         let mut immediate = false;
-        for name in names {
+        for (name, is_ephemeral) in names {
             let Some(claim) = l.claims.get(&ObjectRef::new(Some(ns), &name)) else {
-                return reject(format!("persistentvolumeclaim {name:?} not found"));
+                // normal right after a pod with an ephemeral volume is created
+                return reject(if is_ephemeral {
+                    format!(
+                        "waiting for ephemeral volume controller to create the persistentvolumeclaim {name:?}"
+                    )
+                } else {
+                    format!("persistentvolumeclaim {name:?} not found")
+                });
             };
+            if claim_phase(&claim) == "Lost" {
+                return reject(format!(
+                    "persistentvolumeclaim {name:?} bound to non-existent persistentvolume {:?}",
+                    claim_volume(&claim).unwrap_or("")
+                ));
+            }
             if claim.metadata.deletion_timestamp.is_some() {
                 return reject(format!("persistentvolumeclaim {name:?} is being deleted"));
+            }
+            if is_ephemeral && let Err(e) = ephemeral::volume_is_for_pod(pod, &claim) {
+                return reject(e);
             }
             if let Some(v) = claim_volume(&claim) {
                 match l.volumes.get(&ObjectRef::new(None, v)) {
@@ -197,6 +214,13 @@ mod tests {
         c
     }
 
+    /// `claim` controlled by the pod whose uid is `uid`.
+    fn owned(mut claim: Value, uid: &str) -> Value {
+        claim["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "Pod",
+            "name": "p", "uid": uid, "controller": true}]);
+        claim
+    }
+
     fn listers() -> VolumeListers {
         let claim = |name: &str, class: &str, volume: Option<&str>, ann: Value| {
             json!({"metadata": {"name": name, "namespace": "default", "annotations": ann},
@@ -215,6 +239,8 @@ mod tests {
                 claim("chosen", "wait", None, json!({ANN_SELECTED_NODE: "c"})),
                 claim("static", "static", None, json!({})),
                 claim("dangling", "wait", Some("gone"), json!({})),
+                owned(claim("p-mine", "wait", None, json!({})), "p"),
+                owned(claim("p-theirs", "wait", None, json!({})), "another-p"),
             ]),
             volumes: cache_of(vec![
                 json!({"metadata": {"name": "pv-b"}, "spec": {"nodeAffinity": on("b")}}),
@@ -263,6 +289,30 @@ mod tests {
         ];
         for (claim, want) in cases {
             assert_eq!(filter(&plugin, &using(claim), &c), want, "{claim}");
+        }
+        // generic ephemeral volumes: claim `<pod>-<volume>`, controlled by the pod
+        let ephemeral = |volume: &str| {
+            pod(
+                "p",
+                json!({}),
+                json!({"volumes": [{"name": volume, "ephemeral": {"volumeClaimTemplate": {
+                    "spec": {"resources": {"requests": {"storage": "1Gi"}}}}}}]}),
+            )
+        };
+        for (volume, want) in [
+            ("mine", vec![None, None, None]),
+            (
+                "theirs",
+                all("PVC default/p-theirs was not created for pod default/p (pod is not owner)"),
+            ),
+            (
+                "absent",
+                all(
+                    "waiting for ephemeral volume controller to create the persistentvolumeclaim \"p-absent\"",
+                ),
+            ),
+        ] {
+            assert_eq!(filter(&plugin, &ephemeral(volume), &c), want, "{volume}");
         }
         let l = listers();
         let p = using("delayed");
