@@ -453,7 +453,7 @@ fn a_containerd_node_bind_mounts_local_path_claims() {
     data_outlives_pods_until_the_claim_goes(&s, &node, &name, "busybox:1.36");
 }
 
-// ---- generic ephemeral volumes ----
+// ---- generic ephemeral volumes, the retroactive default class ----
 
 /// A pod whose volume `data` is a generic ephemeral volume (64Mi, no class).
 fn ephemeral_pod(name: &str, image: &str, script: &str) -> String {
@@ -556,4 +556,58 @@ fn an_ephemeral_volume_gets_a_claim_owned_by_its_pod_and_goes_with_it() {
         get(&s, "pv", &volume).is_null()
     });
     assert!(!dir.exists(), "{} is removed", dir.display());
+}
+
+const FAST: &str = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast}\nprovisioner: korral.dev/local-path\nvolumeBindingMode: WaitForFirstConsumer\n";
+const DEFAULT_ANN: &str = "storageclass.kubernetes.io/is-default-class";
+
+#[test]
+fn a_classless_claim_gets_the_default_class_once_there_is_one() {
+    let s = Server::start();
+    wait_for("the local-path class", LONG, || {
+        !get(&s, "storageclass", "local-path").is_null()
+    });
+    s.ok(&[
+        "annotate",
+        "storageclass",
+        "local-path",
+        &format!("{DEFAULT_ANN}=false"),
+        "--overwrite",
+    ]);
+    s.apply(FAST);
+    s.apply(&pvc("late", "64Mi", ""));
+    s.apply(&pvc(
+        "explicitly-none",
+        "64Mi",
+        "  storageClassName: \"\"\n",
+    ));
+    assert!(
+        get(&s, "pvc", "late")["spec"]["storageClassName"].is_null(),
+        "no default class: the claim names none"
+    );
+    wait_phase(&s, "pvc", "late", "Pending");
+    wait_for("FailedBinding on the classless claim", LONG, || {
+        events_of(&s, "late").contains(
+            "FailedBinding: no persistent volumes available for this claim and no storage class is set",
+        )
+    });
+    assert!(get(&s, "pvc", "late")["spec"]["storageClassName"].is_null());
+
+    s.ok(&[
+        "annotate",
+        "storageclass",
+        "fast",
+        &format!("{DEFAULT_ANN}=true"),
+    ]);
+    wait_for("late to get the default class", LONG, || {
+        get(&s, "pvc", "late")["spec"]["storageClassName"] == "fast"
+    });
+    wait_for("WaitForFirstConsumer on late", LONG, || {
+        events_of(&s, "late").contains("WaitForFirstConsumer")
+    });
+    assert_eq!(
+        get(&s, "pvc", "explicitly-none")["spec"]["storageClassName"],
+        "",
+        "an explicit empty class is a choice, kept"
+    );
 }

@@ -13,6 +13,8 @@
 //! provisioner and no volume to bind is handed to it
 //! (`volume.kubernetes.io/storage-provisioner`); a `WaitForFirstConsumer`
 //! claim waits for the scheduler's `volume.kubernetes.io/selected-node`.
+//! A claim that names no class and finds no volume gets the default class
+//! once there is one (kube's retroactive default StorageClass, GA in 1.28).
 //! A volume whose claim is gone becomes Released; reclaim `Retain` keeps
 //! it, `Delete` leaves it to its provisioner (local-path volumes: their
 //! node daemon), `Delete` without one and `Recycle` make it Failed.
@@ -27,8 +29,9 @@ use serde_json::json;
 use super::State;
 use super::{
     ANN_BETA_STORAGE_PROVISIONER, ANN_BIND_COMPLETED, ANN_BOUND_BY_CONTROLLER, ANN_PROVISIONED_BY,
-    ANN_SELECTED_NODE, ANN_STORAGE_PROVISIONER, claim_class, claim_phase, claim_volume,
-    volume_class, volume_fits_node, volume_phase, waits_for_first_consumer,
+    ANN_SELECTED_NODE, ANN_STORAGE_PROVISIONER, claim_class, claim_has_class, claim_phase,
+    claim_volume, default_class, is_default_class, volume_class, volume_fits_node, volume_phase,
+    waits_for_first_consumer,
 };
 use crate::controllers::Context;
 use crate::controllers::recorder::{NORMAL, WARNING};
@@ -80,12 +83,18 @@ pub async fn run(ctx: Context) {
             }
             keys
         })
-        // pending claims of a class that appears or changes
+        // pending claims of a class that appears or changes; a default class
+        // also takes the claims that name none
         .watches(&classes, move |sc: &StorageClass| {
+            let default = is_default_class(sc);
             for_classes
                 .all()
                 .iter()
-                .filter(|c| claim_volume(c).is_none() && claim_class(c) == sc.metadata.name_str())
+                .filter(|c| {
+                    claim_volume(c).is_none()
+                        && (claim_class(c) == sc.metadata.name_str()
+                            || (default && !claim_has_class(c)))
+                })
                 .map(|c| ObjectRef::of(c.as_ref()))
                 .collect()
         })
@@ -223,6 +232,22 @@ async fn sync_unbound_claim(
         && let Some(v) = best_match(claim, &volumes, node.as_deref())
     {
         return bind(state, v, claim).await;
+    }
+    // kube ≥ 1.28 (RetroactiveDefaultStorageClass): a claim created while
+    // no class was the default gets the one there is now
+    if !claim_has_class(claim)
+        && let Some(sc) = default_class(&state.classes.all())
+    {
+        let name = sc.metadata.name_str();
+        let patch = json!({
+            "metadata": {"resourceVersion": claim.metadata.resource_version},
+            "spec": {"storageClassName": name},
+        });
+        claims_api(state, claim)
+            .patch(claim.metadata.name_str(), &Patch::Merge(patch), &wp())
+            .await?;
+        tracing::info!(claim = %ObjectRef::of(claim), class = name, "assigned the default StorageClass");
+        return Ok(Action::AwaitChange);
     }
     // recorded on every sync, as kube's controller does (the events aggregate)
     if delayed && selected.is_none() {
@@ -427,12 +452,12 @@ async fn bind(
             .await?;
     }
     let vs = v.spec.as_ref();
+    let st = c.status.as_ref();
     let want_status = json!({
         "phase": "Bound",
         "accessModes": vs.and_then(|s| s.access_modes.clone()),
         "capacity": vs.and_then(|s| s.capacity.clone()),
     });
-    let st = c.status.as_ref();
     let have_status = json!({
         "phase": st.and_then(|s| s.phase.clone()),
         "accessModes": st.and_then(|s| s.access_modes.clone()),
@@ -644,6 +669,35 @@ mod tests {
         ];
         let got = best_match(&pvc(json!({})), &vols, None).expect("a match");
         assert_eq!(got.metadata.name_str(), "fit");
+    }
+
+    #[test]
+    fn the_newest_default_class_is_assigned_only_to_claims_naming_none() {
+        let sc = |name: &str, default: &str, at: &str| -> Arc<StorageClass> {
+            Arc::new(
+                serde_json::from_value(json!({"metadata": {"name": name, "creationTimestamp": at,
+                    "annotations": {super::super::ANN_DEFAULT_CLASS: default}},
+                    "provisioner": "x"}))
+                .expect("class"),
+            )
+        };
+        let classes = vec![
+            sc("old", "true", "2026-01-01T00:00:00Z"),
+            sc("new", "true", "2026-02-01T00:00:00Z"),
+            sc("newest", "false", "2026-03-01T00:00:00Z"),
+        ];
+        let got = default_class(&classes).map(|c| c.metadata.name_str());
+        assert_eq!(got, Some("new"));
+        assert!(default_class(&classes[2..]).is_none());
+        let mut none = pvc(json!({}));
+        if let Some(s) = none.spec.as_mut() {
+            s.storage_class_name = None;
+        }
+        assert!(!claim_has_class(&none));
+        assert!(claim_has_class(&pvc(
+            json!({"spec": {"storageClassName": ""}})
+        )));
+        assert!(claim_has_class(&pvc(json!({}))));
     }
 
     #[test]

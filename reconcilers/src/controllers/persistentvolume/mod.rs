@@ -103,6 +103,31 @@ pub fn claim_class(c: &PersistentVolumeClaim) -> &str {
         .unwrap_or("")
 }
 
+/// Whether the claim names a class at all (`""` included), kube's
+/// `PersistentVolumeClaimHasClass`: one that does not gets the default
+/// class, at creation or (retroactively) once there is one.
+pub fn claim_has_class(c: &PersistentVolumeClaim) -> bool {
+    c.spec
+        .as_ref()
+        .is_some_and(|s| s.storage_class_name.is_some())
+        || c.metadata.annotations_map().contains_key(ANN_BETA_CLASS)
+}
+
+/// The default StorageClass (kube's `GetDefaultClass`): the newest class
+/// marked default, then by name.
+pub fn default_class(classes: &[Arc<StorageClass>]) -> Option<&StorageClass> {
+    classes
+        .iter()
+        .filter(|c| is_default_class(c))
+        .max_by(|a, b| {
+            let created = |c: &StorageClass| c.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| b.metadata.name_str().cmp(a.metadata.name_str()))
+        })
+        .map(|c| c.as_ref())
+}
+
 /// The volume's class, as [`claim_class`].
 pub fn volume_class(v: &PersistentVolume) -> &str {
     v.spec
