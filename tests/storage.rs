@@ -453,7 +453,7 @@ fn a_containerd_node_bind_mounts_local_path_claims() {
     data_outlives_pods_until_the_claim_goes(&s, &node, &name, "busybox:1.36");
 }
 
-// ---- generic ephemeral volumes, the retroactive default class ----
+// ---- generic ephemeral volumes, the retroactive default class, expansion ----
 
 /// A pod whose volume `data` is a generic ephemeral volume (64Mi, no class).
 fn ephemeral_pod(name: &str, image: &str, script: &str) -> String {
@@ -559,6 +559,7 @@ fn an_ephemeral_volume_gets_a_claim_owned_by_its_pod_and_goes_with_it() {
 }
 
 const FAST: &str = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast}\nprovisioner: korral.dev/local-path\nvolumeBindingMode: WaitForFirstConsumer\n";
+const FIXED: &str = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fixed}\nprovisioner: korral.dev/local-path\nvolumeBindingMode: WaitForFirstConsumer\nallowVolumeExpansion: false\n";
 const DEFAULT_ANN: &str = "storageclass.kubernetes.io/is-default-class";
 
 #[test]
@@ -609,5 +610,83 @@ fn a_classless_claim_gets_the_default_class_once_there_is_one() {
         get(&s, "pvc", "explicitly-none")["spec"]["storageClassName"],
         "",
         "an explicit empty class is a choice, kept"
+    );
+}
+
+#[test]
+fn bound_claims_grow_only_where_their_class_allows_it() {
+    let s = Server::start();
+    let _nodes = SimulatedNodes::start(&s, "sim", 1);
+    s.apply(FIXED);
+    s.apply(&pvc("grows", "64Mi", ""));
+    s.apply(&pvc("stuck", "64Mi", "  storageClassName: fixed\n"));
+    s.apply(&pod_using("uses-grows", "grows"));
+    s.apply(&pod_using("uses-stuck", "stuck"));
+    for claim in ["grows", "stuck"] {
+        wait_phase(&s, "pvc", claim, "Bound");
+    }
+    let resize = |claim: &str, size: &str| {
+        s.kubectl(&[
+            "patch",
+            "pvc",
+            claim,
+            "-p",
+            &format!("{{\"spec\":{{\"resources\":{{\"requests\":{{\"storage\":\"{size}\"}}}}}}}}"),
+        ])
+    };
+
+    // a class without allowVolumeExpansion: refused by admission, as kube's
+    let o = resize("stuck", "128Mi");
+    assert!(!o.status.success());
+    assert_eq!(
+        support::stderr(&o).trim(),
+        "Error from server (Forbidden): persistentvolumeclaims \"stuck\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+    );
+    assert_eq!(
+        get(&s, "pvc", "stuck")["spec"]["resources"]["requests"]["storage"],
+        "64Mi"
+    );
+
+    // local-path allows it: the volume's capacity grows, the claim ends as a finished resize
+    assert_eq!(
+        get(&s, "storageclass", "local-path")["allowVolumeExpansion"],
+        true
+    );
+    let o = resize("grows", "128Mi");
+    assert!(o.status.success(), "{}", support::stderr(&o));
+    wait_for("grows to have 128Mi", LONG, || {
+        get(&s, "pvc", "grows")["status"]["capacity"]["storage"] == "128Mi"
+    });
+    let c = get(&s, "pvc", "grows");
+    let volume = c["spec"]["volumeName"].as_str().unwrap_or("").to_string();
+    assert_eq!(
+        get(&s, "pv", &volume)["spec"]["capacity"]["storage"],
+        "128Mi"
+    );
+    assert_eq!(c["status"]["allocatedResources"]["storage"], "128Mi", "{c}");
+    assert!(c["status"]["allocatedResourceStatuses"].is_null(), "{c}");
+    assert!(
+        c["status"]["conditions"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{c}"
+    );
+    wait_for("VolumeResizeSuccessful on grows", LONG, || {
+        events_of(&s, "grows").contains("VolumeResizeSuccessful: Resize volume succeeded")
+    });
+    assert!(
+        events_of(&s, "grows").contains(&format!(
+            "Resizing: External resizer is resizing volume {volume}"
+        )),
+        "{}",
+        events_of(&s, "grows")
+    );
+
+    // shrinking is refused by validation, with kube's message
+    let o = resize("grows", "64Mi");
+    assert!(!o.status.success());
+    assert_eq!(
+        support::stderr(&o).trim(),
+        "The PersistentVolumeClaim \"grows\" is invalid: spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
     );
 }

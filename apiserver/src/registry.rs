@@ -517,6 +517,9 @@ impl Registry {
                 return Err(ApiError::conflict(info, name));
             }
             let new = admission::admit_update(info, &old, new, subresource, &opts.directives)?;
+            if subresource.is_none() && info.is("", "PersistentVolumeClaim") {
+                admission::claim_resize::admit_update(self, &old, &new).await?;
+            }
             let mut new = self
                 .call_mutating_webhooks(info, new, Some(&old), opts)
                 .await?;

@@ -6,6 +6,7 @@
 //! `pods.rs`) → validation of the defaulted object, and of the update
 //! against the defaulted old object.
 
+pub mod claim_resize;
 pub mod ingress_class;
 pub mod limit_ranger;
 pub mod pod_security;

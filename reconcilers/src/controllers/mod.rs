@@ -66,6 +66,7 @@ pub const ALL: &[&str] = &[
     "pvc-protection",
     "pv-protection",
     "ephemeral-volume",
+    "persistentvolume-expander",
     "horizontal-pod-autoscaler",
 ];
 
@@ -168,6 +169,7 @@ async fn start(name: &'static str, ctx: Context) {
         "pvc-protection" => persistentvolume::protection::run_claims(ctx).await,
         "pv-protection" => persistentvolume::protection::run_volumes(ctx).await,
         "ephemeral-volume" => persistentvolume::ephemeral::run(ctx).await,
+        "persistentvolume-expander" => persistentvolume::expand::run(ctx).await,
         "horizontal-pod-autoscaler" => podautoscaler::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");

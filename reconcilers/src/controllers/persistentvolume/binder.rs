@@ -453,16 +453,20 @@ async fn bind(
     }
     let vs = v.spec.as_ref();
     let st = c.status.as_ref();
-    let want_status = json!({
+    let mut want_status = json!({
         "phase": "Bound",
         "accessModes": vs.and_then(|s| s.access_modes.clone()),
-        "capacity": vs.and_then(|s| s.capacity.clone()),
     });
-    let have_status = json!({
+    let mut have_status = json!({
         "phase": st.and_then(|s| s.phase.clone()),
         "accessModes": st.and_then(|s| s.access_modes.clone()),
-        "capacity": st.and_then(|s| s.capacity.clone()),
     });
+    // capacity is set as the claim becomes Bound, not after (as kube's
+    // updateClaimStatus): a resize (`expand.rs`) owns it from then on
+    if claim_phase(c) != "Bound" {
+        want_status["capacity"] = json!(vs.and_then(|s| s.capacity.clone()));
+        have_status["capacity"] = json!(st.and_then(|s| s.capacity.clone()));
+    }
     if want_status != have_status {
         claims_api(state, c)
             .patch_status(

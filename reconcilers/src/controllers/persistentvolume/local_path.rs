@@ -1,6 +1,7 @@
 //! The built-in dynamic provisioner `korral.dev/local-path`, after k3s's
 //! local-path provisioner: it makes sure the default StorageClass
-//! `local-path` exists (`WaitForFirstConsumer`, reclaim `Delete`), and for
+//! `local-path` exists (`WaitForFirstConsumer`, reclaim `Delete`,
+//! `allowVolumeExpansion`), and for
 //! each claim of a class it provisions that the binder handed over
 //! (`volume.kubernetes.io/storage-provisioner`) and the scheduler placed
 //! (`volume.kubernetes.io/selected-node`), creates a volume `pvc-<claim
@@ -38,6 +39,8 @@ pub fn default_class() -> StorageClass {
         "provisioner": LOCAL_PATH_PROVISIONER,
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
+        // a directory has no size to grow: `expand.rs` raises the volume's capacity
+        "allowVolumeExpansion": true,
     }))
     .unwrap_or_default()
 }

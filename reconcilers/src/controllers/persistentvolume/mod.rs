@@ -3,11 +3,13 @@
 //! volumes, phases, reclaim) and the built-in dynamic provisioner
 //! `korral.dev/local-path` (`local_path.rs`), the pvc- and pv-protection
 //! controllers (`protection.rs`), the `ephemeral-volume` controller
-//! (`ephemeral.rs`: the claims of generic ephemeral volumes), plus the annotations and
+//! (`ephemeral.rs`: the claims of generic ephemeral volumes), volume
+//! expansion of local-path volumes (`expand.rs`), plus the annotations and
 //! claim/volume helpers the scheduler and the node daemon share with them.
 
 pub mod binder;
 pub mod ephemeral;
+pub mod expand;
 pub mod local_path;
 pub mod protection;
 
