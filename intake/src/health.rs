@@ -368,6 +368,23 @@ pub fn assess(o: &Value) -> Health {
     }
 }
 
+/// Kinds without a status: existing is being healthy (kstatus judges them
+/// Current), so health checks need not read them.
+pub fn without_status(group: &str, kind: &str) -> bool {
+    matches!(
+        (group, kind),
+        (
+            "",
+            "ConfigMap" | "Secret" | "ServiceAccount" | "Endpoints" | "LimitRange"
+        ) | (
+            "rbac.authorization.k8s.io",
+            "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding"
+        ) | ("scheduling.k8s.io", "PriorityClass")
+            | ("storage.k8s.io", "StorageClass")
+            | ("networking.k8s.io", "IngressClass")
+    )
+}
+
 /// Whether the health of objects of this kind depends on their pods (whose
 /// reasons explain it).
 pub fn has_pods(kind: &str) -> bool {
@@ -655,6 +672,15 @@ mod tests {
         assert!(assess(&cr(json!([]))).is_current());
         let terminating = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}});
         assert_eq!(assess(&terminating).status, Status::Terminating);
+    }
+
+    #[test]
+    fn kinds_without_status_need_no_reading() {
+        assert!(without_status("", "ConfigMap"));
+        assert!(without_status("rbac.authorization.k8s.io", "RoleBinding"));
+        assert!(!without_status("apps", "Deployment"));
+        assert!(!without_status("shop.example.com", "ConfigMap"));
+        assert!(!without_status("", "PersistentVolumeClaim"));
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub async fn object_health(
 }
 
 /// The objects among `objects` that are not healthy, in their order;
-/// names are relative to the namespace `home`.
+/// names are relative to the namespace `home`. Kinds without a status
+/// (ConfigMaps, Secrets, RBAC, …) are not read.
 pub async fn unhealthy(
     client: &Client,
     objects: &[&DesiredObject],
@@ -80,6 +81,7 @@ pub async fn unhealthy(
 ) -> Result<Vec<Unhealthy>, ClientError> {
     let futures: Vec<_> = objects
         .iter()
+        .filter(|o| !health::without_status(&o.key.group, &o.key.kind))
         .map(|o| {
             let object = o.key.short(home);
             let check = object_health(client, o);
