@@ -110,6 +110,9 @@ fn containerd_node_runs_pods_with_their_own_ips() {
         // this node runs in the machine's own network namespace: no service proxy rules there
         "--proxy-mode",
         "none",
+        // the test's image stays, however full the machine's disk is (image GC is tests/node_image_gc.rs's)
+        "--image-gc-high-threshold",
+        "100",
         "--containerd-address",
         &ctd.sock.to_string_lossy(),
         "--containerd-namespace",

@@ -71,6 +71,9 @@ fn up_as_root_runs_the_demo_in_containerd_containers() {
             "off",
             "--ingress-https-listen",
             "off",
+            // the imported image stays, however full the machine's disk is
+            "--image-gc-high-threshold",
+            "100",
         ],
     );
     // no --runtime: root and a containerd that answers make it containerd

@@ -113,6 +113,8 @@ enum NodeRuntime {
         cluster_cidr: node::proxy::model::Cidr,
         /// The node's address (the API server's advertised one).
         node_ip: std::net::IpAddr,
+        /// Image garbage collection's high threshold (percent).
+        image_gc_high_threshold: u8,
     },
 }
 
@@ -249,8 +251,11 @@ fn start_node(
         NodeRuntime::Containerd {
             cluster_cidr,
             node_ip,
+            image_gc_high_threshold,
             ..
         } => {
+            config.image_gc.high_threshold_percent = *image_gc_high_threshold;
+            config.image_gc.validate()?;
             config.node_ip = Some(*node_ip);
             // the API server reaches the node's logs/exec endpoint at the node's address
             config.listen = Some(SocketAddr::new(*node_ip, 0));
@@ -380,6 +385,10 @@ pub struct Args {
     /// containerd runtime's image pulls.
     #[arg(long, value_name = "FILE")]
     registry_config: Option<PathBuf>,
+    /// The percent of the image filesystem in use at or above which the containerd runtime's
+    /// image garbage collection runs (`korral node`'s flag; 100 disables it).
+    #[arg(long, default_value_t = 85, value_name = "PERCENT")]
+    image_gc_high_threshold: u8,
     #[command(flatten)]
     network: crate::cli::server::Network,
     /// The GitSource's name (default: from the folder or repository).
@@ -653,6 +662,7 @@ pub fn run(args: Args) -> ExitCode {
                 },
                 cluster_cidr: node::proxy::model::Cidr { addr, bits },
                 node_ip: advertised,
+                image_gc_high_threshold: args.image_gc_high_threshold,
             }
         } else {
             NodeRuntime::Process

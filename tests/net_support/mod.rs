@@ -330,6 +330,9 @@ pub fn start_containerd_node(
         "1s",
         "--sync-period",
         "1s",
+        // the test's image stays, however full the machine's disk is (image GC is tests/node_image_gc.rs's)
+        "--image-gc-high-threshold",
+        "100",
     ]
     .iter()
     .map(|a| a.to_string())

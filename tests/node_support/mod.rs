@@ -1227,7 +1227,8 @@ pub fn events_of(s: &Server, name: &str) -> String {
         .collect()
 }
 
-/// [`node_args`] for a containerd + runc node on `ctd` without the service proxy.
+/// [`node_args`] for a containerd + runc node on `ctd` without the service
+/// proxy, and without image garbage collection unless `extra` sets it.
 pub fn containerd_node_args(
     s: &Server,
     name: &str,
@@ -1246,6 +1247,10 @@ pub fn containerd_node_args(
         "--containerd-namespace",
         &ctd.namespace,
     ];
+    if !extra.contains(&"--image-gc-high-threshold") {
+        // the test's images stay, however full the machine's disk is (image GC is tests/node_image_gc.rs's)
+        all.extend_from_slice(&["--image-gc-high-threshold", "100"]);
+    }
     all.extend_from_slice(extra);
     node_args(s, name, data, &all)
 }
