@@ -28,6 +28,7 @@ mod intake_folder;
 mod intake_git;
 mod intake_health;
 mod intake_kustomize;
+mod intake_tenants;
 mod intake_up;
 mod ipam;
 mod javascript_client;

@@ -25,6 +25,7 @@ use schemas::MetaExt;
 use schemas::Object;
 use schemas::korral::GitSource;
 
+use crate::dependencies::{self, Blocked};
 use crate::engine::{Engine, Outcome};
 use crate::metrics::IntakeMetrics;
 use crate::owner::SOURCE_LABEL;
@@ -330,10 +331,14 @@ async fn reconcile(ctx: Ctx, key: ObjectRef) -> Result<Action, String> {
         }
     };
     ensure_folder_watch(&ctx, &key, &source);
+    wake_dependents(&ctx, &key, &source);
     let spec = source.spec.clone().unwrap_or_default();
     let interval = interval_of(&source);
     if spec.suspend == Some(true) {
         return Ok(Action::Requeue(interval));
+    }
+    if let Some(blocked) = dependencies::check(&source, &|r| ctx.cache.get(r)) {
+        return Ok(hold(&ctx, &key, &source, &blocked, interval).await);
     }
     let request = source
         .metadata
@@ -527,6 +532,55 @@ async fn reconcile(ctx: Ctx, key: ObjectRef) -> Result<Action, String> {
         .unwrap_or(interval);
     let next = if waiting { next.min(HEALTH_POLL) } else { next };
     Ok(Action::Requeue(next.max(Duration::from_millis(100))))
+}
+
+/// Records why `source` waits for its dependencies (once per reason and
+/// message) and when to look again: shortly for a dependency not Ready
+/// (a dependency turning Ready also wakes it, `wake_dependents`), on the
+/// interval for a cycle.
+async fn hold(
+    ctx: &Ctx,
+    key: &ObjectRef,
+    source: &GitSource,
+    blocked: &Blocked,
+    interval: Duration,
+) -> Action {
+    if !dependencies::already_held(source.status.as_ref(), blocked) {
+        tracing::info!(source = %key, reason = blocked.reason(), "{}", blocked.message());
+        let new = dependencies::held(
+            &source.status.clone().unwrap_or_default(),
+            blocked,
+            source.metadata.generation,
+        );
+        if let Err(e) = ctx.engine.write_status(source, &new).await {
+            tracing::warn!(source = %key, error = %e, "cannot record the dependency wait");
+        }
+        refresh(ctx, key, source).await;
+    }
+    Action::Requeue(match blocked {
+        Blocked::Cycle(_) => interval,
+        Blocked::NotReady(_) => interval.min(DEPENDENCY_RETRY),
+    })
+}
+
+/// How often a source waiting for a dependency looks again (at most).
+const DEPENDENCY_RETRY: Duration = Duration::from_secs(5);
+
+/// When `source` is Ready, queues the sources waiting for it.
+fn wake_dependents(ctx: &Ctx, key: &ObjectRef, source: &GitSource) {
+    if dependencies::not_ready(Some(source)).is_some() {
+        return;
+    }
+    for s in ctx.cache.all() {
+        let waiting = s
+            .status
+            .as_ref()
+            .and_then(crate::status::ready)
+            .is_some_and(|c| c.reason == dependencies::NOT_READY);
+        if waiting && dependencies::depends_on(&s, key) {
+            ctx.queue.add(ObjectRef::of(&*s));
+        }
+    }
 }
 
 /// Re-reads the source after we wrote its status, remembering it.

@@ -31,7 +31,7 @@ use crate::report;
 use crate::source::{self, FetchError, Location, Snapshot};
 use crate::status::{self, Failure};
 use crate::substitute;
-use crate::sync::{SyncFailure, SyncOptions, SyncReport, sync};
+use crate::sync::{SyncFailure, SyncOptions, SyncReport, sync_as};
 
 /// The owner of a GitSource's objects.
 pub fn owner_of(source: &GitSource) -> Owner {
@@ -71,6 +71,23 @@ pub fn interval_of(source: &GitSource) -> Duration {
 /// and hook (`spec.timeout`; default the interval, as Flux's).
 pub fn timeout_of(source: &GitSource) -> Duration {
     spec_duration(source, |s| s.timeout.as_deref()).unwrap_or_else(|| interval_of(source))
+}
+
+/// The user and groups a source with `spec.serviceAccountName` acts as.
+pub fn service_account(source: &GitSource) -> Option<(String, Vec<String>)> {
+    let name = source
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.as_deref())
+        .filter(|n| !n.is_empty())?;
+    let ns = source.metadata.namespace_str();
+    Some((
+        format!("system:serviceaccount:{ns}:{name}"),
+        vec![
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{ns}"),
+        ],
+    ))
 }
 
 /// A problem that is no manifest's.
@@ -142,6 +159,17 @@ impl Engine {
             cache_dir,
             metrics: IntakeMetrics::new(),
             progress: Progress::Silent,
+        }
+    }
+
+    /// The client a source writes with: its `spec.serviceAccountName`
+    /// impersonated (`system:serviceaccount:NS:NAME` in
+    /// `system:serviceaccounts` and `system:serviceaccounts:NS`, as kube
+    /// authenticates its tokens), else intake's own identity.
+    pub fn writer(&self, source: &GitSource) -> Client {
+        match service_account(source) {
+            Some((user, groups)) => self.client.impersonating(&user, &groups),
+            None => self.client.clone(),
         }
     }
 
@@ -277,7 +305,17 @@ impl Engine {
                     ..Default::default()
                 };
                 let previous = old.inventory.clone().unwrap_or_default();
-                match sync(&self.client, &owner_of(source), &desired, &previous, &opts).await {
+                let writer = self.writer(source);
+                match sync_as(
+                    &self.client,
+                    &writer,
+                    &owner_of(source),
+                    &desired,
+                    &previous,
+                    &opts,
+                )
+                .await
+                {
                     Ok(report) => Outcome::Synced { report, desired },
                     Err(f) => {
                         let (failure, errors) = match f {
@@ -515,7 +553,7 @@ impl Engine {
 
     /// Heals `drift`, recording an Event on the source.
     pub async fn heal(&self, source: &GitSource, desired: &Desired, drift: &Drift) -> Healed {
-        let healed = heal::heal(&self.client, desired, drift).await;
+        let healed = heal::heal(&self.writer(source), desired, drift).await;
         let key = owner_of(source).to_string();
         if !healed.objects.is_empty() {
             let message = format!(

@@ -2,7 +2,8 @@
 //! inventory and prune, drift reports and self-heal.
 //!
 //! Start at [`engine`] (the steps of one sync) and [`controller`] (the
-//! GitSource reconciler that runs them). A revision flows:
+//! GitSource reconciler that runs them; a source waits for the sources it
+//! depends on, [`dependencies`]). A revision flows:
 //! [`source`] (a snapshot of files; a kustomization built by
 //! [`kustomize`]) → [`substitute`] (post-build variables) → [`render`] (validated objects, via
 //! [`validate`], custom resources against the source's and the cluster's
@@ -16,6 +17,7 @@
 
 pub mod controller;
 pub mod definitions;
+pub mod dependencies;
 pub mod diff;
 pub mod drift;
 pub mod engine;

@@ -280,7 +280,22 @@ pub async fn sync(
     previous: &[InventoryEntry],
     opts: &SyncOptions,
 ) -> Result<SyncReport, SyncFailure> {
-    let mut live = live::read(client, owner, desired, previous, false)
+    sync_as(client, client, owner, desired, previous, opts).await
+}
+
+/// [`sync`] reading the live objects with `reader` and writing (dry run,
+/// apply, prune) with `writer` — a source's ServiceAccount, impersonated, so
+/// RBAC refuses in the dry run what it may not write and nothing is written.
+pub async fn sync_as(
+    reader: &Client,
+    writer: &Client,
+    owner: &Owner,
+    desired: &Desired,
+    previous: &[InventoryEntry],
+    opts: &SyncOptions,
+) -> Result<SyncReport, SyncFailure> {
+    let client = writer;
+    let mut live = live::read(reader, owner, desired, previous, false)
         .await
         .map_err(SyncFailure::Client)?;
 
@@ -410,7 +425,7 @@ pub async fn sync(
                 }
             }
             if errors.is_empty() && rank == DEFINITIONS {
-                errors.extend(establish(client, desired, &to_apply, &new_definitions).await);
+                errors.extend(establish(reader, desired, &to_apply, &new_definitions).await);
             }
             if !errors.is_empty() {
                 break 'waves;
@@ -428,7 +443,7 @@ pub async fn sync(
                 "waiting for the sync wave to be healthy"
             );
             if let Err(unhealthy) =
-                wait_healthy(client, &members, &opts.home, Instant::now() + opts.timeout).await
+                wait_healthy(reader, &members, &opts.home, Instant::now() + opts.timeout).await
             {
                 tracker.finish();
                 return Err(SyncFailure::Unhealthy {
@@ -451,7 +466,7 @@ pub async fn sync(
         .any(|h| hooks::phase_of(&h.object) == Some(Phase::PostSync))
     {
         let all: Vec<&DesiredObject> = desired.objects.iter().collect();
-        let ran = match wait_healthy(client, &all, &opts.home, Instant::now() + opts.timeout).await
+        let ran = match wait_healthy(reader, &all, &opts.home, Instant::now() + opts.timeout).await
         {
             Ok(()) => {
                 hooks::run(

@@ -76,6 +76,10 @@ pub struct GitSourceSpec {
     pub suspend: Option<bool>,
     /// Namespace for namespaced objects that name none (default: the source's).
     pub target_namespace: Option<String>,
+    /// A ServiceAccount in the source's namespace: the source applies,
+    /// prunes and heals as that account (impersonated), so RBAC decides
+    /// what it may touch (default: intake's own identity).
+    pub service_account_name: Option<String>,
     /// How a path holding a `kustomization.yaml` is built.
     pub kustomize: Option<KustomizeSpec>,
     /// Variable substitution on the rendered objects, as Flux's
@@ -84,6 +88,22 @@ pub struct GitSourceSpec {
     /// How long what a sync applied may take to become healthy (and each
     /// sync wave and hook Job), e.g. `2m` (default: the interval).
     pub timeout: Option<String>,
+    /// GitSources that must be Ready before this one syncs (Flux's
+    /// `spec.dependsOn`); a cycle is refused.
+    pub depends_on: Option<Vec<DependencyReference>>,
+}
+
+/// Another GitSource a source depends on.
+#[skip_serializing_none]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DependencyReference {
+    /// Its name.
+    pub name: String,
+    /// Its namespace (default: the dependent source's).
+    pub namespace: Option<String>,
 }
 
 /// How a kustomization is built (with the real kustomize).

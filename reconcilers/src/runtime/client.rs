@@ -74,6 +74,8 @@ pub struct Client {
     token: Option<Arc<str>>,
     namespace: Arc<str>,
     ca_pem: Option<Arc<str>>,
+    /// `Impersonate-User` and `Impersonate-Group`s sent with every request.
+    impersonate: Option<Arc<(String, Vec<String>)>>,
 }
 
 /// How a patch body is interpreted.
@@ -222,7 +224,23 @@ impl Client {
             token: kc.token.clone().map(Into::into),
             namespace: kc.namespace.clone().into(),
             ca_pem: kc.ca_pem.clone().map(Into::into),
+            impersonate: None,
         })
+    }
+
+    /// The same connection acting as `user` in `groups` (kube's
+    /// `Impersonate-User`/`Impersonate-Group` headers; the server checks
+    /// that this client may `impersonate` them).
+    pub fn impersonating(&self, user: &str, groups: &[String]) -> Client {
+        Client {
+            impersonate: Some(Arc::new((user.to_string(), groups.to_vec()))),
+            ..self.clone()
+        }
+    }
+
+    /// The user this client impersonates, if any.
+    pub fn impersonated_user(&self) -> Option<&str> {
+        self.impersonate.as_deref().map(|(u, _)| u.as_str())
     }
 
     /// A client for the kubeconfig at `path` (or the default locations).
@@ -260,6 +278,12 @@ impl Client {
         let mut r = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             r = r.bearer_auth(t);
+        }
+        if let Some((user, groups)) = self.impersonate.as_deref() {
+            r = r.header("Impersonate-User", user);
+            for g in groups {
+                r = r.header("Impersonate-Group", g);
+            }
         }
         r.header(reqwest::header::ACCEPT, "application/json")
     }

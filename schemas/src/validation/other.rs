@@ -227,6 +227,32 @@ impl Validate for GitSource {
                 }
             }
         }
+        if let Some(sa) = spec
+            .service_account_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+        {
+            errs.check(
+                sp.key("serviceAccountName"),
+                sa,
+                names::dns1123_subdomain(sa),
+            );
+        }
+        let own_ns = self.metadata.namespace.as_deref().unwrap_or("default");
+        for (i, d) in spec.depends_on.iter().flatten().enumerate() {
+            let dp = sp.key("dependsOn").index(i);
+            if d.name.is_empty() {
+                errs.push(FieldError::required(dp.key("name"), "the GitSource's name"));
+            } else if Some(d.name.as_str()) == self.metadata.name.as_deref()
+                && d.namespace.as_deref().unwrap_or(own_ns) == own_ns
+            {
+                errs.push(FieldError::invalid(
+                    dp.key("name"),
+                    &d.name,
+                    "a source cannot depend on itself",
+                ));
+            }
+        }
         if let Some(p) = spec.path.as_deref()
             && url.is_some()
             && (p.starts_with('/') || p.split('/').any(|x| x == ".."))
