@@ -4,7 +4,10 @@
 //! refused with the cycle named; a tenant source bound to a ServiceAccount
 //! limited to `team-a` fails as a whole when one object targets `team-b`
 //! (the dry run runs impersonated: RBAC's refusal names the verb and
-//! resource, nothing is written), and applies once the object is gone.
+//! resource, nothing is written), and applies once the object is gone; a
+//! `generic-hmac` Notifier's receiver (a small HTTP server here) gets the
+//! failure — retried after its first 503 — and the recovery, each with a
+//! valid `X-Signature`, and both are Events on the source.
 
 use crate::intake_common;
 use crate::support;
@@ -307,4 +310,188 @@ fn a_tenant_source_fails_whole_when_one_object_is_forbidden() {
     let one = config_map_in(&server, "team-a", "one");
     assert_eq!(one["data"]["owner"], "one", "{one}");
     assert!(config_map_in(&server, "team-b", "escape").is_null());
+}
+
+/// One request the test's receiver got: its headers (lowercase names) and body.
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A notification receiver on 127.0.0.1: answers 503 to the first request
+/// (so the sender must retry) and 200 after; every request is sent on the
+/// channel.
+fn receiver() -> (u16, std::sync::mpsc::Receiver<Received>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut headers = Vec::new();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    headers.push((k.trim().to_lowercase(), v.trim().to_string()));
+                }
+            }
+            let len = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let status = if n == 0 {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            if tx.send(Received { headers, body }).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+fn next(rx: &std::sync::mpsc::Receiver<Received>, what: &str) -> Received {
+    rx.recv_timeout(SYNC)
+        .unwrap_or_else(|_| panic!("no notification: {what}"))
+}
+
+fn verify_signature(key: &[u8], r: &Received) {
+    let sig = r.header("x-signature").expect("an X-Signature header");
+    let hex = sig.strip_prefix("sha256=").expect("sha256=<hex>");
+    let tag: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    assert!(
+        ring::hmac::verify(&key, &r.body, &tag).is_ok(),
+        "the signature {sig} does not match the body"
+    );
+}
+
+#[test]
+fn a_notifier_gets_the_failure_and_the_recovery_signed_and_events_are_recorded() {
+    let server = Server::start();
+    let (port, rx) = receiver();
+    server.apply(&format!(
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: hook-key
+stringData:
+  token: s3cret-key
+---
+apiVersion: korral.dev/v1alpha1
+kind: Notifier
+metadata:
+  name: ops
+spec:
+  type: generic-hmac
+  address: http://127.0.0.1:{port}/hook
+  secretRef: {{name: hook-key}}
+  eventSources: [{{name: web}}]
+"
+    ));
+    let repo = Repo::new();
+    repo.write(
+        "deploy/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndatta: {}\n",
+    );
+    let bad = repo.commit("broken");
+    create_source(
+        &server,
+        &git_source("web", "default", &repo.url(), "deploy", ""),
+    );
+
+    // the failure: refused once with 503, then delivered again, signed
+    let first = next(&rx, "the failure");
+    let again = next(&rx, "the failure, retried");
+    assert_eq!(first.body, again.body, "the retry resends the same event");
+    verify_signature(b"s3cret-key", &again);
+    let ev = again.json();
+    assert_eq!(ev["severity"], "error", "{ev}");
+    assert_eq!(ev["reason"], "SyncFailed", "{ev}");
+    assert_eq!(ev["involvedObject"]["kind"], "GitSource");
+    assert_eq!(ev["involvedObject"]["name"], "web");
+    assert_eq!(ev["metadata"]["revision"], bad.as_str());
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cm.yaml"),
+        "{ev}"
+    );
+
+    // the recovery
+    repo.write("deploy/cm.yaml", &config_map("web", None));
+    let good = repo.commit("fixed");
+    let ok = next(&rx, "the recovery");
+    verify_signature(b"s3cret-key", &ok);
+    let ev = ok.json();
+    assert_eq!(
+        (ev["severity"].as_str(), ev["reason"].as_str()),
+        (Some("info"), Some("Synced")),
+        "{ev}"
+    );
+    assert_eq!(ev["metadata"]["revision"], good.as_str());
+    wait_applied(&server, "web", &good);
+
+    // the same as Events on the source
+    let events = server.get_json(&[
+        "events",
+        "--field-selector",
+        "involvedObject.name=web,involvedObject.kind=GitSource",
+    ]);
+    let reasons: Vec<(String, String)> = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_string(),
+                e["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for want in [("Warning", "SyncFailed"), ("Normal", "Synced")] {
+        assert!(
+            reasons
+                .iter()
+                .any(|(t, r)| (t.as_str(), r.as_str()) == want),
+            "no {want:?} Event among {reasons:?}"
+        );
+    }
 }

@@ -24,6 +24,7 @@ use crate::hooks;
 use crate::kustomize::BuildOptions;
 use crate::live;
 use crate::metrics::IntakeMetrics;
+use crate::notify::{self, Notice, Severity};
 use crate::owner::{MANAGER, Owner};
 use crate::progress::Progress;
 use crate::render::{Desired, render_with};
@@ -387,6 +388,7 @@ impl Engine {
         if let Err(e) = self.write_status(source, &new).await {
             tracing::warn!(source = %key, error = %e, "cannot record the sync's status");
         }
+        notify::notify(&self.client, source, &notice_of(&outcome, &new)).await;
         outcome
     }
 
@@ -500,6 +502,15 @@ impl Engine {
         if let Err(e) = self.write_status(source, &new).await {
             tracing::warn!(source = %key, error = %e, "cannot record the fetch failure");
         }
+        let notice = Notice {
+            severity: Severity::Error,
+            reason: "SyncFailed".into(),
+            message: status::ready(&new)
+                .map(|c| c.message.clone())
+                .unwrap_or_else(|| summary.clone()),
+            revision: revision.map(str::to_string),
+        };
+        notify::notify(&self.client, source, &notice).await;
         Outcome::Failed {
             revision: revision.map(str::to_string),
             failure,
@@ -545,9 +556,25 @@ impl Engine {
     /// Writes the DriftReport and the metric for `drift`.
     pub async fn publish(&self, source: &GitSource, drift: &Drift) {
         let key = owner_of(source).to_string();
-        self.metrics.set_drift(&key, drift.count());
+        let before = self.metrics.set_drift(&key, drift.count());
         if let Err(e) = report::write(&self.client, source, drift).await {
             tracing::warn!(source = %key, error = %e, "cannot write the DriftReport");
+        }
+        if before == 0 && drift.count() > 0 {
+            let notice = Notice {
+                severity: Severity::Error,
+                reason: "DriftDetected".into(),
+                message: format!(
+                    "{} object{} drifted from the source",
+                    drift.count(),
+                    if drift.count() == 1 { "" } else { "s" }
+                ),
+                revision: source
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_applied_revision.clone()),
+            };
+            notify::notify(&self.client, source, &notice).await;
         }
     }
 
@@ -563,20 +590,49 @@ impl Engine {
                 healed.fields.join("; ")
             );
             tracing::info!(source = %key, "self-heal: {message}");
-            reconcilers::controllers::record_event(
-                &self.client,
-                source,
-                "Normal",
-                "SelfHealed",
-                &message,
-                MANAGER,
-            )
-            .await;
+            let notice = Notice {
+                severity: Severity::Info,
+                reason: "SelfHealed".into(),
+                message,
+                revision: source
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_applied_revision.clone()),
+            };
+            notify::notify(&self.client, source, &notice).await;
         }
         for e in &healed.errors {
             tracing::warn!(source = %key, "self-heal failed: {e}");
         }
         healed
+    }
+}
+
+/// The notice of a sync: `Synced` (info) or `SyncFailed` (error), with the
+/// Ready condition's message.
+fn notice_of(outcome: &Outcome, status: &GitSourceStatus) -> Notice {
+    let message = status::ready(status)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    match outcome {
+        Outcome::Synced { report, .. } => Notice {
+            severity: Severity::Info,
+            reason: "Synced".into(),
+            message,
+            revision: Some(report.revision.clone()),
+        },
+        Outcome::Failed {
+            revision, summary, ..
+        } => Notice {
+            severity: Severity::Error,
+            reason: "SyncFailed".into(),
+            message: if message.is_empty() {
+                summary.clone()
+            } else {
+                message
+            },
+            revision: revision.clone(),
+        },
     }
 }
 

@@ -13,7 +13,8 @@
 //! publishes the result and [`heal`] reverts it when asked; [`health`]
 //! judges what a sync applied (kstatus's rules) and [`healthcheck`] reads
 //! it from the cluster and waits for it (between sync waves, for
-//! [`hooks`]).
+//! [`hooks`]); [`notify`] records Events and sends each sync, failure,
+//! drift and heal to the Notifiers that ask.
 
 pub mod controller;
 pub mod definitions;
@@ -29,6 +30,7 @@ pub mod hooks;
 pub mod kustomize;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod object;
 pub mod owner;
 pub mod progress;

@@ -67,13 +67,14 @@ impl IntakeMetrics {
         })
     }
 
-    /// Records the drift count of `source` (`namespace/name`).
-    pub fn set_drift(&self, source: &str, objects: usize) {
+    /// Records the drift count of `source` (`namespace/name`); returns the
+    /// count before (0 for a source not seen yet).
+    pub fn set_drift(&self, source: &str, objects: usize) -> i64 {
         self.drift
             .get_or_create(&SourceLabels {
                 source: source.to_string(),
             })
-            .set(objects as i64);
+            .set(objects as i64)
     }
 
     /// Forgets a deleted source.

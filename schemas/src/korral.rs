@@ -1,5 +1,6 @@
 //! korral.dev/v1alpha1: korral's own kinds, `GitSource` (a Git repository or
-//! folder the cluster converges to) and `DriftReport` (what differs).
+//! folder the cluster converges to), `DriftReport` (what differs) and
+//! `Notifier` (where to send word of syncs, failures, drift and heals).
 
 use std::collections::BTreeMap;
 
@@ -314,4 +315,54 @@ pub struct FieldDrift {
     pub manager: Option<String>,
     /// When that manager last wrote the object (from `managedFields`).
     pub time: Option<Time>,
+}
+
+/// Where to send notifications about GitSources, as Flux's Provider and
+/// Alert in one object: every sync, failure, drift and heal of the sources
+/// it names (in its namespace) at or above its severity.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Notifier {
+    /// `korral.dev/v1alpha1`.
+    pub api_version: Option<String>,
+    /// `Notifier`.
+    pub kind: Option<String>,
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Where and what to send.
+    pub spec: Option<NotifierSpec>,
+}
+impl_resource!(Notifier, plural: "notifiers");
+
+/// Where and what a Notifier sends.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifierSpec {
+    /// `generic` (JSON), `generic-hmac` (JSON signed with
+    /// `X-Signature: sha256=<hex>`) or `slack` (a Slack-compatible payload).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The URL posted to (or the Secret's `address` key).
+    pub address: Option<String>,
+    /// A Secret in the Notifier's namespace: `token` is the HMAC key of
+    /// `generic-hmac`; `address` overrides `spec.address`.
+    pub secret_ref: Option<LocalObjectReference>,
+    /// The GitSources reported (`*` for all in the namespace; default all).
+    pub event_sources: Option<Vec<LocalObjectReference>>,
+    /// `info` (everything, default) or `error` (failures and drift only).
+    pub event_severity: Option<String>,
+    /// Send nothing while true.
+    pub suspend: Option<bool>,
+}
+
+/// An object in the same namespace, by name.
+#[skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalObjectReference {
+    /// Its name.
+    pub name: String,
 }

@@ -17,7 +17,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::defaults::{ApplyDefaults, no_defaults, set, set_str};
-use crate::korral::{DriftReport, GitRef, GitSource};
+use crate::korral::{DriftReport, GitRef, GitSource, Notifier};
 
 impl ApplyDefaults for NetworkPolicy {
     fn apply_defaults(&mut self) {
@@ -227,4 +227,5 @@ no_defaults!(
     CertificateSigningRequest,
     Lease,
     DriftReport,
+    Notifier,
 );

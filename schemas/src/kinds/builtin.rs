@@ -21,7 +21,7 @@ use crate::conversion;
 use crate::defaults::ApplyDefaults;
 use crate::field_error::{FieldError, Reason};
 use crate::kinds::{Behavior, KindInfo, LookupError};
-use crate::korral::{DriftReport, GitSource};
+use crate::korral::{DriftReport, GitSource, Notifier};
 use crate::object::Object;
 use crate::path::FieldPath;
 use crate::validation::Validate;
@@ -340,6 +340,7 @@ fn table() -> Vec<Entry> {
             .short(&["drift"])
             .categories(&["korral"])
             .sub(&["status"]),
+        Entry::new::<Notifier>("notifier").categories(&["korral"]),
     ]
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::duration::parse_duration;
 use crate::field_error::FieldError;
-use crate::korral::{DriftReport, GitSource};
+use crate::korral::{DriftReport, GitSource, Notifier};
 use crate::path::FieldPath;
 use crate::validation::{Errs, NameRule, Validate, names, validate_meta};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -277,6 +277,56 @@ impl Validate for DriftReport {
                 FieldPath::fields("spec.source"),
                 "the GitSource this report compares",
             )),
+        }
+        errs.0
+    }
+}
+
+impl Validate for Notifier {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut errs = Errs::default();
+        validate_meta(&mut errs, &self.metadata, NameRule::Subdomain, &meta_path());
+        let sp = FieldPath::fields("spec");
+        let Some(spec) = &self.spec else {
+            errs.push(FieldError::required(sp, "a notifier needs a spec.type"));
+            return errs.0;
+        };
+        if !matches!(spec.type_.as_str(), "generic" | "generic-hmac" | "slack") {
+            errs.push(FieldError::not_supported(
+                sp.key("type"),
+                &spec.type_,
+                &["generic", "generic-hmac", "slack"],
+            ));
+        }
+        if let Some(a) = spec.address.as_deref().filter(|a| !a.is_empty())
+            && !(a.starts_with("http://") || a.starts_with("https://"))
+        {
+            errs.push(FieldError::invalid(
+                sp.key("address"),
+                a,
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if spec.address.as_deref().is_none_or(str::is_empty) && spec.secret_ref.is_none() {
+            errs.push(FieldError::required(
+                sp.key("address"),
+                "an address, or a secretRef whose Secret holds one",
+            ));
+        }
+        if spec.type_ == "generic-hmac" && spec.secret_ref.is_none() {
+            errs.push(FieldError::required(
+                sp.key("secretRef"),
+                "generic-hmac signs with the Secret's `token`",
+            ));
+        }
+        if let Some(s) = spec.event_severity.as_deref()
+            && !matches!(s, "info" | "error")
+        {
+            errs.push(FieldError::not_supported(
+                sp.key("eventSeverity"),
+                s,
+                &["info", "error"],
+            ));
         }
         errs.0
     }
