@@ -19,7 +19,7 @@ use crate::net_support;
 use crate::node_support;
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use net_support::{Lab, start_containerd_node};
 use node_support::containerd::{Containerd, run};
@@ -272,20 +272,16 @@ fn containerd_node_runs_pods_with_their_own_ips() {
         "a container per pod and per restart ({restart_counts}), no duplicates"
     );
 
-    // deleting a pod stops its container within the grace period (3 s; httpd as PID 1 ignores SIGTERM)
+    // deleting a pod stops its container after the pod's grace period (3 s; httpd as PID 1
+    // ignores SIGTERM, so it takes the SIGKILL), well before the default 30 s would end: a
+    // deadline between the two (a whole-suite run on 2 cores once took 15 s to get there)
     let id2 = container_id(&s, w2);
     let id2 = id2.trim_start_matches("containerd://").to_string();
-    let started = Instant::now();
     s.ok(&["delete", "pod", w2, "--wait=false"]);
     wait_for(
-        "the deleted pod's container to go",
-        Duration::from_secs(15),
+        "the deleted pod's container to go before the default grace period would end",
+        Duration::from_secs(25),
         || ctd.task_pid(&id2) == 0,
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "stopped after {:?}",
-        started.elapsed()
     );
     wait_for(
         "the deleted pod to be gone",
