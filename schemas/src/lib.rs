@@ -16,6 +16,7 @@ pub mod defaults;
 pub mod diagnostic;
 pub mod duration;
 pub mod field_error;
+pub mod frames;
 pub mod kinds;
 pub mod korral;
 pub mod kubelet_stats;

@@ -30,7 +30,7 @@
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -70,9 +70,6 @@ pub const MAX_STDIN: usize = 64 << 20;
 /// further (backpressure: a command that does not read its input slows the
 /// client down instead of filling memory).
 const STDIN_QUEUE: usize = 16;
-
-/// The largest frame a node may send (its output chunks are 32 KiB).
-const MAX_FRAME: usize = 1 << 20;
 
 /// What a session does on the node: run a command (`pods/exec`) or attach
 /// to the container's own process (`pods/attach`).
@@ -190,34 +187,28 @@ pub enum NodeFrame {
 /// they are split.
 #[derive(Debug, Default)]
 pub struct FrameReader {
-    buf: BytesMut,
+    frames: schemas::frames::FrameSplitter,
 }
 
 impl FrameReader {
     /// Adds bytes as they arrive.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.frames.push(data);
     }
 
     /// The next complete frame, `None` until one is; an error for bytes that are not frames.
     pub fn next_frame(&mut self) -> Result<Option<NodeFrame>, String> {
-        let Some((&kind, rest)) = self.buf.split_first() else {
-            return Ok(None);
+        let (kind, payload) = match self.frames.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(None),
+            Err(schemas::frames::Oversized(len)) => {
+                return Err(format!(
+                    "an exec frame of {len} bytes (at most {}): not korral's exec protocol",
+                    schemas::frames::MAX_FRAME
+                ));
+            }
         };
-        let Some(len) = rest.get(..4) else {
-            return Ok(None);
-        };
-        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if len > MAX_FRAME {
-            return Err(format!(
-                "an exec frame of {len} bytes (at most {MAX_FRAME}): not korral's exec protocol"
-            ));
-        }
-        if self.buf.len() < 5 + len {
-            return Ok(None);
-        }
-        self.buf.advance(5);
-        let payload = self.buf.split_to(len).freeze();
+        let len = payload.len();
         match kind {
             1 => Ok(Some(NodeFrame::Stdout(payload))),
             2 => Ok(Some(NodeFrame::Stderr(payload))),
@@ -240,16 +231,7 @@ const MAX_RESIZE: usize = 1024;
 /// (`node/src/server/exec.rs` reads them): the stream (0 input, 4 a
 /// terminal size), the payload's length (4 bytes, big-endian), the payload.
 pub fn input_frame(stream: u8, payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(5 + payload.len());
-    out.extend_from_slice(&[stream]);
-    // client messages are capped far below 4 GiB (input by the WebSocket's limits)
-    out.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    out.extend_from_slice(payload);
-    out.freeze()
+    schemas::frames::encode(stream, payload)
 }
 
 /// A client's terminal size message, checked (`{"Width":N,"Height":N}`,

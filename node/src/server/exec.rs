@@ -25,7 +25,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
@@ -70,12 +70,7 @@ impl Frame {
             Frame::Exit(code) => (3, &code.to_be_bytes()),
             Frame::Error(m) => (4, m.as_bytes()),
         };
-        let mut out = BytesMut::with_capacity(5 + payload.len());
-        out.put_u8(kind);
-        // payloads are output chunks (32 KiB) or short messages
-        out.put_u32(u32::try_from(payload.len()).unwrap_or(u32::MAX));
-        out.put_slice(payload);
-        out.freeze()
+        schemas::frames::encode(kind, payload)
     }
 }
 
@@ -119,42 +114,32 @@ pub enum InputFrame {
     Resize(TermSize),
 }
 
-/// The largest input frame (the API server sends up to 32 KiB of input at once).
-const MAX_INPUT_FRAME: usize = 1 << 20;
-
 /// Cuts a terminal session's request body into [`InputFrame`]s as its bytes
 /// arrive, however they are split.
 #[derive(Debug, Default)]
 pub struct InputReader {
-    buf: BytesMut,
+    frames: schemas::frames::FrameSplitter,
 }
 
 impl InputReader {
     /// Adds bytes as they arrive.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.frames.push(data);
     }
 
     /// The next complete frame, `None` until one is; an error for bytes
     /// that are not frames.
     pub fn next_frame(&mut self) -> Result<Option<InputFrame>, String> {
-        let Some((&kind, rest)) = self.buf.split_first() else {
-            return Ok(None);
+        let (kind, payload) = match self.frames.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(None),
+            Err(schemas::frames::Oversized(len)) => {
+                return Err(format!(
+                    "an input frame of {len} bytes (at most {}): not korral's terminal protocol",
+                    schemas::frames::MAX_FRAME
+                ));
+            }
         };
-        let Some(len) = rest.get(..4) else {
-            return Ok(None);
-        };
-        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if len > MAX_INPUT_FRAME {
-            return Err(format!(
-                "an input frame of {len} bytes (at most {MAX_INPUT_FRAME}): not korral's terminal protocol"
-            ));
-        }
-        if self.buf.len() < 5 + len {
-            return Ok(None);
-        }
-        self.buf.advance(5);
-        let payload = self.buf.split_to(len).freeze();
         match kind {
             0 => Ok(Some(InputFrame::Stdin(payload))),
             4 => serde_json::from_slice::<TermSize>(&payload)
