@@ -14,7 +14,7 @@ use crate::support;
 
 use serde_json::Value;
 
-use intake_common::{Repo, SYNC, create_source, wait_applied};
+use intake_common::{Repo, SYNC, create_source, korral, wait_applied};
 use support::{Server, stderr, stdout, wait_for};
 
 fn git_source(name: &str, namespace: &str, url: &str, path: &str, extra: &str) -> String {
@@ -135,6 +135,19 @@ fn depends_on_syncs_in_order_and_a_cycle_is_refused() {
     assert!(ready(&app).2.contains("GitSource default/db"), "{app}");
     assert!(config_map_in(&server, "default", "db").is_null());
     assert!(config_map_in(&server, "default", "app").is_null());
+    // `korral sync` on a waiting source is answered with the wait (not left until its timeout)
+    let o = korral(&server, &["sync", "db", "--timeout", "60s"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("default/db: sync failed (DependencyNotReady): waiting for a dependency"),
+        "{out}"
+    );
     assert!(db.pointer("/status/lastAppliedRevision").is_none(), "{db}");
 
     // infra fixed: the chain syncs, each after the one it depends on

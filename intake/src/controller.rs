@@ -545,12 +545,27 @@ async fn hold(
     blocked: &Blocked,
     interval: Duration,
 ) -> Action {
-    if !dependencies::already_held(source.status.as_ref(), blocked) {
+    // a sync request (`korral sync`) is answered with the wait, not left pending
+    let request = source
+        .metadata
+        .annotations_map()
+        .get(SYNC_REQUESTED)
+        .cloned();
+    let unanswered = request.is_some()
+        && source
+            .status
+            .as_ref()
+            .and_then(|s| s.last_handled_sync_request.clone())
+            != request;
+    if unanswered || !dependencies::already_held(source.status.as_ref(), blocked) {
         tracing::info!(source = %key, reason = blocked.reason(), "{}", blocked.message());
-        let new = dependencies::held(
-            &source.status.clone().unwrap_or_default(),
-            blocked,
-            source.metadata.generation,
+        let new = crate::engine::handled(
+            source,
+            dependencies::held(
+                &source.status.clone().unwrap_or_default(),
+                blocked,
+                source.metadata.generation,
+            ),
         );
         if let Err(e) = ctx.engine.write_status(source, &new).await {
             tracing::warn!(source = %key, error = %e, "cannot record the dependency wait");

@@ -109,7 +109,7 @@ fn failure_diagnostic(message: String) -> Diagnostic {
 pub const SYNC_REQUESTED: &str = "korral.dev/sync-requested-at";
 
 /// Marks the source's current sync request (if any) as handled in `status`.
-fn handled(source: &GitSource, mut status: GitSourceStatus) -> GitSourceStatus {
+pub(crate) fn handled(source: &GitSource, mut status: GitSourceStatus) -> GitSourceStatus {
     if let Some(r) = source.metadata.annotations_map().get(SYNC_REQUESTED) {
         status.last_handled_sync_request = Some(r.clone());
     }
