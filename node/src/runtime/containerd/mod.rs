@@ -196,10 +196,9 @@ impl Containerd {
         });
     }
 
-    /// The container's labels.
-    async fn labels(&self, id: &str) -> Result<HashMap<String, String>> {
-        Ok(self
-            .containers()
+    /// The container's record in containerd (`NotFound` when it has none).
+    async fn container(&self, id: &str) -> Result<Container> {
+        self.containers()
             .get(self.api.req(GetContainerRequest { id: id.to_string() }))
             .await
             .map_err(|s| {
@@ -211,8 +210,12 @@ impl Containerd {
             })?
             .into_inner()
             .container
-            .ok_or_else(|| RuntimeError::NotFound(id.into()))?
-            .labels)
+            .ok_or_else(|| RuntimeError::NotFound(id.into()))
+    }
+
+    /// The container's labels.
+    async fn labels(&self, id: &str) -> Result<HashMap<String, String>> {
+        Ok(self.container(id).await?.labels)
     }
 
     /// Sets the size of a task's (or an exec's) terminal.
@@ -621,14 +624,7 @@ impl Runtime for Containerd {
             return Err(other(err("starting the task", s)));
         }
         self.watch(&id, &c.pod_uid);
-        let got = self
-            .containers()
-            .get(self.api.req(GetContainerRequest { id: id.clone() }))
-            .await
-            .map_err(|s| other(err("reading the container", s)))?
-            .into_inner()
-            .container
-            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        let got = self.container(&id).await?;
         self.info(&got).await.ok_or(RuntimeError::NotFound(id))
     }
 
@@ -703,20 +699,7 @@ impl Runtime for Containerd {
         streams: ExecStreams,
         timeout: Duration,
     ) -> Result<i32> {
-        let c = self
-            .containers()
-            .get(self.api.req(GetContainerRequest { id: id.to_string() }))
-            .await
-            .map_err(|s| {
-                if not_found(&s) {
-                    RuntimeError::NotFound(id.into())
-                } else {
-                    other(err("reading the container", s))
-                }
-            })?
-            .into_inner()
-            .container
-            .ok_or_else(|| RuntimeError::NotFound(id.into()))?;
+        let c = self.container(id).await?;
         let cspec: serde_json::Value = c
             .spec
             .as_ref()

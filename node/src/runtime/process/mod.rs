@@ -582,25 +582,8 @@ impl Runtime for Process {
             );
             status
         };
-        tokio::select! {
-            r = tokio::time::timeout(timeout, session) => match r {
-                Ok(Ok(status)) => Ok(status
-                    .code()
-                    .or_else(|| {
-                        use std::os::unix::process::ExitStatusExt;
-                        status.signal().map(|s| 128 + s)
-                    })
-                    .unwrap_or(255)),
-                Ok(Err(e)) => Err(RuntimeError::Other(format!("exec {prog:?}: waiting: {e}"))),
-                // the child is killed as it is dropped
-                Err(_) => Err(RuntimeError::Other(format!(
-                    "exec {prog:?}: timed out after {timeout:?}"
-                ))),
-            },
-            () = output.closed() => Err(RuntimeError::Other(format!(
-                "exec {prog:?}: the session went away; the command was killed"
-            ))),
-        }
+        // the child is killed as it is dropped
+        run_session(session, prog, timeout, &output).await
     }
 
     async fn stdin_ready(&self, id: &str) -> Result<()> {
@@ -781,6 +764,18 @@ async fn exec_on_terminal(
         }
         status
     };
+    run_session(session, prog, timeout, &output).await
+}
+
+/// Runs an exec's `session` (its command's wait, with its input and output)
+/// for at most `timeout`, or until the client's side (`output`) goes: the
+/// command's exit code (128 + the signal that ended it), or why there is none.
+async fn run_session(
+    session: impl std::future::Future<Output = std::io::Result<std::process::ExitStatus>>,
+    prog: &str,
+    timeout: Duration,
+    output: &tokio::sync::mpsc::Sender<ExecChunk>,
+) -> Result<i32> {
     tokio::select! {
         r = tokio::time::timeout(timeout, session) => match r {
             Ok(Ok(status)) => Ok(status
