@@ -396,20 +396,26 @@ fn run(
         }
         buf
     });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "the build took longer than {}s and was stopped",
-                    timeout.as_secs()
-                ));
+    // the wait blocks in a thread of its own; a build past its time is killed by pid
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let status = match finished.recv_timeout(timeout) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("waiting for {}: {e}", program.display())),
+        Err(_) => {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill has no memory preconditions; the child is not reaped
+                // until the waiter thread's wait returns, so the pid is still ours
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for {}: {e}", program.display())),
+            let _ = finished.recv();
+            return Err(format!(
+                "the build took longer than {}s and was stopped",
+                timeout.as_secs()
+            ));
         }
     };
     let out = out.join().unwrap_or_default();
