@@ -88,6 +88,46 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Where the containerd runtime finds containerd and registries (`korral node` and `korral up`).
+#[derive(clap::Args)]
+pub struct ContainerdArgs {
+    /// containerd's gRPC socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub containerd_address: PathBuf,
+    /// containerd namespace for the node's containers and images.
+    #[arg(long, default_value = "korral")]
+    pub containerd_namespace: String,
+    /// containerd snapshotter.
+    #[arg(long, default_value = "overlayfs")]
+    pub snapshotter: String,
+    /// The registries' mirrors, TLS and credentials (k3s's `registries.yaml` format), for image pulls
+    /// of the containerd runtime.
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+}
+
+impl ContainerdArgs {
+    /// The runtime's options for node `node` with its data in `data_dir` (reads the registry config).
+    pub fn options(
+        &self,
+        node: &str,
+        data_dir: PathBuf,
+    ) -> Result<node::runtime::containerd::Options, String> {
+        let registries = match &self.registry_config {
+            Some(p) => node::runtime::containerd::registry_config::RegistryConfig::load(p)?,
+            None => Default::default(),
+        };
+        Ok(node::runtime::containerd::Options {
+            address: self.containerd_address.clone(),
+            namespace: self.containerd_namespace.clone(),
+            snapshotter: self.snapshotter.clone(),
+            node: node.to_string(),
+            data_dir,
+            registries,
+        })
+    }
+}
+
 /// Arguments of `korral node`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -148,19 +188,8 @@ pub struct Args {
     /// How often container and node CPU and memory are sampled (the CPU rate's window).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     housekeeping_interval: Duration,
-    /// containerd's gRPC socket.
-    #[arg(long, default_value = "/run/containerd/containerd.sock")]
-    containerd_address: PathBuf,
-    /// containerd namespace for this node's containers and images.
-    #[arg(long, default_value = "korral")]
-    containerd_namespace: String,
-    /// containerd snapshotter.
-    #[arg(long, default_value = "overlayfs")]
-    snapshotter: String,
-    /// The registries' mirrors, TLS and credentials (k3s's `registries.yaml` format), for image pulls
-    /// of the containerd runtime.
-    #[arg(long, value_name = "FILE")]
-    registry_config: Option<PathBuf>,
+    #[command(flatten)]
+    containerd: ContainerdArgs,
     /// The percent of the image filesystem (containerd's snapshotter root) in use at or above
     /// which image garbage collection runs: unused images go, least recently used first, until
     /// usage is at --image-gc-low-threshold (the kubelet's flag; 100 disables it).
@@ -381,18 +410,7 @@ fn factory(args: &Args, config: &NodeConfig) -> Result<RuntimeFactory, String> {
             })
         }
         RuntimeKind::Containerd => {
-            let registries = match &args.registry_config {
-                Some(p) => node::runtime::containerd::registry_config::RegistryConfig::load(p)?,
-                None => Default::default(),
-            };
-            containerd_factory(node::runtime::containerd::Options {
-                address: args.containerd_address.clone(),
-                namespace: args.containerd_namespace.clone(),
-                snapshotter: args.snapshotter.clone(),
-                node: config.name.clone(),
-                data_dir: data_dir.clone(),
-                registries,
-            })
+            containerd_factory(args.containerd.options(&config.name, data_dir.clone())?)
         }
     })
 }

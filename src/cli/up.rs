@@ -372,19 +372,8 @@ pub struct Args {
     /// host processes otherwise (`korral up` says which it chose and why).
     #[arg(long, value_enum, default_value = "auto")]
     runtime: crate::cli::up_runtime::UpRuntime,
-    /// containerd's gRPC socket (the containerd runtime).
-    #[arg(long, default_value = "/run/containerd/containerd.sock")]
-    containerd_address: PathBuf,
-    /// containerd namespace for the node's containers and images.
-    #[arg(long, default_value = "korral")]
-    containerd_namespace: String,
-    /// containerd snapshotter.
-    #[arg(long, default_value = "overlayfs")]
-    snapshotter: String,
-    /// The registries' mirrors, TLS and credentials (k3s's `registries.yaml` format), for the
-    /// containerd runtime's image pulls.
-    #[arg(long, value_name = "FILE")]
-    registry_config: Option<PathBuf>,
+    #[command(flatten)]
+    containerd: crate::cli::node::ContainerdArgs,
     /// The percent of the image filesystem in use at or above which the containerd runtime's
     /// image garbage collection runs (`korral node`'s flag; 100 disables it).
     #[arg(long, default_value_t = 85, value_name = "PERCENT")]
@@ -537,7 +526,7 @@ pub fn run(args: Args) -> ExitCode {
         .name
         .clone()
         .unwrap_or_else(|| source_name(&args.source));
-    let machine = crate::cli::up_runtime::Machine::probe(&args.containerd_address);
+    let machine = crate::cli::up_runtime::Machine::probe(&args.containerd.containerd_address);
     let choice = match crate::cli::up_runtime::choose(args.runtime, &machine) {
         Ok(c) => c,
         Err(e) => {
@@ -545,17 +534,20 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(output::ERROR);
         }
     };
-    let registries = match (&args.registry_config, choice.containerd) {
-        (Some(p), true) => {
-            match node::runtime::containerd::registry_config::RegistryConfig::load(p) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("korral up: --registry-config: {e}");
-                    return ExitCode::from(output::ERROR);
-                }
+    let node_name = args
+        .node_name
+        .clone()
+        .unwrap_or_else(node::machine::hostname);
+    // the node's own data directory is set by start_node
+    let containerd_opts = match choice.containerd {
+        true => match args.containerd.options(&node_name, PathBuf::new()) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                eprintln!("korral up: --registry-config: {e}");
+                return ExitCode::from(output::ERROR);
             }
-        }
-        _ => Default::default(),
+        },
+        false => None,
     };
     let rt = match runtime("up") {
         Ok(r) => r,
@@ -647,19 +639,10 @@ pub fn run(args: Args) -> ExitCode {
         } else {
             None
         };
-        let node_name = args.node_name.clone().unwrap_or_else(node::machine::hostname);
-        let node_runtime = if choice.containerd {
+        let node_runtime = if let Some(opts) = containerd_opts {
             let (addr, bits) = args.network.cluster_cidr;
             NodeRuntime::Containerd {
-                opts: node::runtime::containerd::Options {
-                    address: args.containerd_address.clone(),
-                    namespace: args.containerd_namespace.clone(),
-                    snapshotter: args.snapshotter.clone(),
-                    node: node_name.clone(),
-                    // the node's own directory, set by start_node
-                    data_dir: PathBuf::new(),
-                    registries,
-                },
+                opts,
                 cluster_cidr: node::proxy::model::Cidr { addr, bits },
                 node_ip: advertised,
                 image_gc_high_threshold: args.image_gc_high_threshold,
@@ -670,8 +653,8 @@ pub fn run(args: Args) -> ExitCode {
         let how = if choice.containerd {
             format!(
                 "running pods in containerd containers (namespace {} at {}) on a pod network from {}/{} with the iptables service proxy",
-                args.containerd_namespace,
-                args.containerd_address.display(),
+                args.containerd.containerd_namespace,
+                args.containerd.containerd_address.display(),
                 args.network.cluster_cidr.0,
                 args.network.cluster_cidr.1
             )
