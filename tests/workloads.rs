@@ -395,7 +395,9 @@ fn every_namespace_has_a_default_service_account() {
     }
     // deleted, it comes back (with a new uid)
     let uid = jsonpath(&s, "serviceaccount/default", "{.metadata.uid}");
-    s.ok(&["delete", "serviceaccount", "default"]);
+    // without waiting: kubectl's wait for a deletion can miss it when the
+    // name is recreated at once
+    s.ok(&["delete", "serviceaccount", "default", "--wait=false"]);
     wait_for("the default ServiceAccount to come back", LONG, || {
         has_default("default") && jsonpath(&s, "serviceaccount/default", "{.metadata.uid}") != uid
     });

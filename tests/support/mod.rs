@@ -24,6 +24,10 @@ pub struct Server {
     child: Child,
 }
 
+/// How long one kubectl may run in a test (the longest `--timeout` the
+/// tests give kubectl is 90 s).
+pub const KUBECTL_DEADLINE: Duration = Duration::from_secs(150);
+
 /// The `korral` binary under test.
 pub fn korral_bin() -> &'static str {
     env!("CARGO_BIN_EXE_korral")
@@ -122,28 +126,51 @@ impl Server {
         self.kubectl_with(args, &[], None)
     }
 
-    /// Runs kubectl with environment variables and optional stdin.
+    /// Runs kubectl with environment variables and optional stdin. A kubectl
+    /// still running after [`KUBECTL_DEADLINE`] is killed and the test fails
+    /// naming the command, instead of hanging until the test runner's timeout.
     pub fn kubectl_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new("kubectl");
         cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
-            .current_dir(root());
+            .current_dir(root())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        if let Some(input) = stdin {
+        let mut child = cmd.spawn().expect("run kubectl");
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
             use std::io::Write;
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = cmd.spawn().expect("run kubectl");
-            if let Some(mut s) = child.stdin.take() {
-                s.write_all(input.as_bytes()).expect("write kubectl stdin");
-            }
-            return child.wait_with_output().expect("kubectl output");
+            pipe.write_all(input.as_bytes())
+                .expect("write kubectl stdin");
         }
-        cmd.output().expect("run kubectl")
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(KUBECTL_DEADLINE) {
+            Ok(out) => out.expect("kubectl output"),
+            Err(_) => {
+                // SAFETY: kill(2) on the pid of our own child, which the
+                // waiting thread has not reaped yet (it has not answered)
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                let out = rx.recv().ok().and_then(Result::ok);
+                panic!(
+                    "kubectl {} still running after {KUBECTL_DEADLINE:?}; killed.\nstdout:\n{}\nstderr:\n{}",
+                    args.join(" "),
+                    out.as_ref().map(stdout).unwrap_or_default(),
+                    out.as_ref().map(stderr).unwrap_or_default()
+                )
+            }
+        }
     }
 
     /// Runs kubectl, asserts it succeeded, returns its stdout.
