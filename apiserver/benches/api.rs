@@ -54,13 +54,6 @@ fn client(ca_pem: &str) -> reqwest::Client {
         .expect("an HTTPS client")
 }
 
-fn token_of(kubeconfig: &str) -> String {
-    kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("token: ").map(str::to_string))
-        .unwrap_or_default()
-}
-
 async fn raw_store_writes(n: usize) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(
@@ -102,10 +95,31 @@ async fn main() {
     config.listen = "127.0.0.1:0".parse().expect("addr");
     let server = start(config).await.expect("server starts");
     let ca = std::fs::read_to_string(dir.path().join("pki/ca.crt")).expect("ca");
-    let token = token_of(&std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig"));
+    // the admin's token (its kubeconfig carries a client certificate instead)
+    let token = server
+        .app
+        .tokens
+        .token_for_role(&apiserver::auth::Role::Admin)
+        .expect("the admin's token");
     let http = client(&ca);
     let base = server.url.clone();
     let mut rows: Vec<(String, String)> = Vec::new();
+
+    // the ServiceAccount admission plugin needs the namespace's default
+    // account, which the controllers (not running here) would create
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+    let r = http
+        .post(format!("{base}/api/v1/namespaces/default/serviceaccounts"))
+        .bearer_auth(&token)
+        .json(&sa)
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        r.status().is_success() || r.status().as_u16() == 409,
+        "the default ServiceAccount: {}",
+        r.status()
+    );
 
     // creates through the API vs the store alone
     let rss_before = rss_bytes();
@@ -122,7 +136,8 @@ async fn main() {
                     .send()
                     .await
                     .expect("request");
-                assert_eq!(r.status().as_u16(), 201);
+                let status = r.status().as_u16();
+                assert_eq!(status, 201, "{}", r.text().await.unwrap_or_default());
             }
         }));
     }
