@@ -316,6 +316,12 @@ impl Ipam {
         Ok(())
     }
 
+    /// Whether creating an object of this kind allocates anything (cluster
+    /// IPs, NodePorts, a pod CIDR).
+    pub fn allocates(&self, info: &KindInfo) -> bool {
+        info.group.is_empty() && matches!(info.kind.as_str(), "Service" | "Node")
+    }
+
     /// Allocates what a new or updated object needs; returns the keys taken
     /// (to release if the write then fails).
     pub async fn allocate(

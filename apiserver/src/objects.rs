@@ -59,6 +59,32 @@ pub fn as_served(info: &KindInfo, v: Value) -> ApiResult<Value> {
     Ok(v)
 }
 
+/// The object just written as `kv` as a read would show it: for a kind
+/// served as stored, `obj` itself with the written resourceVersion and the
+/// stored key order (apiVersion, kind, metadata first) — no need to parse
+/// what was just encoded; otherwise decoded from the store's bytes.
+pub fn as_written(info: &KindInfo, obj: Value, kv: &KeyValue) -> ApiResult<Value> {
+    if !served_as_stored(info) {
+        return decode_for(info, kv);
+    }
+    let Value::Object(mut m) = obj else {
+        return decode_for(info, kv);
+    };
+    let mut ordered = Map::with_capacity(m.len());
+    for k in ["apiVersion", "kind", "metadata"] {
+        if let Some(x) = m.shift_remove(k) {
+            ordered.insert(k.to_string(), x);
+        }
+    }
+    ordered.extend(m);
+    let mut v = Value::Object(ordered);
+    meta_mut(&mut v).insert(
+        "resourceVersion".into(),
+        Value::String(kv.mod_revision.to_string()),
+    );
+    Ok(v)
+}
+
 /// Encodes an object for the store, at the kind's storage version.
 pub fn encode_for(info: &KindInfo, obj: &Value) -> ApiResult<Vec<u8>> {
     if info.storage_version == info.api_version {

@@ -419,7 +419,9 @@ impl Registry {
             return Ok(obj);
         }
         let key = objects::key(info, objects::namespace(&obj), &name);
-        if self.store.get(&key).await?.is_some() {
+        // the store's create refuses an existing key; read first only where
+        // allocations would otherwise be taken for nothing
+        if self.ipam.allocates(info) && self.store.get(&key).await?.is_some() {
             return Err(ApiError::already_exists(info, &name));
         }
         let taken = self.ipam.allocate(info, &mut obj, None).await?;
@@ -428,7 +430,7 @@ impl Registry {
             .create(&key, objects::encode_for(info, &obj)?)
             .await
         {
-            Ok(kv) => objects::decode_for(info, &kv),
+            Ok(kv) => objects::as_written(info, obj, &kv),
             Err(e) => {
                 self.ipam.release_keys(&taken).await;
                 Err(ApiError::from_store(info, &name, e))
