@@ -553,8 +553,41 @@ impl Registry {
                 .update(&key, objects::encode_for(info, &new)?, kv.mod_revision)
                 .await
             {
-                Ok(kv) => return objects::decode_for(info, &kv),
+                Ok(kv) => return objects::as_written(info, new, &kv),
                 Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(info, name, e)),
+            }
+        }
+        Err(ApiError::conflict(info, name))
+    }
+
+    /// kube's `GuaranteedUpdate` for a server-made change that is not a
+    /// client's update (a pod's binding): `change` of the stored object
+    /// written with compare-and-swap, retried on conflict — no admission,
+    /// no managed fields, as kube-apiserver's binding storage writes.
+    pub async fn guaranteed_update(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        dry_run: bool,
+        change: impl Fn(&Value) -> ApiResult<Value>,
+    ) -> ApiResult<Value> {
+        let key = objects::key(info, namespace, name);
+        for _ in 0..MAX_RETRIES {
+            let kv = self.get_kv(info, namespace, name).await?;
+            let old = objects::decode_for(info, &kv)?;
+            let new = change(&old)?;
+            if dry_run || new == old {
+                return Ok(new);
+            }
+            match self
+                .store
+                .update(&key, objects::encode_for(info, &new)?, kv.mod_revision)
+                .await
+            {
+                Ok(kv) => return objects::as_written(info, new, &kv),
+                Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(ApiError::from_store(info, name, e)),
             }
         }

@@ -217,9 +217,6 @@ pub fn admit_update(
     strategy::prepare_update(info, &old, &mut new, subresource)?;
     let mut new = defaulted(info, new)?;
     strategy::after_defaults_update(info, &old, &mut new, subresource);
-    // a binding sets spec.nodeName, which no pod update may: it has its own
-    // rules (the binding handler refuses a pod already bound)
-    let rules_of_update = (subresource != Some("binding")).then_some(&old);
-    validated(info, &new, rules_of_update, d)?;
+    validated(info, &new, Some(&old), d)?;
     Ok(new)
 }

@@ -447,8 +447,6 @@ pub fn prepare_update(
                 meta_mut(new).insert("managedFields".into(), mf);
             }
         }
-        // the binding handler sets spec.nodeName and the PodScheduled condition itself
-        Some("binding") => {}
         Some("approval") => {
             if let (Value::Object(root), Some(spec)) = (&mut *new, old.get("spec")) {
                 root.insert("spec".into(), spec.clone());

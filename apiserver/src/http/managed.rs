@@ -43,7 +43,7 @@ pub fn record_update(
     manager: &str,
     subresource: Option<&str>,
 ) -> ApiResult<()> {
-    let sub = subresource.filter(|s| *s != "finalize" && *s != "binding");
+    let sub = subresource.filter(|s| *s != "finalize");
     *new = patch::update_managed_fields(
         old,
         new,

@@ -256,15 +256,14 @@ async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
     let name = req.target.name.as_deref().unwrap_or("");
     let info = req.target.info.clone();
     let info = &*info;
+    let dry_run = req.write_options(options::Write::Create)?.dry_run;
     req.app
         .registry
-        .update_with(
+        .guaranteed_update(
             info,
             req.target.namespace.as_deref(),
             name,
-            Some("binding"),
-            &req.write_options(options::Write::Create)?,
-            None,
+            dry_run,
             |old| {
                 if objects::is_deleting(old) {
                     return Err(ApiError::conflict_because(
@@ -289,7 +288,6 @@ async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
                 set_pod_scheduled(&mut new);
                 Ok(new)
             },
-            |_, _| Ok(()),
         )
         .await?;
     Ok(json_response(
