@@ -8,6 +8,7 @@ pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap_tokens;
+pub mod cache;
 pub mod crds;
 pub mod discovery;
 pub mod errors;

@@ -31,6 +31,7 @@ pub struct Registry {
     ipam: Ipam,
     kinds: Arc<schemas::Registry>,
     service_account_admission: bool,
+    cache: Option<crate::cache::Caches>,
 }
 
 /// The admission plugins `--disable-admission-plugins` can turn off.
@@ -60,7 +61,7 @@ pub struct ListPage {
     /// The objects, in key order.
     pub items: Vec<Value>,
     /// The objects as JSON bytes, when `ListOptions::raw` allowed it.
-    pub raw_items: Vec<Vec<u8>>,
+    pub raw_items: Vec<bytes::Bytes>,
     /// The revision read at.
     pub resource_version: Revision,
     /// Token for the next page.
@@ -118,12 +119,12 @@ pub struct WatchEvent {
     pub object: Value,
 }
 
-fn encode_continue(rv: Revision, start: &str) -> String {
+pub(crate) fn encode_continue(rv: Revision, start: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string())
 }
 
-fn decode_continue(token: &str) -> ApiResult<(Revision, String)> {
+pub(crate) fn decode_continue(token: &str) -> ApiResult<(Revision, String)> {
     let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
@@ -153,7 +154,19 @@ impl Registry {
             store,
             kinds: Arc::new(schemas::Registry::builtin()),
             service_account_admission: true,
+            cache: None,
         }
+    }
+
+    /// Serves lists, gets at `resourceVersion=0` and watches from a watch
+    /// cache (see [`crate::cache`]); kube-apiserver's `--watch-cache`.
+    pub fn enable_watch_cache(&mut self, config: crate::cache::CacheConfig) {
+        self.cache = Some(crate::cache::Caches::new(self.store.clone(), config));
+    }
+
+    /// The watch caches, when enabled.
+    pub fn caches(&self) -> Option<&crate::cache::Caches> {
+        self.cache.as_ref()
     }
 
     /// Turns admission plugins off by kube-apiserver's names
@@ -210,8 +223,40 @@ impl Registry {
         objects::decode_for(info, &self.get_kv(info, namespace, name).await?)
     }
 
-    /// Lists objects (all namespaces when `namespace` is `None`).
+    /// Reads one object from the watch cache (a get at `resourceVersion=0`),
+    /// or from the store when there is no cache ready.
+    pub async fn get_cached(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Value> {
+        if let Some(caches) = &self.cache
+            && let Some(obj) = crate::cache::list::get(caches, info, namespace, name).await?
+        {
+            return Ok(obj);
+        }
+        self.get(info, namespace, name).await
+    }
+
+    /// Lists objects (all namespaces when `namespace` is `None`): from the
+    /// watch cache when it can answer, else from the store.
     pub async fn list(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<ListPage> {
+        if let Some(caches) = &self.cache
+            && let Some(page) = crate::cache::list::list(caches, info, namespace, opts).await?
+        {
+            return Ok(page);
+        }
+        self.list_from_store(info, namespace, opts).await
+    }
+
+    /// Lists objects from the store (at one revision, paginated).
+    pub async fn list_from_store(
         &self,
         info: &KindInfo,
         namespace: Option<&str>,
@@ -283,7 +328,7 @@ impl Registry {
             for kv in &page.kvs {
                 last_key = Some(kv.key.clone());
                 if raw {
-                    raw_items.push(objects::with_resource_version(kv)?);
+                    raw_items.push(objects::with_resource_version(kv)?.into());
                     if limit.is_some_and(|l| raw_items.len() >= l) {
                         break;
                     }
@@ -695,6 +740,22 @@ impl Registry {
         Err(ApiError::conflict(info, name))
     }
 
+    /// Watches objects for an HTTP client: from the watch cache when it can
+    /// serve the requested start, else from the store.
+    pub async fn watch_feed(
+        &self,
+        info: Arc<KindInfo>,
+        namespace: Option<&str>,
+        opts: WatchOptions,
+    ) -> ApiResult<WatchFeed> {
+        if let Some(caches) = &self.cache
+            && let Some(w) = watch_from_cache(caches, &info, namespace, &opts).await?
+        {
+            return Ok(WatchFeed::Cache(Box::new(w)));
+        }
+        Ok(WatchFeed::Store(self.watch(info, namespace, opts).await?))
+    }
+
     /// Watches objects; see [`WatchOptions`].
     pub async fn watch(
         &self,
@@ -778,6 +839,63 @@ pub struct WatchOptions {
     /// [`INITIAL_EVENTS_END`]; `Some(false)` sends none; `None` is the
     /// legacy rule (initial objects only when no version is given, or "0").
     pub initial_events: Option<bool>,
+}
+
+/// Where a watch's events come from.
+pub enum WatchFeed {
+    /// A store watch, translated per watcher.
+    Store(tokio::sync::mpsc::Receiver<WatchEvent>),
+    /// The watch cache, events shared between watchers.
+    Cache(Box<crate::cache::CacheWatch>),
+}
+
+/// A watch from the cache, or `None` when the store must serve it (cache
+/// not ready, start older than the cache's ring, revision not reached in time).
+async fn watch_from_cache(
+    caches: &crate::cache::Caches,
+    info: &Arc<KindInfo>,
+    namespace: Option<&str>,
+    opts: &WatchOptions,
+) -> ApiResult<Option<crate::cache::CacheWatch>> {
+    let Some(cache) = caches.resource(info).await else {
+        return Ok(None);
+    };
+    let rv = opts.resource_version.as_deref().filter(|r| !r.is_empty());
+    let list_first = match opts.initial_events {
+        Some(send) => send,
+        None => matches!(rv, None | Some("0")),
+    };
+    let after = match rv {
+        _ if list_first => {
+            let wanted = match rv {
+                None => caches.store().current_revision().await?,
+                Some(rv) => objects::parse_rv(rv)?,
+            };
+            if caches.revision() < wanted && !caches.wait_for(wanted, caches.config().wait).await {
+                return Ok(None);
+            }
+            None
+        }
+        None | Some("0") => None,
+        Some(rv) => Some(objects::parse_rv(rv)?),
+    };
+    let Some(sub) = cache.subscribe(after, caches.revision()) else {
+        return Ok(None);
+    };
+    let start = crate::cache::watcher::WatchStart {
+        info: info.clone(),
+        prefix: objects::prefix(info, namespace),
+        selectors: opts.selectors.clone(),
+        initial: list_first,
+        end_bookmark: opts.initial_events == Some(true) && opts.bookmarks,
+        bookmarks: opts.bookmarks.then_some(caches.config().bookmark_interval),
+    };
+    Ok(Some(crate::cache::CacheWatch::new(
+        start,
+        sub,
+        cache.fields().clone(),
+        caches.revisions(),
+    )))
 }
 
 /// The annotation of the bookmark that ends a WatchList's initial events.

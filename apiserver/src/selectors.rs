@@ -138,19 +138,23 @@ impl LabelSelector {
 
     /// Whether the labels satisfy every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matches_by(|k| labels.get(k).map(String::as_str))
+    }
+
+    /// Whether labels looked up by `get` (a label's value, `None` when
+    /// absent) satisfy every requirement.
+    pub fn matches_by<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.0.iter().all(|r| match r {
-            Requirement::Equals(k, v) => labels.get(k) == Some(v),
-            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::DoesNotExist(k) => !labels.contains_key(k),
-            Requirement::Gt(k, n) => labels
-                .get(k)
+            Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
+            Requirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
+            Requirement::In(k, vs) => get(k).is_some_and(|v| vs.iter().any(|x| x == v)),
+            Requirement::NotIn(k, vs) => get(k).is_none_or(|v| !vs.iter().any(|x| x == v)),
+            Requirement::Exists(k) => get(k).is_some(),
+            Requirement::DoesNotExist(k) => get(k).is_none(),
+            Requirement::Gt(k, n) => get(k)
                 .and_then(|v| v.parse::<i64>().ok())
                 .is_some_and(|v| v > *n),
-            Requirement::Lt(k, n) => labels
-                .get(k)
+            Requirement::Lt(k, n) => get(k)
                 .and_then(|v| v.parse::<i64>().ok())
                 .is_some_and(|v| v < *n),
         })
@@ -178,7 +182,7 @@ pub struct FieldRequirement {
 pub struct FieldSelector(pub Vec<FieldRequirement>);
 
 /// The fields a kind can be selected by, besides `metadata.name` and `metadata.namespace`.
-fn selectable_fields(info: &KindInfo) -> Vec<String> {
+pub fn selectable_fields(info: &KindInfo) -> Vec<String> {
     if let Some(custom) = info.custom() {
         return custom.selectable_fields.clone();
     }
@@ -285,6 +289,17 @@ impl FieldSelector {
         })
     }
 
+    /// Whether field values looked up by `value` (as [`field_value`] gives
+    /// them) satisfy every requirement; `None` when `value` lacks a field.
+    pub fn matches_by<'a>(&self, value: impl Fn(&str) -> Option<&'a str>) -> Option<bool> {
+        for r in &self.0 {
+            if (value(&r.field)? == r.value) == r.negated {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
     /// The value required for `field` with `=`, if any (to narrow a list to one name or namespace).
     pub fn equals(&self, field: &str) -> Option<&str> {
         self.0
@@ -300,7 +315,7 @@ impl FieldSelector {
 }
 
 /// A selectable field's value as a string ("" when absent, "false" for an absent boolean).
-fn field_value(obj: &Value, field: &str) -> String {
+pub fn field_value(obj: &Value, field: &str) -> String {
     if field == "source" {
         return obj
             .get("source")

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub disabled_admission_plugins: Vec<String>,
     /// Requests without credentials are `system:anonymous` (`--anonymous-auth`).
     pub anonymous_auth: bool,
+    /// Serve lists, `resourceVersion=0` gets and watches from the watch
+    /// cache (kube-apiserver's `--watch-cache`, on by default).
+    pub watch_cache: bool,
 }
 
 impl ServerConfig {
@@ -61,6 +64,7 @@ impl ServerConfig {
             audit: None,
             disabled_admission_plugins: Vec::new(),
             anonymous_auth: true,
+            watch_cache: true,
         }
     }
 }
@@ -350,6 +354,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         metrics.clone(),
     ));
     let mut registry = Registry::with_ipam(store, config.ipam.clone());
+    if config.watch_cache {
+        registry.enable_watch_cache(crate::cache::CacheConfig::default());
+    }
     registry
         .disable_admission_plugins(&config.disabled_admission_plugins)
         .map_err(ServerError::Other)?;

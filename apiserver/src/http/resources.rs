@@ -240,11 +240,17 @@ impl Req {
 
     async fn get(&self) -> ApiResult<Response> {
         let access = access::check(&self.id, "get", &self.target)?;
-        let obj = self
-            .app
-            .registry
-            .get(&self.target.info, self.ns(), self.name())
-            .await?;
+        let registry = &self.app.registry;
+        // `resourceVersion=0`: any state will do, so the watch cache answers
+        let obj = if self.query.get("resourceVersion") == Some("0") {
+            registry
+                .get_cached(&self.target.info, self.ns(), self.name())
+                .await?
+        } else {
+            registry
+                .get(&self.target.info, self.ns(), self.name())
+                .await?
+        };
         self.enforce_on_object(&access, "get", Some(&obj)).await?;
         Ok(self.object_response(StatusCode::OK, obj))
     }

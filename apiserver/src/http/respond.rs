@@ -124,7 +124,7 @@ pub fn list(
     include: &str,
     meta: Value,
     items: Vec<Value>,
-    raw_items: Vec<Vec<u8>>,
+    raw_items: Vec<bytes::Bytes>,
 ) -> Response {
     match format {
         Format::Table(version) => json(
@@ -150,6 +150,7 @@ pub fn list(
                 "metadata": meta,
             });
             let mut body = serde_json::to_vec(&head).unwrap_or_default();
+            body.reserve(raw_items.iter().map(|i| i.len() + 1).sum::<usize>() + 16);
             body.pop();
             body.extend_from_slice(b",\"items\":[");
             for (i, item) in raw_items.iter().enumerate() {

@@ -1,5 +1,6 @@
 //! Watch responses: a chunked stream of JSON events, one per line, with
-//! bookmarks, `timeoutSeconds`, and Table rows when kubectl asks for them.
+//! bookmarks, `timeoutSeconds`, and Table rows when kubectl asks for them;
+//! from the watch cache, changes are the cache's shared encoded bytes.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -9,10 +10,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::cache::Delivery;
 use crate::errors::ApiResult;
 use crate::http::request::Format;
 use crate::http::resources::Req;
-use crate::registry::{ListOptions, WatchEvent, WatchOptions};
+use crate::registry::{INITIAL_EVENTS_END, ListOptions, WatchEvent, WatchFeed, WatchOptions};
 
 /// The longest a watch stays open when the client names no timeout
 /// (Kubernetes picks 30–60 minutes; clients re-watch).
@@ -25,10 +27,10 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
         .int("timeoutSeconds")?
         .filter(|t| *t > 0)
         .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t as u64));
-    let rx = req
+    let feed = req
         .app
         .registry
-        .watch(
+        .watch_feed(
             req.target.info.clone(),
             req.target.namespace.as_deref(),
             WatchOptions {
@@ -57,15 +59,19 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
         include,
     };
     let stream = futures_util::stream::unfold(
-        (rx, guard, stream_req),
-        move |(mut rx, guard, ctx)| async move {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(ev)) => {
-                    let bytes = ctx.encode(&ev);
-                    Some((Ok::<_, Infallible>(bytes), (rx, guard, ctx)))
-                }
-                _ => None,
-            }
+        (feed, guard, stream_req),
+        move |(mut feed, guard, ctx)| async move {
+            let bytes = match &mut feed {
+                WatchFeed::Store(rx) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(ev)) => ctx.encode(&ev),
+                    _ => return None,
+                },
+                WatchFeed::Cache(w) => match tokio::time::timeout_at(deadline, w.next()).await {
+                    Ok(Some(d)) => ctx.encode_cached(d),
+                    _ => return None,
+                },
+            };
+            Some((Ok::<_, Infallible>(bytes), (feed, guard, ctx)))
         },
     );
     let mut resp = (StatusCode::OK, Body::from_stream(stream)).into_response();
@@ -88,6 +94,64 @@ struct StreamCtx {
 }
 
 impl StreamCtx {
+    /// Encodes a delivery of the watch cache: JSON lines and protobuf frames
+    /// of changes are the cache's shared bytes when the kind is served as
+    /// stored; everything else goes through [`StreamCtx::encode`].
+    fn encode_cached(&self, d: Delivery) -> bytes::Bytes {
+        let as_stored = crate::objects::served_as_stored(&self.info);
+        let json = matches!(self.format, Format::Json | Format::Yaml);
+        let event = match d {
+            Delivery::Event(kind, e) if as_stored && json => return e.json_line(kind),
+            Delivery::Event(kind, e) if as_stored && self.format == Format::Protobuf => {
+                if let Some(frame) = e.protobuf_frame(kind) {
+                    return frame;
+                }
+                return self.protobuf_error("a watch event has no protobuf form");
+            }
+            Delivery::Initial(o) if as_stored && json => {
+                return crate::cache::event::json_line("ADDED", &o.bytes);
+            }
+            Delivery::Event(kind, e) => {
+                let object = serde_json::from_slice(e.object_bytes(kind))
+                    .map_err(|e| crate::errors::ApiError::internal(e.to_string()))
+                    .and_then(|v| crate::objects::as_served(&self.info, v));
+                match object {
+                    Ok(object) => WatchEvent {
+                        kind: kind.as_str(),
+                        object,
+                    },
+                    Err(e) => error_event(e),
+                }
+            }
+            Delivery::Initial(o) => match o.served(&self.info) {
+                Ok(object) => WatchEvent {
+                    kind: "ADDED",
+                    object,
+                },
+                Err(e) => error_event(e),
+            },
+            Delivery::Bookmark(rev, end) => {
+                let mut metadata = json!({"resourceVersion": rev.to_string()});
+                if end {
+                    metadata["annotations"] = json!({INITIAL_EVENTS_END: "true"});
+                }
+                WatchEvent {
+                    kind: "BOOKMARK",
+                    object: json!({"kind": self.info.kind, "apiVersion": self.info.api_version, "metadata": metadata}),
+                }
+            }
+        };
+        self.encode(&event)
+    }
+
+    fn protobuf_error(&self, message: &str) -> bytes::Bytes {
+        use crate::protobuf::responses;
+        let status = crate::errors::ApiError::internal(message).status();
+        let v = serde_json::to_value(status).unwrap_or_default();
+        let object = responses::status(&v).unwrap_or_default();
+        bytes::Bytes::from(responses::watch_frame("ERROR", &object))
+    }
+
     fn encode(&self, event: &WatchEvent) -> bytes::Bytes {
         if self.format == Format::Protobuf {
             use crate::protobuf::responses;
@@ -98,10 +162,7 @@ impl StreamCtx {
                 Err(e) => {
                     // a frame must be protobuf: say what failed in an ERROR event
                     tracing::warn!(error = %e, "a watch event has no protobuf form");
-                    let status = crate::errors::ApiError::internal(e.to_string()).status();
-                    let v = serde_json::to_value(status).unwrap_or_default();
-                    let object = responses::status(&v).unwrap_or_default();
-                    return bytes::Bytes::from(responses::watch_frame("ERROR", &object));
+                    return self.protobuf_error(&e.to_string());
                 }
             }
         }
@@ -121,5 +182,13 @@ impl StreamCtx {
         bytes::Bytes::from(crate::status::encode(
             &json!({"type": event.kind, "object": object}),
         ))
+    }
+}
+
+/// An ERROR event carrying an error's Status.
+fn error_event(e: crate::errors::ApiError) -> WatchEvent {
+    WatchEvent {
+        kind: "ERROR",
+        object: serde_json::to_value(e.status()).unwrap_or_default(),
     }
 }
