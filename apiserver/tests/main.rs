@@ -23,5 +23,6 @@ mod patch_props;
 mod protobuf_kubectl;
 mod rbac_kubectl;
 mod store_conformance;
+mod watch_cache;
 mod webhooks_kubectl;
 mod wire_kubectl;

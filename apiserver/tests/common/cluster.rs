@@ -48,6 +48,11 @@ impl Cluster {
         }
     }
 
+    /// The running server's shared state (its registry, watch caches, metrics).
+    pub fn app(&self) -> &std::sync::Arc<apiserver::http::App> {
+        &self.server.as_ref().expect("the server runs").app
+    }
+
     /// Runs kubectl with `args`, optionally feeding `stdin`.
     pub fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
         use std::io::Write;

@@ -1,0 +1,400 @@
+//! The watch cache against real stores: lists from the cache equal lists
+//! from the store at the same revision while a writer runs (selectors,
+//! namespaces, paging, on both backends); a watch resumed from the ring gets
+//! every change exactly once, in order, with a writer running; a watcher
+//! that falls behind is closed without holding up the others; a
+//! CustomResourceDefinition's cache goes with it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use apiserver::cache::{CacheConfig, Caches, Delivery};
+use apiserver::objects;
+use apiserver::registry::{ListOptions, ListPage, Registry, WatchFeed, WatchOptions};
+use apiserver::selectors::{FieldSelector, LabelSelector, Selectors};
+use apiserver::store::{Revision, Store, StoreError};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::cluster::Cluster;
+use crate::common::{Backend, DEADLINE};
+
+fn pod_info() -> &'static schemas::KindInfo {
+    schemas::lookup("v1", "Pod").expect("pods are served")
+}
+
+fn cm_info() -> &'static schemas::KindInfo {
+    schemas::lookup("v1", "ConfigMap").expect("configmaps are served")
+}
+
+fn cached_registry(store: Arc<dyn Store>, config: CacheConfig) -> (Registry, Caches) {
+    let mut registry = Registry::new(store);
+    registry.enable_watch_cache(config);
+    let caches = registry.caches().expect("enabled").clone();
+    (registry, caches)
+}
+
+fn pod(ns: &str, name: &str, rng: &mut StdRng) -> Vec<u8> {
+    let app = ["web", "db"][rng.random_range(0..2)];
+    let tier = rng.random_range(1..4).to_string();
+    let node = ["n1", "n2", ""][rng.random_range(0..3)];
+    let obj = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": app, "tier": tier}},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]},
+        "status": {"phase": "Running"}});
+    objects::encode(&obj).expect("encode")
+}
+
+/// Creates, updates and deletes pods at random until `stop`.
+async fn churn(store: Arc<dyn Store>, stop: Arc<AtomicBool>, writes: Arc<AtomicUsize>) {
+    let mut rng = StdRng::seed_from_u64(7);
+    while !stop.load(Ordering::Relaxed) {
+        let ns = ["a", "b"][rng.random_range(0..2)];
+        let name = format!("p{}", rng.random_range(0..30));
+        let key = format!("pods/{ns}/{name}");
+        let value = pod(ns, &name, &mut rng);
+        let result = match store.get(&key).await {
+            Ok(None) => store.create(&key, value).await.map(|_| ()),
+            Ok(Some(kv)) if rng.random_bool(0.3) => {
+                store.delete(&key, Some(kv.mod_revision)).await.map(|_| ())
+            }
+            Ok(Some(kv)) => store.update(&key, value, kv.mod_revision).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => {}
+            Err(e) => panic!("the writer failed: {e}"),
+        }
+    }
+}
+
+/// Every page of a list, following continue tokens, from the cache (which
+/// must answer) or the store.
+async fn pages(
+    registry: &Registry,
+    caches: Option<&Caches>,
+    ns: Option<&str>,
+    first: ListOptions,
+) -> Vec<ListPage> {
+    let mut out = Vec::new();
+    let mut opts = first;
+    loop {
+        let page = match caches {
+            Some(c) => apiserver::cache::list::list(c, pod_info(), ns, &opts)
+                .await
+                .expect("a list from the cache")
+                .expect("the cache answers (ready, revision reached, snapshot kept)"),
+            None => registry
+                .list_from_store(pod_info(), ns, &opts)
+                .await
+                .expect("a list from the store"),
+        };
+        let token = page.continue_token.clone();
+        out.push(page);
+        match token {
+            Some(t) => {
+                opts = ListOptions {
+                    continue_token: Some(t),
+                    resource_version: None,
+                    resource_version_match: None,
+                    ..opts
+                }
+            }
+            None => return out,
+        }
+    }
+}
+
+async fn lists_from_the_cache_equal_lists_from_the_store(backend: Backend) {
+    let store = backend.store.clone();
+    let (registry, caches) = cached_registry(store.clone(), CacheConfig::default());
+    assert!(
+        caches.ready(pod_info(), DEADLINE).await.is_some(),
+        "the pods cache becomes ready"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(churn(store.clone(), stop.clone(), writes.clone()));
+    let selectors = [
+        ("", ""),
+        ("app=web", ""),
+        ("tier in (1,2)", ""),
+        ("", "spec.nodeName=n1"),
+        ("app!=db", "spec.nodeName!=n2"),
+        ("", "metadata.name=p3"),
+        ("!nope,tier>1", "status.phase=Running"),
+    ];
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut compared_items = 0;
+    for round in 0..60 {
+        let (labels, fields) = selectors[rng.random_range(0..selectors.len())];
+        let ns = [None, Some("a"), Some("b")][rng.random_range(0..3)];
+        let limit = [None, Some(1), Some(3), Some(7)][rng.random_range(0..4)];
+        let opts = ListOptions {
+            selectors: Selectors {
+                labels: LabelSelector::parse(labels).expect("labels"),
+                fields: FieldSelector::parse(fields, pod_info()).expect("fields"),
+            },
+            limit,
+            ..Default::default()
+        };
+        let before = store.current_revision().await.expect("revision");
+        let cached = pages(&registry, Some(&caches), ns, opts.clone()).await;
+        let rev = cached[0].resource_version;
+        assert!(
+            rev >= before,
+            "a consistent read is at least at the store's revision when it started"
+        );
+        let stored = pages(
+            &registry,
+            None,
+            ns,
+            ListOptions {
+                resource_version: Some(rev.to_string()),
+                resource_version_match: Some("Exact".into()),
+                ..opts
+            },
+        )
+        .await;
+        let what = format!("round {round}: {labels:?} {fields:?} in {ns:?}, limit {limit:?}");
+        assert_eq!(cached.len(), stored.len(), "{what}: pages");
+        for (c, s) in cached.iter().zip(&stored) {
+            assert_eq!(c.resource_version, rev, "{what}");
+            assert_eq!(s.resource_version, rev, "{what}");
+            assert_eq!(c.items, s.items, "{what}: items");
+            assert_eq!(
+                c.continue_token.is_some(),
+                s.continue_token.is_some(),
+                "{what}"
+            );
+            assert_eq!(c.remaining_item_count, s.remaining_item_count, "{what}");
+            compared_items += c.items.len();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("the writer");
+    assert!(
+        writes.load(Ordering::Relaxed) > 20,
+        "the writer wrote while lists ran"
+    );
+    assert!(compared_items > 0, "some lists were not empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_lists_from_the_cache_equal_lists_from_the_store() {
+    lists_from_the_cache_equal_lists_from_the_store(Backend::local().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_lists_from_the_cache_equal_lists_from_the_store() {
+    lists_from_the_cache_equal_lists_from_the_store(Backend::etcd().await).await;
+}
+
+fn configmap(ns: &str, name: &str, data: &str) -> Vec<u8> {
+    objects::encode(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns}, "data": {"v": data}}))
+    .expect("encode")
+}
+
+async fn cache_watch(registry: &Registry, rv: Revision) -> Box<apiserver::cache::CacheWatch> {
+    let feed = registry
+        .watch_feed(
+            Arc::new(cm_info().clone()),
+            Some("w"),
+            WatchOptions {
+                resource_version: Some(rv.to_string()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("watch");
+    match feed {
+        WatchFeed::Cache(w) => w,
+        WatchFeed::Store(_) => panic!("the watch is served by the store, not the cache"),
+    }
+}
+
+/// The revision and type of a delivered change.
+fn change(d: Delivery) -> (Revision, &'static str) {
+    match d {
+        Delivery::Event(kind, e) => {
+            let v: Value = serde_json::from_slice(&e.json_line(kind)).expect("a JSON line");
+            let rv: Revision = v["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|r| r.parse().ok())
+                .expect("the object's resourceVersion");
+            assert_eq!(rv, e.revision, "the object is at the event's revision");
+            (e.revision, kind.as_str())
+        }
+        other => panic!("expected a change, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_the_ring_gets_every_change_once_in_order() {
+    let backend = Backend::local().await;
+    let store = backend.store.clone();
+    let (registry, caches) = cached_registry(store.clone(), CacheConfig::default());
+    assert!(caches.ready(cm_info(), DEADLINE).await.is_some());
+    let start = store.current_revision().await.expect("revision");
+    let done = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut written = Vec::new();
+            for i in 0..300 {
+                let key = format!("configmaps/w/c{i}");
+                let kv = store
+                    .create(&key, configmap("w", &format!("c{i}"), "1"))
+                    .await
+                    .expect("create");
+                written.push((kv.mod_revision, "ADDED"));
+                if i % 3 == 0 {
+                    let kv = store
+                        .update(&key, configmap("w", &format!("c{i}"), "2"), kv.mod_revision)
+                        .await
+                        .expect("update");
+                    written.push((kv.mod_revision, "MODIFIED"));
+                }
+                if i % 5 == 0 {
+                    let d = store.delete(&key, None).await.expect("delete");
+                    written.push((d.revision, "DELETED"));
+                }
+                // a change in another namespace: not this watcher's
+                store
+                    .create(&format!("configmaps/x/c{i}"), configmap("x", "c", "1"))
+                    .await
+                    .expect("create elsewhere");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            written
+        })
+    };
+    crate::common::eventually("a third of the writes", || {
+        let done = done.clone();
+        async move { done.load(Ordering::Relaxed) >= 100 }
+    })
+    .await;
+    // starts in the past: replays from the ring, then goes live
+    let mut watch = cache_watch(&registry, start).await;
+    let written = writer.await.expect("the writer");
+    let mut seen = Vec::new();
+    while seen.len() < written.len() {
+        let d = tokio::time::timeout(DEADLINE, watch.next())
+            .await
+            .expect("the next change in time")
+            .expect("the watch stays open");
+        seen.push(change(d));
+    }
+    assert_eq!(seen, written);
+    let after = tokio::time::timeout(Duration::from_millis(300), watch.next()).await;
+    assert!(after.is_err(), "nothing more arrives: {after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_watcher_is_closed_without_blocking_the_others() {
+    let backend = Backend::local().await;
+    let store = backend.store.clone();
+    let config = CacheConfig {
+        watcher_buffer: 8,
+        ..CacheConfig::default()
+    };
+    let (registry, caches) = cached_registry(store.clone(), config);
+    assert!(caches.ready(cm_info(), DEADLINE).await.is_some());
+    let now = store.current_revision().await.expect("revision");
+    let mut slow = cache_watch(&registry, now).await;
+    let mut fast = cache_watch(&registry, now).await;
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < 50 {
+            let d = tokio::time::timeout(DEADLINE, fast.next())
+                .await
+                .expect("the fast watcher gets changes in time")
+                .expect("the fast watcher stays open");
+            got.push(change(d).0);
+        }
+        got
+    });
+    let mut written = Vec::new();
+    for i in 0..50 {
+        let kv = store
+            .create(&format!("configmaps/w/c{i}"), configmap("w", "c", "1"))
+            .await
+            .expect("create");
+        written.push(kv.mod_revision);
+    }
+    assert_eq!(reader.await.expect("the fast watcher"), written);
+    let mut delivered = 0;
+    loop {
+        match tokio::time::timeout(DEADLINE, slow.next())
+            .await
+            .expect("the slow watcher answers at once")
+        {
+            Some(_) => delivered += 1,
+            None => break,
+        }
+    }
+    assert!(
+        delivered < 50,
+        "the slow watcher was closed instead of getting all 50 ({delivered})"
+    );
+    // the cache still serves: a new watch from the last revision is fine
+    let mut again = cache_watch(&registry, written[40]).await;
+    let d = tokio::time::timeout(DEADLINE, again.next())
+        .await
+        .expect("in time")
+        .expect("open");
+    assert_eq!(change(d).0, written[41]);
+}
+
+const WIDGETS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.cache.example.com
+spec:
+  group: cache.example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+#[test]
+fn a_custom_resources_cache_goes_with_its_definition() {
+    let c = Cluster::start();
+    let o = c.kubectl_in(&["apply", "-f", "-"], Some(WIDGETS));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let caches = c.app().registry.caches().expect("the cache is on").clone();
+    let prefix = "cache.example.com/widgets/";
+    c.wait_for("the widgets list to be served", DEADLINE, || {
+        c.kubectl(&["get", "widgets"]).status.success() && caches.state_of(prefix) == Some(true)
+    });
+    let o = c.kubectl_in(
+        &["apply", "-f", "-"],
+        Some("apiVersion: cache.example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: default}\n"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    c.wait_for("the cache to hold the widget", DEADLINE, || {
+        caches.stats(prefix).is_some_and(|s| s.objects == 1)
+    });
+    c.ok(&["delete", "crd", "widgets.cache.example.com"]);
+    c.wait_for("the widgets cache to go", DEADLINE, || {
+        caches.state_of(prefix).is_none()
+    });
+    // the built-in caches stay
+    c.ok(&["get", "configmaps", "-A"]);
+    c.wait_for("the configmaps cache", DEADLINE, || {
+        c.kubectl(&["get", "configmaps", "-A"]).status.success()
+            && caches.state_of("configmaps/") == Some(true)
+    });
+}
