@@ -121,16 +121,50 @@ pub async fn list(
         }
     }
     if let Some(last) = last {
-        let rest = range.count();
+        let selective = !opts.selectors.labels.is_empty() || !opts.selectors.fields.is_empty();
+        // without selectors every key is an item: the previous page's count
+        // of what followed it, minus this page, is what follows this one
+        let rest = if selective {
+            usize::from(range.next().is_some())
+        } else {
+            match opts.continue_token.as_deref().and_then(remaining_hint) {
+                Some(before) => before.saturating_sub(taken),
+                None => range.count(),
+            }
+        };
         if rest > 0 {
-            page.continue_token = Some(encode_continue(revision, &last));
-            if opts.selectors.labels.is_empty() && opts.selectors.fields.is_empty() {
+            page.continue_token = Some(if selective {
+                encode_continue(revision, &last)
+            } else {
+                with_remaining(revision, &last, rest)
+            });
+            if !selective {
                 page.remaining_item_count = Some(i64::try_from(rest).unwrap_or(i64::MAX));
             }
             cache.keep_snapshot(revision, &objects);
         }
     }
     Ok(Some(page))
+}
+
+/// A continue token that also carries how many keys follow its start (the
+/// store path ignores the extra field; tokens stay interchangeable).
+fn with_remaining(rv: Revision, start: &str, remaining: usize) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        serde_json::json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start, "rem": remaining})
+            .to_string(),
+    )
+}
+
+/// How many keys followed a continue token's start, if the cache wrote it.
+fn remaining_hint(token: &str) -> Option<usize> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    usize::try_from(v.get("rem")?.as_u64()?).ok()
 }
 
 fn push(page: &mut ListPage, info: &KindInfo, o: &CachedObject, raw: bool) -> ApiResult<()> {

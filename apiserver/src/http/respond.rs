@@ -5,6 +5,7 @@
 //! and `Warning` headers in `299 - "text"` form (`Audit-Id` and
 //! `Cache-Control` go on every response, in `http::kube_headers`).
 
+use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -149,18 +150,15 @@ pub fn list(
                 "apiVersion": info.api_version,
                 "metadata": meta,
             });
-            let mut body = serde_json::to_vec(&head).unwrap_or_default();
-            body.reserve(raw_items.iter().map(|i| i.len() + 1).sum::<usize>() + 16);
-            body.pop();
-            body.extend_from_slice(b",\"items\":[");
-            for (i, item) in raw_items.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(item);
-            }
-            body.extend_from_slice(b"]}\n");
-            bytes_response(StatusCode::OK, "application/json", body)
+            let mut head = serde_json::to_vec(&head).unwrap_or_default();
+            head.pop();
+            head.extend_from_slice(b",\"items\":[");
+            let mut resp = Body::new(ListBody::new(head.into(), raw_items)).into_response();
+            resp.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
         }
         Format::Protobuf => {
             let encoded = crate::protobuf::responses::list(
@@ -191,5 +189,103 @@ pub fn list(
                 json(StatusCode::OK, &v)
             }
         }
+    }
+}
+
+/// A JSON list's body from its head and items' bytes, written in chunks of
+/// about [`LIST_CHUNK`] as the connection takes them (the whole list is
+/// never copied into one buffer), with its exact length (so large lists
+/// are still gzipped and get a `Content-Length`).
+struct ListBody {
+    head: Option<bytes::Bytes>,
+    items: std::vec::IntoIter<bytes::Bytes>,
+    first: bool,
+    done: bool,
+    remaining: u64,
+}
+
+/// The size of the chunks a [`ListBody`] writes.
+const LIST_CHUNK: usize = 64 * 1024;
+
+impl ListBody {
+    fn new(head: bytes::Bytes, items: Vec<bytes::Bytes>) -> Self {
+        let commas = items.len().saturating_sub(1);
+        let len = head.len() + items.iter().map(|i| i.len()).sum::<usize>() + commas + 3;
+        ListBody {
+            head: Some(head),
+            items: items.into_iter(),
+            first: true,
+            done: false,
+            remaining: len as u64,
+        }
+    }
+}
+
+impl http_body::Body for ListBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        use bytes::BufMut;
+        let this = self.get_mut();
+        let chunk = if let Some(head) = this.head.take() {
+            head
+        } else if this.done {
+            return std::task::Poll::Ready(None);
+        } else {
+            let mut buf = bytes::BytesMut::with_capacity(LIST_CHUNK + 1024);
+            while buf.len() < LIST_CHUNK {
+                match this.items.next() {
+                    Some(item) => {
+                        if !this.first {
+                            buf.put_u8(b',');
+                        }
+                        this.first = false;
+                        buf.extend_from_slice(&item);
+                    }
+                    None => {
+                        buf.extend_from_slice(b"]}\n");
+                        this.done = true;
+                        break;
+                    }
+                }
+            }
+            buf.freeze()
+        };
+        this.remaining = this.remaining.saturating_sub(chunk.len() as u64);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.head.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn streamed_lists_are_the_whole_list_with_their_exact_length() {
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(3 * LIST_CHUNK / 2));
+        let items: Vec<bytes::Bytes> = ["{\"n\":1}", big.as_str(), "{\"n\":3}"]
+            .iter()
+            .map(|s| bytes::Bytes::from(s.to_string()))
+            .collect();
+        let body = ListBody::new(bytes::Bytes::from_static(b"{\"items\":["), items);
+        let hint = http_body::Body::size_hint(&body).exact();
+        let bytes = axum::body::to_bytes(Body::new(body), usize::MAX)
+            .await
+            .expect("body");
+        assert_eq!(hint, Some(bytes.len() as u64));
+        let want = format!("{{\"items\":[{{\"n\":1}},{big},{{\"n\":3}}]}}\n");
+        assert_eq!(String::from_utf8_lossy(&bytes), want);
     }
 }
