@@ -6,7 +6,8 @@
 //! per stored pod, and watch fan-out latency to 1,000 watchers.
 //!
 //! `cargo bench -p apiserver --bench api` (`-- --quick` for a smaller run;
-//! `-- --no-watch-cache` to measure the store paths alone).
+//! `-- --no-watch-cache` to measure the store paths alone; `-- --watchers N`
+//! for another fan-out size).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,6 +93,28 @@ fn client(ca_pem: &str) -> reqwest::Client {
         .expect("an HTTPS client")
 }
 
+/// A client on HTTP/1.1, so each watcher has its own connection as separate
+/// clients (kubelets, controllers) do; on one HTTP/2 connection 1,000
+/// watches would take every stream the server allows a connection.
+fn watcher_client(ca_pem: &str) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("the CA parses");
+    reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .http1_only()
+        .build()
+        .expect("an HTTPS client")
+}
+
+/// The admin's bearer token from the server's token file (the admin
+/// kubeconfig carries a client certificate instead).
+fn admin_token(data_dir: &std::path::Path) -> String {
+    std::fs::read_to_string(data_dir.join("tokens.csv"))
+        .expect("the token file")
+        .lines()
+        .find_map(|l| l.strip_suffix(",admin,admin").map(str::to_string))
+        .expect("the admin's token")
+}
+
 async fn raw_store_writes(n: usize) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(
@@ -129,24 +152,26 @@ async fn main() {
     } else {
         (5_000, 100_000, 1_000)
     };
+    // `--watchers N` overrides the fan-out's size
+    let args: Vec<String> = std::env::args().collect();
+    let watchers = args
+        .iter()
+        .position(|a| a == "--watchers")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(watchers);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = ServerConfig::new(dir.path());
     config.listen = "127.0.0.1:0".parse().expect("addr");
     config.watch_cache = watch_cache;
     let server = start(config).await.expect("server starts");
     let ca = std::fs::read_to_string(dir.path().join("pki/ca.crt")).expect("ca");
-    // the admin's token (its kubeconfig carries a client certificate instead)
-    let token = server
-        .app
-        .tokens
-        .token_for_role(&apiserver::auth::Role::Admin)
-        .expect("the admin's token");
+    let token = admin_token(dir.path());
     let http = client(&ca);
     let base = server.url.clone();
     let mut rows: Vec<(String, String)> = Vec::new();
 
-    // the ServiceAccount admission plugin needs the namespace's default
-    // account, which the controllers (not running here) would create
+    // pods need their ServiceAccount (no controller runs here to make it)
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
     let r = http
         .post(format!("{base}/api/v1/namespaces/default/serviceaccounts"))
@@ -154,7 +179,7 @@ async fn main() {
         .json(&sa)
         .send()
         .await
-        .expect("request");
+        .expect("serviceaccount");
     assert!(
         r.status().is_success() || r.status().as_u16() == 409,
         "the default ServiceAccount: {}",
@@ -176,8 +201,7 @@ async fn main() {
                     .send()
                     .await
                     .expect("request");
-                let status = r.status().as_u16();
-                assert_eq!(status, 201, "{}", r.text().await.unwrap_or_default());
+                assert_eq!(r.status().as_u16(), 201);
             }
         }));
     }
@@ -337,9 +361,10 @@ async fn main() {
         .as_str()
         .unwrap_or("0")
         .to_string();
+    let watch_http = watcher_client(&ca);
     for _ in 0..watchers {
         let (http, base, token, tx, rv) = (
-            http.clone(),
+            watch_http.clone(),
             base.clone(),
             token.clone(),
             tx.clone(),
