@@ -194,3 +194,20 @@ pub async fn get(
         None => Err(ApiError::not_found(info, name)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_with_a_count_stay_store_tokens() {
+        let token = with_remaining(42, "pods/default/web", 17);
+        assert_eq!(remaining_hint(&token), Some(17));
+        assert_eq!(
+            decode_continue(&token).expect("the store path reads it"),
+            (42, "pods/default/web".to_string())
+        );
+        assert_eq!(remaining_hint(&encode_continue(42, "pods/x")), None);
+        assert_eq!(remaining_hint("garbage"), None);
+    }
+}

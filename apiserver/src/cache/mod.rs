@@ -376,3 +376,39 @@ async fn initial_list(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_route_to_built_in_and_custom_caches() {
+        let mut entries = HashMap::new();
+        for prefix in ["pods/", "example.com/widgets/"] {
+            entries.insert(
+                prefix.to_string(),
+                Entry::Pending {
+                    since: 1,
+                    buffer: Vec::new(),
+                },
+            );
+        }
+        let routed = |entries: &mut HashMap<String, Entry>, key: &str| {
+            Inner::entry_for(entries, key).is_some()
+        };
+        assert!(routed(&mut entries, "pods/default/web"));
+        assert!(routed(&mut entries, "example.com/widgets/default/w1"));
+        assert!(!routed(&mut entries, "podtemplates/default/t"));
+        assert!(!routed(&mut entries, "example.com/gadgets/default/g"));
+        assert!(!routed(&mut entries, "ipallocations/services/10.96.0.1"));
+    }
+
+    #[test]
+    fn a_definitions_prefix_is_its_group_and_plural() {
+        let crd =
+            br#"{"spec":{"group":"example.com","names":{"plural":"widgets","kind":"Widget"}}}"#;
+        assert_eq!(crd_prefix(crd).as_deref(), Some("example.com/widgets/"));
+        assert_eq!(crd_prefix(b"{}"), None);
+        assert_eq!(crd_prefix(b"not json"), None);
+    }
+}
