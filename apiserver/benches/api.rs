@@ -114,16 +114,6 @@ fn watcher_client(ca_pem: &str) -> reqwest::Client {
         .expect("an HTTPS client")
 }
 
-/// The admin's bearer token from the server's token file (the admin
-/// kubeconfig carries a client certificate instead).
-fn admin_token(data_dir: &std::path::Path) -> String {
-    std::fs::read_to_string(data_dir.join("tokens.csv"))
-        .expect("the token file")
-        .lines()
-        .find_map(|l| l.strip_suffix(",admin,admin").map(str::to_string))
-        .expect("the admin's token")
-}
-
 async fn raw_store_writes(n: usize) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(
@@ -175,7 +165,12 @@ async fn main() {
     config.watch_cache = watch_cache;
     let server = start(config).await.expect("server starts");
     let ca = std::fs::read_to_string(dir.path().join("pki/ca.crt")).expect("ca");
-    let token = admin_token(dir.path());
+    // the admin's token (its kubeconfig carries a client certificate instead)
+    let token = server
+        .app
+        .tokens
+        .token_for_role(&apiserver::auth::Role::Admin)
+        .expect("the admin's token");
     let http = client(&ca);
     let base = server.url.clone();
     let mut rows: Vec<(String, String)> = Vec::new();

@@ -55,6 +55,18 @@ pub struct ListOptions {
     pub raw: bool,
 }
 
+impl ListOptions {
+    /// A list of what the watch cache holds now (`resourceVersion=0`, no
+    /// wait for the latest revision): how admission reads the objects it
+    /// consults, as kube's admission plugins read their informers.
+    pub fn cached() -> Self {
+        ListOptions {
+            resource_version: Some("0".into()),
+            ..Default::default()
+        }
+    }
+}
+
 /// A page of objects.
 #[derive(Clone, Debug, Default)]
 pub struct ListPage {
@@ -389,10 +401,12 @@ impl Registry {
         };
         let ns_info =
             schemas::lookup("v1", "Namespace").map_err(|e| ApiError::internal(e.to_string()))?;
-        match self.store.get(&objects::key(ns_info, None, ns)).await? {
-            None => Err(ApiError::not_found(ns_info, ns)),
-            Some(kv) => {
-                let obj = objects::decode(&kv)?;
+        // the cache's view, else the store's (kube's NamespaceLifecycle
+        // reads its informer and looks up a namespace it does not know)
+        match self.get_cached(ns_info, None, ns).await {
+            Err(e) if e.code == 404 => Err(ApiError::not_found(ns_info, ns)),
+            Err(e) => Err(e),
+            Ok(obj) => {
                 if objects::is_deleting(&obj) {
                     Err(ApiError::forbidden_message(format!(
                         "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",

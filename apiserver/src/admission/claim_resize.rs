@@ -67,7 +67,7 @@ async fn allows_expansion(registry: &Registry, class: &str) -> ApiResult<bool> {
         .kinds()
         .lookup("storage.k8s.io/v1", "StorageClass")
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    match registry.get(&info, None, class).await {
+    match registry.get_cached(&info, None, class).await {
         Ok(sc) => Ok(sc.get("allowVolumeExpansion").and_then(Value::as_bool) == Some(true)),
         Err(e) if e.code == 404 => Ok(false),
         Err(e) => Err(e),

@@ -27,7 +27,7 @@ pub async fn admit_ingress(registry: &Registry, ing: &mut Value) -> ApiResult<()
         .kinds()
         .lookup("networking.k8s.io/v1", "IngressClass")
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let page = registry.list(&info, None, &ListOptions::default()).await?;
+    let page = registry.list(&info, None, &ListOptions::cached()).await?;
     let Some(name) = newest_default(&page.items, &[DEFAULT_ANNOTATION]) else {
         return Ok(());
     };

@@ -179,7 +179,10 @@ impl Policies {
             Some(ns) => {
                 let info = schemas::lookup("v1", "Namespace")
                     .map_err(|e| ApiError::internal(e.to_string()))?;
-                registry.get(info, None, ns).await.unwrap_or(Value::Null)
+                registry
+                    .get_cached(info, None, ns)
+                    .await
+                    .unwrap_or(Value::Null)
             }
             None => Value::Null,
         };
@@ -215,9 +218,9 @@ impl Policies {
                         .or(a.namespace)
                         .filter(|_| info.namespaced);
                     let found = match &r.name {
-                        Some(n) => registry.get(info, ns, n).await.ok(),
+                        Some(n) => registry.get_cached(info, ns, n).await.ok(),
                         None => {
-                            let page = registry.list(info, ns, &ListOptions::default()).await?;
+                            let page = registry.list(info, ns, &ListOptions::cached()).await?;
                             page.items.into_iter().find(|o| {
                                 r.selector.as_ref().is_none_or(|s| s.matches(&labels_of(o)))
                             })
@@ -262,7 +265,7 @@ impl Policies {
                 let info = schemas::lookup("v1", "LimitRange")
                     .map_err(|e| ApiError::internal(e.to_string()))?;
                 let page = registry
-                    .list(info, Some(ns), &ListOptions::default())
+                    .list(info, Some(ns), &ListOptions::cached())
                     .await?;
                 decode_all(page.items)
             }
@@ -299,11 +302,13 @@ async fn quotas_and_holdings(
 )> {
     let lookup =
         |v: &str, k: &str| schemas::lookup(v, k).map_err(|e| ApiError::internal(e.to_string()));
+    // the quotas as the cache has them (kube's quota admission reads its
+    // informer); what counts toward them, when there are any, as of now
     let page = registry
         .list(
             lookup("v1", "ResourceQuota")?,
             Some(ns),
-            &ListOptions::default(),
+            &ListOptions::cached(),
         )
         .await?;
     let quotas: Vec<k8s_openapi::api::core::v1::ResourceQuota> = decode_all(page.items);

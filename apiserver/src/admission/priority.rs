@@ -55,7 +55,7 @@ pub async fn admit_pod(registry: &Registry, pod: &mut Value) -> ApiResult<()> {
         .filter(|n| !n.is_empty())
         .map(str::to_string);
     let class = match &requested {
-        Some(name) => match registry.get(&info, None, name).await {
+        Some(name) => match registry.get_cached(&info, None, name).await {
             Ok(pc) => class_of(&pc),
             Err(e) if e.code == 404 => {
                 return Err(forbidden(format!(
@@ -66,7 +66,7 @@ pub async fn admit_pod(registry: &Registry, pod: &mut Value) -> ApiResult<()> {
         },
         None => {
             // the global default with the highest value, else 0
-            let page = registry.list(&info, None, &ListOptions::default()).await?;
+            let page = registry.list(&info, None, &ListOptions::cached()).await?;
             page.items
                 .iter()
                 .filter(|pc| pc.get("globalDefault") == Some(&Value::Bool(true)))

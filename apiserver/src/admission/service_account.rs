@@ -55,7 +55,7 @@ pub async fn admit_pod(registry: &Registry, pod: &mut Value) -> ApiResult<()> {
         .kinds()
         .lookup("v1", "ServiceAccount")
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let sa = match registry.get(&info, Some(&ns), &account).await {
+    let sa = match registry.get_cached(&info, Some(&ns), &account).await {
         Ok(sa) => Some(sa),
         Err(e) if e.code == 404 && account == DEFAULT_ACCOUNT => None,
         Err(e) if e.code == 404 => {

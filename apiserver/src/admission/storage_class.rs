@@ -64,7 +64,7 @@ pub async fn admit_claim(registry: &Registry, pvc: &mut Value) -> ApiResult<()> 
         .kinds()
         .lookup("storage.k8s.io/v1", "StorageClass")
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let page = registry.list(&info, None, &ListOptions::default()).await?;
+    let page = registry.list(&info, None, &ListOptions::cached()).await?;
     let Some(name) = default_class(&page.items) else {
         return Ok(());
     };
