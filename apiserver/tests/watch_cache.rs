@@ -48,7 +48,12 @@ fn pod(ns: &str, name: &str, rng: &mut StdRng) -> Vec<u8> {
 }
 
 /// Creates, updates and deletes pods at random until `stop`.
-async fn churn(store: Arc<dyn Store>, stop: Arc<AtomicBool>, writes: Arc<AtomicUsize>) {
+/// Writes (creates, updates, deletes) until `stop`, counting them in `writes`.
+async fn churn(
+    store: Arc<dyn Store>,
+    stop: Arc<AtomicBool>,
+    writes: tokio::sync::watch::Sender<usize>,
+) {
     let mut rng = StdRng::seed_from_u64(7);
     while !stop.load(Ordering::Relaxed) {
         let ns = ["a", "b"][rng.random_range(0..2)];
@@ -65,7 +70,7 @@ async fn churn(store: Arc<dyn Store>, stop: Arc<AtomicBool>, writes: Arc<AtomicU
         };
         match result {
             Ok(()) => {
-                writes.fetch_add(1, Ordering::Relaxed);
+                writes.send_modify(|n| *n += 1);
             }
             Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => {}
             Err(e) => panic!("the writer failed: {e}"),
@@ -118,8 +123,8 @@ async fn lists_from_the_cache_equal_lists_from_the_store(backend: Backend) {
         "the pods cache becomes ready"
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let writes = Arc::new(AtomicUsize::new(0));
-    let writer = tokio::spawn(churn(store.clone(), stop.clone(), writes.clone()));
+    let (writes, mut written) = tokio::sync::watch::channel(0usize);
+    let writer = tokio::spawn(churn(store.clone(), stop.clone(), writes));
     let selectors = [
         ("", ""),
         ("app=web", ""),
@@ -131,7 +136,14 @@ async fn lists_from_the_cache_equal_lists_from_the_store(backend: Backend) {
     ];
     let mut rng = StdRng::seed_from_u64(11);
     let mut compared_items = 0;
-    for round in 0..60 {
+    const ROUNDS: usize = 60;
+    for round in 0..ROUNDS {
+        // every round lists after at least one more write than the last
+        let seen = *written.borrow_and_update();
+        tokio::time::timeout(DEADLINE, written.wait_for(|n| *n > seen))
+            .await
+            .expect("the writer writes")
+            .expect("the writer runs");
         let (labels, fields) = selectors[rng.random_range(0..selectors.len())];
         let ns = [None, Some("a"), Some("b")][rng.random_range(0..3)];
         let limit = [None, Some(1), Some(3), Some(7)][rng.random_range(0..4)];
@@ -179,7 +191,7 @@ async fn lists_from_the_cache_equal_lists_from_the_store(backend: Backend) {
     stop.store(true, Ordering::Relaxed);
     writer.await.expect("the writer");
     assert!(
-        writes.load(Ordering::Relaxed) > 20,
+        *written.borrow() >= ROUNDS,
         "the writer wrote while lists ran"
     );
     assert!(compared_items > 0, "some lists were not empty");

@@ -61,6 +61,11 @@ pub struct Args {
     /// watch without a resourceVersion into one.
     #[arg(long)]
     pub watch_list: bool,
+    /// Serve lists, `resourceVersion=0` gets and watches from memory (the
+    /// watch cache, kube-apiserver's `--watch-cache`); `--watch-cache=false`
+    /// reads the store for every request.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub watch_cache: bool,
     /// An audit.k8s.io/v1 Policy: each request's audit level (with --audit-log-path).
     #[arg(long, value_name = "FILE", requires = "audit_log_path")]
     pub audit_policy_file: Option<PathBuf>,
@@ -164,6 +169,7 @@ impl Args {
         .chain(self.tls_sans.iter().cloned())
         .collect();
         config.watch_list = self.watch_list;
+        config.watch_cache = self.watch_cache;
         config.disabled_admission_plugins = self.disable_admission_plugins.clone();
         config.anonymous_auth = self.anonymous_auth;
         config.audit = self
