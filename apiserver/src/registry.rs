@@ -905,6 +905,7 @@ async fn watch_from_cache(
         bookmarks: opts.bookmarks.then_some(caches.config().bookmark_interval),
     };
     Ok(Some(crate::cache::CacheWatch::new(
+        cache.clone(),
         start,
         sub,
         cache.fields().clone(),

@@ -26,7 +26,8 @@ pub struct CacheConfig {
     /// Recent events kept for watches resuming from a revision (kube's
     /// watch cache keeps 100 to 102,400; older starts read the store).
     pub ring: usize,
-    /// Events a watcher may fall behind before it is closed (it re-watches).
+    /// Events a watcher may fall behind the live feed before it must catch
+    /// up from the ring (closed, to re-watch, when the ring has moved past it).
     pub watcher_buffer: usize,
     /// Snapshots kept for continue tokens, and for how long.
     pub snapshots: usize,

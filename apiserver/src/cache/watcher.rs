@@ -2,8 +2,9 @@
 //! the ring's events after its revision, then live events, each translated
 //! for its namespace and selectors (an object moving in or out of the
 //! selector is ADDED or DELETED); bookmarks at an interval. A watcher that
-//! falls more than the cache's buffer behind is closed, as kube's cacher
-//! closes it, and its client re-watches from its last revision.
+//! falls more than the live buffer behind catches up from the ring; only
+//! when the ring no longer holds its next change is it closed (as kube's
+//! cacher closes a slow watcher), and its client re-watches.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::store::{EventType, Revision};
 
 use super::event::{CachedEvent, Kind};
 use super::object::{CachedObject, FieldNames};
-use super::resource::Subscription;
+use super::resource::{ResourceCache, Subscription};
 
 /// What a watcher is sent next.
 #[derive(Debug)]
@@ -33,6 +34,7 @@ pub enum Delivery {
 
 /// A watch served from a resource cache.
 pub struct CacheWatch {
+    cache: Arc<ResourceCache>,
     info: Arc<KindInfo>,
     prefix: String,
     selectors: Selectors,
@@ -67,6 +69,7 @@ pub struct WatchStart {
 impl CacheWatch {
     /// A watch from a subscription.
     pub fn new(
+        cache: Arc<ResourceCache>,
         start: WatchStart,
         sub: Subscription,
         fields: FieldNames,
@@ -97,6 +100,7 @@ impl CacheWatch {
             i
         });
         CacheWatch {
+            cache,
             info: start.info,
             prefix: start.prefix,
             selectors: start.selectors,
@@ -117,12 +121,12 @@ impl CacheWatch {
         if let Some(d) = self.backlog.pop_front() {
             return Some(d);
         }
-        while let Some(e) = self.replay.pop_front() {
-            if let Some(d) = self.take(e) {
-                return Some(d);
-            }
-        }
         loop {
+            while let Some(e) = self.replay.pop_front() {
+                if let Some(d) = self.take(e) {
+                    return Some(d);
+                }
+            }
             let bookmarks = &mut self.bookmarks;
             let tick = async move {
                 match bookmarks {
@@ -141,8 +145,19 @@ impl CacheWatch {
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, prefix = %self.prefix, "closing a watcher that fell behind the watch cache");
-                        return None;
+                        // catch up from the ring, from the last change handled
+                        let global = *self.revisions.borrow();
+                        match self.cache.subscribe(Some(self.after), global) {
+                            Some(sub) => {
+                                tracing::debug!(missed, prefix = %self.prefix, "a watcher fell behind the live buffer; catching up from the ring");
+                                self.replay = sub.replay.into();
+                                self.live = sub.live;
+                            }
+                            None => {
+                                tracing::debug!(missed, prefix = %self.prefix, "closing a watcher that fell behind the watch cache's ring");
+                                return None;
+                            }
+                        }
                     }
                     Err(RecvError::Closed) => return None,
                 },
