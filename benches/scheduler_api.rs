@@ -201,12 +201,32 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
     let mut bound_at: HashMap<String, Instant> = HashMap::with_capacity(measured);
     let mut first_bound: Option<Instant> = None;
     let limit = Instant::now() + Duration::from_secs(1800);
+    // the last revision seen: a watch the server ends (a watcher that fell
+    // behind the watch cache is closed, as kube-apiserver's is) is resumed
+    // from it, as an informer does
+    let mut last_rv = rv.clone();
     while bound_at.len() < measured {
-        let ev = tokio::time::timeout(Duration::from_secs(120), stream.next())
+        let next = tokio::time::timeout(Duration::from_secs(120), stream.next())
             .await
-            .expect("a watch event within 120 s")
-            .expect("the watch ended")
-            .expect("watch event");
+            .expect("a watch event within 120 s");
+        let Some(ev) = next else {
+            stream = Box::pin(
+                pods.watch(&ListParams::default(), &last_rv, Duration::from_secs(600))
+                    .await
+                    .expect("watch again"),
+            );
+            continue;
+        };
+        let ev = ev.expect("watch event");
+        match &ev {
+            WatchEvent::Added(p) | WatchEvent::Modified(p) | WatchEvent::Deleted(p) => {
+                if let Some(v) = &p.metadata.resource_version {
+                    last_rv = v.clone();
+                }
+            }
+            WatchEvent::Bookmark(v) => last_rv = v.clone(),
+            WatchEvent::Error(e) => panic!("the watch failed: {e:?}"),
+        }
         if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev {
             let bound = p
                 .spec
