@@ -62,6 +62,8 @@ struct Inner {
     /// Every change up to this revision has been applied to every ready cache.
     revision: watch::Sender<Revision>,
     start: tokio::sync::Mutex<()>,
+    /// Woken whenever a resource's cache becomes ready.
+    readied: tokio::sync::Notify,
 }
 
 /// The watch caches of one server, one per resource.
@@ -83,6 +85,7 @@ impl Caches {
                 }),
                 revision: watch::channel(0).0,
                 start: tokio::sync::Mutex::new(()),
+                readied: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -165,13 +168,14 @@ impl Caches {
     pub async fn ready(&self, info: &KindInfo, wait: Duration) -> Option<Arc<ResourceCache>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            // registered before looking, so a cache readied meanwhile wakes us
+            let readied = self.inner.readied.notified();
+            tokio::pin!(readied);
+            readied.as_mut().enable();
             if let Some(c) = self.resource(info).await {
                 return Some(c);
             }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::timeout_at(deadline, readied).await.ok()?;
         }
     }
 
@@ -345,6 +349,7 @@ async fn sync(inner: Arc<Inner>, prefix: String, since: Revision, fields: object
         }
     }
     state.entries.insert(prefix.clone(), Entry::Ready(cache));
+    inner.readied.notify_waiters();
     tracing::debug!(%prefix, objects = count, revision = since, elapsed_ms = started.elapsed().as_millis() as u64, "watch cache ready");
 }
 
