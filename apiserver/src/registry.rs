@@ -236,17 +236,23 @@ impl Registry {
     }
 
     /// Reads one object from the watch cache (a get at `resourceVersion=0`),
-    /// or from the store when there is no cache ready.
+    /// or from the store when the cache is not ready or lacks it (a miss may
+    /// be an object created a moment ago).
     pub async fn get_cached(
         &self,
         info: &KindInfo,
         namespace: Option<&str>,
         name: &str,
     ) -> ApiResult<Value> {
-        if let Some(caches) = &self.cache
-            && let Some(obj) = crate::cache::list::get(caches, info, namespace, name).await?
-        {
-            return Ok(obj);
+        if let Some(caches) = &self.cache {
+            match crate::cache::list::get(caches, info, namespace, name).await {
+                Ok(Some(obj)) => return Ok(obj),
+                // not there yet (created a moment ago) or not ready: the
+                // store, as kube's admission looks up what its informer lacks
+                Ok(None) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
         }
         self.get(info, namespace, name).await
     }
