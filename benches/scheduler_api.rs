@@ -94,6 +94,7 @@ struct Row {
     p50: Duration,
     p99: Duration,
     create_rate: Option<f64>,
+    cpu_per_pod: Duration,
 }
 
 /// One run: `backlog` creates every pod before the scheduler starts (pure
@@ -200,6 +201,15 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
     }
     let mut bound_at: HashMap<String, Instant> = HashMap::with_capacity(measured);
     let mut first_bound: Option<Instant> = None;
+    // CPU the server and the scheduler use in the window, per pod bound
+    let cpu = |server: &std::process::Child, scheduler: &std::process::Child| {
+        common::cpu_time(server.id()) + common::cpu_time(scheduler.id())
+    };
+    let mut cpu_start = if backlog {
+        None
+    } else {
+        Some((cpu(&server, &scheduler), 0usize))
+    };
     let limit = Instant::now() + Duration::from_secs(1800);
     // the last revision seen: a watch the server ends (a watcher that fell
     // behind the watch cache is closed, as kube-apiserver's is) is resumed
@@ -237,12 +247,18 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
             if bound && name.starts_with("measured-") {
                 let now = Instant::now();
                 first_bound.get_or_insert(now);
+                if cpu_start.is_none() {
+                    cpu_start = Some((cpu(&server, &scheduler), bound_at.len()));
+                }
                 bound_at.entry(name).or_insert(now);
             }
         }
         assert!(Instant::now() < limit, "not all pods were bound");
     }
     let done = Instant::now();
+    let cpu_per_pod = cpu_start.map_or(Duration::ZERO, |(c0, n0)| {
+        cpu(&server, &scheduler).saturating_sub(c0) / u32::try_from(measured - n0).unwrap_or(1).max(1)
+    });
     if let Some(c) = creating {
         c.await.expect("creates");
     }
@@ -272,6 +288,7 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
         p99: percentile(&latencies, 0.99),
         create_rate: (!backlog)
             .then(|| measured as f64 / create_done.duration_since(start).as_secs_f64()),
+        cpu_per_pod,
     }
 }
 
@@ -293,12 +310,13 @@ async fn main() {
         "korral scheduler through the API: a server and a scheduler process, simulated nodes, 1,000 pods already bound, \
          {measured} measured pods; all processes share this machine's cores\n\
          backlog: every pod exists before the scheduler starts (throughput from first to last binding, as scheduler_perf counts it);\n\
-         streaming: {CLIENTS} clients create pods while it runs (throughput and latency from creation to bound)\n"
+         streaming: {CLIENTS} clients create pods while it runs (throughput and latency from creation to bound);\n\
+         CPU per pod: the server's and the scheduler's CPU time over the window ÷ pods bound in it (less sensitive to other load on the machine than pods/s)\n"
     );
     println!(
-        "| nodes | mode | pods bound | pods/s | pods created/s | create → bound p50 | create → bound p99 |"
+        "| nodes | mode | pods bound | pods/s | pods created/s | create → bound p50 | create → bound p99 | CPU per pod |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     for n in sizes {
         for backlog in [true, false] {
             let r = run(n, 1_000, measured, backlog).await;
@@ -310,7 +328,7 @@ async fn main() {
                 }
             };
             println!(
-                "| {} | {} | {} | {:.0} | {} | {} | {} |",
+                "| {} | {} | {} | {:.0} | {} | {} | {} | {:.0} µs |",
                 r.nodes,
                 r.mode,
                 r.bound,
@@ -318,6 +336,7 @@ async fn main() {
                 r.create_rate.map_or("—".to_string(), |c| format!("{c:.0}")),
                 latency(r.p50),
                 latency(r.p99),
+                r.cpu_per_pod.as_secs_f64() * 1e6,
             );
         }
     }

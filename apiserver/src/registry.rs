@@ -630,20 +630,21 @@ impl Registry {
     /// client's update (a pod's binding): `change` of the stored object
     /// written with compare-and-swap, retried on conflict — no admission,
     /// no managed fields, as kube-apiserver's binding storage writes.
+    /// `change` edits the object in place and says whether it changed
+    /// anything (an unchanged object is not written).
     pub async fn guaranteed_update(
         &self,
         info: &KindInfo,
         namespace: Option<&str>,
         name: &str,
         dry_run: bool,
-        change: impl Fn(&Value) -> ApiResult<Value>,
+        change: impl Fn(&mut Value) -> ApiResult<bool>,
     ) -> ApiResult<Value> {
         let key = objects::key(info, namespace, name);
         for _ in 0..MAX_RETRIES {
             let kv = self.get_kv(info, namespace, name).await?;
-            let old = objects::decode_for(info, &kv)?;
-            let new = change(&old)?;
-            if dry_run || new == old {
+            let mut new = objects::decode_for(info, &kv)?;
+            if !change(&mut new)? || dry_run {
                 return Ok(new);
             }
             match self

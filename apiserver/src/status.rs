@@ -113,7 +113,12 @@ impl Status {
 /// Any response body as kube-apiserver's JSON encoder writes it: compact,
 /// `<`, `>` and `&` escaped as Go's `encoding/json` does, and a newline.
 pub fn encode<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
-    let raw = serde_json::to_vec(v).unwrap_or_default();
+    let mut raw = serde_json::to_vec(v).unwrap_or_default();
+    // most bodies have nothing to escape: no second copy for them
+    if !raw.iter().any(|b| matches!(b, b'<' | b'>' | b'&')) {
+        raw.push(b'\n');
+        return raw;
+    }
     let mut out = Vec::with_capacity(raw.len() + 8);
     for b in raw {
         match b {
@@ -130,6 +135,14 @@ pub fn encode<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_escape_html_characters_as_go_does_and_end_with_a_newline() {
+        let escaped = encode(&serde_json::json!({"a": "<b>&c"}));
+        assert_eq!(escaped, b"{\"a\":\"\\u003cb\\u003e\\u0026c\"}\n");
+        let plain = encode(&serde_json::json!({"a": "b"}));
+        assert_eq!(plain, b"{\"a\":\"b\"}\n");
+    }
 
     #[test]
     fn bytes_follow_kube_apiservers_field_order() {

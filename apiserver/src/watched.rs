@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::errors::{ApiError, ApiResult};
-use crate::registry::{ListOptions, Registry, WatchOptions};
+use crate::registry::{ListOptions, Registry};
+use crate::store::WatchItem;
 
 /// Builds the value from the objects of each kind, in the order given.
 pub type Build<T> = fn(Vec<Vec<Value>>) -> T;
@@ -135,19 +136,21 @@ impl Changes {
         for (api_version, kind) in kinds {
             let info = schemas::lookup(api_version, kind)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            let opts = WatchOptions {
-                resource_version: Some(revision.to_string()),
-                ..Default::default()
-            };
-            let mut events = registry.watch(Arc::new(info.clone()), None, opts).await?;
+            // only "something changed" matters: the store's events are not
+            // decoded (a watch of pods would otherwise decode every pod twice)
+            let prefix = crate::objects::prefix(info, None);
+            let mut events = registry.store().watch(&prefix, revision + 1).await?;
             let tx = tx.clone();
             watches.push(tokio::spawn(async move {
-                while let Some(e) = events.recv().await {
-                    if e.kind == "ERROR" {
-                        break;
+                while let Some(item) = events.next().await {
+                    match item {
+                        // a full channel already holds a pending batch
+                        Ok(WatchItem::Event(_)) => {
+                            let _ = tx.try_send(true);
+                        }
+                        Ok(WatchItem::Progress(_)) => {}
+                        Err(_) => break,
                     }
-                    // a full channel already holds a pending batch
-                    let _ = tx.try_send(true);
                 }
                 let _ = tx.send(false).await;
             }));

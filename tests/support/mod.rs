@@ -116,6 +116,11 @@ impl Server {
         server
     }
 
+    /// The server process's id (for benchmarks reading its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's log so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()

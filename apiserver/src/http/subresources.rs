@@ -264,15 +264,15 @@ async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
             req.target.namespace.as_deref(),
             name,
             dry_run,
-            |old| {
-                if objects::is_deleting(old) {
+            |pod| {
+                if objects::is_deleting(pod) {
                     return Err(ApiError::conflict_because(
                         info,
                         name,
                         "pod is being deleted, cannot be assigned to a host",
                     ));
                 }
-                if let Some(current) = old
+                if let Some(current) = pod
                     .pointer("/spec/nodeName")
                     .and_then(Value::as_str)
                     .filter(|n| !n.is_empty())
@@ -283,10 +283,9 @@ async fn binding(req: &Req, body: bytes::Bytes) -> ApiResult<Response> {
                         &format!("pod {name} is already assigned to node \"{current}\""),
                     ));
                 }
-                let mut new = old.clone();
-                new["spec"]["nodeName"] = json!(node);
-                set_pod_scheduled(&mut new);
-                Ok(new)
+                pod["spec"]["nodeName"] = json!(node);
+                set_pod_scheduled(pod);
+                Ok(true)
             },
         )
         .await?;

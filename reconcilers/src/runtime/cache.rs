@@ -168,42 +168,57 @@ impl<K: Object> Inner<K> {
 
 impl<K: Object> Writer<K> {
     /// Applies one watcher event.
-    pub fn apply(&mut self, event: &Event<K>) {
-        let fns = self.cache.index_fns.clone();
+    pub fn apply(&mut self, event: Event<K>) {
         match event {
-            Event::Restarted(objs) => {
-                let mut fresh = Inner {
-                    objects: HashMap::with_capacity(objs.len()),
-                    indexes: HashMap::new(),
-                };
-                for o in objs {
-                    let r = ObjectRef::of(o);
-                    fresh.index(&fns, &r, o);
-                    fresh.objects.insert(r, Arc::new(o.clone()));
-                }
-                if let Ok(mut g) = self.cache.inner.write() {
-                    *g = fresh;
-                }
-                let _ = self.synced.send(true);
-            }
+            Event::Restarted(objs) => self.restart(objs),
             Event::Applied(o) => {
-                let r = ObjectRef::of(o);
-                if let Ok(mut g) = self.cache.inner.write() {
-                    if let Some(old) = g.objects.remove(&r) {
-                        g.unindex(&fns, &r, &old);
-                    }
-                    g.index(&fns, &r, o);
-                    g.objects.insert(r, Arc::new(o.clone()));
-                }
+                self.put(Arc::new(o));
             }
-            Event::Deleted(o) => {
-                let r = ObjectRef::of(o);
-                if let Ok(mut g) = self.cache.inner.write()
-                    && let Some(old) = g.objects.remove(&r)
-                {
-                    g.unindex(&fns, &r, &old);
-                }
-            }
+            Event::Deleted(o) => self.remove(&o),
+        }
+    }
+
+    /// Replaces everything with `objs` (a relist) and marks the cache synced.
+    pub fn restart(&mut self, objs: Vec<K>) {
+        let fns = self.cache.index_fns.clone();
+        let mut fresh = Inner {
+            objects: HashMap::with_capacity(objs.len()),
+            indexes: HashMap::new(),
+        };
+        for o in objs {
+            let r = ObjectRef::of(&o);
+            fresh.index(&fns, &r, &o);
+            fresh.objects.insert(r, Arc::new(o));
+        }
+        if let Ok(mut g) = self.cache.inner.write() {
+            *g = fresh;
+        }
+        let _ = self.synced.send(true);
+    }
+
+    /// Stores a created or changed object (shared, not copied) and returns
+    /// the one it replaces.
+    pub fn put(&mut self, o: Arc<K>) -> Option<Arc<K>> {
+        let fns = self.cache.index_fns.clone();
+        let r = ObjectRef::of(o.as_ref());
+        let mut g = self.cache.inner.write().ok()?;
+        let old = g.objects.remove(&r);
+        if let Some(old) = &old {
+            g.unindex(&fns, &r, old);
+        }
+        g.index(&fns, &r, &o);
+        g.objects.insert(r, o);
+        old
+    }
+
+    /// Removes a deleted object.
+    pub fn remove(&mut self, o: &K) {
+        let fns = self.cache.index_fns.clone();
+        let r = ObjectRef::of(o);
+        if let Ok(mut g) = self.cache.inner.write()
+            && let Some(old) = g.objects.remove(&r)
+        {
+            g.unindex(&fns, &r, &old);
         }
     }
 
@@ -320,7 +335,7 @@ mod tests {
     async fn indexes_follow_updates_deletes_and_relists() {
         let (cache, mut w) = new_cache::<Pod>(node_index());
         assert!(!cache.is_synced());
-        w.apply(&Event::Restarted(vec![
+        w.apply(Event::Restarted(vec![
             pod("a", "p1", "n1", "u1", "web"),
             pod("b", "p2", "n2", "u1", "db"),
         ]));
@@ -330,15 +345,15 @@ mod tests {
         assert_eq!(cache.owned_by("u1").len(), 2);
         assert_eq!(cache.by_index("node", "n1").len(), 1);
         // moving p1 to n2 updates the node index
-        w.apply(&Event::Applied(pod("a", "p1", "n2", "u1", "web")));
+        w.apply(Event::Applied(pod("a", "p1", "n2", "u1", "web")));
         assert_eq!(cache.by_index("node", "n1").len(), 0);
         assert_eq!(cache.by_index("node", "n2").len(), 2);
         assert_eq!(cache.with_label("app", "web").len(), 1);
-        w.apply(&Event::Deleted(pod("b", "p2", "n2", "u1", "db")));
+        w.apply(Event::Deleted(pod("b", "p2", "n2", "u1", "db")));
         assert_eq!(cache.owned_by("u1").len(), 1);
         assert!(cache.get(&ObjectRef::new(Some("b"), "p2")).is_none());
         // a relist replaces everything at once
-        w.apply(&Event::Restarted(vec![pod("c", "p3", "n3", "u2", "web")]));
+        w.apply(Event::Restarted(vec![pod("c", "p3", "n3", "u2", "web")]));
         assert_eq!(cache.len(), 1);
         assert!(cache.by_index("node", "n2").is_empty());
         assert_eq!(cache.owned_by("u2").len(), 1);

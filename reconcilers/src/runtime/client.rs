@@ -632,10 +632,29 @@ impl<K: Object> Api<K> {
     }
 }
 
+/// A watch line whose object decodes as the watched kind.
+#[derive(serde::Deserialize)]
+#[serde(bound = "K: DeserializeOwned")]
+struct TypedLine<K> {
+    #[serde(rename = "type")]
+    type_: String,
+    object: K,
+}
+
 fn parse_event<K: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<K>> {
-    let v: Value = serde_json::from_slice(line)
+    // objects decode straight from the bytes (no intermediate Value);
+    // bookmarks, errors and objects that do not decode take the slow path
+    if let Ok(t) = serde_json::from_slice::<TypedLine<K>>(line) {
+        match t.type_.as_str() {
+            "ADDED" => return Ok(WatchEvent::Added(t.object)),
+            "MODIFIED" => return Ok(WatchEvent::Modified(t.object)),
+            "DELETED" => return Ok(WatchEvent::Deleted(t.object)),
+            _ => {}
+        }
+    }
+    let mut v: Value = serde_json::from_slice(line)
         .map_err(|e| ClientError::Decode(format!("watch event: {e}")))?;
-    let object = v.get("object").cloned().unwrap_or(Value::Null);
+    let object = v.get_mut("object").map(Value::take).unwrap_or(Value::Null);
     match v.get("type").and_then(Value::as_str).unwrap_or("") {
         "ADDED" => Ok(WatchEvent::Added(decode(object)?)),
         "MODIFIED" => Ok(WatchEvent::Modified(decode(object)?)),
@@ -676,6 +695,16 @@ mod tests {
         .expect("error");
         assert!(matches!(ev, WatchEvent::Error(s) if s.code == Some(410)));
         assert!(parse_event::<ConfigMap>(b"{nope").is_err());
+        let ev = parse_event::<ConfigMap>(
+            br#"{"object":{"metadata":{"name":"b"}},"type":"DELETED"}"#,
+        )
+        .expect("deleted");
+        assert!(matches!(ev, WatchEvent::Deleted(cm) if cm.metadata.name_str() == "b"));
+        // an object that is not the kind's shape is an error, not a default
+        assert!(
+            parse_event::<ConfigMap>(br#"{"type":"ADDED","object":{"metadata":{"name":5}}}"#)
+                .is_err()
+        );
     }
 
     #[test]

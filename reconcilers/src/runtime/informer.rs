@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 
 use schemas::Object;
 
-use crate::runtime::cache::{Cache, IndexFn, ObjectRef, new_cache};
+use crate::runtime::cache::{Cache, IndexFn, new_cache};
 use crate::runtime::client::Api;
 use crate::runtime::watcher::{self, Config, Event};
 
@@ -59,15 +59,22 @@ impl<K: Object> Informer<K> {
         let mut events = watcher::watcher(api, config);
         let task = tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
-                let change = match &ev {
-                    Event::Applied(o) => Change::Applied {
-                        old: writer.cache().get(&ObjectRef::of(o)),
-                        new: Arc::new(o.clone()),
-                    },
-                    Event::Deleted(o) => Change::Deleted(Arc::new(o.clone())),
-                    Event::Restarted(_) => Change::Resynced,
+                // the cache and the change share one copy of the object
+                let change = match ev {
+                    Event::Applied(o) => {
+                        let new = Arc::new(o);
+                        let old = writer.put(new.clone());
+                        Change::Applied { old, new }
+                    }
+                    Event::Deleted(o) => {
+                        writer.remove(&o);
+                        Change::Deleted(Arc::new(o))
+                    }
+                    Event::Restarted(objs) => {
+                        writer.restart(objs);
+                        Change::Resynced
+                    }
                 };
-                writer.apply(&ev);
                 // no subscribers yet is fine: they start from the cache
                 let _ = tx.send(Arc::new(change));
             }

@@ -210,7 +210,7 @@ mod tests {
             .into_iter()
             .map(|v| serde_json::from_value(v).expect("object"))
             .collect();
-        w.apply(&Event::Restarted(objs));
+        w.apply(Event::Restarted(objs));
         c
     }
 
