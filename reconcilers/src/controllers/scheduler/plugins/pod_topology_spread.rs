@@ -281,11 +281,23 @@ impl Plugin for PodTopologySpread {
             .map(|d| ((d.len() + 2) as f64).ln())
             .collect();
         let mut counts = vec![HashMap::new(); constraints.len()];
-        for node in cx.cache.nodes() {
-            if has_explicit && !constraints.iter().all(|c| node.label(&c.key).is_some()) {
+        for (i, c) in constraints.iter().enumerate() {
+            // no feasible node has the key (e.g. zones in a zoneless cluster): nothing to count
+            if domains[i].is_empty() {
                 continue;
             }
-            for (i, c) in constraints.iter().enumerate() {
+            // a hostname domain is one node: only the feasible nodes' pods
+            // matter (kube counts those per node in Score); other keys
+            // count every node of the domains
+            let candidates: Vec<&NodeInfo> = if c.key == HOSTNAME {
+                nodes.to_vec()
+            } else {
+                cx.cache.nodes().iter().collect()
+            };
+            for node in candidates {
+                if has_explicit && !constraints.iter().all(|c| node.label(&c.key).is_some()) {
+                    continue;
+                }
                 let Some(value) = node.label(&c.key) else {
                     continue;
                 };
