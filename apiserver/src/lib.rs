@@ -9,6 +9,8 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap_tokens;
 pub mod cache;
+pub mod certificates;
+pub mod cluster_info;
 pub mod crds;
 pub mod discovery;
 pub mod errors;

@@ -434,6 +434,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         metrics_api: Default::default(),
     });
 
+    // the CA for joining nodes, verified by the hash in their join token
+    if let Err(e) = crate::cluster_info::publish(&app.registry, &url, &pki.ca_cert_pem).await {
+        tracing::warn!(error = %e.message, "cannot publish kube-public/cluster-info: nodes cannot join by token");
+    }
+
     // kubeconfigs for the admin and for korral's own components
     let kubeconfig = config.data_dir.join("kubeconfig.yaml");
     for (file, role, user) in [

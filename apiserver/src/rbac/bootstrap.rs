@@ -2,7 +2,9 @@
 //! bootstrap policy): `cluster-admin` for `system:masters`, the user-facing
 //! `admin`/`edit`/`view` ClusterRoles aggregated from the
 //! `system:aggregate-to-*` roles, and what every authenticated user may do
-//! (`system:basic-user`, `system:discovery`, `system:public-info-viewer`).
+//! (`system:basic-user`, `system:discovery`, `system:public-info-viewer`),
+//! and kubeadm's TLS-bootstrapping roles and bindings (bootstrap tokens may
+//! request node client certificates, nodes may renew their own).
 //! They are created when missing and carry kube's
 //! `kubernetes.io/bootstrapping: rbac-defaults` label.
 
@@ -298,6 +300,27 @@ pub fn cluster_roles() -> Vec<Value> {
                 &["create", "get", "list", "watch"],
             )],
         ),
+        // what kube-controller-manager's csrapproving controller asks before
+        // approving a kubelet client certificate: a new node's (`nodeclient`)
+        // or a node renewing its own (`selfnodeclient`)
+        cluster_role(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            &[],
+            vec![rule(
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/nodeclient"],
+                &["create"],
+            )],
+        ),
+        cluster_role(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            &[],
+            vec![rule(
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests/selfnodeclient"],
+                &["create"],
+            )],
+        ),
         cluster_role(
             "system:public-info-viewer",
             &[],
@@ -394,6 +417,24 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:public-info-viewer",
             "system:public-info-viewer",
             &["system:authenticated", "system:unauthenticated"],
+        ),
+        // kubeadm's bindings for TLS bootstrapping: bootstrap tokens may ask
+        // for node client certificates, which are approved automatically, and
+        // nodes' renewals of their own certificates are too
+        binding(
+            "kubeadm:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            &[crate::bootstrap_tokens::GROUP],
+        ),
+        binding(
+            "kubeadm:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            &[crate::bootstrap_tokens::GROUP],
+        ),
+        binding(
+            "kubeadm:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            &["system:nodes"],
         ),
         binding(
             "system:korral:controller",

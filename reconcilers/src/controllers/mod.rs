@@ -2,6 +2,7 @@
 //! ones on shared informers (one watch per kind for all controllers),
 //! optionally behind leader election.
 
+pub mod certificates;
 pub mod claim;
 pub mod clock;
 pub mod cronjob;
@@ -68,6 +69,8 @@ pub const ALL: &[&str] = &[
     "ephemeral-volume",
     "persistentvolume-expander",
     "horizontal-pod-autoscaler",
+    "csrapproving",
+    "csrsigning",
 ];
 
 /// What every controller gets.
@@ -171,6 +174,8 @@ async fn start(name: &'static str, ctx: Context) {
         "ephemeral-volume" => persistentvolume::ephemeral::run(ctx).await,
         "persistentvolume-expander" => persistentvolume::expand::run(ctx).await,
         "horizontal-pod-autoscaler" => podautoscaler::run(ctx).await,
+        "csrapproving" => certificates::approver::run(ctx).await,
+        "csrsigning" => certificates::signer::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;

@@ -53,6 +53,29 @@ pub struct ControllerOptions {
     /// "Now" for the Job, CronJob and TTL-after-finished controllers: the
     /// system clock, which tests may move forward.
     pub clock: crate::controllers::clock::Clock,
+    /// The CA the csrsigning controller signs with
+    /// (`--cluster-signing-cert-file`/`--cluster-signing-key-file`; `korral
+    /// server` passes its own). `None`: approved requests stay unsigned.
+    pub cluster_signing: Option<std::sync::Arc<SigningCa>>,
+    /// The longest life of a certificate the csrsigning controller issues
+    /// (`--cluster-signing-duration`, default 8760 h); a request's
+    /// `expirationSeconds` may only shorten it.
+    pub cluster_signing_duration: Duration,
+}
+
+/// A CA certificate and its key, PEM.
+#[derive(Clone)]
+pub struct SigningCa {
+    /// The CA certificate (PEM).
+    pub cert_pem: String,
+    /// Its private key (PEM).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for SigningCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningCa { .. }")
+    }
 }
 
 impl Default for ControllerOptions {
@@ -72,6 +95,8 @@ impl Default for ControllerOptions {
             hpa_cpu_initialization_period: Duration::from_secs(300),
             hpa_initial_readiness_delay: Duration::from_secs(30),
             clock: crate::controllers::clock::Clock::system(),
+            cluster_signing: None,
+            cluster_signing_duration: Duration::from_secs(8760 * 3600),
         }
     }
 }

@@ -69,7 +69,11 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 /// A connection to the API server.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// Shared by every clone, so that a new client certificate
+    /// ([`Client::set_identity`]) reaches every user of the connection.
+    http: Arc<std::sync::RwLock<reqwest::Client>>,
+    /// What the HTTP client was built from (to build it again with a new identity).
+    config: Arc<(KubeConfig, String)>,
     base: Arc<str>,
     token: Option<Arc<str>>,
     namespace: Arc<str>,
@@ -199,6 +203,37 @@ fn transport(e: reqwest::Error) -> ClientError {
 impl Client {
     /// A client for a kubeconfig.
     pub fn new(kc: &KubeConfig, user_agent: &str) -> Result<Client> {
+        let http = Self::build_http(kc, user_agent, kc.identity_pem.as_deref())?;
+        Ok(Client {
+            http: Arc::new(std::sync::RwLock::new(http)),
+            config: Arc::new((kc.clone(), user_agent.to_string())),
+            base: kc.server.clone().into(),
+            token: kc.token.clone().map(Into::into),
+            namespace: kc.namespace.clone().into(),
+            ca_pem: kc.ca_pem.clone().map(Into::into),
+            impersonate: None,
+        })
+    }
+
+    /// Presents a new client certificate (`identity_pem`: certificate and
+    /// key, PEM) on every new connection of this client and its clones, as
+    /// client-go's certificate manager does after a rotation. Requests in
+    /// flight finish on their old connection.
+    pub fn set_identity(&self, identity_pem: &str) -> Result<()> {
+        let (kc, user_agent) = &*self.config;
+        let http = Self::build_http(kc, user_agent, Some(identity_pem))?;
+        *self
+            .http
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = http;
+        Ok(())
+    }
+
+    fn build_http(
+        kc: &KubeConfig,
+        user_agent: &str,
+        identity_pem: Option<&str>,
+    ) -> Result<reqwest::Client> {
         let mut b = reqwest::Client::builder()
             .user_agent(user_agent)
             .connect_timeout(Duration::from_secs(10))
@@ -212,20 +247,12 @@ impl Client {
         if kc.insecure {
             b = b.danger_accept_invalid_certs(true);
         }
-        if let Some(pem) = &kc.identity_pem {
+        if let Some(pem) = identity_pem {
             let id = reqwest::Identity::from_pem(pem.as_bytes())
                 .map_err(|e| ClientError::Config(format!("the client certificate: {e}")))?;
             b = b.identity(id);
         }
-        let http = b.build().map_err(|e| ClientError::Config(e.to_string()))?;
-        Ok(Client {
-            http,
-            base: kc.server.clone().into(),
-            token: kc.token.clone().map(Into::into),
-            namespace: kc.namespace.clone().into(),
-            ca_pem: kc.ca_pem.clone().map(Into::into),
-            impersonate: None,
-        })
+        b.build().map_err(|e| ClientError::Config(e.to_string()))
     }
 
     /// The same connection acting as `user` in `groups` (kube's
@@ -275,7 +302,12 @@ impl Client {
     }
 
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        let http = self
+            .http
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut r = http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             r = r.bearer_auth(t);
         }
@@ -307,6 +339,12 @@ impl Client {
     /// A raw GET (e.g. `/version`, `/readyz`).
     pub async fn get_raw(&self, path: &str) -> Result<Value> {
         self.send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    /// A raw POST of a JSON body (e.g. a SubjectAccessReview).
+    pub async fn post_raw(&self, path: &str, body: &Value) -> Result<Value> {
+        self.send(self.req(reqwest::Method::POST, path).json(body))
+            .await
     }
 }
 

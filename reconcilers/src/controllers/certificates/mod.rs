@@ -1,0 +1,9 @@
+//! kube-controller-manager's certificate controllers, for kubelet TLS
+//! bootstrapping and rotation: `approver.rs` (csrapproving) approves node
+//! client certificate requests whose requester RBAC allows, `signer.rs`
+//! (csrsigning) signs approved client certificate requests with the cluster
+//! CA; `request.rs` is what both read from a request.
+
+pub mod approver;
+pub mod request;
+pub mod signer;
