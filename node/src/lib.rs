@@ -8,7 +8,8 @@
 //! service proxy is [`proxy`]; the service load balancer (LoadBalancer
 //! Services and userspace NodePorts on the host) is [`servicelb`]; routes to other nodes' pods are [`routes`];
 //! persistent volumes (claims mounted, local-path volumes reclaimed) are [`storage`];
-//! the usage figures the Metrics API reads are [`stats`].
+//! the usage figures the Metrics API reads are [`stats`]; joining a cluster
+//! by token (TLS bootstrapping and certificate rotation) is [`tls_bootstrap`].
 
 pub mod config;
 pub mod daemon;
@@ -24,6 +25,7 @@ pub mod server;
 pub mod servicelb;
 pub mod stats;
 pub mod storage;
+pub mod tls_bootstrap;
 
 pub use config::{NodeConfig, Timings};
 pub use daemon::Daemon;

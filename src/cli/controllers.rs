@@ -73,12 +73,63 @@ pub struct Tuning {
     /// How long after start a pod's readiness changes are taken as its initial readiness.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
+    /// The CA certificate (PEM) the csrsigning controller signs client certificates with
+    /// (default for `korral server`: its own, DATA_DIR/pki/ca.crt).
+    #[arg(long, value_name = "FILE", requires = "cluster_signing_key_file")]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// The CA's private key (PEM) (default for `korral server`: DATA_DIR/pki/ca.key).
+    #[arg(long, value_name = "FILE", requires = "cluster_signing_cert_file")]
+    pub cluster_signing_key_file: Option<PathBuf>,
+    /// The longest life of a signed certificate (a request's expirationSeconds may only
+    /// shorten it); at least 30s.
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    pub cluster_signing_duration: Duration,
+}
+
+/// The shortest `--cluster-signing-duration` korral accepts (kube's
+/// `expirationSeconds` minimum is 10 minutes; tests of rotation need less).
+const MIN_SIGNING_DURATION: Duration = Duration::from_secs(30);
+
+/// Reads the csrsigning controller's CA from explicit files, else from the
+/// server's PKI directory `default_pki` (`ca.crt`, `ca.key`) when given.
+pub fn signing_ca(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    default_pki: Option<&Path>,
+) -> Result<Option<Arc<controllers::options::SigningCa>>, String> {
+    let (cert, key) = match (cert, key, default_pki) {
+        (Some(c), Some(k), _) => (c.to_path_buf(), k.to_path_buf()),
+        (_, _, Some(dir)) => (dir.join("ca.crt"), dir.join("ca.key")),
+        _ => return Ok(None),
+    };
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| format!("--cluster-signing-*-file {}: {e}", p.display()))
+    };
+    Ok(Some(Arc::new(controllers::options::SigningCa {
+        cert_pem: read(&cert)?,
+        key_pem: read(&key)?,
+    })))
 }
 
 impl Tuning {
-    /// The controller options these flags describe.
-    pub fn options(&self) -> ControllerOptions {
-        ControllerOptions {
+    /// The controller options these flags describe; the csrsigning
+    /// controller's CA from the flags or, without them, from `default_pki`.
+    pub fn options(&self, default_pki: Option<&Path>) -> Result<ControllerOptions, String> {
+        let cluster_signing = signing_ca(
+            self.cluster_signing_cert_file.as_deref(),
+            self.cluster_signing_key_file.as_deref(),
+            default_pki,
+        )?;
+        if self.cluster_signing_duration < MIN_SIGNING_DURATION {
+            tracing::warn!(
+                requested = ?self.cluster_signing_duration,
+                "--cluster-signing-duration raised to the minimum, {MIN_SIGNING_DURATION:?}"
+            );
+        }
+        Ok(ControllerOptions {
+            cluster_signing,
+            cluster_signing_duration: self.cluster_signing_duration.max(MIN_SIGNING_DURATION),
             node_monitor_grace_period: self.node_monitor_grace_period,
             node_monitor_period: self.node_monitor_period,
             pod_eviction_timeout: self.pod_eviction_timeout,
@@ -88,7 +139,7 @@ impl Tuning {
             hpa_cpu_initialization_period: self.horizontal_pod_autoscaler_cpu_initialization_period,
             hpa_initial_readiness_delay: self.horizontal_pod_autoscaler_initial_readiness_delay,
             ..ControllerOptions::default()
-        }
+        })
     }
 }
 
@@ -186,14 +237,15 @@ pub fn run(args: Args) -> ExitCode {
             renew_deadline: args.leader_elect_renew_deadline,
             retry_period: args.leader_elect_retry_period,
         };
+        let options = match args.tuning.options(None) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("korral controllers: {e}");
+                return ExitCode::from(output::ERROR);
+            }
+        };
         let run = tokio::spawn(controllers::run_elected_with(
-            client,
-            enabled,
-            identity,
-            timing,
-            metrics,
-            rx,
-            args.tuning.options(),
+            client, enabled, identity, timing, metrics, rx, options,
         ));
         crate::cli::server::shutdown_signal().await;
         let _ = tx.send(true);

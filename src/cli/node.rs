@@ -132,8 +132,28 @@ impl ContainerdArgs {
 #[derive(clap::Args)]
 pub struct Args {
     /// The kubeconfig (a `node:NAME` identity; `--simulate` needs one that may write every Node, e.g. admin).
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long, env = "KUBECONFIG", conflicts_with_all = ["server", "token"])]
     kubeconfig: Option<PathBuf>,
+    /// Join this API server (`https://HOST:PORT`) with --token instead of a kubeconfig: the node
+    /// asks for its own client certificate (kubelet TLS bootstrapping), keeps it in its data
+    /// directory and renews it before it expires.
+    #[arg(long, requires = "token", conflicts_with = "simulate")]
+    server: Option<String>,
+    /// The join token (`K10<CA hash>::<id>.<secret>`, from `korral token create --bootstrap`), or a
+    /// bare bootstrap token `<id>.<secret>` with --ca-cert-hash.
+    #[arg(
+        long,
+        env = "KORRAL_TOKEN",
+        requires = "server",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// The CA's hash for a bare --token, `sha256:<hex>` (kubeadm's --discovery-token-ca-cert-hash).
+    #[arg(long, requires = "token")]
+    ca_cert_hash: Option<String>,
+    /// How long to wait for the client certificate to be approved and signed.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    csr_timeout: Duration,
     /// The Node's name (default: the hostname); with --simulate, the prefix of the names.
     #[arg(long)]
     name: Option<String>,
@@ -474,10 +494,21 @@ async fn run_async(mut args: Args) -> Result<(), String> {
         return cleanup().await;
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let path = resolve_path(args.kubeconfig.as_deref());
+    let base = args.name.clone().unwrap_or_else(node::machine::hostname);
+    let join = match (&args.server, &args.token) {
+        (Some(server), Some(token)) => Some(join_of(&args, server, token, &base)?),
+        _ => None,
+    };
+    let path = match &join {
+        Some(j) => {
+            // bootstrapped (or kept from an earlier start) before anything else runs
+            j.credentials().await?;
+            j.kubeconfig()
+        }
+        None => resolve_path(args.kubeconfig.as_deref()),
+    };
     let kc = KubeConfig::load(&path).map_err(|e| e.to_string())?;
     let client = Client::new(&kc, "korral-node").map_err(|e| e.to_string())?;
-    let base = args.name.clone().unwrap_or_else(node::machine::hostname);
     let names: Vec<String> = match args.simulate {
         Some(n) => {
             args.runtime = RuntimeKind::Simulated;
@@ -555,6 +586,30 @@ async fn run_async(mut args: Args) -> Result<(), String> {
             Ok(())
         }));
     }
+    if let Some(j) = &join {
+        let credentials = node::tls_bootstrap::files::read(&path)?
+            .ok_or_else(|| format!("{}: the node's kubeconfig vanished", path.display()))?;
+        let rotation = node::tls_bootstrap::rotation::Rotation {
+            client: client.clone(),
+            node: j.node.clone(),
+            kubeconfig: path.clone(),
+            credentials,
+            csr_timeout: j.csr_timeout,
+        };
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            rotation
+                .run(async move {
+                    while !*rx.borrow_and_update() {
+                        if rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .await;
+            Ok(())
+        }));
+    }
     eprintln!(
         "korral node: {} node(s) ({}), runtime {:?}",
         names.len(),
@@ -580,6 +635,31 @@ async fn run_async(mut args: Args) -> Result<(), String> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// What `--server` and `--token` ask for: node `name` joining with its data
+/// in the same directory `config` gives it.
+fn join_of(
+    args: &Args,
+    server: &str,
+    token: &str,
+    name: &str,
+) -> Result<node::tls_bootstrap::Join, String> {
+    if !server.starts_with("https://") {
+        return Err(format!("--server {server:?} must be an https:// URL"));
+    }
+    let token = node::tls_bootstrap::token::parse(token, args.ca_cert_hash.as_deref())?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".korral/nodes").join(name));
+    Ok(node::tls_bootstrap::Join {
+        server: server.trim_end_matches('/').to_string(),
+        token,
+        node: name.to_string(),
+        data_dir,
+        csr_timeout: args.csr_timeout,
+    })
 }
 
 /// Resolves when the first daemon fails (with its error).

@@ -224,11 +224,19 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(output::ERROR);
             }
         };
+        let options = match args.tuning.options(Some(&args.data_dir.join("pki"))) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("korral server: {e}");
+                server.shutdown().await;
+                return ExitCode::from(output::ERROR);
+            }
+        };
         let controllers = match crate::cli::controllers::start_in_process(
             &args.data_dir.join("controller.kubeconfig"),
             &args.controllers,
             crate::cli::controllers::default_identity(),
-            args.tuning.options(),
+            options,
         ) {
             Ok(c) => c,
             Err(e) => {

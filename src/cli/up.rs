@@ -589,7 +589,16 @@ pub fn run(args: Args) -> ExitCode {
             &args.data_dir.join("controller.kubeconfig"),
             "all",
             identity.clone(),
-            reconcilers::controllers::ControllerOptions::default(),
+            reconcilers::controllers::ControllerOptions {
+                // nodes may join `korral up` by token too
+                cluster_signing: crate::cli::controllers::signing_ca(
+                    None,
+                    None,
+                    Some(&args.data_dir.join("pki")),
+                )
+                .unwrap_or_default(),
+                ..Default::default()
+            },
         ) {
             Ok(c) => c,
             Err(e) => {

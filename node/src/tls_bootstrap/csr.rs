@@ -1,0 +1,145 @@
+//! Asking the cluster for a node client certificate, as the kubelet does:
+//! a fresh ECDSA P-256 key made here (it never leaves the node), a PKCS#10
+//! request for `CN=system:node:NAME, O=system:nodes`, a
+//! CertificateSigningRequest for the `kubernetes.io/kube-apiserver-client-kubelet`
+//! signer with usages `digital signature` and `client auth`, then waiting
+//! until it is approved and signed (or denied, or failed).
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestSpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use reconcilers::runtime::{Client, ClientError, WriteParams};
+
+use crate::tls_bootstrap::files;
+
+/// The kubelet client certificates' signer.
+pub const SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// The usages of an ECDSA node client certificate.
+pub const USAGES: [&str; 2] = ["digital signature", "client auth"];
+
+/// A signed certificate and the key it certifies (PEM).
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// The certificate.
+    pub cert_pem: String,
+    /// The private key.
+    pub key_pem: String,
+    /// The CertificateSigningRequest's name.
+    pub csr_name: String,
+}
+
+/// How the request is named: bootstrap requests get the kubelet's
+/// `node-csr-<digest>`, renewals client-go's `csr-<random>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Naming {
+    /// `node-csr-` and a digest of the request.
+    Bootstrap,
+    /// `generateName: csr-`.
+    Renewal,
+}
+
+/// Makes a key and a request for node `node`, submits it with `client` and
+/// waits (up to `timeout`) for the certificate.
+pub async fn request_certificate(
+    client: &Client,
+    node: &str,
+    naming: Naming,
+    timeout: Duration,
+) -> Result<Issued, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| format!("cannot make a key: {e}"))?;
+    let mut params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::OrganizationName, "system:nodes");
+    dn.push(rcgen::DnType::CommonName, format!("system:node:{node}"));
+    params.distinguished_name = dn;
+    let request = params
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .map_err(|e| format!("cannot make the certificate request: {e}"))?;
+    let mut metadata = ObjectMeta::default();
+    match naming {
+        Naming::Bootstrap => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, request.as_bytes());
+            let hex: String = digest.as_ref()[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            metadata.name = Some(format!("node-csr-{hex}"));
+        }
+        Naming::Renewal => metadata.generate_name = Some("csr-".into()),
+    }
+    let csr = CertificateSigningRequest {
+        metadata,
+        spec: CertificateSigningRequestSpec {
+            request: ByteString(request.into_bytes()),
+            signer_name: SIGNER.into(),
+            usages: Some(USAGES.iter().map(|u| u.to_string()).collect()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api = client.api::<CertificateSigningRequest>(None);
+    let wp = WriteParams {
+        field_manager: Some("korral-node".into()),
+        ..Default::default()
+    };
+    let created = api.create(&csr, &wp).await.map_err(explain)?;
+    let name = created.metadata.name.clone().unwrap_or_default();
+    tracing::info!(csr = %name, node, "requested a client certificate; waiting for approval and signing");
+    let deadline = Instant::now() + timeout;
+    let cert_pem = loop {
+        let current = api.get(&name).await.map_err(explain)?;
+        let status = current.status.unwrap_or_default();
+        for c in status.conditions.iter().flatten() {
+            if c.status == "True" && (c.type_ == "Denied" || c.type_ == "Failed") {
+                return Err(format!(
+                    "CertificateSigningRequest {name} was {}: {} {}",
+                    c.type_.to_lowercase(),
+                    c.reason.as_deref().unwrap_or(""),
+                    c.message.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        if let Some(cert) = status.certificate.filter(|c| !c.0.is_empty()) {
+            break String::from_utf8(cert.0).map_err(|_| {
+                format!("CertificateSigningRequest {name}: the certificate is not PEM")
+            })?;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "CertificateSigningRequest {name} was not approved and signed within {timeout:?} \
+                 (are the csrapproving and csrsigning controllers running? `kubectl certificate approve {name}` approves it by hand)"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let info = files::cert_info(&cert_pem)?;
+    if info.public_key_der != rcgen::PublicKeyData::subject_public_key_info(&key) {
+        return Err(format!(
+            "CertificateSigningRequest {name}: the issued certificate is not for the key requested"
+        ));
+    }
+    Ok(Issued {
+        cert_pem,
+        key_pem: key.serialize_pem(),
+        csr_name: name,
+    })
+}
+
+/// Turns an API error into a message that says what to do.
+fn explain(e: ClientError) -> String {
+    match e.code() {
+        401 => format!(
+            "the API server refused the credentials (401 Unauthorized: {e}): a bootstrap token that is \
+             wrong, expired or deleted; make a new one with `korral token create --bootstrap`"
+        ),
+        403 => format!(
+            "the API server forbids it (403: {e}): the token's group needs the system:node-bootstrapper role"
+        ),
+        _ => e.to_string(),
+    }
+}
