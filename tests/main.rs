@@ -41,6 +41,7 @@ mod node_containerd;
 mod node_exec;
 mod node_health;
 mod node_image_gc;
+mod node_join;
 mod node_process;
 mod node_registry;
 mod node_simulated;
