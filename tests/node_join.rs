@@ -365,6 +365,7 @@ stringData:
   token-id: {id}
   token-secret: {secret}
   usage-bootstrap-authentication: "true"
+  auth-extra-groups: system:bootstrappers:korral:default-node-token
   expiration: "{expiration}"
 "#
     ));

@@ -136,7 +136,7 @@ fn bootstrap_secret(
         ("usage-bootstrap-signing".to_string(), "true".to_string()),
         (
             "auth-extra-groups".to_string(),
-            "system:bootstrappers:korral:default-node-token".to_string(),
+            apiserver::rbac::bootstrap::BOOTSTRAP_TOKEN_GROUP.to_string(),
         ),
         ("description".to_string(), description.to_string()),
     ]);

@@ -3,8 +3,9 @@
 //! `admin`/`edit`/`view` ClusterRoles aggregated from the
 //! `system:aggregate-to-*` roles, and what every authenticated user may do
 //! (`system:basic-user`, `system:discovery`, `system:public-info-viewer`),
-//! and kubeadm's TLS-bootstrapping roles and bindings (bootstrap tokens may
-//! request node client certificates, nodes may renew their own).
+//! and kubeadm's TLS-bootstrapping roles and bindings (tokens in
+//! [`BOOTSTRAP_TOKEN_GROUP`] may request node client certificates, nodes may
+//! renew their own).
 //! They are created when missing and carry kube's
 //! `kubernetes.io/bootstrapping: rbac-defaults` label.
 
@@ -63,6 +64,11 @@ fn binding(name: &str, role: &str, groups: &[&str]) -> Value {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
         "subjects": subjects})
 }
+
+/// The extra group of the bootstrap tokens `korral token create --bootstrap`
+/// makes (kubeadm's is `system:bootstrappers:kubeadm:default-node-token`):
+/// the default bindings let it join nodes.
+pub const BOOTSTRAP_TOKEN_GROUP: &str = "system:bootstrappers:korral:default-node-token";
 
 const TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
 const TO_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
@@ -418,21 +424,23 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:public-info-viewer",
             &["system:authenticated", "system:unauthenticated"],
         ),
-        // kubeadm's bindings for TLS bootstrapping: bootstrap tokens may ask
-        // for node client certificates, which are approved automatically, and
-        // nodes' renewals of their own certificates are too
+        // TLS bootstrapping, as kubeadm binds it (under korral's names and
+        // group, so kubeadm's own bindings can still be made by hand): tokens
+        // of `korral token create --bootstrap` may ask for node client
+        // certificates, approved automatically, and nodes' renewals of their
+        // own certificates are approved too
         binding(
-            "kubeadm:kubelet-bootstrap",
+            "korral:kubelet-bootstrap",
             "system:node-bootstrapper",
-            &[crate::bootstrap_tokens::GROUP],
+            &[BOOTSTRAP_TOKEN_GROUP],
         ),
         binding(
-            "kubeadm:node-autoapprove-bootstrap",
+            "korral:node-autoapprove-bootstrap",
             "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
-            &[crate::bootstrap_tokens::GROUP],
+            &[BOOTSTRAP_TOKEN_GROUP],
         ),
         binding(
-            "kubeadm:node-autoapprove-certificate-rotation",
+            "korral:node-autoapprove-certificate-rotation",
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             &["system:nodes"],
         ),
@@ -470,6 +478,51 @@ mod tests {
             cluster_role_bindings().into_iter().map(from).collect(),
             Vec::new(),
         )
+    }
+
+    #[test]
+    fn korral_bootstrap_tokens_may_ask_for_node_certificates_and_nodes_renew_theirs() {
+        let s = defaults();
+        let csr = |subresource| Request {
+            verb: "create",
+            group: "certificates.k8s.io",
+            resource: "certificatesigningrequests",
+            subresource,
+            ..Default::default()
+        };
+        let joiner = User {
+            name: "system:bootstrap:abcdef".into(),
+            groups: vec![
+                "system:bootstrappers".into(),
+                BOOTSTRAP_TOKEN_GROUP.into(),
+                "system:authenticated".into(),
+            ],
+        };
+        for sub in [None, Some("nodeclient")] {
+            assert!(
+                matches!(s.authorize(&joiner, &csr(sub)), Verdict::Allow(_)),
+                "{sub:?}"
+            );
+        }
+        assert_eq!(
+            s.authorize(&joiner, &csr(Some("selfnodeclient"))),
+            Verdict::Deny
+        );
+        // a token outside korral's group (kubeadm's, say) is not bound by default
+        let other = User {
+            groups: vec!["system:bootstrappers".into(), "system:authenticated".into()],
+            ..joiner
+        };
+        assert_eq!(s.authorize(&other, &csr(None)), Verdict::Deny);
+        let node = User {
+            name: "system:node:a".into(),
+            groups: vec!["system:nodes".into(), "system:authenticated".into()],
+        };
+        assert!(matches!(
+            s.authorize(&node, &csr(Some("selfnodeclient"))),
+            Verdict::Allow(_)
+        ));
+        assert_eq!(s.authorize(&node, &csr(Some("nodeclient"))), Verdict::Deny);
     }
 
     #[test]
