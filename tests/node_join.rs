@@ -348,7 +348,7 @@ fn a_joined_nodes_certificate_rotates_and_it_keeps_heartbeating() {
         tail(&node.log_text(), 30)
     );
     assert!(
-        !node.log_text().contains("401"),
+        !node.log_text().contains("Unauthorized"),
         "the node was refused after the rotation:\n{}",
         tail(&node.log_text(), 30)
     );
