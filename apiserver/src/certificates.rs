@@ -1,12 +1,15 @@
 //! CertificateSigningRequests as kube-apiserver's strategy stores them: on
 //! create the requester (`spec.username`, `uid`, `groups`, `extra`) is the
 //! authenticated caller, whatever the body said — the csrapproving
-//! controller decides by it — and an update of the main resource cannot
-//! change the spec (approval and status go through their subresources).
+//! controller decides by it — and updates change only what kube's
+//! strategies let them: never the spec; conditions through `approval` (not
+//! the certificate); the certificate and other conditions through `status`
+//! (not approval).
 
 use serde_json::{Value, json};
 
 use crate::auth::{Identity, Role};
+use crate::errors::{ApiError, ApiResult};
 use schemas::KindInfo;
 
 fn is_csr(info: &KindInfo) -> bool {
@@ -35,14 +38,84 @@ pub fn prepare_create(info: &KindInfo, id: &Identity, obj: &mut Value) {
     }
 }
 
-/// Keeps a CSR's spec through an update of the main resource.
-pub fn prepare_update(info: &KindInfo, subresource: Option<&str>, old: &Value, new: &mut Value) {
-    if !is_csr(info) || subresource.is_some() {
-        return;
+/// What an update may change, as kube's three CSR strategies allow: the main
+/// resource and the subresources never change the spec; `approval` changes
+/// only the conditions (the certificate stays); `status` cannot add or drop
+/// `Approved`/`Denied` conditions. Approved and Denied together are refused.
+pub fn prepare_update(
+    info: &KindInfo,
+    subresource: Option<&str>,
+    old: &Value,
+    new: &mut Value,
+) -> ApiResult<()> {
+    if !is_csr(info) {
+        return Ok(());
     }
-    if let (Some(spec), Value::Object(root)) = (old.get("spec"), new) {
+    let Value::Object(root) = new else {
+        return Ok(());
+    };
+    if let Some(spec) = old.get("spec") {
         root.insert("spec".into(), spec.clone());
     }
+    let approval = |c: &&Value| {
+        matches!(
+            c.get("type").and_then(Value::as_str),
+            Some("Approved" | "Denied")
+        )
+    };
+    let old_conditions: Vec<Value> = old
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    match subresource {
+        Some("approval") => {
+            let status = root.entry("status").or_insert_with(|| json!({}));
+            if let Value::Object(status) = status {
+                match old.pointer("/status/certificate") {
+                    Some(cert) => status.insert("certificate".into(), cert.clone()),
+                    None => status.remove("certificate"),
+                };
+            }
+        }
+        Some("status") => {
+            let status = root.entry("status").or_insert_with(|| json!({}));
+            if let Value::Object(status) = status {
+                let mut conditions: Vec<Value> = status
+                    .get("conditions")
+                    .and_then(Value::as_array)
+                    .map(|cs| cs.iter().filter(|c| !approval(c)).cloned().collect())
+                    .unwrap_or_default();
+                conditions.extend(old_conditions.iter().filter(approval).cloned());
+                status.insert("conditions".into(), Value::Array(conditions));
+            }
+        }
+        _ => {}
+    }
+    let true_of = |t: &str| {
+        root.get("status")
+            .and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("type").and_then(Value::as_str) == Some(t)
+                        && c.get("status").and_then(Value::as_str) == Some("True")
+                })
+            })
+    };
+    if true_of("Approved") && true_of("Denied") {
+        let name = crate::objects::name(old).to_string();
+        return Err(ApiError::invalid(
+            info,
+            &name,
+            &[schemas::FieldError::invalid(
+                schemas::FieldPath::fields("status.conditions"),
+                "Approved",
+                "Approved and Denied conditions are mutually exclusive",
+            )],
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -67,7 +140,31 @@ mod tests {
         );
         assert!(csr["spec"].get("uid").is_none());
         let mut changed = json!({"spec": {"username": "admin"}});
-        prepare_update(info, None, &csr, &mut changed);
+        prepare_update(info, None, &csr, &mut changed).expect("update");
         assert_eq!(changed["spec"]["username"], "system:node:a");
+    }
+
+    #[test]
+    fn approval_changes_conditions_and_status_changes_the_rest() {
+        let info =
+            schemas::lookup("certificates.k8s.io/v1", "CertificateSigningRequest").expect("kind");
+        let approved = json!({"type": "Approved", "status": "True"});
+        let old = json!({"spec": {"username": "u"}, "status": {"conditions": [approved]}});
+        // status cannot drop the approval, nor add a denial
+        let mut by_status = json!({"spec": {}, "status": {"certificate": "Q0VSVA==",
+            "conditions": [{"type": "Denied", "status": "True"}]}});
+        prepare_update(info, Some("status"), &old, &mut by_status).expect("status");
+        assert_eq!(by_status["status"]["certificate"], "Q0VSVA==");
+        assert_eq!(by_status["status"]["conditions"], json!([approved]));
+        // approval cannot write a certificate
+        let mut by_approval = json!({"spec": {}, "status": {"certificate": "Q0VSVA==",
+            "conditions": [approved]}});
+        prepare_update(info, Some("approval"), &old, &mut by_approval).expect("approval");
+        assert!(by_approval["status"].get("certificate").is_none());
+        // approved and denied at once: 422
+        let mut both = json!({"spec": {}, "status": {"conditions": [approved,
+            {"type": "Denied", "status": "True"}]}});
+        let e = prepare_update(info, Some("approval"), &old, &mut both).expect_err("both");
+        assert_eq!(e.code, 422);
     }
 }

@@ -382,7 +382,7 @@ impl Req {
                 sub,
                 &opts,
                 |old, new| {
-                    crate::certificates::prepare_update(&info, sub, old, new);
+                    crate::certificates::prepare_update(&info, sub, old, new)?;
                     policies.admit(&info.kind, new, Some(old), &self.warnings)?;
                     crate::http::managed::record_update(&info, Some(old), new, &manager, sub)
                 },
@@ -429,7 +429,7 @@ impl Req {
                     )
                 },
                 |old, new| {
-                    crate::certificates::prepare_update(&info, sub, old, new);
+                    crate::certificates::prepare_update(&info, sub, old, new)?;
                     self.check_escalation(new)?;
                     policies.admit(&info.kind, new, Some(old), &self.warnings)?;
                     if content_type.starts_with("application/apply-patch") {
