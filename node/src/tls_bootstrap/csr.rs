@@ -92,7 +92,19 @@ pub async fn request_certificate(
     tracing::info!(csr = %name, node, "requested a client certificate; waiting for approval and signing");
     let deadline = Instant::now() + timeout;
     let cert_pem = loop {
-        let current = api.get(&name).await.map_err(explain)?;
+        let current = match api.get(&name).await {
+            Ok(c) => c,
+            // a server restarting (or failing over) meanwhile: keep waiting
+            Err(e) if e.code() == 0 || e.code() >= 500 => {
+                if Instant::now() >= deadline {
+                    return Err(explain(e));
+                }
+                tracing::warn!(csr = %name, error = %e, "cannot read the request; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(explain(e)),
+        };
         let status = current.status.unwrap_or_default();
         for c in status.conditions.iter().flatten() {
             if c.status == "True" && (c.type_ == "Denied" || c.type_ == "Failed") {

@@ -63,7 +63,9 @@ impl Join {
                 tracing::warn!(error = %e, "the kept credentials are unreadable; bootstrapping again")
             }
         }
-        let ca_pem = discovery::fetch_ca(&self.server, &self.token.ca_hash).await?;
+        let ca_pem =
+            discovery::fetch_ca_retrying(&self.server, &self.token.ca_hash, self.csr_timeout)
+                .await?;
         let kc = KubeConfig {
             server: self.server.trim_end_matches('/').to_string(),
             ca_pem: Some(ca_pem.clone()),
