@@ -5,7 +5,7 @@
 //! (approved and signed by the csrapproving/csrsigning controllers), turns
 //! Ready and runs a scheduled pod; a restart reuses the certificate; with a
 //! short `--cluster-signing-duration` the certificate rotates while the node
-//! keeps heartbeating; a wrong CA hash, a wrong secret and an expired token
+//! keeps heartbeating (and the expired first request is cleaned up); a wrong CA hash, a wrong secret and an expired token
 //! are refused and leave nothing behind; `kubectl certificate approve|deny`
 //! work on other requests.
 
@@ -346,6 +346,18 @@ fn a_joined_nodes_certificate_rotates_and_it_keeps_heartbeating() {
         "True",
         "{}",
         tail(&node.log_text(), 30)
+    );
+    // the bootstrap request goes once its certificate has expired (csrcleaner)
+    wait_for(
+        "the expired bootstrap CSR to be cleaned up",
+        Duration::from_secs(60),
+        || {
+            !csrs(&s).iter().any(|c| {
+                c["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("node-csr-"))
+            })
+        },
     );
     assert!(
         !node.log_text().contains("Unauthorized"),

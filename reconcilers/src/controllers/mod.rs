@@ -71,6 +71,7 @@ pub const ALL: &[&str] = &[
     "horizontal-pod-autoscaler",
     "csrapproving",
     "csrsigning",
+    "csrcleaner",
 ];
 
 /// What every controller gets.
@@ -176,6 +177,7 @@ async fn start(name: &'static str, ctx: Context) {
         "horizontal-pod-autoscaler" => podautoscaler::run(ctx).await,
         "csrapproving" => certificates::approver::run(ctx).await,
         "csrsigning" => certificates::signer::run(ctx).await,
+        "csrcleaner" => certificates::cleaner::run(ctx).await,
         other => {
             tracing::error!(controller = other, "no such controller");
             ctx.stopped().await;
