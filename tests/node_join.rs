@@ -513,12 +513,41 @@ fn kubectl_certificate_approve_and_deny_work_on_other_requests() {
         &jane,
         "kubernetes.io/kube-apiserver-client",
     ));
-    let mallory = openssl_request(dir, "mallory", "/CN=mallory/O=system:masters");
+    let mallory = openssl_request(dir, "mallory", "/CN=mallory/O=devs");
     s.apply(&csr_object(
         "mallory",
         &mallory,
         "kubernetes.io/kube-apiserver-client",
     ));
+    // no one gets system:masters from this signer, not even an admin (CertificateSubjectRestriction)
+    let root = openssl_request(dir, "root", "/CN=root/O=system:masters");
+    let o = s.kubectl_with(
+        &["create", "-f", "-"],
+        &[],
+        Some(&csr_object(
+            "root",
+            &root,
+            "kubernetes.io/kube-apiserver-client",
+        )),
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(
+            "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    // a viewer may not approve (CertificateApproval)
+    let viewer = s.kubeconfig_for("viewer");
+    let o = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&viewer)
+        .args(["certificate", "approve", "jane"])
+        .output()
+        .expect("kubectl");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("forbidden"), "{}", stderr(&o));
     // the approver leaves a person's requests alone; the requester is the caller
     let get = |n: &str| s.get_json(&["csr", n]);
     assert_eq!(get("jane")["spec"]["username"], "korral-admin");

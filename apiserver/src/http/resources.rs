@@ -349,7 +349,7 @@ impl Req {
             .app
             .registry
             .create(&info, self.ns(), obj, &opts, |o| {
-                crate::certificates::prepare_create(&info, &self.id, o);
+                crate::certificates::prepare_create(&info, &self.id, o)?;
                 policies.admit(&info.kind, o, None, &self.warnings)?;
                 crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager)
             })
@@ -382,7 +382,7 @@ impl Req {
                 sub,
                 &opts,
                 |old, new| {
-                    crate::certificates::prepare_update(&info, sub, old, new)?;
+                    crate::certificates::prepare_update(&info, sub, &self.id, old, new)?;
                     policies.admit(&info.kind, new, Some(old), &self.warnings)?;
                     crate::http::managed::record_update(&info, Some(old), new, &manager, sub)
                 },
@@ -429,7 +429,7 @@ impl Req {
                     )
                 },
                 |old, new| {
-                    crate::certificates::prepare_update(&info, sub, old, new)?;
+                    crate::certificates::prepare_update(&info, sub, &self.id, old, new)?;
                     self.check_escalation(new)?;
                     policies.admit(&info.kind, new, Some(old), &self.warnings)?;
                     if content_type.starts_with("application/apply-patch") {
@@ -467,7 +467,7 @@ impl Req {
                     .app
                     .registry
                     .create(&info, self.ns(), config, &opts, |o| {
-                        crate::certificates::prepare_create(&info, &self.id, o);
+                        crate::certificates::prepare_create(&info, &self.id, o)?;
                         policies.admit(&info.kind, o, None, &self.warnings)
                     })
                     .await?;
