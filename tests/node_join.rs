@@ -6,7 +6,8 @@
 //! Ready and runs a scheduled pod; a restart reuses the certificate; with a
 //! short `--cluster-signing-duration` the certificate rotates while the node
 //! keeps heartbeating (and the expired first request is cleaned up); a wrong CA hash, a wrong secret and an expired token
-//! are refused and leave nothing behind; `kubectl certificate approve|deny`
+//! are refused and leave nothing behind (a bare token with `--ca-cert-hash`
+//! joins); `kubectl certificate approve|deny`
 //! work on other requests.
 
 use crate::node_support;
@@ -454,6 +455,14 @@ fn wrong_or_expired_tokens_are_refused_and_create_nothing() {
         !data.join("kubeconfig.yaml").exists(),
         "a refused join wrote a kubeconfig"
     );
+
+    // kubeadm's form: the bare token with --ca-cert-hash joins
+    let _reaper = Reaper(data.clone());
+    let mut args = node_args(&s, "x-5", &data, bootstrap);
+    args.extend(["--ca-cert-hash".to_string(), format!("sha256:{hash}")]);
+    let node = NodeProc::start(&data, &s.dir.path().join("node-x.log"), &args);
+    wait_node(&s, &node, "x-5");
+    assert_eq!(csrs(&s).len(), 1, "CSRs: {:#?}", csrs(&s));
 }
 
 /// A PKCS#10 request (PEM) for `subject` made with openssl in `dir`.
