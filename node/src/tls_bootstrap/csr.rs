@@ -87,7 +87,8 @@ pub async fn request_certificate(
         field_manager: Some("korral-node".into()),
         ..Default::default()
     };
-    let created = api.create(&csr, &wp).await.map_err(explain)?;
+    let why = |e: ClientError| explain(naming, e);
+    let created = api.create(&csr, &wp).await.map_err(why)?;
     let name = created.metadata.name.clone().unwrap_or_default();
     tracing::info!(csr = %name, node, "requested a client certificate; waiting for approval and signing");
     let deadline = Instant::now() + timeout;
@@ -97,13 +98,13 @@ pub async fn request_certificate(
             // a server restarting (or failing over) meanwhile: keep waiting
             Err(e) if e.code() == 0 || e.code() >= 500 => {
                 if Instant::now() >= deadline {
-                    return Err(explain(e));
+                    return Err(why(e));
                 }
                 tracing::warn!(csr = %name, error = %e, "cannot read the request; trying again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
-            Err(e) => return Err(explain(e)),
+            Err(e) => return Err(why(e)),
         };
         let status = current.status.unwrap_or_default();
         for c in status.conditions.iter().flatten() {
@@ -143,14 +144,19 @@ pub async fn request_certificate(
 }
 
 /// Turns an API error into a message that says what to do.
-fn explain(e: ClientError) -> String {
-    match e.code() {
-        401 => format!(
+fn explain(naming: Naming, e: ClientError) -> String {
+    match (naming, e.code()) {
+        (Naming::Bootstrap, 401) => format!(
             "the API server refused the credentials (401 Unauthorized: {e}): a bootstrap token that is \
              wrong, expired or deleted; make a new one with `korral token create --bootstrap`"
         ),
-        403 => format!(
-            "the API server forbids it (403: {e}): the token's group needs the system:node-bootstrapper role"
+        (Naming::Bootstrap, 403) => format!(
+            "the API server forbids it (403: {e}): the token's group needs the system:node-bootstrapper \
+             role (tokens of `korral token create --bootstrap` have it)"
+        ),
+        (Naming::Renewal, 401) => format!(
+            "the API server refused the node's certificate (401 Unauthorized: {e}): if it has expired, \
+             remove the node's kubeconfig and join again with a new token"
         ),
         _ => e.to_string(),
     }
