@@ -131,8 +131,9 @@ impl ContainerdArgs {
 /// Arguments of `korral node`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The kubeconfig (a `node:NAME` identity; `--simulate` needs one that may write every Node, e.g. admin).
-    #[arg(long, env = "KUBECONFIG", conflicts_with_all = ["server", "token"])]
+    /// The kubeconfig (a `node:NAME` identity; `--simulate` needs one that may write every Node, e.g. admin);
+    /// not read with --server/--token.
+    #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
     /// Join this API server (`https://HOST:PORT`) with --token instead of a kubeconfig: the node
     /// asks for its own client certificate (kubelet TLS bootstrapping), keeps it in its data
@@ -140,13 +141,8 @@ pub struct Args {
     #[arg(long, requires = "token", conflicts_with = "simulate")]
     server: Option<String>,
     /// The join token (`K10<CA hash>::<id>.<secret>`, from `korral token create --bootstrap`), or a
-    /// bare bootstrap token `<id>.<secret>` with --ca-cert-hash.
-    #[arg(
-        long,
-        env = "KORRAL_TOKEN",
-        requires = "server",
-        hide_env_values = true
-    )]
+    /// bare bootstrap token `<id>.<secret>` with --ca-cert-hash (used only with --server).
+    #[arg(long, env = "KORRAL_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// The CA's hash for a bare --token, `sha256:<hex>` (kubeadm's --discovery-token-ca-cert-hash).
     #[arg(long, requires = "token")]
