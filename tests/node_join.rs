@@ -229,6 +229,50 @@ fn a_node_joins_by_token_runs_a_pod_and_reuses_its_certificate_on_restart() {
     );
     let serial = kubeconfig_cert(&data, "-serial");
     assert!(serial.starts_with("serial="), "{serial}");
+    let as_node = |args: &[&str]| {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(data.join("kubeconfig.yaml"))
+            .args(args)
+            .output()
+            .expect("kubectl")
+    };
+    let who = as_node(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+    ]);
+    assert_eq!(
+        stdout(&who).trim(),
+        "system:node:joiner-1 [\"system:nodes\",\"system:authenticated\"]",
+        "{}",
+        stderr(&who)
+    );
+    // NodeRestriction: its own Node only
+    let o = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(data.join("kubeconfig.yaml"))
+        .args(["create", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"apiVersion: v1\nkind: Node\nmetadata: {name: someone-else}\n")?;
+            c.wait_with_output()
+        })
+        .expect("kubectl create node");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("node \"joiner-1\" is not allowed to modify node \"someone-else\""),
+        "{}",
+        stderr(&o)
+    );
 
     // a pod the scheduler places on it runs
     s.apply(POD);

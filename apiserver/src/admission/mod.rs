@@ -9,6 +9,7 @@
 pub mod claim_resize;
 pub mod ingress_class;
 pub mod limit_ranger;
+pub mod node_restriction;
 pub mod pod_security;
 mod pods;
 pub mod policies;

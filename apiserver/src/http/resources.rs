@@ -350,6 +350,7 @@ impl Req {
             .registry
             .create(&info, self.ns(), obj, &opts, |o| {
                 crate::certificates::prepare_create(&info, &self.id, o)?;
+                crate::admission::node_restriction::admit_create(&info, &self.id, o)?;
                 policies.admit(&info.kind, o, None, &self.warnings)?;
                 crate::http::managed::record_create(&info, decoded.as_ref(), o, &manager)
             })
@@ -468,6 +469,7 @@ impl Req {
                     .registry
                     .create(&info, self.ns(), config, &opts, |o| {
                         crate::certificates::prepare_create(&info, &self.id, o)?;
+                        crate::admission::node_restriction::admit_create(&info, &self.id, o)?;
                         policies.admit(&info.kind, o, None, &self.warnings)
                     })
                     .await?;
