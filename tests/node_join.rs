@@ -147,6 +147,14 @@ fn lease_renew_time(s: &Server, name: &str) -> String {
     stdout(&o).trim().to_string()
 }
 
+/// Whether process `pid` runs (exists and is no zombie).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
 /// Kills every container process the node started (they outlive the daemon by design).
 struct Reaper(PathBuf);
 
@@ -322,6 +330,7 @@ fn a_joined_nodes_certificate_rotates_and_it_keeps_heartbeating() {
         &node_args(&s, name, &data, &token),
     );
     wait_node(&s, &node, name);
+    let pid = node.pid().expect("pid") as i32;
     let first_serial = kubeconfig_cert(&data, "-serial");
     let end = kubeconfig_cert(&data, "-enddate");
     assert!(end.starts_with("notAfter="), "{end}");
@@ -367,6 +376,11 @@ fn a_joined_nodes_certificate_rotates_and_it_keeps_heartbeating() {
             .contains("rotated the node's client certificate")),
         "{}",
         tail(&node.log_text(), 30)
+    );
+    // swapped in the running daemon: the same process, still alive
+    assert!(
+        running(pid) && node.pid() == Some(pid as u32),
+        "the node restarted for the rotation"
     );
     let after_swap = lease_renew_time(&s, name);
     for round in 0..3 {
