@@ -257,7 +257,8 @@ async fn run(nodes: usize, init: usize, measured: usize, backlog: bool) -> Row {
     }
     let done = Instant::now();
     let cpu_per_pod = cpu_start.map_or(Duration::ZERO, |(c0, n0)| {
-        cpu(&server, &scheduler).saturating_sub(c0) / u32::try_from(measured - n0).unwrap_or(1).max(1)
+        cpu(&server, &scheduler).saturating_sub(c0)
+            / u32::try_from(measured - n0).unwrap_or(1).max(1)
     });
     if let Some(c) = creating {
         c.await.expect("creates");

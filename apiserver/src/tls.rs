@@ -24,6 +24,17 @@ pub struct ClientCert {
     pub common_name: String,
     /// The organizations: the groups.
     pub organizations: Vec<String>,
+    /// When it expires (seconds since the Unix epoch): a connection may
+    /// outlive its certificate, so every request checks this again, as
+    /// kube-apiserver verifies the certificate per request.
+    pub not_after: i64,
+}
+
+impl ClientCert {
+    /// Whether the certificate has expired by now.
+    pub fn expired(&self) -> bool {
+        chrono::Utc::now().timestamp() > self.not_after
+    }
 }
 
 impl ClientCert {
@@ -36,6 +47,7 @@ impl ClientCert {
         Some(ClientCert {
             common_name: subject.iter_common_name().next().and_then(text)?,
             organizations: subject.iter_organization().filter_map(text).collect(),
+            not_after: cert.validity().not_after.timestamp(),
         })
     }
 }
@@ -127,5 +139,35 @@ where
             req.extensions_mut().insert(cert.clone());
         }
         self.inner.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed client certificate for `alice` in `dev` valid until `year`.
+    fn client_cert_until(year: i32) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "alice");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "dev");
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(year, 1, 1);
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("cert").der().to_vec()
+    }
+
+    #[test]
+    fn a_client_certificate_carries_its_subject_and_expiry() {
+        let valid = ClientCert::from_der(&client_cert_until(2999)).expect("parses");
+        assert_eq!(valid.common_name, "alice");
+        assert_eq!(valid.organizations, vec!["dev".to_string()]);
+        assert!(!valid.expired());
+        let old = ClientCert::from_der(&client_cert_until(2001)).expect("parses");
+        assert!(old.expired());
     }
 }

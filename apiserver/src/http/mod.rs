@@ -198,6 +198,11 @@ async fn authenticate(
     cert: Option<&crate::tls::ClientCert>,
 ) -> ApiResult<Identity> {
     let rbac = app.rbac.snapshot();
+    // the handshake verified the chain; the time is checked per request
+    // (a long-lived connection outlives a rotated certificate)
+    if cert.is_some_and(crate::tls::ClientCert::expired) {
+        return Err(ApiError::unauthorized());
+    }
     if let Some(id) = cert.and_then(|c| crate::auth::identity_from_cert(c, rbac.clone())) {
         return Ok(crate::auth::for_requests(id, rbac));
     }

@@ -733,10 +733,9 @@ mod tests {
         .expect("error");
         assert!(matches!(ev, WatchEvent::Error(s) if s.code == Some(410)));
         assert!(parse_event::<ConfigMap>(b"{nope").is_err());
-        let ev = parse_event::<ConfigMap>(
-            br#"{"object":{"metadata":{"name":"b"}},"type":"DELETED"}"#,
-        )
-        .expect("deleted");
+        let ev =
+            parse_event::<ConfigMap>(br#"{"object":{"metadata":{"name":"b"}},"type":"DELETED"}"#)
+                .expect("deleted");
         assert!(matches!(ev, WatchEvent::Deleted(cm) if cm.metadata.name_str() == "b"));
         // an object that is not the kind's shape is an error, not a default
         assert!(
