@@ -179,7 +179,8 @@ async fn heartbeats(
             continue;
         };
         let mut stream = Box::pin(stream);
-        loop {
+        // checked before every event too: renewals can arrive faster than the pause below
+        while !stop.load(Ordering::Relaxed) {
             let ev = tokio::select! {
                 ev = stream.next() => ev,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {
