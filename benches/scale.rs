@@ -13,7 +13,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -33,6 +32,12 @@ const PER_NAMESPACE: usize = 10;
 const LATE: Duration = Duration::from_secs(12);
 /// How long the probes go on once every pod runs (the steady state).
 const STEADY: Duration = Duration::from_secs(30);
+/// The pause between two probe rounds.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// How often progress (nodes Ready, pods Ready) is read and printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// The pause before listing Leases again after a failed list.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// How often a cluster-wide list of pods is timed.
 const CLUSTER_LIST_EVERY: Duration = Duration::from_secs(10);
 
@@ -91,14 +96,13 @@ struct Probes {
 async fn probe(
     client: Client,
     namespaces: usize,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Probes {
-    use std::sync::atomic::Ordering;
     let cms = client.api::<ConfigMap>(Some("scale-probe"));
     let mut out = Probes::default();
     let mut last_cluster_list = Instant::now();
     let mut round = 0usize;
-    while !stop.load(Ordering::Relaxed) {
+    while !*stop.borrow() {
         round += 1;
         let name = format!("probe-{round}");
         let cm: ConfigMap = serde_json::from_value(serde_json::json!({
@@ -141,7 +145,7 @@ async fn probe(
                 Err(_) => out.errors += 1,
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(PROBE_EVERY).await;
     }
     out
 }
@@ -151,17 +155,16 @@ async fn probe(
 async fn heartbeats(
     client: Client,
     prefix: String,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> (Vec<Duration>, usize) {
-    use std::sync::atomic::Ordering;
     let leases = client.api::<Lease>(Some("kube-node-lease"));
     let mut last: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
     let mut gaps = Vec::new();
     let mut rv = String::new();
-    while !stop.load(Ordering::Relaxed) {
+    while !*stop.borrow() {
         if rv.is_empty() {
             let Ok(list) = leases.list(&ListParams::default()).await else {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(RETRY_AFTER).await;
                 continue;
             };
             for l in &list.items {
@@ -179,13 +182,11 @@ async fn heartbeats(
             continue;
         };
         let mut stream = Box::pin(stream);
-        // checked before every event too: renewals can arrive faster than the pause below
-        while !stop.load(Ordering::Relaxed) {
+        loop {
             let ev = tokio::select! {
                 ev = stream.next() => ev,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                    if stop.load(Ordering::Relaxed) { break } else { continue }
-                }
+                // the run is over (or its sender gone)
+                _ = stop.changed() => break,
             };
             match ev {
                 Some(Ok(WatchEvent::Added(l) | WatchEvent::Modified(l))) => {
@@ -290,7 +291,6 @@ fn slo_row(what: &str, v: &[Duration], slo: Duration) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
     let nodes = arg(&args, "--nodes", 5_000);
@@ -349,7 +349,7 @@ async fn main() {
             started.elapsed() < Duration::from_secs(900),
             "the nodes did not turn Ready within 15 min"
         );
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(PROGRESS_EVERY).await;
     }
     let nodes_ready_after = started.elapsed();
     let rss_nodes = rss_kib(server_pid);
@@ -362,23 +362,21 @@ async fn main() {
         .create(&probe_ns, &WriteParams::default())
         .await
         .expect("probe namespace");
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     // the probe and the heartbeat watch use connections of their own
     let probe_client = Client::from_kubeconfig(Some(&s.kubeconfig), "bench").expect("client");
-    let probing = tokio::spawn(probe(probe_client, namespaces, stop.clone()));
+    let probing = tokio::spawn(probe(probe_client, namespaces, stopped.clone()));
     let lease_client = Client::from_kubeconfig(Some(&s.kubeconfig), "bench").expect("client");
-    let watching = tokio::spawn(heartbeats(lease_client, "scale-".into(), stop.clone()));
+    let watching = tokio::spawn(heartbeats(lease_client, "scale-".into(), stopped));
 
     let t0 = Instant::now();
     create_workloads(&client, namespaces).await;
     let created_after = t0.elapsed();
-    let peak = Arc::new(Mutex::new(0u64));
+    let mut peak = 0u64;
     loop {
         let ready = ready_pods(&client).await;
         let rss = rss_kib(server_pid);
-        if let Ok(mut p) = peak.lock() {
-            *p = (*p).max(rss);
-        }
+        peak = peak.max(rss);
         eprintln!(
             "  {ready}/{pods} pods ready after {:.0} s (server RSS {} MiB)",
             t0.elapsed().as_secs_f64(),
@@ -391,20 +389,20 @@ async fn main() {
             t0.elapsed() < Duration::from_secs(3600),
             "the pods did not run within an hour"
         );
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(PROGRESS_EVERY).await;
     }
     let running_after = t0.elapsed();
     let rss_pods = rss_kib(server_pid);
     eprintln!("  steady state for {} s", STEADY.as_secs());
     tokio::time::sleep(STEADY).await;
-    stop.store(true, Ordering::Relaxed);
+    let _ = stop.send(true);
     let probes = probing.await.expect("probe");
     let (gaps, stale) = watching.await.expect("heartbeats");
     let rss_end = rss_kib(server_pid);
     let node_rss = rss_kib(node.id());
     let _ = node.kill();
     let _ = node.wait();
-    let peak = peak.lock().map(|p| (*p).max(rss_end)).unwrap_or(rss_end);
+    let peak = peak.max(rss_end);
 
     println!(
         "korral scale run on this machine ({} cores): one korral server (controllers in process) and one \
