@@ -7,12 +7,13 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use reconcilers::runtime::{Client, ClientError, WriteParams};
+use reconcilers::runtime::{Api, Client, ClientError, ListParams, WatchEvent, WriteParams};
 
 use crate::tls_bootstrap::files;
 
@@ -92,43 +93,34 @@ pub async fn request_certificate(
     let name = created.metadata.name.clone().unwrap_or_default();
     tracing::info!(csr = %name, node, "requested a client certificate; waiting for approval and signing");
     let deadline = Instant::now() + timeout;
+    let mut current = created;
     let cert_pem = loop {
-        let current = match api.get(&name).await {
-            Ok(c) => c,
-            // a server restarting (or failing over) meanwhile: keep waiting
-            Err(e) if e.code() == 0 || e.code() >= 500 => {
-                if Instant::now() >= deadline {
-                    return Err(why(e));
-                }
-                tracing::warn!(csr = %name, error = %e, "cannot read the request; trying again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            Err(e) => return Err(why(e)),
-        };
-        let status = current.status.unwrap_or_default();
-        for c in status.conditions.iter().flatten() {
-            if c.status == "True" && (c.type_ == "Denied" || c.type_ == "Failed") {
-                return Err(format!(
-                    "CertificateSigningRequest {name} was {}: {} {}",
-                    c.type_.to_lowercase(),
-                    c.reason.as_deref().unwrap_or(""),
-                    c.message.as_deref().unwrap_or("")
-                ));
-            }
+        if let Some(pem) = outcome(&name, &current)? {
+            break pem;
         }
-        if let Some(cert) = status.certificate.filter(|c| !c.0.is_empty()) {
-            break String::from_utf8(cert.0).map_err(|_| {
-                format!("CertificateSigningRequest {name}: the certificate is not PEM")
-            })?;
-        }
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(format!(
                 "CertificateSigningRequest {name} was not approved and signed within {timeout:?} \
                  (are the csrapproving and csrsigning controllers running? `kubectl certificate approve {name}` approves it by hand)"
             ));
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rv = current
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
+        match tokio::time::timeout(left, next_version(&api, &name, &rv)).await {
+            // the deadline: reported above
+            Err(_) => {}
+            Ok(Ok(c)) => current = c,
+            // a server restarting (or failing over) meanwhile: keep waiting
+            Ok(Err(e)) if e.code() == 0 || e.code() >= 500 => {
+                tracing::warn!(csr = %name, error = %e, "cannot follow the request; trying again");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+            Ok(Err(e)) => return Err(why(e)),
+        }
     };
     let info = files::cert_info(&cert_pem)?;
     if info.public_key_der != rcgen::PublicKeyData::subject_public_key_info(&key) {
@@ -160,4 +152,62 @@ fn explain(naming: Naming, e: ClientError) -> String {
         ),
         _ => e.to_string(),
     }
+}
+
+/// The pause before following a request again after the server did not answer.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// A watch of one request is re-opened when nothing (not even a bookmark) came for this long.
+const WATCH_IDLE: Duration = Duration::from_secs(60);
+
+/// The certificate of a signed request, `None` while it waits, an error
+/// once it is denied or failed.
+fn outcome(name: &str, csr: &CertificateSigningRequest) -> Result<Option<String>, String> {
+    let Some(status) = csr.status.as_ref() else {
+        return Ok(None);
+    };
+    for c in status.conditions.iter().flatten() {
+        if c.status == "True" && (c.type_ == "Denied" || c.type_ == "Failed") {
+            return Err(format!(
+                "CertificateSigningRequest {name} was {}: {} {}",
+                c.type_.to_lowercase(),
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    match status.certificate.as_ref().filter(|c| !c.0.is_empty()) {
+        Some(cert) => String::from_utf8(cert.0.clone())
+            .map(Some)
+            .map_err(|_| format!("CertificateSigningRequest {name}: the certificate is not PEM")),
+        None => Ok(None),
+    }
+}
+
+/// The request's next version after `rv`, from a watch of it alone; where
+/// the watch cannot tell (it ended, or the revision is gone) the request as
+/// it is now.
+async fn next_version(
+    api: &Api<CertificateSigningRequest>,
+    name: &str,
+    rv: &str,
+) -> Result<CertificateSigningRequest, ClientError> {
+    let params = ListParams {
+        field_selector: Some(format!("metadata.name={name}")),
+        ..Default::default()
+    };
+    let stream = match api.watch(&params, rv, WATCH_IDLE).await {
+        Ok(s) => s,
+        Err(e) if e.is_gone() => return api.get(name).await,
+        Err(e) => return Err(e),
+    };
+    let mut stream = std::pin::pin!(stream);
+    while let Some(ev) = stream.next().await {
+        match ev? {
+            WatchEvent::Added(c) | WatchEvent::Modified(c) => return Ok(c),
+            WatchEvent::Bookmark(_) => {}
+            // deleted (the read answers 404) or an error event
+            WatchEvent::Deleted(_) | WatchEvent::Error(_) => break,
+        }
+    }
+    api.get(name).await
 }
