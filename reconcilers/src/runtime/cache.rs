@@ -11,8 +11,6 @@ use tokio::sync::watch;
 use schemas::MetaExt;
 use schemas::Object;
 
-use crate::runtime::watcher::Event;
-
 /// A reference to an object: namespace (if namespaced) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectRef {
@@ -167,17 +165,6 @@ impl<K: Object> Inner<K> {
 }
 
 impl<K: Object> Writer<K> {
-    /// Applies one watcher event.
-    pub fn apply(&mut self, event: Event<K>) {
-        match event {
-            Event::Restarted(objs) => self.restart(objs),
-            Event::Applied(o) => {
-                self.put(Arc::new(o));
-            }
-            Event::Deleted(o) => self.remove(&o),
-        }
-    }
-
     /// Replaces everything with `objs` (a relist) and marks the cache synced.
     pub fn restart(&mut self, objs: Vec<K>) {
         let fns = self.cache.index_fns.clone();
@@ -335,25 +322,25 @@ mod tests {
     async fn indexes_follow_updates_deletes_and_relists() {
         let (cache, mut w) = new_cache::<Pod>(node_index());
         assert!(!cache.is_synced());
-        w.apply(Event::Restarted(vec![
+        w.restart(vec![
             pod("a", "p1", "n1", "u1", "web"),
             pod("b", "p2", "n2", "u1", "db"),
-        ]));
+        ]);
         cache.wait_synced().await;
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.in_namespace("a").len(), 1);
         assert_eq!(cache.owned_by("u1").len(), 2);
         assert_eq!(cache.by_index("node", "n1").len(), 1);
         // moving p1 to n2 updates the node index
-        w.apply(Event::Applied(pod("a", "p1", "n2", "u1", "web")));
+        w.put(Arc::new(pod("a", "p1", "n2", "u1", "web")));
         assert_eq!(cache.by_index("node", "n1").len(), 0);
         assert_eq!(cache.by_index("node", "n2").len(), 2);
         assert_eq!(cache.with_label("app", "web").len(), 1);
-        w.apply(Event::Deleted(pod("b", "p2", "n2", "u1", "db")));
+        w.remove(&pod("b", "p2", "n2", "u1", "db"));
         assert_eq!(cache.owned_by("u1").len(), 1);
         assert!(cache.get(&ObjectRef::new(Some("b"), "p2")).is_none());
         // a relist replaces everything at once
-        w.apply(Event::Restarted(vec![pod("c", "p3", "n3", "u2", "web")]));
+        w.restart(vec![pod("c", "p3", "n3", "u2", "web")]);
         assert_eq!(cache.len(), 1);
         assert!(cache.by_index("node", "n2").is_empty());
         assert_eq!(cache.owned_by("u2").len(), 1);

@@ -22,7 +22,6 @@ use crate::controllers::options::ControllerOptions;
 use crate::controllers::recorder::Recorder;
 use crate::runtime::cache::{Writer, new_cache};
 use crate::runtime::kubeconfig::KubeConfig;
-use crate::runtime::watcher::Event;
 use crate::runtime::{Client, ControllerMetrics, ObjectRef};
 
 /// What the stub does when a pod is patched (the adoption patch is the
@@ -173,10 +172,10 @@ async fn sync_with_lagging_cache(job: Value, p_phase: &str, indexed: bool) -> Ve
     let (pods, pod_writer) = new_cache::<Pod>(Vec::new());
     let (jobs, mut job_writer) = new_cache::<Job>(Vec::new());
     let job: Job = serde_json::from_value(job).expect("job");
-    job_writer.apply(Event::Restarted(vec![job]));
+    job_writer.restart(vec![job]);
     let pod_writer: Arc<Mutex<Writer<Pod>>> = Arc::new(Mutex::new(pod_writer));
     if let Ok(mut w) = pod_writer.lock() {
-        w.apply(Event::Restarted(vec![pod(p_stale), pod(q_orphan)]));
+        w.restart(vec![pod(p_stale), pod(q_orphan)]);
     }
 
     let catch_up = pod_writer.clone();
@@ -187,7 +186,7 @@ async fn sync_with_lagging_cache(job: Value, p_phase: &str, indexed: bool) -> Ve
             if name == "q"
                 && let Ok(mut w) = catch_up.lock()
             {
-                w.apply(Event::Applied(pod(p_released.clone())));
+                w.put(Arc::new(pod(p_released.clone())));
             }
         }),
         pods: HashMap::from([("q".to_string(), q_adopted)]),

@@ -201,7 +201,6 @@ mod tests {
     use super::*;
     use crate::controllers::scheduler::plugins::testing::{cache, filter, node, pod};
     use crate::runtime::cache::new_cache;
-    use crate::runtime::watcher::Event;
     use serde_json::{Value, json};
 
     fn cache_of<K: schemas::Object + serde::de::DeserializeOwned>(items: Vec<Value>) -> Cache<K> {
@@ -210,7 +209,7 @@ mod tests {
             .into_iter()
             .map(|v| serde_json::from_value(v).expect("object"))
             .collect();
-        w.apply(Event::Restarted(objs));
+        w.restart(objs);
         c
     }
 
