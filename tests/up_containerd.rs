@@ -148,7 +148,7 @@ fn up_as_root_runs_the_demo_in_containerd_containers() {
     let (pod, _) = &pods[1];
     let name = "hello.default.svc.cluster.local";
     let mut answer = String::new();
-    let reached = support::poll_until(Duration::from_secs(30), || {
+    let reached = support::poll_until(Duration::from_secs(90), || {
         let o = up.kubectl(&["exec", pod, "--", "nslookup", name]);
         let found = stdout(&o).contains(&cluster_ip);
         let o2 = up.kubectl(&[
