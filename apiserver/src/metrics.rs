@@ -32,6 +32,17 @@ struct LatencyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchSourceLabels {
+    resource: String,
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     operation: String,
 }
@@ -52,6 +63,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily<LatencyLabels>,
     watches: Gauge<i64, AtomicI64>,
+    watch_sources: Family<WatchSourceLabels, Counter>,
+    terminated: Family<ResourceLabels, Counter>,
     store_latency: HistogramFamily<StoreLabels>,
 }
 
@@ -73,6 +86,8 @@ impl Default for Metrics {
         let watches = Gauge::<i64, AtomicI64>::default();
         let store_latency: HistogramFamily<StoreLabels> =
             Family::new_with_constructor(latency_histogram);
+        let watch_sources = Family::<WatchSourceLabels, Counter>::default();
+        let terminated = Family::<ResourceLabels, Counter>::default();
         registry.register(
             "apiserver_request",
             "API requests by verb, resource and HTTP code",
@@ -89,6 +104,16 @@ impl Default for Metrics {
             watches.clone(),
         );
         registry.register(
+            "korral_watch_starts",
+            "Watches started, by what serves them: cache, store, or too_old (410 Gone: older than the cache's changes)",
+            watch_sources.clone(),
+        );
+        registry.register(
+            "apiserver_terminated_watchers",
+            "Watchers the watch cache closed because they fell behind its changes",
+            terminated.clone(),
+        );
+        registry.register(
             "korral_store_request_duration_seconds",
             "Store operation latency",
             store_latency.clone(),
@@ -99,6 +124,8 @@ impl Default for Metrics {
             requests,
             latency,
             watches,
+            watch_sources,
+            terminated,
             store_latency,
         }
     }
@@ -126,6 +153,25 @@ impl Metrics {
     pub fn watch_started(&self) -> WatchGuard {
         self.watches.inc();
         WatchGuard(self.watches.clone())
+    }
+
+    /// Counts a watch started from `source` (`cache`, `store`, `too_old`).
+    pub fn watch_source(&self, resource: &str, source: &str) {
+        self.watch_sources
+            .get_or_create(&WatchSourceLabels {
+                resource: resource.to_string(),
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a watcher the cache closed for falling behind.
+    pub fn watcher_terminated(&self, resource: &str) {
+        self.terminated
+            .get_or_create(&ResourceLabels {
+                resource: resource.to_string(),
+            })
+            .inc();
     }
 
     /// Adds metrics of a component running in this process (e.g. intake),

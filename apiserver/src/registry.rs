@@ -769,10 +769,12 @@ impl Registry {
         namespace: Option<&str>,
         opts: WatchOptions,
     ) -> ApiResult<WatchFeed> {
-        if let Some(caches) = &self.cache
-            && let Some(w) = watch_from_cache(caches, &info, namespace, &opts).await?
-        {
-            return Ok(WatchFeed::Cache(Box::new(w)));
+        if let Some(caches) = &self.cache {
+            match watch_from_cache(caches, &info, namespace, &opts).await? {
+                FromCache::Watch(w) => return Ok(WatchFeed::Cache(Box::new(w))),
+                FromCache::Gone(e) => return Ok(WatchFeed::TooOld(error_feed(e).await)),
+                FromCache::Store => {}
+            }
         }
         Ok(WatchFeed::Store(self.watch(info, namespace, opts).await?))
     }
@@ -820,28 +822,20 @@ impl Registry {
                 }}),
             });
         let stream = match self.store.watch(&prefix, start).await {
-            Ok(s) => Some(s),
+            Ok(s) => s,
             Err(StoreError::Compacted {
                 requested,
                 compacted,
             }) => {
-                let e = ApiError::gone(format!(
+                return Ok(error_feed(ApiError::gone(format!(
                     "too old resource version: {} ({compacted})",
                     requested - 1
-                ));
-                let _ = tx
-                    .send(WatchEvent {
-                        kind: "ERROR",
-                        object: serde_json::to_value(e.status()).unwrap_or_default(),
-                    })
-                    .await;
-                None
+                )))
+                .await);
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(stream) = stream {
-            tokio::spawn(pump_watch(info, stream, initial, end_bookmark, opts, tx));
-        }
+        tokio::spawn(pump_watch(info, stream, initial, end_bookmark, opts, tx));
         Ok(rx)
     }
 }
@@ -868,18 +862,56 @@ pub enum WatchFeed {
     Store(tokio::sync::mpsc::Receiver<WatchEvent>),
     /// The watch cache, events shared between watchers.
     Cache(Box<crate::cache::CacheWatch>),
+    /// A start older than the watch cache's changes: one 410 `ERROR` event.
+    TooOld(tokio::sync::mpsc::Receiver<WatchEvent>),
 }
 
-/// A watch from the cache, or `None` when the store must serve it (cache
-/// not ready, start older than the cache's ring, revision not reached in time).
+impl WatchFeed {
+    /// What serves the watch, as `/metrics` names it.
+    pub fn source(&self) -> &'static str {
+        match self {
+            WatchFeed::Store(_) => "store",
+            WatchFeed::Cache(_) => "cache",
+            WatchFeed::TooOld(_) => "too_old",
+        }
+    }
+}
+
+/// A watch whose only event is an error: once a watch request is parsed and
+/// authorised, kube-apiserver reports a start it cannot serve (410 Gone) as
+/// an `ERROR` event, not as the response's status.
+async fn error_feed(e: ApiError) -> tokio::sync::mpsc::Receiver<WatchEvent> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let _ = tx
+        .send(WatchEvent {
+            kind: "ERROR",
+            object: serde_json::to_value(e.status()).unwrap_or_default(),
+        })
+        .await;
+    rx
+}
+
+/// What the watch cache makes of a watch request.
+enum FromCache {
+    /// It serves it.
+    Watch(crate::cache::CacheWatch),
+    /// The start is older than the changes it keeps, and they were dropped:
+    /// 410 Gone, as kube's watch cache answers (the client relists).
+    Gone(ApiError),
+    /// The store must serve it (cache not ready, start before the cache
+    /// was listed, revision not reached in time).
+    Store,
+}
+
+/// Serves a watch from the cache when it can.
 async fn watch_from_cache(
     caches: &crate::cache::Caches,
     info: &Arc<KindInfo>,
     namespace: Option<&str>,
     opts: &WatchOptions,
-) -> ApiResult<Option<crate::cache::CacheWatch>> {
+) -> ApiResult<FromCache> {
     let Some(cache) = caches.resource(info).await else {
-        return Ok(None);
+        return Ok(FromCache::Store);
     };
     let rv = opts.resource_version.as_deref().filter(|r| !r.is_empty());
     let list_first = match opts.initial_events {
@@ -893,15 +925,23 @@ async fn watch_from_cache(
                 Some(rv) => objects::parse_rv(rv)?,
             };
             if caches.revision() < wanted && !caches.wait_for(wanted, caches.config().wait).await {
-                return Ok(None);
+                return Ok(FromCache::Store);
             }
             None
         }
         None | Some("0") => None,
         Some(rv) => Some(objects::parse_rv(rv)?),
     };
-    let Some(sub) = cache.subscribe(after, caches.revision()) else {
-        return Ok(None);
+    let trigger = cache.trigger(&opts.selectors);
+    let Some(sub) = cache.subscribe(after, caches.revision(), trigger.as_ref()) else {
+        if let Some(after) = after
+            && let Some(oldest) = cache.too_old(after)
+        {
+            return Ok(FromCache::Gone(ApiError::gone(format!(
+                "too old resource version: {after} ({oldest})"
+            ))));
+        }
+        return Ok(FromCache::Store);
     };
     let start = crate::cache::watcher::WatchStart {
         info: info.clone(),
@@ -911,11 +951,11 @@ async fn watch_from_cache(
         end_bookmark: opts.initial_events == Some(true) && opts.bookmarks,
         bookmarks: opts.bookmarks.then_some(caches.config().bookmark_interval),
     };
-    Ok(Some(crate::cache::CacheWatch::new(
+    Ok(FromCache::Watch(crate::cache::CacheWatch::new(
         cache.clone(),
         start,
         sub,
-        cache.fields().clone(),
+        trigger,
         caches.revisions(),
     )))
 }

@@ -2,7 +2,9 @@
 //! from the store at the same revision while a writer runs (selectors,
 //! namespaces, paging, on both backends); a watch resumed from the ring gets
 //! every change exactly once, in order, with a writer running; a watcher
-//! that falls behind is closed without holding up the others; a
+//! that falls behind is closed without holding up the others; the ring
+//! keeps fresh changes beyond its size, and a start it has dropped gets 410;
+//! a watcher of one node's pods is fed only that node's changes; a
 //! CustomResourceDefinition's cache goes with it.
 
 use std::sync::Arc;
@@ -227,7 +229,7 @@ async fn cache_watch(registry: &Registry, rv: Revision) -> Box<apiserver::cache:
         .expect("watch");
     match feed {
         WatchFeed::Cache(w) => w,
-        WatchFeed::Store(_) => panic!("the watch is served by the store, not the cache"),
+        other => panic!("the watch is served by {}, not the cache", other.source()),
     }
 }
 
@@ -366,6 +368,7 @@ async fn a_watcher_behind_the_ring_is_closed_without_blocking_the_others() {
     let config = CacheConfig {
         watcher_buffer: 8,
         ring: 16,
+        ring_max: 16,
         ..CacheConfig::default()
     };
     let (delivered, written, registry) = slow_and_fast_watchers(config).await;
@@ -382,6 +385,183 @@ async fn a_watcher_behind_the_ring_is_closed_without_blocking_the_others() {
         .expect("in time")
         .expect("open");
     assert_eq!(change(d).0, written[41]);
+}
+
+/// Creates 50 ConfigMaps in `w`; their revisions.
+async fn fifty_configmaps(store: &Arc<dyn Store>) -> Vec<Revision> {
+    let mut written = Vec::new();
+    for i in 0..50 {
+        let kv = store
+            .create(&format!("configmaps/w/c{i}"), configmap("w", "c", "1"))
+            .await
+            .expect("create");
+        written.push(kv.mod_revision);
+    }
+    written
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ring_keeps_fresh_changes_beyond_its_size() {
+    let backend = Backend::local().await;
+    let store = backend.store.clone();
+    let config = CacheConfig {
+        ring: 16,
+        ..CacheConfig::default()
+    };
+    let (registry, caches) = cached_registry(store.clone(), config);
+    assert!(caches.ready(cm_info(), DEADLINE).await.is_some());
+    let written = fifty_configmaps(&store).await;
+    let mut watch = cache_watch(&registry, written[0]).await;
+    for want in &written[1..] {
+        let d = tokio::time::timeout(DEADLINE, watch.next())
+            .await
+            .expect("in time")
+            .expect("open");
+        assert_eq!(change(d).0, *want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_the_ring_dropped_is_gone_and_one_before_the_cache_reads_the_store() {
+    let backend = Backend::local().await;
+    let store = backend.store.clone();
+    let config = CacheConfig {
+        ring: 16,
+        ring_max: 16,
+        ..CacheConfig::default()
+    };
+    let (registry, caches) = cached_registry(store.clone(), config.clone());
+    assert!(caches.ready(cm_info(), DEADLINE).await.is_some());
+    let written = fifty_configmaps(&store).await;
+    let opts = |rv: Revision| WatchOptions {
+        resource_version: Some(rv.to_string()),
+        ..Default::default()
+    };
+    let info = Arc::new(cm_info().clone());
+    let feed = registry
+        .watch_feed(info.clone(), Some("w"), opts(written[0]))
+        .await
+        .expect("a watch answers");
+    let WatchFeed::TooOld(mut rx) = feed else {
+        panic!("a start the ring dropped: {}", feed.source());
+    };
+    let ev = rx.recv().await.expect("one event");
+    assert_eq!(ev.kind, "ERROR");
+    assert_eq!(ev.object["code"], 410, "{}", ev.object);
+    let message = ev.object["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("too old resource version: "),
+        "{message}"
+    );
+    assert!(rx.recv().await.is_none(), "the watch ends after the error");
+    // a new cache (a restarted server) has dropped nothing: history before
+    // it is the store's, and the watch replays it
+    let (fresh, fresh_caches) = cached_registry(store.clone(), config);
+    assert!(fresh_caches.ready(cm_info(), DEADLINE).await.is_some());
+    let feed = fresh
+        .watch_feed(info, Some("w"), opts(written[0]))
+        .await
+        .expect("a watch answers");
+    let WatchFeed::Store(mut rx) = feed else {
+        panic!("a start before the cache: {}", feed.source());
+    };
+    let ev = tokio::time::timeout(DEADLINE, rx.recv())
+        .await
+        .expect("in time")
+        .expect("an event");
+    assert_eq!(ev.kind, "ADDED");
+    assert_eq!(
+        ev.object["metadata"]["resourceVersion"],
+        written[1].to_string()
+    );
+}
+
+fn pod_on(name: &str, node: &str) -> Vec<u8> {
+    objects::encode(&json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "a"},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}}))
+    .expect("encode")
+}
+
+/// Creates `n` pods on node n2 named `{prefix}{i}`.
+async fn pods_on_n2(store: &Arc<dyn Store>, prefix: &str, n: usize) {
+    for i in 0..n {
+        let name = format!("{prefix}{i}");
+        store
+            .create(&format!("pods/a/{name}"), pod_on(&name, "n2"))
+            .await
+            .expect("create on n2");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_of_one_nodes_pods_is_fed_only_that_nodes_changes() {
+    let backend = Backend::local().await;
+    let store = backend.store.clone();
+    // a watcher fed every change would fall behind these buffers and be closed
+    let config = CacheConfig {
+        ring: 16,
+        ring_max: 16,
+        watcher_buffer: 8,
+        indexed_buffer: 8,
+        ..CacheConfig::default()
+    };
+    let (registry, caches) = cached_registry(store.clone(), config);
+    assert!(caches.ready(pod_info(), DEADLINE).await.is_some());
+    let selectors = Selectors {
+        labels: LabelSelector::parse("").expect("labels"),
+        fields: FieldSelector::parse("spec.nodeName=n1", pod_info()).expect("fields"),
+    };
+    let now = store.current_revision().await.expect("revision");
+    let feed = registry
+        .watch_feed(
+            Arc::new(pod_info().clone()),
+            None,
+            WatchOptions {
+                selectors,
+                resource_version: Some(now.to_string()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("watch");
+    let WatchFeed::Cache(mut watch) = feed else {
+        panic!("served by {}", feed.source());
+    };
+    pods_on_n2(&store, "other", 100).await;
+    let mut want = Vec::new();
+    let kv = store
+        .create("pods/a/mine", pod_on("mine", "n1"))
+        .await
+        .expect("create on n1");
+    want.push((kv.mod_revision, "ADDED"));
+    let moved = store
+        .get("pods/a/other7")
+        .await
+        .expect("get")
+        .expect("exists");
+    let kv = store
+        .update("pods/a/other7", pod_on("other7", "n1"), moved.mod_revision)
+        .await
+        .expect("move to n1");
+    want.push((kv.mod_revision, "ADDED"));
+    let kv = store
+        .update("pods/a/other7", pod_on("other7", "n2"), kv.mod_revision)
+        .await
+        .expect("move back");
+    want.push((kv.mod_revision, "DELETED"));
+    let d = store.delete("pods/a/mine", None).await.expect("delete");
+    want.push((d.revision, "DELETED"));
+    pods_on_n2(&store, "late", 50).await;
+    let mut seen = Vec::new();
+    while seen.len() < want.len() {
+        let d = tokio::time::timeout(DEADLINE, watch.next())
+            .await
+            .expect("in time")
+            .expect("the watcher of n1 stays open: n2's changes are not its");
+        seen.push(change(d));
+    }
+    assert_eq!(seen, want);
 }
 
 const WIDGETS: &str = r#"

@@ -91,6 +91,11 @@ impl CachedObject {
             .map(|i| &*self.labels[i].1)
     }
 
+    /// The value of the field at `index` in the cache's [`FieldNames`].
+    pub fn field(&self, index: usize) -> Option<&str> {
+        self.fields.get(index).map(|v| &**v)
+    }
+
     /// Whether the object matches the selectors as a client of `info` sees
     /// it. Kinds served as stored match on the kept labels and fields; others
     /// (converted or defaulted on read) and fields not kept are decoded.

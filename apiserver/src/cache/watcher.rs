@@ -19,7 +19,7 @@ use crate::store::{EventType, Revision};
 
 use super::event::{CachedEvent, Kind};
 use super::object::{CachedObject, FieldNames};
-use super::resource::{ResourceCache, Subscription};
+use super::resource::{ResourceCache, Subscription, Trigger};
 
 /// What a watcher is sent next.
 #[derive(Debug)]
@@ -39,6 +39,10 @@ pub struct CacheWatch {
     prefix: String,
     selectors: Selectors,
     fields: FieldNames,
+    /// The indexed field value this watcher is fed by, if any.
+    trigger: Option<Trigger>,
+    /// Closed for falling behind the ring.
+    fell_behind: bool,
     backlog: VecDeque<Delivery>,
     replay: VecDeque<Arc<CachedEvent>>,
     live: broadcast::Receiver<Arc<CachedEvent>>,
@@ -67,14 +71,15 @@ pub struct WatchStart {
 }
 
 impl CacheWatch {
-    /// A watch from a subscription.
+    /// A watch from a subscription (made with `trigger`).
     pub fn new(
         cache: Arc<ResourceCache>,
         start: WatchStart,
         sub: Subscription,
-        fields: FieldNames,
+        trigger: Option<Trigger>,
         revisions: watch::Receiver<Revision>,
     ) -> Self {
+        let fields = cache.fields().clone();
         let mut backlog = VecDeque::new();
         if start.initial
             && let Some(objects) = &sub.snapshot
@@ -105,6 +110,8 @@ impl CacheWatch {
             prefix: start.prefix,
             selectors: start.selectors,
             fields,
+            trigger,
+            fell_behind: false,
             backlog,
             replay: sub.replay.into(),
             live: sub.live,
@@ -147,14 +154,15 @@ impl CacheWatch {
                     Err(RecvError::Lagged(missed)) => {
                         // catch up from the ring, from the last change handled
                         let global = *self.revisions.borrow();
-                        match self.cache.subscribe(Some(self.after), global) {
+                        match self.cache.subscribe(Some(self.after), global, self.trigger.as_ref()) {
                             Some(sub) => {
                                 tracing::debug!(missed, prefix = %self.prefix, "a watcher fell behind the live buffer; catching up from the ring");
                                 self.replay = sub.replay.into();
                                 self.live = sub.live;
                             }
                             None => {
-                                tracing::debug!(missed, prefix = %self.prefix, "closing a watcher that fell behind the watch cache's ring");
+                                tracing::info!(missed, prefix = %self.prefix, after = self.after, "closing a watcher that fell behind the watch cache's ring");
+                                self.fell_behind = true;
                                 return None;
                             }
                         }
@@ -174,6 +182,12 @@ impl CacheWatch {
                 }
             }
         }
+    }
+
+    /// Whether the watch ended because this watcher fell behind the ring
+    /// (its client re-watches; kube counts these as terminated watchers).
+    pub fn fell_behind(&self) -> bool {
+        self.fell_behind
     }
 
     /// This watcher's view of a change, if it sees it.

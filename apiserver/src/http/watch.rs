@@ -44,7 +44,9 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
             },
         )
         .await?;
-    let guard = req.app.metrics.watch_started();
+    let metrics = req.app.metrics.clone();
+    metrics.watch_source(&req.target.info.plural, feed.source());
+    let guard = metrics.watch_started();
     let deadline = tokio::time::Instant::now() + timeout;
     let format = req.format;
     let info = req.target.info.clone();
@@ -57,18 +59,27 @@ pub async fn serve(req: &Req, opts: ListOptions) -> ApiResult<Response> {
         format,
         info,
         include,
+        metrics,
     };
     let stream = futures_util::stream::unfold(
         (feed, guard, stream_req),
         move |(mut feed, guard, ctx)| async move {
             let bytes = match &mut feed {
-                WatchFeed::Store(rx) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(ev)) => ctx.encode(&ev),
-                    _ => return None,
-                },
+                WatchFeed::Store(rx) | WatchFeed::TooOld(rx) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(ev)) => ctx.encode(&ev),
+                        _ => return None,
+                    }
+                }
                 WatchFeed::Cache(w) => match tokio::time::timeout_at(deadline, w.next()).await {
                     Ok(Some(d)) => ctx.encode_cached(d),
-                    _ => return None,
+                    Ok(None) => {
+                        if w.fell_behind() {
+                            ctx.metrics.watcher_terminated(&ctx.info.plural);
+                        }
+                        return None;
+                    }
+                    Err(_) => return None,
                 },
             };
             Some((Ok::<_, Infallible>(bytes), (feed, guard, ctx)))
@@ -91,6 +102,7 @@ struct StreamCtx {
     format: Format,
     info: std::sync::Arc<schemas::KindInfo>,
     include: String,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl StreamCtx {
