@@ -771,7 +771,7 @@ impl Registry {
     ) -> ApiResult<WatchFeed> {
         if let Some(caches) = &self.cache {
             match watch_from_cache(caches, &info, namespace, &opts).await? {
-                FromCache::Watch(w) => return Ok(WatchFeed::Cache(Box::new(w))),
+                FromCache::Watch(w) => return Ok(WatchFeed::Cache(w)),
                 FromCache::Gone(e) => return Ok(WatchFeed::TooOld(error_feed(e).await)),
                 FromCache::Store => {}
             }
@@ -894,7 +894,7 @@ async fn error_feed(e: ApiError) -> tokio::sync::mpsc::Receiver<WatchEvent> {
 /// What the watch cache makes of a watch request.
 enum FromCache {
     /// It serves it.
-    Watch(crate::cache::CacheWatch),
+    Watch(Box<crate::cache::CacheWatch>),
     /// The start is older than the changes it keeps, and they were dropped:
     /// 410 Gone, as kube's watch cache answers (the client relists).
     Gone(ApiError),
@@ -951,13 +951,13 @@ async fn watch_from_cache(
         end_bookmark: opts.initial_events == Some(true) && opts.bookmarks,
         bookmarks: opts.bookmarks.then_some(caches.config().bookmark_interval),
     };
-    Ok(FromCache::Watch(crate::cache::CacheWatch::new(
+    Ok(FromCache::Watch(Box::new(crate::cache::CacheWatch::new(
         cache.clone(),
         start,
         sub,
         trigger,
         caches.revisions(),
-    )))
+    ))))
 }
 
 /// The annotation of the bookmark that ends a WatchList's initial events.
