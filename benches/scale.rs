@@ -270,6 +270,65 @@ async fn ready_pods(client: &Client) -> usize {
         .unwrap_or(0)
 }
 
+/// The server's request and watch counters (`/metrics`, through kubectl):
+/// `verb resource` → requests, `watch <source> <resource>` → watches
+/// started, `terminated <resource>` → watchers the cache closed.
+fn counters(s: &Server) -> HashMap<String, f64> {
+    let out = s.kubectl(&["get", "--raw", "/metrics"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut counts = HashMap::new();
+    for line in text.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let label = |name: &str| {
+            let start = series
+                .find(&format!("{name}=\""))
+                .map(|i| i + name.len() + 2)?;
+            let len = series[start..].find('"')?;
+            Some(series[start..start + len].to_string())
+        };
+        let key = if series.starts_with("apiserver_request_total{") {
+            format!(
+                "{} {}",
+                label("verb").unwrap_or_default(),
+                label("resource").unwrap_or_default()
+            )
+        } else if series.starts_with("korral_watch_starts_total{") {
+            format!(
+                "watch {} {}",
+                label("source").unwrap_or_default(),
+                label("resource").unwrap_or_default()
+            )
+        } else if series.starts_with("apiserver_terminated_watchers_total{") {
+            format!("terminated {}", label("resource").unwrap_or_default())
+        } else {
+            continue;
+        };
+        *counts.entry(key).or_insert(0.0) += value;
+    }
+    counts
+}
+
+/// The largest increases from `before` to `after`, largest first.
+fn busiest(
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    n: usize,
+) -> Vec<(String, f64)> {
+    let mut deltas: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d > 0.0)
+        .collect();
+    deltas.sort_by(|a, b| b.1.total_cmp(&a.1));
+    deltas.truncate(n);
+    deltas
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1e3)
 }
@@ -370,17 +429,27 @@ async fn main() {
     let watching = tokio::spawn(heartbeats(lease_client, "scale-".into(), stopped));
 
     let t0 = Instant::now();
+    let counted_from = counters(&s);
     create_workloads(&client, namespaces).await;
     let created_after = t0.elapsed();
     let mut peak = 0u64;
+    let (mut last_counts, mut last_at) = (counted_from.clone(), Instant::now());
     loop {
         let ready = ready_pods(&client).await;
         let rss = rss_kib(server_pid);
         peak = peak.max(rss);
+        let counts = counters(&s);
+        let secs = last_at.elapsed().as_secs_f64().max(0.001);
+        let rates: Vec<String> = busiest(&last_counts, &counts, 4)
+            .into_iter()
+            .map(|(k, d)| format!("{k} {:.0}/s", d / secs))
+            .collect();
+        (last_counts, last_at) = (counts, Instant::now());
         eprintln!(
-            "  {ready}/{pods} pods ready after {:.0} s (server RSS {} MiB)",
+            "  {ready}/{pods} pods ready after {:.0} s (server RSS {} MiB; {})",
             t0.elapsed().as_secs_f64(),
-            rss / 1024
+            rss / 1024,
+            rates.join(", ")
         );
         if ready >= pods {
             break;
@@ -395,6 +464,8 @@ async fn main() {
     let rss_pods = rss_kib(server_pid);
     eprintln!("  steady state for {} s", STEADY.as_secs());
     tokio::time::sleep(STEADY).await;
+    let counted_to = counters(&s);
+    let counted_secs = t0.elapsed().as_secs_f64();
     let _ = stop.send(true);
     let probes = probing.await.expect("probe");
     let (gaps, stale) = watching.await.expect("heartbeats");
@@ -460,6 +531,12 @@ async fn main() {
         running_after.as_secs_f64(),
         pods as f64 / running_after.as_secs_f64()
     );
+    println!(
+        "\n| busiest requests and watch starts, from the Deployments' creation to the end ({counted_secs:.0} s) | count | per second |\n|---|---:|---:|"
+    );
+    for (what, count) in busiest(&counted_from, &counted_to, 16) {
+        println!("| {what} | {count:.0} | {:.1} |", count / counted_secs);
+    }
     let mib = |k: u64| k as f64 / 1024.0;
     println!("\n| memory (resident) | MiB | per object |\n|---|---:|---:|");
     println!("| server, empty | {:.0} | |", mib(rss_empty));

@@ -198,27 +198,63 @@ pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
 
 /// Encodes an object for the store (without `metadata.resourceVersion`).
 pub fn encode(obj: &Value) -> ApiResult<Vec<u8>> {
-    let mut v = obj.clone();
-    meta_mut(&mut v).remove("resourceVersion");
-    // apiVersion, kind and metadata first: `with_resource_version` relies on
-    // the first `"metadata":{` being the object's own
-    let Value::Object(mut m) = v else {
+    let Value::Object(m) = obj else {
         return Err(ApiError::internal(
             "cannot encode an object that is not a JSON object",
         ));
     };
-    let mut ordered = Map::with_capacity(m.len());
-    for k in ["apiVersion", "kind", "metadata"] {
-        if let Some(x) = m.shift_remove(k) {
-            ordered.insert(k.to_string(), x);
-        }
-    }
-    ordered.extend(m);
     // stored as kube-apiserver writes JSON (`<`, `>`, `&` escaped), so that
     // lists can splice stored bytes into responses unchanged
-    let mut bytes = crate::status::encode(&Value::Object(ordered));
+    let mut bytes = crate::status::encode(&StoredForm(m));
     bytes.pop();
     Ok(bytes)
+}
+
+/// An object as it is stored, serialised without copying it: apiVersion,
+/// kind and metadata first (`with_resource_version` relies on the first
+/// `"metadata":{` being the object's own), no `metadata.resourceVersion`.
+struct StoredForm<'a>(&'a Map<String, Value>);
+
+/// A `metadata` map without `resourceVersion`.
+struct WithoutResourceVersion<'a>(&'a Map<String, Value>);
+
+const FIRST: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+impl serde::Serialize for StoredForm<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for k in FIRST {
+            match self.0.get(k) {
+                Some(Value::Object(meta)) if k == "metadata" => {
+                    map.serialize_entry(k, &WithoutResourceVersion(meta))?
+                }
+                // every stored object has a metadata map
+                _ if k == "metadata" => map.serialize_entry(k, &Map::new())?,
+                Some(v) => map.serialize_entry(k, v)?,
+                None => {}
+            }
+        }
+        for (k, v) in self.0 {
+            if !FIRST.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for WithoutResourceVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0 {
+            if k != "resourceVersion" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// A stored object's JSON with `metadata.resourceVersion` spliced in, without
@@ -274,6 +310,22 @@ mod tests {
         assert_eq!(key(node, Some("ignored"), "n1"), "nodes/n1");
         assert_eq!(prefix(pod, Some("default")), "pods/default/");
         assert_eq!(prefix(pod, None), "pods/");
+    }
+
+    #[test]
+    fn stored_bytes_put_type_and_metadata_first_without_the_resource_version() {
+        let obj = json!({"spec": {"a": "<&>"}, "kind": "ConfigMap", "data": {"k": "v"},
+            "metadata": {"name": "c", "resourceVersion": "7", "labels": {"x": "y"}}, "apiVersion": "v1"});
+        let bytes = encode(&obj).expect("encode");
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf-8"),
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","labels":{"x":"y"}},"spec":{"a":"\u003c\u0026\u003e"},"data":{"k":"v"}}"#
+        );
+        assert_eq!(
+            encode(&json!({"kind": "X"})).expect("encode"),
+            br#"{"kind":"X","metadata":{}}"#
+        );
+        assert!(encode(&json!([1])).is_err());
     }
 
     #[test]

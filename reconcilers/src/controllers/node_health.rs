@@ -9,9 +9,12 @@
 //! When the lease resumes, conditions and taints are cleared.
 //!
 //! Staleness is judged by when *this* process saw the heartbeat move, so
-//! clocks need not agree.
+//! clocks need not agree. Every node is checked each monitor period; between
+//! passes only the nodes a change concerns are (a renewed Lease of a node
+//! marked Unknown, a cordon, a readiness change), so thousands of heartbeats
+//! a minute cost a lookup each, not a pass over every node.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,8 +52,8 @@ pub const LEASE_RENEWED: &str = "NodeLeaseRenewed";
 struct Observed {
     /// When a heartbeat last moved, by our clock.
     probe: Instant,
-    renew: Option<String>,
-    heartbeat: Option<String>,
+    renew: Option<DateTime<Utc>>,
+    heartbeat: Option<DateTime<Utc>>,
 }
 
 /// The Ready condition's status (`None` when the node never posted one).
@@ -109,12 +112,18 @@ pub fn unknown_conditions(node: &Node) -> Option<Vec<NodeCondition>> {
 /// `Unknown` go back to healthy (`Ready=True`, pressure conditions `False`);
 /// `None` when node-health has nothing to undo.
 pub fn recovered_conditions(node: &Node) -> Option<Vec<NodeCondition>> {
+    let ours = |c: &NodeCondition| {
+        c.status == "Unknown" && matches!(c.reason.as_deref(), Some(STATUS_UNKNOWN | NEVER_UPDATED))
+    };
+    let current = node.status.as_ref().and_then(|s| s.conditions.as_ref())?;
+    if !current.iter().any(ours) {
+        return None;
+    }
     let now = schemas::time::now();
-    let mut conds = node.status.as_ref().and_then(|s| s.conditions.clone())?;
+    let mut conds = current.clone();
     let mut changed = false;
     for c in &mut conds {
-        let ours = matches!(c.reason.as_deref(), Some(STATUS_UNKNOWN | NEVER_UPDATED));
-        if c.status == "Unknown" && ours {
+        if ours(c) {
             c.status = if c.type_ == "Ready" { "True" } else { "False" }.into();
             c.reason = Some(LEASE_RENEWED.into());
             c.message = Some("The node is renewing its lease again.".into());
@@ -129,10 +138,10 @@ pub fn recovered_conditions(node: &Node) -> Option<Vec<NodeCondition>> {
 /// The node's taints with node-health's own ones made to match its state
 /// (`None` when they already do). Other taints are kept as they are.
 pub fn desired_taints(node: &Node) -> Option<Vec<Taint>> {
-    let current = node
+    let current: &[Taint] = node
         .spec
         .as_ref()
-        .and_then(|s| s.taints.clone())
+        .and_then(|s| s.taints.as_deref())
         .unwrap_or_default();
     let mut want: Vec<(&str, &str)> = Vec::new();
     match ready_status(node) {
@@ -147,6 +156,15 @@ pub fn desired_taints(node: &Node) -> Option<Vec<Taint>> {
         matches!(t.key.as_str(), UNREACHABLE | NOT_READY | UNSCHEDULABLE)
             && matches!(t.effect.as_str(), "NoSchedule" | "NoExecute")
     };
+    // the common case: node-health's taints are already the wanted ones
+    let held = current.iter().filter(|t| managed(t)).count();
+    if held == want.len()
+        && want
+            .iter()
+            .all(|(k, e)| current.iter().any(|t| t.key == *k && t.effect == *e))
+    {
+        return None;
+    }
     let mut out: Vec<Taint> = current.iter().filter(|t| !managed(t)).cloned().collect();
     for (key, effect) in &want {
         let existing = current
@@ -228,25 +246,33 @@ struct NodeHealth {
     evicting: HashMap<String, Instant>,
 }
 
-fn lease_renew(lease: &Lease) -> Option<String> {
+fn lease_renew(lease: &Lease) -> Option<DateTime<Utc>> {
     lease
         .spec
         .as_ref()
-        .and_then(|s| s.renew_time.as_ref().map(TimeExt::text))
+        .and_then(|s| s.renew_time.as_ref().map(TimeExt::utc))
 }
 
 impl NodeHealth {
     fn observe(&mut self, node: &Node, lease: Option<&Lease>, now: Instant) -> Instant {
-        let name = node.metadata.name_str().to_string();
+        let name = node.metadata.name_str();
         let renew = lease.and_then(lease_renew);
         let heartbeat = ready_condition(node)
-            .and_then(|c| c.last_heartbeat_time.clone())
-            .map(|t| t.text());
-        let o = self.observed.entry(name).or_insert_with(|| Observed {
-            probe: now,
-            renew: renew.clone(),
-            heartbeat: heartbeat.clone(),
-        });
+            .and_then(|c| c.last_heartbeat_time.as_ref())
+            .map(TimeExt::utc);
+        if !self.observed.contains_key(name) {
+            self.observed.insert(
+                name.to_string(),
+                Observed {
+                    probe: now,
+                    renew,
+                    heartbeat,
+                },
+            );
+        }
+        let Some(o) = self.observed.get_mut(name) else {
+            return now;
+        };
         if o.renew != renew || o.heartbeat != heartbeat {
             o.probe = now;
             o.renew = renew;
@@ -255,17 +281,27 @@ impl NodeHealth {
         o.probe
     }
 
-    /// Checks every node; returns when the next eviction is due, if any.
-    async fn monitor(&mut self) -> Option<DateTime<Utc>> {
-        let nodes = self.ctx.informers.get::<Node>().cache().all();
+    /// Checks every node (`only`: just these); returns when the next
+    /// eviction is due, if any (of the nodes checked).
+    async fn monitor(&mut self, only: Option<HashSet<String>>) -> Option<DateTime<Utc>> {
+        let cache = self.ctx.informers.get::<Node>().cache();
+        let nodes = match only {
+            None => {
+                let nodes = cache.all();
+                let names: HashSet<&str> = nodes.iter().map(|n| n.metadata.name_str()).collect();
+                self.observed.retain(|n, _| names.contains(n.as_str()));
+                self.taint_seen.retain(|n, _| names.contains(n.as_str()));
+                nodes
+            }
+            Some(names) => names
+                .iter()
+                .filter_map(|n| cache.get(&crate::runtime::ObjectRef::new(None, n)))
+                .collect(),
+        };
         let leases = self.ctx.informers.get::<Lease>().cache();
         let now = Instant::now();
         let grace = self.ctx.options.node_monitor_grace_period;
         let mut next: Option<DateTime<Utc>> = None;
-        let names: std::collections::HashSet<&str> =
-            nodes.iter().map(|n| n.metadata.name_str()).collect();
-        self.observed.retain(|n, _| names.contains(n.as_str()));
-        self.taint_seen.retain(|n, _| names.contains(n.as_str()));
         for node in nodes {
             let name = node.metadata.name_str().to_string();
             let lease = leases.get(&crate::runtime::ObjectRef::new(
@@ -519,14 +555,21 @@ pub async fn run(ctx: Context) {
     };
     let stopped = ctx.stopped();
     tokio::pin!(stopped);
-    let mut dirty = true;
+    // the nodes to check before the next full pass (`all`: every node)
+    let mut all = true;
+    let mut dirty: HashSet<String> = HashSet::new();
     let mut next_tick = tokio::time::Instant::now();
     loop {
-        if dirty || tokio::time::Instant::now() >= next_tick {
-            let next_eviction = h.monitor().await;
-            dirty = false;
+        if all || tokio::time::Instant::now() >= next_tick {
+            let next_eviction = h.monitor(None).await;
+            (all, dirty) = (false, HashSet::new());
             next_tick = tokio::time::Instant::now() + period;
             if let Some(at) = next_eviction {
+                let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                next_tick = next_tick.min(tokio::time::Instant::now() + wait);
+            }
+        } else if !dirty.is_empty() {
+            if let Some(at) = h.monitor(Some(std::mem::take(&mut dirty))).await {
                 let wait = (at - Utc::now()).to_std().unwrap_or_default();
                 next_tick = next_tick.min(tokio::time::Instant::now() + wait);
             }
@@ -534,25 +577,31 @@ pub async fn run(ctx: Context) {
         // react at once to heartbeats resuming, cordons and new taints;
         // pods landing on tainted nodes are caught by the next pass
         tokio::select! {
-            c = lease_rx.recv() => {
-                dirty = match c.as_deref() {
-                    Ok(crate::runtime::Change::Applied { new, .. }) => {
-                        let r = crate::runtime::ObjectRef::new(None, new.metadata.name_str());
-                        nodes.cache().get(&r).is_some_and(|n| ready_status(&n) == Some("Unknown"))
+            c = lease_rx.recv() => match c.as_deref() {
+                Ok(crate::runtime::Change::Applied { new, .. }) => {
+                    let name = new.metadata.name_str();
+                    let r = crate::runtime::ObjectRef::new(None, name);
+                    if nodes.cache().get(&r).is_some_and(|n| ready_status(&n) == Some("Unknown")) {
+                        dirty.insert(name.to_string());
                     }
-                    Ok(_) => false,
-                    Err(_) => true,
-                };
-            }
-            c = node_rx.recv() => {
-                dirty = match c.as_deref() {
-                    Ok(crate::runtime::Change::Applied { old: Some(old), new }) => {
+                }
+                Ok(_) => {}
+                Err(_) => all = true,
+            },
+            c = node_rx.recv() => match c.as_deref() {
+                Ok(crate::runtime::Change::Applied { old, new }) => {
+                    let changed = old.as_ref().is_none_or(|old| {
                         old.spec != new.spec || ready_status(old) != ready_status(new)
+                    });
+                    if changed {
+                        dirty.insert(new.metadata.name_str().to_string());
                     }
-                    _ => true,
-                };
-            }
-            c = pod_rx.recv() => dirty = c.is_err(),
+                }
+                // a deleted node is forgotten by the next full pass
+                Ok(crate::runtime::Change::Deleted(_)) => {}
+                Ok(crate::runtime::Change::Resynced) | Err(_) => all = true,
+            },
+            c = pod_rx.recv() => all |= c.is_err(),
             _ = tokio::time::sleep_until(next_tick) => {}
             _ = &mut stopped => break,
         }
