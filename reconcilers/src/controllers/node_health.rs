@@ -568,11 +568,11 @@ pub async fn run(ctx: Context) {
                 let wait = (at - Utc::now()).to_std().unwrap_or_default();
                 next_tick = next_tick.min(tokio::time::Instant::now() + wait);
             }
-        } else if !dirty.is_empty() {
-            if let Some(at) = h.monitor(Some(std::mem::take(&mut dirty))).await {
-                let wait = (at - Utc::now()).to_std().unwrap_or_default();
-                next_tick = next_tick.min(tokio::time::Instant::now() + wait);
-            }
+        } else if !dirty.is_empty()
+            && let Some(at) = h.monitor(Some(std::mem::take(&mut dirty))).await
+        {
+            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+            next_tick = next_tick.min(tokio::time::Instant::now() + wait);
         }
         // react at once to heartbeats resuming, cordons and new taints;
         // pods landing on tainted nodes are caught by the next pass
