@@ -62,9 +62,38 @@ enum Command {
     /// Images for the containerd runtime: import archives, build a busybox image.
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Manage identities in a server's token file.
+    /// Manage identities in a server's token file, and the cluster's bootstrap (join) tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Cluster snapshots: save one on a running server, list and delete them, restore one into a
+    /// new data directory.
+    ///
+    /// save, ls and delete ask the server named by the kubeconfig (its user must be in
+    /// system:masters); the server writes the snapshot of its store (the embedded store's data at
+    /// one moment, or etcd's own snapshot) into its snapshot directory (`DATA_DIR/snapshots`)
+    /// while it keeps serving. Servers also take scheduled snapshots (`korral server
+    /// --snapshot-schedule-cron`, `--snapshot-retention`). restore works offline on a file.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Take a snapshot now, on the server (and optionally download it).
+    Save(cli::snapshot::SaveArgs),
+    /// List the server's snapshots: NAME, SIZE, CREATED, REVISION, STORE.
+    #[command(visible_alias = "list")]
+    Ls(cli::snapshot::ListArgs),
+    /// Delete snapshots from the server's snapshot directory.
+    Delete(cli::snapshot::DeleteArgs),
+    /// Restore a snapshot file into a new, empty data directory (offline).
+    ///
+    /// The file's SHA-256 is checked first: a truncated or corrupt file is refused, naming it,
+    /// and nothing is written. An embedded-store snapshot becomes DIR/store.redb; an etcd
+    /// snapshot is restored with etcd's own tool (`etcdutl snapshot restore`, or `etcdctl
+    /// snapshot restore` where there is no etcdutl, as with Debian's etcd 3.4) into the member
+    /// data directory DIR/etcd. The printed commands start the restored cluster.
+    Restore(cli::snapshot::restore::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -81,6 +110,11 @@ enum ImageCommand {
 enum TokenCommand {
     /// Add an identity (or reuse it) and print its token or write a kubeconfig.
     Create(cli::token::CreateArgs),
+    /// List the cluster's bootstrap tokens as `kubeadm token list` does (secrets not shown).
+    #[command(visible_alias = "ls")]
+    List(cli::token_list::ListArgs),
+    /// Delete bootstrap tokens: nodes can no longer join with them.
+    Delete(cli::token_list::DeleteArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +130,12 @@ fn main() -> ExitCode {
         Command::Diff(args) => cli::diff::run(args),
         Command::Drift(args) => cli::drift::run(args),
         Command::Token(TokenCommand::Create(args)) => cli::token::create(args),
+        Command::Token(TokenCommand::List(args)) => cli::token_list::list(args),
+        Command::Token(TokenCommand::Delete(args)) => cli::token_list::delete(args),
+        Command::Snapshot(SnapshotCommand::Save(args)) => cli::snapshot::save(args),
+        Command::Snapshot(SnapshotCommand::Ls(args)) => cli::snapshot::list(args),
+        Command::Snapshot(SnapshotCommand::Delete(args)) => cli::snapshot::delete(args),
+        Command::Snapshot(SnapshotCommand::Restore(args)) => cli::snapshot::restore::run(args),
         Command::Node(args) => cli::node::run(args),
         Command::Image(ImageCommand::Import(args)) => cli::image::import(args),
         Command::Image(ImageCommand::BuildBusybox(args)) => cli::image::build_busybox(args),

@@ -29,6 +29,7 @@ pub mod registry;
 pub mod selectors;
 pub mod server;
 pub mod serviceaccounts;
+pub mod snapshots;
 pub mod status;
 pub mod store;
 pub mod tables;

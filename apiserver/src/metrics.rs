@@ -287,6 +287,13 @@ impl Store for MeteredStore {
     async fn compact(&self, revision: Revision) -> Result<()> {
         self.inner.compact(revision).await
     }
+
+    async fn snapshot(&self, dest: &std::path::Path) -> Result<crate::store::SnapshotWritten> {
+        let t = Instant::now();
+        let r = self.inner.snapshot(dest).await;
+        self.metrics.time_store("snapshot", t);
+        r
+    }
 }
 
 #[cfg(test)]

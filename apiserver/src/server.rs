@@ -47,6 +47,10 @@ pub struct ServerConfig {
     /// Serve lists, `resourceVersion=0` gets and watches from the watch
     /// cache (kube-apiserver's `--watch-cache`, on by default).
     pub watch_cache: bool,
+    /// Where snapshots are kept (default `data_dir/snapshots`).
+    pub snapshot_dir: Option<PathBuf>,
+    /// Scheduled snapshots with retention (`None`: only on demand).
+    pub snapshot_schedule: Option<crate::snapshots::schedule::Policy>,
 }
 
 impl ServerConfig {
@@ -65,6 +69,8 @@ impl ServerConfig {
             disabled_admission_plugins: Vec::new(),
             anonymous_auth: true,
             watch_cache: true,
+            snapshot_dir: None,
+            snapshot_schedule: None,
         }
     }
 }
@@ -414,6 +420,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })?;
     let host = client_host(bound);
     let url = format!("https://{host}");
+    let snapshots = Arc::new(crate::snapshots::Snapshots::new(
+        config
+            .snapshot_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("snapshots")),
+        registry.store().clone(),
+    ));
+    let mut background = vec![
+        crd_controller,
+        rbac_cache,
+        policy_cache,
+        webhook_cache,
+        quota_status,
+    ];
+    if let Some(policy) = &config.snapshot_schedule {
+        background.push(crate::snapshots::schedule::start(
+            snapshots.clone(),
+            policy.clone(),
+        ));
+    }
     let app = Arc::new(App {
         registry,
         tokens,
@@ -432,6 +458,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         webhooks,
         audit,
         metrics_api: Default::default(),
+        snapshots,
     });
 
     // the CA for joining nodes, verified by the hash in their join token
@@ -521,13 +548,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         app,
         handle,
         task,
-        background: vec![
-            crd_controller,
-            rbac_cache,
-            policy_cache,
-            webhook_cache,
-            quota_status,
-        ],
+        background,
     })
 }
 

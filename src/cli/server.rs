@@ -95,6 +95,45 @@ pub struct Args {
     /// A file holding the webhook's secret (GitHub HMAC or GitLab token).
     #[arg(long, value_name = "FILE")]
     pub intake_webhook_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub snapshots: Snapshots,
+}
+
+/// Scheduled snapshots (as k3s's `--etcd-snapshot-*` flags).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Snapshots {
+    /// When to take scheduled snapshots of the store: a cron schedule in UTC (five fields, or
+    /// `@every 30m`, `@daily`, ...); "off" for none. Default: twice a day, as k3s.
+    #[arg(long, default_value = "0 */12 * * *", value_name = "SCHEDULE")]
+    pub snapshot_schedule_cron: String,
+    /// How many scheduled snapshots to keep (the oldest are deleted after each new one; 0 keeps
+    /// all). Snapshots saved with `korral snapshot save` are never pruned.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub snapshot_retention: usize,
+    /// Where snapshots are kept (default: DATA_DIR/snapshots).
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// No scheduled snapshots (same as --snapshot-schedule-cron off).
+    #[arg(long)]
+    pub disable_snapshots: bool,
+}
+
+impl Snapshots {
+    /// The schedule these flags ask for (`None`: snapshots only on demand).
+    pub fn policy(&self) -> Result<Option<apiserver::snapshots::schedule::Policy>, String> {
+        if self.disable_snapshots {
+            return Ok(None);
+        }
+        let schedule = apiserver::snapshots::schedule::parse(&self.snapshot_schedule_cron)
+            .map_err(|e| format!("--snapshot-schedule-cron: {e}"))?;
+        Ok(
+            schedule.map(|schedule| apiserver::snapshots::schedule::Policy {
+                schedule,
+                spec: self.snapshot_schedule_cron.clone(),
+                retention: self.snapshot_retention,
+            }),
+        )
+    }
 }
 
 /// Cluster networking flags: address ranges and the cluster DNS.
@@ -157,8 +196,10 @@ impl Network {
 
 impl Args {
     /// The server configuration these flags describe.
-    pub fn config(&self) -> ServerConfig {
+    pub fn config(&self) -> Result<ServerConfig, String> {
         let mut config = ServerConfig::new(&self.data_dir);
+        config.snapshot_dir = self.snapshots.snapshot_dir.clone();
+        config.snapshot_schedule = self.snapshots.policy()?;
         config.listen = self.listen;
         config.advertise_address = self.advertise_address;
         // kubeadm's: the in-cluster name with the cluster domain
@@ -200,7 +241,7 @@ impl Args {
             }
             config.etcd = Some(opts);
         }
-        config
+        Ok(config)
     }
 }
 
@@ -216,8 +257,15 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(output::ERROR);
         }
     };
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("korral server: {e}");
+            return ExitCode::from(output::ERROR);
+        }
+    };
     runtime.block_on(async move {
-        let server = match start(args.config()).await {
+        let server = match start(config).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("korral server: {e}");

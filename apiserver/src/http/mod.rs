@@ -13,6 +13,7 @@ pub mod pretty;
 pub mod request;
 pub mod resources;
 pub mod respond;
+pub mod snapshots;
 pub mod spdy;
 pub mod subresources;
 pub mod tokens;
@@ -69,6 +70,8 @@ pub struct App {
     pub audit: Option<Arc<crate::audit::Audit>>,
     /// The Metrics API's node scraper and its cache (`metrics_api`).
     pub metrics_api: crate::metrics_api::scrape::Scraper,
+    /// The server's snapshots (`/korral/v1/snapshots`).
+    pub snapshots: Arc<crate::snapshots::Snapshots>,
 }
 
 /// Who is calling, after impersonation: the authenticated caller, or the
@@ -334,6 +337,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/apis", get(apis_root))
         .route("/api/{*rest}", any(core_api))
         .route("/apis/{*rest}", any(grouped_api))
+        .merge(snapshots::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(kube_headers))
         .layer(axum::middleware::from_fn(pretty::layer))

@@ -23,6 +23,7 @@
 //!   older revisions then fail with `Compacted`.
 
 use std::fmt;
+use std::path::Path;
 
 use async_trait::async_trait;
 
@@ -205,6 +206,17 @@ impl WatchStream {
     }
 }
 
+/// What [`Store::snapshot`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotWritten {
+    /// The store revision the snapshot holds. For etcd: the revision etcd
+    /// reported when it began streaming the snapshot (writes racing the start
+    /// may or may not be in it).
+    pub revision: Revision,
+    /// Which backend wrote it: `embedded` or `etcd`.
+    pub backend: &'static str,
+}
+
 /// The revisioned key-value store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -234,4 +246,14 @@ pub trait Store: Send + Sync + 'static {
     async fn watch(&self, prefix: &str, start: Revision) -> Result<WatchStream>;
     /// Drops history before `revision`.
     async fn compact(&self, revision: Revision) -> Result<()>;
+    /// Writes a consistent copy of the whole store into the new file `dest`
+    /// while the store keeps serving: the embedded store's data at one read
+    /// transaction (korral's snapshot format, see `crate::snapshots::file`),
+    /// etcd's own snapshot (restorable with `etcdctl snapshot restore`).
+    async fn snapshot(&self, dest: &Path) -> Result<SnapshotWritten> {
+        Err(StoreError::Internal(format!(
+            "this store cannot write snapshots (asked for {})",
+            dest.display()
+        )))
+    }
 }

@@ -6,10 +6,12 @@
 //! `create_revision == 0`; update/delete: the key exists and its
 //! `mod_revision` is the expected one), so etcd's revision is the store's
 //! revision. Lists are paginated range reads pinned to one revision. Watches
-//! resume after a dropped connection ([`watch`]).
+//! resume after a dropped connection ([`watch`]). Snapshots are etcd's own
+//! ([`snapshot`]).
 
 mod convert;
 mod pool;
+mod snapshot;
 mod watch;
 
 use std::path::PathBuf;
@@ -27,7 +29,8 @@ use tokio::sync::mpsc;
 use self::convert::{is_compacted, is_future, map_err, prefix_range_end};
 use self::pool::{Pool, Retry};
 use crate::store::{
-    Deleted, KeyValue, ListRequest, ListResponse, Result, Revision, Store, StoreError, WatchStream,
+    Deleted, KeyValue, ListRequest, ListResponse, Result, Revision, SnapshotWritten, Store,
+    StoreError, WatchStream,
 };
 
 /// TLS to etcd: files in PEM, as etcd's own `--cacert`, `--cert`, `--key`.
@@ -607,5 +610,13 @@ impl Store for EtcdStore {
             }),
             Err(e) => Err(map_err(e, "compacting")),
         }
+    }
+
+    async fn snapshot(&self, dest: &std::path::Path) -> Result<SnapshotWritten> {
+        let revision = snapshot::write(self, dest).await?;
+        Ok(SnapshotWritten {
+            revision,
+            backend: "etcd",
+        })
     }
 }

@@ -1,0 +1,523 @@
+//! Cluster snapshots (`korral snapshot`, issue 21): the whole store copied
+//! into a file while the server keeps serving, kept in a directory
+//! (`<data-dir>/snapshots` by default), taken on demand (the admin-only
+//! `/korral/v1/snapshots` endpoint, `http/snapshots.rs`) or on a schedule
+//! with retention ([`schedule`]), and restored into a fresh data directory
+//! ([`restore`]).
+//!
+//! In the directory, snapshot `NAME` is the file `NAME` (see [`file`] for
+//! the two formats) beside `NAME.json`, its [`SnapshotInfo`]. Files are
+//! written as `.NAME.partial` and renamed when complete, so a snapshot that
+//! is listed is whole. Snapshots without their `.json` (copied in by hand)
+//! are listed from the file itself.
+
+pub mod file;
+pub mod restore;
+pub mod schedule;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::store::{Store, StoreError};
+
+/// One snapshot, as `korral snapshot ls` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotInfo {
+    /// The snapshot's name (its file name in the directory).
+    pub name: String,
+    /// Where it is on the server's machine.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// When it was taken (RFC 3339, UTC).
+    pub created: String,
+    /// The store revision it holds (`None`: unknown, for a file copied in).
+    pub revision: Option<i64>,
+    /// `embedded` or `etcd` (`None`: not recognisable).
+    pub store: Option<String>,
+    /// Taken by the schedule (only those are pruned by retention).
+    #[serde(default)]
+    pub scheduled: bool,
+}
+
+/// Why a snapshot operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A name that cannot be a snapshot's.
+    #[error("invalid snapshot name {name:?}: {why}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// `save NAME` when NAME exists.
+    #[error("snapshot {0:?} already exists")]
+    Exists(String),
+    /// No such snapshot.
+    #[error("snapshot {0:?} not found")]
+    NotFound(String),
+    /// The directory or a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not write it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks a snapshot name: 1 to 200 of `A-Z a-z 0-9 . _ -`, not starting with
+/// a dot, not ending in `.json` or `.partial` (the directory's own files).
+pub fn valid_name(name: &str) -> Result<(), SnapshotError> {
+    let bad = |why: &str| {
+        Err(SnapshotError::InvalidName {
+            name: name.to_string(),
+            why: why.to_string(),
+        })
+    };
+    if name.is_empty() || name.len() > 200 {
+        return bad("use 1 to 200 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return bad("use only letters, digits, '.', '_' and '-'");
+    }
+    if name.starts_with('.') {
+        return bad("it may not start with '.'");
+    }
+    if name.ends_with(".json") || name.ends_with(".partial") {
+        return bad("it may not end in .json or .partial");
+    }
+    Ok(())
+}
+
+/// The name of an automatically named snapshot taken at `at`:
+/// `PREFIX-20261208T001500Z`.
+pub fn timestamped(prefix: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{prefix}-{}", at.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// The prefix of scheduled snapshots' names.
+pub const SCHEDULED_PREFIX: &str = "scheduled";
+/// The prefix of on-demand snapshots saved without a name.
+pub const ON_DEMAND_PREFIX: &str = "on-demand";
+
+/// The scheduled snapshots retention drops: all but the `retention` newest
+/// (0 keeps all). On-demand snapshots are never pruned.
+pub fn to_prune(snapshots: &[SnapshotInfo], retention: usize) -> Vec<String> {
+    if retention == 0 {
+        return Vec::new();
+    }
+    let mut scheduled: Vec<&SnapshotInfo> = snapshots.iter().filter(|s| s.scheduled).collect();
+    // newest first; RFC 3339 UTC times of one format sort as text
+    scheduled.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
+    scheduled
+        .into_iter()
+        .skip(retention)
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// The snapshots of one server: a directory and the store they are taken of.
+pub struct Snapshots {
+    dir: PathBuf,
+    store: Arc<dyn Store>,
+    /// One save, delete or prune at a time.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Snapshots {
+    /// Snapshots of `store` kept in `dir` (created when the first is saved).
+    pub fn new(dir: impl Into<PathBuf>, store: Arc<dyn Store>) -> Self {
+        Snapshots {
+            dir: dir.into(),
+            store,
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes a snapshot named `name` (default `on-demand-<time>`, or
+    /// `scheduled-<time>` for the schedule's) and records it.
+    pub async fn save(
+        &self,
+        name: Option<&str>,
+        scheduled: bool,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let _guard = self.lock.lock().await;
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(io(&self.dir))?;
+        let now = chrono::Utc::now();
+        let name = match name {
+            Some(n) => {
+                valid_name(n)?;
+                if self.dir.join(n).exists() {
+                    return Err(SnapshotError::Exists(n.to_string()));
+                }
+                n.to_string()
+            }
+            None => {
+                let prefix = if scheduled {
+                    SCHEDULED_PREFIX
+                } else {
+                    ON_DEMAND_PREFIX
+                };
+                let base = timestamped(prefix, now);
+                let mut name = base.clone();
+                let mut n = 1;
+                while self.dir.join(&name).exists() {
+                    name = format!("{base}-{n}");
+                    n += 1;
+                }
+                name
+            }
+        };
+        let partial = self.dir.join(format!(".{name}.partial"));
+        let _ = tokio::fs::remove_file(&partial).await;
+        let started = std::time::Instant::now();
+        let written = match self.store.snapshot(&partial).await {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(e.into());
+            }
+        };
+        let path = self.dir.join(&name);
+        tokio::fs::rename(&partial, &path)
+            .await
+            .map_err(io(&path))?;
+        let size = tokio::fs::metadata(&path).await.map_err(io(&path))?.len();
+        let info = SnapshotInfo {
+            path: path.display().to_string(),
+            name,
+            size,
+            created: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            revision: Some(written.revision),
+            store: Some(written.backend.to_string()),
+            scheduled,
+        };
+        self.write_info(&info).await?;
+        sync_dir(&self.dir);
+        tracing::info!(
+            snapshot = %info.name,
+            path = %info.path,
+            size = info.size,
+            revision = written.revision,
+            store = written.backend,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "saved snapshot"
+        );
+        Ok(info)
+    }
+
+    async fn write_info(&self, info: &SnapshotInfo) -> Result<(), SnapshotError> {
+        let path = self.dir.join(format!("{}.json", info.name));
+        let partial = self.dir.join(format!(".{}.json.partial", info.name));
+        let text = serde_json::to_vec_pretty(info).map_err(|e| SnapshotError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        tokio::fs::write(&partial, text)
+            .await
+            .map_err(io(&partial))?;
+        tokio::fs::rename(&partial, &path).await.map_err(io(&path))
+    }
+
+    /// Every snapshot in the directory, oldest first.
+    pub async fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || list_dir(&dir))
+            .await
+            .map_err(|e| SnapshotError::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other(e),
+            })?
+    }
+
+    /// Deletes a snapshot (its file and record).
+    pub async fn delete(&self, name: &str) -> Result<SnapshotInfo, SnapshotError> {
+        valid_name(name)?;
+        let _guard = self.lock.lock().await;
+        self.remove(name).await
+    }
+
+    async fn remove(&self, name: &str) -> Result<SnapshotInfo, SnapshotError> {
+        let path = self.dir.join(name);
+        let info = self
+            .list()
+            .await?
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| SnapshotError::NotFound(name.to_string()))?;
+        tokio::fs::remove_file(&path).await.map_err(io(&path))?;
+        let record = self.dir.join(format!("{name}.json"));
+        match tokio::fs::remove_file(&record).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&record)(e)),
+        }
+        tracing::info!(snapshot = name, "deleted snapshot");
+        Ok(info)
+    }
+
+    /// Deletes scheduled snapshots beyond the `retention` newest; returns their names.
+    pub async fn prune(&self, retention: usize) -> Result<Vec<String>, SnapshotError> {
+        let _guard = self.lock.lock().await;
+        let doomed = to_prune(&self.list().await?, retention);
+        for name in &doomed {
+            self.remove(name).await?;
+        }
+        Ok(doomed)
+    }
+}
+
+/// Makes renames in `dir` durable (best effort).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io(dir))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if valid_name(&name).is_err() || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let meta = entry.metadata().map_err(io(&path))?;
+        let record = dir.join(format!("{name}.json"));
+        let recorded = std::fs::read(&record)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<SnapshotInfo>(&b).ok())
+            .filter(|i| i.name == name);
+        let info = match recorded {
+            Some(mut i) => {
+                i.size = meta.len();
+                i.path = path.display().to_string();
+                i
+            }
+            None => SnapshotInfo {
+                name,
+                path: path.display().to_string(),
+                size: meta.len(),
+                created: meta
+                    .modified()
+                    .map(chrono::DateTime::<chrono::Utc>::from)
+                    .unwrap_or_else(|_| chrono::Utc::now())
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                revision: None,
+                store: sniff(&path).map(|k| k.as_str().to_string()),
+                scheduled: false,
+            },
+        };
+        out.push(info);
+    }
+    out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+    Ok(out)
+}
+
+/// The format a file's first bytes announce (no checksum check).
+fn sniff(path: &Path) -> Option<file::Kind> {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    let mut f = std::fs::File::open(path).ok()?;
+    f.read_exact(&mut head).ok()?;
+    if head.starts_with(&file::REDB_MAGIC) {
+        Some(file::Kind::Embedded)
+    } else if head[16..20] == [0xED, 0xDA, 0x0C, 0xED] {
+        Some(file::Kind::Etcd)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{LocalOptions, LocalStore};
+
+    fn info(name: &str, created: &str, scheduled: bool) -> SnapshotInfo {
+        SnapshotInfo {
+            name: name.into(),
+            path: String::new(),
+            size: 1,
+            created: created.into(),
+            revision: Some(1),
+            store: Some("embedded".into()),
+            scheduled,
+        }
+    }
+
+    #[test]
+    fn names_are_plain_file_names() {
+        for ok in ["nightly", "on-demand-20261208T001500Z", "a.b_c-1"] {
+            assert!(valid_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "../etc",
+            "a/b",
+            "x.json",
+            "x.partial",
+            "sp ace",
+            &"x".repeat(201),
+        ] {
+            assert!(valid_name(bad).is_err(), "{bad:?}");
+        }
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-08T00:15:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(timestamped("scheduled", at), "scheduled-20261208T001500Z");
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_scheduled_snapshots_and_every_on_demand_one() {
+        let all = vec![
+            info("scheduled-1", "2026-12-08T00:00:01Z", true),
+            info("mine", "2026-12-08T00:00:02Z", false),
+            info("scheduled-3", "2026-12-08T00:00:03Z", true),
+            info("scheduled-4", "2026-12-08T00:00:04Z", true),
+            info("scheduled-2", "2026-12-08T00:00:02Z", true),
+        ];
+        assert_eq!(to_prune(&all, 2), vec!["scheduled-2", "scheduled-1"]);
+        assert_eq!(to_prune(&all, 4), Vec::<String>::new());
+        assert_eq!(to_prune(&all, 0), Vec::<String>::new());
+        assert_eq!(to_prune(&all, 1).len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_embedded_snapshot_holds_the_data_of_its_moment_and_restores() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut options = LocalOptions::new(dir.path().join("store.redb"));
+        options.compaction = None;
+        let store = Arc::new(LocalStore::open(options).await.expect("open"));
+        for i in 0..50 {
+            store
+                .create(
+                    &format!("configmaps/default/c{i}"),
+                    format!("{i}").into_bytes(),
+                )
+                .await
+                .expect("create");
+        }
+        let snapshots = Snapshots::new(dir.path().join("snapshots"), store.clone());
+        let saved = snapshots.save(Some("first"), false).await.expect("save");
+        assert_eq!(saved.revision, Some(51));
+        assert_eq!(saved.store.as_deref(), Some("embedded"));
+        store
+            .create("configmaps/default/later", b"x".to_vec())
+            .await
+            .expect("create");
+        assert!(matches!(
+            snapshots.save(Some("first"), false).await,
+            Err(SnapshotError::Exists(_))
+        ));
+        let listed = snapshots.list().await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0], saved);
+
+        let target = dir.path().join("restored");
+        let restored = restore::restore(&restore::Options::new(
+            PathBuf::from(&saved.path),
+            target.clone(),
+        ))
+        .expect("restore");
+        assert_eq!(restored.revision, Some(51));
+        assert_eq!(restored.keys, Some(50));
+        let reopened = LocalStore::open(LocalOptions::new(target.join("store.redb")))
+            .await
+            .expect("reopen");
+        assert_eq!(reopened.current_revision().await.expect("revision"), 51);
+        assert!(
+            reopened
+                .get("configmaps/default/later")
+                .await
+                .expect("get")
+                .is_none()
+        );
+        let kv = reopened
+            .get("configmaps/default/c7")
+            .await
+            .expect("get")
+            .expect("present");
+        assert_eq!(kv.value, b"7");
+        // the restored store takes writes from its revision on
+        let next = reopened
+            .create("configmaps/default/new", b"n".to_vec())
+            .await
+            .expect("create");
+        assert_eq!(next.mod_revision, 52);
+        reopened.close().await;
+
+        // a non-empty data directory is refused, and left as it was
+        let err = restore::restore(&restore::Options::new(
+            PathBuf::from(&saved.path),
+            target.clone(),
+        ))
+        .expect_err("not empty");
+        assert!(err.to_string().contains("not empty"), "{err}");
+
+        let deleted = snapshots.delete("first").await.expect("delete");
+        assert_eq!(deleted.name, "first");
+        assert!(snapshots.list().await.expect("list").is_empty());
+        assert!(matches!(
+            snapshots.delete("first").await,
+            Err(SnapshotError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_truncated_snapshot_restores_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(
+            LocalStore::open(LocalOptions::new(dir.path().join("store.redb")))
+                .await
+                .expect("open"),
+        );
+        store.create("k", b"v".to_vec()).await.expect("create");
+        let snapshots = Snapshots::new(dir.path().join("snapshots"), store.clone());
+        let saved = snapshots.save(None, false).await.expect("save");
+        assert!(saved.name.starts_with("on-demand-"), "{}", saved.name);
+        let bytes = std::fs::read(&saved.path).expect("read");
+        let cut = dir.path().join("cut");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+        let target = dir.path().join("restored");
+        let err = restore::restore(&restore::Options::new(cut.clone(), target.clone()))
+            .expect_err("truncated")
+            .to_string();
+        assert!(err.contains(&cut.display().to_string()), "{err}");
+        assert!(err.contains("truncated"), "{err}");
+        assert!(!target.exists(), "nothing is left behind");
+    }
+}

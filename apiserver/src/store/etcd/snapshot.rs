@@ -1,0 +1,65 @@
+//! EtcdStore's snapshots: etcd's maintenance `Snapshot` stream (the member's
+//! whole backend followed by its SHA-256) written to a file as it arrives,
+//! then checked, so the file is exactly what `etcdctl snapshot save` writes
+//! and `etcdctl snapshot restore` reads.
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+use super::EtcdStore;
+use super::convert::map_err;
+use super::pool::Retry;
+use crate::store::{Revision, StoreError};
+
+/// Streams a snapshot from the preferred member (another one if it cannot be
+/// reached) into `dest`; returns the revision etcd reported as it began.
+pub(super) async fn write(store: &EtcdStore, dest: &Path) -> Result<Revision, StoreError> {
+    if dest.exists() {
+        return Err(StoreError::Internal(format!(
+            "writing snapshot {}: the file exists",
+            dest.display()
+        )));
+    }
+    let revision = store
+        .pool
+        .call(Retry::Read, |client| {
+            let dest: PathBuf = dest.to_path_buf();
+            async move { stream_to(client, &dest).await }
+        })
+        .await
+        .map_err(|e| {
+            let _ = std::fs::remove_file(dest);
+            map_err(e, "taking an etcd snapshot")
+        })?;
+    let verified = crate::snapshots::file::verify(dest).map_err(|e| {
+        let _ = std::fs::remove_file(dest);
+        StoreError::Internal(format!("etcd sent a bad snapshot: {e}"))
+    })?;
+    tracing::info!(path = %dest.display(), revision, bytes = verified.payload_len, "wrote etcd snapshot");
+    Ok(revision)
+}
+
+async fn stream_to(
+    mut client: etcd_client::Client,
+    dest: &Path,
+) -> Result<Revision, etcd_client::Error> {
+    let mut stream = client.snapshot().await?;
+    // created here (truncating what an attempt on another member left)
+    let mut file = tokio::fs::File::create(dest)
+        .await
+        .map_err(etcd_client::Error::IoError)?;
+    let mut revision = 0;
+    while let Some(message) = stream.message().await? {
+        if revision == 0
+            && let Some(h) = message.header()
+        {
+            revision = h.revision();
+        }
+        file.write_all(message.blob())
+            .await
+            .map_err(etcd_client::Error::IoError)?;
+    }
+    file.sync_all().await.map_err(etcd_client::Error::IoError)?;
+    Ok(revision)
+}
