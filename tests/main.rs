@@ -48,6 +48,7 @@ mod node_simulated;
 mod python_client;
 mod scheduling;
 mod service_lb;
+mod snapshots;
 mod statefulsets;
 mod storage;
 mod third_party_clients;

@@ -83,7 +83,12 @@ impl Server {
 
     /// Starts a server listening on `listen` (e.g. a test network's address) with extra flags.
     pub fn start_on(listen: &str, extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), listen, extra)
+    }
+
+    /// Starts a server on an existing data directory (e.g. one a snapshot
+    /// was restored into).
+    pub fn start_in(dir: tempfile::TempDir, listen: &str, extra: &[&str]) -> Server {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let child = Command::new(korral_bin())
             .args(["server", "--listen", listen, "--data-dir"])

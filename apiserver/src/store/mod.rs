@@ -209,9 +209,9 @@ impl WatchStream {
 /// What [`Store::snapshot`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotWritten {
-    /// The store revision the snapshot holds. For etcd: the revision etcd
-    /// reported when it began streaming the snapshot (writes racing the start
-    /// may or may not be in it).
+    /// The store revision the snapshot holds. For etcd: the revision read
+    /// just before the snapshot began (writes racing its start may be in it
+    /// too).
     pub revision: Revision,
     /// Which backend wrote it: `embedded` or `etcd`.
     pub backend: &'static str,

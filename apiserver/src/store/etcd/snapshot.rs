@@ -10,10 +10,12 @@ use tokio::io::AsyncWriteExt;
 use super::EtcdStore;
 use super::convert::map_err;
 use super::pool::Retry;
-use crate::store::{Revision, StoreError};
+use crate::store::{Revision, Store, StoreError};
 
 /// Streams a snapshot from the preferred member (another one if it cannot be
-/// reached) into `dest`; returns the revision etcd reported as it began.
+/// reached) into `dest`; returns the store's revision read just before it
+/// began (etcd 3.4 puts no revision on snapshot messages): the snapshot holds
+/// every write up to it, and perhaps writes racing its start.
 pub(super) async fn write(store: &EtcdStore, dest: &Path) -> Result<Revision, StoreError> {
     if dest.exists() {
         return Err(StoreError::Internal(format!(
@@ -21,7 +23,8 @@ pub(super) async fn write(store: &EtcdStore, dest: &Path) -> Result<Revision, St
             dest.display()
         )));
     }
-    let revision = store
+    let revision = store.current_revision().await?;
+    store
         .pool
         .call(Retry::Read, |client| {
             let dest: PathBuf = dest.to_path_buf();
@@ -40,26 +43,16 @@ pub(super) async fn write(store: &EtcdStore, dest: &Path) -> Result<Revision, St
     Ok(revision)
 }
 
-async fn stream_to(
-    mut client: etcd_client::Client,
-    dest: &Path,
-) -> Result<Revision, etcd_client::Error> {
+async fn stream_to(mut client: etcd_client::Client, dest: &Path) -> Result<(), etcd_client::Error> {
     let mut stream = client.snapshot().await?;
     // created here (truncating what an attempt on another member left)
     let mut file = tokio::fs::File::create(dest)
         .await
         .map_err(etcd_client::Error::IoError)?;
-    let mut revision = 0;
     while let Some(message) = stream.message().await? {
-        if revision == 0
-            && let Some(h) = message.header()
-        {
-            revision = h.revision();
-        }
         file.write_all(message.blob())
             .await
             .map_err(etcd_client::Error::IoError)?;
     }
-    file.sync_all().await.map_err(etcd_client::Error::IoError)?;
-    Ok(revision)
+    file.sync_all().await.map_err(etcd_client::Error::IoError)
 }
