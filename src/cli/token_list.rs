@@ -320,7 +320,7 @@ mod tests {
         .collect();
         let info = token_info("bootstrap-token-abcdef", &data).expect("a token");
         assert_eq!(info.usages, ["authentication", "signing"]);
-        let t = table(&[info.clone()], at("2026-12-08T00:00:00Z"));
+        let t = table(std::slice::from_ref(&info), at("2026-12-08T00:00:00Z"));
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("TOKEN ID   TTL   EXPIRES"), "{t}");
         assert!(lines[1].starts_with("abcdef     24h   2026-12-09T00:00:00Z   authentication,signing   for worker-1   system:bootstrappers:korral:default-node-token"), "{t}");

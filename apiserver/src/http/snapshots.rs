@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::{App, Caller};
 use crate::auth::{Identity, Role};
-use crate::errors::ApiError;
+use crate::errors::{ApiError, ApiResult};
 use crate::snapshots::SnapshotError;
 
 /// The collection's path.
@@ -34,8 +34,8 @@ pub fn routes() -> Router<Arc<App>> {
 }
 
 /// Only `system:masters` may take, read or delete snapshots.
-fn admin_only(caller: Caller, verb: &str, path: &str) -> Result<Identity, Response> {
-    let id = caller.0.map_err(IntoResponse::into_response)?;
+fn admin_only(caller: Caller, verb: &str, path: &str) -> ApiResult<Identity> {
+    let id = caller.0?;
     let is_master =
         matches!(&id.role, Role::Subject(s) if s.groups.iter().any(|g| g == "system:masters"));
     if is_master {
@@ -44,8 +44,7 @@ fn admin_only(caller: Caller, verb: &str, path: &str) -> Result<Identity, Respon
         Err(ApiError::forbidden_message(format!(
             "forbidden: User {:?} cannot {verb} path {path:?}: snapshots hold every Secret, only system:masters may {verb} them",
             id.name
-        ))
-        .into_response())
+        )))
     }
 }
 
@@ -72,8 +71,8 @@ fn json_body(code: StatusCode, value: &impl serde::Serialize) -> Response {
 }
 
 async fn list(State(app): State<Arc<App>>, caller: Caller) -> Response {
-    if let Err(r) = admin_only(caller, "list", PATH) {
-        return r;
+    if let Err(e) = admin_only(caller, "list", PATH) {
+        return e.into_response();
     }
     match app.snapshots.list().await {
         Ok(items) => json_body(
@@ -87,7 +86,7 @@ async fn list(State(app): State<Arc<App>>, caller: Caller) -> Response {
 async fn save(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Response {
     let id = match admin_only(caller, "create", PATH) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let name = if body.is_empty() {
         None
@@ -115,8 +114,8 @@ async fn save(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Respo
 }
 
 async fn delete(State(app): State<Arc<App>>, caller: Caller, Path(name): Path<String>) -> Response {
-    if let Err(r) = admin_only(caller, "delete", &format!("{PATH}/{name}")) {
-        return r;
+    if let Err(e) = admin_only(caller, "delete", &format!("{PATH}/{name}")) {
+        return e.into_response();
     }
     match app.snapshots.delete(&name).await {
         Ok(info) => json_body(StatusCode::OK, &info),
@@ -129,8 +128,8 @@ async fn download(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(r) = admin_only(caller, "get", &format!("{PATH}/{name}")) {
-        return r;
+    if let Err(e) = admin_only(caller, "get", &format!("{PATH}/{name}")) {
+        return e.into_response();
     }
     if let Err(e) = crate::snapshots::valid_name(&name) {
         return error(e);

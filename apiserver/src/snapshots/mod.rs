@@ -497,6 +497,53 @@ mod tests {
         ));
     }
 
+    /// Snapshots taken while a writer goes on each hold exactly the writes
+    /// up to their revision: a point in time, never a torn copy.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn snapshots_taken_during_writes_are_points_in_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut options = LocalOptions::new(dir.path().join("store.redb"));
+        options.compaction = None;
+        let store = Arc::new(LocalStore::open(options).await.expect("open"));
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..2000 {
+                    store
+                        .create(&format!("k/{i:05}"), vec![b'x'; 200])
+                        .await
+                        .expect("create");
+                }
+            })
+        };
+        let snapshots = Snapshots::new(dir.path().join("snapshots"), store.clone());
+        let mut taken = Vec::new();
+        while !writer.is_finished() && taken.len() < 5 {
+            taken.push(snapshots.save(None, true).await.expect("save"));
+        }
+        writer.await.expect("writer");
+        assert!(
+            taken
+                .iter()
+                .any(|i| matches!(i.revision, Some(r) if r > 1 && r < 2001)),
+            "a snapshot taken while writes went on: {taken:?}"
+        );
+        for (i, info) in taken.iter().enumerate() {
+            let target = dir.path().join(format!("restored-{i}"));
+            let restored =
+                restore::restore(&restore::Options::new(PathBuf::from(&info.path), target))
+                    .expect("restore");
+            let revision = restored.revision.expect("revision");
+            assert_eq!(Some(revision), info.revision);
+            // a fresh store is at revision 1; each create adds one key and one revision
+            assert_eq!(
+                restored.keys,
+                Some(usize::try_from(revision - 1).expect("revision")),
+                "{info:?}"
+            );
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_truncated_snapshot_restores_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
