@@ -65,10 +65,10 @@ enum Command {
     /// Manage identities in a server's token file, and the cluster's bootstrap (join) tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Cluster snapshots: save one on a running server, list and delete them, restore one into a
-    /// new data directory.
+    /// Cluster snapshots: save one on a running server, list, delete and prune them, restore one
+    /// into a new data directory.
     ///
-    /// save, ls and delete ask the server named by the kubeconfig (its user must be in
+    /// save, ls, delete and prune ask the server named by the kubeconfig (its user must be in
     /// system:masters); the server writes the snapshot of its store (the embedded store's data at
     /// one moment, or etcd's own snapshot) into its snapshot directory (`DATA_DIR/snapshots`)
     /// while it keeps serving. Servers also take scheduled snapshots (`korral server
@@ -86,6 +86,8 @@ enum SnapshotCommand {
     Ls(cli::snapshot::ListArgs),
     /// Delete snapshots from the server's snapshot directory.
     Delete(cli::snapshot::DeleteArgs),
+    /// Delete all but the newest N scheduled snapshots (or of those named PREFIX…).
+    Prune(cli::snapshot::PruneArgs),
     /// Restore a snapshot file into a new, empty data directory (offline).
     ///
     /// The file's SHA-256 is checked first: a truncated or corrupt file is refused, naming it,
@@ -135,6 +137,7 @@ fn main() -> ExitCode {
         Command::Snapshot(SnapshotCommand::Save(args)) => cli::snapshot::save(args),
         Command::Snapshot(SnapshotCommand::Ls(args)) => cli::snapshot::list(args),
         Command::Snapshot(SnapshotCommand::Delete(args)) => cli::snapshot::delete(args),
+        Command::Snapshot(SnapshotCommand::Prune(args)) => cli::snapshot::prune(args),
         Command::Snapshot(SnapshotCommand::Restore(args)) => cli::snapshot::restore::run(args),
         Command::Node(args) => cli::node::run(args),
         Command::Image(ImageCommand::Import(args)) => cli::image::import(args),

@@ -2,8 +2,8 @@
 //! server — embedded store and real etcd — restored into a new data
 //! directory brings back the same objects (same uids) and not those written
 //! after it; corrupt files and non-empty directories are refused; scheduled
-//! snapshots keep only `--snapshot-retention`; only system:masters may take
-//! them. Also `korral token list|delete` for bootstrap tokens.
+//! snapshots keep only `--snapshot-retention`, `korral snapshot prune`
+//! keeps the newest of a name prefix; only system:masters may take them. Also `korral token list|delete` for bootstrap tokens.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -449,6 +449,32 @@ fn scheduled_snapshots_keep_only_the_retention() {
     let dir = s.dir.path().join("snapshots");
     assert!(!dir.join(oldest).exists());
     assert!(!dir.join(format!("{oldest}.json")).exists());
+
+    // by hand: all but the newest of those named manual-…
+    for name in ["manual-a", "manual-b", "manual-c"] {
+        korral_ok(&["snapshot", "save", name, "--kubeconfig", &kc(&s)]);
+    }
+    let out = korral_ok(&[
+        "snapshot",
+        "prune",
+        "--retention",
+        "1",
+        "--prefix",
+        "manual-",
+        "--kubeconfig",
+        &kc(&s),
+    ]);
+    assert!(
+        out.contains("deleted snapshot manual-a") && out.contains("deleted snapshot manual-b"),
+        "{out}"
+    );
+    let names = scheduled(&s);
+    assert!(names.iter().any(|n| n == "manual-c"), "{names:?}");
+    assert!(names.iter().any(|n| n == "keep-me"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "manual-a" || n == "manual-b"),
+        "{names:?}"
+    );
 }
 
 /// Runs `korral node` joining with `token`, expected to fail: its output.

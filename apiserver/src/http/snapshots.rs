@@ -7,6 +7,9 @@
 //! - `POST /korral/v1/snapshots` with `{"name": "..."}` (optional) → 201 `SnapshotInfo`
 //! - `GET /korral/v1/snapshots/NAME` → the file (`application/octet-stream`)
 //! - `DELETE /korral/v1/snapshots/NAME` → the deleted `SnapshotInfo`
+//! - `DELETE /korral/v1/snapshots?retention=N[&prefix=P]` → prune: all but
+//!   the newest N scheduled snapshots (or of those named `P…`) are deleted;
+//!   `{"pruned": [names]}`
 
 use std::sync::Arc;
 
@@ -14,6 +17,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -29,7 +33,7 @@ pub const PATH: &str = "/korral/v1/snapshots";
 /// The routes, merged into the API's router.
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route(PATH, get(list).post(save))
+        .route(PATH, get(list).post(save).delete(prune))
         .route(&format!("{PATH}/{{name}}"), get(download).delete(delete))
 }
 
@@ -109,6 +113,37 @@ async fn save(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Respo
     tracing::info!(user = %id.name, name = ?name, "snapshot requested");
     match app.snapshots.save(name.as_deref(), false).await {
         Ok(info) => json_body(StatusCode::CREATED, &info),
+        Err(e) => error(e),
+    }
+}
+
+async fn prune(State(app): State<Arc<App>>, caller: Caller, uri: Uri) -> Response {
+    if let Err(e) = admin_only(caller, "delete", PATH) {
+        return e.into_response();
+    }
+    let (mut retention, mut prefix) = (None, None);
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "retention" => retention = Some(v.into_owned()),
+            "prefix" => prefix = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let Some(retention) = retention
+        .and_then(|r| r.parse::<usize>().ok())
+        .filter(|r| *r > 0)
+    else {
+        return ApiError::bad_request(
+            "retention: give how many snapshots to keep, a whole number of at least 1",
+        )
+        .into_response();
+    };
+    let selection = match prefix.as_deref() {
+        Some(p) => crate::snapshots::Selection::Prefix(p),
+        None => crate::snapshots::Selection::Scheduled,
+    };
+    match app.snapshots.prune(retention, selection).await {
+        Ok(pruned) => json_body(StatusCode::OK, &json!({"pruned": pruned})),
         Err(e) => error(e),
     }
 }

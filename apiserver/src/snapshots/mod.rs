@@ -117,13 +117,37 @@ pub const SCHEDULED_PREFIX: &str = "scheduled";
 /// The prefix of on-demand snapshots saved without a name.
 pub const ON_DEMAND_PREFIX: &str = "on-demand";
 
-/// The scheduled snapshots retention drops: all but the `retention` newest
-/// (0 keeps all). On-demand snapshots are never pruned.
-pub fn to_prune(snapshots: &[SnapshotInfo], retention: usize) -> Vec<String> {
+/// Which snapshots a prune considers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection<'a> {
+    /// Those the schedule took (what retention prunes after each one).
+    Scheduled,
+    /// Those whose names start with this (`korral snapshot prune --prefix`).
+    Prefix(&'a str),
+}
+
+impl Selection<'_> {
+    fn picks(&self, s: &SnapshotInfo) -> bool {
+        match self {
+            Selection::Scheduled => s.scheduled,
+            Selection::Prefix(p) => s.name.starts_with(p),
+        }
+    }
+}
+
+/// The snapshots a prune drops: of those `selection` picks, all but the
+/// `retention` newest (0 keeps all). Scheduled pruning never touches
+/// on-demand snapshots.
+pub fn to_prune(
+    snapshots: &[SnapshotInfo],
+    retention: usize,
+    selection: Selection<'_>,
+) -> Vec<String> {
     if retention == 0 {
         return Vec::new();
     }
-    let mut scheduled: Vec<&SnapshotInfo> = snapshots.iter().filter(|s| s.scheduled).collect();
+    let mut scheduled: Vec<&SnapshotInfo> =
+        snapshots.iter().filter(|s| selection.picks(s)).collect();
     // newest first; RFC 3339 UTC times of one format sort as text
     scheduled.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
     scheduled
@@ -280,10 +304,15 @@ impl Snapshots {
         Ok(info)
     }
 
-    /// Deletes scheduled snapshots beyond the `retention` newest; returns their names.
-    pub async fn prune(&self, retention: usize) -> Result<Vec<String>, SnapshotError> {
+    /// Deletes the snapshots `selection` picks beyond the `retention` newest;
+    /// returns their names.
+    pub async fn prune(
+        &self,
+        retention: usize,
+        selection: Selection<'_>,
+    ) -> Result<Vec<String>, SnapshotError> {
         let _guard = self.lock.lock().await;
-        let doomed = to_prune(&self.list().await?, retention);
+        let doomed = to_prune(&self.list().await?, retention, selection);
         for name in &doomed {
             self.remove(name).await?;
         }
@@ -410,10 +439,21 @@ mod tests {
             info("scheduled-4", "2026-12-08T00:00:04Z", true),
             info("scheduled-2", "2026-12-08T00:00:02Z", true),
         ];
-        assert_eq!(to_prune(&all, 2), vec!["scheduled-2", "scheduled-1"]);
-        assert_eq!(to_prune(&all, 4), Vec::<String>::new());
-        assert_eq!(to_prune(&all, 0), Vec::<String>::new());
-        assert_eq!(to_prune(&all, 1).len(), 3);
+        let s = Selection::Scheduled;
+        assert_eq!(to_prune(&all, 2, s), vec!["scheduled-2", "scheduled-1"]);
+        assert_eq!(to_prune(&all, 4, s), Vec::<String>::new());
+        assert_eq!(to_prune(&all, 0, s), Vec::<String>::new());
+        assert_eq!(to_prune(&all, 1, s).len(), 3);
+        // by name prefix, on-demand ones included
+        // (at equal times, the name breaks the tie: scheduled-2 is newer than mine)
+        assert_eq!(
+            to_prune(&all, 3, Selection::Prefix("")),
+            vec!["mine", "scheduled-1"]
+        );
+        assert_eq!(
+            to_prune(&all, 1, Selection::Prefix("mi")),
+            Vec::<String>::new()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,7 +63,10 @@ pub fn start(snapshots: Arc<Snapshots>, policy: Policy) -> tokio::task::JoinHand
                     continue;
                 }
             }
-            match snapshots.prune(policy.retention).await {
+            match snapshots
+                .prune(policy.retention, super::Selection::Scheduled)
+                .await
+            {
                 Ok(pruned) if !pruned.is_empty() => {
                     tracing::info!(
                         ?pruned,

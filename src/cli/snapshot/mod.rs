@@ -31,7 +31,7 @@ pub struct SaveArgs {
     /// Also download the snapshot into this local file (it must not exist).
     #[arg(long, value_name = "FILE")]
     download: Option<PathBuf>,
-    /// Output format of what was saved.
+    /// Output format of what was saved (table: one line).
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ListFormat::Table)]
     output: ListFormat,
     #[command(flatten)]
@@ -54,6 +54,20 @@ pub struct DeleteArgs {
     /// The snapshots to delete.
     #[arg(required = true)]
     names: Vec<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// Arguments of `korral snapshot prune`.
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    /// How many of the newest snapshots to keep (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    retention: u64,
+    /// Prune the snapshots whose names start with this (e.g. `on-demand-`), on-demand ones
+    /// included; default: only the scheduled snapshots.
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<String>,
     #[command(flatten)]
     target: Target,
 }
@@ -148,6 +162,49 @@ pub fn delete(args: DeleteArgs) -> ExitCode {
         }
         code
     })
+}
+
+/// `korral snapshot prune`.
+pub fn prune(args: PruneArgs) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = rt.block_on(async {
+        let api = Api::new(args.target.kubeconfig.as_deref())?;
+        let mut query = format!("{PATH}?retention={}", args.retention);
+        if let Some(p) = &args.prefix {
+            let encoded: String = form_urlencoded_value(p);
+            query.push_str(&format!("&prefix={encoded}"));
+        }
+        api.call(reqwest::Method::DELETE, &query, None).await
+    });
+    match result {
+        Ok(v) => {
+            let pruned = v["pruned"].as_array().cloned().unwrap_or_default();
+            for name in &pruned {
+                println!("deleted snapshot {}", name.as_str().unwrap_or("?"));
+            }
+            if pruned.is_empty() {
+                println!("nothing to prune");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("prune", e),
+    }
+}
+
+/// A query value with everything but unreserved characters percent-encoded.
+fn form_urlencoded_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// The rows of `korral snapshot ls`.
