@@ -153,10 +153,21 @@ pub fn append_trailer(path: &Path) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Copies the first `len` bytes of `from` into `to` (created, synced).
+/// Creates the new file `path` readable by its owner only (snapshots hold
+/// every Secret; etcd writes its snapshots 0600 too).
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Copies the first `len` bytes of `from` into `to` (created private, synced).
 pub fn copy_prefix(from: &Path, len: u64, to: &Path) -> std::io::Result<()> {
     let source = std::fs::File::open(from)?;
-    let mut out = std::fs::File::create_new(to)?;
+    let mut out = create_private(to)?;
     let copied = std::io::copy(&mut source.take(len), &mut out)?;
     if copied != len {
         return Err(std::io::Error::new(
@@ -258,6 +269,9 @@ mod tests {
         let out = dir.path().join("out");
         copy_prefix(&path, body.len() as u64, &out).expect("copy");
         assert_eq!(std::fs::read(&out).expect("read"), body);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

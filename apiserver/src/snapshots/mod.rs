@@ -188,9 +188,17 @@ impl Snapshots {
         scheduled: bool,
     ) -> Result<SnapshotInfo, SnapshotError> {
         let _guard = self.lock.lock().await;
+        let fresh = !self.dir.exists();
         tokio::fs::create_dir_all(&self.dir)
             .await
             .map_err(io(&self.dir))?;
+        // a directory made here is the owner's only (one given may be shared on purpose)
+        if fresh {
+            use std::os::unix::fs::PermissionsExt;
+            tokio::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+                .await
+                .map_err(io(&self.dir))?;
+        }
         let now = chrono::Utc::now();
         let name = match name {
             Some(n) => {
@@ -261,9 +269,9 @@ impl Snapshots {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        tokio::fs::write(&partial, text)
-            .await
-            .map_err(io(&partial))?;
+        let _ = tokio::fs::remove_file(&partial).await;
+        let mut file = file::create_private(&partial).map_err(io(&partial))?;
+        std::io::Write::write_all(&mut file, &text).map_err(io(&partial))?;
         tokio::fs::rename(&partial, &path).await.map_err(io(&path))
     }
 
@@ -475,6 +483,12 @@ mod tests {
         let saved = snapshots.save(Some("first"), false).await.expect("save");
         assert_eq!(saved.revision, Some(51));
         assert_eq!(saved.store.as_deref(), Some("embedded"));
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &str| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+            assert_eq!(mode(&saved.path), 0o600, "a snapshot holds every Secret");
+            assert_eq!(mode(&format!("{}", snapshots.dir().display())), 0o700);
+        }
         store
             .create("configmaps/default/later", b"x".to_vec())
             .await

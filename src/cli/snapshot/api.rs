@@ -99,7 +99,7 @@ impl Api {
             return Err(message(code.as_u16(), value.as_ref(), &bytes));
         }
         let partial = dest.with_extension("partial");
-        let mut file = std::fs::File::create_new(&partial)
+        let mut file = apiserver::snapshots::file::create_private(&partial)
             .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
         let mut written = 0u64;
         let mut stream = resp.bytes_stream();

@@ -46,9 +46,9 @@ pub(super) async fn write(store: &EtcdStore, dest: &Path) -> Result<Revision, St
 async fn stream_to(mut client: etcd_client::Client, dest: &Path) -> Result<(), etcd_client::Error> {
     let mut stream = client.snapshot().await?;
     // created here (truncating what an attempt on another member left)
-    let mut file = tokio::fs::File::create(dest)
-        .await
-        .map_err(etcd_client::Error::IoError)?;
+    let _ = tokio::fs::remove_file(dest).await;
+    let file = crate::snapshots::file::create_private(dest).map_err(etcd_client::Error::IoError)?;
+    let mut file = tokio::fs::File::from_std(file);
     while let Some(message) = stream.message().await? {
         file.write_all(message.blob())
             .await

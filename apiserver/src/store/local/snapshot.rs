@@ -27,6 +27,9 @@ pub(super) fn write(shared: &Shared, dest: &Path) -> Result<Revision, StoreError
             dest.display()
         )));
     }
+    // an empty file made private first: redb initialises an empty file
+    crate::snapshots::file::create_private(dest)
+        .map_err(|e| StoreError::Internal(format!("writing snapshot {}: {e}", dest.display())))?;
     let out = Database::create(dest).map_err(|e| named(e.into()))?;
     let write = out.begin_write().map_err(|e| named(e.into()))?;
     let mut keys = 0usize;
