@@ -35,10 +35,15 @@ pub(super) async fn write(store: &EtcdStore, dest: &Path) -> Result<Revision, St
             let _ = std::fs::remove_file(dest);
             map_err(e, "taking an etcd snapshot")
         })?;
-    let verified = crate::snapshots::file::verify(dest).map_err(|e| {
-        let _ = std::fs::remove_file(dest);
-        StoreError::Internal(format!("etcd sent a bad snapshot: {e}"))
-    })?;
+    // hashing reads the whole file: off tokio's worker threads
+    let path = dest.to_path_buf();
+    let verified = tokio::task::spawn_blocking(move || crate::snapshots::file::verify(&path))
+        .await
+        .map_err(|e| StoreError::Internal(format!("the snapshot check failed: {e}")))?
+        .map_err(|e| {
+            let _ = std::fs::remove_file(dest);
+            StoreError::Internal(format!("etcd sent a bad snapshot: {e}"))
+        })?;
     tracing::info!(path = %dest.display(), revision, bytes = verified.payload_len, "wrote etcd snapshot");
     Ok(revision)
 }
