@@ -360,6 +360,11 @@ fn an_etcd_snapshot_restores_into_a_new_etcd_member() {
         status["totalKey"].as_u64().is_some_and(|k| k > 5),
         "{status}"
     );
+    // the revision korral reports was read before the snapshot began: it holds at least that
+    assert!(
+        status["revision"].as_i64() >= info["revision"].as_i64(),
+        "{status} vs {info}"
+    );
     s.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later, namespace: snap}\n");
     drop(s);
     source.kill();
@@ -380,6 +385,10 @@ fn an_etcd_snapshot_restores_into_a_new_etcd_member() {
     ]);
     let member = restored.path().join("etcd");
     assert!(member.join("member").is_dir(), "{out}");
+    assert!(
+        out.contains(&format!("at revision {}", status["revision"])),
+        "the revision etcd's snapshot status gives: {out}"
+    );
     assert!(out.contains("--name restored"), "{out}");
     let _etcd = start_restored_etcd(&member, "restored", &peer, &client);
     let s2 = Server::start_in(

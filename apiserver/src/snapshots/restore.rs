@@ -77,9 +77,9 @@ pub struct Restored {
     pub kind: Kind,
     /// `DIR/store.redb` or `DIR/etcd`.
     pub path: PathBuf,
-    /// The revision restored (embedded snapshots).
+    /// The revision restored (for etcd: as `snapshot status` reports it).
     pub revision: Option<i64>,
-    /// Keys restored (embedded snapshots).
+    /// Keys restored (for etcd: all of etcd's, korral's and others').
     pub keys: Option<usize>,
 }
 
@@ -162,12 +162,12 @@ fn restore_into(options: &Options, staging: &Path) -> Result<Restored, RestoreEr
             }
         }
         Kind::Etcd => {
-            etcd_restore(snapshot, &staging.join("etcd"), &options.etcd)?;
+            let (revision, keys) = etcd_restore(snapshot, &staging.join("etcd"), &options.etcd)?;
             Restored {
                 kind: Kind::Etcd,
                 path: options.data_dir.join("etcd"),
-                revision: None,
-                keys: None,
+                revision,
+                keys,
             }
         }
     };
@@ -263,7 +263,21 @@ pub fn etcd_restore_args(snapshot: &Path, data_dir: &Path, member: &EtcdMember) 
     ]
 }
 
-fn etcd_restore(snapshot: &Path, data_dir: &Path, member: &EtcdMember) -> Result<(), RestoreError> {
+/// The revision and key count in `snapshot status -w json`'s answer.
+pub fn parse_etcd_status(json: &[u8]) -> Option<(i64, usize)> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let revision = v.get("revision")?.as_i64()?;
+    let keys = usize::try_from(v.get("totalKey")?.as_u64()?).ok()?;
+    Some((revision, keys))
+}
+
+/// Restores an etcd snapshot with etcd's tool; returns what `snapshot
+/// status` says of it (`None`s when the tool does not say).
+fn etcd_restore(
+    snapshot: &Path,
+    data_dir: &Path,
+    member: &EtcdMember,
+) -> Result<(Option<i64>, Option<usize>), RestoreError> {
     let tool = etcd_tool().ok_or_else(|| {
         RestoreError(format!(
             "snapshot {} is an etcd snapshot: restoring it needs etcdutl or etcdctl on PATH \
@@ -286,7 +300,16 @@ fn etcd_restore(snapshot: &Path, data_dir: &Path, member: &EtcdMember) -> Result
         )));
     }
     tracing::info!(tool = %tool.display(), snapshot = %snapshot.display(), data_dir = %data_dir.display(), "restored etcd snapshot");
-    Ok(())
+    let status = Command::new(&tool)
+        .args(["snapshot", "status"])
+        .arg(snapshot)
+        .args(["-w", "json"])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| parse_etcd_status(&o.stdout));
+    Ok((status.map(|s| s.0), status.map(|s| s.1)))
 }
 
 #[cfg(test)]
@@ -318,6 +341,13 @@ mod tests {
                 "--initial-advertise-peer-urls=http://127.0.0.1:2380",
             ]
         );
+    }
+
+    #[test]
+    fn etcds_status_gives_the_revision_and_keys() {
+        let out = br#"{"hash":3542345,"revision":57,"totalKey":61,"totalSize":159744}"#;
+        assert_eq!(parse_etcd_status(out), Some((57, 61)));
+        assert_eq!(parse_etcd_status(b"Error: no such file"), None);
     }
 
     #[test]

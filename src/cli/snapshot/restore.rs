@@ -79,9 +79,14 @@ pub fn run(args: RestoreArgs) -> ExitCode {
                 .etcd_initial_cluster
                 .clone()
                 .unwrap_or_else(|| format!("{}={}", args.etcd_name, args.etcd_peer_url));
+            let what = match (restored.keys, restored.revision) {
+                (Some(k), Some(r)) => format!("{k} etcd keys at revision {r}"),
+                _ => "the etcd snapshot".to_string(),
+            };
             println!(
-                "restored the etcd snapshot into the member data directory {}",
-                restored.path.display()
+                "restored {what} into the member data directory {} ({} ms)",
+                restored.path.display(),
+                started.elapsed().as_millis()
             );
             println!(
                 "start etcd with: etcd --data-dir {} --name {} --initial-advertise-peer-urls {} --listen-peer-urls {} --initial-cluster {initial} --listen-client-urls URL --advertise-client-urls URL",
