@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// The first bytes of every redb file.
 pub const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 /// bbolt's meta page magic (`0xED0CDAED`, little-endian) at offset 16 of an etcd snapshot.
-const BOLT_MAGIC: [u8; 4] = [0xED, 0xDA, 0x0C, 0xED];
+pub const BOLT_MAGIC: [u8; 4] = [0xED, 0xDA, 0x0C, 0xED];
 /// The start of an embedded snapshot's trailer.
 pub const TRAILER_MAGIC: &[u8; 8] = b"KORRALS1";
 const HASH_LEN: u64 = 32;
@@ -88,7 +88,7 @@ pub fn classify(head: &[u8], len: u64, tail: &[u8]) -> Result<(Kind, u64), Strin
         }
         return Ok((Kind::Embedded, len - TRAILER_LEN));
     }
-    if head.get(16..20) == Some(&BOLT_MAGIC[..]) {
+    if is_bolt(head) {
         // etcd's rule (etcdutl): a snapshot with its hash is 512·k + 32 bytes
         if len % 512 != HASH_LEN {
             return Err(format!(
@@ -101,6 +101,11 @@ pub fn classify(head: &[u8], len: u64, tail: &[u8]) -> Result<(Kind, u64), Strin
     Err(format!(
         "not a snapshot: it starts with neither redb's nor etcd's (bbolt's) magic bytes ({len} bytes)"
     ))
+}
+
+/// Whether a file's first bytes are a bbolt (etcd) database's.
+pub fn is_bolt(head: &[u8]) -> bool {
+    head.get(16..20) == Some(&BOLT_MAGIC[..])
 }
 
 /// Checks a snapshot file: its kind, and that the SHA-256 it carries is

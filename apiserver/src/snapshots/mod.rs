@@ -391,7 +391,7 @@ fn sniff(path: &Path) -> Option<file::Kind> {
     f.read_exact(&mut head).ok()?;
     if head.starts_with(&file::REDB_MAGIC) {
         Some(file::Kind::Embedded)
-    } else if head[16..20] == [0xED, 0xDA, 0x0C, 0xED] {
+    } else if file::is_bolt(&head) {
         Some(file::Kind::Etcd)
     } else {
         None
