@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub snapshot_dir: Option<PathBuf>,
     /// Scheduled snapshots with retention (`None`: only on demand).
     pub snapshot_schedule: Option<crate::snapshots::schedule::Policy>,
+    /// Gzip-compress snapshots unless a request says otherwise.
+    pub snapshot_compress: bool,
 }
 
 impl ServerConfig {
@@ -71,6 +73,7 @@ impl ServerConfig {
             watch_cache: true,
             snapshot_dir: None,
             snapshot_schedule: None,
+            snapshot_compress: false,
         }
     }
 }
@@ -420,13 +423,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })?;
     let host = client_host(bound);
     let url = format!("https://{host}");
-    let snapshots = Arc::new(crate::snapshots::Snapshots::new(
-        config
-            .snapshot_dir
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("snapshots")),
-        registry.store().clone(),
-    ));
+    let snapshots = Arc::new(
+        crate::snapshots::Snapshots::new(
+            config
+                .snapshot_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("snapshots")),
+            registry.store().clone(),
+        )
+        .compressing(config.snapshot_compress),
+    );
     let mut background = vec![
         crd_controller,
         rbac_cache,

@@ -116,6 +116,10 @@ pub struct Snapshots {
     /// No scheduled snapshots (same as --snapshot-schedule-cron off).
     #[arg(long)]
     pub disable_snapshots: bool,
+    /// Gzip-compress snapshots (scheduled ones, and saved ones unless `korral snapshot save`
+    /// says otherwise); `korral snapshot restore` decompresses them.
+    #[arg(long)]
+    pub snapshot_compress: bool,
 }
 
 impl Snapshots {
@@ -200,6 +204,7 @@ impl Args {
         let mut config = ServerConfig::new(&self.data_dir);
         config.snapshot_dir = self.snapshots.snapshot_dir.clone();
         config.snapshot_schedule = self.snapshots.policy()?;
+        config.snapshot_compress = self.snapshots.snapshot_compress;
         config.listen = self.listen;
         config.advertise_address = self.advertise_address;
         // kubeadm's: the in-cluster name with the cluster domain

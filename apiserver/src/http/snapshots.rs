@@ -4,7 +4,8 @@
 //! enough — a snapshot holds every Secret).
 //!
 //! - `GET /korral/v1/snapshots` → `{"kind": "SnapshotList", "items": [SnapshotInfo]}`
-//! - `POST /korral/v1/snapshots` with `{"name": "..."}` (optional) → 201 `SnapshotInfo`
+//! - `POST /korral/v1/snapshots` with `{"name": "...", "compress": bool}`
+//!   (both optional; compression defaults to `--snapshot-compress`) → 201 `SnapshotInfo`
 //! - `GET /korral/v1/snapshots/NAME` → the file (`application/octet-stream`)
 //! - `DELETE /korral/v1/snapshots/NAME` → the deleted `SnapshotInfo`
 //! - `DELETE /korral/v1/snapshots?retention=N[&prefix=P]` → prune: all but
@@ -92,26 +93,39 @@ async fn save(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Respo
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let name = if body.is_empty() {
-        None
+    let request = if body.is_empty() {
+        serde_json::Value::Null
     } else {
         match serde_json::from_slice::<serde_json::Value>(&body) {
-            Ok(v) => match v.get("name") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                Some(other) => {
-                    return ApiError::bad_request(format!("name: expected a string, got {other}"))
-                        .into_response();
-                }
-            },
+            Ok(v) => v,
             Err(e) => {
                 return ApiError::bad_request(format!("the request body is not JSON: {e}"))
                     .into_response();
             }
         }
     };
-    tracing::info!(user = %id.name, name = ?name, "snapshot requested");
-    match app.snapshots.save(name.as_deref(), false).await {
+    let name = match request.get("name") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return ApiError::bad_request(format!("name: expected a string, got {other}"))
+                .into_response();
+        }
+    };
+    let compress = match request.get("compress") {
+        None | Some(serde_json::Value::Null) => app.snapshots.compresses(),
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(other) => {
+            return ApiError::bad_request(format!("compress: expected true or false, got {other}"))
+                .into_response();
+        }
+    };
+    tracing::info!(user = %id.name, name = ?name, compress, "snapshot requested");
+    match app
+        .snapshots
+        .save_with(name.as_deref(), false, compress)
+        .await
+    {
         Ok(info) => json_body(StatusCode::CREATED, &info),
         Err(e) => error(e),
     }

@@ -9,6 +9,10 @@
 //!
 //! [`verify`] checks either completely before anything is restored from it: a
 //! truncated or altered file is refused with the file's name and the reason.
+//!
+//! Either may be gzip-compressed as a whole (`--snapshot-compress`, as k3s's
+//! `--etcd-snapshot-compress`): [`compress`] and [`decompress`]; restore
+//! decompresses first and then verifies.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -17,6 +21,8 @@ use std::path::{Path, PathBuf};
 pub const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 /// bbolt's meta page magic (`0xED0CDAED`, little-endian) at offset 16 of an etcd snapshot.
 pub const BOLT_MAGIC: [u8; 4] = [0xED, 0xDA, 0x0C, 0xED];
+/// The first bytes of a gzip stream.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// The start of an embedded snapshot's trailer.
 pub const TRAILER_MAGIC: &[u8; 8] = b"KORRALS1";
 const HASH_LEN: u64 = 32;
@@ -88,6 +94,11 @@ pub fn classify(head: &[u8], len: u64, tail: &[u8]) -> Result<(Kind, u64), Strin
         }
         return Ok((Kind::Embedded, len - TRAILER_LEN));
     }
+    if is_gzip(head) {
+        return Err(
+            "a gzip-compressed snapshot: decompress it first (korral snapshot restore does)".into(),
+        );
+    }
     if is_bolt(head) {
         // etcd's rule (etcdutl): a snapshot with its hash is 512·k + 32 bytes
         if len % 512 != HASH_LEN {
@@ -101,6 +112,36 @@ pub fn classify(head: &[u8], len: u64, tail: &[u8]) -> Result<(Kind, u64), Strin
     Err(format!(
         "not a snapshot: it starts with neither redb's nor etcd's (bbolt's) magic bytes ({len} bytes)"
     ))
+}
+
+/// Whether a file's first bytes are a gzip stream's.
+pub fn is_gzip(head: &[u8]) -> bool {
+    head.starts_with(&GZIP_MAGIC)
+}
+
+/// The first bytes of a file (up to 20).
+pub fn head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(20);
+    std::fs::File::open(path)?.take(20).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Gzips `from` into the new private file `to` (synced).
+pub fn compress(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut source = std::fs::File::open(from)?;
+    let mut encoder =
+        flate2::write::GzEncoder::new(create_private(to)?, flate2::Compression::default());
+    std::io::copy(&mut source, &mut encoder)?;
+    encoder.finish()?.sync_all()
+}
+
+/// Gunzips `from` into the new private file `to` (synced); a truncated or
+/// damaged stream is an error.
+pub fn decompress(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut decoder = flate2::read::GzDecoder::new(std::fs::File::open(from)?);
+    let mut out = create_private(to)?;
+    std::io::copy(&mut decoder, &mut out)?;
+    out.sync_all()
 }
 
 /// Whether a file's first bytes are a bbolt (etcd) database's.
@@ -277,6 +318,27 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&out).expect("stat").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn compressed_snapshots_come_back_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let raw = dir.path().join("raw");
+        let mut body = REDB_MAGIC.to_vec();
+        body.extend(std::iter::repeat_n(b"{\"kind\":\"ConfigMap\"}".as_slice(), 2000).flatten());
+        std::fs::write(&raw, &body).expect("write");
+        let gz = dir.path().join("gz");
+        compress(&raw, &gz).expect("compress");
+        let packed = std::fs::read(&gz).expect("read");
+        assert!(is_gzip(&packed) && packed.len() < body.len() / 10);
+        let back = dir.path().join("back");
+        decompress(&gz, &back).expect("decompress");
+        assert_eq!(std::fs::read(&back).expect("read"), body);
+        // cut short: an error, not a shorter file taken for whole
+        std::fs::write(&gz, &packed[..packed.len() / 2]).expect("write");
+        assert!(decompress(&gz, &dir.path().join("half")).is_err());
+        let err = classify(&packed, packed.len() as u64, b"").expect_err("gzip");
+        assert!(err.contains("decompress"), "{err}");
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct SnapshotInfo {
     /// Taken by the schedule (only those are pruned by retention).
     #[serde(default)]
     pub scheduled: bool,
+    /// The file is gzip-compressed.
+    #[serde(default)]
+    pub compressed: bool,
 }
 
 /// Why a snapshot operation failed.
@@ -161,6 +164,8 @@ pub fn to_prune(
 pub struct Snapshots {
     dir: PathBuf,
     store: Arc<dyn Store>,
+    /// Whether snapshots are gzip-compressed unless a request says otherwise.
+    compress: bool,
     /// One save, delete or prune at a time.
     lock: tokio::sync::Mutex<()>,
 }
@@ -171,8 +176,20 @@ impl Snapshots {
         Snapshots {
             dir: dir.into(),
             store,
+            compress: false,
             lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Gzip-compresses snapshots by default (`--snapshot-compress`).
+    pub fn compressing(mut self, compress: bool) -> Self {
+        self.compress = compress;
+        self
+    }
+
+    /// Whether snapshots are compressed unless a request says otherwise.
+    pub fn compresses(&self) -> bool {
+        self.compress
     }
 
     /// The directory.
@@ -181,11 +198,22 @@ impl Snapshots {
     }
 
     /// Takes a snapshot named `name` (default `on-demand-<time>`, or
-    /// `scheduled-<time>` for the schedule's) and records it.
+    /// `scheduled-<time>` for the schedule's), compressed if the server
+    /// compresses by default, and records it.
     pub async fn save(
         &self,
         name: Option<&str>,
         scheduled: bool,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        self.save_with(name, scheduled, self.compress).await
+    }
+
+    /// [`Snapshots::save`], gzip-compressed or not as `compress` says.
+    pub async fn save_with(
+        &self,
+        name: Option<&str>,
+        scheduled: bool,
+        compress: bool,
     ) -> Result<SnapshotInfo, SnapshotError> {
         let _guard = self.lock.lock().await;
         let fresh = !self.dir.exists();
@@ -235,7 +263,23 @@ impl Snapshots {
             }
         };
         let path = self.dir.join(&name);
-        tokio::fs::rename(&partial, &path)
+        let finished = if compress {
+            let packed = self.dir.join(format!(".{name}.gz.partial"));
+            let _ = tokio::fs::remove_file(&packed).await;
+            let (from, to) = (partial.clone(), packed.clone());
+            let outcome = tokio::task::spawn_blocking(move || file::compress(&from, &to))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            let _ = tokio::fs::remove_file(&partial).await;
+            if let Err(e) = outcome {
+                let _ = tokio::fs::remove_file(&packed).await;
+                return Err(io(&packed)(e));
+            }
+            packed
+        } else {
+            partial
+        };
+        tokio::fs::rename(&finished, &path)
             .await
             .map_err(io(&path))?;
         let size = tokio::fs::metadata(&path).await.map_err(io(&path))?.len();
@@ -247,6 +291,7 @@ impl Snapshots {
             revision: Some(written.revision),
             store: Some(written.backend.to_string()),
             scheduled,
+            compressed: compress,
         };
         self.write_info(&info).await?;
         sync_dir(&self.dir);
@@ -256,6 +301,7 @@ impl Snapshots {
             size = info.size,
             revision = written.revision,
             store = written.backend,
+            compressed = compress,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "saved snapshot"
         );
@@ -375,6 +421,7 @@ fn list_dir(dir: &Path) -> Result<Vec<SnapshotInfo>, SnapshotError> {
                 revision: None,
                 store: sniff(&path).map(|k| k.as_str().to_string()),
                 scheduled: false,
+                compressed: file::head(&path).is_ok_and(|h| file::is_gzip(&h)),
             },
         };
         out.push(info);
@@ -412,6 +459,7 @@ mod tests {
             revision: Some(1),
             store: Some("embedded".into()),
             scheduled,
+            compressed: false,
         }
     }
 
@@ -596,6 +644,59 @@ mod tests {
                 "{info:?}"
             );
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_compressed_snapshot_is_smaller_and_restores_the_same() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(
+            LocalStore::open(LocalOptions::new(dir.path().join("store.redb")))
+                .await
+                .expect("open"),
+        );
+        for i in 0..200 {
+            let value = format!("{{\"kind\":\"ConfigMap\",\"data\":{{\"n\":\"{i}\"}}}}");
+            store
+                .create(&format!("configmaps/default/c{i}"), value.into_bytes())
+                .await
+                .expect("create");
+        }
+        let snapshots =
+            Snapshots::new(dir.path().join("snapshots"), store.clone()).compressing(true);
+        let packed = snapshots.save(Some("packed"), false).await.expect("save");
+        let plain = snapshots
+            .save_with(Some("plain"), false, false)
+            .await
+            .expect("save");
+        assert!(packed.compressed && !plain.compressed);
+        assert!(packed.size * 4 < plain.size, "{packed:?} vs {plain:?}");
+        let from_packed = restore::restore(&restore::Options::new(
+            PathBuf::from(&packed.path),
+            dir.path().join("a"),
+        ))
+        .expect("restore packed");
+        let from_plain = restore::restore(&restore::Options::new(
+            PathBuf::from(&plain.path),
+            dir.path().join("b"),
+        ))
+        .expect("restore plain");
+        assert_eq!(from_packed.revision, from_plain.revision);
+        assert_eq!(from_packed.keys, Some(200));
+        // no decompressed leftovers beside the store
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("a"))
+            .expect("read")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        assert_eq!(names, ["store.redb"]);
+        // a truncated compressed file is refused, naming it
+        let bytes = std::fs::read(&packed.path).expect("read");
+        let cut = dir.path().join("cut.gz");
+        std::fs::write(&cut, &bytes[..bytes.len() - 50]).expect("write");
+        let err = restore::restore(&restore::Options::new(cut.clone(), dir.path().join("c")))
+            .expect_err("truncated")
+            .to_string();
+        assert!(err.contains("cut.gz"), "{err}");
+        assert!(!dir.path().join("c").exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

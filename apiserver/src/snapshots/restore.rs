@@ -10,6 +10,8 @@
 //!   made by etcd's own tool (`etcdutl snapshot restore`, or `etcdctl
 //!   snapshot restore` where etcdutl is missing, as with Debian's etcd 3.4),
 //!   to be started with the same member name and peer URLs;
+//! - a gzip-compressed snapshot is decompressed into the staging folder
+//!   first, then treated as above;
 //! - optionally the old cluster's identity (`pki/` and `tokens.csv`) is
 //!   copied from its data directory, so kubeconfigs, node certificates and
 //!   ServiceAccount tokens issued before stay valid.
@@ -137,11 +139,37 @@ fn prepare_dir(dir: &Path) -> Result<bool, RestoreError> {
     }
 }
 
+/// The staged, decompressed copy of a compressed snapshot (removed before
+/// the staging folder is published).
+const DECOMPRESSED: &str = ".snapshot.decompressed";
+
 fn restore_into(options: &Options, staging: &Path) -> Result<Restored, RestoreError> {
-    let snapshot = &options.file;
-    let verified = file::verify(snapshot).map_err(|e| RestoreError(e.to_string()))?;
+    let original = &options.file;
+    let head = file::head(original)
+        .map_err(|e| RestoreError(format!("snapshot {}: {e}", original.display())))?;
     std::fs::create_dir(staging)
         .map_err(|e| RestoreError(format!("cannot create {}: {e}", staging.display())))?;
+    let decompressed = staging.join(DECOMPRESSED);
+    let snapshot: &Path = if file::is_gzip(&head) {
+        file::decompress(original, &decompressed).map_err(|e| {
+            RestoreError(format!(
+                "snapshot {}: cannot decompress it (truncated or corrupt gzip): {e}",
+                original.display()
+            ))
+        })?;
+        &decompressed
+    } else {
+        original
+    };
+    // errors name the file the user gave, not the staged copy
+    let verified = file::verify(snapshot).map_err(|e| match e {
+        file::FileError::Corrupt { why, .. } => {
+            RestoreError(format!("snapshot {}: {why}", original.display()))
+        }
+        file::FileError::Io { source, .. } => {
+            RestoreError(format!("snapshot {}: {source}", original.display()))
+        }
+    })?;
     let restored = match verified.kind {
         Kind::Embedded => {
             let staged = staging.join("store.redb");
@@ -153,7 +181,7 @@ fn restore_into(options: &Options, staging: &Path) -> Result<Restored, RestoreEr
                 ))
             })?;
             let (revision, keys) = crate::store::local::snapshot::check_restored(&staged)
-                .map_err(|why| RestoreError(format!("snapshot {}: {why}", snapshot.display())))?;
+                .map_err(|why| RestoreError(format!("snapshot {}: {why}", original.display())))?;
             Restored {
                 kind: Kind::Embedded,
                 path: options.data_dir.join("store.redb"),
@@ -171,6 +199,10 @@ fn restore_into(options: &Options, staging: &Path) -> Result<Restored, RestoreEr
             }
         }
     };
+    if snapshot == decompressed.as_path() {
+        std::fs::remove_file(&decompressed)
+            .map_err(|e| RestoreError(format!("cannot remove {}: {e}", decompressed.display())))?;
+    }
     if let Some(old) = &options.pki_from {
         copy_identity(old, staging)?;
     }

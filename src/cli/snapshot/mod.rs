@@ -31,6 +31,12 @@ pub struct SaveArgs {
     /// Also download the snapshot into this local file (it must not exist).
     #[arg(long, value_name = "FILE")]
     download: Option<PathBuf>,
+    /// Gzip-compress it (default: as the server's --snapshot-compress says).
+    #[arg(long, conflicts_with = "no_compress")]
+    compress: bool,
+    /// Do not compress it, whatever the server's default.
+    #[arg(long)]
+    no_compress: bool,
     /// Output format of what was saved (table: one line).
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ListFormat::Table)]
     output: ListFormat,
@@ -89,7 +95,12 @@ pub fn save(args: SaveArgs) -> ExitCode {
     };
     let result = rt.block_on(async {
         let api = Api::new(args.target.kubeconfig.as_deref())?;
-        let body = json!({"name": args.name});
+        let compress = match (args.compress, args.no_compress) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
+        let body = json!({"name": args.name, "compress": compress});
         let info = api.call(reqwest::Method::POST, PATH, Some(&body)).await?;
         if let Some(dest) = &args.download {
             let name = info["name"].as_str().unwrap_or_default();
@@ -219,7 +230,11 @@ fn table(items: &[Value]) -> String {
                 s["revision"]
                     .as_i64()
                     .map_or("<unknown>".to_string(), |r| r.to_string()),
-                s["store"].as_str().unwrap_or("<unknown>").to_string(),
+                match (s["store"].as_str(), s["compressed"].as_bool() == Some(true)) {
+                    (Some(store), true) => format!("{store}/gzip"),
+                    (Some(store), false) => store.to_string(),
+                    (None, _) => "<unknown>".to_string(),
+                },
             ]
         })
         .collect();
@@ -260,6 +275,7 @@ mod tests {
         let t = table(&[
             json!({"name": "nightly", "size": 2048, "created": "2026-12-08T00:00:00Z", "revision": 42, "store": "embedded"}),
             json!({"name": "copied-in", "size": 10, "created": "2026-12-08T01:00:00Z", "revision": null}),
+            json!({"name": "packed", "size": 10, "created": "2026-12-08T02:00:00Z", "revision": 7, "store": "etcd", "compressed": true}),
         ]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
@@ -277,5 +293,6 @@ mod tests {
             ]
         );
         assert!(lines[2].contains("<unknown>"), "{t}");
+        assert!(lines[3].ends_with("etcd/gzip"), "{t}");
     }
 }
