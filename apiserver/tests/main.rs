@@ -12,6 +12,7 @@ mod common;
 mod admission_kubectl;
 mod audit_kubectl;
 mod crd_kubectl;
+mod etcd_snapshots;
 mod etcd_store;
 mod kinds_kubectl;
 mod local_crash;

@@ -33,6 +33,13 @@ pub(super) async fn write(store: &EtcdStore, dest: &Path) -> Result<Revision, St
         .await
         .map_err(|e| {
             let _ = std::fs::remove_file(dest);
+            // etcd serves snapshots only to its root role when auth is on
+            if e.to_string().contains("permission denied") {
+                return StoreError::Internal(format!(
+                    "etcd refused the snapshot ({e}): with authentication on, etcd's Snapshot \
+                     API needs a user with the root role (korral's --etcd-user has not)"
+                ));
+            }
             map_err(e, "taking an etcd snapshot")
         })?;
     // hashing reads the whole file: off tokio's worker threads
