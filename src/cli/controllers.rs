@@ -150,7 +150,11 @@ pub fn default_identity() -> String {
     format!("{}_{}", host.trim(), std::process::id())
 }
 
-/// Starts the selected controllers in this process; returns a sender that stops them.
+/// Starts the selected controllers in this process, on a runtime of their
+/// own (as kube-controller-manager is a process of its own: the operating
+/// system shares the cores between them and the API server's request
+/// handlers, so a busy server does not starve the scheduler's loop, nor the
+/// loop the server); returns a sender that stops them.
 pub fn start_in_process(
     kubeconfig: &Path,
     spec: &str,
@@ -162,15 +166,23 @@ pub fn start_in_process(
         .map_err(|e| e.to_string())?;
     let (tx, rx) = watch::channel(false);
     let metrics = ControllerMetrics::new();
-    let handle = tokio::spawn(controllers::run_elected_with(
-        client,
-        enabled,
-        identity,
-        Timing::default(),
-        metrics,
-        rx,
-        options,
-    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .thread_name("korral-controllers")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the controllers' runtime: {e}"))?;
+    let handle = tokio::task::spawn_blocking(move || {
+        runtime.block_on(controllers::run_elected_with(
+            client,
+            enabled,
+            identity,
+            Timing::default(),
+            metrics,
+            rx,
+            options,
+        ));
+    });
     Ok((tx, handle))
 }
 

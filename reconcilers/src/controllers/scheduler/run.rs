@@ -1,6 +1,6 @@
 //! The scheduler as a controller: one loop owns the [`Scheduler`] and feeds
 //! it from the shared informers (pods, nodes, namespaces, services), then
-//! schedules one pod per turn; bindings go out concurrently through the
+//! schedules pods for up to 5 ms per turn; bindings go out concurrently through the
 //! `binding` subresource and report back to the loop. A pod that fits
 //! nowhere gets `PodScheduled=False` (reason `Unschedulable`) and a
 //! `FailedScheduling` event; a bound one a `Scheduled` event.
@@ -29,6 +29,10 @@ use super::pod_info::{DEFAULT_SCHEDULER, PodInfo};
 
 /// Bindings in flight at once.
 const MAX_CONCURRENT_BINDS: usize = 256;
+
+/// How long the loop schedules pods before it lets other tasks run: one pod
+/// per turn made the rate depend on how many tasks share the runtime.
+const SLICE: Duration = Duration::from_millis(5);
 
 /// The answer to one binding.
 struct BindResult {
@@ -125,6 +129,13 @@ pub async fn run(ctx: Context) {
         }
         if let Some(outcome) = s.schedule_next(now) {
             handle(&ctx, &recorder, &bind_tx, &permits, &listers, outcome);
+            let slice_end = Instant::now() + SLICE;
+            while Instant::now() < slice_end {
+                let Some(outcome) = s.schedule_next(Instant::now()) else {
+                    break;
+                };
+                handle(&ctx, &recorder, &bind_tx, &permits, &listers, outcome);
+            }
             tokio::task::yield_now().await;
             continue;
         }
