@@ -13,6 +13,9 @@
 //! CustomResourceDefinition's cache is dropped (its watchers end and
 //! re-watch). If the dispatcher's watch fails, every cache is dropped and
 //! rebuilt on next use; until a cache is ready, requests read the store.
+//! The dispatcher and its store watch run on a thread of their own: among
+//! the request handlers' tasks a saturated server starved them, the cache
+//! fell minutes behind the store, and its history was compacted under it.
 //!
 //! - `object.rs`: one object's served JSON and what selectors need.
 //! - `event.rs`: one change, its JSON line and protobuf frame encoded once.
@@ -27,7 +30,7 @@ use std::time::Duration;
 use schemas::KindInfo;
 use tokio::sync::watch;
 
-use crate::store::{Event, EventType, ListRequest, Revision, Store, WatchItem};
+use crate::store::{Event, EventType, ListRequest, Revision, Store, StoreError, WatchItem};
 
 pub mod event;
 pub mod list;
@@ -184,13 +187,47 @@ impl Caches {
         if self.inner.lock().running {
             return Ok(());
         }
-        let store = &self.inner.store;
+        let store = self.inner.store.clone();
         let rev = store.current_revision().await?;
-        let stream = store.watch("", rev + 1).await?;
+        let (opened, watching) = tokio::sync::oneshot::channel();
+        let inner = Arc::downgrade(&self.inner);
+        std::thread::Builder::new()
+            .name("korral-watch-cache".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = opened.send(Err(StoreError::Internal(format!(
+                            "cannot start the watch cache's runtime: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    // opened here, so the store's watch task runs on this thread too
+                    match store.watch("", rev + 1).await {
+                        Ok(stream) => {
+                            let _ = opened.send(Ok(()));
+                            dispatch(inner, stream).await;
+                        }
+                        Err(e) => {
+                            let _ = opened.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| {
+                StoreError::Internal(format!("cannot start the watch cache's thread: {e}"))
+            })?;
+        watching.await.map_err(|_| {
+            StoreError::Internal("the watch cache's thread ended before its watch opened".into())
+        })??;
         self.inner.revision.send_modify(|r| *r = (*r).max(rev));
         self.inner.lock().running = true;
         tracing::debug!(revision = rev, "watch cache dispatcher started");
-        tokio::spawn(dispatch(Arc::downgrade(&self.inner), stream));
         Ok(())
     }
 
