@@ -273,9 +273,7 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .expect("time")
-            .with_timezone(&chrono::Utc)
+        schemas::time::parse(s).expect("time")
     }
 
     #[test]

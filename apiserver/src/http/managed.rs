@@ -44,9 +44,9 @@ pub fn record_update(
     subresource: Option<&str>,
 ) -> ApiResult<()> {
     let sub = subresource.filter(|s| *s != "finalize");
-    *new = patch::update_managed_fields(
+    *new = patch::update_managed_fields_of(
         old,
-        new,
+        std::mem::take(new),
         manager,
         sub,
         info,

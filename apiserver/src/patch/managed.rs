@@ -89,8 +89,14 @@ fn decode_entry(v: &Value) -> Result<Entry, String> {
 /// The entries of an object's `metadata.managedFields`; like Kubernetes, an
 /// undecodable list counts as none.
 pub fn decode(obj: &Value) -> Vec<Entry> {
-    match obj.pointer("/metadata/managedFields") {
-        Some(Value::Array(items)) => items
+    obj.pointer("/metadata/managedFields")
+        .map_or_else(Vec::new, decode_list)
+}
+
+/// The entries of a `managedFields` list (none when any is malformed).
+fn decode_list(list: &Value) -> Vec<Entry> {
+    match list {
+        Value::Array(items) => items
             .iter()
             .map(decode_entry)
             .collect::<Result<Vec<_>, _>>()
@@ -223,11 +229,37 @@ pub fn update_managed_fields(
     api_version: &str,
     now: Time,
 ) -> Value {
-    let requested = new.pointer("/metadata/managedFields");
-    let mut entries = match (subresource, requested) {
+    update_managed_fields_of(
+        old,
+        new.clone(),
+        manager,
+        subresource,
+        kind,
+        api_version,
+        now,
+    )
+}
+
+/// [`update_managed_fields`] taking the new object by value: no copy of it
+/// (the write path's way).
+pub fn update_managed_fields_of(
+    old: Option<&Value>,
+    new: Value,
+    manager: &str,
+    subresource: Option<&str>,
+    kind: &KindInfo,
+    api_version: &str,
+    now: Time,
+) -> Value {
+    let mut out = new;
+    let requested = out
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.shift_remove("managedFields"));
+    let mut entries = match (subresource, &requested) {
         (None, Some(r)) if is_reset(r) => Vec::new(),
-        (None, Some(_)) => {
-            let given = decode(new);
+        (None, Some(r)) => {
+            let given = decode_list(r);
             if given.is_empty() {
                 old.map(decode).unwrap_or_default()
             } else {
@@ -236,7 +268,6 @@ pub fn update_managed_fields(
         }
         _ => old.map(decode).unwrap_or_default(),
     };
-    let mut out = without_managed_fields(new);
     if entries.is_empty() && old.is_some() {
         return out;
     }

@@ -35,7 +35,7 @@ use schemas::KindInfo;
 
 pub use apply::{ApplyError, Conflict, apply, conflict_status, decode_apply_body};
 pub use error::PatchError;
-pub use managed::update_managed_fields;
+pub use managed::{update_managed_fields, update_managed_fields_of};
 
 /// The patch formats the API server accepts, by their media types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
